@@ -1,0 +1,51 @@
+import 'reflect-metadata';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
+import express from 'express';
+import { AppModule, type AppModuleOptions } from './app.module.js';
+import { createPino, NestPinoLogger } from './logging/app-logger.js';
+import { UpgradeAdapter } from './upgrade/upgrade.adapter.js';
+import { HTTP_FRONT_MIDDLEWARE } from './upgrade/front-middleware.js';
+
+/** A started wsproxy: the Nest app and the address it listens on. */
+export interface RunningApp {
+  readonly app: NestExpressApplication;
+  readonly port: number;
+  readonly server: Server;
+}
+
+/**
+ * Creates, configures and starts the application on `config.port` (0 = any).
+ * Shared by `main.ts` and the tests, so tests boot exactly what production runs.
+ */
+export async function startWsproxy(options: AppModuleOptions): Promise<RunningApp> {
+  const { config } = options;
+  const pino = createPino(config.logLevel);
+  const expressApp = express();
+  expressApp.disable('x-powered-by');
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(options), new ExpressAdapter(expressApp), {
+    logger: new NestPinoLogger(pino),
+    bodyParser: false,
+    abortOnError: false,
+  });
+  // Routes that must run before any controller (tunnel subdomains) register here.
+  for (const mw of app.get(HTTP_FRONT_MIDDLEWARE).all()) app.use(mw);
+  app.useWebSocketAdapter(new UpgradeAdapter(app));
+  await app.init();
+  const server = app.getHttpServer() as Server;
+  // Slowloris and header-flood bounds for every request, upgrades included.
+  server.headersTimeout = config.handshakeTimeoutMs;
+  server.requestTimeout = Math.max(config.handshakeTimeoutMs, 60_000);
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.bindHost || undefined, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  return { app, port, server };
+}

@@ -1,0 +1,68 @@
+import { EventEmitter } from 'node:events';
+import { Injectable } from '@nestjs/common';
+
+/** Emitted once when a relay's WebSocket is accepted and its target is connected. */
+export interface RelayOpenedEvent {
+  readonly id: string;
+  readonly clientIp: string;
+  readonly user: string;
+  readonly target: string;
+  readonly resumable: boolean;
+}
+
+/** Emitted once when a relay has ended for good. */
+export interface RelayClosedEvent extends RelayOpenedEvent {
+  /** Bytes from the client to the target. */
+  readonly bytesUp: number;
+  /** Bytes from the target to the client. */
+  readonly bytesDown: number;
+  readonly durationMs: number;
+  readonly closeCode: number;
+  readonly closeReason: string;
+}
+
+export interface AdmissionRefusedEvent {
+  readonly route: string;
+  readonly kind: string;
+  readonly status: number;
+  readonly clientIp: string;
+}
+
+export interface DialEvent {
+  readonly seconds: number;
+  readonly ok: boolean;
+}
+
+export interface TunnelEvent {
+  readonly subdomain: string;
+  readonly user: string;
+  readonly clientIp: string;
+  readonly rawPort: number;
+}
+
+export interface WsproxyEventMap {
+  'relay.opened': [RelayOpenedEvent];
+  'relay.closed': [RelayClosedEvent];
+  'admission.refused': [AdmissionRefusedEvent];
+  dial: [DialEvent];
+  'tunnel.opened': [TunnelEvent];
+  'tunnel.closed': [TunnelEvent & { readonly httpRequests: number; readonly tcpConnections: number; readonly durationMs: number }];
+  'tunnel.http': [{ readonly status: number; readonly forwarded: boolean }];
+  'tunnel.tcp': [{ readonly forwarded: boolean }];
+  'resume.detached': [{ readonly id: string }];
+  'resume.reattached': [{ readonly id: string }];
+  'resume.expired': [{ readonly id: string }];
+  'jwks.fetch': [{ readonly ok: boolean }];
+}
+
+/**
+ * The service's lifecycle events (never per frame). Metrics, logs and a team's
+ * own audit sinks subscribe here instead of editing the relay or tunnel code.
+ */
+@Injectable()
+export class WsproxyEvents extends EventEmitter<WsproxyEventMap> {
+  constructor() {
+    super({ captureRejections: false });
+    this.setMaxListeners(100);
+  }
+}

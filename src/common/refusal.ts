@@ -1,0 +1,58 @@
+/** Why an admission was refused; the label of the `wsproxy_admission_refusals_total` metric. */
+export type RefusalReason =
+  | 'bad_request'
+  | 'origin'
+  | 'auth'
+  | 'auth_unavailable'
+  | 'limit'
+  | 'blocked'
+  | 'dial'
+  | 'draining'
+  | 'not_found'
+  | 'cluster';
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  408: 'Request Timeout',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+/** Reason phrase of an HTTP status, for hand-written responses on upgrade sockets. */
+export function statusText(status: number): string {
+  return STATUS_TEXT[status] ?? 'Error';
+}
+
+/**
+ * A refused admission: an HTTP status and a short plain-text reason that is safe
+ * to show the client (never a token or its claims). With `errors=close` it is
+ * delivered as WebSocket close code `4000 + status`.
+ */
+export class Refusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    readonly kind: RefusalReason,
+  ) {
+    super(reason);
+    this.name = 'Refusal';
+  }
+
+  /** The WebSocket close code that carries this refusal (`errors=close`). */
+  get closeCode(): number {
+    return 4000 + this.status;
+  }
+}
+
+export function isRefusal(err: unknown): err is Refusal {
+  return err instanceof Refusal;
+}

@@ -1,0 +1,399 @@
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
+import { parseAllowedTargets } from '../policy/allowed-targets.js';
+
+/**
+ * The one configuration schema. Every environment variable the service reads is
+ * declared here, with its default, its accepted form and a description; the
+ * README's configuration table is this table.
+ */
+
+/** A configuration value that failed validation; `main` prints it as one line and exits 1. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly problem: string,
+    readonly accepted: string,
+  ) {
+    super(`invalid configuration: ${variable} ${problem} (accepted: ${accepted})`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+interface VarSpec<T> {
+  readonly name: string;
+  readonly default: string;
+  readonly accepted: string;
+  readonly description: string;
+  parse(raw: string, name: string): T;
+}
+
+function fail(name: string, problem: string, accepted: string): never {
+  throw new ConfigError(name, problem, accepted);
+}
+
+function int(min: number, max: number) {
+  return (raw: string, name: string): number => {
+    if (!/^\d+$/.test(raw.trim())) fail(name, `is "${raw}", not a whole number`, `an integer ${min}..${max}`);
+    const n = Number(raw.trim());
+    if (n < min || n > max) fail(name, `is ${n}, out of range`, `an integer ${min}..${max}`);
+    return n;
+  };
+}
+
+function bool(raw: string, name: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  return fail(name, `is "${raw}"`, 'true or false');
+}
+
+function str(raw: string): string {
+  return raw.trim();
+}
+
+function list(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+function oneOf<T extends string>(values: readonly T[]) {
+  return (raw: string, name: string): T => {
+    const v = raw.trim().toLowerCase() as T;
+    if (!values.includes(v)) fail(name, `is "${raw}"`, values.join(', '));
+    return v;
+  };
+}
+
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  if (h === 'localhost') return true;
+  if (!ipaddr.isValid(h)) return false;
+  const addr = ipaddr.process(h);
+  return addr.range() === 'loopback';
+}
+
+function optionalUrl(protocols: string[], loopbackHttpOk: boolean) {
+  return (raw: string, name: string): string => {
+    const v = raw.trim();
+    if (v === '') return '';
+    let url: URL;
+    try {
+      url = new URL(v);
+    } catch {
+      return fail(name, `is not a URL`, `an absolute ${protocols.join(' or ')} URL`);
+    }
+    const scheme = url.protocol.replace(/:$/, '');
+    if (protocols.includes(scheme)) return v;
+    if (loopbackHttpOk && scheme === 'http' && isLoopbackHost(url.hostname)) return v;
+    return fail(
+      name,
+      `uses ${scheme}:`,
+      `${protocols.join(' or ')} URL${loopbackHttpOk ? ' (http only to a loopback host)' : ''}`,
+    );
+  };
+}
+
+function cidrList(raw: string, name: string): string[] {
+  const entries = list(raw);
+  for (const e of entries) {
+    if (!isCidrOrIp(e)) fail(name, `has "${e}", not an IP address or CIDR`, 'comma-separated IPs or CIDRs, e.g. 10.0.0.0/8,::1');
+  }
+  return entries;
+}
+
+function isCidrOrIp(e: string): boolean {
+  if (e.includes('/')) {
+    try {
+      ipaddr.parseCIDR(e);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  return isIP(e) !== 0;
+}
+
+const JWT_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+function jwtAlgorithms(raw: string, name: string): string[] {
+  const algs = list(raw);
+  if (algs.length === 0) fail(name, 'is empty', JWT_ALGS.join(', '));
+  for (const a of algs) {
+    if (!JWT_ALGS.includes(a)) fail(name, `has "${a}" (never none or an HMAC algorithm)`, JWT_ALGS.join(', '));
+  }
+  return algs;
+}
+
+function spec<T>(
+  name: string,
+  def: string,
+  accepted: string,
+  description: string,
+  parse: (raw: string, name: string) => T,
+): VarSpec<T> {
+  return { name, default: def, accepted, description, parse };
+}
+
+const MiB = 1024 * 1024;
+
+/** Every variable, in the order the README lists them. */
+export const CONFIG_VARS = {
+  port: spec('PORT', '8080', '1..65535 (0 = any free port)', 'HTTP/WebSocket listen port.', int(0, 65535)),
+  bindHost: spec('BIND_HOST', '', 'an IP address, or empty for all interfaces', 'Address the HTTP listener binds.', str),
+  logLevel: spec(
+    'LOG_LEVEL',
+    'info',
+    'fatal, error, warn, info, debug, trace, silent',
+    'Log level of the JSON logs on stdout.',
+    oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+  ),
+  clerkJwksUrl: spec(
+    'CLERK_JWKS_URL',
+    '',
+    'https URL (http only to a loopback host); empty turns auth off',
+    'JWKS endpoint of the token issuer (Clerk). Empty: no authentication, user `anonymous`.',
+    optionalUrl(['https'], true),
+  ),
+  jwtIssuer: spec('JWT_ISSUER', '', 'the exact `iss` string, or empty', 'Required `iss` claim when set.', str),
+  jwtAudience: spec('JWT_AUDIENCE', '', 'comma-separated audiences, or empty', 'Required `aud` (one of) when set.', list),
+  jwtAlgorithms: spec('JWT_ALGORITHMS', 'RS256', JWT_ALGS.join(', '), 'Accepted JWT signature algorithms.', jwtAlgorithms),
+  jwtClockToleranceS: spec('JWT_CLOCK_TOLERANCE_S', '5', '0..300', 'Clock skew allowed on exp/nbf/iat, seconds.', int(0, 300)),
+  jwksCacheTtlS: spec('JWKS_CACHE_TTL_S', '900', '1..86400', 'How long fetched JWKS keys are used before a refetch, seconds.', int(1, 86400)),
+  jwksRefetchCooldownS: spec(
+    'JWKS_REFETCH_COOLDOWN_S',
+    '30',
+    '0..3600',
+    'Minimum time between refetches caused by unknown `kid`s, seconds.',
+    int(0, 3600),
+  ),
+  jwksFetchTimeoutMs: spec('JWKS_FETCH_TIMEOUT_MS', '5000', '100..60000', 'Timeout of one JWKS fetch, ms.', int(100, 60000)),
+  jwksMaxStaleS: spec(
+    'JWKS_MAX_STALE_S',
+    '86400',
+    '0..604800',
+    'How long cached keys keep serving while the JWKS endpoint fails, seconds.',
+    int(0, 604800),
+  ),
+  allowedOrigins: spec(
+    'ALLOWED_ORIGINS',
+    '*',
+    '`*`, or comma-separated origins: exact, `https://*.example.com`, `http://localhost:*`',
+    'Browser origins allowed to open /relay and /tunnel. Requests without Origin pass.',
+    list,
+  ),
+  trustedProxies: spec(
+    'TRUSTED_PROXIES',
+    '',
+    'comma-separated IPs/CIDRs',
+    'Peers whose X-Forwarded-For / X-Real-IP is believed.',
+    cidrList,
+  ),
+  maxConnsPerIp: spec('MAX_CONNS_PER_IP', '10', '1..1000000', 'Concurrent relays + tunnels per client IP.', int(1, 1_000_000)),
+  maxConnsPerUser: spec('MAX_CONNS_PER_USER', '20', '1..1000000', 'Concurrent relays + tunnels per user (`sub`).', int(1, 1_000_000)),
+  blockedTargets: spec(
+    'BLOCKED_TARGETS',
+    '',
+    'comma-separated IPs/CIDRs, or `none`; empty = the built-in list of non-public ranges',
+    'Targets never dialled. Setting it replaces the default list.',
+    (raw: string, name: string): string[] | 'none' | 'default' => {
+      const v = raw.trim();
+      if (v === '') return 'default';
+      if (v.toLowerCase() === 'none') return 'none';
+      return cidrList(v, name);
+    },
+  ),
+  allowedTargets: spec(
+    'ALLOWED_TARGETS',
+    '',
+    'comma-separated `CIDR`, `CIDR:port` or `CIDR:lo-hi` (IPv6 as `[CIDR]:port`)',
+    'When set, a target must match an entry (e.g. `0.0.0.0/0:22,[::/0]:22`). The blocklist still applies.',
+    (raw: string, name: string) => parseAllowedTargets(raw, name),
+  ),
+  dialTimeoutMs: spec('DIAL_TIMEOUT_MS', '10000', '100..120000', 'TCP connect timeout to a target, ms.', int(100, 120000)),
+  dnsTimeoutMs: spec('DNS_TIMEOUT_MS', '5000', '100..60000', 'Name resolution timeout for a target, ms.', int(100, 60000)),
+  handshakeTimeoutMs: spec(
+    'HANDSHAKE_TIMEOUT_MS',
+    '10000',
+    '1000..120000',
+    'Time a client has to send complete request headers (slowloris bound), ms.',
+    int(1000, 120000),
+  ),
+  pingIntervalMs: spec(
+    'PING_INTERVAL_MS',
+    '30000',
+    '1000..600000',
+    'WebSocket keepalive ping interval; a peer missing two pongs is terminated, ms.',
+    int(1000, 600000),
+  ),
+  maxMessageBytes: spec(
+    'MAX_MESSAGE_BYTES',
+    String(4 * MiB),
+    '1024..268435456',
+    'Largest WebSocket message accepted from a client; larger closes with 1009.',
+    int(1024, 256 * MiB),
+  ),
+  maxConnectionS: spec(
+    'MAX_CONNECTION_S',
+    '0',
+    '0..31536000 (0 = unlimited)',
+    'Relays and tunnels older than this are closed with 4408.',
+    int(0, 31_536_000),
+  ),
+  shutdownTimeoutMs: spec(
+    'SHUTDOWN_TIMEOUT_MS',
+    '30000',
+    '0..3600000',
+    'On SIGTERM, how long live relays may keep running before they are closed with 1001, ms.',
+    int(0, 3_600_000),
+  ),
+  metricsPort: spec(
+    'METRICS_PORT',
+    '',
+    '1..65535, or empty for the main port',
+    'Serve /metrics on a separate listener (kept off the public port).',
+    (raw: string, name: string): number | null => (raw.trim() === '' ? null : int(0, 65535)(raw, name)),
+  ),
+  tunnelDomain: spec(
+    'TUNNEL_DOMAIN',
+    '',
+    'a DNS name such as tunnel.example.com, or empty',
+    'Domain whose subdomains route HTTP to tunnels. Empty: no HTTP tunnels (tunnelUrl is empty).',
+    (raw: string, name: string): string => {
+      const v = raw.trim().toLowerCase().replace(/\.$/, '');
+      if (v !== '' && !/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v)) {
+        fail(name, `is "${raw}", not a DNS name`, 'a DNS name such as tunnel.example.com');
+      }
+      return v;
+    },
+  ),
+  tunnelPublicScheme: spec(
+    'TUNNEL_PUBLIC_SCHEME',
+    'https',
+    'https or http',
+    'Scheme of the tunnel URLs handed to clients.',
+    oneOf(['https', 'http'] as const),
+  ),
+  tunnelPortMin: spec('TUNNEL_PORT_MIN', '10000', '1..65535', 'First raw TCP tunnel port.', int(1, 65535)),
+  tunnelPortMax: spec('TUNNEL_PORT_MAX', '10100', '1..65535', 'Last raw TCP tunnel port.', int(1, 65535)),
+  tunnelBindHost: spec(
+    'TUNNEL_BIND_HOST',
+    '0.0.0.0',
+    'an IP address',
+    'Address raw tunnel ports listen on.',
+    (raw: string, name: string): string => {
+      const v = raw.trim();
+      if (isIP(v) === 0) fail(name, `is "${raw}", not an IP address`, 'an IP address such as 0.0.0.0');
+      return v;
+    },
+  ),
+  tunnelTcpEnabled: spec('TUNNEL_TCP_ENABLED', 'true', 'true or false', 'Give tunnels a raw TCP port.', bool),
+  maxTunnelsPerUser: spec('MAX_TUNNELS_PER_USER', '5', '1..10000', 'Concurrent tunnels per user.', int(1, 10000)),
+  maxTunnelHttpPerIp: spec(
+    'MAX_TUNNEL_HTTP_PER_IP',
+    '50',
+    '1..100000',
+    'Concurrent HTTP requests per source IP into tunnels.',
+    int(1, 100000),
+  ),
+  maxTunnelTcpConnsGlobal: spec(
+    'MAX_TUNNEL_TCP_CONNS_GLOBAL',
+    '1000',
+    '1..1000000',
+    'Raw TCP tunnel connections over all tunnels.',
+    int(1, 1_000_000),
+  ),
+  maxTunnelTcpConnsPerTunnel: spec(
+    'MAX_TUNNEL_TCP_CONNS_PER_TUNNEL',
+    '100',
+    '1..100000',
+    'Raw TCP connections per tunnel.',
+    int(1, 100000),
+  ),
+  tunnelMaxBodyBytes: spec(
+    'TUNNEL_MAX_BODY_BYTES',
+    String(10 * MiB),
+    '0..1073741824',
+    'Largest HTTP request body forwarded into a tunnel (413 beyond).',
+    int(0, 1024 * MiB),
+  ),
+  tunnelResponseTimeoutMs: spec(
+    'TUNNEL_RESPONSE_TIMEOUT_MS',
+    '60000',
+    '100..3600000',
+    'Time a tunnel has to answer an HTTP request (504 beyond), ms.',
+    int(100, 3_600_000),
+  ),
+  redisUrl: spec(
+    'REDIS_URL',
+    '',
+    'redis:// or rediss:// URL (password in the URL), or empty',
+    'Cluster mode state store. Empty: single node, in memory.',
+    (raw: string, name: string): string => {
+      const v = raw.trim();
+      if (v === '') return '';
+      let url: URL;
+      try {
+        url = new URL(v);
+      } catch {
+        return fail(name, 'is not a URL', 'redis://host:6379 or rediss://…');
+      }
+      if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') fail(name, `uses ${url.protocol}`, 'redis:// or rediss://');
+      return v;
+    },
+  ),
+  clusterAdvertiseUrl: spec(
+    'CLUSTER_ADVERTISE_URL',
+    '',
+    'http(s) URL, e.g. http://10.1.2.3:8080',
+    'How other replicas reach this one (cluster mode).',
+    optionalUrl(['http', 'https'], false),
+  ),
+  clusterSecret: spec('CLUSTER_SECRET', '', 'a string of at least 16 characters', 'Shared secret of replica-to-replica requests.', str),
+  clusterHeartbeatMs: spec(
+    'CLUSTER_HEARTBEAT_MS',
+    '2000',
+    '100..60000',
+    'Heartbeat period; a replica is dead after three missed beats, ms.',
+    int(100, 60000),
+  ),
+  resumeWindowS: spec(
+    'RESUME_WINDOW_S',
+    '60',
+    '0..3600 (0 disables resumption)',
+    'How long a resumable relay waits for its client to reattach, seconds.',
+    int(0, 3600),
+  ),
+  resumeBufferBytes: spec(
+    'RESUME_BUFFER_BYTES',
+    String(1 * MiB),
+    '65536..67108864',
+    'Unacknowledged bytes a resumable relay keeps for replay.',
+    int(65536, 64 * MiB),
+  ),
+} as const;
+
+type Specs = typeof CONFIG_VARS;
+/** The validated configuration. */
+export type WsproxyConfig = { readonly [K in keyof Specs]: ReturnType<Specs[K]['parse']> };
+
+/** Parses and validates the environment; throws `ConfigError` naming the first bad variable. */
+export function parseConfig(env: Env): WsproxyConfig {
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(CONFIG_VARS) as [string, VarSpec<unknown>][]) {
+    const raw = env[s.name];
+    out[key] = s.parse(raw === undefined ? s.default : raw, s.name);
+  }
+  const cfg = out as WsproxyConfig;
+  if (cfg.tunnelPortMin > cfg.tunnelPortMax) {
+    fail('TUNNEL_PORT_MAX', `(${cfg.tunnelPortMax}) is below TUNNEL_PORT_MIN (${cfg.tunnelPortMin})`, 'TUNNEL_PORT_MIN <= TUNNEL_PORT_MAX');
+  }
+  if (cfg.redisUrl !== '' && cfg.clusterSecret.length < 16) {
+    fail('CLUSTER_SECRET', 'is missing or shorter than 16 characters while REDIS_URL is set', 'a string of at least 16 characters');
+  }
+  return cfg;
+}

@@ -1,0 +1,77 @@
+import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+
+/** Something long-lived that a shutdown must end: a relay, a tunnel. */
+export interface Drainable {
+  /** Ends it now with a close frame of `code`. */
+  shutdown(code: number, reason: string): void;
+}
+
+/**
+ * Graceful draining. From the first moment of a shutdown, readiness answers 503
+ * and new upgrades are refused; live connections run on until they end or
+ * `SHUTDOWN_TIMEOUT_MS` passes, then close with 1001. This runs in
+ * `beforeApplicationShutdown` because by the adapter's `dispose` Nest has already
+ * terminated every WebSocket without a close frame.
+ */
+@Injectable()
+export class DrainService implements BeforeApplicationShutdown {
+  private readonly logger = new Logger(DrainService.name);
+  private readonly live = new Set<Drainable>();
+  private drainingSince: number | null = null;
+  private idle: (() => void) | null = null;
+
+  constructor(@Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType) {}
+
+  get draining(): boolean {
+    return this.drainingSince !== null;
+  }
+
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  /** Tracks a live connection until the returned function is called. */
+  track(item: Drainable): () => void {
+    this.live.add(item);
+    return () => {
+      this.live.delete(item);
+      if (this.live.size === 0) this.idle?.();
+    };
+  }
+
+  /** Marks the service as draining (readiness 503, upgrades 503) without waiting. */
+  startDraining(): void {
+    if (this.drainingSince === null) {
+      this.drainingSince = Date.now();
+      this.logger.log(`draining: ${this.live.size} live connections, timeout ${this.config.shutdownTimeoutMs} ms`);
+    }
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.startDraining();
+    if (this.live.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.config.shutdownTimeoutMs);
+        timer.unref();
+        this.idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    if (this.live.size > 0) {
+      this.logger.warn(`shutdown timeout: closing ${this.live.size} live connections with 1001`);
+      for (const item of [...this.live]) item.shutdown(1001, 'server shutting down');
+      // Give the close frames a moment to flush before the server is disposed.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        this.idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        if (this.live.size === 0) resolve();
+      });
+    }
+  }
+}

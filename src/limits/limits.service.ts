@@ -1,0 +1,43 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+import { Refusal } from '../common/refusal.js';
+import { CONNECTION_COUNTER_STORE, type ConnectionCounterStore } from './connection-counter.store.js';
+
+/** One held connection slot. `release()` is idempotent, so every exit path may call it. */
+export interface Lease {
+  readonly ip: string;
+  readonly user: string;
+  release(): void;
+}
+
+/** Per-IP and per-user concurrent connection limits shared by relays and tunnels. */
+@Injectable()
+export class LimitsService {
+  private readonly logger = new Logger(LimitsService.name);
+
+  constructor(
+    @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
+    @Inject(CONNECTION_COUNTER_STORE) private readonly store: ConnectionCounterStore,
+  ) {}
+
+  /** Takes one slot for `ip` and `user`, or throws `Refusal(429)`. */
+  async acquire(ip: string, user: string): Promise<Lease> {
+    const outcome = await this.store.tryAcquire(ip, user, this.config.maxConnsPerIp, this.config.maxConnsPerUser);
+    if (outcome === 'ip') throw new Refusal(429, 'too many connections from this IP', 'limit');
+    if (outcome === 'user') throw new Refusal(429, 'too many connections for this user', 'limit');
+    let released = false;
+    return {
+      ip,
+      user,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.store.release(ip, user).catch((err: unknown) => this.logger.error(`releasing a slot failed: ${String(err)}`));
+      },
+    };
+  }
+
+  snapshot(): ReturnType<ConnectionCounterStore['snapshot']> {
+    return this.store.snapshot();
+  }
+}

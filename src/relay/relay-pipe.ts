@@ -1,0 +1,126 @@
+import type { Socket } from 'node:net';
+import { WebSocket } from 'ws';
+
+/**
+ * Largest amount the proxy lets pile up in a WebSocket's send buffer before it
+ * stops reading the target. Large enough to keep a fast link busy between
+ * flushes, small enough that a browser that stops reading costs a few hundred
+ * KiB at most.
+ */
+export const WS_SEND_HIGH_WATER = 256 * 1024;
+
+const BINARY = { binary: true } as const;
+
+/** How a relay ended, for the end-of-relay log event. */
+export interface PipeEnd {
+  readonly closeCode: number;
+  readonly closeReason: string;
+  /** Which side ended it: `client`, `target`, or `server` (drain, max age, keepalive). */
+  readonly endedBy: 'client' | 'target' | 'server';
+}
+
+/** A running relay between one WebSocket and one TCP socket. */
+export interface RelayPipe {
+  /** Closes the WebSocket with `code` after what is queued, and the target with it. */
+  close(code: number, reason: string): void;
+}
+
+/**
+ * Copies bytes both ways between a client WebSocket and a target socket, with
+ * backpressure in both directions and no per-frame work beyond the copy:
+ * - client → target: a `write` that returns false pauses the WebSocket until the
+ *   target socket drains;
+ * - target → client: when the WebSocket's buffer would pass WS_SEND_HIGH_WATER,
+ *   the target is paused and resumed from the send callback of that frame.
+ * Closing loses nothing: a target FIN flushes every queued frame before the
+ * close frame (1000); a client close frame ends the target after its pending
+ * writes (TCP FIN). A client that vanishes (no close frame) destroys the target.
+ */
+export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) => void): RelayPipe {
+  let ended: PipeEnd | null = null;
+  let wsClosed = false;
+  let targetClosed = false;
+  let pausedWs = false;
+  let reported = false;
+
+  const finish = (): void => {
+    if (wsClosed && targetClosed && ended && !reported) {
+      reported = true;
+      onEnd(ended);
+    }
+  };
+  const markEnd = (end: PipeEnd): void => {
+    if (!ended) ended = end;
+  };
+
+  const resumeTarget = (err?: Error): void => {
+    if (!err && ws.readyState === WebSocket.OPEN) target.resume();
+  };
+
+  target.on('data', (chunk: Buffer) => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER) {
+      target.pause();
+      ws.send(chunk, BINARY, resumeTarget);
+    } else {
+      ws.send(chunk, BINARY);
+    }
+  });
+
+  ws.on('message', (data: Buffer) => {
+    if (target.destroyed) return;
+    if (!target.write(data) && !pausedWs) {
+      pausedWs = true;
+      ws.pause();
+    }
+  });
+  target.on('drain', () => {
+    if (pausedWs) {
+      pausedWs = false;
+      ws.resume();
+    }
+  });
+
+  target.on('end', () => {
+    markEnd({ closeCode: 1000, closeReason: 'target closed', endedBy: 'target' });
+    if (ws.readyState === WebSocket.OPEN) ws.close(1000, 'target closed');
+  });
+  target.on('error', (err: NodeJS.ErrnoException) => {
+    const reason = `target error: ${err.code ?? 'error'}`;
+    markEnd({ closeCode: 1011, closeReason: reason, endedBy: 'target' });
+    if (ws.readyState === WebSocket.OPEN) ws.close(1011, reason);
+  });
+  target.on('close', () => {
+    targetClosed = true;
+    if (ws.readyState === WebSocket.OPEN) {
+      markEnd({ closeCode: 1000, closeReason: 'target closed', endedBy: 'target' });
+      ws.close(1000, 'target closed');
+    } else if (ws.readyState === WebSocket.CONNECTING) {
+      ws.terminate();
+    }
+    finish();
+  });
+
+  ws.on('error', () => ws.terminate());
+  ws.on('close', (code: number, reason: Buffer) => {
+    wsClosed = true;
+    markEnd({ closeCode: code, closeReason: reason.toString(), endedBy: 'client' });
+    if (code === 1006) {
+      target.destroy();
+    } else if (!target.destroyed) {
+      // Pending writes reach the target before the FIN; a target that never
+      // reads them must not hold the socket forever.
+      target.end();
+      target.setTimeout(30_000, () => target.destroy());
+    }
+    finish();
+  });
+
+  return {
+    close(code: number, reason: string): void {
+      markEnd({ closeCode: code, closeReason: reason, endedBy: 'server' });
+      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(code, reason);
+      else target.destroy();
+    },
+  };
+}

@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { PolicyModule } from '../policy/policy.module.js';
+import { RelayGateway } from './relay.gateway.js';
+import { RelayService } from './relay.service.js';
+import { TcpDialer } from './tcp-dialer.js';
+
+@Module({
+  imports: [PolicyModule],
+  providers: [RelayGateway, RelayService, TcpDialer],
+  exports: [RelayService, TcpDialer],
+})
+export class RelayModule {}

@@ -1,0 +1,83 @@
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { Inject, Injectable } from '@nestjs/common';
+import type { WebSocket } from 'ws';
+import { WsproxyEvents } from '../common/events.js';
+import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+import { DrainService } from '../lifecycle/drain.service.js';
+import type { Lease } from '../limits/limits.service.js';
+import { PINO, type Pino } from '../logging/logging.module.js';
+import { KeepaliveService } from '../upgrade/keepalive.service.js';
+import { pipeRelay } from './relay-pipe.js';
+
+/** Everything a relay needs once admitted: who, where, the connected target and the held slot. */
+export interface RelaySetup {
+  readonly clientIp: string;
+  readonly user: string;
+  /** `host:port` as the client named it. */
+  readonly target: string;
+  readonly socket: Socket;
+  readonly lease: Lease;
+}
+
+/** A live relay, as metrics see it. */
+export interface LiveRelay {
+  readonly socket: Socket;
+}
+
+/**
+ * Runs admitted relays: wires the byte pipe, keepalive, drain tracking and the
+ * maximum age, logs one event at start and one at end, and gives the limit slot
+ * back exactly once however the relay ends.
+ */
+@Injectable()
+export class RelayService {
+  private readonly live = new Set<LiveRelay>();
+
+  constructor(
+    @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
+    @Inject(PINO) private readonly log: Pino,
+    private readonly events: WsproxyEvents,
+    private readonly drain: DrainService,
+    private readonly keepalive: KeepaliveService,
+  ) {}
+
+  /** Live relays' target sockets (their byte counters feed metrics at scrape time). */
+  liveRelays(): ReadonlySet<LiveRelay> {
+    return this.live;
+  }
+
+  start(ws: WebSocket, setup: RelaySetup): void {
+    const id = randomBytes(6).toString('hex');
+    const started = Date.now();
+    const opened = { id, clientIp: setup.clientIp, user: setup.user, target: setup.target, resumable: false };
+    const entry: LiveRelay = { socket: setup.socket };
+    this.live.add(entry);
+    this.keepalive.watch(ws);
+    let maxAge: NodeJS.Timeout | null = null;
+
+    const pipe = pipeRelay(ws, setup.socket, (end) => {
+      if (maxAge) clearTimeout(maxAge);
+      untrack();
+      this.live.delete(entry);
+      setup.lease.release();
+      const closed = {
+        ...opened,
+        bytesUp: setup.socket.bytesWritten,
+        bytesDown: setup.socket.bytesRead,
+        durationMs: Date.now() - started,
+        closeCode: end.closeCode,
+        closeReason: end.closeReason,
+      };
+      this.log.info({ event: 'relay_end', ...closed, endedBy: end.endedBy }, 'relay ended');
+      this.events.emit('relay.closed', closed);
+    });
+    const untrack = this.drain.track({ shutdown: (code, reason) => pipe.close(code, reason) });
+    if (this.config.maxConnectionS > 0) {
+      maxAge = setTimeout(() => pipe.close(4408, 'maximum connection age reached'), this.config.maxConnectionS * 1000);
+      maxAge.unref();
+    }
+    this.log.info({ event: 'relay_start', ...opened }, 'relay started');
+    this.events.emit('relay.opened', opened);
+  }
+}

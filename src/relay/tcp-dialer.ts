@@ -1,0 +1,38 @@
+import { connect, type Socket } from 'node:net';
+import { Injectable } from '@nestjs/common';
+import { Refusal } from '../common/refusal.js';
+
+/**
+ * Opens TCP connections to already-checked addresses. A seam so admission logic
+ * can be tested without sockets; the real one dials.
+ */
+@Injectable()
+export class TcpDialer {
+  /** Connects to `address:port` (an IP literal), or throws `Refusal` 502 (refused/unreachable) or 504 (timeout). */
+  dial(address: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
+    return new Promise<Socket>((resolve, reject) => {
+      const socket = connect({ host: address, port, noDelay: true });
+      const finish = (err: Refusal | null): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        socket.off('error', onError);
+        socket.off('connect', onConnect);
+        if (err) {
+          socket.destroy();
+          reject(err);
+        } else {
+          resolve(socket);
+        }
+      };
+      const onConnect = (): void => finish(null);
+      const onError = (err: NodeJS.ErrnoException): void =>
+        finish(new Refusal(502, err.code === 'ECONNREFUSED' ? 'target refused the connection' : 'target unreachable', 'dial'));
+      const onAbort = (): void => finish(new Refusal(400, 'client went away', 'bad_request'));
+      const timer = setTimeout(() => finish(new Refusal(504, 'target connect timeout', 'dial')), timeoutMs);
+      socket.once('connect', onConnect);
+      socket.once('error', onError);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}

@@ -1,0 +1,55 @@
+import { isIP } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import ipaddr from 'ipaddr.js';
+
+type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+/** Strips an IPv4-mapped IPv6 prefix so one client has one spelling (`::ffff:1.2.3.4` → `1.2.3.4`). */
+export function normalizeIp(address: string): string {
+  if (!ipaddr.isValid(address)) return address;
+  return ipaddr.process(address).toString();
+}
+
+/**
+ * Decides the client IP of a request: the socket's peer address, or — only when
+ * that peer is a trusted proxy — the first valid address of `X-Forwarded-For`,
+ * else `X-Real-IP`.
+ */
+export class ClientIpResolver {
+  private readonly trusted: Range[];
+
+  constructor(trustedProxies: readonly string[]) {
+    this.trusted = trustedProxies.map((entry) =>
+      entry.includes('/') ? ipaddr.parseCIDR(entry) : ([ipaddr.parse(entry), ipaddr.parse(entry).kind() === 'ipv4' ? 32 : 128] as Range),
+    );
+  }
+
+  resolve(req: IncomingMessage): string {
+    const peer = normalizeIp(req.socket.remoteAddress ?? '');
+    if (this.trusted.length === 0 || !this.isTrusted(peer)) return peer;
+    const xff = headerValue(req.headers['x-forwarded-for']);
+    if (xff) {
+      for (const part of xff.split(',')) {
+        const candidate = part.trim();
+        if (isIP(candidate)) return normalizeIp(candidate);
+      }
+    }
+    const real = headerValue(req.headers['x-real-ip'])?.trim();
+    if (real && isIP(real)) return normalizeIp(real);
+    return peer;
+  }
+
+  private isTrusted(peer: string): boolean {
+    if (!ipaddr.isValid(peer)) return false;
+    const addr = ipaddr.process(peer);
+    return this.trusted.some(([range, bits]) => {
+      const r = range.kind() === 'ipv6' && (range as ipaddr.IPv6).isIPv4MappedAddress() ? (range as ipaddr.IPv6).toIPv4Address() : range;
+      const b = r !== range ? bits - 96 : bits;
+      return addr.kind() === r.kind() && addr.match(r, b);
+    });
+  }
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}

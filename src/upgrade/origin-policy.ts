@@ -1,0 +1,62 @@
+/**
+ * `ALLOWED_ORIGINS` matcher: `*`, exact origins, a subdomain wildcard
+ * (`https://*.example.com` matches any depth of subdomain, not the apex) and a
+ * port wildcard (`http://localhost:*`). A request without `Origin` is not from a
+ * browser and passes.
+ */
+export class OriginPolicy {
+  private readonly any: boolean;
+  private readonly exact = new Set<string>();
+  private readonly patterns: { scheme: string; hostSuffix: string | null; host: string | null; anyPort: boolean; port: string }[] = [];
+
+  constructor(allowed: readonly string[]) {
+    this.any = allowed.includes('*');
+    for (const entry of allowed) {
+      if (entry === '*') continue;
+      const m = /^([a-z][a-z0-9+.-]*):\/\/(\*\.)?([^/:]+)(?::(\*|\d+))?\/?$/i.exec(entry);
+      if (!m) continue;
+      const [, scheme, wildcardHost, host, port] = m;
+      if (!wildcardHost && port !== '*') {
+        this.exact.add(normalizeOrigin(entry));
+        continue;
+      }
+      this.patterns.push({
+        scheme: scheme.toLowerCase(),
+        hostSuffix: wildcardHost ? '.' + host.toLowerCase() : null,
+        host: wildcardHost ? null : host.toLowerCase(),
+        anyPort: port === '*',
+        port: port && port !== '*' ? port : '',
+      });
+    }
+  }
+
+  allows(origin: string | undefined): boolean {
+    if (origin === undefined) return true;
+    if (this.any) return true;
+    const normalized = normalizeOrigin(origin);
+    if (this.exact.has(normalized)) return true;
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      return false;
+    }
+    const scheme = url.protocol.replace(/:$/, '');
+    const host = url.hostname.toLowerCase();
+    return this.patterns.some(
+      (p) =>
+        p.scheme === scheme &&
+        (p.hostSuffix ? host.endsWith(p.hostSuffix) && host.length > p.hostSuffix.length : host === p.host) &&
+        (p.anyPort || url.port === p.port),
+    );
+  }
+}
+
+function normalizeOrigin(origin: string): string {
+  try {
+    const u = new URL(origin);
+    return `${u.protocol}//${u.host}`.toLowerCase();
+  } catch {
+    return origin.toLowerCase();
+  }
+}

@@ -1,0 +1,22 @@
+import type { Duplex } from 'node:stream';
+import { statusText } from '../common/refusal.js';
+
+/**
+ * Answers an upgrade request that will not become a WebSocket with a complete
+ * HTTP response and closes the socket. Used before the handshake, where no
+ * framework response object exists.
+ */
+export function writeHttpRefusal(socket: Duplex, status: number, reason: string, extraHeaders: Record<string, string> = {}): void {
+  if (socket.destroyed) return;
+  const body = reason + '\n';
+  const headers = [
+    `HTTP/1.1 ${status} ${statusText(status)}`,
+    'Content-Type: text/plain; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    ...Object.entries(extraHeaders).map(([k, v]) => `${k}: ${v}`),
+  ];
+  socket.end(headers.join('\r\n') + '\r\n\r\n' + body);
+  // A peer that never reads must not keep the socket open.
+  setTimeout(() => socket.destroy(), 5000).unref();
+}

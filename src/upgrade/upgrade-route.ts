@@ -1,0 +1,41 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/** What the router knows of an upgrade request before admission. */
+export interface UpgradeContext {
+  readonly req: IncomingMessage;
+  readonly socket: Duplex;
+  readonly url: URL;
+  readonly query: URLSearchParams;
+  readonly clientIp: string;
+  /** Aborted when the client's socket closes before the handshake completes. */
+  readonly signal: AbortSignal;
+}
+
+/** What a successful admission hands over to the connection. */
+export interface Admitted {
+  /** Subprotocol to answer in the handshake, if any. */
+  readonly protocol?: string;
+  /** Undoes the admission (releases slots, closes a dialled target) when the handshake never completes. */
+  abort(): void;
+}
+
+/**
+ * A WebSocket endpoint behind the upgrade router. `admit` runs the whole
+ * admission path and throws a `Refusal`; only when it resolves is the handshake
+ * completed and the gateway's `handleConnection(ws, req)` called.
+ */
+export interface UpgradeRoute<A extends Admitted = Admitted> {
+  admit(ctx: UpgradeContext): Promise<A>;
+}
+
+/** Handles a whole upgrade itself (answers or destroys the socket); used for tunnel subdomains. */
+export type RawUpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/**
+ * Claims upgrades by Host before any path is looked at (tunnel subdomains), so
+ * a request to a tunnel host can never reach `/relay` or `/tunnel`.
+ */
+export interface HostUpgradeMatcher {
+  match(req: IncomingMessage): RawUpgradeHandler | null;
+}

@@ -1,0 +1,196 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { INestApplication } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
+import { AbstractWsAdapter } from '@nestjs/websockets';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { isRefusal, Refusal } from '../common/refusal.js';
+import { WsproxyEvents } from '../common/events.js';
+import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+import { DrainService } from '../lifecycle/drain.service.js';
+import { redactUrl } from '../logging/redact.js';
+import { ClientIpResolver } from './client-ip.js';
+import { writeHttpRefusal } from './raw-response.js';
+import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
+import type { Admitted, UpgradeContext } from './upgrade-route.js';
+
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+/**
+ * The WebSocket adapter that owns the HTTP server's `upgrade` event.
+ *
+ * Nest's stock `WsAdapter` destroys upgrades to unknown paths without an answer,
+ * completes handshakes before any admission could run, and JSON-parses every
+ * frame. A relay needs the opposite: route by Host and path, run the async
+ * admission (params → origin → auth → limits → target policy → dial) while the
+ * request is still plain HTTP, answer refusals with real statuses, and hand raw
+ * frames to the gateway untouched.
+ */
+export class UpgradeAdapter extends AbstractWsAdapter {
+  private readonly logger = new Logger('UpgradeAdapter');
+  private readonly router: UpgradeRouter;
+  private readonly drain: DrainService;
+  private readonly events: WsproxyEvents;
+  private readonly config: WsproxyConfigType;
+  private readonly clientIps: ClientIpResolver;
+  private readonly servers: WebSocketServer[] = [];
+  private readonly listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.onUpgrade(req, socket, head);
+
+  constructor(app: INestApplication) {
+    super(app);
+    this.router = app.get(UpgradeRouter);
+    this.drain = app.get(DrainService);
+    this.events = app.get(WsproxyEvents);
+    this.config = app.get<WsproxyConfigType>(wsproxyConfig.KEY);
+    this.clientIps = new ClientIpResolver(this.config.trustedProxies);
+    (this.httpServer as Server).on('upgrade', this.listener);
+  }
+
+  override create(_port: number, options: { path?: string } = {}): WebSocketServer {
+    const path = options.path ?? '/';
+    const server = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      clientTracking: false,
+      maxPayload: this.config.maxMessageBytes,
+      handleProtocols: (protocols, req) => {
+        const chosen = (req as IncomingMessage & { wsproxyProtocol?: string }).wsproxyProtocol;
+        if (chosen) return chosen;
+        for (const p of protocols) if (!p.startsWith('bearer.')) return p;
+        return false;
+      },
+    });
+    server.on('error', (err) => this.logger.error(`ws server error: ${err.message}`));
+    this.router.attachServer(path, server);
+    this.servers.push(server);
+    return server;
+  }
+
+  /** Gateways read raw frames themselves; no JSON message parsing. */
+  override bindMessageHandlers(): void {}
+
+  override bindClientConnect(server: WebSocketServer, callback: (ws: WebSocket, req: IncomingMessage) => void): void {
+    server.on('connection', callback);
+  }
+
+  override bindClientDisconnect(): void {}
+
+  override async close(server: WebSocketServer): Promise<void> {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  override async dispose(): Promise<void> {
+    (this.httpServer as Server).off('upgrade', this.listener);
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const hostHandler = this.router.matchHost(req);
+    if (hostHandler) {
+      hostHandler(req, socket, head);
+      return;
+    }
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://upgrade.invalid');
+    } catch {
+      writeHttpRefusal(socket, 400, 'malformed request target');
+      return;
+    }
+    const endpoint = this.router.resolvePath(url.pathname);
+    if (!endpoint) {
+      writeHttpRefusal(socket, 404, 'not found');
+      return;
+    }
+    const clientIp = this.clientIps.resolve(req);
+    if (this.drain.draining) {
+      this.refuse(socket, req, url, clientIp, new Refusal(503, 'server is draining', 'draining'), null);
+      return;
+    }
+    const handshakeProblem = checkHandshake(req);
+    if (handshakeProblem) {
+      this.refuse(socket, req, url, clientIp, new Refusal(400, handshakeProblem, 'bad_request'), null);
+      return;
+    }
+    const abort = new AbortController();
+    const onGone = (): void => abort.abort();
+    socket.once('close', onGone);
+    const ctx: UpgradeContext = { req, socket, url, query: url.searchParams, clientIp, signal: abort.signal };
+    endpoint.route.admit(ctx).then(
+      (admitted) => {
+        socket.off('close', onGone);
+        this.complete(endpoint.server, req, socket, head, admitted);
+      },
+      (err: unknown) => {
+        socket.off('close', onGone);
+        const refusal = isRefusal(err) ? err : this.internalError(err, req);
+        this.refuse(socket, req, url, clientIp, refusal, endpoint.server, head);
+      },
+    );
+  }
+
+  private complete(server: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer, admitted: Admitted): void {
+    if (socket.destroyed || !socket.writable) {
+      admitted.abort();
+      return;
+    }
+    if (admitted.protocol) (req as IncomingMessage & { wsproxyProtocol?: string }).wsproxyProtocol = admitted.protocol;
+    setAdmission(req, admitted);
+    try {
+      server.handleUpgrade(req, socket, head, (ws) => server.emit('connection', ws, req));
+    } catch (err) {
+      admitted.abort();
+      this.logger.error(`handshake failed: ${(err as Error).message}`);
+      socket.destroy();
+    }
+  }
+
+  /**
+   * Answers a refusal: an HTTP status with a plain-text reason, or — when the
+   * client asked with `errors=close` and the handshake itself is valid — an
+   * accepted WebSocket closed at once with `4000 + status`, since a browser
+   * cannot read the status of a failed handshake.
+   */
+  private refuse(
+    socket: Duplex,
+    req: IncomingMessage,
+    url: URL,
+    clientIp: string,
+    refusal: Refusal,
+    server: WebSocketServer | null,
+    head?: Buffer,
+  ): void {
+    this.events.emit('admission.refused', { route: url.pathname, kind: refusal.kind, status: refusal.status, clientIp });
+    this.logger.debug?.(`refused ${redactUrl(req.url)} from ${clientIp}: ${refusal.status} ${refusal.reason}`);
+    if (socket.destroyed) return;
+    const extra: Record<string, string> = refusal.status === 503 ? { 'Retry-After': '5' } : {};
+    if (server && url.searchParams.get('errors') === 'close' && !checkHandshake(req)) {
+      try {
+        server.handleUpgrade(req, socket, head ?? Buffer.alloc(0), (ws) => {
+          ws.on('error', () => ws.terminate());
+          ws.close(refusal.closeCode, refusal.reason);
+          setTimeout(() => ws.terminate(), 5000).unref();
+        });
+        return;
+      } catch {
+        // fall through to the HTTP answer
+      }
+    }
+    writeHttpRefusal(socket, refusal.status, refusal.reason, extra);
+  }
+
+  private internalError(err: unknown, req: IncomingMessage): Refusal {
+    this.logger.error(`admission failed for ${redactUrl(req.url)}: ${err instanceof Error ? err.message : String(err)}`);
+    return new Refusal(500, 'internal error', 'bad_request');
+  }
+}
+
+/** Cheap RFC 6455 handshake validation, before any admission work is spent. */
+function checkHandshake(req: IncomingMessage): string | null {
+  if (req.method !== 'GET') return 'WebSocket handshake must be GET';
+  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return 'Upgrade must be websocket';
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || !WS_KEY.test(key.trim())) return 'invalid Sec-WebSocket-Key';
+  if (req.headers['sec-websocket-version'] !== '13') return 'unsupported Sec-WebSocket-Version';
+  return null;
+}
