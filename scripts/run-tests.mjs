@@ -28,7 +28,7 @@ function walk(dir, out = []) {
 const all = [...walk('.build/src'), ...walk('.build/test')].filter((f) => f.endsWith('.js'));
 let files = system
   ? all.filter((f) => f.endsWith('.system-spec.js'))
-  : all.filter((f) => f.endsWith('.spec.js') && !f.endsWith('.system-spec.js'));
+  : all.filter((f) => /[.-]spec\.js$/.test(f) && !f.endsWith('.system-spec.js'));
 if (filters.length) files = files.filter((f) => filters.some((p) => f.includes(p)));
 files.sort();
 if (files.length === 0) {

@@ -106,16 +106,13 @@ function cidrList(raw: string, name: string): string[] {
   return entries;
 }
 
+/** Standard notation only: ipaddr.js would also read legacy forms such as `10/8` as 0.0.0.10/8. */
 function isCidrOrIp(e: string): boolean {
-  if (e.includes('/')) {
-    try {
-      ipaddr.parseCIDR(e);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  return isIP(e) !== 0;
+  const slash = e.indexOf('/');
+  if (slash === -1) return isIP(e) !== 0;
+  const family = isIP(e.slice(0, slash));
+  const bits = e.slice(slash + 1);
+  return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
 const JWT_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];

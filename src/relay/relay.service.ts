@@ -20,8 +20,9 @@ export interface RelaySetup {
   readonly lease: Lease;
 }
 
-/** A live relay, as metrics see it. */
+/** A live relay, as metrics and diagnostics see it. */
 export interface LiveRelay {
+  readonly ws: WebSocket;
   readonly socket: Socket;
 }
 
@@ -51,7 +52,7 @@ export class RelayService {
     const id = randomBytes(6).toString('hex');
     const started = Date.now();
     const opened = { id, clientIp: setup.clientIp, user: setup.user, target: setup.target, resumable: false };
-    const entry: LiveRelay = { socket: setup.socket };
+    const entry: LiveRelay = { ws, socket: setup.socket };
     this.live.add(entry);
     this.keepalive.watch(ws);
     let maxAge: NodeJS.Timeout | null = null;

@@ -11,6 +11,7 @@ export function openWs(url: string, options: ClientOptions & { protocols?: strin
   const { protocols, ...rest } = options;
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, { perMessageDeflate: false, ...rest });
+    track(ws);
     ws.once('open', () => {
       ws.off('error', reject);
       resolve(ws);
@@ -38,9 +39,20 @@ export async function expectRefusal(url: string, options: ClientOptions & { prot
   throw new Error(`expected ${url} to be refused, but it opened`);
 }
 
-/** Resolves with the close code and reason of `ws`. */
+const closeEvents = new WeakMap<WebSocket, Promise<{ code: number; reason: string }>>();
+
+/** Records the close event from the start, so `closed()` works even after the socket closed. */
+export function track(ws: WebSocket): WebSocket {
+  if (!closeEvents.has(ws)) {
+    closeEvents.set(ws, new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }))));
+  }
+  return ws;
+}
+
+/** Resolves with the close code and reason of `ws` (opened by `openWs` or passed to `track`). */
 export function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
-  return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  track(ws);
+  return closeEvents.get(ws)!;
 }
 
 /** Opens with `errors=close` semantics: resolves with the close code and reason the server sent right after opening. */

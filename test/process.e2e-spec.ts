@@ -1,0 +1,92 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { echoTarget, type TestTarget } from './support/targets.js';
+import { MAIN_JS, startServiceProcess } from './support/process.js';
+import { closed, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
+
+describe('the built service as a process', () => {
+  let echo: TestTarget;
+  before(async () => {
+    echo = await echoTarget();
+  });
+  after(async () => {
+    await echo.close();
+  });
+
+  it('drains on SIGTERM: readiness 503, new upgrades 503, live relay runs on until it ends, exit 0', async () => {
+    const svc = await startServiceProcess({ SHUTDOWN_TIMEOUT_MS: '20000' });
+    const base = `127.0.0.1:${svc.port}`;
+    const ws = await openWs(`ws://${base}/relay?host=127.0.0.1&port=${echo.port}`);
+    assert.equal((await fetch(`http://${base}/health/ready`)).status, 200);
+    svc.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    const ready = await fetch(`http://${base}/health/ready`);
+    assert.equal(ready.status, 503);
+    assert.equal((await fetch(`http://${base}/health`)).status, 200, 'liveness stays up while draining');
+    const refused = await expectRefusal(`ws://${base}/relay?host=127.0.0.1&port=${echo.port}`);
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body, 'server is draining');
+    const got = receiveBytes(ws, 4);
+    ws.send(Buffer.from('ping'));
+    assert.equal((await got).toString(), 'ping', 'the live relay still carries bytes');
+    ws.close(1000);
+    await closed(ws);
+    assert.equal(await svc.exited, 0);
+  });
+
+  it('closes live relays with 1001 when SHUTDOWN_TIMEOUT_MS passes', async () => {
+    const svc = await startServiceProcess({ SHUTDOWN_TIMEOUT_MS: '300' });
+    const ws = await openWs(`ws://127.0.0.1:${svc.port}/relay?host=127.0.0.1&port=${echo.port}`);
+    svc.child.kill('SIGTERM');
+    const { code } = await closed(ws);
+    assert.equal(code, 1001);
+    assert.equal(await svc.exited, 0);
+  });
+
+  it('logs one JSON event at relay start and end, with byte counts and no token', async () => {
+    const svc = await startServiceProcess({});
+    const ws = await openWs(`ws://127.0.0.1:${svc.port}/relay?host=127.0.0.1&port=${echo.port}&token=SECRET-TOKEN-VALUE`);
+    const got = receiveBytes(ws, 5);
+    ws.send(Buffer.from('hello'));
+    await got;
+    ws.close(1000);
+    await closed(ws);
+    await new Promise((r) => setTimeout(r, 200));
+    svc.child.kill('SIGTERM');
+    await svc.exited;
+    const events = svc.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const start = events.filter((e) => e.event === 'relay_start');
+    const end = events.filter((e) => e.event === 'relay_end');
+    assert.equal(start.length, 1);
+    assert.equal(end.length, 1);
+    assert.equal(end[0].bytesUp, 5);
+    assert.equal(end[0].bytesDown, 5);
+    assert.equal(end[0].target, `127.0.0.1:${echo.port}`);
+    assert.equal(end[0].clientIp, '127.0.0.1');
+    assert.equal(end[0].user, 'anonymous');
+    assert.equal(typeof end[0].durationMs, 'number');
+    assert.ok(!svc.lines.join('\n').includes('SECRET-TOKEN-VALUE'), 'token never logged');
+  });
+
+  const badConfigs: [Record<string, string>, RegExp][] = [
+    [{ PORT: 'eighty' }, /^invalid configuration: PORT is "eighty", not a whole number \(accepted: /],
+    [{ MAX_CONNS_PER_IP: '0' }, /^invalid configuration: MAX_CONNS_PER_IP is 0, out of range/],
+    [{ CLERK_JWKS_URL: 'http://jwks.example.com/keys' }, /^invalid configuration: CLERK_JWKS_URL uses http:/],
+    [{ BLOCKED_TARGETS: '10/8' }, /^invalid configuration: BLOCKED_TARGETS has "10\/8"/],
+    [{ TRUSTED_PROXIES: 'proxy.local' }, /^invalid configuration: TRUSTED_PROXIES/],
+    [{ ALLOWED_TARGETS: '0.0.0.0/0:99999' }, /^invalid configuration: ALLOWED_TARGETS/],
+    [{ LOG_LEVEL: 'loud' }, /^invalid configuration: LOG_LEVEL is "loud"/],
+    [{ TUNNEL_PORT_MIN: '2000', TUNNEL_PORT_MAX: '1000' }, /^invalid configuration: TUNNEL_PORT_MAX/],
+  ];
+  for (const [env, pattern] of badConfigs) {
+    it(`refuses to start on ${Object.keys(env).join(', ')} with one line and exit 1`, () => {
+      const r = spawnSync(process.execPath, [MAIN_JS], { env: { PATH: process.env.PATH ?? '', PORT: '0', ...env }, encoding: 'utf8', timeout: 20000 });
+      assert.equal(r.status, 1);
+      const out = (r.stderr + r.stdout).trim();
+      assert.equal(out.split('\n').length, 1, `one line, got:\n${out}`);
+      assert.match(out, pattern);
+      assert.ok(!out.includes('    at '), 'no stack trace');
+    });
+  }
+});

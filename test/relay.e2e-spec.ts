@@ -1,0 +1,465 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { WebSocket } from 'ws';
+import { RelayService } from '../src/relay/relay.service.js';
+import { LimitsService } from '../src/limits/limits.service.js';
+import { startApp, type TestApp } from './support/app.js';
+import {
+  echoTarget,
+  randomPayload,
+  sha256,
+  sinkTarget,
+  sourceTarget,
+  stalledTarget,
+  startTarget,
+  type TestTarget,
+} from './support/targets.js';
+import { closed, expectRefusal, openWs, receiveAll, receiveBytes, sendChunked } from './support/ws-client.js';
+
+const MiB = 1024 * 1024;
+
+async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function slotsInUse(app: TestApp): Promise<number> {
+  const snap = await app.app.get(LimitsService).snapshot();
+  return Object.values(snap.perIp).reduce((a, b) => a + b, 0);
+}
+
+describe('relay data path', () => {
+  let app: TestApp;
+  let echo: TestTarget;
+
+  before(async () => {
+    app = await startApp({ MAX_CONNS_PER_IP: '100', MAX_CONNS_PER_USER: '100' });
+    echo = await echoTarget();
+  });
+  after(async () => {
+    await app.close();
+    await echo.close();
+  });
+
+  it('echoes 1 MiB byte-exactly', async () => {
+    const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+    const payload = randomPayload(MiB);
+    const got = receiveBytes(ws, payload.length);
+    await sendChunked(ws, payload, 16 * 1024);
+    const data = await got;
+    assert.equal(data.length, payload.length);
+    assert.equal(sha256(data), sha256(payload));
+    ws.close(1000);
+    await closed(ws);
+  });
+
+  it('relays a text frame as its bytes', async () => {
+    const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+    const got = receiveBytes(ws, 5);
+    ws.send('héllo'.slice(0, 5));
+    const data = await got;
+    assert.equal(data.toString('utf8').slice(0, 4), 'héll'.slice(0, 4));
+    ws.close(1000);
+    await closed(ws);
+  });
+
+  it('delivers all 8 MiB a target sends before it closes, then closes 1000', async () => {
+    const payload = randomPayload(8 * MiB);
+    const source = await sourceTarget(payload);
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${source.port}`);
+      const { data, code } = await receiveAll(ws);
+      assert.equal(data.length, payload.length);
+      assert.equal(sha256(data), sha256(payload));
+      assert.equal(code, 1000);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('writes all 8 MiB a client sends before it closes, then FIN', async () => {
+    const payload = randomPayload(8 * MiB);
+    const sink = await sinkTarget();
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${sink.port}`);
+      await sendChunked(ws, payload);
+      ws.close(1000);
+      const received = await sink.received;
+      assert.equal(received.length, payload.length);
+      assert.equal(sha256(received), sha256(payload));
+      await closed(ws);
+    } finally {
+      await sink.close();
+    }
+  });
+
+  it('bounds buffering towards a target that never reads', async () => {
+    const stalled = await stalledTarget();
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${stalled.port}`);
+      const chunk = randomPayload(64 * 1024);
+      // Push 48 MiB without waiting; kernel buffers absorb a few MiB, then the proxy must stop reading.
+      for (let i = 0; i < 768; i++) ws.send(chunk);
+      await new Promise((r) => setTimeout(r, 1500));
+      const relays = [...app.app.get(RelayService).liveRelays()];
+      const mine = relays.find((r) => r.socket.remotePort === stalled.port);
+      assert.ok(mine, 'relay is live');
+      assert.ok(mine.socket.writableLength < 512 * 1024, `proxy holds ${mine.socket.writableLength} bytes for the target`);
+      assert.ok(ws.bufferedAmount > 16 * MiB, `client still holds ${ws.bufferedAmount} bytes: the proxy stopped reading`);
+      ws.terminate();
+    } finally {
+      await stalled.close();
+    }
+  });
+
+  it('bounds buffering towards a client that never reads', async () => {
+    const flood = await startTarget((s) => {
+      const chunk = randomPayload(64 * 1024);
+      const pump = (): void => {
+        while (s.write(chunk));
+        s.once('drain', pump);
+      };
+      pump();
+    });
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${flood.port}`);
+      ws.pause();
+      await new Promise((r) => setTimeout(r, 1500));
+      const mine = [...app.app.get(RelayService).liveRelays()].find((r) => r.socket.remotePort === flood.port);
+      assert.ok(mine, 'relay is live');
+      assert.ok(mine.ws.bufferedAmount < 1024 * 1024, `proxy holds ${mine.ws.bufferedAmount} bytes for the client`);
+      ws.terminate();
+    } finally {
+      await flood.close();
+    }
+  });
+
+  it('closes with 1011 when the target resets, and destroys the target when the client vanishes', async () => {
+    const resetter = await startTarget((s) => setTimeout(() => s.resetAndDestroy(), 50));
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${resetter.port}`);
+      const { code, reason } = await closed(ws);
+      assert.equal(code, 1011);
+      assert.match(reason, /target error/);
+    } finally {
+      await resetter.close();
+    }
+    let targetClosed!: () => void;
+    const targetGone = new Promise<void>((r) => (targetClosed = r));
+    const holder = await startTarget((s) => s.on('close', () => targetClosed()));
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${holder.port}`);
+      await waitFor(() => holder.connections.size === 1, 2000, 'target connection');
+      ws.terminate();
+      await targetGone;
+    } finally {
+      await holder.close();
+    }
+  });
+});
+
+describe('relay admission', () => {
+  let app: TestApp;
+  let echo: TestTarget;
+
+  before(async () => {
+    app = await startApp({
+      MAX_CONNS_PER_IP: '3',
+      ALLOWED_ORIGINS: 'https://app.example.com,https://*.example.org,http://localhost:*',
+      DIAL_TIMEOUT_MS: '500',
+    });
+    echo = await echoTarget();
+  });
+  after(async () => {
+    await app.close();
+    await echo.close();
+  });
+
+  const badParams: [string, string][] = [
+    ['port=22', 'missing host'],
+    ['host=127.0.0.1', 'missing port'],
+    ['host=127.0.0.1&port=0', 'invalid port'],
+    ['host=127.0.0.1&port=65536', 'invalid port'],
+    ['host=127.0.0.1&port=22a', 'invalid port'],
+    ['host=127.0.0.1&port=-1', 'invalid port'],
+    ['host=bad_host!&port=22', 'invalid host'],
+    ['host=a..b&port=22', 'invalid host'],
+  ];
+  for (const [query, reason] of badParams) {
+    it(`400 for ${query}`, async () => {
+      const r = await expectRefusal(`${app.wsUrl}/relay?${query}`);
+      assert.equal(r.status, 400);
+      assert.equal(r.body, reason);
+      const c = await closedAfterOpen(`${app.wsUrl}/relay?${query}&errors=close`);
+      assert.deepEqual(c, { code: 4400, reason });
+    });
+  }
+
+  it('accepts IPv6 with and without brackets', async () => {
+    const echo6 = await echoTarget('::1');
+    try {
+      for (const host of ['::1', '[::1]']) {
+        const ws = await openWs(`${app.wsUrl}/relay?host=${encodeURIComponent(host)}&port=${echo6.port}`);
+        const got = receiveBytes(ws, 3);
+        ws.send(Buffer.from('abc'));
+        assert.equal((await got).toString(), 'abc');
+        ws.close(1000);
+        await closed(ws);
+      }
+    } finally {
+      await echo6.close();
+    }
+  });
+
+  it('checks Origin: exact, subdomain wildcard, port wildcard, absent passes', async () => {
+    const url = `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`;
+    for (const origin of ['https://app.example.com', 'https://a.b.example.org', 'http://localhost:5173', undefined]) {
+      const ws = await openWs(url, origin ? { origin } : {});
+      ws.close(1000);
+      await closed(ws);
+    }
+    for (const origin of ['https://evil.com', 'https://example.org', 'http://app.example.com', 'https://app.example.com.evil.com', 'null']) {
+      const r = await expectRefusal(url, { origin });
+      assert.equal(r.status, 403, origin);
+      assert.equal(r.body, 'origin not allowed');
+    }
+    assert.deepEqual(await closedAfterOpen(url + '&errors=close', { origin: 'https://evil.com' }), {
+      code: 4403,
+      reason: 'origin not allowed',
+    });
+  });
+
+  it('429 beyond MAX_CONNS_PER_IP, and the slot returns when a relay ends', async () => {
+    const url = `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`;
+    const open = await Promise.all([openWs(url), openWs(url), openWs(url)]);
+    const r = await expectRefusal(url);
+    assert.equal(r.status, 429);
+    assert.equal(r.body, 'too many connections from this IP');
+    assert.deepEqual(await closedAfterOpen(url + '&errors=close'), { code: 4429, reason: 'too many connections from this IP' });
+    open[0].close(1000);
+    await closed(open[0]);
+    await waitFor(async () => (await slotsInUse(app)) === 2, 2000, 'slot release');
+    const again = await openWs(url);
+    for (const ws of [again, open[1], open[2]]) ws.close(1000);
+    await Promise.all([again, open[1], open[2]].map(closed));
+    await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'all slots released');
+  });
+
+  it('502 when the target refuses, and slots are back to zero after 50 failed dials', async () => {
+    const closedPort = await freePort();
+    const url = `${app.wsUrl}/relay?host=127.0.0.1&port=${closedPort}`;
+    const r = await expectRefusal(url);
+    assert.equal(r.status, 502);
+    assert.equal(r.body, 'target refused the connection');
+    assert.deepEqual(await closedAfterOpen(url + '&errors=close'), { code: 4502, reason: 'target refused the connection' });
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => (i % 2 ? expectRefusal(url) : closedAfterOpen(url + '&errors=close'))),
+    );
+    assert.equal(results.length, 50);
+    await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slots back to zero');
+  });
+
+  it('504 when the dial times out', async () => {
+    const { port, release } = await unresponsiveListener();
+    try {
+      const url = `${app.wsUrl}/relay?host=127.0.0.1&port=${port}`;
+      const r = await expectRefusal(url);
+      assert.equal(r.status, 504);
+      assert.equal(r.body, 'target connect timeout');
+      assert.deepEqual(await closedAfterOpen(url + '&errors=close'), { code: 4504, reason: 'target connect timeout' });
+      await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slots back to zero');
+    } finally {
+      release();
+    }
+  });
+
+  it('404 for unknown paths, plain HTTP too', async () => {
+    const r = await expectRefusal(`${app.wsUrl}/nope?host=127.0.0.1&port=22`);
+    assert.equal(r.status, 404);
+    const res = await fetch(`${app.baseUrl}/nope`);
+    assert.equal(res.status, 404);
+  });
+
+  it('400 for a malformed WebSocket handshake', async () => {
+    const res = await rawUpgrade(app.port, '/relay?host=127.0.0.1&port=22', { 'Sec-WebSocket-Key': 'short', 'Sec-WebSocket-Version': '13' });
+    assert.match(res, /^HTTP\/1\.1 400 /);
+    const res2 = await rawUpgrade(app.port, '/relay?host=127.0.0.1&port=22', {
+      'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version': '8',
+    });
+    assert.match(res2, /^HTTP\/1\.1 400 /);
+  });
+});
+
+describe('relay target policy (default blocklist; loopback forms only, never dialled)', () => {
+  let app: TestApp;
+  let dials = 0;
+  let echo: TestTarget;
+
+  before(async () => {
+    app = await startApp({ BLOCKED_TARGETS: '' });
+    echo = await startTarget((s) => {
+      dials++;
+      s.destroy();
+    });
+  });
+  after(async () => {
+    await app.close();
+    await echo.close();
+  });
+
+  for (const host of ['127.0.0.1', '127.0.0.2', '2130706433', '0x7f.1', '127.1', '[::1]', '::1', '::ffff:127.0.0.1', 'localhost']) {
+    it(`403 for ${host}`, async () => {
+      const url = `${app.wsUrl}/relay?host=${encodeURIComponent(host)}&port=${echo.port}`;
+      const r = await expectRefusal(url);
+      assert.equal(r.status, 403);
+      assert.equal(r.body, 'target blocked');
+      assert.deepEqual(await closedAfterOpen(url + '&errors=close'), { code: 4403, reason: 'target blocked' });
+    });
+  }
+
+  it('dialled nothing', () => {
+    assert.equal(dials, 0);
+  });
+});
+
+describe('ALLOWED_TARGETS', () => {
+  let app: TestApp;
+  let echo: TestTarget;
+  let other: TestTarget;
+
+  before(async () => {
+    echo = await echoTarget();
+    other = await echoTarget();
+    app = await startApp({ ALLOWED_TARGETS: `127.0.0.1/32:${echo.port}` });
+  });
+  after(async () => {
+    await app.close();
+    await echo.close();
+    await other.close();
+  });
+
+  it('allows only matching address and port', async () => {
+    const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+    ws.close(1000);
+    await closed(ws);
+    const r = await expectRefusal(`${app.wsUrl}/relay?host=127.0.0.1&port=${other.port}`);
+    assert.equal(r.status, 403);
+    assert.equal(r.body, 'target not allowed');
+  });
+});
+
+describe('client IP and trusted proxies', () => {
+  let echo: TestTarget;
+  before(async () => {
+    echo = await echoTarget();
+  });
+  after(async () => {
+    await echo.close();
+  });
+
+  it('ignores X-Forwarded-For and X-Real-IP from an untrusted peer', async () => {
+    const app = await startApp({ MAX_CONNS_PER_IP: '1' });
+    try {
+      const url = `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`;
+      const a = await openWs(url, { headers: { 'X-Forwarded-For': '203.0.113.1' } });
+      const r = await expectRefusal(url, { headers: { 'X-Forwarded-For': '203.0.113.2', 'X-Real-IP': '203.0.113.3' } });
+      assert.equal(r.status, 429);
+      const snap = await app.app.get(LimitsService).snapshot();
+      assert.deepEqual(Object.keys(snap.perIp), ['127.0.0.1']);
+      a.close(1000);
+      await closed(a);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('uses the first valid X-Forwarded-For address from a trusted proxy, X-Real-IP as fallback', async () => {
+    const app = await startApp({ MAX_CONNS_PER_IP: '1', TRUSTED_PROXIES: '127.0.0.0/8' });
+    try {
+      const url = `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`;
+      const a = await openWs(url, { headers: { 'X-Forwarded-For': 'garbage, 203.0.113.1, 10.0.0.1' } });
+      const b = await openWs(url, { headers: { 'X-Forwarded-For': '203.0.113.2' } });
+      const c = await openWs(url, { headers: { 'X-Real-IP': '203.0.113.3' } });
+      const r = await expectRefusal(url, { headers: { 'X-Forwarded-For': '203.0.113.1' } });
+      assert.equal(r.status, 429);
+      const snap = await app.app.get(LimitsService).snapshot();
+      assert.deepEqual(Object.keys(snap.perIp).sort(), ['203.0.113.1', '203.0.113.2', '203.0.113.3']);
+      for (const ws of [a, b, c]) ws.close(1000);
+      await Promise.all([a, b, c].map(closed));
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+/** Opens with `errors=close` and returns the close code and reason the server sent. */
+async function closedAfterOpen(url: string, options: { origin?: string } = {}): Promise<{ code: number; reason: string }> {
+  const ws = new WebSocket(url, { perMessageDeflate: false, ...options });
+  ws.on('error', () => undefined);
+  const [code, reason] = (await once(ws, 'close')) as [number, Buffer];
+  return { code, reason: reason.toString() };
+}
+
+async function freePort(): Promise<number> {
+  const t = await startTarget(() => undefined);
+  const port = t.port;
+  await t.close();
+  return port;
+}
+
+/**
+ * A loopback listener whose accept queue is full, so further SYNs are dropped
+ * and a connect attempt hangs until its timeout.
+ */
+async function unresponsiveListener(): Promise<{ port: number; release: () => void }> {
+  const { spawn } = await import('node:child_process');
+  const py = spawn(
+    'python3',
+    [
+      '-c',
+      [
+        'import socket,sys,time',
+        's=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(0)',
+        'print(s.getsockname()[1], flush=True)',
+        'fill=[]',
+        'for i in range(8):',
+        '  c=socket.socket(); c.setblocking(False)',
+        '  try: c.connect(("127.0.0.1", s.getsockname()[1]))',
+        '  except BlockingIOError: pass',
+        '  fill.append(c)',
+        'print("ready", flush=True)',
+        'sys.stdin.read()',
+      ].join('\n'),
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  await new Promise<void>((resolve) => {
+    py.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('ready')) resolve();
+    });
+  });
+  return { port: Number(out.split('\n')[0]), release: () => py.kill() };
+}
+
+/** Sends a hand-written upgrade request and returns the raw response head. */
+async function rawUpgrade(port: number, path: string, headers: Record<string, string>): Promise<string> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => {
+      const lines = [`GET ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Connection: Upgrade', 'Upgrade: websocket'];
+      for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+      s.write(lines.join('\r\n') + '\r\n\r\n');
+    });
+    let data = '';
+    s.on('data', (c: Buffer) => (data += c.toString()));
+    s.on('end', () => resolve(data));
+    s.on('error', reject);
+  });
+}

@@ -1,0 +1,55 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (tests run from `.build/test/...`). */
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const MAIN_JS = `${REPO_ROOT}dist/main.js`;
+
+/** A free TCP port on 127.0.0.1 (closed again; fine for tests that start a server right after). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** The built service running as a child process, as in production. */
+export interface ServiceProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** Every stdout and stderr line so far. */
+  readonly lines: string[];
+  /** Resolves with the exit code. */
+  readonly exited: Promise<number | null>;
+}
+
+/** Starts `node dist/main.js` with `env` and waits until it listens. */
+export async function startServiceProcess(env: Record<string, string>): Promise<ServiceProcess> {
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const child = spawn(process.execPath, [MAIN_JS], {
+    env: { PATH: process.env.PATH ?? '', BIND_HOST: '127.0.0.1', BLOCKED_TARGETS: '10.0.0.0/8', ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let listening!: () => void;
+  const ready = new Promise<void>((r) => (listening = r));
+  const collect = (chunk: Buffer): void => {
+    for (const line of chunk.toString().split('\n')) {
+      if (!line) continue;
+      lines.push(line);
+      if (line.includes('"event":"listening"')) listening();
+    }
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  await Promise.race([
+    ready,
+    exited.then((code) => {
+      throw new Error(`service exited with ${code} before listening:\n${lines.join('\n')}`);
+    }),
+  ]);
+  return { child, port, lines, exited };
+}
