@@ -1,0 +1,201 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigModule, registerAs } from '@nestjs/config';
+import { Test } from '@nestjs/testing';
+import { Refusal } from '../common/refusal.js';
+import { parseConfig } from '../config/config.schema.js';
+import { BlocklistService } from './blocklist.service.js';
+import { PolicyModule } from './policy.module.js';
+import { ResolveTimeoutError, TargetResolver } from './resolver.js';
+import { TargetPolicyService } from './target-policy.service.js';
+
+// Policy tests only: names resolve through a stub and nothing is dialled.
+
+type Lookup = (name: string) => Promise<string[]>;
+
+function stubResolver(table: Record<string, string[]> | Lookup): TargetResolver & { calls: string[] } {
+  const calls: string[] = [];
+  const lookup: Lookup =
+    typeof table === 'function'
+      ? table
+      : async (name) => {
+          const found = table[name];
+          if (!found) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+          return found;
+        };
+  return {
+    calls,
+    lookup: (name: string) => {
+      calls.push(name);
+      return lookup(name);
+    },
+  } as TargetResolver & { calls: string[] };
+}
+
+function policy(env: Record<string, string>, resolver: TargetResolver): TargetPolicyService {
+  const config = parseConfig(env);
+  return new TargetPolicyService(config, new BlocklistService(config), resolver);
+}
+
+async function refusal(p: Promise<unknown>): Promise<Refusal> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof Refusal, `expected a Refusal, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a refusal');
+}
+
+const DNS = {
+  'public.example': ['8.8.8.8'],
+  'dual.example': ['2606:4700::1111', '1.1.1.1'],
+  'rebind.example': ['8.8.8.8', '10.0.0.5'],
+  'rebind6.example': ['2606:4700::1111', '::ffff:127.0.0.1'],
+  'mapped.example': ['::ffff:8.8.8.8'],
+  'localhost': ['::1', '127.0.0.1'],
+  'empty.example': [],
+  'garbage.example': ['not-an-ip'],
+};
+
+describe('TargetPolicyService', () => {
+  it('resolves a public name once and returns the checked address', async () => {
+    const r = stubResolver(DNS);
+    const p = policy({}, r);
+    assert.deepEqual(await p.resolveTarget('public.example', 22), { address: '8.8.8.8', family: 4, port: 22 });
+    assert.deepEqual(await p.resolveTarget('dual.example', 443), { address: '2606:4700::1111', family: 6, port: 443 });
+    assert.deepEqual(r.calls, ['public.example', 'dual.example']);
+  });
+
+  it('does not resolve IP literals', async () => {
+    const r = stubResolver(DNS);
+    const p = policy({}, r);
+    assert.deepEqual(await p.resolveTarget('1.1.1.1', 22), { address: '1.1.1.1', family: 4, port: 22 });
+    assert.deepEqual(await p.resolveTarget('[2606:4700::1111]', 22), { address: '2606:4700::1111', family: 6, port: 22 });
+    assert.deepEqual(await p.resolveTarget('134744072', 22), { address: '8.8.8.8', family: 4, port: 22 });
+    assert.deepEqual(r.calls, []);
+  });
+
+  it('returns IPv4-mapped answers as the IPv4 address they reach', async () => {
+    const p = policy({}, stubResolver(DNS));
+    assert.deepEqual(await p.resolveTarget('mapped.example', 22), { address: '8.8.8.8', family: 4, port: 22 });
+    assert.deepEqual(await p.resolveTarget('::ffff:8.8.8.8', 22), { address: '8.8.8.8', family: 4, port: 22 });
+  });
+
+  it('refuses every loopback spelling with 403 target blocked', async () => {
+    const p = policy({}, stubResolver(DNS));
+    for (const host of ['127.0.0.1', '127.0.0.2', '2130706433', '0x7f.1', '127.1', '0177.0.0.1', '[::1]', '::1', '::ffff:127.0.0.1', 'localhost', '64:ff9b::7f00:1', '2002:7f00:1::1']) {
+      const r = await refusal(p.resolveTarget(host, 22));
+      assert.deepEqual([r.status, r.reason, r.kind], [403, 'target blocked', 'blocked'], host);
+    }
+  });
+
+  it('refuses private, link-local and metadata addresses without dialling', async () => {
+    const p = policy({}, stubResolver(DNS));
+    for (const host of ['10.0.0.1', '192.168.1.1', '172.16.0.1', '169.254.169.254', '100.64.0.1', 'fd00::1', 'fe80::1', '0.0.0.0', '255.255.255.255']) {
+      assert.equal((await refusal(p.resolveTarget(host, 22))).status, 403, host);
+    }
+  });
+
+  it('refuses a name if any address it resolves to is blocked (DNS rebinding)', async () => {
+    const p = policy({}, stubResolver(DNS));
+    for (const host of ['rebind.example', 'rebind6.example']) {
+      const r = await refusal(p.resolveTarget(host, 22));
+      assert.deepEqual([r.status, r.reason, r.kind], [403, 'target blocked', 'blocked'], host);
+    }
+  });
+
+  it('answers 400 invalid host for a malformed host, before any lookup', async () => {
+    const r = stubResolver(DNS);
+    const p = policy({}, r);
+    for (const host of ['', 'bad host', '1.2.3.4.5', '[127.0.0.1]', 'a..b']) {
+      const refused = await refusal(p.resolveTarget(host, 22));
+      assert.deepEqual([refused.status, refused.reason, refused.kind], [400, 'invalid host', 'bad_request'], host);
+    }
+    assert.deepEqual(r.calls, []);
+  });
+
+  it('answers 400 for a port outside 1..65535', async () => {
+    const p = policy({}, stubResolver(DNS));
+    for (const port of [0, 65536, -1, 22.5, Number.NaN]) {
+      assert.equal((await refusal(p.resolveTarget('8.8.8.8', port))).status, 400, String(port));
+    }
+  });
+
+  it('answers 502 when the name does not resolve, or resolves to nothing', async () => {
+    const p = policy({}, stubResolver(DNS));
+    for (const host of ['nx.example', 'empty.example']) {
+      const r = await refusal(p.resolveTarget(host, 22));
+      assert.deepEqual([r.status, r.reason, r.kind], [502, 'name resolution failed', 'dial'], host);
+    }
+  });
+
+  it('answers 504 when resolution times out', async () => {
+    const p = policy({}, stubResolver(async (name) => Promise.reject(new ResolveTimeoutError(name, 100))));
+    const r = await refusal(p.resolveTarget('slow.example', 22));
+    assert.deepEqual([r.status, r.kind], [504, 'dial']);
+  });
+
+  it('fails closed on a resolver answer that is not an IP address', async () => {
+    const p = policy({}, stubResolver(DNS));
+    assert.equal((await refusal(p.resolveTarget('garbage.example', 22))).status, 403);
+  });
+
+  it('a user BLOCKED_TARGETS list replaces the default, so loopback may pass', async () => {
+    const p = policy({ BLOCKED_TARGETS: '10.0.0.0/8' }, stubResolver(DNS));
+    assert.deepEqual(await p.resolveTarget('localhost', 22), { address: '::1', family: 6, port: 22 });
+    assert.deepEqual(await p.resolveTarget('0x7f.1', 2222), { address: '127.0.0.1', family: 4, port: 2222 });
+    assert.equal((await refusal(p.resolveTarget('10.1.1.1', 22))).status, 403);
+  });
+
+  describe('with ALLOWED_TARGETS', () => {
+    const env = { ALLOWED_TARGETS: '0.0.0.0/0:22,[::/0]:22,8.8.4.0/24:8000-8100' };
+
+    it('admits matching targets', async () => {
+      const p = policy(env, stubResolver(DNS));
+      assert.equal((await p.resolveTarget('public.example', 22)).address, '8.8.8.8');
+      assert.equal((await p.resolveTarget('dual.example', 22)).address, '2606:4700::1111');
+      assert.equal((await p.resolveTarget('8.8.4.4', 8100)).port, 8100);
+    });
+
+    it('refuses with 403 target not allowed when any address or the port does not match', async () => {
+      const p = policy({ ALLOWED_TARGETS: '8.8.8.0/24:22,1.1.1.1:443' }, stubResolver(DNS));
+      assert.equal((await p.resolveTarget('1.1.1.1', 443)).address, '1.1.1.1');
+      // dual.example has 1.1.1.1, allowed on 443, and 2606:4700::1111, allowed nowhere.
+      for (const [host, port] of [['public.example', 80], ['1.1.1.1', 22], ['dual.example', 443], ['9.9.9.9', 22]] as const) {
+        const r = await refusal(p.resolveTarget(host, port));
+        assert.deepEqual([r.status, r.reason, r.kind], [403, 'target not allowed', 'blocked'], `${host}:${port}`);
+      }
+    });
+
+    it('still applies the blocklist', async () => {
+      const p = policy({ ALLOWED_TARGETS: '0.0.0.0/0:22,[::/0]:22' }, stubResolver(DNS));
+      const r = await refusal(p.resolveTarget('127.0.0.1', 22));
+      assert.deepEqual([r.status, r.reason], [403, 'target blocked']);
+      assert.equal((await refusal(p.resolveTarget('8.8.8.8', 80))).reason, 'target not allowed');
+    });
+  });
+});
+
+describe('PolicyModule', () => {
+  it('wires the services through Nest with a replaceable resolver', async () => {
+    const stub = stubResolver({ 'public.example': ['8.8.8.8'], 'private.example': ['192.168.0.10'] });
+    const config = parseConfig({ ALLOWED_TARGETS: '0.0.0.0/0:22' });
+    const configModule = ConfigModule.forRoot({ ignoreEnvFile: true, isGlobal: true, load: [registerAs('wsproxy', () => config)] });
+    const moduleRef = await Test.createTestingModule({ imports: [configModule, PolicyModule] })
+      .overrideProvider(TargetResolver)
+      .useValue(stub)
+      .compile();
+    try {
+      const p = moduleRef.get(TargetPolicyService);
+      const bl = moduleRef.get(BlocklistService);
+      assert.equal(bl.isBlocked('10.0.0.1'), true);
+      assert.deepEqual(await p.resolveTarget('public.example', 22), { address: '8.8.8.8', family: 4, port: 22 });
+      assert.equal((await refusal(p.resolveTarget('public.example', 80))).reason, 'target not allowed');
+      assert.equal((await refusal(p.resolveTarget('private.example', 22))).reason, 'target blocked');
+      assert.deepEqual(stub.calls, ['public.example', 'public.example', 'private.example']);
+    } finally {
+      await moduleRef.close();
+    }
+  });
+});

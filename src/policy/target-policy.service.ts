@@ -1,0 +1,71 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Refusal } from '../common/refusal.js';
+import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+import { matches, type AllowedTarget } from './allowed-targets.js';
+import { BlocklistService } from './blocklist.service.js';
+import { parseHost } from './host.js';
+import { canonicalAddress, parseIpLiteral, type Family } from './ip.js';
+import { ResolveTimeoutError, TargetResolver } from './resolver.js';
+
+/** A checked target: the exact address to dial, its family and the port. */
+export interface ResolvedTarget {
+  readonly address: string;
+  readonly family: Family;
+  readonly port: number;
+}
+
+/**
+ * Admission step 5: turns a requested `host:port` into the one address to dial.
+ * The name is resolved once; the target is refused if any address it resolves
+ * to is blocked or (with `ALLOWED_TARGETS`) not allowed, and the caller dials
+ * the returned address itself, so a second lookup cannot rebind the name.
+ */
+@Injectable()
+export class TargetPolicyService {
+  private readonly allowed: readonly AllowedTarget[];
+
+  constructor(
+    @Inject(wsproxyConfig.KEY) config: WsproxyConfigType,
+    private readonly blocklist: BlocklistService,
+    private readonly resolver: TargetResolver,
+  ) {
+    this.allowed = config.allowedTargets;
+  }
+
+  /**
+   * Resolves and checks a target. Rejects with a `Refusal`: 400 malformed host
+   * or port, 502 name resolution failed, 504 name resolution timed out, 403
+   * blocked or not allowed.
+   */
+  async resolveTarget(host: string, port: number): Promise<ResolvedTarget> {
+    const parsed = parseHost(host);
+    if (parsed === null) throw new Refusal(400, 'invalid host', 'bad_request');
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Refusal(400, 'invalid port', 'bad_request');
+
+    const found = parsed.kind === 'ip' ? [parsed.address] : await this.resolve(parsed.name);
+    const addresses: { address: string; family: Family }[] = [];
+    for (const a of found) {
+      const ip = parseIpLiteral(a);
+      // A resolver answer that is not an IP literal cannot be checked: fail closed.
+      if (ip === null) throw new Refusal(403, 'target blocked', 'blocked');
+      const canon = canonicalAddress(ip);
+      if (!addresses.some((x) => x.address === canon.address)) addresses.push(canon);
+    }
+    if (addresses.length === 0) throw new Refusal(502, 'name resolution failed', 'dial');
+
+    if (addresses.some((a) => this.blocklist.isBlocked(a.address))) throw new Refusal(403, 'target blocked', 'blocked');
+    if (this.allowed.length > 0 && !addresses.every((a) => matches(this.allowed, a.address, port))) {
+      throw new Refusal(403, 'target not allowed', 'blocked');
+    }
+    return { address: addresses[0].address, family: addresses[0].family, port };
+  }
+
+  private async resolve(name: string): Promise<string[]> {
+    try {
+      return await this.resolver.lookup(name);
+    } catch (err) {
+      if (err instanceof ResolveTimeoutError) throw new Refusal(504, 'name resolution timed out', 'dial');
+      throw new Refusal(502, 'name resolution failed', 'dial');
+    }
+  }
+}
