@@ -62,7 +62,6 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
       };
       return {
         setup,
-        protocol: client.identity.protocol,
         abort: () => {
           socket.destroy();
           client.lease.release();

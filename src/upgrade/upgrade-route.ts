@@ -14,7 +14,7 @@ export interface UpgradeContext {
 
 /** What a successful admission hands over to the connection. */
 export interface Admitted {
-  /** Subprotocol to answer in the handshake, if any. */
+  /** Informational: the adapter always answers `selectResponseProtocol` of what the client offered. */
   readonly protocol?: string;
   /** Undoes the admission (releases slots, closes a dialled target) when the handshake never completes. */
   abort(): void;

@@ -4,6 +4,7 @@ import type { INestApplication } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
 import { AbstractWsAdapter } from '@nestjs/websockets';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { selectResponseProtocol } from '../auth/token-carriers.js';
 import { isRefusal, Refusal } from '../common/refusal.js';
 import { WsproxyEvents } from '../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
@@ -53,12 +54,8 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       perMessageDeflate: false,
       clientTracking: false,
       maxPayload: this.config.maxMessageBytes,
-      handleProtocols: (protocols, req) => {
-        const chosen = (req as IncomingMessage & { wsproxyProtocol?: string }).wsproxyProtocol;
-        if (chosen) return chosen;
-        for (const p of protocols) if (!p.startsWith('bearer.')) return p;
-        return false;
-      },
+      // Answer a non-token protocol, as browsers require when they offered any.
+      handleProtocols: (protocols) => selectResponseProtocol(protocols),
     });
     server.on('error', (err) => this.logger.error(`ws server error: ${err.message}`));
     this.router.attachServer(path, server);
@@ -134,7 +131,6 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       admitted.abort();
       return;
     }
-    if (admitted.protocol) (req as IncomingMessage & { wsproxyProtocol?: string }).wsproxyProtocol = admitted.protocol;
     setAdmission(req, admitted);
     try {
       server.handleUpgrade(req, socket, head, (ws) => server.emit('connection', ws, req));

@@ -1,0 +1,271 @@
+import { after, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { Logger, type LoggerService } from '@nestjs/common';
+import { base64url, SignJWT, UnsecuredJWT } from 'jose';
+import { Refusal } from '../common/refusal.js';
+import { parseConfig } from '../config/config.schema.js';
+import { JwksServer, makeKey, ManualClock, mintToken, type TestKey } from '../../test/support/jwks.js';
+import { AuthService, selectResponseProtocol } from './auth.service.js';
+import { JwksService } from './jwks.service.js';
+
+/** Collects what the services log, so tests can assert tokens never show up. */
+class CapturingLogger implements LoggerService {
+  readonly lines: string[] = [];
+  log(...m: unknown[]) { this.lines.push(m.map(String).join(' ')); }
+  error(...m: unknown[]) { this.lines.push(m.map(String).join(' ')); }
+  warn(...m: unknown[]) { this.lines.push(m.map(String).join(' ')); }
+  debug(...m: unknown[]) { this.lines.push(m.map(String).join(' ')); }
+  verbose(...m: unknown[]) { this.lines.push(m.map(String).join(' ')); }
+}
+
+const fakeReq = (headers: Record<string, string> = {}): IncomingMessage => ({ headers }) as unknown as IncomingMessage;
+const q = (s = ''): URLSearchParams => new URLSearchParams(s);
+
+async function refusedWith(p: Promise<unknown>, status: number, reason: string): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof Refusal, `expected a Refusal, got ${String(err)}`);
+    assert.equal(err.reason, reason);
+    assert.equal(err.status, status);
+    assert.equal(err.kind, status === 401 ? 'auth' : 'auth_unavailable');
+    return true;
+  });
+}
+
+describe('AuthService', () => {
+  let server: JwksServer;
+  let key: TestKey;
+  let other: TestKey;
+  const logs = new CapturingLogger();
+
+  before(async () => {
+    Logger.overrideLogger(logs);
+    key = await makeKey('key-1');
+    other = await makeKey('key-other');
+    server = await JwksServer.start([key]);
+  });
+  after(async () => {
+    await server.stop();
+  });
+  beforeEach(() => server.publish([key]));
+
+  function makeAuth(env: Record<string, string> = {}, clock = new ManualClock()): AuthService {
+    const config = parseConfig({ CLERK_JWKS_URL: server.url, ...env });
+    return new AuthService(config, new JwksService(config, clock), clock);
+  }
+
+  describe('carriers', () => {
+    it('accepts a valid token in the token query parameter', async () => {
+      const auth = makeAuth();
+      const token = await mintToken(key, { sub: 'user_q' });
+      assert.deepEqual(await auth.authenticate(fakeReq(), q(`host=h&token=${token}`)), { userId: 'user_q' });
+    });
+
+    it('accepts a valid token in Authorization: Bearer', async () => {
+      const auth = makeAuth();
+      const token = await mintToken(key, { sub: 'user_h' });
+      assert.deepEqual(await auth.authenticate(fakeReq({ authorization: `Bearer ${token}` }), q()), { userId: 'user_h' });
+      assert.deepEqual(await auth.authenticate(fakeReq({ authorization: `bearer  ${token}` }), q()), { userId: 'user_h' });
+    });
+
+    it('accepts a bearer.<JWT> subprotocol and answers with the non-token protocol', async () => {
+      const auth = makeAuth();
+      const token = await mintToken(key, { sub: 'user_p' });
+      assert.deepEqual(await auth.authenticate(fakeReq({ 'sec-websocket-protocol': `wsproxy, bearer.${token}` }), q()), {
+        userId: 'user_p',
+        protocol: 'wsproxy',
+      });
+      assert.deepEqual(await auth.authenticate(fakeReq({ 'sec-websocket-protocol': `bearer.${token},binary` }), q()), {
+        userId: 'user_p',
+        protocol: 'binary',
+      });
+      // Only the token protocol offered: nothing to answer with.
+      assert.deepEqual(await auth.authenticate(fakeReq({ 'sec-websocket-protocol': `bearer.${token}` }), q()), { userId: 'user_p' });
+    });
+
+    it('takes the first carrier found: query, then header, then subprotocol', async () => {
+      const auth = makeAuth();
+      const good = await mintToken(key, { sub: 'first' });
+      const headers = { authorization: 'Bearer garbage', 'sec-websocket-protocol': 'wsproxy, bearer.garbage' };
+      assert.deepEqual(await auth.authenticate(fakeReq(headers), q(`token=${good}`)), { userId: 'first' });
+      await refusedWith(auth.authenticate(fakeReq({ authorization: `Bearer ${good}` }), q('token=garbage')), 401, 'token malformed');
+      await refusedWith(
+        auth.authenticate(fakeReq({ authorization: 'Bearer garbage', 'sec-websocket-protocol': `wsproxy, bearer.${good}` }), q()),
+        401,
+        'token malformed',
+      );
+      // A query token does not set a protocol even when subprotocols were offered.
+      assert.deepEqual(await auth.authenticate(fakeReq({ 'sec-websocket-protocol': 'wsproxy' }), q(`token=${good}`)), { userId: 'first' });
+    });
+
+    it('refuses a request without any token with "token missing"', async () => {
+      const auth = makeAuth();
+      await refusedWith(auth.authenticate(fakeReq(), q('host=h&port=22')), 401, 'token missing');
+      await refusedWith(auth.authenticate(fakeReq({ authorization: 'Basic dXNlcjpwYXNz' }), q('token=')), 401, 'token missing');
+      await refusedWith(auth.authenticate(fakeReq({ 'sec-websocket-protocol': 'wsproxy, bearer.' }), q()), 401, 'token missing');
+    });
+
+    it('selectResponseProtocol never answers a token-carrying protocol', () => {
+      assert.equal(selectResponseProtocol(new Set(['wsproxy', 'bearer.a.b.c'])), 'wsproxy');
+      assert.equal(selectResponseProtocol(new Set(['bearer.a.b.c', 'Bearer.x', 'wsproxy'])), 'wsproxy');
+      assert.equal(selectResponseProtocol(new Set(['bearer.a.b.c'])), false);
+      assert.equal(selectResponseProtocol(new Set()), false);
+    });
+  });
+
+  describe('claims and signatures', () => {
+    it('refuses an expired token, and honours the clock tolerance', async () => {
+      const auth = makeAuth({ JWT_CLOCK_TOLERANCE_S: '5' });
+      const now = Math.floor(Date.now() / 1000);
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${await mintToken(key, { exp: now - 30 })}`)), 401, 'token expired');
+      assert.equal((await auth.authenticate(fakeReq(), q(`token=${await mintToken(key, { exp: now - 2 })}`))).userId, 'user_1');
+    });
+
+    it('refuses a token without exp, or with time claims that are not numbers', async () => {
+      const auth = makeAuth();
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${await mintToken(key, {}, { expiresIn: null })}`)), 401, 'token malformed');
+      for (const claims of [{ exp: 'later' }, { nbf: 'soon' }, { iat: 'now' }]) {
+        const t = await mintToken(key, claims as Record<string, unknown>);
+        await refusedWith(auth.authenticate(fakeReq(), q(`token=${t}`)), 401, 'token malformed');
+      }
+    });
+
+    it('refuses nbf (and iat) in the future with "token not yet valid"', async () => {
+      const auth = makeAuth({ JWT_CLOCK_TOLERANCE_S: '5' });
+      const now = Math.floor(Date.now() / 1000);
+      const nbf = await mintToken(key, { nbf: now + 60, exp: now + 120 });
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${nbf}`)), 401, 'token not yet valid');
+      const iat = await mintToken(key, { iat: now + 60, exp: now + 120 });
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${iat}`)), 401, 'token not yet valid');
+      const withinTolerance = await mintToken(key, { nbf: now + 3, iat: now + 3 });
+      assert.equal((await auth.authenticate(fakeReq(), q(`token=${withinTolerance}`))).userId, 'user_1');
+    });
+
+    it('checks iss when JWT_ISSUER is set', async () => {
+      const auth = makeAuth({ JWT_ISSUER: 'https://clerk.example.com' });
+      const good = await mintToken(key, { iss: 'https://clerk.example.com' });
+      assert.equal((await auth.authenticate(fakeReq(), q(`token=${good}`))).userId, 'user_1');
+      const wrong = await mintToken(key, { iss: 'https://evil.example.com' });
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${wrong}`)), 401, 'issuer mismatch');
+      const none = await mintToken(key, {});
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${none}`)), 401, 'issuer mismatch');
+      // Not set: any iss passes.
+      assert.equal((await makeAuth().authenticate(fakeReq(), q(`token=${wrong}`))).userId, 'user_1');
+    });
+
+    it('checks aud (string or array) when JWT_AUDIENCE is set', async () => {
+      const auth = makeAuth({ JWT_AUDIENCE: 'wsproxy, ssh' });
+      const ok = (aud: string | string[]) => mintToken(key, { aud }).then((t) => auth.authenticate(fakeReq(), q(`token=${t}`)));
+      assert.equal((await ok('wsproxy')).userId, 'user_1');
+      assert.equal((await ok(['other', 'ssh'])).userId, 'user_1');
+      await refusedWith(ok('other'), 401, 'audience mismatch');
+      await refusedWith(ok(['other', 'another']), 401, 'audience mismatch');
+      await refusedWith(mintToken(key).then((t) => auth.authenticate(fakeReq(), q(`token=${t}`))), 401, 'audience mismatch');
+    });
+
+    it('refuses a token without sub', async () => {
+      const auth = makeAuth();
+      const noSub = await mintToken(key, { sub: undefined });
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${noSub}`)), 401, 'subject missing');
+      const emptySub = await mintToken(key, { sub: '' });
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${emptySub}`)), 401, 'subject missing');
+    });
+
+    it('refuses alg none', async () => {
+      const auth = makeAuth();
+      const unsecured = new UnsecuredJWT({ sub: 'admin', exp: Math.floor(Date.now() / 1000) + 60 }).encode();
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${unsecured}`)), 401, 'algorithm not allowed');
+      // With a real kid and an empty signature.
+      const header = base64url.encode(JSON.stringify({ alg: 'none', kid: key.kid }));
+      const payload = base64url.encode(JSON.stringify({ sub: 'admin', exp: Math.floor(Date.now() / 1000) + 60 }));
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${header}.${payload}.`)), 401, 'algorithm not allowed');
+    });
+
+    it('refuses HS256 signed with the RSA public key bytes (key confusion)', async () => {
+      const auth = makeAuth({ JWT_ALGORITHMS: 'RS256,ES256' });
+      const body = { sub: 'admin', exp: Math.floor(Date.now() / 1000) + 60 };
+      for (const secret of [key.spkiPem, JSON.stringify(key.jwk), key.jwk.n as string]) {
+        const forged = await new SignJWT(body)
+          .setProtectedHeader({ alg: 'HS256', kid: key.kid })
+          .sign(new TextEncoder().encode(secret));
+        await refusedWith(auth.authenticate(fakeReq(), q(`token=${forged}`)), 401, 'algorithm not allowed');
+      }
+    });
+
+    it('refuses a token naming a kid its key cannot verify (alg confusion inside the allowed list)', async () => {
+      const auth = makeAuth({ JWT_ALGORITHMS: 'RS256,ES256' });
+      const ec = await import('jose').then((j) => j.generateKeyPair('ES256'));
+      const forged = await new SignJWT({ sub: 'admin', exp: Math.floor(Date.now() / 1000) + 60 })
+        .setProtectedHeader({ alg: 'ES256', kid: key.kid })
+        .sign(ec.privateKey);
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${forged}`)), 401, 'algorithm not allowed');
+    });
+
+    it('refuses a token signed by a key not in the JWKS', async () => {
+      const auth = makeAuth();
+      // Signed by another key but claiming the published kid.
+      const impostor = await mintToken(other, { sub: 'admin' }, { kid: key.kid });
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${impostor}`)), 401, 'signature invalid');
+      // Signed by another key under its own, unpublished kid.
+      const stranger = await mintToken(other, { sub: 'admin' });
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${stranger}`)), 401, 'unknown key');
+      // No kid at all.
+      const noKid = await new SignJWT({ sub: 'x', exp: Math.floor(Date.now() / 1000) + 60 }).setProtectedHeader({ alg: 'RS256' }).sign(key.privateKey);
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${noKid}`)), 401, 'unknown key');
+    });
+
+    it('refuses a token whose payload was altered', async () => {
+      const auth = makeAuth();
+      const [h, , s] = (await mintToken(key, { sub: 'user_1' })).split('.');
+      const p = base64url.encode(JSON.stringify({ sub: 'admin', exp: Math.floor(Date.now() / 1000) + 60 }));
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${h}.${p}.${s}`)), 401, 'signature invalid');
+    });
+
+    it('refuses malformed tokens', async () => {
+      const auth = makeAuth();
+      for (const t of ['abc', 'a.b.c', 'a.b.c.d.e', `${'x'.repeat(20000)}.a.b`, '..']) {
+        await refusedWith(auth.authenticate(fakeReq(), q(`token=${encodeURIComponent(t)}`)), 401, 'token malformed');
+      }
+    });
+
+    it('never puts the token or its claims in refusals or logs', async () => {
+      const auth = makeAuth({ JWT_ISSUER: 'https://issuer.test', JWT_AUDIENCE: 'aud-1' });
+      logs.lines.length = 0;
+      const secretSub = 'user_SECRET_SUBJECT_42';
+      const tokens = [
+        await mintToken(key, { sub: secretSub, iss: 'https://issuer.test', aud: 'aud-1', exp: 1 }),
+        await mintToken(key, { sub: secretSub, iss: 'https://wrong.test', aud: 'aud-1' }),
+        await mintToken(key, { sub: secretSub, iss: 'https://issuer.test', aud: 'aud-2' }),
+        await mintToken(other, { sub: secretSub }, { kid: key.kid }),
+        await mintToken(other, { sub: secretSub }),
+      ];
+      for (const t of tokens) {
+        const err = await auth.authenticate(fakeReq(), q(`token=${t}`)).then(
+          () => assert.fail('accepted'),
+          (e: unknown) => e as Refusal,
+        );
+        const shown = `${err.message} ${err.reason} ${err.stack ?? ''} ${JSON.stringify(err)}`;
+        assert.ok(!shown.includes(secretSub), 'claims leaked into the refusal');
+        assert.ok(!shown.includes(t.split('.')[1]), 'token leaked into the refusal');
+      }
+      const logged = logs.lines.join('\n');
+      for (const t of tokens) assert.ok(!logged.includes(t.split('.')[1]));
+      assert.ok(!logged.includes(secretSub));
+    });
+  });
+
+  describe('auth off', () => {
+    it('answers anonymous for everything while CLERK_JWKS_URL is empty, and warns once at startup', async () => {
+      const config = parseConfig({});
+      const clock = new ManualClock();
+      const auth = new AuthService(config, new JwksService(config, clock), clock);
+      assert.equal(auth.enabled, false);
+      logs.lines.length = 0;
+      auth.onModuleInit();
+      assert.equal(logs.lines.filter((l) => l.includes('authentication is OFF')).length, 1);
+      assert.deepEqual(await auth.authenticate(fakeReq(), q()), { userId: 'anonymous' });
+      assert.deepEqual(await auth.authenticate(fakeReq({ authorization: 'Bearer garbage' }), q('token=x')), { userId: 'anonymous' });
+      assert.equal(makeAuth().enabled, true);
+    });
+  });
+});

@@ -1,0 +1,293 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { Logger, type LoggerService } from '@nestjs/common';
+import { Refusal } from '../common/refusal.js';
+import { parseConfig } from '../config/config.schema.js';
+import { JwksServer, makeKey, ManualClock, mintToken, unreachableJwksUrl, type TestKey } from '../../test/support/jwks.js';
+import { AuthService } from './auth.service.js';
+import { parseJwks } from './jwks-document.js';
+import { JwksService } from './jwks.service.js';
+
+const quiet: LoggerService = { log() {}, error() {}, warn() {}, debug() {}, verbose() {} };
+const noHeaders = { headers: {} } as unknown as IncomingMessage;
+
+const S = 1000;
+
+interface Rig {
+  readonly clock: ManualClock;
+  readonly jwks: JwksService;
+  readonly auth: AuthService;
+  /** Authenticates `token` at the rig's clock; resolves to the user id or the refusal. */
+  check(token: string): Promise<string | Refusal>;
+  /** Mints a token valid at the rig's clock. */
+  mint(key: TestKey, kid?: string): Promise<string>;
+}
+
+function rig(url: string, env: Record<string, string> = {}): Rig {
+  const clock = new ManualClock();
+  const config = parseConfig({ CLERK_JWKS_URL: url, ...env });
+  const jwks = new JwksService(config, clock);
+  const auth = new AuthService(config, jwks, clock);
+  return {
+    clock,
+    jwks,
+    auth,
+    check: (token) =>
+      auth.authenticate(noHeaders, new URLSearchParams({ token })).then(
+        (id) => id.userId,
+        (err: unknown) => {
+          if (err instanceof Refusal) return err;
+          throw err;
+        },
+      ),
+    mint: (key, kid) => mintToken(key, { sub: `sub-of-${key.kid}` }, { now: clock.seconds(), expiresIn: 3600, kid }),
+  };
+}
+
+function isRefusal(r: string | Refusal, status: number, reason: string): boolean {
+  return r instanceof Refusal && r.status === status && r.reason === reason;
+}
+
+describe('JwksService', () => {
+  let keyA: TestKey;
+  let keyB: TestKey;
+  let stranger: TestKey;
+
+  before(async () => {
+    Logger.overrideLogger(quiet);
+    [keyA, keyB, stranger] = await Promise.all([makeKey('kid-a'), makeKey('kid-b'), makeKey('kid-stranger')]);
+  });
+
+  describe('unknown kid flood', () => {
+    let server: JwksServer;
+    before(async () => {
+      server = await JwksServer.start([keyA]);
+    });
+    after(() => server.stop());
+
+    it('200 tokens with random unknown kids cause at most 2 JWKS fetches (cold cache)', async () => {
+      server.resetCount();
+      const r = rig(server.url);
+      const tokens = await Promise.all(Array.from({ length: 200 }, () => r.mint(stranger, randomUUID())));
+      const results = await Promise.all(tokens.map((t) => r.check(t)));
+      assert.ok(results.every((x) => isRefusal(x, 401, 'unknown key')));
+      assert.ok(server.requests <= 2, `${server.requests} fetches`);
+      // The known key still works, without another fetch.
+      assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+      assert.ok(server.requests <= 2, `${server.requests} fetches`);
+    });
+
+    it('200 sequential unknown kids after warm-up cause at most 2 fetches; the next cooldown allows one more', async () => {
+      server.resetCount();
+      const r = rig(server.url, { JWKS_REFETCH_COOLDOWN_S: '30' });
+      await r.jwks.warmUp();
+      assert.equal(server.requests, 1);
+      for (let i = 0; i < 200; i++) {
+        if (i % 20 === 0) r.clock.advance(100); // 200 tokens spread over 1 s
+        assert.ok(isRefusal(await r.check(await r.mint(stranger, randomUUID())), 401, 'unknown key'));
+      }
+      assert.ok(server.requests <= 2, `${server.requests} fetches`);
+      const before = server.requests;
+      r.clock.advance(30 * S);
+      assert.ok(isRefusal(await r.check(await r.mint(stranger, randomUUID())), 401, 'unknown key'));
+      assert.ok(isRefusal(await r.check(await r.mint(stranger, randomUUID())), 401, 'unknown key'));
+      assert.equal(server.requests, before + 1);
+    });
+
+    it('concurrent lookups on a cold cache share one fetch', async () => {
+      server.resetCount();
+      const r = rig(server.url);
+      const tokens = await Promise.all(Array.from({ length: 50 }, () => r.mint(keyA)));
+      const results = await Promise.all(tokens.map((t) => r.check(t)));
+      assert.ok(results.every((x) => x === 'sub-of-kid-a'));
+      assert.equal(server.requests, 1);
+    });
+  });
+
+  describe('key rotation', () => {
+    let server: JwksServer;
+    before(async () => {
+      server = await JwksServer.start([keyA]);
+    });
+    after(() => server.stop());
+
+    it('accepts a newly published kid after the refetch and refuses a removed kid after the TTL', async () => {
+      server.publish([keyA]);
+      server.resetCount();
+      const r = rig(server.url, { JWKS_CACHE_TTL_S: '600', JWKS_REFETCH_COOLDOWN_S: '30' });
+      assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+      assert.equal(server.requests, 1);
+
+      // Rotation starts: B is published next to A.
+      server.publish([keyA, keyB]);
+      // Within the cooldown of the last fetch, the unknown kid cannot force a refetch.
+      r.clock.advance(10 * S);
+      assert.ok(isRefusal(await r.check(await r.mint(keyB)), 401, 'unknown key'));
+      assert.equal(server.requests, 1);
+      // After it, the unknown kid triggers one refetch and B is accepted.
+      r.clock.advance(21 * S);
+      assert.equal(await r.check(await r.mint(keyB)), 'sub-of-kid-b');
+      assert.equal(server.requests, 2);
+
+      // Rotation ends: A is removed. It keeps working from the cache until the TTL runs out.
+      server.publish([keyB]);
+      r.clock.advance(599 * S);
+      assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+      assert.equal(server.requests, 2);
+      r.clock.advance(1 * S);
+      assert.ok(isRefusal(await r.check(await r.mint(keyA)), 401, 'unknown key'));
+      assert.equal(server.requests, 3);
+      assert.equal(await r.check(await r.mint(keyB)), 'sub-of-kid-b');
+      assert.equal(r.jwks.status().keyCount, 1);
+    });
+
+    it('refetches when the TTL runs out even inside the unknown-kid cooldown (short real TTL)', async () => {
+      server.publish([keyA]);
+      server.resetCount();
+      const clock = { now: () => Date.now() };
+      const config = parseConfig({ CLERK_JWKS_URL: server.url, JWKS_CACHE_TTL_S: '1', JWKS_REFETCH_COOLDOWN_S: '3600' });
+      const jwks = new JwksService(config, clock);
+      const auth = new AuthService(config, jwks, clock);
+      const tokenA = await mintToken(keyA, {}, { expiresIn: 600 });
+      assert.equal((await auth.authenticate(noHeaders, new URLSearchParams({ token: tokenA }))).userId, 'user_1');
+      server.publish([keyB]);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await assert.rejects(auth.authenticate(noHeaders, new URLSearchParams({ token: tokenA })), { reason: 'unknown key' });
+      assert.equal(server.requests, 2);
+    });
+  });
+
+  describe('endpoint failures', () => {
+    it('keeps accepting with stale keys after the JWKS server stops, up to JWKS_MAX_STALE_S', async () => {
+      const server = await JwksServer.start([keyA]);
+      const r = rig(server.url, { JWKS_CACHE_TTL_S: '60', JWKS_MAX_STALE_S: '3600', JWKS_REFETCH_COOLDOWN_S: '30' });
+      await r.jwks.warmUp();
+      assert.equal(r.jwks.status().keyCount, 1);
+      await server.stop();
+
+      r.clock.advance(61 * S); // past the TTL: a refetch is attempted and fails
+      assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+      assert.equal(r.jwks.status().lastFetchOk, false);
+      r.clock.advance(1800 * S);
+      assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+      // TTL + max stale since the last good fetch: nothing usable any more.
+      r.clock.advance(1800 * S);
+      assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
+    });
+
+    it('answers 503 when the JWKS was never reachable (connection refused)', async () => {
+      const r = rig(await unreachableJwksUrl(), { JWKS_REFETCH_COOLDOWN_S: '30' });
+      assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
+      assert.equal(r.jwks.status().fetchCount, 1);
+      // Within the cooldown no new attempt is made; still 503.
+      assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
+      assert.equal(r.jwks.status().fetchCount, 1);
+      // A missing token is still a 401: the client's fault comes first.
+      await assert.rejects(r.auth.authenticate(noHeaders, new URLSearchParams()), { status: 401, reason: 'token missing' });
+    });
+
+    it('answers 503 when the JWKS endpoint hangs past JWKS_FETCH_TIMEOUT_MS, then recovers after the cooldown', async () => {
+      const server = await JwksServer.start([keyA]);
+      try {
+        server.hang();
+        const r = rig(server.url, { JWKS_FETCH_TIMEOUT_MS: '200', JWKS_REFETCH_COOLDOWN_S: '30' });
+        const t0 = Date.now();
+        assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
+        assert.ok(Date.now() - t0 < 5000);
+        server.publish([keyA]);
+        assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
+        r.clock.advance(30 * S);
+        assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+        assert.equal(server.requests, 2);
+      } finally {
+        await server.stop();
+      }
+    });
+
+    it('keeps the cached keys when the JWKS answers garbage', async () => {
+      const server = await JwksServer.start([keyA]);
+      try {
+        const r = rig(server.url, { JWKS_CACHE_TTL_S: '60', JWKS_REFETCH_COOLDOWN_S: '10' });
+        await r.jwks.warmUp();
+        const bodies: [number, string][] = [
+          [200, 'this is not json'],
+          [200, '{"keys":"nope"}'],
+          [200, '{"keys":[]}'],
+          [200, JSON.stringify({ keys: [{ kty: 'oct', kid: 'k', k: 'c2VjcmV0' }] })],
+          [200, '<html>maintenance</html>'],
+          [500, JSON.stringify({ keys: [keyB.jwk] })],
+          [302, ''],
+        ];
+        for (const [status, body] of bodies) {
+          // A good fetch first, so the TTL refetch below is awaited (not a background retry).
+          server.publish([keyA]);
+          r.clock.advance(10 * S);
+          await r.jwks.warmUp();
+          assert.equal(r.jwks.status().lastFetchOk, true);
+          const fetches = server.requests;
+          server.answerRaw(status, body);
+          r.clock.advance(61 * S); // past the TTL: one refetch, which gets garbage
+          assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a', `after ${status} ${body}`);
+          assert.equal(server.requests, fetches + 1);
+          assert.equal(r.jwks.status().lastFetchOk, false);
+        }
+        // Unknown-kid refetch that gets garbage while the keys are fresh keeps them too.
+        server.publish([keyA]);
+        r.clock.advance(10 * S);
+        await r.jwks.warmUp();
+        const fetches = server.requests;
+        server.answerRaw(200, 'garbage');
+        r.clock.advance(11 * S);
+        assert.ok(isRefusal(await r.check(await r.mint(keyB)), 401, 'unknown key'));
+        assert.equal(server.requests, fetches + 1);
+        assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+      } finally {
+        await server.stop();
+      }
+    });
+
+    it('answers 503 when the first JWKS response is garbage', async () => {
+      const server = await JwksServer.start([]);
+      try {
+        server.answerRaw(200, '{"keys":[]}');
+        const r = rig(server.url);
+        assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
+      } finally {
+        await server.stop();
+      }
+    });
+  });
+
+  describe('parseJwks', () => {
+    it('keeps public signing keys and skips the rest', () => {
+      const good = keyA.jwk;
+      const { keys, skipped } = parseJwks(
+        JSON.stringify({
+          keys: [
+            good,
+            { ...keyB.jwk, d: 'private' },
+            { kty: 'oct', kid: 'hmac', k: 'c2VjcmV0' },
+            { ...keyB.jwk, kid: 'enc', use: 'enc' },
+            { ...keyB.jwk, kid: undefined },
+            { ...good },
+            'junk',
+          ],
+        }),
+      );
+      assert.deepEqual(
+        keys.map((k) => k.kid),
+        ['kid-a'],
+      );
+      assert.equal(skipped.length, 6);
+      assert.ok(skipped.every((s) => !s.includes('private"') && !s.includes(String(keyB.jwk.n))));
+    });
+
+    it('throws on documents that are not a JWKS', () => {
+      for (const body of ['', 'null', '[]', '{}', '{"keys":{}}', '{"keys":[]}']) {
+        assert.throws(() => parseJwks(body), Error, body);
+      }
+    });
+  });
+});

@@ -1,0 +1,234 @@
+import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap } from '@nestjs/common';
+import { importJWK, type JWK } from 'jose';
+import { Refusal } from '../common/refusal.js';
+import type { WsproxyConfig } from '../config/config.schema.js';
+import { wsproxyConfig } from '../config/wsproxy.config.js';
+import { AUTH_CLOCK, systemClock, type Clock } from './clock.js';
+import { parseJwks, readCappedText, type JwksKey } from './jwks-document.js';
+
+/** A verification key of the JWKS, imported lazily once per algorithm. */
+interface CachedKey {
+  readonly jwk: JwksKey;
+  readonly imported: Map<string, Promise<CryptoKey>>;
+}
+
+interface KeySet {
+  readonly keys: ReadonlyMap<string, CachedKey>;
+  /** Clock time of the successful fetch that produced this set. */
+  readonly fetchedAt: number;
+}
+
+/** Why a fetch is wanted; decides whether the cooldown applies. */
+type FetchCause = 'initial' | 'expired' | 'unknown-kid';
+
+/** What the cache holds, for health checks and tests. */
+export interface JwksStatus {
+  readonly keyCount: number;
+  readonly fetchedAt: number | null;
+  readonly fetchCount: number;
+  readonly lastFetchOk: boolean | null;
+}
+
+const MAX_JWKS_BYTES = 512 * 1024;
+
+const unavailable = (): Refusal => new Refusal(503, 'authentication unavailable', 'auth_unavailable');
+const refused = (reason: string): Refusal => new Refusal(401, reason, 'auth');
+
+/**
+ * The issuer's signing keys (`CLERK_JWKS_URL`), fetched and cached.
+ *
+ * - Keys are used for `JWKS_CACHE_TTL_S` after a successful fetch; the first
+ *   lookup after that waits for a refetch, so a key removed from the JWKS stops
+ *   being accepted once the TTL has passed.
+ * - An unknown `kid` triggers a refetch at most once per
+ *   `JWKS_REFETCH_COOLDOWN_S` (counted from the previous fetch attempt); a
+ *   failed fetch is retried at most once per cooldown too. Concurrent lookups
+ *   share one in-flight fetch.
+ * - A fetch that fails (network, timeout `JWKS_FETCH_TIMEOUT_MS`, non-200,
+ *   garbage) keeps the cached keys; past their TTL they keep serving, with a
+ *   warning, for up to `JWKS_MAX_STALE_S` more. While stale, refetches run in
+ *   the background so handshakes do not wait on a dead endpoint.
+ * - With no usable keys (never fetched, or stale for too long) lookups fail
+ *   closed with 503 `authentication unavailable`.
+ */
+@Injectable()
+export class JwksService implements OnApplicationBootstrap {
+  private readonly logger = new Logger('JwksService');
+  private readonly url: string;
+  private readonly ttlMs: number;
+  private readonly cooldownMs: number;
+  private readonly maxStaleMs: number;
+  private readonly timeoutMs: number;
+
+  private current: KeySet | null = null;
+  private lastAttemptAt: number | null = null;
+  private lastAttemptOk: boolean | null = null;
+  private inflight: Promise<void> | null = null;
+  private fetchCount = 0;
+
+  constructor(
+    @Inject(wsproxyConfig.KEY) config: WsproxyConfig,
+    @Optional() @Inject(AUTH_CLOCK) private readonly clock: Clock = systemClock,
+  ) {
+    this.url = config.clerkJwksUrl;
+    this.ttlMs = config.jwksCacheTtlS * 1000;
+    this.cooldownMs = config.jwksRefetchCooldownS * 1000;
+    this.maxStaleMs = config.jwksMaxStaleS * 1000;
+    this.timeoutMs = config.jwksFetchTimeoutMs;
+  }
+
+  /** Warms the cache at startup without holding startup up; a failure is logged and retried on demand. */
+  onApplicationBootstrap(): void {
+    if (this.url !== '') void this.refetch('initial');
+  }
+
+  /** Fetches the JWKS now unless a fetch is running or the cooldown forbids it; never throws. */
+  warmUp(): Promise<void> {
+    return this.refetch('initial');
+  }
+
+  status(): JwksStatus {
+    return {
+      keyCount: this.current?.keys.size ?? 0,
+      fetchedAt: this.current?.fetchedAt ?? null,
+      fetchCount: this.fetchCount,
+      lastFetchOk: this.lastAttemptOk,
+    };
+  }
+
+  /**
+   * The key named `kid`, imported for `alg`. Throws `Refusal(401, 'unknown key')`
+   * when the JWKS has no such key, `Refusal(401, 'algorithm not allowed')` when
+   * the key is not made for `alg`, and `Refusal(503, …)` when no keys are usable.
+   */
+  async getKey(kid: string, alg: string): Promise<CryptoKey> {
+    if (this.url === '') throw unavailable();
+    let set = this.current;
+    if (set !== null && this.isFresh(set)) {
+      if (!set.keys.has(kid)) await this.refetch('unknown-kid');
+    } else if (set !== null && this.lastAttemptOk === false && this.isUsable(set)) {
+      // Already serving stale keys: retry in the background, answer now.
+      void this.refetch('expired');
+    } else {
+      await this.refetch(set === null ? 'initial' : 'expired');
+    }
+
+    set = this.current;
+    if (set === null || !this.isUsable(set)) throw unavailable();
+    const entry = set.keys.get(kid);
+    if (entry === undefined) throw refused('unknown key');
+    return this.importFor(entry, alg);
+  }
+
+  private isFresh(set: KeySet): boolean {
+    return this.clock.now() < set.fetchedAt + this.ttlMs;
+  }
+
+  private isUsable(set: KeySet): boolean {
+    return this.clock.now() < set.fetchedAt + this.ttlMs + this.maxStaleMs;
+  }
+
+  private mayFetch(cause: FetchCause): boolean {
+    if (this.lastAttemptAt === null) return true;
+    // The TTL running out after a good fetch is not a flood: refetch at once.
+    if (cause === 'expired' && this.lastAttemptOk === true) return true;
+    return this.clock.now() - this.lastAttemptAt >= this.cooldownMs;
+  }
+
+  /** Joins the running fetch, or starts one if allowed. Never rejects. */
+  private refetch(cause: FetchCause): Promise<void> {
+    if (this.inflight !== null) return this.inflight;
+    if (!this.mayFetch(cause)) return Promise.resolve();
+    this.lastAttemptAt = this.clock.now();
+    this.inflight = this.fetchAndStore().finally(() => {
+      this.inflight = null;
+    });
+    return this.inflight;
+  }
+
+  private async fetchAndStore(): Promise<void> {
+    this.fetchCount++;
+    try {
+      const keys = await this.fetchKeys();
+      const previous = this.current;
+      this.current = { keys, fetchedAt: this.clock.now() };
+      this.lastAttemptOk = true;
+      if (previous === null || !sameKids(previous.keys, keys)) {
+        this.logger.log(`JWKS loaded: ${keys.size} key(s), kids ${[...keys.keys()].join(', ')}`);
+      }
+    } catch (err) {
+      this.lastAttemptOk = false;
+      const why = err instanceof Error ? err.message : String(err);
+      const set = this.current;
+      if (set !== null && this.isUsable(set)) {
+        const ageS = Math.round((this.clock.now() - set.fetchedAt) / 1000);
+        this.logger.warn(`JWKS fetch failed (${why}); keeping the cached keys (fetched ${ageS}s ago)`);
+      } else {
+        this.logger.warn(`JWKS fetch failed (${why}); no usable keys, authentication answers 503`);
+      }
+    }
+  }
+
+  private async fetchKeys(): Promise<Map<string, CachedKey>> {
+    let res: Response;
+    try {
+      res = await fetch(this.url, {
+        signal: AbortSignal.timeout(this.timeoutMs),
+        redirect: 'error',
+        headers: { accept: 'application/json' },
+      });
+    } catch (err) {
+      throw new Error(describeFetchError(err, this.timeoutMs));
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new Error(`HTTP ${res.status}`);
+    }
+    let text: string;
+    try {
+      text = await readCappedText(res, MAX_JWKS_BYTES);
+    } catch (err) {
+      throw new Error(describeFetchError(err, this.timeoutMs));
+    }
+    const { keys, skipped } = parseJwks(text);
+    for (const s of skipped) this.logger.warn(`JWKS key skipped: ${s}`);
+    return new Map(keys.map((jwk) => [jwk.kid, { jwk, imported: new Map() }]));
+  }
+
+  private importFor(entry: CachedKey, alg: string): Promise<CryptoKey> {
+    if (entry.jwk.alg !== undefined && entry.jwk.alg !== alg) {
+      return Promise.reject(refused('algorithm not allowed'));
+    }
+    let p = entry.imported.get(alg);
+    if (p === undefined) {
+      p = importJWK(entry.jwk as JWK, alg).then(
+        (key) => {
+          if (key instanceof Uint8Array) throw refused('algorithm not allowed');
+          return key;
+        },
+        () => {
+          // The key's type cannot do `alg` (e.g. an RSA key named by an ES256 token).
+          throw refused('algorithm not allowed');
+        },
+      );
+      entry.imported.set(alg, p);
+    }
+    return p;
+  }
+}
+
+function sameKids(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {
+  if (a.size !== b.size) return false;
+  for (const k of a.keys()) if (!b.has(k)) return false;
+  return true;
+}
+
+function describeFetchError(err: unknown, timeoutMs: number): string {
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
+    return `timed out after ${timeoutMs} ms`;
+  }
+  const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
+  if (cause?.code) return cause.code;
+  if (cause?.message) return cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
