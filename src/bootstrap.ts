@@ -2,10 +2,11 @@ import 'reflect-metadata';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NestFactory } from '@nestjs/core';
-import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import express from 'express';
 import { AppModule, type AppModuleOptions } from './app.module.js';
 import { createPino, NestPinoLogger } from './logging/app-logger.js';
+import { BoundedExpressAdapter } from './upgrade/http-server.adapter.js';
 import { UpgradeAdapter } from './upgrade/upgrade.adapter.js';
 import { HTTP_FRONT_MIDDLEWARE } from './upgrade/front-middleware.js';
 
@@ -25,7 +26,11 @@ export async function startWsproxy(options: AppModuleOptions): Promise<RunningAp
   const pino = createPino(config.logLevel);
   const expressApp = express();
   expressApp.disable('x-powered-by');
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(options), new ExpressAdapter(expressApp), {
+  const httpAdapter = new BoundedExpressAdapter(expressApp, {
+    headersTimeoutMs: config.handshakeTimeoutMs,
+    maxHeaderBytes: config.maxHeaderBytes,
+  });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(options), httpAdapter, {
     logger: new NestPinoLogger(pino),
     bodyParser: false,
     abortOnError: false,
@@ -35,10 +40,6 @@ export async function startWsproxy(options: AppModuleOptions): Promise<RunningAp
   app.useWebSocketAdapter(new UpgradeAdapter(app));
   await app.init();
   const server = app.getHttpServer() as Server;
-  // Slowloris and header-flood bounds for every request, upgrades included.
-  server.headersTimeout = config.handshakeTimeoutMs;
-  server.requestTimeout = Math.max(config.handshakeTimeoutMs, 60_000);
-  server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.bindHost || undefined, () => {

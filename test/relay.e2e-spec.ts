@@ -463,3 +463,67 @@ async function rawUpgrade(port: number, path: string, headers: Record<string, st
     s.on('error', reject);
   });
 }
+
+describe('hostile input', () => {
+  let app: TestApp;
+  let echo: TestTarget;
+
+  before(async () => {
+    app = await startApp({ HANDSHAKE_TIMEOUT_MS: '1000', MAX_MESSAGE_BYTES: '65536' });
+    echo = await echoTarget();
+  });
+  after(async () => {
+    await app.close();
+    await echo.close();
+  });
+
+  it('closes a slowloris handshake after HANDSHAKE_TIMEOUT_MS', async () => {
+    const { connect } = await import('node:net');
+    const s = connect(app.port, '127.0.0.1');
+    await once(s, 'connect');
+    const started = Date.now();
+    s.write('GET /relay?host=127.0.0.1&port=22 HTTP/1.1\r\nHost: x\r\n');
+    const drip = setInterval(() => s.write('X-Drip: 1\r\n'), 200);
+    let data = '';
+    s.on('data', (c: Buffer) => (data += c.toString()));
+    await Promise.race([once(s, 'close'), new Promise((r) => setTimeout(r, 8000))]);
+    clearInterval(drip);
+    const elapsed = Date.now() - started;
+    assert.ok(s.destroyed || s.readableEnded, 'the server closed the connection');
+    assert.ok(elapsed < 5000, `closed after ${elapsed} ms`);
+    assert.match(data, /^HTTP\/1\.1 408 |^$/);
+    s.destroy();
+  });
+
+  it('answers a header flood with 431', async () => {
+    const res = await rawUpgrade(app.port, '/relay?host=127.0.0.1&port=22', {
+      'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version': '13',
+      'X-Flood': 'a'.repeat(32 * 1024),
+    });
+    assert.match(res, /^HTTP\/1\.1 431 /);
+  });
+
+  it('closes 1009 on a message over MAX_MESSAGE_BYTES, and the slot comes back', async () => {
+    const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+    ws.send(randomPayload(65537));
+    const { code } = await closed(ws);
+    assert.equal(code, 1009);
+    await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slot release');
+  });
+
+  it('closes 1002 on frames that break RFC 6455 (unmasked client frame, reserved opcode)', async () => {
+    for (const frame of [
+      Buffer.from([0x82, 0x03, 0x61, 0x62, 0x63]), // binary, unmasked
+      Buffer.from([0x83, 0x80, 1, 2, 3, 4]), // reserved opcode 0x3, masked, empty
+    ]) {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+      const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+      const done = closed(ws);
+      raw.write(frame);
+      const { code } = await done;
+      assert.equal(code, 1002);
+    }
+    await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slot release');
+  });
+});

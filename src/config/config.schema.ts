@@ -220,6 +220,13 @@ export const CONFIG_VARS = {
     'Time a client has to send complete request headers (slowloris bound), ms.',
     int(1000, 120000),
   ),
+  maxHeaderBytes: spec(
+    'MAX_HEADER_BYTES',
+    '16384',
+    '1024..131072',
+    'Largest request head (request line + headers) accepted; larger is answered 431.',
+    int(1024, 131072),
+  ),
   pingIntervalMs: spec(
     'PING_INTERVAL_MS',
     '30000',

@@ -1,0 +1,40 @@
+import { createServer, type Server } from 'node:http';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import type { Express } from 'express';
+
+/** Bounds for every connection of the public listener, upgrades included. */
+export interface ListenerBounds {
+  /** Time a client has to send complete request headers (slowloris). */
+  readonly headersTimeoutMs: number;
+  /** Largest request head accepted; larger gets 431 (header floods). */
+  readonly maxHeaderBytes: number;
+}
+
+/**
+ * Nest's Express adapter, creating the HTTP server with the bounds above. They
+ * have to be given at creation: Node checks `headersTimeout` on a timer whose
+ * period (`connectionsCheckingInterval`) cannot be changed afterwards, and its
+ * default of 30 s would let a slow handshake live far past the timeout.
+ */
+export class BoundedExpressAdapter extends ExpressAdapter {
+  constructor(
+    instance: Express,
+    private readonly bounds: ListenerBounds,
+  ) {
+    super(instance);
+  }
+
+  override initHttpServer(): void {
+    const server: Server = createServer(
+      {
+        headersTimeout: this.bounds.headersTimeoutMs,
+        requestTimeout: Math.max(this.bounds.headersTimeoutMs, 60_000),
+        connectionsCheckingInterval: Math.min(1000, this.bounds.headersTimeoutMs),
+        maxHeaderSize: this.bounds.maxHeaderBytes,
+        keepAliveTimeout: 5_000,
+      },
+      this.getInstance(),
+    );
+    this.httpServer = server;
+  }
+}
