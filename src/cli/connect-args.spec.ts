@@ -1,0 +1,98 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { handshakeRequest, parseConnectArgs, scrub, UsageError, type ConnectOptions } from './connect-args.js';
+
+const URL_ARG = 'ws://127.0.0.1:8080/relay?host=example.org&port=22';
+
+function options(argv: string[], env: NodeJS.ProcessEnv = {}): ConnectOptions {
+  const parsed = parseConnectArgs(argv, env);
+  assert.equal(parsed.kind, 'run');
+  return parsed.options;
+}
+
+describe('parseConnectArgs', () => {
+  it('takes one URL; no token, query carrier, no origin by default', () => {
+    const o = options([URL_ARG]);
+    assert.equal(o.mode, 'plain');
+    assert.equal(o.url.toString(), URL_ARG);
+    assert.equal(o.token, null);
+    assert.equal(o.tokenCarrier, 'query');
+    assert.equal(o.origin, null);
+  });
+
+  it('reads the token from WSPROXY_TOKEN, and --token wins over it', () => {
+    assert.equal(options([URL_ARG], { WSPROXY_TOKEN: 'env.jwt' }).token, 'env.jwt');
+    assert.equal(options(['--token', 'arg.jwt', URL_ARG], { WSPROXY_TOKEN: 'env.jwt' }).token, 'arg.jwt');
+    assert.equal(options([`--token=arg.jwt`, URL_ARG]).token, 'arg.jwt');
+    assert.equal(options([URL_ARG], { WSPROXY_TOKEN: '' }).token, null);
+  });
+
+  it('accepts --token-carrier header and --origin, before or after the URL', () => {
+    const o = options([URL_ARG, '--token-carrier', 'header', '--origin=https://app.example.com']);
+    assert.equal(o.tokenCarrier, 'header');
+    assert.equal(o.origin, 'https://app.example.com');
+  });
+
+  it('answers help for -h and --help', () => {
+    assert.deepEqual(parseConnectArgs(['-h'], {}), { kind: 'help' });
+    assert.deepEqual(parseConnectArgs([URL_ARG, '--help'], {}), { kind: 'help' });
+  });
+
+  for (const [argv, message] of [
+    [[], /missing URL/],
+    [[URL_ARG, URL_ARG], /exactly one URL/],
+    [['--bogus', URL_ARG], /unknown option --bogus/],
+    [[URL_ARG, '--token'], /--token needs a value/],
+    [['--token-carrier', 'cookie', URL_ARG], /--token-carrier must be one of query, header/],
+    [['http://127.0.0.1/relay'], /ws:\/\/ or wss:\/\//],
+    [['not a url?token=secret'], /not a valid URL/],
+  ] as const) {
+    it(`refuses ${JSON.stringify(argv)}`, () => {
+      assert.throws(() => parseConnectArgs(argv, {}), (err: unknown) => err instanceof UsageError && message.test(err.message));
+    });
+  }
+
+  it('never puts an option value in a usage error', () => {
+    assert.throws(
+      () => parseConnectArgs(['--tokn=s3cret', URL_ARG], {}),
+      (err: unknown) => err instanceof Error && !err.message.includes('s3cret'),
+    );
+    assert.throws(
+      () => parseConnectArgs(['ftp://h/relay?token=s3cret'], {}),
+      (err: unknown) => err instanceof Error && !err.message.includes('s3cret'),
+    );
+  });
+});
+
+describe('handshakeRequest', () => {
+  it('sends no credentials without a token', () => {
+    const r = handshakeRequest(options([URL_ARG]));
+    assert.equal(r.url, URL_ARG);
+    assert.deepEqual(r.headers, {});
+    assert.equal(r.origin, undefined);
+  });
+
+  it('appends the token as a query parameter, replacing one already there', () => {
+    const r = handshakeRequest(options([`${URL_ARG}&token=old`], { WSPROXY_TOKEN: 'a.b.c' }));
+    const url = new URL(r.url);
+    assert.deepEqual(url.searchParams.getAll('token'), ['a.b.c']);
+    assert.equal(url.searchParams.get('host'), 'example.org');
+    assert.equal(url.searchParams.get('port'), '22');
+    assert.deepEqual(r.headers, {});
+  });
+
+  it('sends the token as Authorization: Bearer with the header carrier, leaving the URL alone', () => {
+    const r = handshakeRequest(options(['--token-carrier', 'header', '--origin', 'https://a.example', URL_ARG], { WSPROXY_TOKEN: 'a.b.c' }));
+    assert.equal(r.url, URL_ARG);
+    assert.deepEqual(r.headers, { Authorization: 'Bearer a.b.c' });
+    assert.equal(r.origin, 'https://a.example');
+  });
+});
+
+describe('scrub', () => {
+  it('hides the secret wherever it appears, and any token= query value', () => {
+    assert.equal(scrub('bad a.b.c here', ['a.b.c']), 'bad [REDACTED] here');
+    assert.equal(scrub('ws://h/relay?host=x&token=zzz&port=1', []), 'ws://h/relay?host=x&token=[REDACTED]&port=1');
+    assert.equal(scrub('nothing', [null, undefined, '']), 'nothing');
+  });
+});

@@ -1,0 +1,144 @@
+/**
+ * Command-line parsing for `wsproxy-connect`. Pure: takes argv and the
+ * environment, returns options or throws `UsageError`.
+ */
+
+/** Where the token travels on the handshake. */
+export type TokenCarrier = 'query' | 'header';
+
+/**
+ * How the command uses the relay. Only `plain` exists today: one WebSocket for
+ * the whole session. A resumable mode (`--resume`) adds a value here and a
+ * runner in `connect.ts`.
+ */
+export type ConnectMode = 'plain';
+
+/** What `wsproxy-connect` was asked to do. */
+export interface ConnectOptions {
+  readonly mode: ConnectMode;
+  /** The `/relay` URL as given (`ws:` or `wss:`), without the token. */
+  readonly url: URL;
+  /** From `--token`, else `WSPROXY_TOKEN`; never printed. */
+  readonly token: string | null;
+  readonly tokenCarrier: TokenCarrier;
+  /** `Origin` header to send, if any. */
+  readonly origin: string | null;
+}
+
+/** The result of parsing: run with options, or print help. */
+export type ParsedArgs = { readonly kind: 'run'; readonly options: ConnectOptions } | { readonly kind: 'help' };
+
+/** A command line that cannot be run; the message is for stderr, followed by the usage. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Environment variable read for the token when `--token` is absent. */
+export const TOKEN_ENV = 'WSPROXY_TOKEN';
+
+export const USAGE = `usage: wsproxy-connect [--token T] [--token-carrier query|header] [--origin O] URL
+
+Bridges stdin/stdout to a wsproxy /relay WebSocket, for OpenSSH:
+  ssh -o ProxyCommand='wsproxy-connect "wss://proxy.example.com/relay?host=%h&port=%p"' user@host
+
+options:
+  --token T              JWT for the relay (default: $${TOKEN_ENV}; prefer the variable,
+                         a command line is visible to other local users)
+  --token-carrier C      query (default: appended as ?token=) or header (Authorization: Bearer)
+  --origin O             Origin header to send (for relays with ALLOWED_ORIGINS set)
+  -h, --help             this text
+
+exit status: 0 when the relay closes normally (1000), 255 on any connection error.`;
+
+const CARRIERS: readonly TokenCarrier[] = ['query', 'header'];
+
+/** Options that take a value (`--name value` or `--name=value`). */
+const VALUED = new Set(['--token', '--token-carrier', '--origin']);
+
+/** Parses `argv` (without node and script) and `env` into options. */
+export function parseConnectArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArgs {
+  const values = new Map<string, string>();
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '-h' || arg === '--help') return { kind: 'help' };
+    if (arg === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith('-') && arg !== '-') {
+      const eq = arg.indexOf('=');
+      const name = eq === -1 ? arg : arg.slice(0, eq);
+      if (!VALUED.has(name)) throw new UsageError(`unknown option ${name}`);
+      let value: string;
+      if (eq !== -1) value = arg.slice(eq + 1);
+      else if (i + 1 < argv.length) value = argv[++i];
+      else throw new UsageError(`${name} needs a value`);
+      values.set(name, value);
+      continue;
+    }
+    positional.push(arg);
+  }
+
+  if (positional.length === 0) throw new UsageError('missing URL');
+  if (positional.length > 1) throw new UsageError('expected exactly one URL');
+
+  const carrier = values.get('--token-carrier') ?? 'query';
+  if (!CARRIERS.includes(carrier as TokenCarrier)) {
+    throw new UsageError(`--token-carrier must be one of ${CARRIERS.join(', ')}`);
+  }
+  const token = values.get('--token') ?? env[TOKEN_ENV] ?? '';
+  const origin = values.get('--origin') ?? '';
+
+  return {
+    kind: 'run',
+    options: {
+      mode: 'plain',
+      url: parseRelayUrl(positional[0]),
+      token: token === '' ? null : token,
+      tokenCarrier: carrier as TokenCarrier,
+      origin: origin === '' ? null : origin,
+    },
+  };
+}
+
+function parseRelayUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    // The raw text may hold a token in its query: never echo it.
+    throw new UsageError('URL is not a valid URL (expected ws://host[:port]/relay?host=H&port=P)');
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new UsageError(`URL must start with ws:// or wss:// (got ${url.protocol}//)`);
+  }
+  return url;
+}
+
+/** What to pass to the WebSocket client: the final URL and extra headers. */
+export interface HandshakeRequest {
+  readonly url: string;
+  readonly headers: Record<string, string>;
+  readonly origin: string | undefined;
+}
+
+/** Places the token where `tokenCarrier` says; an existing `token` parameter is replaced. */
+export function handshakeRequest(options: ConnectOptions): HandshakeRequest {
+  const url = new URL(options.url);
+  const headers: Record<string, string> = {};
+  if (options.token !== null) {
+    if (options.tokenCarrier === 'query') url.searchParams.set('token', options.token);
+    else headers.Authorization = `Bearer ${options.token}`;
+  }
+  return { url: url.toString(), headers, origin: options.origin ?? undefined };
+}
+
+/** Replaces every occurrence of each secret in `text` (and any `token=` query value) with `[REDACTED]`. */
+export function scrub(text: string, secrets: readonly (string | null | undefined)[]): string {
+  let out = text;
+  for (const s of secrets) {
+    if (s) out = out.split(s).join('[REDACTED]');
+  }
+  return out.replace(/([?&](?:token|access_token)=)[^&#\s]*/gi, '$1[REDACTED]');
+}

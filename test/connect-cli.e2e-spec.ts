@@ -1,0 +1,231 @@
+/**
+ * `wsproxy-connect` as a process (the built dist/cli/connect.js), against the
+ * real app and loopback targets: bytes both ways, exit statuses, messages, and
+ * the token kept out of every message.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startApp, type TestApp } from './support/app.js';
+import { JwksServer, makeKey, mintToken, type TestKey } from './support/jwks.js';
+import { randomPayload, sha256, sinkTarget, sourceTarget, startTarget, type TestTarget } from './support/targets.js';
+
+/** Repository root: this file runs from .build/test/. */
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const CONNECT_JS = join(REPO, 'dist/cli/connect.js');
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: Buffer;
+  readonly stderr: string;
+}
+
+interface RunOptions {
+  readonly env?: Record<string, string>;
+  /** Written to stdin; stdin ends after it unless `keepStdinOpen`. */
+  readonly stdin?: Buffer;
+  /** Leave stdin open: the process must exit because the relay closed. */
+  readonly keepStdinOpen?: boolean;
+}
+
+/** Runs wsproxy-connect to completion. */
+function connect(args: string[], opts: RunOptions = {}): Promise<Run> {
+  return new Promise((resolvePromise, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
+    if (!opts.env?.WSPROXY_TOKEN) delete env.WSPROXY_TOKEN;
+    const child = spawn(process.execPath, [CONNECT_JS, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.stdin.on('error', () => undefined);
+    if (opts.stdin) child.stdin.write(opts.stdin);
+    if (!opts.keepStdinOpen) child.stdin.end();
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`wsproxy-connect did not exit; stderr: ${stderr}`));
+    }, 60_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      child.stdin.destroy();
+      resolvePromise({ code, stdout: Buffer.concat(out), stderr });
+    });
+  });
+}
+
+describe('wsproxy-connect', () => {
+  let app: TestApp;
+  const relay = (port: number, extra = ''): string => `${app.wsUrl}/relay?host=127.0.0.1&port=${port}${extra}`;
+
+  before(async () => {
+    if (!existsSync(CONNECT_JS)) throw new Error(`${CONNECT_JS} is missing: run \`npm run build\` first (npm test does)`);
+    app = await startApp({ ALLOWED_ORIGINS: 'https://app.example.com' });
+  });
+  after(() => app?.close());
+
+  it('relays stdin to the target and the answer to stdout, exiting 0 when the target closes', async () => {
+    const payload = randomPayload(1024 * 1024);
+    // Reads the whole payload, answers with its hash, closes.
+    const target = await startTarget((s) => {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      s.on('data', (c: Buffer) => {
+        chunks.push(c);
+        n += c.length;
+        if (n >= payload.length) s.end(sha256(Buffer.concat(chunks)));
+      });
+    });
+    try {
+      const r = await connect([relay(target.port)], { stdin: payload, keepStdinOpen: true });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), sha256(payload));
+      assert.equal(r.stderr, '');
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('writes every byte of 8 MiB the target sends before closing', async () => {
+    const payload = randomPayload(8 * 1024 * 1024);
+    const target = await sourceTarget(payload);
+    try {
+      const r = await connect([relay(target.port)], { keepStdinOpen: true });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.length, payload.length);
+      assert.equal(sha256(r.stdout), sha256(payload));
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('on stdin EOF delivers every byte to the target, then closes cleanly', async () => {
+    const payload = randomPayload(8 * 1024 * 1024);
+    const target = await sinkTarget();
+    try {
+      const r = await connect([relay(target.port)], { stdin: payload });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(sha256(await target.received), sha256(payload));
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('exits 255 with the status and reason when the handshake is refused', async () => {
+    const r = await connect([`${app.wsUrl}/relay?host=127.0.0.1`]);
+    assert.equal(r.code, 255);
+    assert.equal(r.stderr, 'wsproxy-connect: relay refused the connection: HTTP 400 Bad Request: missing port\n');
+  });
+
+  it('sends --origin, and is refused (403) with an origin the relay does not allow', async () => {
+    const target = await sourceTarget(Buffer.from('ok'));
+    try {
+      const good = await connect(['--origin', 'https://app.example.com', relay(target.port)], { keepStdinOpen: true });
+      assert.equal(good.code, 0, good.stderr);
+      assert.equal(good.stdout.toString(), 'ok');
+      const bad = await connect(['--origin', 'https://evil.example.net', relay(target.port)]);
+      assert.equal(bad.code, 255);
+      assert.match(bad.stderr, /relay refused the connection: HTTP 403/);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('exits 255 with the close code when the relay ends with an error', async () => {
+    const target = await startTarget((s) => setTimeout(() => s.resetAndDestroy(), 100));
+    try {
+      const r = await connect([relay(target.port)], { keepStdinOpen: true });
+      assert.equal(r.code, 255);
+      assert.match(r.stderr, /^wsproxy-connect: relay closed the connection: 1011 target error: ECONNRESET\n$/);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('reports errors=close refusals by their close code', async () => {
+    const r = await connect([`${app.wsUrl}/relay?host=127.0.0.1&errors=close`], { keepStdinOpen: true });
+    assert.equal(r.code, 255);
+    assert.equal(r.stderr, 'wsproxy-connect: relay closed the connection: 4400 missing port\n');
+  });
+
+  it('exits 255 naming the URL when nothing listens', async () => {
+    const closedApp = await startApp();
+    const url = `${closedApp.wsUrl}/relay?host=127.0.0.1&port=22`;
+    await closedApp.close();
+    const r = await connect([url]);
+    assert.equal(r.code, 255);
+    assert.match(r.stderr, /^wsproxy-connect: cannot connect to ws:\/\/127\.0\.0\.1:\d+\/relay\?host=127\.0\.0\.1&port=22: .*ECONNREFUSED/);
+  });
+
+  it('exits 2 with the usage on a bad command line, and 0 with --help', async () => {
+    const bad = await connect([]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^wsproxy-connect: missing URL\nusage: wsproxy-connect/);
+    const help = await connect(['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout.toString(), /^usage: wsproxy-connect/);
+  });
+
+  describe('with authentication on', () => {
+    let jwks: JwksServer;
+    let key: TestKey;
+    let authApp: TestApp;
+    let target: TestTarget;
+    let token: string;
+    const authRelay = (extra = ''): string => `${authApp.wsUrl}/relay?host=127.0.0.1&port=${target.port}${extra}`;
+
+    before(async () => {
+      key = await makeKey();
+      jwks = await JwksServer.start([key]);
+      authApp = await startApp({ CLERK_JWKS_URL: jwks.url, JWT_ISSUER: 'https://clerk.test', JWT_AUDIENCE: 'wsproxy' });
+      target = await startTarget((s) => s.end('welcome'));
+      token = await mintToken(key, { sub: 'user_cli', iss: 'https://clerk.test', aud: 'wsproxy' }, { expiresIn: 600 });
+    });
+    after(async () => {
+      await authApp?.close();
+      await target?.close();
+      await jwks?.stop();
+    });
+
+    it('takes the token from WSPROXY_TOKEN (query carrier)', async () => {
+      const r = await connect([authRelay()], { env: { WSPROXY_TOKEN: token }, keepStdinOpen: true });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), 'welcome');
+    });
+
+    it('takes the token from --token and sends it as Authorization: Bearer with --token-carrier header', async () => {
+      const r = await connect(['--token', token, '--token-carrier', 'header', authRelay()], { keepStdinOpen: true });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), 'welcome');
+    });
+
+    it('is refused (401) without a token', async () => {
+      const r = await connect([authRelay()]);
+      assert.equal(r.code, 255);
+      assert.match(r.stderr, /relay refused the connection: HTTP 401/);
+    });
+
+    it('never prints the token, whatever fails', async () => {
+      const bad = `${token.slice(0, -4)}AAAA`;
+      const runs = [
+        // Rejected token, from the environment and from the command line.
+        await connect([authRelay()], { env: { WSPROXY_TOKEN: bad } }),
+        await connect(['--token', bad, authRelay()]),
+        // A token already in the URL, and an unreachable relay.
+        await connect([`ws://127.0.0.1:1/relay?host=h&port=22&token=${bad}`]),
+        await connect(['--token', bad, 'ws://127.0.0.1:1/relay?host=h&port=22']),
+        // A bad command line.
+        await connect(['--token', bad, '--nope', authRelay()]),
+      ];
+      for (const r of runs) {
+        assert.notEqual(r.code, 0);
+        assert.ok(r.stderr.length > 0);
+        assert.ok(!r.stderr.includes(bad), `token printed: ${r.stderr}`);
+        assert.ok(!r.stderr.includes(bad.split('.')[1]), `token payload printed: ${r.stderr}`);
+      }
+    });
+  });
+});
