@@ -5,6 +5,7 @@ import { HealthModule } from './health/health.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { RelayModule } from './relay/relay.module.js';
+import { TunnelModule } from './tunnel/tunnel.module.js';
 import { UpgradeModule } from './upgrade/upgrade.module.js';
 
 /** Extra modules a deployment adds (a team's admission rule, an audit sink): see README. */
@@ -33,6 +34,7 @@ export class AppModule {
         HealthModule,
         UpgradeModule,
         RelayModule,
+        TunnelModule,
         ...(options.imports ?? []),
       ],
     };

@@ -14,8 +14,6 @@ export interface UpgradeContext {
 
 /** What a successful admission hands over to the connection. */
 export interface Admitted {
-  /** Informational: the adapter always answers `selectResponseProtocol` of what the client offered. */
-  readonly protocol?: string;
   /** Undoes the admission (releases slots, closes a dialled target) when the handshake never completes. */
   abort(): void;
 }
@@ -26,6 +24,8 @@ export interface Admitted {
  * completed and the gateway's `handleConnection(ws, req)` called.
  */
 export interface UpgradeRoute<A extends Admitted = Admitted> {
+  /** Largest message accepted from the client on this endpoint; default `MAX_MESSAGE_BYTES`. */
+  readonly maxPayload?: number;
   admit(ctx: UpgradeContext): Promise<A>;
 }
 

@@ -6,7 +6,6 @@
 import { createServer as createHttpServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { WebSocket } from 'ws';
-import { openWs } from './ws-client.js';
 
 export const TUNNEL_DOMAIN = 'tunnel.test';
 
@@ -136,11 +135,16 @@ export class RawTunnel {
   readonly received: RawMessage[] = [];
   private waiters: { pred: (m: RawMessage) => boolean; resolve: (m: RawMessage) => void }[] = [];
   private readonly consumed = new Set<RawMessage>();
+  private readonly dataBytes = new Map<string, number>();
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       const m = { data, isBinary };
       this.received.push(m);
+      if (isBinary && !isControl(m) && data.length >= 4) {
+        const id = data.subarray(4, 4 + data.readUInt32BE(0)).toString();
+        this.dataBytes.set(id, (this.dataBytes.get(id) ?? 0) + data.length - 4 - Buffer.byteLength(id));
+      }
       this.waiters = this.waiters.filter((w) => {
         if (w.pred(m)) {
           w.resolve(m);
@@ -152,8 +156,14 @@ export class RawTunnel {
   }
 
   static async open(wsUrl: string, query = ''): Promise<{ tunnel: RawTunnel; ready: Record<string, unknown>; readyRaw: RawMessage }> {
-    const ws = await openWs(`${wsUrl}/tunnel${query}`);
+    // Listening from the start: tunnel_ready may arrive in the same read as the handshake.
+    const ws = new WebSocket(`${wsUrl}/tunnel${query}`, { perMessageDeflate: false });
     const tunnel = new RawTunnel(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    });
     const readyRaw = await tunnel.next('tunnel_ready');
     return { tunnel, ready: JSON.parse(readyRaw.data.toString('utf8')) as Record<string, unknown>, readyRaw };
   }
@@ -193,6 +203,11 @@ export class RawTunnel {
   sendJson(message: unknown, binary = false): void {
     const text = JSON.stringify(message);
     this.send(binary ? Buffer.from(text) : text, binary);
+  }
+
+  /** Payload bytes received so far for `connId`. */
+  bytesFor(connId: string): number {
+    return this.dataBytes.get(connId) ?? 0;
   }
 
   /** Data frames received for `connId`, concatenated. */

@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+/**
+ * `wsproxy-tunnel`: exposes a local HTTP service (and optionally a local TCP
+ * service) through a wsproxy tunnel, the way `lt --port 3000` does.
+ *
+ *   wsproxy-tunnel --proxy wss://proxy.example.com/tunnel --to 127.0.0.1:3000 [--tcp-to 127.0.0.1:22]
+ *                  [--token T | WSPROXY_TOKEN=T] [--control binary]
+ */
+import { parseArgs } from 'node:util';
+import { TunnelClient, TunnelRefusedError, parseTarget } from '../tunnel/client/tunnel-client.js';
+
+const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port [--tcp-to host:port] [--token T] [--control binary]
+
+  --proxy    the proxy's /tunnel endpoint (ws:// or wss://)
+  --to       local HTTP service for the public URL (host:port, or a port on 127.0.0.1)
+  --tcp-to   local TCP service for the raw port
+  --token    bearer token (or the WSPROXY_TOKEN environment variable, which stays out of ps)
+  --control  text (default) or binary: how the proxy sends control messages
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`wsproxy-tunnel: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        proxy: { type: 'string' },
+        to: { type: 'string' },
+        'tcp-to': { type: 'string' },
+        token: { type: 'string' },
+        control: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const proxy = values.proxy as string | undefined;
+  const to = values.to as string | undefined;
+  const tcpTo = values['tcp-to'] as string | undefined;
+  const control = (values.control as string | undefined) ?? 'text';
+  if (!proxy || !/^wss?:\/\//i.test(proxy)) fail('--proxy must be a ws:// or wss:// URL');
+  if (!to && !tcpTo) fail('give --to and/or --tcp-to');
+  if (control !== 'text' && control !== 'binary') fail('--control must be text or binary');
+  try {
+    if (to) parseTarget(to);
+    if (tcpTo) parseTarget(tcpTo);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+
+  let client: TunnelClient;
+  try {
+    client = await TunnelClient.connect({
+      proxy,
+      to,
+      tcpTo,
+      control,
+      token: (values.token as string | undefined) ?? process.env.WSPROXY_TOKEN,
+    });
+  } catch (err) {
+    const message = err instanceof TunnelRefusedError ? `refused: ${err.status} ${err.body}` : (err as Error).message;
+    process.stderr.write(`wsproxy-tunnel: ${message}\n`);
+    process.exit(1);
+  }
+
+  const lines = [
+    `tunnel url: ${client.tunnelUrl || '(none: the proxy has no TUNNEL_DOMAIN)'}${to ? ` -> http://${to}` : ''}`,
+    `raw port: ${client.rawPort || '(none)'}${tcpTo && client.rawPort ? ` -> ${tcpTo}` : ''}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+
+  const stop = (): void => void client.close();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const { code, reason } = await client.closed;
+  process.stderr.write(`tunnel closed: ${code}${reason ? ` ${reason}` : ''}\n`);
+  process.exit(code === 1000 || code === 1005 ? 0 : 1);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`wsproxy-tunnel: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,192 @@
+import {
+  base64ToBytes,
+  decodeFrame,
+  encodeData,
+  encodeHttpResponse,
+  encodeTcpClose,
+  utf8ToBytes,
+} from '../protocol/v1.js';
+
+/**
+ * The client half of tunnel protocol v1, free of Node APIs (a browser port
+ * reuses it with its own transport and local services, e.g. SSH channels).
+ */
+
+/** An HTTP request the proxy forwarded. */
+export interface ForwardedHttpRequest {
+  readonly id: string;
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body: Uint8Array | null;
+}
+
+/** The local service's answer. */
+export interface LocalHttpResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[]>;
+  readonly body: Uint8Array | null;
+}
+
+/** The tunnel's end of one raw TCP connection, handed to the local side. */
+export interface TunnelConnection {
+  readonly connId: string;
+  /** Payload towards the proxy. */
+  send(payload: Uint8Array): void;
+  /** The local side is done: `tcp_close` (once). */
+  close(): void;
+}
+
+/** The local end of one raw TCP connection. */
+export interface LocalConnection {
+  write(payload: Uint8Array): void;
+  /** The proxy closed the connection. */
+  close(): void;
+}
+
+/** Where forwarded traffic goes on the client's side. */
+export interface LocalServices {
+  http(request: ForwardedHttpRequest): Promise<LocalHttpResponse>;
+  tcp(connection: TunnelConnection): LocalConnection;
+}
+
+/** The WebSocket as the session needs it. */
+export interface ClientTransport {
+  send(frame: string | Uint8Array): void;
+}
+
+/** What `tunnel_ready` announced. */
+export interface TunnelReady {
+  readonly tunnelUrl: string;
+  readonly rawPort: number;
+  /** Protocol version the proxy speaks on this tunnel (1 when `tunnel_ready` has no `version`). */
+  readonly version: number;
+}
+
+export interface ClientSessionOptions {
+  /** Send control messages as binary frames (the proxy accepts both). */
+  readonly controlAsBinary?: boolean;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Decodes what the proxy sends and drives the local services: answers
+ * `http_request`s, opens and closes local connections on `tcp_open` /
+ * `tcp_close`, and moves TCP payload both ways.
+ */
+export class TunnelClientSession {
+  /** Resolves on `tunnel_ready`. */
+  readonly ready: Promise<TunnelReady>;
+  private resolveReady!: (r: TunnelReady) => void;
+  private rejectReady!: (err: Error) => void;
+  private readonly connections = new Map<string, LocalConnection>();
+  private closed = false;
+
+  constructor(
+    private readonly transport: ClientTransport,
+    private readonly services: LocalServices,
+    private readonly options: ClientSessionOptions = {},
+  ) {
+    this.ready = new Promise<TunnelReady>((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  /** Open raw TCP connections. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Feeds one WebSocket message. */
+  receive(data: Uint8Array | string, binary: boolean): void {
+    const frame = decodeFrame(data, binary);
+    if (!frame) return;
+    if (frame.kind === 'data') {
+      this.connections.get(frame.connId)?.write(frame.payload);
+      return;
+    }
+    const m = frame.message;
+    switch (m.type) {
+      case 'tunnel_ready':
+        this.resolveReady({
+          tunnelUrl: typeof m.tunnelUrl === 'string' ? m.tunnelUrl : '',
+          rawPort: typeof m.rawPort === 'number' ? m.rawPort : 0,
+          version: typeof m.version === 'number' ? m.version : 1,
+        });
+        return;
+      case 'http_request':
+        this.onHttpRequest(m);
+        return;
+      case 'tcp_open':
+        if (typeof m.connId === 'string') this.onTcpOpen(m.connId);
+        return;
+      case 'tcp_close':
+        if (typeof m.connId === 'string') {
+          const local = this.connections.get(m.connId);
+          this.connections.delete(m.connId);
+          local?.close();
+        }
+        return;
+    }
+  }
+
+  /** The WebSocket is gone: every local connection is closed. */
+  transportClosed(code: number, reason: string): void {
+    this.closed = true;
+    this.rejectReady(new Error(`tunnel closed before it was ready: ${code} ${reason}`));
+    for (const local of this.connections.values()) local.close();
+    this.connections.clear();
+  }
+
+  private sendControl(json: string): void {
+    if (this.closed) return;
+    this.transport.send(this.options.controlAsBinary ? encoder.encode(json) : json);
+  }
+
+  private onHttpRequest(m: Record<string, unknown>): void {
+    if (typeof m.id !== 'string') return;
+    const id = m.id;
+    let body: Uint8Array | null = null;
+    if (typeof m.body === 'string') body = m.bodyEncoding === 'base64' ? base64ToBytes(m.body) : utf8ToBytes(m.body);
+    const headers: Record<string, string> = {};
+    if (typeof m.headers === 'object' && m.headers !== null) {
+      for (const [k, v] of Object.entries(m.headers as Record<string, unknown>)) if (typeof v === 'string') headers[k] = v;
+    }
+    const request: ForwardedHttpRequest = {
+      id,
+      method: typeof m.method === 'string' ? m.method : 'GET',
+      path: typeof m.path === 'string' ? m.path : '/',
+      headers,
+      body,
+    };
+    this.services.http(request).then(
+      (res) => this.sendControl(encodeHttpResponse(id, res.status, res.headers, res.body)),
+      (err: unknown) =>
+        this.sendControl(
+          encodeHttpResponse(id, 502, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes(`local service failed: ${String(err)}\n`)),
+        ),
+    );
+  }
+
+  private onTcpOpen(connId: string): void {
+    if (this.connections.has(connId)) return;
+    const handle: TunnelConnection = {
+      connId,
+      send: (payload) => {
+        if (this.connections.has(connId) && !this.closed && payload.length > 0) this.transport.send(encodeData(connId, payload));
+      },
+      close: () => {
+        if (this.connections.delete(connId)) this.sendControl(encodeTcpClose(connId));
+      },
+    };
+    // Registered before the local side opens, so a local failure during `tcp()` can already close it.
+    const pending: LocalConnection = { write: () => undefined, close: () => undefined };
+    this.connections.set(connId, pending);
+    const local = this.services.tcp(handle);
+    if (this.connections.get(connId) === pending) this.connections.set(connId, local);
+    else local.close();
+  }
+}

@@ -1,0 +1,260 @@
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+import { WebSocket } from 'ws';
+import {
+  TunnelClientSession,
+  type ForwardedHttpRequest,
+  type LocalConnection,
+  type LocalHttpResponse,
+  type TunnelConnection,
+  type TunnelReady,
+} from './client-session.js';
+
+export type { ForwardedHttpRequest, LocalHttpResponse, TunnelReady } from './client-session.js';
+export { TunnelClientSession } from './client-session.js';
+
+/** A local service: `host:port`, or a port on 127.0.0.1. */
+export interface LocalTarget {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface TunnelClientOptions {
+  /** `ws(s)://host/tunnel`, query allowed. */
+  readonly proxy: string;
+  /** Bearer token (sent in `Authorization`, never in the URL). */
+  readonly token?: string;
+  /** The local HTTP service subdomain requests go to. Without it they get 502. */
+  readonly to?: LocalTarget | string;
+  /** The local TCP service raw-port connections go to. Without it they are closed. */
+  readonly tcpTo?: LocalTarget | string;
+  /** Ask the proxy for control messages in binary frames (`control=binary`). */
+  readonly control?: 'text' | 'binary';
+  /** Extra handshake headers (for example `Origin`). */
+  readonly headers?: Record<string, string>;
+  /**
+   * Largest local response body forwarded; larger answers 502. v1 carries a
+   * body base64-encoded inside one WebSocket message, which the proxy's
+   * `/tunnel` endpoint accepts up to `TUNNEL_MAX_BODY_BYTES` of body (default 10 MiB).
+   */
+  readonly maxResponseBodyBytes?: number;
+}
+
+/** How the tunnel WebSocket closed. */
+export interface TunnelClosed {
+  readonly code: number;
+  readonly reason: string;
+}
+
+/** The handshake was refused with an HTTP status. */
+export class TunnelRefusedError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`tunnel refused: HTTP ${status} ${body}`);
+    this.name = 'TunnelRefusedError';
+  }
+}
+
+const HIGH_WATER = 1024 * 1024;
+const DEFAULT_MAX_RESPONSE_BODY = 10 * 1024 * 1024;
+
+/** Parses `host:port`, `[v6]:port` or a bare port (127.0.0.1). */
+export function parseTarget(target: LocalTarget | string): LocalTarget {
+  if (typeof target !== 'string') return target;
+  const bare = /^\d{1,5}$/.exec(target);
+  if (bare) return { host: '127.0.0.1', port: Number(target) };
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(target);
+  if (!m) throw new Error(`invalid target "${target}" (expected host:port)`);
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) throw new Error(`invalid port in "${target}"`);
+  return { host: m[1] ?? m[2], port };
+}
+
+/**
+ * The reference tunnel client for Node: registers at a wsproxy `/tunnel`
+ * endpoint and forwards subdomain HTTP requests to a local HTTP service and
+ * raw-port connections to a local TCP service — what `wsproxy-tunnel` runs.
+ *
+ * ```ts
+ * const tunnel = await TunnelClient.connect({ proxy: 'wss://proxy.example.com/tunnel', token, to: '127.0.0.1:3000' });
+ * console.log(tunnel.tunnelUrl, tunnel.rawPort);
+ * await tunnel.close();
+ * ```
+ */
+export class TunnelClient {
+  /** Resolves when the tunnel WebSocket has closed, for any reason. */
+  readonly closed: Promise<TunnelClosed>;
+  private readonly session: TunnelClientSession;
+  private ready: TunnelReady | null = null;
+  private congested = false;
+  private readonly drainWaiters: (() => void)[] = [];
+  private readonly afterFlush = (): void => this.checkDrained();
+  private pausedLocal = 0;
+
+  private constructor(
+    readonly ws: WebSocket,
+    options: TunnelClientOptions,
+  ) {
+    const http = options.to === undefined ? null : parseTarget(options.to);
+    const tcp = options.tcpTo === undefined ? null : parseTarget(options.tcpTo);
+    const maxBody = options.maxResponseBodyBytes ?? DEFAULT_MAX_RESPONSE_BODY;
+    this.session = new TunnelClientSession(
+      { send: (frame) => this.send(frame) },
+      {
+        http: (req) => (http ? forwardHttp(http, req, maxBody) : Promise.resolve(plain(502, 'no local HTTP service'))),
+        tcp: (conn) => (tcp ? this.forwardTcp(tcp, conn) : closedConnection(conn)),
+      },
+    );
+    this.closed = new Promise<TunnelClosed>((resolve) => {
+      ws.once('close', (code: number, reason: Buffer) => {
+        this.session.transportClosed(code, reason.toString());
+        for (const w of this.drainWaiters.splice(0)) w();
+        resolve({ code, reason: reason.toString() });
+      });
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.session.receive(data, isBinary));
+  }
+
+  /** Opens the tunnel; resolves once the proxy sent `tunnel_ready`. Rejects with `TunnelRefusedError` on a refused handshake. */
+  static connect(options: TunnelClientOptions): Promise<TunnelClient> {
+    const url = new URL(options.proxy);
+    if (options.control === 'binary') url.searchParams.set('control', 'binary');
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    const ws = new WebSocket(url, { headers, perMessageDeflate: false });
+    const client = new TunnelClient(ws, options);
+    return new Promise<TunnelClient>((resolve, reject) => {
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        const refused = (): void => {
+          reject(new TunnelRefusedError(res.statusCode ?? 0, body.trim()));
+          // With this listener attached, ws leaves aborting the handshake to us.
+          ws.terminate();
+        };
+        res.on('end', refused);
+        res.on('error', refused);
+      });
+      ws.on('error', (err) => reject(err));
+      client.session.ready.then(
+        (ready) => {
+          client.ready = ready;
+          resolve(client);
+        },
+        (err: unknown) => reject(err instanceof Error ? err : new Error(String(err))),
+      );
+    });
+  }
+
+  /** `https://<sub>.<domain>`, or empty when the proxy has no tunnel domain. */
+  get tunnelUrl(): string {
+    return this.ready?.tunnelUrl ?? '';
+  }
+
+  /** The raw TCP port, or 0. */
+  get rawPort(): number {
+    return this.ready?.rawPort ?? 0;
+  }
+
+  /** The subdomain label of `tunnelUrl`, or empty. */
+  get subdomain(): string {
+    return this.tunnelUrl ? new URL(this.tunnelUrl).hostname.split('.')[0] : '';
+  }
+
+  /** Closes the tunnel (1000) and resolves when it has closed. */
+  close(code = 1000, reason = 'client closed'): Promise<TunnelClosed> {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
+    return this.closed;
+  }
+
+  private send(frame: string | Uint8Array): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    const binary = typeof frame !== 'string';
+    if (!this.congested && this.ws.bufferedAmount >= HIGH_WATER) this.congested = true;
+    if (this.congested) this.ws.send(frame, { binary }, this.afterFlush);
+    else this.ws.send(frame, { binary });
+  }
+
+  private checkDrained(): void {
+    if (!this.congested || this.ws.bufferedAmount >= HIGH_WATER) return;
+    this.congested = false;
+    for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  private forwardTcp(target: LocalTarget, conn: TunnelConnection): LocalConnection {
+    const socket = connect({ host: target.host, port: target.port, noDelay: true });
+    let blockingWs = false;
+    const unblock = (): void => {
+      if (!blockingWs) return;
+      blockingWs = false;
+      if (--this.pausedLocal === 0) this.ws.resume();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      conn.send(chunk);
+      if (this.congested && !socket.isPaused()) {
+        socket.pause();
+        this.drainWaiters.push(() => socket.resume());
+      }
+    });
+    socket.on('drain', unblock);
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      unblock();
+      conn.close();
+    });
+    return {
+      write: (payload) => {
+        if (socket.destroyed) return;
+        if (!socket.write(payload) && !blockingWs) {
+          blockingWs = true;
+          if (this.pausedLocal++ === 0) this.ws.pause();
+        }
+      },
+      close: () => socket.end(),
+    };
+  }
+}
+
+function closedConnection(conn: TunnelConnection): LocalConnection {
+  queueMicrotask(() => conn.close());
+  return { write: () => undefined, close: () => undefined };
+}
+
+function plain(status: number, text: string): LocalHttpResponse {
+  return { status, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: new TextEncoder().encode(text + '\n') };
+}
+
+/** Sends a forwarded request to the local service and collects the whole response (v1 carries whole bodies). */
+function forwardHttp(target: LocalTarget, req: ForwardedHttpRequest, maxBody: number): Promise<LocalHttpResponse> {
+  return new Promise((resolve) => {
+    const headers: Record<string, string> = { ...req.headers };
+    if (req.body && headers['content-length'] === undefined) headers['content-length'] = String(req.body.length);
+    const r = httpRequest({ host: target.host, port: target.port, method: req.method, path: req.path, headers });
+    r.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > maxBody) {
+          res.destroy();
+          resolve(plain(502, 'local response too large for the tunnel'));
+          return;
+        }
+        chunks.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: definedHeaders(res.headers), body: Buffer.concat(chunks) }));
+      res.on('error', () => resolve(plain(502, 'local service failed')));
+    });
+    r.on('error', () => resolve(plain(502, 'local service unreachable')));
+    r.end(req.body ?? undefined);
+  });
+}
+
+function definedHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = v;
+  return out;
+}

@@ -1,0 +1,139 @@
+import type { HttpRequestHead, InboundStreamEvent, ResponseHead, TunnelWire } from './stream-types.js';
+
+/**
+ * Where an HTTP stream's response goes: the requester's HTTP response. The
+ * HTTP front end implements it (header hygiene, status checks live there, so
+ * every protocol version shares them).
+ */
+export interface HttpResponseSink {
+  /** The response head as the client sent it. `false`: refused (the sink answered an error itself). */
+  head(head: ResponseHead): boolean;
+  /** Response body bytes. `false`: stop until `whenDrained`'s callback. */
+  data(chunk: Uint8Array): boolean;
+  whenDrained(cb: () => void): void;
+  end(): void;
+  /** Fails the exchange: an error status before the head, an aborted response after it. */
+  fail(status: number, reason: string): void;
+}
+
+/** The request body side of an HTTP stream, fed by the HTTP front end. */
+export interface HttpRequestBody {
+  /** `false`: stop reading the requester until `onWritable`'s callback runs. */
+  write(chunk: Uint8Array): boolean;
+  /** The whole request has been forwarded; the response timer starts. */
+  end(): void;
+  /** The requester went away or was refused: the stream is dropped without a response. */
+  abort(): void;
+  onWritable(cb: () => void): void;
+}
+
+/** How a finished exchange ended, for counters and events. */
+export interface HttpExchangeEnd {
+  readonly status: number;
+}
+
+/**
+ * One HTTP request through a tunnel, as a stream: the request head and body go
+ * out; the response head, body and end come back. The response timeout runs
+ * from the end of the request until the response head (time to first byte).
+ */
+export class HttpExchange implements HttpRequestBody {
+  private timer: NodeJS.Timeout | null = null;
+  private headSeen = false;
+  private done = false;
+  private status = 0;
+  private writableCb: (() => void) | null = null;
+
+  constructor(
+    readonly id: string,
+    private readonly wire: TunnelWire,
+    private readonly sink: HttpResponseSink,
+    private readonly responseTimeoutMs: number,
+    private readonly onDone: (exchange: HttpExchange, end: HttpExchangeEnd) => void,
+  ) {}
+
+  start(head: HttpRequestHead): void {
+    this.wire.open(this.id, { kind: 'http', head });
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.done) return true;
+    return this.wire.data(this.id, chunk);
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.wire.end(this.id);
+    if (!this.headSeen) {
+      this.timer = setTimeout(() => this.failWith(504, 'tunnel response timeout'), this.responseTimeoutMs);
+      this.timer.unref();
+    }
+  }
+
+  abort(): void {
+    this.finish(499);
+  }
+
+  onWritable(cb: () => void): void {
+    this.writableCb = cb;
+  }
+
+  /** The wire may take more request body. */
+  writable(): void {
+    this.writableCb?.();
+  }
+
+  onEvent(ev: InboundStreamEvent): void {
+    if (this.done) return;
+    switch (ev.type) {
+      case 'head':
+        if (this.headSeen) return;
+        this.headSeen = true;
+        this.clearTimer();
+        this.status = ev.head.status;
+        if (!this.sink.head(ev.head)) this.finish(502);
+        return;
+      case 'data':
+        if (!this.headSeen) return;
+        if (!this.sink.data(ev.chunk)) {
+          this.wire.pauseInbound(this.id);
+          this.sink.whenDrained(() => this.wire.resumeInbound(this.id));
+        }
+        return;
+      case 'end':
+      case 'close':
+        if (!this.headSeen) return this.failWith(502, 'tunnel sent no response');
+        this.sink.end();
+        this.finish(this.status);
+        return;
+      case 'malformed':
+        return this.failWith(502, 'bad response from tunnel');
+      case 'reset':
+        return this.failWith(502, 'tunnel reset the request');
+    }
+  }
+
+  /** The tunnel is gone: answer 502 now. */
+  tunnelGone(): void {
+    this.failWith(502, 'tunnel closed');
+  }
+
+  private failWith(status: number, reason: string): void {
+    if (this.done) return;
+    this.sink.fail(status, reason);
+    this.finish(status);
+  }
+
+  private finish(status: number): void {
+    if (this.done) return;
+    this.done = true;
+    this.clearTimer();
+    this.wire.release(this.id);
+    this.onDone(this, { status });
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}

@@ -1,0 +1,91 @@
+import type { Socket } from 'node:net';
+import type { InboundStreamEvent, TunnelWire } from './stream-types.js';
+
+/** A peer that never answers our FIN must not hold the socket forever. */
+const LINGER_MS = 30_000;
+
+/**
+ * One raw TCP connection on a tunnel's port, as a stream, with backpressure
+ * both ways:
+ * - socket → client: when the wire says wait (its WebSocket buffer is full),
+ *   the socket is paused until the wire reports it writable again;
+ * - client → socket: when the socket's write buffer is full, the wire is asked
+ *   to stop delivering this stream's data until the socket drains.
+ */
+export class TcpStream {
+  private done = false;
+  private paused = false;
+  private lingerTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly id: string,
+    private readonly socket: Socket,
+    private readonly wire: TunnelWire,
+    private readonly onDone: (stream: TcpStream) => void,
+  ) {}
+
+  start(): void {
+    const { socket, wire, id } = this;
+    socket.setNoDelay(true);
+    wire.open(id, { kind: 'tcp' });
+    socket.on('data', (chunk: Buffer) => {
+      if (this.done) return;
+      if (!wire.data(id, chunk) && !this.paused) {
+        this.paused = true;
+        socket.pause();
+      }
+    });
+    socket.on('end', () => {
+      if (!this.done) wire.end(id);
+    });
+    socket.on('drain', () => wire.resumeInbound(id));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.finish());
+  }
+
+  onEvent(ev: InboundStreamEvent): void {
+    if (this.done) return;
+    switch (ev.type) {
+      case 'data':
+        if (this.socket.writableEnded) return;
+        if (!this.socket.write(ev.chunk)) this.wire.pauseInbound(this.id);
+        return;
+      case 'end':
+        this.socket.end();
+        return;
+      case 'close':
+        // Queued bytes reach the peer before the FIN; what the peer still sends is dropped.
+        this.socket.end();
+        this.lingerTimer = setTimeout(() => this.socket.destroy(), LINGER_MS);
+        this.lingerTimer.unref();
+        return;
+      case 'reset':
+      case 'malformed':
+        this.socket.destroy();
+        return;
+      case 'head':
+        return;
+    }
+  }
+
+  writable(): void {
+    if (this.paused && !this.done) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** The tunnel is gone: close at once. */
+  tunnelGone(): void {
+    this.socket.destroy();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.wire.release(this.id);
+    this.onDone(this);
+  }
+}

@@ -1,0 +1,147 @@
+import type { Socket } from 'node:net';
+import { HttpExchange, type HttpExchangeEnd, type HttpRequestBody, type HttpResponseSink } from './http-exchange.js';
+import type { HttpRequestHead, InboundStreamEvent, TunnelWire, TunnelWireHandler } from './stream-types.js';
+import { TcpStream } from './tcp-stream.js';
+
+/** Who and where a tunnel is. */
+export interface TunnelInfo {
+  /** 16 lowercase hex characters. */
+  readonly subdomain: string;
+  readonly user: string;
+  /** The registering client's IP. */
+  readonly clientIp: string;
+  /** 0 without a raw TCP port. */
+  readonly rawPort: number;
+  /** Empty without a tunnel domain. */
+  readonly tunnelUrl: string;
+}
+
+/** A counter shared by all tunnels (the global raw TCP connection cap). */
+export interface ConnectionGate {
+  tryAcquire(): boolean;
+  release(): void;
+}
+
+export interface TunnelSessionOptions {
+  readonly responseTimeoutMs: number;
+  /** Raw TCP connections this tunnel may carry at once. */
+  readonly maxTcpConns: number;
+  readonly tcpGate: ConnectionGate;
+  /** Called for every finished HTTP exchange (events, metrics). */
+  readonly onHttpDone?: (end: HttpExchangeEnd) => void;
+}
+
+/** How a session ended. */
+export interface TunnelSessionEnd {
+  readonly closeCode: number;
+  readonly closeReason: string;
+  readonly httpRequests: number;
+  readonly tcpConnections: number;
+  readonly durationMs: number;
+}
+
+type Stream = HttpExchange | TcpStream;
+
+/**
+ * One live tunnel: a WebSocket (behind a `TunnelWire` codec of any protocol
+ * version) multiplexing streams — HTTP exchanges and raw TCP connections. When
+ * the WebSocket ends, every stream ends with it at once: waiting HTTP requests
+ * are answered 502, TCP connections are closed.
+ */
+export class TunnelSession implements TunnelWireHandler {
+  readonly startedAt = Date.now();
+  private readonly streams = new Map<string, Stream>();
+  private tcpOpen = 0;
+  private httpTotal = 0;
+  private tcpTotal = 0;
+  private ended = false;
+
+  constructor(
+    readonly info: TunnelInfo,
+    readonly wire: TunnelWire,
+    private readonly options: TunnelSessionOptions,
+    private readonly onEnded: (session: TunnelSession, end: TunnelSessionEnd) => void,
+  ) {}
+
+  /** Attaches to the wire and announces the tunnel to the client. */
+  start(): void {
+    this.wire.attach(this);
+    this.wire.ready({ tunnelUrl: this.info.tunnelUrl, rawPort: this.info.rawPort });
+  }
+
+  get live(): boolean {
+    return !this.ended;
+  }
+
+  /** Streams in flight, by kind (diagnostics, tests). */
+  counts(): { http: number; tcp: number } {
+    return { http: this.streams.size - this.tcpOpen, tcp: this.tcpOpen };
+  }
+
+  /**
+   * Opens an HTTP exchange. The caller feeds the request body into the
+   * returned writer; the response arrives at `sink`. `null` when the tunnel has
+   * ended.
+   */
+  openHttp(head: HttpRequestHead, sink: HttpResponseSink): HttpRequestBody | null {
+    if (this.ended) return null;
+    const id = this.wire.allocateStreamId('http');
+    const exchange = new HttpExchange(id, this.wire, sink, this.options.responseTimeoutMs, (x, end) => {
+      this.streams.delete(x.id);
+      this.options.onHttpDone?.(end);
+    });
+    this.streams.set(id, exchange);
+    this.httpTotal++;
+    exchange.start(head);
+    return exchange;
+  }
+
+  /** Carries a TCP connection that arrived on the tunnel's port, or closes it at once when over a limit. */
+  acceptTcp(socket: Socket): void {
+    if (this.ended || this.tcpOpen >= this.options.maxTcpConns || !this.options.tcpGate.tryAcquire()) {
+      socket.destroy();
+      return;
+    }
+    const id = this.wire.allocateStreamId('tcp');
+    const stream = new TcpStream(id, socket, this.wire, (s) => {
+      this.streams.delete(s.id);
+      this.tcpOpen--;
+      this.options.tcpGate.release();
+    });
+    this.streams.set(id, stream);
+    this.tcpOpen++;
+    this.tcpTotal++;
+    stream.start();
+  }
+
+  /** Closes the tunnel's WebSocket; the streams end when it has closed. */
+  close(code: number, reason: string): void {
+    this.wire.close(code, reason);
+  }
+
+  onStreamEvent(streamId: string, event: InboundStreamEvent): void {
+    this.streams.get(streamId)?.onEvent(event);
+  }
+
+  onWritable(streamId: string | null): void {
+    if (streamId !== null) {
+      this.streams.get(streamId)?.writable();
+      return;
+    }
+    for (const s of [...this.streams.values()]) s.writable();
+  }
+
+  onClose(code: number, reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const s of [...this.streams.values()]) s.tunnelGone();
+    this.streams.clear();
+    this.onEnded(this, {
+      closeCode: code,
+      closeReason: reason,
+      httpRequests: this.httpTotal,
+      tcpConnections: this.tcpTotal,
+      durationMs: Date.now() - this.startedAt,
+    });
+  }
+}

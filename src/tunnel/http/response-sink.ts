@@ -1,0 +1,69 @@
+import type { Request, Response } from 'express';
+import type { HttpResponseSink } from '../core/http-exchange.js';
+import type { ResponseHead } from '../core/stream-types.js';
+import { isForwardableStatus, responseHeadersForRequester } from './header-hygiene.js';
+
+/** Answers a request with a short plain-text reason (never anything from a tunnel). */
+export function answerPlain(res: Response, status: number, reason: string, close = false): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = reason + '\n';
+  res.statusCode = status;
+  res.setHeader('content-type', 'text/plain; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.setHeader('cache-control', 'no-store');
+  if (close) res.setHeader('connection', 'close');
+  res.end(body);
+}
+
+/**
+ * The requester's response as an HTTP stream's sink: checks the status,
+ * cleans the headers, sets Content-Length when the body length is known, and
+ * streams the body with backpressure.
+ */
+export class ExpressResponseSink implements HttpResponseSink {
+  constructor(
+    private readonly req: Request,
+    private readonly res: Response,
+  ) {}
+
+  head(head: ResponseHead): boolean {
+    const { res } = this;
+    if (res.headersSent || res.destroyed) return false;
+    if (!isForwardableStatus(head.status)) {
+      this.fail(502, 'bad response status from tunnel');
+      return false;
+    }
+    res.statusCode = head.status;
+    for (const [name, value] of responseHeadersForRequester(head.headers)) {
+      try {
+        res.appendHeader(name, value);
+      } catch {
+        // A value Node still refuses is dropped like any other invalid one.
+      }
+    }
+    const bodyless = this.req.method === 'HEAD' || head.status === 204 || head.status === 304;
+    if (head.bodyLength !== undefined && !bodyless) res.setHeader('content-length', head.bodyLength);
+    return true;
+  }
+
+  data(chunk: Uint8Array): boolean {
+    if (this.res.destroyed) return true;
+    return this.res.write(chunk);
+  }
+
+  whenDrained(cb: () => void): void {
+    this.res.once('drain', cb);
+  }
+
+  end(): void {
+    if (!this.res.destroyed) this.res.end();
+  }
+
+  fail(status: number, reason: string): void {
+    if (this.res.destroyed || this.res.writableEnded) return;
+    answerPlain(this.res, status, reason, status === 413);
+  }
+}

@@ -1,0 +1,122 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Inject, Injectable } from '@nestjs/common';
+import type { NextFunction, Request, Response } from 'express';
+import { WsproxyEvents } from '../../common/events.js';
+import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
+import { ClientIpResolver } from '../../upgrade/client-ip.js';
+import { FrontMiddlewareRegistry } from '../../upgrade/front-middleware.js';
+import { writeHttpRefusal } from '../../upgrade/raw-response.js';
+import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
+import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
+import { TunnelService } from '../tunnel.service.js';
+import { requestHeadersForClient } from './header-hygiene.js';
+import { InFlightCounter } from './in-flight-counter.js';
+import { ExpressResponseSink, answerPlain } from './response-sink.js';
+import { matchTunnelHost } from './tunnel-host.js';
+
+/**
+ * Routes requests for `*.TUNNEL_DOMAIN` to tunnels, ahead of every other route:
+ * plain HTTP through a front middleware, upgrades through a host matcher, so a
+ * tunnel host never reaches `/health`, `/relay` or `/tunnel`.
+ */
+@Injectable()
+export class TunnelHttpRouter {
+  private readonly ips: ClientIpResolver;
+  private readonly inFlight: InFlightCounter;
+  private readonly domain: string;
+
+  constructor(
+    @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
+    private readonly tunnels: TunnelService,
+    private readonly events: WsproxyEvents,
+    front: FrontMiddlewareRegistry,
+    upgrades: UpgradeRouter,
+  ) {
+    this.domain = config.tunnelDomain;
+    this.ips = new ClientIpResolver(config.trustedProxies);
+    this.inFlight = new InFlightCounter(config.maxTunnelHttpPerIp);
+    front.add((req, res, next) => this.handle(req, res, next));
+    upgrades.registerHostMatcher({ match: (req) => this.matchUpgrade(req) });
+  }
+
+  /** Requests in flight from `ip` into tunnels (tests, diagnostics). */
+  inFlightFrom(ip: string): number {
+    return this.inFlight.get(ip);
+  }
+
+  private handle(req: Request, res: Response, next: NextFunction): void {
+    const match = matchTunnelHost(req.headers.host, this.domain);
+    if (match.kind === 'other') return next();
+    res.once('close', () => this.events.emit('tunnel.http', { status: res.headersSent ? res.statusCode : 499, forwarded: false }));
+    if (match.kind === 'invalid') return answerPlain(res, 404, 'not found');
+    const session = this.tunnels.find(match.subdomain);
+    if (!session?.live) return answerPlain(res, 404, 'tunnel not found');
+
+    const ip = this.ips.resolve(req);
+    if (!this.inFlight.tryAcquire(ip)) return answerPlain(res, 429, 'too many requests from this IP', true);
+    res.once('close', () => this.inFlight.release(ip));
+
+    const max = this.config.tunnelMaxBodyBytes;
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > max) return answerPlain(res, 413, 'request body too large', true);
+    const path = originFormPath(req.url);
+    if (path === null) return answerPlain(res, 400, 'bad request target', true);
+
+    const sink = new ExpressResponseSink(req, res);
+    const headers = requestHeadersForClient(req.rawHeaders, {
+      clientIp: ip,
+      proto: this.config.tunnelPublicScheme,
+      host: req.headers.host ?? '',
+    });
+    const body = session.openHttp({ method: req.method, path, headers }, sink);
+    if (!body) return answerPlain(res, 404, 'tunnel not found');
+
+    let size = 0;
+    let refused = false;
+    body.onWritable(() => req.resume());
+    req.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      if (size > max) {
+        refused = true;
+        body.abort();
+        sink.fail(413, 'request body too large');
+        return;
+      }
+      if (!body.write(chunk)) req.pause();
+    });
+    req.on('end', () => {
+      if (!refused) body.end();
+    });
+    res.once('close', () => {
+      if (!res.writableFinished) body.abort();
+    });
+  }
+
+  private matchUpgrade(req: IncomingMessage): RawUpgradeHandler | null {
+    const match = matchTunnelHost(req.headers.host, this.domain);
+    if (match.kind === 'other') return null;
+    return (_req: IncomingMessage, socket: Duplex) => {
+      if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
+      const session = this.tunnels.find(match.subdomain);
+      if (!session?.live) return writeHttpRefusal(socket, 404, 'tunnel not found');
+      // Protocol v2 carries an upgrade as a WebSocket stream; v1 has no way to.
+      if (!session.wire.carriesWebSockets) return writeHttpRefusal(socket, 501, 'WebSockets through this tunnel need tunnel protocol v2');
+      return writeHttpRefusal(socket, 501, 'not implemented');
+    };
+  }
+}
+
+/** The path and query of a request target; absolute-form is reduced to it, anything else is `null`. */
+function originFormPath(url: string | undefined): string | null {
+  if (!url) return null;
+  if (url.startsWith('/')) return url;
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+    return u.pathname + u.search;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,232 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import type { WebSocket } from 'ws';
+import { Refusal } from '../common/refusal.js';
+import { WsproxyEvents } from '../common/events.js';
+import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+import { DrainService } from '../lifecycle/drain.service.js';
+import type { Lease } from '../limits/limits.service.js';
+import { PINO, type Pino } from '../logging/logging.module.js';
+import { KeepaliveService } from '../upgrade/keepalive.service.js';
+import type { TunnelWire } from './core/stream-types.js';
+import { TunnelSession, type ConnectionGate, type TunnelSessionEnd } from './core/tunnel-session.js';
+import { PORT_POOL, type PortPool } from './state/port-pool.js';
+import { newSubdomain } from './state/subdomain.js';
+import { TUNNEL_REGISTRY, type TunnelRegistry } from './state/tunnel-registry.js';
+import { TcpPortBinder } from './tcp/port-binder.js';
+import type { TunnelParams } from './tunnel-params.js';
+import { TunnelReservation } from './tunnel-reservation.js';
+import { V1Wire } from './v1/v1-wire.js';
+
+/** Attempts at a fresh random subdomain before giving up (a collision of 64 random bits is not expected even once). */
+const SUBDOMAIN_ATTEMPTS = 8;
+
+/**
+ * Runs tunnels on this replica: reserves subdomain and raw port for an admitted
+ * registration, starts the session on its WebSocket with the protocol codec
+ * the client asked for, and gives everything back — port, subdomain, limit
+ * slot, drain tracking — exactly once however the tunnel ends.
+ */
+@Injectable()
+export class TunnelService implements OnApplicationShutdown {
+  private readonly live = new Map<string, TunnelSession>();
+  private readonly pending = new Set<TunnelReservation>();
+  private tcpOpen = 0;
+  /** The global cap on raw TCP connections over all tunnels of this replica. */
+  readonly tcpGate: ConnectionGate = {
+    tryAcquire: () => {
+      if (this.tcpOpen >= this.config.maxTunnelTcpConnsGlobal) return false;
+      this.tcpOpen++;
+      return true;
+    },
+    release: () => {
+      this.tcpOpen = Math.max(0, this.tcpOpen - 1);
+    },
+  };
+
+  constructor(
+    @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
+    @Inject(PINO) private readonly log: Pino,
+    @Inject(TUNNEL_REGISTRY) readonly registry: TunnelRegistry,
+    @Inject(PORT_POOL) readonly pool: PortPool,
+    private readonly binder: TcpPortBinder,
+    private readonly events: WsproxyEvents,
+    private readonly drain: DrainService,
+    private readonly keepalive: KeepaliveService,
+  ) {}
+
+  /** The live tunnel of `subdomain` on this replica. */
+  find(subdomain: string): TunnelSession | undefined {
+    return this.live.get(subdomain);
+  }
+
+  /** Live tunnels on this replica, by subdomain. */
+  sessions(): ReadonlyMap<string, TunnelSession> {
+    return this.live;
+  }
+
+  /** Raw TCP connections open over all tunnels. */
+  get tcpConnections(): number {
+    return this.tcpOpen;
+  }
+
+  /** The public URL of a subdomain; empty without `TUNNEL_DOMAIN`. */
+  tunnelUrl(subdomain: string): string {
+    return this.config.tunnelDomain ? `${this.config.tunnelPublicScheme}://${subdomain}.${this.config.tunnelDomain}` : '';
+  }
+
+  /**
+   * Claims a subdomain (per-user tunnel limit → 429) and, when TCP tunnels are
+   * on, the lowest raw port that binds. Everything is given back if the client
+   * goes away meanwhile.
+   */
+  async reserve(user: string, clientIp: string, signal: AbortSignal): Promise<TunnelReservation> {
+    let reservation: TunnelReservation | null = null;
+    for (let i = 0; i < SUBDOMAIN_ATTEMPTS && !reservation; i++) {
+      const subdomain = newSubdomain();
+      const outcome = await this.registry.claim({ subdomain, user, clientIp, createdAt: Date.now() }, this.config.maxTunnelsPerUser);
+      if (outcome === 'user_limit') throw new Refusal(429, 'too many tunnels for this user', 'limit');
+      if (outcome === 'ok') reservation = new TunnelReservation(subdomain, user, clientIp, this.registry, this.pool);
+    }
+    if (!reservation) throw new Refusal(503, 'no free subdomain', 'limit');
+    this.pending.add(reservation);
+    try {
+      if (this.config.tunnelTcpEnabled) await this.bindPort(reservation, signal);
+      if (signal.aborted) throw new Refusal(400, 'client went away', 'bad_request');
+      return reservation;
+    } catch (err) {
+      this.pending.delete(reservation);
+      await reservation.release();
+      throw err;
+    }
+  }
+
+  /** Gives back a reservation whose handshake never completed. */
+  abandon(reservation: TunnelReservation): void {
+    this.pending.delete(reservation);
+    void reservation.release().catch((err: unknown) => this.log.error({ event: 'tunnel_release_failed', err }, 'releasing a tunnel failed'));
+  }
+
+  /** Starts the tunnel on its accepted WebSocket and announces it (`tunnel_ready`). */
+  start(ws: WebSocket, reservation: TunnelReservation, lease: Lease, params: TunnelParams): TunnelSession {
+    this.pending.delete(reservation);
+    const wire = this.createWire(ws, params);
+    const info = {
+      subdomain: reservation.subdomain,
+      user: reservation.user,
+      clientIp: reservation.clientIp,
+      rawPort: reservation.rawPort,
+      tunnelUrl: this.tunnelUrl(reservation.subdomain),
+    };
+    let maxAge: NodeJS.Timeout | null = null;
+    let untrack: () => void = () => undefined;
+    const session = new TunnelSession(
+      info,
+      wire,
+      {
+        responseTimeoutMs: this.config.tunnelResponseTimeoutMs,
+        maxTcpConns: this.config.maxTunnelTcpConnsPerTunnel,
+        tcpGate: this.tcpGate,
+      },
+      (s, end) => {
+        if (maxAge) clearTimeout(maxAge);
+        untrack();
+        this.ended(s, end, reservation, lease);
+      },
+    );
+    this.live.set(info.subdomain, session);
+    reservation.attach(session);
+    this.keepalive.watch(ws);
+    untrack = this.drain.track({ shutdown: (code, reason) => session.close(code, reason) });
+    if (this.config.maxConnectionS > 0) {
+      maxAge = setTimeout(() => session.close(4408, 'maximum connection age reached'), this.config.maxConnectionS * 1000);
+      maxAge.unref();
+    }
+    session.start();
+    this.log.info(
+      {
+        event: 'tunnel_registered',
+        user: info.user,
+        subdomain: info.subdomain,
+        rawPort: info.rawPort,
+        clientIp: info.clientIp,
+        protocol: wire.version,
+        control: params.control,
+        userTunnels: this.countForUser(info.user),
+        liveTunnels: this.live.size,
+      },
+      'tunnel registered',
+    );
+    this.events.emit('tunnel.opened', { subdomain: info.subdomain, user: info.user, clientIp: info.clientIp, rawPort: info.rawPort });
+    return session;
+  }
+
+  onApplicationShutdown(): void {
+    for (const session of this.live.values()) session.close(1001, 'server shutting down');
+    for (const r of this.pending) void r.release();
+    this.pending.clear();
+  }
+
+  /** The codec of the protocol version the client negotiated (v2 adds its branch here). */
+  private createWire(ws: WebSocket, params: TunnelParams): TunnelWire {
+    return new V1Wire(ws, {
+      controlBinary: params.control === 'binary',
+      inboundStallMs: Math.min(30_000, this.config.pingIntervalMs),
+    });
+  }
+
+  private async bindPort(reservation: TunnelReservation, signal: AbortSignal): Promise<void> {
+    let from = this.pool.min;
+    while (!signal.aborted) {
+      const port = await this.pool.claim(reservation.subdomain, from);
+      if (port === null) return;
+      const server = await this.binder.listen(port, this.config.tunnelBindHost, reservation.onTcpConnection);
+      if (server) {
+        reservation.rawPort = port;
+        reservation.listener = server;
+        return;
+      }
+      // Held by another program: skip it.
+      await this.pool.release(port, reservation.subdomain);
+      from = port + 1;
+    }
+  }
+
+  private ended(session: TunnelSession, end: TunnelSessionEnd, reservation: TunnelReservation, lease: Lease): void {
+    const { info } = session;
+    if (this.live.get(info.subdomain) === session) this.live.delete(info.subdomain);
+    lease.release();
+    void reservation.release().catch((err: unknown) => this.log.error({ event: 'tunnel_release_failed', err }, 'releasing a tunnel failed'));
+    this.log.info(
+      {
+        event: 'tunnel_ended',
+        user: info.user,
+        subdomain: info.subdomain,
+        rawPort: info.rawPort,
+        clientIp: info.clientIp,
+        httpRequests: end.httpRequests,
+        tcpConnections: end.tcpConnections,
+        durationMs: end.durationMs,
+        closeCode: end.closeCode,
+        closeReason: end.closeReason,
+        userTunnels: this.countForUser(info.user),
+        liveTunnels: this.live.size,
+      },
+      'tunnel ended',
+    );
+    this.events.emit('tunnel.closed', {
+      subdomain: info.subdomain,
+      user: info.user,
+      clientIp: info.clientIp,
+      rawPort: info.rawPort,
+      httpRequests: end.httpRequests,
+      tcpConnections: end.tcpConnections,
+      durationMs: end.durationMs,
+    });
+  }
+
+  private countForUser(user: string): number {
+    let n = 0;
+    for (const s of this.live.values()) if (s.info.user === user) n++;
+    return n;
+  }
+}

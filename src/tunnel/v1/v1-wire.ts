@@ -1,0 +1,263 @@
+import { randomBytes } from 'node:crypto';
+import { WebSocket } from 'ws';
+import {
+  base64ToBytes,
+  decodeFrame,
+  encodeData,
+  encodeHttpRequest,
+  encodeTcpClose,
+  encodeTcpOpen,
+  encodeTunnelReady,
+  utf8ToBytes,
+} from '../protocol/v1.js';
+import type {
+  HttpRequestHead,
+  InboundStreamEvent,
+  StreamKind,
+  StreamOpen,
+  TunnelReadyInfo,
+  TunnelWire,
+  TunnelWireHandler,
+} from '../core/stream-types.js';
+
+/**
+ * Bytes the proxy lets pile up in a tunnel WebSocket's send buffer before it
+ * asks every stream feeding it to wait (pauses their TCP sockets).
+ */
+export const TUNNEL_WS_HIGH_WATER = 256 * 1024;
+
+export interface V1WireOptions {
+  /** Send control messages as binary frames (`control=binary`). */
+  readonly controlBinary: boolean;
+  /**
+   * How long one TCP connection may hold the whole WebSocket paused because its
+   * local reader does not read (v1 has one reader for all streams); beyond, that
+   * connection is reset so the others go on.
+   */
+  readonly inboundStallMs: number;
+}
+
+interface HttpState {
+  readonly kind: 'http';
+  readonly head: HttpRequestHead;
+  chunks: Uint8Array[];
+  /** The `http_request` went out; an `http_response` is awaited. */
+  sent: boolean;
+}
+
+interface TcpState {
+  readonly kind: 'tcp';
+  /** A `tcp_close` went out or came in: the connection is over on the wire. */
+  closed: boolean;
+}
+
+const BINARY = { binary: true } as const;
+const TEXT = { binary: false } as const;
+
+/**
+ * The v1 codec: JSON control messages and length-prefixed TCP payload frames on
+ * one WebSocket (docs/tunnel-protocol.md). Whole HTTP bodies are buffered, as
+ * v1 carries them inside one JSON message; v1 has no cancel and no half-close,
+ * which this class hides from the session.
+ */
+export class V1Wire implements TunnelWire {
+  readonly version = 1;
+  readonly carriesWebSockets = false;
+  private handler: TunnelWireHandler | null = null;
+  private readonly streams = new Map<string, HttpState | TcpState>();
+  private readonly pausedInbound = new Map<string, NodeJS.Timeout>();
+  private congested = false;
+  private readonly afterFlush = (): void => this.checkWritable();
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly options: V1WireOptions,
+  ) {}
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  attach(handler: TunnelWireHandler): void {
+    this.handler = handler;
+    this.ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
+    this.ws.on('error', () => this.ws.terminate());
+    this.ws.once('close', (code: number, reason: Buffer) => {
+      for (const timer of this.pausedInbound.values()) clearTimeout(timer);
+      this.pausedInbound.clear();
+      this.streams.clear();
+      handler.onClose(code, reason.toString());
+    });
+  }
+
+  ready(info: TunnelReadyInfo): void {
+    this.sendControl(encodeTunnelReady(info.tunnelUrl, info.rawPort));
+  }
+
+  allocateStreamId(_kind: StreamKind): string {
+    let id: string;
+    do id = randomBytes(6).toString('hex');
+    while (this.streams.has(id));
+    return id;
+  }
+
+  open(streamId: string, open: StreamOpen): void {
+    if (open.kind === 'http') {
+      this.streams.set(streamId, { kind: 'http', head: open.head, chunks: [], sent: false });
+    } else {
+      this.streams.set(streamId, { kind: 'tcp', closed: false });
+      this.sendControl(encodeTcpOpen(streamId));
+    }
+  }
+
+  data(streamId: string, chunk: Uint8Array): boolean {
+    const s = this.streams.get(streamId);
+    if (!s) return true;
+    if (s.kind === 'http') {
+      if (!s.sent) s.chunks.push(chunk);
+      return true;
+    }
+    if (s.closed || chunk.length === 0) return true;
+    this.send(encodeData(streamId, chunk), true);
+    return !this.congested;
+  }
+
+  end(streamId: string): void {
+    const s = this.streams.get(streamId);
+    if (!s) return;
+    if (s.kind === 'http') {
+      if (s.sent) return;
+      s.sent = true;
+      const body = s.chunks.length === 0 ? null : s.chunks.length === 1 ? s.chunks[0] : Buffer.concat(s.chunks);
+      s.chunks = [];
+      this.sendControl(encodeHttpRequest(streamId, s.head.method, s.head.path, joinHeaders(s.head.headers), body));
+      return;
+    }
+    if (s.closed) return;
+    // v1 has no half-close: tcp_close ends the connection both ways.
+    s.closed = true;
+    this.sendControl(encodeTcpClose(streamId));
+    queueMicrotask(() => this.handler?.onStreamEvent(streamId, { type: 'close' }));
+  }
+
+  release(streamId: string): void {
+    const s = this.streams.get(streamId);
+    if (!s) return;
+    this.streams.delete(streamId);
+    this.resumeInbound(streamId);
+    if (s.kind === 'tcp' && !s.closed) this.sendControl(encodeTcpClose(streamId));
+  }
+
+  pauseInbound(streamId: string): void {
+    if (this.pausedInbound.has(streamId) || !this.streams.has(streamId)) return;
+    const timer = setTimeout(() => {
+      this.resumeInbound(streamId);
+      this.handler?.onStreamEvent(streamId, { type: 'reset', reason: 'local reader stalled the tunnel' });
+    }, this.options.inboundStallMs);
+    timer.unref();
+    this.pausedInbound.set(streamId, timer);
+    this.ws.pause();
+  }
+
+  resumeInbound(streamId: string): void {
+    const timer = this.pausedInbound.get(streamId);
+    if (!timer) return;
+    clearTimeout(timer);
+    this.pausedInbound.delete(streamId);
+    if (this.pausedInbound.size === 0) this.ws.resume();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
+  }
+
+  private sendControl(json: string): void {
+    if (this.options.controlBinary) this.send(Buffer.from(json, 'utf8'), true);
+    else this.send(json, false);
+  }
+
+  /**
+   * Sends one frame. Once the send buffer passes the high-water mark, every
+   * frame carries a flush callback until it drains below it again; the session
+   * is then told that all waiting streams may go on.
+   */
+  private send(frame: Uint8Array | string, binary: boolean): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    const size = typeof frame === 'string' ? frame.length : frame.length;
+    if (!this.congested && this.ws.bufferedAmount + size >= TUNNEL_WS_HIGH_WATER) this.congested = true;
+    if (this.congested) this.ws.send(frame, binary ? BINARY : TEXT, this.afterFlush);
+    else this.ws.send(frame, binary ? BINARY : TEXT);
+  }
+
+  private checkWritable(): void {
+    if (!this.congested || this.ws.bufferedAmount >= TUNNEL_WS_HIGH_WATER) return;
+    this.congested = false;
+    this.handler?.onWritable(null);
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    const frame = decodeFrame(data, isBinary);
+    if (!frame || !this.handler) return;
+    if (frame.kind === 'data') {
+      const s = this.streams.get(frame.connId);
+      if (s?.kind === 'tcp' && !s.closed && frame.payload.length > 0) {
+        this.handler.onStreamEvent(frame.connId, { type: 'data', chunk: frame.payload });
+      }
+      return;
+    }
+    const m = frame.message;
+    if (m.type === 'http_response') this.onHttpResponse(m);
+    else if (m.type === 'tcp_close' && typeof m.connId === 'string') {
+      const s = this.streams.get(m.connId);
+      if (s?.kind !== 'tcp' || s.closed) return;
+      s.closed = true;
+      this.handler.onStreamEvent(m.connId, { type: 'close' });
+    }
+    // Unknown types are ignored (forward compatibility), never fatal.
+  }
+
+  private onHttpResponse(m: Record<string, unknown>): void {
+    const id = m.id;
+    if (typeof id !== 'string') return;
+    const s = this.streams.get(id);
+    if (s?.kind !== 'http' || !s.sent) return;
+    this.streams.delete(id);
+    const handler = this.handler!;
+    const events = parseHttpResponse(m);
+    for (const ev of events) handler.onStreamEvent(id, ev);
+  }
+}
+
+/** Turns an `http_response` into stream events: head, data, end — or one `malformed`. */
+function parseHttpResponse(m: Record<string, unknown>): InboundStreamEvent[] {
+  const status = m.status;
+  if (typeof status !== 'number' || !Number.isInteger(status)) return [{ type: 'malformed', reason: 'status is not an integer' }];
+  let body: Uint8Array | null = null;
+  if (m.body !== undefined && m.body !== null) {
+    if (typeof m.body !== 'string') return [{ type: 'malformed', reason: 'body is not a string' }];
+    if (m.bodyEncoding === undefined || m.bodyEncoding === null) body = utf8ToBytes(m.body);
+    else if (m.bodyEncoding === 'base64') body = base64ToBytes(m.body);
+    else return [{ type: 'malformed', reason: 'unknown bodyEncoding' }];
+    if (!body) return [{ type: 'malformed', reason: 'body is not base64' }];
+  }
+  const headers: [string, string][] = [];
+  if (typeof m.headers === 'object' && m.headers !== null && !Array.isArray(m.headers)) {
+    for (const [name, value] of Object.entries(m.headers as Record<string, unknown>)) {
+      for (const v of Array.isArray(value) ? value : [value]) {
+        if (typeof v === 'string') headers.push([name.toLowerCase(), v]);
+        else if (typeof v === 'number' && Number.isFinite(v)) headers.push([name.toLowerCase(), String(v)]);
+      }
+    }
+  }
+  const events: InboundStreamEvent[] = [{ type: 'head', head: { status, headers, bodyLength: body?.length ?? 0 } }];
+  if (body && body.length > 0) events.push({ type: 'data', chunk: body });
+  events.push({ type: 'end' });
+  return events;
+}
+
+/** v1 sends one value per header name: repeated headers joined with ", ". */
+function joinHeaders(headers: HttpRequestHead['headers']): Record<string, string> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [name, value] of headers) out[name] = Object.hasOwn(out, name) ? `${out[name]}, ${value}` : value;
+  return out;
+}

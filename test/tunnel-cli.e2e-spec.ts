@@ -1,0 +1,123 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { echoTarget, type TestTarget } from './support/targets.js';
+import { TUNNEL_DOMAIN, httpTo, startHttpService, tunnelEnv, waitFor, type HttpService } from './support/tunnel.js';
+
+const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli/tunnel.js', import.meta.url));
+
+/** A child process whose stdout lines are collected. */
+interface Proc {
+  readonly child: ChildProcess;
+  readonly lines: string[];
+  stderr: string;
+}
+
+function run(file: string, args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(process.execPath, [file, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc: Proc = { child, lines: [], stderr: '' };
+  createInterface({ input: child.stdout! }).on('line', (l) => proc.lines.push(l));
+  child.stderr!.on('data', (c: Buffer) => (proc.stderr += c.toString()));
+  return proc;
+}
+
+async function exitCode(p: Proc): Promise<number | null> {
+  if (p.child.exitCode !== null) return p.child.exitCode;
+  const [code] = (await once(p.child, 'exit')) as [number | null];
+  return code;
+}
+
+const SECRET = 'SECRET-BODY-7f3a9c';
+
+describe('wsproxy-tunnel bin against the wsproxy server process', () => {
+  let server: Proc;
+  let port: number;
+  let svc: HttpService;
+  let echo: TestTarget;
+
+  before(async () => {
+    svc = await startHttpService((_req, body, res) => res.end(`echo:${body.toString()}`));
+    echo = await echoTarget();
+    server = run(MAIN, [], { ...(await tunnelEnv({}, 4)), PORT: '0', BIND_HOST: '127.0.0.1', LOG_LEVEL: 'info' });
+    try {
+      await waitFor(
+        () => {
+          if (server.child.exitCode !== null) throw new Error(`server exited ${server.child.exitCode}: ${server.stderr}`);
+          return server.lines.some((l) => l.includes('"event":"listening"'));
+        },
+        30000,
+        'server listening',
+      );
+    } catch (err) {
+      server.child.kill('SIGKILL');
+      throw new Error(`${(err as Error).message}\nstdout: ${server.lines.slice(-5).join('\n')}\nstderr: ${server.stderr}`);
+    }
+    port = (JSON.parse(server.lines.find((l) => l.includes('"event":"listening"'))!) as { port: number }).port;
+  });
+  after(async () => {
+    server.child.kill('SIGTERM');
+    await exitCode(server);
+    await svc.close();
+    await echo.close();
+  });
+
+  it('prints the URL and raw port, forwards HTTP and TCP, exits 0 on SIGINT; the server logs the tunnel without bodies', async () => {
+    const cli = run(CLI, ['--proxy', `ws://127.0.0.1:${port}/tunnel`, '--to', svc.target, '--tcp-to', `127.0.0.1:${echo.port}`]);
+    try {
+      await waitFor(() => cli.lines.length >= 2, 10000, 'CLI ready lines');
+      const url = /^tunnel url: (http:\/\/([0-9a-f]{16})\.tunnel\.test) -> http:\/\/127\.0\.0\.1:\d+$/.exec(cli.lines[0]);
+      assert.ok(url, cli.lines[0]);
+      const raw = /^raw port: (\d+) -> 127\.0\.0\.1:\d+$/.exec(cli.lines[1]);
+      assert.ok(raw, cli.lines[1]);
+
+      const res = await httpTo(port, `${url[2]}.${TUNNEL_DOMAIN}`, { method: 'POST', body: SECRET });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.toString(), `echo:${SECRET}`);
+
+      // v1 has no half-close: read the echo before ending.
+      const s = connect({ host: '127.0.0.1', port: Number(raw[1]) });
+      s.write('over tcp');
+      let echoed = '';
+      s.on('data', (c: Buffer) => (echoed += c.toString()));
+      await waitFor(() => echoed.length >= 8, 5000, 'echo');
+      assert.equal(echoed, 'over tcp');
+      s.end();
+      await once(s, 'close');
+
+      cli.child.kill('SIGINT');
+      assert.equal(await exitCode(cli), 0);
+
+      await waitFor(() => server.lines.some((l) => l.includes('"event":"tunnel_ended"')), 5000, 'tunnel_ended log');
+      const registered = JSON.parse(server.lines.find((l) => l.includes('"event":"tunnel_registered"'))!) as Record<string, unknown>;
+      const ended = JSON.parse(server.lines.find((l) => l.includes('"event":"tunnel_ended"'))!) as Record<string, unknown>;
+      assert.equal(registered.user, 'anonymous');
+      assert.equal(registered.subdomain, url[2]);
+      assert.equal(registered.rawPort, Number(raw[1]));
+      assert.equal(ended.subdomain, url[2]);
+      assert.equal(ended.httpRequests, 1);
+      assert.equal(ended.tcpConnections, 1);
+      assert.equal(typeof ended.durationMs, 'number');
+      assert.ok(!server.lines.some((l) => l.includes(SECRET)), 'bodies never reach the logs');
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+
+  it('exits 1 with the refusal when the proxy refuses', async () => {
+    const cli = run(CLI, ['--proxy', `ws://127.0.0.1:${port}/tunnel?control=nope`, '--to', svc.target]);
+    assert.equal(await exitCode(cli), 1);
+    assert.match(cli.stderr, /refused: 400/);
+  });
+
+  it('exits 2 with usage on bad arguments', async () => {
+    const cli = run(CLI, ['--to', svc.target]);
+    assert.equal(await exitCode(cli), 2);
+    assert.match(cli.stderr, /--proxy must be a ws:\/\/ or wss:\/\/ URL/);
+    assert.match(cli.stderr, /usage: wsproxy-tunnel/);
+  });
+});

@@ -1,0 +1,454 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
+import { TunnelService } from '../src/tunnel/tunnel.service.js';
+import { startApp, type TestApp } from './support/app.js';
+import { randomPayload } from './support/targets.js';
+import { expectRefusal } from './support/ws-client.js';
+import {
+  RawTunnel,
+  TUNNEL_DOMAIN,
+  httpTo,
+  startHttpService,
+  subdomainOf,
+  tunnelEnv,
+  waitFor,
+  type HttpService,
+} from './support/tunnel.js';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** A local service that answers with what it received, as JSON, plus a few headers. */
+async function echoService(): Promise<HttpService & { last: { headers: Record<string, string | string[] | undefined>; rawHeaders: string[] } | null }> {
+  const svc = Object.assign(
+    await startHttpService((req, body, res) => {
+      svc.last = { headers: req.headers, rawHeaders: req.rawHeaders };
+      if (req.url?.startsWith('/binary')) {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-sha256': sha(body) });
+        res.end(body);
+        return;
+      }
+      res.setHeader('x-multi', ['one', 'two']);
+      res.setHeader('set-cookie', ['session=secret; Path=/']);
+      res.setHeader('access-control-allow-origin', '*');
+      res.setHeader('x-frame-options', 'DENY');
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, bodyLength: body.length }));
+    }),
+    { last: null as { headers: Record<string, string | string[] | undefined>; rawHeaders: string[] } | null },
+  );
+  return svc;
+}
+
+describe('tunnel HTTP through a subdomain (reference client)', () => {
+  let app: TestApp;
+  let svc: Awaited<ReturnType<typeof echoService>>;
+  let client: TunnelClient;
+  let host: string;
+
+  before(async () => {
+    app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }));
+    svc = await echoService();
+    client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: svc.target });
+    host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+  });
+  after(async () => {
+    await client.close();
+    await app.close();
+    await svc.close();
+  });
+
+  it('announces an http URL with a 16-hex subdomain and rawPort 0 when TCP tunnels are off', () => {
+    assert.match(client.tunnelUrl, /^http:\/\/[0-9a-f]{16}\.tunnel\.test$/);
+    assert.equal(client.rawPort, 0);
+  });
+
+  it('forwards a GET with path and query', async () => {
+    const res = await httpTo(app.port, host, { path: '/api?q=1&r=%20x' });
+    assert.equal(res.status, 201);
+    const echoed = JSON.parse(res.body.toString()) as { method: string; url: string; bodyLength: number };
+    assert.equal(echoed.method, 'GET');
+    assert.equal(echoed.url, '/api?q=1&r=%20x');
+    assert.equal(echoed.bodyLength, 0);
+    assert.equal(res.headers['content-length'], String(res.body.length));
+  });
+
+  it('forwards a POST with a binary body byte-exactly, both ways', async () => {
+    const payload = randomPayload(512 * 1024);
+    const res = await httpTo(app.port, host, { method: 'POST', path: '/binary', body: payload, headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['x-sha256'], sha(payload));
+    assert.equal(sha(res.body), sha(payload));
+    assert.equal(res.headers['content-length'], String(payload.length));
+  });
+
+  it('forwards a chunked POST body', async () => {
+    const payload = randomPayload(100_000);
+    const res = await httpTo(app.port, host, { method: 'POST', path: '/binary', body: payload, chunked: true });
+    assert.equal(res.status, 200);
+    assert.equal(sha(res.body), sha(payload));
+  });
+
+  it('joins repeated request headers with ", " and passes repeated response headers', async () => {
+    const res = await httpTo(app.port, host, { headers: { 'x-multi-in': ['a', 'b'], accept: ['text/html', 'application/json'] } });
+    assert.equal(svc.last?.headers['x-multi-in'], 'a, b');
+    assert.equal(svc.last?.headers.accept, 'text/html, application/json');
+    assert.equal(res.headers['x-multi'], 'one, two');
+  });
+
+  it('strips credentials, hop-by-hop and spoofed forwarding headers towards the client, and sets X-Forwarded-*', async () => {
+    await httpTo(app.port, `${host}:8443`, {
+      headers: {
+        cookie: 'sid=1',
+        authorization: 'Bearer secret',
+        'proxy-authorization': 'Basic x',
+        connection: 'keep-alive, x-hop',
+        'x-hop': 'must go',
+        'keep-alive': 'timeout=5',
+        te: 'trailers',
+        'x-forwarded-for': '6.6.6.6',
+        'x-forwarded-host': 'evil.example',
+        forwarded: 'for=6.6.6.6',
+        'x-real-ip': '6.6.6.6',
+        'x-kept': 'yes',
+      },
+    });
+    const h = svc.last!.headers;
+    for (const name of ['cookie', 'authorization', 'proxy-authorization', 'x-hop', 'keep-alive', 'te', 'forwarded', 'x-real-ip']) {
+      assert.equal(h[name], undefined, `${name} must be stripped`);
+    }
+    assert.equal(h['x-kept'], 'yes');
+    assert.equal(h['x-forwarded-for'], '127.0.0.1');
+    assert.equal(h['x-forwarded-proto'], 'http');
+    assert.equal(h['x-forwarded-host'], `${host}:8443`);
+    assert.equal(h.host, `${host}:8443`);
+  });
+
+  it('strips Set-Cookie, CORS and framing headers from the response', async () => {
+    const res = await httpTo(app.port, host);
+    assert.equal(res.status, 201);
+    assert.equal(res.headers['set-cookie'], undefined);
+    assert.equal(res.headers['access-control-allow-origin'], undefined);
+    assert.equal(res.headers['x-frame-options'], undefined);
+    assert.equal(res.headers['content-type'], 'application/json');
+  });
+
+  it('matches Host case-insensitively, ignoring a port and one trailing dot', async () => {
+    for (const h of [host.toUpperCase(), `${host}.`, `${host}:80`, `${host.toUpperCase()}.:1234`]) {
+      const res = await httpTo(app.port, h);
+      assert.equal(res.status, 201, `Host ${h}`);
+    }
+  });
+
+  it('404s other names under the tunnel domain without reaching the service or the app routes', async () => {
+    const before = svc.requests;
+    const cases: [string, string, string][] = [
+      [`x.${host}`, '/', 'not found'],
+      [`${client.subdomain.slice(1)}.${TUNNEL_DOMAIN}`, '/', 'not found'],
+      [`${client.subdomain}0.${TUNNEL_DOMAIN}`, '/', 'not found'],
+      [`${client.subdomain}..${TUNNEL_DOMAIN}`, '/', 'not found'],
+      [`0123456789abcdef.${TUNNEL_DOMAIN}`, '/', 'tunnel not found'],
+      [`0123456789abcdef.${TUNNEL_DOMAIN}`, '/health', 'tunnel not found'],
+      [`x.${host}`, '/health', 'not found'],
+      [`0123456789abcdef.${TUNNEL_DOMAIN}`, '/tunnel', 'tunnel not found'],
+    ];
+    for (const [h, path, text] of cases) {
+      const res = await httpTo(app.port, h, { path });
+      assert.equal(res.status, 404, `Host ${h} ${path}`);
+      assert.equal(res.body.toString().trim(), text, `Host ${h} ${path}`);
+    }
+    assert.equal(svc.requests, before);
+  });
+
+  it('routes a live tunnel Host to the tunnel even for /health', async () => {
+    const res = await httpTo(app.port, host, { path: '/health' });
+    assert.equal(res.status, 201);
+    assert.equal((JSON.parse(res.body.toString()) as { url: string }).url, '/health');
+  });
+
+  it('does not treat <sub>.<domain>.evil.com as a tunnel host', async () => {
+    const before = svc.requests;
+    const res = await httpTo(app.port, `${host}.evil.com`, { path: '/health' });
+    assert.equal(res.status, 200, 'the app’s own /health answers');
+    const other = await httpTo(app.port, `${host}.evil.com`, { path: '/' });
+    assert.equal(other.status, 404);
+    assert.equal(svc.requests, before);
+  });
+
+  it('claims upgrades with a tunnel Host: never /relay or /tunnel', async () => {
+    const live = await expectRefusal(`${app.wsUrl}/relay?host=127.0.0.1&port=1`, { headers: { host } });
+    assert.equal(live.status, 501);
+    const tunnelPath = await expectRefusal(`${app.wsUrl}/tunnel`, { headers: { host: `0123456789abcdef.${TUNNEL_DOMAIN}` } });
+    assert.deepEqual(tunnelPath, { status: 404, body: 'tunnel not found' });
+    const invalid = await expectRefusal(`${app.wsUrl}/tunnel`, { headers: { host: `x.${host}` } });
+    assert.deepEqual(invalid, { status: 404, body: 'not found' });
+  });
+
+  it('answers 404 tunnel not found once the tunnel has ended', async () => {
+    const second = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: svc.target });
+    const h = `${second.subdomain}.${TUNNEL_DOMAIN}`;
+    assert.equal((await httpTo(app.port, h)).status, 201);
+    await second.close();
+    const service = app.app.get(TunnelService);
+    await waitFor(() => !service.find(second.subdomain), 5000, 'tunnel gone');
+    const res = await httpTo(app.port, h);
+    assert.equal(res.status, 404);
+    assert.equal(res.body.toString().trim(), 'tunnel not found');
+  });
+});
+
+describe('tunnel HTTP limits and failures (raw protocol client)', () => {
+  let app: TestApp;
+
+  before(async () => {
+    app = await startApp(
+      await tunnelEnv({
+        TUNNEL_TCP_ENABLED: 'false',
+        TUNNEL_MAX_BODY_BYTES: '1024',
+        TUNNEL_RESPONSE_TIMEOUT_MS: '400',
+        MAX_TUNNEL_HTTP_PER_IP: '3',
+      }),
+    );
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  it('speaks the v1 wire format exactly', async () => {
+    const { tunnel, ready, readyRaw } = await RawTunnel.open(app.wsUrl);
+    try {
+      assert.equal(readyRaw.isBinary, false);
+      const sub = subdomainOf(ready.tunnelUrl as string);
+      assert.equal(readyRaw.data.toString(), `{"type":"tunnel_ready","tunnelUrl":"http://${sub}.tunnel.test","rawPort":0}`);
+
+      const get = httpTo(app.port, `${sub}.${TUNNEL_DOMAIN}`, { path: '/a?b=1' });
+      const reqMsg = await tunnel.next('http_request');
+      assert.equal(reqMsg.isBinary, false);
+      const parsed = JSON.parse(reqMsg.data.toString()) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(parsed), ['type', 'id', 'method', 'path', 'headers']);
+      assert.match(parsed.id as string, /^[0-9a-f]{12}$/);
+      assert.equal(parsed.method, 'GET');
+      assert.equal(parsed.path, '/a?b=1');
+      tunnel.sendJson({ type: 'http_response', id: parsed.id, status: 200, headers: { 'content-type': 'text/plain' }, body: 'héllo' });
+      const res = await get;
+      assert.equal(res.status, 200);
+      assert.equal(res.body.toString(), 'héllo');
+      assert.equal(res.headers['content-length'], String(Buffer.byteLength('héllo')));
+
+      const post = httpTo(app.port, `${sub}.${TUNNEL_DOMAIN}`, { method: 'PUT', body: Buffer.from([0, 1, 2, 255]) });
+      const withBody = await tunnel.nextJson('http_request');
+      assert.deepEqual(Object.keys(withBody), ['type', 'id', 'method', 'path', 'headers', 'body', 'bodyEncoding']);
+      assert.equal(withBody.body, 'AAEC/w==');
+      assert.equal(withBody.bodyEncoding, 'base64');
+      tunnel.sendJson({ type: 'http_response', id: withBody.id, status: 204, headers: {} });
+      assert.equal((await post).status, 204);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('drops injected and forbidden response headers, caps their number and size', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+      const pending = httpTo(app.port, h);
+      const m = await tunnel.nextJson('http_request');
+      const headers: Record<string, string | string[]> = {
+        'x-ok': 'fine',
+        'x-crlf': 'a\r\nSet-Cookie: injected=1',
+        'x-lf': 'a\nb',
+        'x-nul': 'a\u0000b',
+        'bad name': 'x',
+        'x-bad:colon': 'x',
+        'set-cookie': ['a=1', 'b=2'],
+        'Set-Cookie2': 'c=3',
+        'access-control-allow-origin': '*',
+        'Access-Control-Allow-Credentials': 'true',
+        'strict-transport-security': 'max-age=1',
+        'content-security-policy': "default-src 'none'",
+        'x-frame-options': 'DENY',
+        connection: 'close, x-listed',
+        'x-listed': 'hop',
+        'keep-alive': 'timeout=1',
+        'transfer-encoding': 'chunked',
+        'content-length': '99999',
+        upgrade: 'websocket',
+        'x-huge': 'v'.repeat(9 * 1024),
+        'x-array': ['one', 'two'],
+      };
+      for (let i = 0; i < 150; i++) headers[`x-fill-${i}`] = String(i);
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, headers, body: 'ok' });
+      const res = await pending;
+      assert.equal(res.status, 200);
+      assert.equal(res.body.toString(), 'ok');
+      assert.equal(res.headers['x-ok'], 'fine');
+      assert.equal(res.headers['x-array'], 'one, two');
+      assert.equal(res.headers['content-length'], '2');
+      for (const name of [
+        'x-crlf',
+        'x-lf',
+        'x-nul',
+        'set-cookie',
+        'set-cookie2',
+        'injected',
+        'access-control-allow-origin',
+        'access-control-allow-credentials',
+        'strict-transport-security',
+        'content-security-policy',
+        'x-frame-options',
+        'x-listed',
+        'keep-alive',
+        'transfer-encoding',
+        'upgrade',
+        'x-huge',
+      ]) {
+        assert.equal(res.headers[name], undefined, `${name} must be dropped`);
+      }
+      const fills = Object.keys(res.headers).filter((n) => n.startsWith('x-fill-'));
+      assert.ok(fills.length < 100, `at most 100 headers from the client, got ${fills.length} fillers`);
+      assert.ok(fills.length > 50);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('502 for a status outside 100–599 (and for 1xx finals), and for a malformed response; the tunnel lives on', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+      for (const answer of [{ status: 700 }, { status: 99 }, { status: 101 }, { status: '200' }, { status: 200, body: 'x', bodyEncoding: 'gzip' }]) {
+        const pending = httpTo(app.port, h);
+        const m = await tunnel.nextJson('http_request');
+        tunnel.sendJson({ type: 'http_response', id: m.id, headers: {}, ...answer });
+        const res = await pending;
+        assert.equal(res.status, 502, JSON.stringify(answer));
+      }
+      // Garbage, unknown ids and unknown types are ignored without closing the tunnel.
+      tunnel.send('not json');
+      tunnel.send('[1,2]');
+      tunnel.send(Buffer.from([0, 0]), true);
+      tunnel.send(Buffer.from([0, 0, 0, 200, 1]), true);
+      tunnel.sendJson({ type: 'http_response', id: 'ffffffffffff', status: 200 });
+      tunnel.sendJson({ type: 'something_new', x: 1 });
+      tunnel.sendJson({ type: 'tcp_close', connId: 'nope' });
+      const pending = httpTo(app.port, h);
+      const m = await tunnel.nextJson('http_request');
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, body: 'still here' });
+      const res = await pending;
+      assert.equal(res.status, 200);
+      assert.equal(res.body.toString(), 'still here');
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('413 beyond TUNNEL_MAX_BODY_BYTES, declared or chunked, without forwarding', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+      const declared = await httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(2048) });
+      assert.equal(declared.status, 413);
+      const chunked = await httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(2048), chunked: true });
+      assert.equal(chunked.status, 413);
+      assert.equal(tunnel.received.filter((m) => m.data.includes('http_request')).length, 0);
+      // At the limit passes.
+      const ok = httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(1024, 7) });
+      const m = await tunnel.nextJson('http_request');
+      assert.equal(Buffer.from(m.body as string, 'base64').length, 1024);
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200 });
+      assert.equal((await ok).status, 200);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('504 when the client does not answer within TUNNEL_RESPONSE_TIMEOUT_MS; a late answer is ignored', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+      const pending = httpTo(app.port, h);
+      const m = await tunnel.nextJson('http_request');
+      const res = await pending;
+      assert.equal(res.status, 504);
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, body: 'late' });
+      const again = httpTo(app.port, h);
+      const m2 = await tunnel.nextJson('http_request');
+      tunnel.sendJson({ type: 'http_response', id: m2.id, status: 200, body: 'on time' });
+      assert.equal((await again).body.toString(), 'on time');
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('429 beyond MAX_TUNNEL_HTTP_PER_IP concurrent requests; the slot returns when a request ends', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+      const held = [httpTo(app.port, h), httpTo(app.port, h), httpTo(app.port, h)];
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await tunnel.nextJson('http_request')).id as string);
+      const refused = await httpTo(app.port, h);
+      assert.equal(refused.status, 429);
+      for (const id of ids) tunnel.sendJson({ type: 'http_response', id, status: 200 });
+      for (const p of held) assert.equal((await p).status, 200);
+      const next = httpTo(app.port, h);
+      const m = await tunnel.nextJson('http_request');
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200 });
+      assert.equal((await next).status, 200);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('answers every waiting request 502 at once when the tunnel drops', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+    const waiting = [httpTo(app.port, h), httpTo(app.port, h, { method: 'POST', body: 'x' })];
+    await tunnel.next('http_request');
+    await tunnel.next('http_request');
+    tunnel.ws.terminate();
+    const results = await Promise.all(waiting);
+    for (const r of results) {
+      assert.equal(r.status, 502);
+      assert.equal(r.body.toString().trim(), 'tunnel closed');
+    }
+    const gone = await httpTo(app.port, h);
+    assert.equal(gone.status, 404);
+  });
+
+  it('control=binary: every control message arrives in a binary frame with the same JSON; binary control is accepted', async () => {
+    const { tunnel, ready, readyRaw } = await RawTunnel.open(app.wsUrl, '?control=binary');
+    try {
+      assert.equal(readyRaw.isBinary, true);
+      const sub = subdomainOf(ready.tunnelUrl as string);
+      assert.equal(readyRaw.data.toString(), `{"type":"tunnel_ready","tunnelUrl":"http://${sub}.tunnel.test","rawPort":0}`);
+      const pending = httpTo(app.port, `${sub}.${TUNNEL_DOMAIN}`);
+      const m = await tunnel.next('http_request');
+      assert.equal(m.isBinary, true);
+      const parsed = JSON.parse(m.data.toString()) as { id: string };
+      tunnel.sendJson({ type: 'http_response', id: parsed.id, status: 200, body: 'YmluYXJ5', bodyEncoding: 'base64' }, true);
+      const res = await pending;
+      assert.equal(res.body.toString(), 'binary');
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('control=binary works with the reference client', async () => {
+    const svc = await startHttpService((_req, body, res) => res.end(`got ${body.length}`));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: svc.target, control: 'binary' });
+    try {
+      const res = await httpTo(app.port, `${client.subdomain}.${TUNNEL_DOMAIN}`, { method: 'POST', body: 'abc' });
+      assert.equal(res.body.toString(), 'got 3');
+    } finally {
+      await client.close();
+      await svc.close();
+    }
+  });
+
+  it('400 for an unknown control mode', async () => {
+    const r = await expectRefusal(`${app.wsUrl}/tunnel?control=json`);
+    assert.equal(r.status, 400);
+  });
+});

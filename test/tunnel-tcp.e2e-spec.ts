@@ -1,0 +1,344 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, createServer, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
+import { TunnelService } from '../src/tunnel/tunnel.service.js';
+import { TUNNEL_WS_HIGH_WATER } from '../src/tunnel/v1/v1-wire.js';
+import { PORT_POOL, type PortPool } from '../src/tunnel/state/port-pool.js';
+import { startApp, type TestApp } from './support/app.js';
+import { echoTarget, randomPayload, sha256, sinkTarget, sourceTarget, type TestTarget } from './support/targets.js';
+import { RawTunnel, dataFrame, isControl, portIsFree, tunnelEnv, waitFor } from './support/tunnel.js';
+
+const MiB = 1024 * 1024;
+
+function dial(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port }, () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+/** Reads until `bytes` bytes arrived. */
+function readBytes(s: Socket, bytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (c: Buffer): void => {
+      chunks.push(c);
+      total += c.length;
+      if (total >= bytes) {
+        s.off('data', onData);
+        resolve(Buffer.concat(chunks));
+      }
+    };
+    s.on('data', onData);
+    s.once('close', () => {
+      if (total < bytes) reject(new Error(`closed after ${total} of ${bytes} bytes`));
+    });
+  });
+}
+
+/** Reads until the peer closes. */
+function readAll(s: Socket): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.once('close', () => resolve(Buffer.concat(chunks)));
+  });
+}
+
+describe('raw TCP through a tunnel port (reference client)', () => {
+  let app: TestApp;
+  let echo: TestTarget;
+  let client: TunnelClient;
+  let portMin: number;
+
+  before(async () => {
+    const env = await tunnelEnv({}, 4);
+    portMin = Number(env.TUNNEL_PORT_MIN);
+    app = await startApp(env);
+    echo = await echoTarget();
+    client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, tcpTo: `127.0.0.1:${echo.port}` });
+  });
+  after(async () => {
+    await client.close();
+    await app.close();
+    await echo.close();
+  });
+
+  it('gets the lowest port of the range', () => {
+    assert.equal(client.rawPort, portMin);
+  });
+
+  it('echoes 4 MiB byte-exactly', async () => {
+    const s = await dial(client.rawPort);
+    const payload = randomPayload(4 * MiB);
+    const got = readBytes(s, payload.length);
+    s.write(payload);
+    const data = await got;
+    assert.equal(data.length, payload.length);
+    assert.equal(sha256(data), sha256(payload));
+    s.end();
+    await once(s, 'close');
+  });
+
+  it('carries several connections at once', async () => {
+    const sockets = await Promise.all([1, 2, 3, 4].map(() => dial(client.rawPort)));
+    const payloads = sockets.map(() => randomPayload(256 * 1024));
+    const results = await Promise.all(
+      sockets.map((s, i) => {
+        const got = readBytes(s, payloads[i].length);
+        s.write(payloads[i]);
+        return got;
+      }),
+    );
+    results.forEach((r, i) => assert.equal(sha256(r), sha256(payloads[i])));
+    for (const s of sockets) s.destroy();
+  });
+
+  it('downloads 4 MiB a local service sends, then closes', async () => {
+    const payload = randomPayload(4 * MiB);
+    const source = await sourceTarget(payload);
+    const c = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, tcpTo: `127.0.0.1:${source.port}` });
+    try {
+      const s = await dial(c.rawPort);
+      const data = await readAll(s);
+      assert.equal(data.length, payload.length);
+      assert.equal(sha256(data), sha256(payload));
+    } finally {
+      await c.close();
+      await source.close();
+    }
+  });
+
+  it('uploads 4 MiB to a local service', async () => {
+    const payload = randomPayload(4 * MiB);
+    const sink = await sinkTarget();
+    const c = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, tcpTo: `127.0.0.1:${sink.port}` });
+    try {
+      const s = await dial(c.rawPort);
+      s.end(payload);
+      const data = await sink.received;
+      assert.equal(data.length, payload.length);
+      assert.equal(sha256(data), sha256(payload));
+    } finally {
+      await c.close();
+      await sink.close();
+    }
+  });
+
+  it('closes the port and its connections when the tunnel ends', async () => {
+    const c = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, tcpTo: `127.0.0.1:${echo.port}` });
+    const port = c.rawPort;
+    const s = await dial(port);
+    s.write('ping');
+    await readBytes(s, 4);
+    const closedSocket = once(s, 'close');
+    await c.close();
+    await closedSocket;
+    const pool = app.app.get<PortPool>(PORT_POOL);
+    await waitFor(async () => !(await pool.claimed()).includes(port), 5000, 'port released');
+    assert.equal(await portIsFree(port), true);
+  });
+});
+
+describe('raw TCP wire format and flow control (raw protocol client)', () => {
+  let app: TestApp;
+
+  before(async () => {
+    app = await startApp(await tunnelEnv({ MAX_TUNNEL_TCP_CONNS_PER_TUNNEL: '2', MAX_TUNNEL_TCP_CONNS_GLOBAL: '3' }, 4));
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  it('tcp_open, length-prefixed payload frames both ways, tcp_close either way', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const port = ready.rawPort as number;
+      assert.ok(port > 0);
+      const s = await dial(port);
+      const openMsg = await tunnel.next('tcp_open');
+      const open = JSON.parse(openMsg.data.toString()) as { type: string; connId: string };
+      assert.deepEqual(Object.keys(open), ['type', 'connId']);
+      assert.match(open.connId, /^[0-9a-f]{12}$/);
+      assert.equal(openMsg.data.toString(), `{"type":"tcp_open","connId":"${open.connId}"}`);
+
+      s.write('hello');
+      await waitFor(() => tunnel.bytesFor(open.connId) >= 5, 5000, 'payload');
+      const frame = tunnel.received.find((m) => m.isBinary && !isControl(m))!;
+      assert.deepEqual([...frame.data.subarray(0, 4)], [0, 0, 0, 12]);
+      assert.equal(frame.data.subarray(4, 16).toString(), open.connId);
+      assert.equal(frame.data.subarray(16).toString(), 'hello');
+
+      const got = readBytes(s, 5);
+      tunnel.send(dataFrame(open.connId, Buffer.from('world')));
+      assert.equal((await got).toString(), 'world');
+
+      // TCP side closes → tcp_close.
+      s.end();
+      const close = await tunnel.nextJson('tcp_close');
+      assert.deepEqual(close, { type: 'tcp_close', connId: open.connId });
+
+      // Client side closes → the TCP connection ends after pending payload.
+      const s2 = await dial(port);
+      const open2 = await tunnel.nextJson<{ connId: string }>('tcp_open');
+      const all = readAll(s2);
+      tunnel.send(dataFrame(open2.connId, Buffer.from('bye')));
+      tunnel.sendJson({ type: 'tcp_close', connId: open2.connId });
+      assert.equal((await all).toString(), 'bye');
+      s2.destroy();
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('closes connections beyond MAX_TUNNEL_TCP_CONNS_PER_TUNNEL and MAX_TUNNEL_TCP_CONNS_GLOBAL at once', async () => {
+    const a = await RawTunnel.open(app.wsUrl);
+    const b = await RawTunnel.open(app.wsUrl);
+    const service = app.app.get(TunnelService);
+    try {
+      const keep = [await dial(a.ready.rawPort as number), await dial(a.ready.rawPort as number)];
+      await waitFor(() => service.tcpConnections === 2, 5000, 'two connections');
+      const excess = await dial(a.ready.rawPort as number);
+      await once(excess, 'close');
+      const third = await dial(b.ready.rawPort as number);
+      await waitFor(() => service.tcpConnections === 3, 5000, 'three connections');
+      const overGlobal = await dial(b.ready.rawPort as number);
+      await once(overGlobal, 'close');
+      assert.equal(service.tcpConnections, 3);
+      for (const s of [...keep, third]) s.destroy();
+      await waitFor(() => service.tcpConnections === 0, 5000, 'connections released');
+    } finally {
+      await a.tunnel.close();
+      await b.tunnel.close();
+    }
+  });
+
+  it('pauses the TCP socket while the tunnel WebSocket is backed up, then delivers everything', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    const service = app.app.get(TunnelService);
+    try {
+      const s = await dial(ready.rawPort as number);
+      const open = await tunnel.nextJson<{ connId: string }>('tcp_open');
+      // The browser stops reading.
+      (tunnel.ws as unknown as { _socket: Socket })._socket.pause();
+      const payload = randomPayload(48 * MiB);
+      let written = false;
+      s.write(payload, () => (written = true));
+      await new Promise((r) => setTimeout(r, 1500));
+      const session = service.find((ready.tunnelUrl as string).split('//')[1].split('.')[0])!;
+      const buffered = session.wire.bufferedAmount;
+      assert.ok(buffered <= TUNNEL_WS_HIGH_WATER + 128 * 1024, `ws buffer bounded, was ${buffered}`);
+      assert.equal(written, false, 'the TCP sender is held back');
+      (tunnel.ws as unknown as { _socket: Socket })._socket.resume();
+      await waitFor(() => tunnel.bytesFor(open.connId) >= payload.length, 60_000, 'all payload');
+      assert.equal(sha256(tunnel.dataFor(open.connId)), sha256(payload));
+      s.destroy();
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('applies backpressure towards a TCP peer that does not read without stalling the tunnel for good', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const s = await dial(ready.rawPort as number);
+      s.pause();
+      const open = await tunnel.nextJson<{ connId: string }>('tcp_open');
+      const chunk = randomPayload(256 * 1024);
+      for (let i = 0; i < 64; i++) tunnel.send(dataFrame(open.connId, chunk));
+      s.resume();
+      const got = await readBytes(s, 64 * chunk.length);
+      assert.equal(got.length, 64 * chunk.length);
+      s.destroy();
+    } finally {
+      await tunnel.close();
+    }
+  });
+});
+
+describe('a TCP peer that never reads (v1 stall guard)', () => {
+  it('is reset after one ping interval so the tunnel goes on', async () => {
+    // Pongs queue behind the client's backlog: keep the interval well above the time to drain 16 MiB.
+    const app = await startApp(await tunnelEnv({ PING_INTERVAL_MS: '2000' }, 2));
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const stuck = await dial(ready.rawPort as number);
+      stuck.pause();
+      const open = await tunnel.nextJson<{ connId: string }>('tcp_open');
+      const chunk = randomPayload(1024 * 1024);
+      for (let i = 0; i < 16; i++) tunnel.send(dataFrame(open.connId, chunk));
+      // The proxy gives up on it: tcp_close goes out and the slot is free.
+      const close = await tunnel.nextJson('tcp_close', 10_000);
+      assert.equal(close.connId, open.connId);
+      await waitFor(() => app.app.get(TunnelService).tcpConnections === 0, 5000, 'connection released');
+      stuck.destroy();
+      // Another connection on the same tunnel still works.
+      const s = await dial(ready.rawPort as number);
+      const open2 = await tunnel.nextJson<{ connId: string }>('tcp_open');
+      const got = readBytes(s, 4);
+      tunnel.send(dataFrame(open2.connId, Buffer.from('live')));
+      assert.equal((await got).toString(), 'live');
+      s.destroy();
+      assert.equal(tunnel.ws.readyState, tunnel.ws.OPEN);
+    } finally {
+      await tunnel.close();
+      await app.close();
+    }
+  });
+});
+
+describe('raw port pool', () => {
+  it('gives out the two ports of a range of 2, then rawPort 0; a closed tunnel frees its port at once', async () => {
+    const env = await tunnelEnv({}, 2);
+    const min = Number(env.TUNNEL_PORT_MIN);
+    const app = await startApp(env);
+    try {
+      const t1 = await RawTunnel.open(app.wsUrl);
+      const t2 = await RawTunnel.open(app.wsUrl);
+      const t3 = await RawTunnel.open(app.wsUrl);
+      assert.deepEqual([t1.ready.rawPort, t2.ready.rawPort, t3.ready.rawPort], [min, min + 1, 0]);
+      await t1.tunnel.close();
+      const pool = app.app.get<PortPool>(PORT_POOL);
+      await waitFor(async () => (await pool.claimed()).length === 1, 5000, 'port released');
+      const t4 = await RawTunnel.open(app.wsUrl);
+      assert.equal(t4.ready.rawPort, min);
+      for (const t of [t2, t3, t4]) await t.tunnel.close();
+      await waitFor(async () => (await pool.claimed()).length === 0, 5000, 'all released');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('skips a port another program holds', async () => {
+    const env = await tunnelEnv({}, 3);
+    const min = Number(env.TUNNEL_PORT_MIN);
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen({ port: min, host: '127.0.0.1' }, resolve));
+    const app = await startApp(env);
+    try {
+      const t = await RawTunnel.open(app.wsUrl);
+      assert.equal(t.ready.rawPort, min + 1);
+      await t.tunnel.close();
+    } finally {
+      await app.close();
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  });
+
+  it('rawPort 0 when TCP tunnels are off', async () => {
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }, 2));
+    try {
+      const t = await RawTunnel.open(app.wsUrl);
+      assert.equal(t.ready.rawPort, 0);
+      await t.tunnel.close();
+    } finally {
+      await app.close();
+    }
+  });
+});
