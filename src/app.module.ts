@@ -4,6 +4,7 @@ import type { WsproxyConfig } from './config/config.schema.js';
 import { HealthModule } from './health/health.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { LoggingModule } from './logging/logging.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { RelayModule } from './relay/relay.module.js';
 import { TunnelModule } from './tunnel/tunnel.module.js';
 import { UpgradeModule } from './upgrade/upgrade.module.js';
@@ -35,6 +36,7 @@ export class AppModule {
         UpgradeModule,
         RelayModule,
         TunnelModule,
+        MetricsModule,
         ...(options.imports ?? []),
       ],
     };

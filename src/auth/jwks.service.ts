@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap } from '@nestjs/common';
+import { WsproxyEvents } from '../common/events.js';
 import { importJWK, type JWK } from 'jose';
 import { Refusal } from '../common/refusal.js';
 import type { WsproxyConfig } from '../config/config.schema.js';
@@ -69,6 +70,7 @@ export class JwksService implements OnApplicationBootstrap {
   constructor(
     @Inject(wsproxyConfig.KEY) config: WsproxyConfig,
     @Optional() @Inject(AUTH_CLOCK) private readonly clock: Clock = systemClock,
+    @Optional() private readonly events: WsproxyEvents | null = null,
   ) {
     this.url = config.clerkJwksUrl;
     this.ttlMs = config.jwksCacheTtlS * 1000;
@@ -153,11 +155,13 @@ export class JwksService implements OnApplicationBootstrap {
       const previous = this.current;
       this.current = { keys, fetchedAt: this.clock.now() };
       this.lastAttemptOk = true;
+      this.events?.emit('jwks.fetch', { ok: true });
       if (previous === null || !sameKids(previous.keys, keys)) {
         this.logger.log(`JWKS loaded: ${keys.size} key(s), kids ${[...keys.keys()].join(', ')}`);
       }
     } catch (err) {
       this.lastAttemptOk = false;
+      this.events?.emit('jwks.fetch', { ok: false });
       const why = err instanceof Error ? err.message : String(err);
       const set = this.current;
       if (set !== null && this.isUsable(set)) {

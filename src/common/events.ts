@@ -40,6 +40,13 @@ export interface TunnelEvent {
   readonly rawPort: number;
 }
 
+/** Cluster mode: the duration and outcome of one Redis round trip. */
+export interface ClusterRedisEvent {
+  readonly op: 'admit' | 'release' | 'heartbeat' | 'ping' | 'leave';
+  readonly seconds: number;
+  readonly ok: boolean;
+}
+
 export interface WsproxyEventMap {
   'relay.opened': [RelayOpenedEvent];
   'relay.closed': [RelayClosedEvent];
@@ -53,6 +60,10 @@ export interface WsproxyEventMap {
   'resume.reattached': [{ readonly id: string }];
   'resume.expired': [{ readonly id: string }];
   'jwks.fetch': [{ readonly ok: boolean }];
+  /** One round trip to the cluster state store (Redis); `op` is a small fixed set. */
+  'cluster.redis': [ClusterRedisEvent];
+  /** One cluster heartbeat (liveness + re-publication of this replica's share). */
+  'cluster.heartbeat': [{ readonly ok: boolean }];
 }
 
 /**

@@ -134,7 +134,12 @@ export class TunnelService implements OnApplicationShutdown {
       },
     );
     this.live.set(info.subdomain, session);
-    reservation.attach(session);
+    reservation.attach({
+      acceptTcp: (socket) => {
+        this.events.emit('tunnel.tcp', { forwarded: false });
+        session.acceptTcp(socket);
+      },
+    });
     this.keepalive.watch(ws);
     untrack = this.drain.track({ shutdown: (code, reason) => session.close(code, reason) });
     if (this.config.maxConnectionS > 0) {

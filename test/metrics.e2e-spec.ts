@@ -1,0 +1,345 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WsproxyEvents } from '../src/common/events.js';
+import { DrainService } from '../src/lifecycle/drain.service.js';
+import { MetricsListener } from '../src/metrics/metrics-listener.service.js';
+import { startApp, type TestApp } from './support/app.js';
+import { echoTarget, randomPayload, startTarget, type TestTarget } from './support/targets.js';
+import { closed, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
+import { unreachableJwksUrl } from './support/jwks.js';
+import { createServer } from 'node:net';
+import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
+import { TUNNEL_DOMAIN, httpTo, startHttpService, tunnelEnv, type HttpService } from './support/tunnel.js';
+
+/** One scrape: `name{labels}` → value, plus the raw text. */
+interface Scrape {
+  readonly text: string;
+  value(series: string): number;
+}
+
+function parseScrape(text: string): Scrape {
+  const values = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    values.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return {
+    text,
+    value(series: string): number {
+      const v = values.get(series);
+      if (v === undefined) throw new Error(`series ${series} not exposed`);
+      return v;
+    },
+  };
+}
+
+async function scrape(url: string): Promise<Scrape> {
+  const res = await fetch(url);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+  return parseScrape(await res.text());
+}
+
+/** Scrapes until `check` holds (state that settles asynchronously, such as a relay's end). */
+async function scrapeUntil(url: string, check: (s: Scrape) => boolean, what: string): Promise<Scrape> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const s = await scrape(url);
+    if (check(s)) return s;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A loopback port with nothing listening. */
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+const REFUSAL_REASONS = ['auth', 'origin', 'limit', 'blocked', 'dial', 'bad_request', 'draining'];
+
+const WSPROXY_SERIES = [
+  'wsproxy_relays_active',
+  'wsproxy_relays_opened_total',
+  'wsproxy_relays_ended_total',
+  'wsproxy_relay_bytes_total{direction="up"}',
+  'wsproxy_relay_bytes_total{direction="down"}',
+  'wsproxy_tunnels_active',
+  'wsproxy_tunnels_opened_total',
+  'wsproxy_tunnels_ended_total',
+  ...REFUSAL_REASONS.map((r) => `wsproxy_admission_refusals_total{reason="${r}"}`),
+  'wsproxy_dial_duration_seconds_count{result="ok"}',
+  'wsproxy_dial_duration_seconds_count{result="error"}',
+  'wsproxy_dial_duration_seconds_bucket{le="0.1",result="ok"}',
+  'wsproxy_jwks_fetches_total',
+  'wsproxy_jwks_fetch_failures_total',
+  ...['1xx', '2xx', '3xx', '4xx', '5xx'].map((c) => `wsproxy_tunnel_http_requests_total{status_class="${c}"}`),
+  'wsproxy_tunnel_tcp_connections_total',
+  ...['detached', 'reattached', 'expired'].map((e) => `wsproxy_resume_sessions_total{event="${e}"}`),
+  'wsproxy_cluster_heartbeats_total',
+  'wsproxy_cluster_heartbeat_failures_total',
+  'wsproxy_cluster_forwarded_http_requests_total',
+  'wsproxy_cluster_forwarded_tcp_connections_total',
+];
+
+/** Node's default process metrics (prom-client's `collectDefaultMetrics`). */
+const PROCESS_SERIES = [
+  'process_cpu_seconds_total',
+  'process_resident_memory_bytes',
+  'process_start_time_seconds',
+  'nodejs_eventloop_lag_seconds',
+  'nodejs_heap_size_used_bytes',
+];
+
+describe('GET /metrics', () => {
+  let app: TestApp;
+  let target: TestTarget;
+  let url: string;
+
+  before(async () => {
+    target = await echoTarget();
+    app = await startApp();
+    url = `${app.baseUrl}/metrics`;
+  });
+  after(async () => {
+    await app.close();
+    await target.close();
+  });
+
+  test('exposes every named series at zero, plus the default process metrics', async () => {
+    const s = await scrape(url);
+    for (const series of WSPROXY_SERIES) assert.equal(s.value(series), 0, series);
+    for (const series of PROCESS_SERIES) assert.ok(s.value(series) >= 0, series);
+    assert.match(s.text, /^# TYPE wsproxy_relay_bytes_total counter$/m);
+    assert.match(s.text, /^# TYPE wsproxy_dial_duration_seconds histogram$/m);
+    assert.match(s.text, /^# TYPE wsproxy_relays_active gauge$/m);
+  });
+
+  test('counters move as a relay opens, carries bytes both ways and ends', async () => {
+    const before = await scrape(url);
+    const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}`);
+    const payload = randomPayload(100_000);
+    const echoed = receiveBytes(ws, payload.length);
+    ws.send(payload);
+    assert.equal((await echoed).length, payload.length);
+
+    // Live relay: bytes come from its socket counters at scrape time.
+    const live = await scrape(url);
+    assert.equal(live.value('wsproxy_relays_active'), 1);
+    assert.equal(live.value('wsproxy_relays_opened_total'), before.value('wsproxy_relays_opened_total') + 1);
+    assert.equal(live.value('wsproxy_relays_ended_total'), before.value('wsproxy_relays_ended_total'));
+    assert.equal(live.value('wsproxy_relay_bytes_total{direction="up"}'), before.value('wsproxy_relay_bytes_total{direction="up"}') + 100_000);
+    assert.equal(live.value('wsproxy_relay_bytes_total{direction="down"}'), before.value('wsproxy_relay_bytes_total{direction="down"}') + 100_000);
+    assert.equal(live.value('wsproxy_dial_duration_seconds_count{result="ok"}'), before.value('wsproxy_dial_duration_seconds_count{result="ok"}') + 1);
+
+    const wsClosed = closed(ws);
+    ws.close(1000);
+    await wsClosed;
+    const ended = await scrapeUntil(url, (s) => s.value('wsproxy_relays_active') === 0, 'the relay to end');
+    assert.equal(ended.value('wsproxy_relays_ended_total'), before.value('wsproxy_relays_ended_total') + 1);
+    // The ended relay's bytes moved from the live sum into the ended total: nothing lost, nothing counted twice.
+    assert.equal(ended.value('wsproxy_relay_bytes_total{direction="up"}'), live.value('wsproxy_relay_bytes_total{direction="up"}'));
+    assert.equal(ended.value('wsproxy_relay_bytes_total{direction="down"}'), live.value('wsproxy_relay_bytes_total{direction="down"}'));
+  });
+
+  test('each app instance counts on its own registry', async () => {
+    const other = await startApp();
+    try {
+      const mine = await scrape(url);
+      const theirs = await scrape(`${other.baseUrl}/metrics`);
+      assert.ok(mine.value('wsproxy_relays_opened_total') >= 1);
+      assert.equal(theirs.value('wsproxy_relays_opened_total'), 0);
+    } finally {
+      await other.close();
+    }
+  });
+
+  test('tunnel, resume, JWKS and cluster series follow their lifecycle events', async () => {
+    // The event contract (src/common/events.ts), driven directly: raw TCP tunnel
+    // connections, resumption and JWKS fetches have no real emitter in every
+    // build; the real tunnel path is covered below.
+    const events = app.app.get(WsproxyEvents);
+    const before = await scrape(url);
+    const tunnel = { subdomain: 'abc', user: 'u', clientIp: '127.0.0.1', rawPort: 0 };
+    events.emit('tunnel.opened', tunnel);
+    events.emit('tunnel.opened', { ...tunnel, subdomain: 'def' });
+    events.emit('tunnel.http', { status: 200, forwarded: false });
+    events.emit('tunnel.http', { status: 502, forwarded: false });
+    events.emit('tunnel.tcp', { forwarded: false });
+    events.emit('tunnel.closed', { ...tunnel, httpRequests: 2, tcpConnections: 1, durationMs: 5 });
+    events.emit('resume.detached', { id: 'r1' });
+    events.emit('resume.reattached', { id: 'r1' });
+    events.emit('resume.expired', { id: 'r2' });
+    events.emit('jwks.fetch', { ok: true });
+    events.emit('jwks.fetch', { ok: false });
+    events.emit('tunnel.http', { status: 204, forwarded: true });
+    events.emit('tunnel.tcp', { forwarded: true });
+    events.emit('cluster.redis', { op: 'admit', seconds: 0.002, ok: true });
+    events.emit('cluster.redis', { op: 'admit', seconds: 0.5, ok: false });
+    events.emit('cluster.heartbeat', { ok: true });
+    events.emit('cluster.heartbeat', { ok: false });
+    const s = await scrape(url);
+    const delta = (series: string): number => s.value(series) - before.value(series);
+    assert.equal(s.value('wsproxy_tunnels_active'), 1);
+    assert.equal(delta('wsproxy_tunnels_opened_total'), 2);
+    assert.equal(delta('wsproxy_tunnels_ended_total'), 1);
+    assert.equal(delta('wsproxy_tunnel_http_requests_total{status_class="2xx"}'), 2);
+    assert.equal(delta('wsproxy_tunnel_http_requests_total{status_class="5xx"}'), 1);
+    assert.equal(delta('wsproxy_tunnel_tcp_connections_total'), 2);
+    assert.equal(delta('wsproxy_cluster_forwarded_http_requests_total'), 1);
+    assert.equal(delta('wsproxy_cluster_forwarded_tcp_connections_total'), 1);
+    assert.equal(s.value('wsproxy_cluster_redis_duration_seconds_count{op="admit",result="ok"}'), 1);
+    assert.equal(s.value('wsproxy_cluster_redis_duration_seconds_bucket{le="0.0025",op="admit",result="ok"}'), 1);
+    assert.equal(s.value('wsproxy_cluster_redis_duration_seconds_count{op="admit",result="error"}'), 1);
+    assert.equal(delta('wsproxy_cluster_heartbeats_total'), 2);
+    assert.equal(delta('wsproxy_cluster_heartbeat_failures_total'), 1);
+    assert.equal(delta('wsproxy_resume_sessions_total{event="detached"}'), 1);
+    assert.equal(delta('wsproxy_resume_sessions_total{event="reattached"}'), 1);
+    assert.equal(delta('wsproxy_resume_sessions_total{event="expired"}'), 1);
+    assert.equal(delta('wsproxy_jwks_fetches_total'), 2);
+    assert.equal(delta('wsproxy_jwks_fetch_failures_total'), 1);
+    events.emit('tunnel.closed', { ...tunnel, subdomain: 'def', httpRequests: 0, tcpConnections: 0, durationMs: 5 });
+  });
+});
+
+describe('tunnel series from a real tunnel', () => {
+  let app: TestApp;
+  let svc: HttpService;
+
+  before(async () => {
+    app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }));
+    svc = await startHttpService((req, _body, res) => {
+      res.writeHead(req.url === '/missing' ? 404 : 200, { 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+  });
+  after(async () => {
+    await app.close();
+    await svc.close();
+  });
+
+  test('a tunnel opens, answers HTTP by status class, and ends', async () => {
+    const url = `${app.baseUrl}/metrics`;
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: svc.target });
+    const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+    const open = await scrape(url);
+    assert.equal(open.value('wsproxy_tunnels_active'), 1);
+    assert.equal(open.value('wsproxy_tunnels_opened_total'), 1);
+
+    assert.equal((await httpTo(app.port, host, { path: '/' })).status, 200);
+    assert.equal((await httpTo(app.port, host, { path: '/missing' })).status, 404);
+    const served = await scrapeUntil(
+      url,
+      (s) => s.value('wsproxy_tunnel_http_requests_total{status_class="4xx"}') === 1,
+      'the 404 to be counted',
+    );
+    assert.equal(served.value('wsproxy_tunnel_http_requests_total{status_class="2xx"}'), 1);
+
+    await client.close();
+    const ended = await scrapeUntil(url, (s) => s.value('wsproxy_tunnels_active') === 0, 'the tunnel to end');
+    assert.equal(ended.value('wsproxy_tunnels_ended_total'), 1);
+  });
+});
+
+describe('admission refusals by reason', () => {
+  let app: TestApp;
+  let target: TestTarget;
+  let url: string;
+
+  before(async () => {
+    target = await echoTarget();
+    app = await startApp({
+      ALLOWED_ORIGINS: 'https://ok.example',
+      MAX_CONNS_PER_IP: '1',
+      // Loopback only: 127.0.0.2 is "blocked", 127.0.0.1 (the echo target) is not.
+      BLOCKED_TARGETS: '127.0.0.2/32',
+    });
+    url = `${app.baseUrl}/metrics`;
+  });
+  after(async () => {
+    await app.close();
+    await target.close();
+  });
+
+  test('every refusal is counted under its reason, and dial failures in the histogram', async () => {
+    const before = await scrape(url);
+    const relay = (q: string): string => `${app.wsUrl}/relay?${q}`;
+    const ok = `host=127.0.0.1&port=${target.port}`;
+
+    assert.equal((await expectRefusal(relay('port=22'))).status, 400);
+    assert.equal((await expectRefusal(relay(ok), { headers: { Origin: 'https://evil.example' } })).status, 403);
+    assert.equal((await expectRefusal(relay(`host=127.0.0.2&port=${target.port}`))).status, 403);
+    assert.equal((await expectRefusal(relay(`host=127.0.0.1&port=${await closedPort()}`))).status, 502);
+
+    const live = await openWs(relay(ok));
+    assert.equal((await expectRefusal(relay(ok))).status, 429);
+    const liveClosed = closed(live);
+    live.close();
+    await liveClosed;
+
+    app.app.get(DrainService).startDraining();
+    assert.equal((await expectRefusal(relay(ok))).status, 503);
+
+    const s = await scrape(url);
+    const delta = (series: string): number => s.value(series) - before.value(series);
+    for (const reason of ['bad_request', 'origin', 'blocked', 'dial', 'limit', 'draining']) {
+      assert.equal(delta(`wsproxy_admission_refusals_total{reason="${reason}"}`), 1, reason);
+    }
+    assert.equal(delta('wsproxy_admission_refusals_total{reason="auth"}'), 0);
+    assert.equal(delta('wsproxy_dial_duration_seconds_count{result="error"}'), 1);
+    assert.equal(delta('wsproxy_dial_duration_seconds_count{result="ok"}'), 1);
+  });
+});
+
+describe('authentication refusals', () => {
+  test('an unreachable JWKS endpoint (503) counts as reason "auth"', async () => {
+    const app = await startApp({ CLERK_JWKS_URL: await unreachableJwksUrl(), JWKS_REFETCH_COOLDOWN_S: '0' });
+    try {
+      const refusal = await expectRefusal(`${app.wsUrl}/relay?host=127.0.0.1&port=22&token=x.y.z`);
+      assert.ok([401, 503].includes(refusal.status), `status ${refusal.status}`);
+      const s = await scrape(`${app.baseUrl}/metrics`);
+      assert.equal(s.value('wsproxy_admission_refusals_total{reason="auth"}'), 1);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('METRICS_PORT', () => {
+  test('serves /metrics only on its own listener, and closes it with the app', async () => {
+    const app = await startApp({ METRICS_PORT: '0' });
+    let port: number | null = null;
+    try {
+      port = app.app.get(MetricsListener).port;
+      assert.ok(port !== null && port > 0 && port !== app.port);
+      const main = await fetch(`${app.baseUrl}/metrics`);
+      assert.equal(main.status, 404);
+      await main.arrayBuffer();
+      const s = await scrape(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(s.value('wsproxy_relays_active'), 0);
+      const other = await fetch(`http://127.0.0.1:${port}/health`);
+      assert.equal(other.status, 404);
+      await other.arrayBuffer();
+      const health = await fetch(`${app.baseUrl}/health`);
+      assert.equal(health.status, 200);
+      await health.arrayBuffer();
+    } finally {
+      await app.close();
+    }
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/metrics`));
+  });
+
+  test('without METRICS_PORT there is no second listener', async () => {
+    const app = await startApp();
+    try {
+      assert.equal(app.app.get(MetricsListener).port, null);
+    } finally {
+      await app.close();
+    }
+  });
+});
