@@ -1,5 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule, registerAs } from '@nestjs/config';
+import { ClusterModule } from './cluster/cluster.module.js';
 import type { WsproxyConfig } from './config/config.schema.js';
 import { HealthModule } from './health/health.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
@@ -33,6 +34,8 @@ export class AppModule {
         LoggingModule,
         LifecycleModule,
         HealthModule,
+        // Cluster mode (REDIS_URL): shared counters; without it nothing of it is loaded.
+        ...(options.config.redisUrl ? [ClusterModule] : []),
         UpgradeModule,
         RelayModule,
         TunnelModule,

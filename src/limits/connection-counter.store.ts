@@ -16,3 +16,11 @@ export interface ConnectionCounterStore {
 }
 
 export const CONNECTION_COUNTER_STORE = Symbol('CONNECTION_COUNTER_STORE');
+
+/**
+ * The cluster-wide store, provided by the cluster module when `REDIS_URL` is
+ * set; `LimitsModule` then uses it as `CONNECTION_COUNTER_STORE`. A shared
+ * store's `tryAcquire` rejects when the shared state cannot be reached, and
+ * `LimitsService` refuses the admission with 503 (fail closed).
+ */
+export const SHARED_COUNTER_STORE = Symbol('SHARED_COUNTER_STORE');

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
-import { Refusal } from '../common/refusal.js';
-import { CONNECTION_COUNTER_STORE, type ConnectionCounterStore } from './connection-counter.store.js';
+import { isRefusal, Refusal } from '../common/refusal.js';
+import { CONNECTION_COUNTER_STORE, type AcquireOutcome, type ConnectionCounterStore } from './connection-counter.store.js';
 
 /** One held connection slot. `release()` is idempotent, so every exit path may call it. */
 export interface Lease {
@@ -20,9 +20,19 @@ export class LimitsService {
     @Inject(CONNECTION_COUNTER_STORE) private readonly store: ConnectionCounterStore,
   ) {}
 
-  /** Takes one slot for `ip` and `user`, or throws `Refusal(429)`. */
+  /**
+   * Takes one slot for `ip` and `user`, or throws `Refusal(429)`; when the
+   * store cannot answer (cluster mode, Redis unreachable), `Refusal(503)`.
+   */
   async acquire(ip: string, user: string): Promise<Lease> {
-    const outcome = await this.store.tryAcquire(ip, user, this.config.maxConnsPerIp, this.config.maxConnsPerUser);
+    let outcome: AcquireOutcome;
+    try {
+      outcome = await this.store.tryAcquire(ip, user, this.config.maxConnsPerIp, this.config.maxConnsPerUser);
+    } catch (err) {
+      if (isRefusal(err)) throw err;
+      this.logger.debug?.(`counter store unavailable: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Refusal(503, 'cluster state unavailable', 'cluster');
+    }
     if (outcome === 'ip') throw new Refusal(429, 'too many connections from this IP', 'limit');
     if (outcome === 'user') throw new Refusal(429, 'too many connections for this user', 'limit');
     let released = false;

@@ -1,0 +1,100 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import type { HealthIndicatorResult } from '@nestjs/terminus';
+import { WsproxyEvents } from '../common/events.js';
+import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+import { ReadinessRegistry } from '../health/readiness.registry.js';
+import { PINO, type Pino } from '../logging/logging.module.js';
+import { ClusterRedis } from './cluster-redis.service.js';
+import { livenessTtlMs } from './cluster-settings.js';
+import { RedisCounterStore } from './redis-counter.store.js';
+import { ReplicaIdentity } from './replica-identity.js';
+
+/**
+ * The replica's membership in the cluster: every `CLUSTER_HEARTBEAT_MS` it
+ * renews its liveness (TTL of three beats) and re-publishes its share of the
+ * counts from its local truth; right after Redis comes back it does so at once.
+ * Contributes the `redis` readiness check. At a clean shutdown — after the
+ * drain — it removes its share and closes the connection.
+ */
+@Injectable()
+export class ClusterHeartbeat implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private failuresInARow = 0;
+  /** Live replicas Redis reported at the last successful heartbeat. */
+  liveReplicas = 0;
+
+  constructor(
+    @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
+    private readonly redis: ClusterRedis,
+    private readonly store: RedisCounterStore,
+    private readonly identity: ReplicaIdentity,
+    private readonly events: WsproxyEvents,
+    private readonly readiness: ReadinessRegistry,
+    @Inject(PINO) private readonly log: Pino,
+  ) {}
+
+  onModuleInit(): void {
+    this.readiness.add(() => this.readinessCheck());
+    // Redis restarted (possibly empty) or reachable again: re-publish now, not at the next beat.
+    this.redis.client.on('ready', () => void this.beat());
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.redis.connect();
+    if (!this.config.clusterAdvertiseUrl) {
+      this.log.warn({ event: 'cluster_no_advertise_url' }, 'CLUSTER_ADVERTISE_URL is empty: other replicas cannot reach this one');
+    }
+    this.log.info(
+      { event: 'cluster_member', replica: this.identity.id, heartbeatMs: this.config.clusterHeartbeatMs, ttlMs: livenessTtlMs(this.config) },
+      'cluster mode: counts shared in Redis',
+    );
+    this.timer = setInterval(() => void this.beat(), this.config.clusterHeartbeatMs);
+    this.timer.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    try {
+      await this.store.leave();
+    } catch {
+      // Its share expires within the TTL anyway.
+    }
+    await this.redis.close();
+  }
+
+  /** Readiness `redis`: a PING answered within the command timeout. */
+  private async readinessCheck(): Promise<HealthIndicatorResult<'redis'>> {
+    const down: HealthIndicatorResult<'redis'> = { redis: { status: 'down', message: 'cluster state store (Redis) unreachable' } };
+    if (!this.redis.ready) return down;
+    try {
+      await this.redis.timed('ping', () => this.redis.client.ping());
+      return { redis: { status: 'up', replica: this.identity.id, liveReplicas: this.liveReplicas } };
+    } catch {
+      return down;
+    }
+  }
+
+  /** One heartbeat; never rejects. */
+  async beat(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      this.liveReplicas = await this.store.publish();
+      if (this.failuresInARow > 0) {
+        this.log.info({ event: 'cluster_heartbeat_recovered', failed: this.failuresInARow }, 'cluster heartbeat recovered');
+      }
+      this.failuresInARow = 0;
+      this.events.emit('cluster.heartbeat', { ok: true });
+    } catch (err) {
+      this.failuresInARow++;
+      if (this.failuresInARow === 1) {
+        this.log.warn(
+          { event: 'cluster_heartbeat_failed', err: err instanceof Error ? err.message : String(err) },
+          'cluster heartbeat failed: this replica drops out of the cluster counts after three missed beats',
+        );
+      }
+      this.events.emit('cluster.heartbeat', { ok: false });
+    }
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * Redis key names of cluster mode. Every key carries the same hash tag, so all
+ * of them live in one hash slot: the Lua scripts may read any replica's share,
+ * and run unchanged on Redis Cluster (one node serves the slot).
+ */
+export const KEY_TAG = '{wsproxy}';
+
+/** ZSET: replica id → liveness deadline (Redis server time, ms). */
+export const REPLICAS_KEY = `${KEY_TAG}:replicas`;
+
+/** Prefix of the per-replica share keys; the scripts append `<replica id>:ip` / `:user`. */
+export const SHARE_PREFIX = `${KEY_TAG}:share:`;
+
+/** HASH: client IP → connections this replica holds for it. */
+export function shareIpKey(replicaId: string): string {
+  return `${SHARE_PREFIX}${replicaId}:ip`;
+}
+
+/** HASH: user → connections this replica holds for them. */
+export function shareUserKey(replicaId: string): string {
+  return `${SHARE_PREFIX}${replicaId}:user`;
+}

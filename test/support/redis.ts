@@ -1,0 +1,136 @@
+/**
+ * A throwaway Redis for the cluster tests: Debian's `redis-server` on a free
+ * loopback port, persistence off, started and stopped by the test itself (never
+ * a system service). `restart()` brings it back on the same port, empty.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './process.js';
+
+export const REDIS_SERVER = 'redis-server';
+
+/** Fails with one clear line when redis-server is missing (CI installs it). */
+export function requireRedisServer(): void {
+  if (spawnSync('sh', ['-c', `command -v ${REDIS_SERVER}`]).status !== 0) {
+    throw new Error(`${REDIS_SERVER} is required for the cluster tests and is missing. .ci/run installs it: apt-get install -y redis-server`);
+  }
+}
+
+export class TestRedis {
+  private child: ChildProcess | null = null;
+  private output = '';
+
+  private constructor(
+    readonly port: number,
+    private readonly dir: string,
+    private readonly password: string | undefined,
+  ) {}
+
+  /** `redis://127.0.0.1:<port>`, with `:<password>@` when the server requires one. */
+  get url(): string {
+    return `redis://${this.password === undefined ? '' : `:${encodeURIComponent(this.password)}@`}127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.child !== null;
+  }
+
+  /** Starts a server; with `password`, clients must authenticate (`requirepass`). */
+  static async start(options: { password?: string } = {}): Promise<TestRedis> {
+    requireRedisServer();
+    const dir = await mkdtemp(join(tmpdir(), 'wsproxy-redis-'));
+    const redis = new TestRedis(await freePort(), dir, options.password);
+    await redis.launch();
+    return redis;
+  }
+
+  /** redis-server's output so far (for failure messages). */
+  logs(): string {
+    return this.output;
+  }
+
+  /** Stops the server: SIGKILL by default (a crash), or SIGTERM. Resolves once it has exited. */
+  async stop(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.child = null;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    // A paused server only acts on SIGKILL; let a SIGTERM through.
+    child.kill('SIGCONT');
+    await exited;
+  }
+
+  /** Freezes the server (SIGSTOP): connections stay open and nothing answers, as in a partition. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
+  /** Starts a fresh, empty server on the same port. */
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.launch();
+  }
+
+  /** Stops the server and removes its directory. */
+  async close(): Promise<void> {
+    await this.stop();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private launch(): Promise<void> {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, '--daemonize', 'no'];
+    if (this.password !== undefined) args.push('--requirepass', this.password);
+    const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`redis-server did not start within 10 s:\n${this.output}`)), 10_000);
+      const onData = (chunk: Buffer): void => {
+        this.output += chunk.toString();
+        if (/Ready to accept connections/.test(this.output)) done();
+      };
+      const onExit = (code: number | null, signal: string | null): void =>
+        fail(new Error(`redis-server exited (${code ?? signal}) before it was ready:\n${this.output}`));
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        child.off('exit', onExit);
+      };
+      const done = (): void => {
+        cleanup();
+        resolve();
+      };
+      const fail = (err: Error): void => {
+        cleanup();
+        this.child = null;
+        child.kill('SIGKILL');
+        reject(err);
+      };
+      this.output = '';
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('exit', onExit);
+    });
+  }
+}
+
+/** A `CLUSTER_SECRET` for tests. */
+export const TEST_CLUSTER_SECRET = 'test-cluster-secret-0123456789abcdef';
+
+/** Env of a cluster replica on `redis`: fast heartbeat (TTL 600 ms), no drain wait. */
+export function clusterEnv(redis: TestRedis, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    REDIS_URL: redis.url,
+    CLUSTER_SECRET: TEST_CLUSTER_SECRET,
+    CLUSTER_HEARTBEAT_MS: '200',
+    SHUTDOWN_TIMEOUT_MS: '0',
+    ...extra,
+  };
+}
