@@ -7,11 +7,11 @@
 export type TokenCarrier = 'query' | 'header';
 
 /**
- * How the command uses the relay. Only `plain` exists today: one WebSocket for
- * the whole session. A resumable mode (`--resume`) adds a value here and a
- * runner in `connect.ts`.
+ * How the command uses the relay: `plain`, one WebSocket for the whole
+ * session; `resume` (`--resume`), a resumable relay that reattaches after a
+ * dropped connection (docs/resume-protocol.md).
  */
-export type ConnectMode = 'plain';
+export type ConnectMode = 'plain' | 'resume';
 
 /** What `wsproxy-connect` was asked to do. */
 export interface ConnectOptions {
@@ -36,12 +36,14 @@ export class UsageError extends Error {
 /** Environment variable read for the token when `--token` is absent. */
 export const TOKEN_ENV = 'WSPROXY_TOKEN';
 
-export const USAGE = `usage: wsproxy-connect [--token T] [--token-carrier query|header] [--origin O] URL
+export const USAGE = `usage: wsproxy-connect [--resume] [--token T] [--token-carrier query|header] [--origin O] URL
 
 Bridges stdin/stdout to a wsproxy /relay WebSocket, for OpenSSH:
   ssh -o ProxyCommand='wsproxy-connect "wss://proxy.example.com/relay?host=%h&port=%p"' user@host
 
 options:
+  --resume               resumable relay: survive dropped connections (network changes)
+                         by reattaching within the relay's window
   --token T              JWT for the relay (default: $${TOKEN_ENV}; prefer the variable,
                          a command line is visible to other local users)
   --token-carrier C      query (default: appended as ?token=) or header (Authorization: Bearer)
@@ -55,9 +57,13 @@ const CARRIERS: readonly TokenCarrier[] = ['query', 'header'];
 /** Options that take a value (`--name value` or `--name=value`). */
 const VALUED = new Set(['--token', '--token-carrier', '--origin']);
 
+/** Options that are flags. */
+const FLAGS = new Set(['--resume']);
+
 /** Parses `argv` (without node and script) and `env` into options. */
 export function parseConnectArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArgs {
   const values = new Map<string, string>();
+  const flags = new Set<string>();
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -69,6 +75,10 @@ export function parseConnectArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     if (arg.startsWith('-') && arg !== '-') {
       const eq = arg.indexOf('=');
       const name = eq === -1 ? arg : arg.slice(0, eq);
+      if (FLAGS.has(name) && eq === -1) {
+        flags.add(name);
+        continue;
+      }
       if (!VALUED.has(name)) throw new UsageError(`unknown option ${name}`);
       let value: string;
       if (eq !== -1) value = arg.slice(eq + 1);
@@ -93,7 +103,7 @@ export function parseConnectArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   return {
     kind: 'run',
     options: {
-      mode: 'plain',
+      mode: flags.has('--resume') ? 'resume' : 'plain',
       url: parseRelayUrl(positional[0]),
       token: token === '' ? null : token,
       tokenCarrier: carrier as TokenCarrier,

@@ -11,6 +11,7 @@
  */
 import { handshakeRequest, parseConnectArgs, scrub, TOKEN_ENV, UsageError, USAGE, type ConnectMode, type ConnectOptions } from './connect-args.js';
 import { HandshakeRefused, openRelay } from './open-relay.js';
+import { runResumeBridge } from './resume-runner.js';
 import { bridgeStdio, type BridgeResult } from './stdio-bridge.js';
 
 const EXIT_OK = 0;
@@ -22,9 +23,10 @@ const STOP_GRACE_MS = 2_000;
 
 type Runner = (options: ConnectOptions, say: (message: string) => void) => Promise<number>;
 
-/** One runner per mode; a resumable mode adds its own here. */
+/** One runner per mode. */
 const RUNNERS: Record<ConnectMode, Runner> = {
   plain: runPlain,
+  resume: (options, say) => runResumeBridge({ options, input: process.stdin, output: process.stdout, say }),
 };
 
 /** One WebSocket for the whole session: open, bridge, report how it ended. */

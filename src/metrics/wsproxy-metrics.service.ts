@@ -1,4 +1,6 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { Socket } from 'node:net';
+import { ResumeService } from '../resume/resume.service.js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { WsproxyEvents, type WsproxyEventMap } from '../common/events.js';
 import { RelayService } from '../relay/relay.service.js';
@@ -47,6 +49,7 @@ export class WsproxyMetrics implements OnModuleInit, OnModuleDestroy {
     @Inject(METRICS_REGISTRY) registry: Registry,
     private readonly events: WsproxyEvents,
     private readonly relays: RelayService,
+    private readonly resumable: ResumeService,
   ) {
     const registers = [registry];
     const self = this;
@@ -56,7 +59,7 @@ export class WsproxyMetrics implements OnModuleInit, OnModuleDestroy {
       help: 'Relays open now.',
       registers,
       collect() {
-        this.set(self.relays.liveRelays().size);
+        this.set(self.relays.liveRelays().size + self.resumable.liveSessions().length);
       },
     });
     this.relaysOpened = new Counter({ name: 'wsproxy_relays_opened_total', help: 'Relays opened (WebSocket accepted, target connected).', registers });
@@ -69,9 +72,9 @@ export class WsproxyMetrics implements OnModuleInit, OnModuleDestroy {
       collect() {
         let up = self.endedUp;
         let down = self.endedDown;
-        for (const r of self.relays.liveRelays()) {
-          up += r.socket.bytesWritten;
-          down += r.socket.bytesRead;
+        for (const socket of self.liveTargetSockets()) {
+          up += socket.bytesWritten;
+          down += socket.bytesRead;
         }
         this.reset();
         this.inc({ direction: 'up' }, up);
@@ -198,5 +201,11 @@ export class WsproxyMetrics implements OnModuleInit, OnModuleDestroy {
     const emitter = this.events as unknown as { on(e: K, l: Listener<K>): void; off(e: K, l: Listener<K>): void };
     emitter.on(event, listener);
     this.unsubscribe.push(() => emitter.off(event, listener));
+  }
+
+  /** Target sockets of every live relay, plain and resumable (attached or detached). */
+  private *liveTargetSockets(): Iterable<Socket> {
+    for (const r of this.relays.liveRelays()) yield r.socket;
+    for (const s of this.resumable.liveSessions()) yield s.setup.socket;
   }
 }

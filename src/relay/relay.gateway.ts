@@ -5,6 +5,10 @@ import type { WebSocket } from 'ws';
 import { WsproxyEvents } from '../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { TargetPolicyService } from '../policy/target-policy.service.js';
+import { parseResumeRequest } from '../resume/resume-params.js';
+import type { ResumableSession } from '../resume/resumable-session.js';
+import { ResumeService } from '../resume/resume.service.js';
+import { encodeControl, type ControlMode } from '../resume/wire.js';
 import { AdmissionService } from '../upgrade/admission.service.js';
 import { UpgradeRouter, admissionOf } from '../upgrade/upgrade-router.service.js';
 import type { Admitted, UpgradeContext, UpgradeRoute } from '../upgrade/upgrade-route.js';
@@ -13,15 +17,31 @@ import { RelayService, type RelaySetup } from './relay.service.js';
 import { TcpDialer } from './tcp-dialer.js';
 
 interface AdmittedRelay extends Admitted {
+  /**
+   * `plain`: the byte relay. `resumable`: `resume=1`, a resumable session.
+   * `announced-plain`: `resume=1` while resumption is off (`RESUME_WINDOW_S=0`):
+   * a plain relay after one session frame with no id and `windowS` 0.
+   */
+  readonly kind: 'plain' | 'resumable' | 'announced-plain';
   readonly setup: RelaySetup;
+  readonly control: ControlMode;
+}
+
+interface AdmittedReattach extends Admitted {
+  readonly kind: 'reattach';
+  readonly session: ResumableSession;
+  readonly received: number;
 }
 
 /**
  * `/relay`: admission in the order params → origin → auth → limits → target
  * policy → dial, all before the handshake completes; then the byte relay.
+ * With `resume=1` the relay is resumable; `resume=<id>&received=N` (no target)
+ * reattaches to one: params → origin → auth → the session, which must be the
+ * same user's (404 otherwise). See docs/resume-protocol.md.
  */
 @WebSocketGateway({ path: '/relay' })
-export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeRoute<AdmittedRelay> {
+export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeRoute<AdmittedRelay | AdmittedReattach> {
   constructor(
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
     private readonly router: UpgradeRouter,
@@ -30,13 +50,16 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
     private readonly dialer: TcpDialer,
     private readonly relays: RelayService,
     private readonly events: WsproxyEvents,
+    private readonly resume: ResumeService,
   ) {}
 
   onModuleInit(): void {
     this.router.register('/relay', this);
   }
 
-  async admit(ctx: UpgradeContext): Promise<AdmittedRelay> {
+  async admit(ctx: UpgradeContext): Promise<AdmittedRelay | AdmittedReattach> {
+    const resume = parseResumeRequest(ctx.query);
+    if (resume.kind === 'reattach') return this.admitReattach(ctx, resume.id, resume.received);
     const target = parseRelayTarget(ctx.query);
     const client = await this.admission.admitClient(ctx);
     try {
@@ -61,6 +84,8 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
         lease: client.lease,
       };
       return {
+        kind: resume.kind === 'plain' ? 'plain' : this.resume.enabled ? 'resumable' : 'announced-plain',
+        control: resume.kind === 'open' ? resume.control : 'text',
         setup,
         abort: () => {
           socket.destroy();
@@ -73,9 +98,28 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
     }
   }
 
+  /** A reattach: no target and no new slot (the session holds its own), the same user only. */
+  private async admitReattach(ctx: UpgradeContext, id: string, received: number): Promise<AdmittedReattach> {
+    const identity = await this.admission.identify(ctx);
+    const session = this.resume.claim(id, identity.userId, received);
+    return { kind: 'reattach', session, received, abort: () => undefined };
+  }
+
   handleConnection(ws: WebSocket, req: IncomingMessage): void {
-    const admitted = admissionOf<AdmittedRelay>(req);
+    const admitted = admissionOf<AdmittedRelay | AdmittedReattach>(req);
+    if (admitted.kind === 'reattach') {
+      this.resume.reattach(ws, admitted.session, admitted.received);
+      return;
+    }
     admitted.setup.socket.removeAllListeners('error');
+    if (admitted.kind === 'resumable') {
+      this.resume.open(ws, admitted.setup, admitted.control);
+      return;
+    }
+    if (admitted.kind === 'announced-plain') {
+      const frame = encodeControl({ type: 'session', id: null, windowS: 0 }, admitted.control);
+      ws.send(frame, { binary: typeof frame !== 'string' });
+    }
     this.relays.start(ws, admitted.setup);
   }
 }

@@ -46,10 +46,16 @@ export class AdmissionService {
     if (!this.origins.allows(origin)) throw new Refusal(403, 'origin not allowed', 'origin');
   }
 
-  async admitClient(ctx: UpgradeContext): Promise<AdmittedClient> {
+  /** Origin → authentication → extra rules, taking no slot (a reattach holds its session's). */
+  async identify(ctx: UpgradeContext): Promise<AuthIdentity> {
     this.checkOrigin(ctx.req);
     const identity = await this.auth.authenticate(ctx.req, ctx.query);
     for (const rule of this.rules) await rule(ctx, identity);
+    return identity;
+  }
+
+  async admitClient(ctx: UpgradeContext): Promise<AdmittedClient> {
+    const identity = await this.identify(ctx);
     const lease = await this.limits.acquire(ctx.clientIp, identity.userId);
     if (ctx.signal.aborted) {
       lease.release();

@@ -1,0 +1,110 @@
+import type { Readable, Writable } from 'node:stream';
+import { WebSocket } from 'ws';
+import { ResumableRelay, type RelayCloseInfo, type WebSocketLike } from '../resume/client/resumable-relay.js';
+import type { ConnectOptions } from './connect-args.js';
+import { HANDSHAKE_TIMEOUT_MS } from './open-relay.js';
+
+/** After a signal, how long the close handshake may take before exiting anyway. */
+const STOP_GRACE_MS = 2_000;
+
+export interface ResumeBridgeOptions {
+  readonly options: ConnectOptions;
+  readonly input: Readable;
+  readonly output: Writable;
+  /** Progress and failure messages (stderr). */
+  readonly say: (message: string) => void;
+}
+
+/**
+ * `wsproxy-connect --resume`: stdin/stdout over a `ResumableRelay` (Node, the
+ * `ws` class), so an OpenSSH session outlives a dropped WebSocket. Backpressure
+ * both ways: stdin pauses while too much is unacknowledged; a slow stdout holds
+ * the acks back, so the proxy stops reading the target. Resolves with the exit
+ * status: 0 after a normal end (1000), 255 otherwise.
+ */
+export function runResumeBridge({ options, input, output, say }: ResumeBridgeOptions): Promise<number> {
+  const carrier = options.tokenCarrier;
+  const relay = new ResumableRelay({
+    url: options.url.toString(),
+    token: () => options.token,
+    tokenCarrier: carrier === 'header' ? 'header' : 'query',
+    createWebSocket: (url, protocols, token) =>
+      new WebSocket(url, protocols, {
+        perMessageDeflate: false,
+        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+        origin: options.origin ?? undefined,
+        headers: token !== null && carrier === 'header' ? { Authorization: `Bearer ${token}` } : {},
+      }) as unknown as WebSocketLike,
+    attachTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+  });
+
+  let outputFailed: Error | null = null;
+  let opened = false;
+  let inputStopped = false;
+
+  const onInput = (chunk: Buffer): void => {
+    if (!relay.send(chunk)) input.pause();
+  };
+  const stopInput = (): void => {
+    inputStopped = true;
+    input.off('data', onInput);
+    input.pause();
+  };
+  input.on('data', onInput);
+  input.once('end', () => {
+    stopInput();
+    relay.close();
+  });
+  input.once('error', (err) => {
+    say(`reading stdin failed: ${err.message}`);
+    stopInput();
+    relay.close();
+  });
+  relay.on('drain', () => {
+    if (!inputStopped) input.resume();
+  });
+
+  relay.on('data', (bytes) => {
+    if (outputFailed) return;
+    if (!output.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))) relay.pause();
+  });
+  output.on('drain', () => relay.resume());
+  output.on('error', (err) => {
+    outputFailed = err;
+    stopInput();
+    relay.resume();
+    relay.close();
+  });
+
+  relay.on('open', () => (opened = true));
+  relay.on('detach', ({ code }) => say(`connection lost (${code}); reattaching`));
+  relay.on('reattach', () => say('reattached'));
+
+  const onSignal = (): void => {
+    stopInput();
+    relay.close();
+    setTimeout(() => process.exit(0), STOP_GRACE_MS).unref();
+  };
+  for (const s of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.once(s, onSignal);
+
+  return new Promise<number>((resolve) => {
+    relay.on('close', (end: RelayCloseInfo) => {
+      stopInput();
+      const status = (): number => {
+        if (outputFailed) {
+          // EPIPE: whoever read our output has gone (ssh exited); nothing to say.
+          if ((outputFailed as NodeJS.ErrnoException).code === 'EPIPE') return 0;
+          say(`writing stdout failed: ${outputFailed.message}`);
+          return 255;
+        }
+        if (end.code === 1000) return 0;
+        const what = opened ? 'relay closed the connection' : 'relay refused the connection';
+        say(`${what}: ${end.code}${end.reason ? ` ${end.reason}` : ''}`);
+        return 255;
+      };
+      if (output.writableEnded || output.destroyed) return resolve(status());
+      output.end(() => resolve(status()));
+      output.once('error', () => resolve(status()));
+    });
+  });
+}

@@ -1,0 +1,563 @@
+/**
+ * `ResumableRelay`: a byte stream through a wsproxy `/relay` that survives
+ * dropped WebSockets. For browsers and Node; it uses only the WHATWG WebSocket
+ * API and imports nothing from Node, so the compiled file loads as an ES module
+ * in a browser (`import { ResumableRelay } from 'wsproxy/resumable-relay'`).
+ *
+ * ```ts
+ * const relay = new ResumableRelay({
+ *   url: 'wss://proxy.example.com/relay?host=ssh.example.com&port=22',
+ *   token: () => clerk.session.getToken(),   // called for a fresh JWT on every attach
+ * });
+ * relay.on('data', (bytes) => term.write(bytes));
+ * relay.on('close', ({ code, reason }) => console.log('ended', code, reason));
+ * relay.send(new TextEncoder().encode('hello'));
+ * ```
+ *
+ * In Node, pass the `ws` package's class: `new ResumableRelay({ url, WebSocket })`
+ * (or `createWebSocket` to set headers such as Origin).
+ *
+ * The protocol is in docs/resume-protocol.md.
+ */
+import {
+  AckScheduler,
+  encodeControl,
+  MARK_CONTROL,
+  MARK_DATA,
+  parseControl,
+  ProtocolError,
+  ReplayBuffer,
+  type ControlMessage,
+  type ControlMode,
+} from '../wire.js';
+
+export type { ControlMode } from '../wire.js';
+
+/** The part of the WHATWG WebSocket interface the relay uses (browsers' `WebSocket`, the `ws` package's class). */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: string | ArrayBuffer | ArrayBufferView): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: string, listener: (event: any) => void): void;
+  removeEventListener(type: string, listener: (event: any) => void): void;
+}
+
+/** A WebSocket constructor with the WHATWG signature. */
+export type WebSocketConstructorLike = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/** Where the token travels on each handshake. */
+export type RelayTokenCarrier =
+  /** `token=` in the query (default; works everywhere). */
+  | 'query'
+  /** A `bearer.<JWT>` WebSocket subprotocol (keeps it out of URLs and access logs). */
+  | 'protocol'
+  /** Handed to `createWebSocket`, which sets `Authorization: Bearer` itself (Node only). */
+  | 'header';
+
+export interface ResumableRelayOptions {
+  /** The `/relay` URL with the target: `wss://proxy/relay?host=H&port=P`. Resume parameters are added. */
+  readonly url: string;
+  /** Called before every attach (the first one and each reattach) for a fresh token; none when absent or it returns null. */
+  readonly token?: () => string | null | undefined | Promise<string | null | undefined>;
+  readonly tokenCarrier?: RelayTokenCarrier;
+  /** The WebSocket class; default `globalThis.WebSocket`. In Node pass the `ws` package's `WebSocket`. */
+  readonly WebSocket?: WebSocketConstructorLike;
+  /** Creates each socket (overrides `WebSocket`): for Node options such as headers. `token` is the attach's token. */
+  readonly createWebSocket?: (url: string, protocols: string[], token: string | null) => WebSocketLike;
+  /** Extra subprotocols to offer (the proxy answers the first one that is not a token). */
+  readonly protocols?: readonly string[];
+  /** `text` (default): control in text frames. `binary`: every frame binary with a marker byte. */
+  readonly control?: ControlMode;
+  /** `send` returns false while this many bytes are unacknowledged; `drain` follows. Default 1 MiB. */
+  readonly highWaterMark?: number;
+  /** First reattach delay; doubles per failed attempt up to `maxBackoffMs` (±20 % jitter). Default 100 ms. */
+  readonly initialBackoffMs?: number;
+  /** Default 5000 ms. */
+  readonly maxBackoffMs?: number;
+  /** Time one attach (handshake and session frame) may take before it is abandoned. Default 15000 ms. */
+  readonly attachTimeoutMs?: number;
+}
+
+/** The session the proxy opened. */
+export interface RelaySessionInfo {
+  /** The session id; null when the proxy has resumption disabled (then this is a plain relay). */
+  readonly id: string | null;
+  /** Seconds the proxy keeps a detached session; 0 when resumption is disabled. */
+  readonly windowS: number;
+}
+
+export interface RelayCloseInfo {
+  readonly code: number;
+  readonly reason: string;
+}
+
+/** Events and their argument. */
+export interface ResumableRelayEvents {
+  /** The session is open (first attach). */
+  open: RelaySessionInfo;
+  /** Bytes from the target, in order, each byte once. */
+  data: Uint8Array;
+  /** `send` returned false earlier and the unacknowledged bytes fell below the high-water mark. */
+  drain: void;
+  /** The WebSocket dropped; reattaching. */
+  detach: RelayCloseInfo;
+  /** Reattached; nothing was lost. */
+  reattach: { readonly attempts: number };
+  /** The relay ended for good (1000: normally; 4404: the session is gone; ...). */
+  close: RelayCloseInfo;
+}
+
+type Listener<K extends keyof ResumableRelayEvents> = (arg: ResumableRelayEvents[K]) => void;
+
+/** Where the relay is. */
+export type RelayState = 'connecting' | 'open' | 'detached' | 'closed';
+
+/** Close codes after which a reattach is worth trying: the connection broke, or the proxy asked to retry later. */
+const RETRYABLE = new Set([1001, 1005, 1006, 1012, 1013, 1014, 4500, 4502, 4503, 4504]);
+
+/** Largest message sent; bigger `send`s are split. */
+const MAX_MESSAGE = 1024 * 1024;
+const OPEN = 1;
+const CONNECTING = 0;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+function toBytes(data: Uint8Array | ArrayBuffer | ArrayBufferView | string): Uint8Array {
+  if (typeof data === 'string') return encoder.encode(data);
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * A resumable byte stream over a wsproxy relay. Every byte sent is kept until
+ * the proxy acknowledges it, every byte received is counted and acknowledged;
+ * when the WebSocket drops, the relay reattaches (with backoff, within the
+ * proxy's window) and both sides replay what the other missed.
+ */
+export class ResumableRelay {
+  private readonly options: Required<Pick<ResumableRelayOptions, 'control' | 'highWaterMark' | 'initialBackoffMs' | 'maxBackoffMs' | 'attachTimeoutMs'>> &
+    ResumableRelayOptions;
+  private readonly listeners: { [K in keyof ResumableRelayEvents]?: Set<Listener<K>> } = {};
+  private readonly out = new ReplayBuffer();
+  private readonly acks: AckScheduler;
+  private stateValue: RelayState = 'connecting';
+  private ws: WebSocketLike | null = null;
+  private unwire: (() => void) | null = null;
+  /** The current socket has delivered its session frame. */
+  private attached = false;
+  private session: RelaySessionInfo | null = null;
+  private closeRequested = false;
+  private needDrain = false;
+  private detachedAt: number | null = null;
+  private attempts = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private attachTimer: ReturnType<typeof setTimeout> | null = null;
+  private drainPoll: ReturnType<typeof setTimeout> | null = null;
+  private resolveOpened!: (info: RelaySessionInfo) => void;
+  private rejectOpened!: (err: Error) => void;
+
+  /** Resolves when the session is open; rejects when the first attach fails. */
+  readonly opened: Promise<RelaySessionInfo>;
+
+  constructor(options: ResumableRelayOptions) {
+    this.options = {
+      control: 'text',
+      highWaterMark: 1024 * 1024,
+      initialBackoffMs: 100,
+      maxBackoffMs: 5000,
+      attachTimeoutMs: 15_000,
+      ...options,
+    };
+    this.acks = new AckScheduler((received) => this.sendControl({ type: 'ack', received }));
+    this.opened = new Promise<RelaySessionInfo>((resolve, reject) => {
+      this.resolveOpened = resolve;
+      this.rejectOpened = reject;
+    });
+    this.opened.catch(() => undefined);
+    void this.attach();
+  }
+
+  get state(): RelayState {
+    return this.stateValue;
+  }
+
+  /** The session, once open. */
+  get sessionInfo(): RelaySessionInfo | null {
+    return this.session;
+  }
+
+  /** Bytes sent that the proxy has not acknowledged yet (on a plain relay: the socket's `bufferedAmount`). */
+  get bufferedAmount(): number {
+    if (this.session && this.session.id === null) return this.ws?.bufferedAmount ?? 0;
+    return this.out.size;
+  }
+
+  /** Total bytes received from the target. */
+  get bytesReceived(): number {
+    return this.acks.total;
+  }
+
+  /** Total bytes passed to `send`. */
+  get bytesSent(): number {
+    return this.out.end;
+  }
+
+  on<K extends keyof ResumableRelayEvents>(event: K, listener: Listener<K>): this {
+    let set = this.listeners[event] as Set<Listener<K>> | undefined;
+    if (!set) {
+      set = new Set();
+      (this.listeners as Record<string, Set<unknown>>)[event] = set;
+    }
+    set.add(listener);
+    return this;
+  }
+
+  off<K extends keyof ResumableRelayEvents>(event: K, listener: Listener<K>): this {
+    (this.listeners[event] as Set<Listener<K>> | undefined)?.delete(listener);
+    return this;
+  }
+
+  /**
+   * Queues bytes for the target (sent at once while attached, kept until
+   * acknowledged). The bytes are kept by reference: do not modify them
+   * afterwards. Returns false when `bufferedAmount` reached the high-water
+   * mark: wait for `drain` before sending more.
+   */
+  send(data: Uint8Array | ArrayBuffer | ArrayBufferView | string): boolean {
+    if (this.stateValue === 'closed' || this.closeRequested) throw new Error('ResumableRelay: send after close');
+    const all = toBytes(data);
+    // Large sends go out as several messages (views, no copies), well below the proxy's MAX_MESSAGE_BYTES.
+    for (let off = 0; off < all.length; off += MAX_MESSAGE) {
+      const bytes = all.length <= MAX_MESSAGE ? all : all.subarray(off, off + MAX_MESSAGE);
+      if (this.session !== null && this.session.id === null) {
+        // A plain relay (resumption off at the proxy): nothing to keep.
+        this.ws?.send(bytes);
+      } else {
+        this.out.push(bytes);
+        if (this.attached) this.sendData(bytes);
+      }
+    }
+    return this.belowHighWater();
+  }
+
+  /** Stops acknowledging received bytes (the reader is slow): the proxy stops reading the target once its buffer is full. */
+  pause(): void {
+    this.acks.hold();
+  }
+
+  resume(): void {
+    this.acks.release();
+  }
+
+  /**
+   * Ends the relay for good: everything sent so far reaches the target (after
+   * a reattach, if need be), then the proxy closes the target. `close` follows.
+   */
+  close(): void {
+    if (this.stateValue === 'closed' || this.closeRequested) return;
+    this.closeRequested = true;
+    if (this.attached && this.ws) this.ws.close(1000, 'client closed');
+  }
+
+  // ---- attaching -----------------------------------------------------------
+
+  private async attach(): Promise<void> {
+    const o = this.options;
+    let token: string | null = null;
+    try {
+      token = (await o.token?.()) ?? null;
+    } catch (err) {
+      this.attachFailed(1006, `token provider failed: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    if (this.stateValue === 'closed') return;
+
+    const url = new URL(o.url);
+    const q = url.searchParams;
+    const reattach = this.session?.id ?? null;
+    if (reattach !== null) {
+      q.delete('host');
+      q.delete('port');
+      q.set('resume', reattach);
+      q.set('received', String(this.acks.total));
+    } else {
+      q.set('resume', '1');
+      q.delete('received');
+    }
+    q.set('errors', 'close');
+    if (o.control === 'binary') q.set('control', 'binary');
+    else q.delete('control');
+    q.delete('token');
+    const protocols = [...(o.protocols ?? [])];
+    const carrier = o.tokenCarrier ?? 'query';
+    if (token !== null && carrier === 'query') q.set('token', token);
+    if (token !== null && carrier === 'protocol') protocols.push(`bearer.${token}`);
+
+    let ws: WebSocketLike;
+    try {
+      if (o.createWebSocket) {
+        ws = o.createWebSocket(url.toString(), protocols, token);
+      } else {
+        const Ctor = o.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructorLike }).WebSocket;
+        if (!Ctor) throw new Error('no WebSocket class: pass options.WebSocket (in Node, the ws package)');
+        ws = protocols.length ? new Ctor(url.toString(), protocols) : new Ctor(url.toString());
+      }
+    } catch (err) {
+      if (this.session === null) this.finish(1006, err instanceof Error ? err.message : String(err));
+      else this.attachFailed(1006, err instanceof Error ? err.message : String(err));
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    this.attached = false;
+    const onMessage = (ev: { data: unknown }): void => {
+      if (ws === this.ws) this.onMessage(ev.data);
+    };
+    const onClose = (ev: { code: number; reason: string }): void => {
+      if (ws === this.ws) this.onSocketClosed(ev.code, ev.reason);
+    };
+    ws.addEventListener('message', onMessage);
+    ws.addEventListener('close', onClose);
+    // Stays registered for the socket's life: an abandoned socket may still
+    // report an error, and an unheard 'error' would throw in Node.
+    ws.addEventListener('error', () => undefined);
+    this.unwire = () => {
+      ws.removeEventListener('message', onMessage);
+      ws.removeEventListener('close', onClose);
+    };
+    this.attachTimer = setTimeout(() => {
+      this.attachTimer = null;
+      this.abandonSocket();
+      this.attachFailed(1006, 'attach timed out');
+    }, o.attachTimeoutMs);
+  }
+
+  /** Drops the current socket without waiting for its close event. */
+  private abandonSocket(): void {
+    const ws = this.ws;
+    this.unwire?.();
+    this.unwire = null;
+    this.ws = null;
+    this.attached = false;
+    this.acks.stop();
+    if (ws && (ws.readyState === OPEN || ws.readyState === CONNECTING)) {
+      try {
+        ws.close(4000, 'abandoned');
+      } catch {
+        // already closing
+      }
+    }
+  }
+
+  private onSessionFrame(info: { id: string | null; windowS: number; received?: number }): void {
+    if (this.attachTimer) {
+      clearTimeout(this.attachTimer);
+      this.attachTimer = null;
+    }
+    const first = this.session === null;
+    if (!first && info.id !== this.session!.id) return this.fail(1002, 'session frame for another session');
+    if (first) this.session = { id: info.id, windowS: info.windowS };
+    this.attached = true;
+    this.stateValue = 'open';
+
+    if (info.id === null) {
+      // Resumption is off at the proxy: a plain relay from here on.
+      for (const chunk of this.out.chunksFrom(this.out.start)) this.ws!.send(chunk);
+      this.out.ackTo(this.out.end);
+    } else {
+      const from = info.received ?? 0;
+      if (!(from >= this.out.start && from <= this.out.end)) return this.fail(1002, 'proxy asked for bytes no longer held');
+      this.out.ackTo(from);
+      this.acks.resetAcked(this.acks.total);
+      for (const chunk of this.out.chunksFrom(from)) this.sendData(chunk);
+    }
+    const attempts = this.attempts;
+    this.attempts = 0;
+    this.detachedAt = null;
+    if (first) {
+      this.emit('open', this.session!);
+      this.resolveOpened(this.session!);
+    } else {
+      this.emit('reattach', { attempts });
+    }
+    this.maybeDrain();
+    if (this.closeRequested && this.ws) this.ws.close(1000, 'client closed');
+  }
+
+  // ---- frames --------------------------------------------------------------
+
+  private onMessage(raw: unknown): void {
+    const plain = this.session !== null && this.session.id === null;
+    if (typeof raw === 'string') {
+      // Text frames are control frames with control=text, and nothing else.
+      if (this.options.control === 'text' && !plain) return this.onControl(raw);
+      return this.fail(1003, 'unexpected text frame');
+    }
+    if (!(raw instanceof ArrayBuffer)) return this.fail(1003, 'unexpected frame type (binaryType must be arraybuffer)');
+    let bytes = new Uint8Array(raw);
+    if (this.options.control === 'binary' && !plain) {
+      if (bytes[0] === MARK_CONTROL) {
+        let text: string;
+        try {
+          text = decoder.decode(bytes.subarray(1));
+        } catch {
+          return this.fail(1007, 'control frame is not UTF-8');
+        }
+        return this.onControl(text);
+      }
+      if (bytes[0] !== MARK_DATA) return this.fail(1002, 'unknown frame marker');
+      bytes = bytes.subarray(1);
+    }
+    if (!this.attached) return this.fail(1002, 'data before the session frame');
+    if (bytes.length === 0) return;
+    if (!plain) this.acks.add(bytes.length);
+    this.emit('data', bytes);
+  }
+
+  private onControl(text: string): void {
+    let m: ControlMessage | null;
+    try {
+      m = parseControl(text);
+    } catch (err) {
+      return this.fail(1002, err instanceof ProtocolError ? err.message : 'invalid control frame');
+    }
+    if (m === null) return;
+    if (m.type === 'session') {
+      if (this.attached) return this.fail(1002, 'second session frame');
+      return this.onSessionFrame(m);
+    }
+    if (!this.attached) return this.fail(1002, 'ack before the session frame');
+    if (m.received > this.out.end) return this.fail(1002, 'ack beyond the bytes sent');
+    if (m.received > this.out.start) {
+      this.out.ackTo(m.received);
+      this.maybeDrain();
+    }
+  }
+
+  private sendData(bytes: Uint8Array): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) return;
+    if (this.options.control === 'binary') {
+      const framed = new Uint8Array(bytes.length + 1);
+      framed[0] = MARK_DATA;
+      framed.set(bytes, 1);
+      ws.send(framed);
+    } else {
+      ws.send(bytes);
+    }
+  }
+
+  private sendControl(message: ControlMessage): void {
+    const ws = this.ws;
+    if (!ws || !this.attached || ws.readyState !== OPEN) return;
+    ws.send(encodeControl(message, this.options.control));
+  }
+
+  // ---- flow control --------------------------------------------------------
+
+  private belowHighWater(): boolean {
+    const ok = this.bufferedAmount < this.options.highWaterMark;
+    if (!ok) {
+      this.needDrain = true;
+      // A plain relay learns about its socket's buffer only by looking.
+      if (this.session?.id === null) this.pollDrain();
+    }
+    return ok;
+  }
+
+  private maybeDrain(): void {
+    if (this.needDrain && this.bufferedAmount < this.options.highWaterMark) {
+      this.needDrain = false;
+      this.emit('drain', undefined);
+    }
+  }
+
+  private pollDrain(): void {
+    if (this.drainPoll) return;
+    this.drainPoll = setTimeout(() => {
+      this.drainPoll = null;
+      this.maybeDrain();
+      if (this.needDrain && this.stateValue !== 'closed') this.pollDrain();
+    }, 20);
+  }
+
+  // ---- closing and reattaching ---------------------------------------------
+
+  private onSocketClosed(code: number, reason: string): void {
+    this.unwire?.();
+    this.unwire = null;
+    this.ws = null;
+    this.attached = false;
+    this.acks.stop();
+    if (this.attachTimer) {
+      clearTimeout(this.attachTimer);
+      this.attachTimer = null;
+    }
+    if (this.session === null) {
+      // The first attach failed: a refusal (4xxx with errors=close) or no connection.
+      return this.finish(code, reason || (code === 1006 ? 'connection failed' : ''));
+    }
+    if (this.session.id === null || !RETRYABLE.has(code)) return this.finish(code, reason);
+    this.attachFailed(code, reason);
+  }
+
+  /** An attach attempt failed in a retryable way: try again after a backoff, within the window. */
+  private attachFailed(code: number, reason: string): void {
+    if (this.stateValue === 'closed') return;
+    if (this.session === null || this.session.id === null) return this.finish(code, reason);
+    if (this.detachedAt === null) {
+      this.detachedAt = Date.now();
+      this.stateValue = 'detached';
+      this.emit('detach', { code, reason });
+    }
+    const o = this.options;
+    const base = Math.min(o.maxBackoffMs, o.initialBackoffMs * 2 ** Math.min(this.attempts, 20));
+    const delay = base * (0.8 + Math.random() * 0.4);
+    const deadline = this.detachedAt + this.session.windowS * 1000;
+    if (Date.now() + delay > deadline) return this.finish(code === 1000 ? 1006 : code, `could not reattach within ${this.session.windowS} s (${reason || code})`);
+    this.attempts++;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.attach();
+    }, delay);
+  }
+
+  /**
+   * A protocol violation: end for good. (Browsers may only send close codes
+   * 1000 and 3000-4999, so the socket is dropped with 4000; the proxy's
+   * window then ends the session.)
+   */
+  private fail(code: number, reason: string): void {
+    this.abandonSocket();
+    this.finish(code, reason);
+  }
+
+  private finish(code: number, reason: string): void {
+    if (this.stateValue === 'closed') return;
+    this.stateValue = 'closed';
+    this.acks.stop();
+    for (const t of [this.retryTimer, this.attachTimer, this.drainPoll]) if (t) clearTimeout(t);
+    this.retryTimer = this.attachTimer = this.drainPoll = null;
+    if (this.ws) this.abandonSocket();
+    if (this.session === null) this.rejectOpened(new Error(`relay closed before the session opened: ${code}${reason ? ` ${reason}` : ''}`));
+    this.emit('close', { code, reason });
+  }
+
+  private emit<K extends keyof ResumableRelayEvents>(event: K, arg: ResumableRelayEvents[K]): void {
+    const set = this.listeners[event] as Set<Listener<K>> | undefined;
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        listener(arg);
+      } catch (err) {
+        // A listener's bug must not break the stream's state; report it out of band.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+}

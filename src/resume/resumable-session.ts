@@ -1,0 +1,416 @@
+import type { Socket } from 'node:net';
+import { WebSocket } from 'ws';
+import type { PipeEnd } from '../relay/relay-pipe.js';
+import { WS_SEND_HIGH_WATER } from '../relay/relay-pipe.js';
+import type { RelaySetup } from '../relay/relay.service.js';
+import { logSafeId } from './session-id.js';
+import {
+  AckScheduler,
+  encodeControl,
+  MARK_CONTROL,
+  MARK_DATA,
+  parseControl,
+  ProtocolError,
+  ReplayBuffer,
+  type ControlMode,
+  type SessionMessage,
+} from './wire.js';
+
+/** Where a session is in its life. */
+export type SessionState = 'attached' | 'detached' | 'ended';
+
+/** What a session needs from its owner; the service implements it. */
+export interface SessionHost {
+  readonly windowS: number;
+  /** Bytes from the target kept for replay; reading the target stops at this. */
+  readonly bufferBytes: number;
+  /** Starts watching a newly attached socket (keepalive pings). */
+  watch(ws: WebSocket): void;
+  /** True while the service drains: a detached session could never be reattached. */
+  readonly draining: boolean;
+  detached(session: ResumableSession): void;
+  reattached(session: ResumableSession): void;
+  /** The session will never take another attach: forget its id now. */
+  ending(session: ResumableSession): void;
+  /** The target is closed and the client is gone: release and report. */
+  ended(session: ResumableSession, end: PipeEnd & { readonly expired: boolean }): void;
+}
+
+const BINARY = { binary: true } as const;
+const FRAGMENT = { binary: true, fin: false } as const;
+const DATA_MARKER = Buffer.from([MARK_DATA]);
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Time a target may take to read what the client sent before a final FIN. */
+const TARGET_END_TIMEOUT_MS = 30_000;
+/** Time a replaced socket gets to complete its close handshake. */
+const REPLACED_TERMINATE_MS = 5_000;
+
+/**
+ * One resumable relay: a target connection that outlives its WebSockets.
+ *
+ * - target → client: every chunk read from the target goes into a replay
+ *   buffer and, when attached, out on the WebSocket. Client acks trim the
+ *   buffer. The target is paused while the buffer holds `bufferBytes` or the
+ *   socket's send buffer is above `WS_SEND_HIGH_WATER`, so memory is bounded by
+ *   the buffer (plus one read) whether attached or not.
+ * - client → target: data frames are written to the target (backpressure as on
+ *   a plain relay) and counted; acks go back after 64 KiB or 250 ms.
+ * - A WebSocket that closes without a close frame, or with a code other than
+ *   1000, detaches: the target stays open for `windowS` seconds. `attach`
+ *   replays from the client's count and announces the proxy's own.
+ * - Ends for good on: the client's 1000, the target's end once everything was
+ *   delivered (a clean close handshake after the final close frame), window
+ *   expiry, or a server decision (drain, maximum age, protocol error).
+ */
+export class ResumableSession {
+  readonly shortId: string;
+  readonly started = Date.now();
+  private readonly out = new ReplayBuffer();
+  private readonly acks: AckScheduler;
+  private ws: WebSocket | null = null;
+  private unwire: (() => void) | null = null;
+  private stateValue: SessionState = 'detached';
+  private targetPaused = false;
+  private wsPaused = false;
+  /** How the target ended (FIN or error): delivered to the client before the final close. */
+  private targetDone: { readonly code: number; readonly reason: string } | null = null;
+  private targetClosed = false;
+  /** The end, once decided; the report waits for the target to close. */
+  private end: (PipeEnd & { readonly expired: boolean }) | null = null;
+  private reported = false;
+  private expiry: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly id: string,
+    readonly setup: RelaySetup,
+    readonly control: ControlMode,
+    private readonly host: SessionHost,
+  ) {
+    this.shortId = logSafeId(id);
+    this.acks = new AckScheduler((received) => this.sendControl({ type: 'ack', received } as const));
+    this.wireTarget(setup.socket);
+  }
+
+  get state(): SessionState {
+    return this.stateValue;
+  }
+
+  /** Bytes read from the target that the client has not acknowledged (the replay buffer). */
+  get bufferedBytes(): number {
+    return this.out.size;
+  }
+
+  /** Bytes received from the client (and handed to the target). */
+  get receivedBytes(): number {
+    return this.acks.total;
+  }
+
+  /** Bytes read from the target so far. */
+  get sentBytes(): number {
+    return this.out.end;
+  }
+
+  /** Whether a client that has received `n` bytes can be served: `n` is within what is still held. */
+  canResumeFrom(n: number): boolean {
+    return n >= this.out.start && n <= this.out.end;
+  }
+
+  /**
+   * Attaches a WebSocket (the first one, or a reattach from byte `received`):
+   * replaces any attached socket (closed 4409), sends the session frame and
+   * replays what the client has not received.
+   */
+  attach(ws: WebSocket, received: number | null): void {
+    if (this.end !== null) {
+      ws.close(4404, 'unknown session');
+      return;
+    }
+    const from = received ?? 0;
+    if (!this.canResumeFrom(from)) {
+      ws.close(4400, 'received count out of range');
+      return;
+    }
+    if (this.ws) {
+      const old = this.ws;
+      this.release();
+      old.close(4409, 'replaced by a newer connection');
+      setTimeout(() => old.terminate(), REPLACED_TERMINATE_MS).unref();
+    }
+    if (this.expiry) {
+      clearTimeout(this.expiry);
+      this.expiry = null;
+    }
+    this.out.ackTo(from);
+    this.ws = ws;
+    this.stateValue = 'attached';
+    this.wireWs(ws);
+    this.host.watch(ws);
+
+    const session: SessionMessage =
+      received === null
+        ? { type: 'session', id: this.id, windowS: this.host.windowS }
+        : { type: 'session', id: this.id, windowS: this.host.windowS, received: this.acks.total };
+    this.sendControl(session);
+    this.acks.resetAcked(this.acks.total);
+
+    const replay = this.out.chunksFrom(from);
+    for (let i = 0; i < replay.length; i++) {
+      this.sendData(replay[i] as Buffer, i === replay.length - 1 ? this.afterSend : undefined);
+    }
+    if (this.targetDone) ws.close(this.targetDone.code, this.targetDone.reason);
+    if (received !== null) this.host.reattached(this);
+    this.flow();
+  }
+
+  /** Ends the session now with `code` (drain 1001, maximum age 4408): no reattach after this. */
+  shutdown(code: number, reason: string): void {
+    this.decideEnd({ closeCode: code, closeReason: reason, endedBy: 'server', expired: false });
+    const ws = this.ws;
+    if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) {
+      // The target is ended from the socket's close event, after what the client sent.
+      ws.close(code, reason);
+    } else {
+      this.release();
+      this.setup.socket.destroy();
+      this.maybeReport();
+    }
+  }
+
+  // ---- target side -------------------------------------------------------
+
+  private wireTarget(target: Socket): void {
+    target.on('data', (chunk: Buffer) => {
+      // After the end is decided nobody will receive it: read on only to see the target's FIN.
+      if (this.end) return;
+      this.out.push(chunk);
+      const full = this.out.size >= this.host.bufferBytes;
+      const ws = this.ws;
+      if (ws && ws.readyState === WebSocket.OPEN) {
+        if (full || ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER) {
+          // Paused for either reason, the last frame sent carries the retry:
+          // once it is flushed the socket is no longer busy, and an ack that
+          // came before it finds flow() waiting on it.
+          this.pauseTarget();
+          this.sendData(chunk, this.afterSend);
+        } else {
+          this.sendData(chunk);
+        }
+      } else if (full) {
+        this.pauseTarget();
+      }
+    });
+    target.on('drain', () => {
+      if (this.wsPaused) {
+        this.wsPaused = false;
+        this.ws?.resume();
+      }
+    });
+    target.on('end', () => this.targetEnded(1000, 'target closed'));
+    target.on('error', (err: NodeJS.ErrnoException) => this.targetEnded(1011, `target error: ${err.code ?? 'error'}`));
+    target.on('close', () => {
+      this.targetClosed = true;
+      this.targetEnded(1000, 'target closed');
+      this.maybeReport();
+    });
+  }
+
+  private targetEnded(code: number, reason: string): void {
+    if (this.targetDone) return;
+    this.targetDone = { code, reason };
+    if (this.end) return;
+    const ws = this.ws;
+    // Every chunk is already queued on the socket: the close frame follows them.
+    if (ws && ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+  }
+
+  private pauseTarget(): void {
+    if (!this.targetPaused) {
+      this.targetPaused = true;
+      this.setup.socket.pause();
+    }
+  }
+
+  /**
+   * Resumes reading the target when the buffer has room and the socket (if
+   * any) is not backed up. Called on acks, on the send callback of the frame
+   * sent last before a pause, on attach and on detach: whichever comes last
+   * finds both conditions met.
+   */
+  private flow(): void {
+    if (!this.targetPaused || this.end || this.targetClosed) return;
+    if (this.out.size >= this.host.bufferBytes) return;
+    const ws = this.ws;
+    if (ws && ws.bufferedAmount >= WS_SEND_HIGH_WATER) return;
+    this.targetPaused = false;
+    this.setup.socket.resume();
+  }
+
+  private readonly afterSend = (err?: Error): void => {
+    if (!err) this.flow();
+  };
+
+  // ---- client side -------------------------------------------------------
+
+  private wireWs(ws: WebSocket): void {
+    const onMessage = (data: Buffer, isBinary: boolean): void => this.onMessage(ws, data, isBinary);
+    const onClose = (code: number, reason: Buffer): void => this.onClose(ws, code, reason.toString());
+    const onError = (): void => ws.terminate();
+    ws.on('message', onMessage);
+    ws.on('close', onClose);
+    ws.on('error', onError);
+    this.unwire = () => {
+      ws.off('message', onMessage);
+      ws.off('close', onClose);
+      // Keep an error listener: a detached socket may still fail.
+      ws.off('error', onError);
+      ws.on('error', () => ws.terminate());
+    };
+  }
+
+  /** Forgets the attached socket (no more frames from it count). */
+  private release(): void {
+    this.unwire?.();
+    this.unwire = null;
+    if (this.wsPaused) {
+      this.wsPaused = false;
+      this.ws?.resume();
+    }
+    this.ws = null;
+    this.acks.stop();
+  }
+
+  private onMessage(ws: WebSocket, data: Buffer, isBinary: boolean): void {
+    if (ws !== this.ws) return;
+    let payload: Buffer;
+    if (this.control === 'text') {
+      if (!isBinary) return this.onControl(data);
+      payload = data;
+    } else {
+      if (!isBinary || data.length === 0) return this.protocolError('expected a marked binary frame');
+      if (data[0] === MARK_CONTROL) return this.onControl(data.subarray(1));
+      if (data[0] !== MARK_DATA) return this.protocolError('unknown frame marker');
+      payload = data.subarray(1);
+    }
+    const target = this.setup.socket;
+    if (target.destroyed || payload.length === 0) return;
+    this.acks.add(payload.length);
+    if (!target.write(payload) && !this.wsPaused) {
+      this.wsPaused = true;
+      ws.pause();
+    }
+  }
+
+  private onControl(data: Buffer): void {
+    let message;
+    try {
+      message = parseControl(decoder.decode(data));
+    } catch (err) {
+      return this.protocolError(err instanceof ProtocolError ? err.message : 'control frame is not UTF-8');
+    }
+    if (message === null) return;
+    if (message.type !== 'ack') return this.protocolError('unexpected control message');
+    if (message.received > this.out.end) return this.protocolError('ack beyond the bytes sent');
+    if (message.received > this.out.start) {
+      this.out.ackTo(message.received);
+      this.flow();
+    }
+  }
+
+  private protocolError(reason: string): void {
+    this.shutdown(1008, reason);
+  }
+
+  private onClose(ws: WebSocket, code: number, reason: string): void {
+    if (ws !== this.ws) return;
+    this.release();
+    const target = this.setup.socket;
+    if (this.end) {
+      // A server decision: what the client sent reaches the target before the FIN.
+      this.endTarget();
+      this.maybeReport();
+      return;
+    }
+    if (this.targetDone && code !== 1006) {
+      // The final close frame came after every byte, and the handshake completed.
+      this.decideEnd({ closeCode: this.targetDone.code, closeReason: this.targetDone.reason, endedBy: 'target', expired: false });
+      target.destroy();
+      this.maybeReport();
+      return;
+    }
+    if (code === 1000) {
+      this.decideEnd({ closeCode: code, closeReason: reason, endedBy: 'client', expired: false });
+      this.endTarget();
+      this.maybeReport();
+      return;
+    }
+    this.detach();
+  }
+
+  private endTarget(): void {
+    const target = this.setup.socket;
+    if (target.destroyed) return;
+    // A paused socket would never see the target's FIN, and never close.
+    target.resume();
+    target.end();
+    target.setTimeout(TARGET_END_TIMEOUT_MS, () => target.destroy());
+  }
+
+  private detach(): void {
+    if (this.host.draining) {
+      // Upgrades are refused while draining: nobody could reattach.
+      this.shutdown(1001, 'server shutting down');
+      return;
+    }
+    this.stateValue = 'detached';
+    this.host.detached(this);
+    this.expiry = setTimeout(() => this.expire(), this.host.windowS * 1000);
+    this.expiry.unref();
+    this.flow();
+  }
+
+  private expire(): void {
+    this.expiry = null;
+    if (this.end) return;
+    this.decideEnd({ closeCode: 1006, closeReason: 'resume window expired', endedBy: 'server', expired: true });
+    this.setup.socket.destroy();
+    this.maybeReport();
+  }
+
+  // ---- framing -----------------------------------------------------------
+
+  private sendData(chunk: Buffer, cb?: (err?: Error) => void): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (this.control === 'binary') ws.send(DATA_MARKER, FRAGMENT);
+    ws.send(chunk, BINARY, cb);
+  }
+
+  private sendControl(message: Parameters<typeof encodeControl>[0]): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    const frame = encodeControl(message, this.control);
+    if (typeof frame === 'string') ws.send(frame);
+    else ws.send(frame, BINARY);
+  }
+
+  // ---- ending ------------------------------------------------------------
+
+  private decideEnd(end: PipeEnd & { readonly expired: boolean }): void {
+    if (this.end) return;
+    this.end = end;
+    this.stateValue = 'ended';
+    if (this.expiry) {
+      clearTimeout(this.expiry);
+      this.expiry = null;
+    }
+    this.host.ending(this);
+  }
+
+  private maybeReport(): void {
+    if (this.reported || !this.end || !this.targetClosed || this.ws !== null) return;
+    this.reported = true;
+    this.acks.stop();
+    this.host.ended(this, this.end);
+  }
+}

@@ -1,0 +1,157 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import type { WebSocket } from 'ws';
+import { WsproxyEvents } from '../common/events.js';
+import { Refusal } from '../common/refusal.js';
+import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+import { DrainService } from '../lifecycle/drain.service.js';
+import { PINO, type Pino } from '../logging/logging.module.js';
+import type { PipeEnd } from '../relay/relay-pipe.js';
+import type { RelaySetup } from '../relay/relay.service.js';
+import { KeepaliveService } from '../upgrade/keepalive.service.js';
+import { ResumableSession, type SessionHost } from './resumable-session.js';
+import { newSessionId } from './session-id.js';
+import type { ControlMode } from './wire.js';
+
+/** The one answer for an unknown, expired or someone else's session id. */
+export function unknownSession(): Refusal {
+  return new Refusal(404, 'unknown session', 'not_found');
+}
+
+/**
+ * Owns the resumable relays (`/relay?...&resume=1`): creates them, finds them
+ * for a reattach (only for the user who opened them), and reports their
+ * lifecycle — `resume.detached`, `resume.reattached`, `resume.expired`, plus the
+ * same `relay.opened` / `relay.closed` events and log lines as plain relays.
+ * Ids are never logged whole (see `logSafeId`).
+ */
+@Injectable()
+export class ResumeService implements OnApplicationShutdown {
+  private readonly sessions = new Map<string, ResumableSession>();
+  private readonly untrack = new Map<ResumableSession, () => void>();
+  private readonly maxAge = new Map<ResumableSession, NodeJS.Timeout>();
+  private readonly host: SessionHost;
+
+  constructor(
+    @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
+    @Inject(PINO) private readonly log: Pino,
+    private readonly events: WsproxyEvents,
+    private readonly drain: DrainService,
+    keepalive: KeepaliveService,
+  ) {
+    const self = this;
+    this.host = {
+      windowS: config.resumeWindowS,
+      bufferBytes: config.resumeBufferBytes,
+      watch: (ws) => keepalive.watch(ws),
+      get draining() {
+        return self.drain.draining;
+      },
+      detached: (s) => this.onDetached(s),
+      reattached: (s) => this.onReattached(s),
+      ending: (s) => this.sessions.delete(s.id),
+      ended: (s, end) => this.onEnded(s, end),
+    };
+  }
+
+  /** Whether `resume=1` opens resumable sessions (`RESUME_WINDOW_S` > 0). */
+  get enabled(): boolean {
+    return this.config.resumeWindowS > 0;
+  }
+
+  /** Live sessions (attached or detached), for diagnostics and tests. */
+  liveSessions(): ResumableSession[] {
+    return [...this.sessions.values()];
+  }
+
+  /** Starts a resumable relay on an admitted connection: the session frame goes out first. */
+  open(ws: WebSocket, setup: RelaySetup, control: ControlMode): ResumableSession {
+    let id = newSessionId();
+    while (this.sessions.has(id)) id = newSessionId();
+    const session = new ResumableSession(id, setup, control, this.host);
+    this.sessions.set(id, session);
+    this.track(session);
+    if (this.config.maxConnectionS > 0) {
+      const timer = setTimeout(() => session.shutdown(4408, 'maximum connection age reached'), this.config.maxConnectionS * 1000);
+      timer.unref();
+      this.maxAge.set(session, timer);
+    }
+    session.attach(ws, null);
+    const opened = this.describe(session);
+    this.log.info({ event: 'relay_start', ...opened }, 'relay started');
+    this.events.emit('relay.opened', opened);
+    return session;
+  }
+
+  /**
+   * The session `id` for a reattach by `user` from byte `received`. Throws the
+   * same `Refusal(404)` for an unknown id, an ended one and another user's;
+   * `Refusal(400)` when `received` is outside what the session still holds.
+   */
+  claim(id: string, user: string, received: number): ResumableSession {
+    const session = this.sessions.get(id);
+    if (!session || session.setup.user !== user) throw unknownSession();
+    if (!session.canResumeFrom(received)) throw new Refusal(400, 'received count out of range', 'bad_request');
+    return session;
+  }
+
+  /** Attaches an accepted reattach socket (the session may have ended meanwhile: then 4404). */
+  reattach(ws: WebSocket, session: ResumableSession, received: number): void {
+    session.attach(ws, received);
+  }
+
+  onApplicationShutdown(): void {
+    for (const session of this.sessions.values()) session.shutdown(1001, 'server shutting down');
+  }
+
+  /**
+   * Attached sessions keep a drain waiting, like plain relays; detached ones do
+   * not (nobody can reattach while draining) and end at shutdown.
+   */
+  private track(s: ResumableSession): void {
+    if (!this.untrack.has(s)) this.untrack.set(s, this.drain.track({ shutdown: (code, reason) => s.shutdown(code, reason) }));
+  }
+
+  private stopTracking(s: ResumableSession): void {
+    this.untrack.get(s)?.();
+    this.untrack.delete(s);
+  }
+
+  private describe(s: ResumableSession) {
+    return { id: s.shortId, clientIp: s.setup.clientIp, user: s.setup.user, target: s.setup.target, resumable: true };
+  }
+
+  private onDetached(s: ResumableSession): void {
+    this.stopTracking(s);
+    this.log.info({ event: 'resume_detached', id: s.shortId, user: s.setup.user, windowS: this.config.resumeWindowS }, 'resumable relay detached');
+    this.events.emit('resume.detached', { id: s.shortId });
+  }
+
+  private onReattached(s: ResumableSession): void {
+    this.track(s);
+    this.log.info({ event: 'resume_reattached', id: s.shortId, user: s.setup.user }, 'resumable relay reattached');
+    this.events.emit('resume.reattached', { id: s.shortId });
+  }
+
+  private onEnded(s: ResumableSession, end: PipeEnd & { readonly expired: boolean }): void {
+    this.sessions.delete(s.id);
+    this.stopTracking(s);
+    const timer = this.maxAge.get(s);
+    if (timer) clearTimeout(timer);
+    this.maxAge.delete(s);
+    s.setup.lease.release();
+    if (end.expired) {
+      this.log.info({ event: 'resume_expired', id: s.shortId, user: s.setup.user, windowS: this.config.resumeWindowS }, 'resume window expired');
+      this.events.emit('resume.expired', { id: s.shortId });
+    }
+    const closed = {
+      ...this.describe(s),
+      bytesUp: s.setup.socket.bytesWritten,
+      bytesDown: s.setup.socket.bytesRead,
+      durationMs: Date.now() - s.started,
+      closeCode: end.closeCode,
+      closeReason: end.closeReason,
+    };
+    this.log.info({ event: 'relay_end', ...closed, endedBy: end.endedBy }, 'relay ended');
+    this.events.emit('relay.closed', closed);
+  }
+}

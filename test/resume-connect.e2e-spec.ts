@@ -1,0 +1,114 @@
+/**
+ * `wsproxy-connect --resume` as a process (the built dist/cli/connect.js):
+ * stdin/stdout through a resumable relay while a loopback middlebox drops the
+ * connection.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConnectArgs } from '../src/cli/connect-args.js';
+import { ResumeService } from '../src/resume/resume.service.js';
+import { startApp, type TestApp } from './support/app.js';
+import { duplexTarget } from './support/duplex-target.js';
+import { startMiddlebox } from './support/middlebox.js';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const CONNECT_JS = join(REPO, 'dist/cli/connect.js');
+const MiB = 1024 * 1024;
+
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+interface Running {
+  readonly child: ChildProcessWithoutNullStreams;
+  stdout(): Buffer;
+  stdoutBytes(): number;
+  stderr(): string;
+  readonly exited: Promise<number | null>;
+}
+
+function startConnect(args: string[]): Running {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.WSPROXY_TOKEN;
+  const child = spawn(process.execPath, [CONNECT_JS, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  let outBytes = 0;
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out.push(c);
+    outBytes += c.length;
+  });
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+  child.stdin.on('error', () => undefined);
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+  return { child, stdout: () => Buffer.concat(out), stdoutBytes: () => outBytes, stderr: () => err, exited };
+}
+
+describe('wsproxy-connect --resume', () => {
+  let app: TestApp;
+
+  before(async () => {
+    if (!existsSync(CONNECT_JS)) throw new Error(`${CONNECT_JS} is missing: run \`npm run build\` first`);
+    app = await startApp({ MAX_CONNS_PER_IP: '100', SHUTDOWN_TIMEOUT_MS: '0' });
+  });
+  after(async () => {
+    await app?.close();
+  });
+
+  it('parses --resume', () => {
+    const parsed = parseConnectArgs(['--resume', 'ws://127.0.0.1:1/relay?host=h&port=22'], {});
+    assert.equal(parsed.kind === 'run' && parsed.options.mode, 'resume');
+    const plain = parseConnectArgs(['ws://127.0.0.1:1/relay?host=h&port=22'], {});
+    assert.equal(plain.kind === 'run' && plain.options.mode, 'plain');
+  });
+
+  it('carries 4 MiB each way across two cuts and exits 0 when stdin ends', async () => {
+    const down = randomBytes(4 * MiB);
+    const up = randomBytes(4 * MiB);
+    const target = await duplexTarget({ down });
+    const box = await startMiddlebox(app.port);
+    try {
+      const run = startConnect(['--resume', `${box.wsUrl}/relay?host=127.0.0.1&port=${target.port}`]);
+      // Upload in pieces, honouring the pipe's backpressure.
+      const writeAll = async (): Promise<void> => {
+        for (let off = 0; off < up.length; off += 64 * 1024) {
+          if (!run.child.stdin.write(up.subarray(off, off + 64 * 1024))) await new Promise((r) => run.child.stdin.once('drain', r));
+        }
+      };
+      const writing = writeAll();
+      await waitFor(() => run.stdoutBytes() >= MiB, 'the first MiB down');
+      assert.equal(box.cut(), 1);
+      await waitFor(() => run.stderr().includes('reattached'), `a reattach; stderr: ${run.stderr()}`);
+      await waitFor(() => run.stdoutBytes() >= 3 * MiB && target.receivedBytes() >= MiB, 'more data');
+      assert.equal(box.cut(), 1);
+      await writing;
+      await waitFor(() => run.stdoutBytes() === down.length && target.receivedBytes() === up.length, `everything; stderr: ${run.stderr()}`);
+      run.child.stdin.end();
+      assert.equal(await run.exited, 0, run.stderr());
+      assert.ok(run.stdout().equals(down), 'stdout is the target bytes, once, in order');
+      assert.ok(target.received().equals(up), 'the target got stdin, once, in order');
+      assert.equal(await target.ended, 'end');
+      assert.match(run.stderr(), /connection lost \(1006\); reattaching/);
+      await waitFor(() => app.app.get(ResumeService).liveSessions().length === 0, 'the session to end');
+    } finally {
+      await box.close();
+      await target.close();
+    }
+  });
+
+  it('exits 255 with the refusal when the first attach is refused', async () => {
+    const run = startConnect(['--resume', `${app.wsUrl}/relay?host=127.0.0.1&port=notaport`]);
+    run.child.stdin.end();
+    assert.equal(await run.exited, 255);
+    assert.match(run.stderr(), /wsproxy-connect: relay refused the connection: 4400 invalid port/);
+  });
+});

@@ -1,0 +1,537 @@
+/**
+ * Resumable relays end to end: the real app on loopback, real targets, the
+ * wire protocol spoken by hand and through `ResumableRelay`, and drops made by
+ * a loopback middlebox the test cuts.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { WebSocket } from 'ws';
+import { WsproxyEvents } from '../src/common/events.js';
+import { LimitsService } from '../src/limits/limits.service.js';
+import { ResumableRelay } from '../src/resume/client/resumable-relay.js';
+import { ResumeService } from '../src/resume/resume.service.js';
+import type { ResumableSession } from '../src/resume/resumable-session.js';
+import { startApp, type TestApp } from './support/app.js';
+import { duplexTarget } from './support/duplex-target.js';
+import { startMiddlebox } from './support/middlebox.js';
+import { RawResumeClient } from './support/resume-client.js';
+import { echoTarget, sha256, type TestTarget } from './support/targets.js';
+import { closed, expectCloseRefusal, expectRefusal, receiveBytes, track } from './support/ws-client.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Opens a socket with a message listener from the start (frames can come with the handshake response). */
+function openListening(url: string, onMessage: (data: Buffer, isBinary: boolean) => void): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    track(ws);
+    ws.on('message', onMessage);
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function sessionsOf(app: TestApp): ResumableSession[] {
+  return app.app.get(ResumeService).liveSessions();
+}
+
+function onlySession(app: TestApp): ResumableSession {
+  const all = sessionsOf(app);
+  assert.equal(all.length, 1, `expected one live session, found ${all.length}`);
+  return all[0];
+}
+
+async function slotsInUse(app: TestApp): Promise<number> {
+  return Object.values((await app.app.get(LimitsService).snapshot()).perIp).reduce((a, b) => a + b, 0);
+}
+
+/** Sends `payload` through `relay` honouring `send`'s backpressure signal. */
+function sendAll(relay: ResumableRelay, payload: Buffer, chunk = 64 * KiB): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let off = 0;
+    const pump = (): void => {
+      try {
+        while (off < payload.length) {
+          const piece = payload.subarray(off, off + chunk);
+          off += piece.length;
+          if (!relay.send(piece)) {
+            relay.on('drain', onDrain);
+            return;
+          }
+        }
+        resolve();
+      } catch (err) {
+        reject(err as Error);
+      }
+    };
+    const onDrain = (): void => {
+      relay.off('drain', onDrain);
+      pump();
+    };
+    pump();
+  });
+}
+
+describe('resumable relays', () => {
+  let app: TestApp;
+  let echo: TestTarget;
+  const BUFFER = 256 * KiB;
+
+  before(async () => {
+    app = await startApp({ RESUME_BUFFER_BYTES: String(BUFFER), MAX_CONNS_PER_IP: '100', MAX_CONNS_PER_USER: '100', SHUTDOWN_TIMEOUT_MS: '0' });
+    echo = await echoTarget();
+  });
+  after(async () => {
+    await app?.close();
+    await echo?.close();
+  });
+
+  const openUrl = (port: number, extra = ''): string => `${app.wsUrl}/relay?host=127.0.0.1&port=${port}&resume=1${extra}`;
+  const reattachUrl = (id: string, received: number, extra = ''): string => `${app.wsUrl}/relay?resume=${id}&received=${received}${extra}`;
+
+  describe('the wire protocol', () => {
+    it('sends the session frame first, relays binary data and acks after 64 KiB or 250 ms', async () => {
+      const { client, session } = await RawResumeClient.open(openUrl(echo.port));
+      assert.equal(session.type, 'session');
+      assert.match(String(session.id), /^[0-9a-f]{32}$/);
+      assert.equal(session.windowS, 60);
+      assert.equal(session.received, undefined);
+
+      // 200 KiB in one go: acks at 64 KiB steps come at once, the rest within 250 ms.
+      const up = randomBytes(200 * KiB);
+      for (let off = 0; off < up.length; off += 16 * KiB) client.send(up.subarray(off, off + 16 * KiB));
+      await client.until(() => client.bytes >= up.length, 'the echo');
+      assert.equal(sha256(client.data()), sha256(up));
+      const acks: number[] = [];
+      await client.until(() => {
+        for (let m = client.controls.shift(); m; m = client.controls.shift()) if (m.type === 'ack') acks.push(Number(m.received));
+        return acks.at(-1) === up.length;
+      }, 'an ack of everything');
+      assert.ok(acks.length >= 3, `expected acks at 64 KiB steps, got ${acks.join(',')}`);
+      for (let i = 1; i < acks.length; i++) assert.ok(acks[i] > acks[i - 1], `acks must grow: ${acks.join(',')}`);
+
+      // A few bytes alone: acked by the timer.
+      client.send(Buffer.from('tiny'));
+      const ack = await client.nextControl('ack');
+      assert.equal(ack.received, up.length + 4);
+
+      client.ack();
+      client.ws.close(1000);
+      await client.closed();
+      await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+    });
+
+    it('reattaches after a drop, replaying from the counts of each side, once and in order', async () => {
+      const down = randomBytes(100 * KiB);
+      const target = await duplexTarget({ down });
+      try {
+        const { client, session } = await RawResumeClient.open(openUrl(target.port));
+        await client.until(() => client.bytes === down.length, 'the target greeting');
+        client.ack(30_000);
+        const up1 = randomBytes(5000);
+        client.send(up1);
+        const ack = await client.nextControl('ack');
+        assert.equal(ack.received, 5000);
+        client.drop();
+        await waitFor(() => onlySession(app).state === 'detached', 'the proxy to detach');
+
+        // Out of range: below what the client acked, or beyond what was sent.
+        assert.equal((await expectRefusal(reattachUrl(session.id!, 20_000))).status, 400);
+        assert.equal((await expectRefusal(reattachUrl(session.id!, down.length + 1))).status, 400);
+
+        // The client claims 60000 bytes received; the proxy says it has 5000.
+        const again = await RawResumeClient.connect(reattachUrl(session.id!, 60_000));
+        const s2 = await again.nextControl('session');
+        assert.deepEqual(s2, { type: 'session', id: session.id, windowS: 60, received: 5000 });
+        await again.until(() => again.bytes === down.length - 60_000, 'the replay');
+        assert.ok(again.data().equals(down.subarray(60_000)), 'replay must start at byte 60000');
+
+        const up2 = randomBytes(7000);
+        again.send(up2);
+        await waitFor(() => target.receivedBytes() === 12_000, 'the target to get the new bytes');
+        assert.ok(target.received().equals(Buffer.concat([up1, up2])));
+
+        again.ws.close(1000);
+        assert.equal(await target.ended, 'end', 'a client 1000 ends the target with a FIN');
+        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        assert.equal((await expectRefusal(reattachUrl(session.id!, down.length))).status, 404, 'an ended session is gone');
+      } finally {
+        await target.close();
+      }
+    });
+
+    it('closes a replaced socket with 4409', async () => {
+      const { client, session } = await RawResumeClient.open(openUrl(echo.port));
+      const second = await RawResumeClient.connect(reattachUrl(session.id!, 0));
+      const s2 = await second.nextControl('session');
+      assert.equal(s2.received, 0);
+      assert.equal((await client.closed()).code, 4409);
+      second.send(Buffer.from('still here'));
+      await second.until(() => second.bytes === 10, 'the echo on the new socket');
+      assert.equal(second.data().toString(), 'still here');
+      second.ws.close(1000);
+      await second.closed();
+      await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+    });
+
+    it('ends with 1000 after the last target bytes, and keeps them for a client that was away', async () => {
+      const down = randomBytes(50 * KiB);
+      // Attached: every byte, then 1000.
+      const t1 = await duplexTarget({ down, endAfterDown: true });
+      try {
+        const { client } = await RawResumeClient.open(openUrl(t1.port));
+        const end = await client.closed();
+        assert.equal(end.code, 1000);
+        assert.ok(client.data().equals(down));
+        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+      } finally {
+        await t1.close();
+      }
+
+      // Detached when the target finishes: the reattach gets the tail, then 1000.
+      const gate = await duplexTarget();
+      try {
+        const { client, session } = await RawResumeClient.open(openUrl(gate.port));
+        client.drop();
+        await waitFor(() => sessionsOf(app)[0]?.state === 'detached', 'the proxy to detach');
+        const s = await gate.socket;
+        s.end(down);
+        await waitFor(() => sessionsOf(app)[0]?.sentBytes === down.length, 'the proxy to read the tail');
+        const again = await RawResumeClient.connect(reattachUrl(session.id!, 0));
+        const end = await again.closed();
+        assert.equal(end.code, 1000);
+        assert.ok(again.data().equals(down));
+        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        assert.equal(await slotsInUse(app), 0);
+      } finally {
+        await gate.close();
+      }
+    });
+
+    it('frames control in binary with control=binary: 0x01 + JSON, data 0x00 + bytes', async () => {
+      const frames: { data: Buffer; isBinary: boolean }[] = [];
+      const ws = await openListening(openUrl(echo.port, '&control=binary'), (data, isBinary) => frames.push({ data, isBinary }));
+      await waitFor(() => frames.length >= 1, 'the session frame');
+      assert.equal(frames[0].isBinary, true);
+      assert.equal(frames[0].data[0], 0x01);
+      const session = JSON.parse(frames[0].data.subarray(1).toString()) as { type: string; id: string };
+      assert.equal(session.type, 'session');
+
+      ws.send(Buffer.concat([Buffer.from([0x00]), Buffer.from('hello')]));
+      await waitFor(() => frames.some((f) => f.data[0] === 0x00), 'the echo');
+      const data = frames.filter((f) => f.data[0] === 0x00).map((f) => f.data.subarray(1));
+      assert.equal(Buffer.concat(data).toString(), 'hello');
+      await waitFor(() => frames.some((f) => f.data[0] === 0x01 && f.data.includes('"ack"')), 'the ack');
+      const ack = frames.find((f) => f.data[0] === 0x01 && f.data.includes('"ack"'))!;
+      assert.deepEqual(JSON.parse(ack.data.subarray(1).toString()), { type: 'ack', received: 5 });
+      assert.ok(frames.every((f) => f.isBinary), 'nothing but binary frames');
+
+      ws.send(Buffer.concat([Buffer.from([0x01]), Buffer.from(JSON.stringify({ type: 'ack', received: 5 }))]));
+      ws.close(1000);
+      await closed(ws);
+      await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+    });
+
+    it('refuses malformed resume parameters with 400 and unknown ids with 404 (4404 with errors=close)', async () => {
+      const bad = [
+        `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}&resume=yes`,
+        `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}&resume=1&control=morse`,
+        `${app.wsUrl}/relay?resume=${'a'.repeat(32)}`,
+        `${app.wsUrl}/relay?resume=${'a'.repeat(32)}&received=-1`,
+        `${app.wsUrl}/relay?resume=${'a'.repeat(32)}&received=0&host=127.0.0.1&port=${echo.port}`,
+        `${app.wsUrl}/relay?resume=${'A'.repeat(32)}&received=0`,
+      ];
+      for (const url of bad) assert.equal((await expectRefusal(url)).status, 400, url);
+      const unknown = await expectRefusal(reattachUrl(randomBytes(16).toString('hex'), 0));
+      assert.deepEqual(unknown, { status: 404, body: 'unknown session' });
+      const viaClose = await expectCloseRefusal(reattachUrl(randomBytes(16).toString('hex'), 0, '&errors=close'));
+      assert.deepEqual(viaClose, { code: 4404, reason: 'unknown session' });
+    });
+
+    it('ends the session on a malformed control frame (1008)', async () => {
+      const { client } = await RawResumeClient.open(openUrl(echo.port));
+      client.ws.send(JSON.stringify({ type: 'ack', received: 10 ** 9 }));
+      assert.equal((await client.closed()).code, 1008);
+      await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+      await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be released');
+    });
+  });
+
+  describe('memory', () => {
+    it('stops reading the target when a client never acks: the proxy holds at most the buffer', async () => {
+      const target = await duplexTarget({ endless: true });
+      try {
+        const { client } = await RawResumeClient.open(openUrl(target.port));
+        const session = onlySession(app);
+        // Wait until nothing more is read from the target.
+        let last = -1;
+        await waitFor(async () => {
+          const now = session.sentBytes;
+          const still = now === last;
+          last = now;
+          if (!still) await sleep(200);
+          return still;
+        }, 'the proxy to stop reading the target');
+        // One read (64 KiB) may land on top of the limit before the pause.
+        assert.ok(session.bufferedBytes <= BUFFER + 64 * KiB, `held ${session.bufferedBytes} bytes`);
+        assert.equal(session.bufferedBytes, session.sentBytes, 'nothing acked');
+        // The target is blocked: its kernel buffers are full and its own write buffer holds the rest.
+        assert.ok(target.written() > session.sentBytes, 'the target is the one left holding its bytes');
+        assert.ok(target.writableLength() > 0, 'the target cannot write: the proxy stopped reading');
+        await client.until(() => client.bytes === session.sentBytes, 'the client to get what was sent');
+
+        // Still bounded while detached.
+        client.drop();
+        await waitFor(() => session.state === 'detached', 'the detach');
+        await sleep(300);
+        assert.ok(session.bufferedBytes <= BUFFER + 64 * KiB, `held ${session.bufferedBytes} bytes while detached`);
+
+        // An ack lets data flow again.
+        const before = session.sentBytes;
+        const again = await RawResumeClient.connect(reattachUrl(session.id, session.sentBytes));
+        await again.nextControl('session');
+        await waitFor(() => session.sentBytes > before, 'reading to resume after the ack in the reattach');
+        again.ws.close(1000);
+        await again.closed();
+        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+      } finally {
+        await target.close();
+      }
+    });
+  });
+
+  describe('ResumableRelay through a middlebox that drops the connection', () => {
+    it('moves 8 MiB each way across 5 cuts at random moments: every byte once, in order, both sides', async (t) => {
+      const SIZE = 8 * MiB;
+      const down = randomBytes(SIZE);
+      const up = randomBytes(SIZE);
+      const target = await duplexTarget({ down });
+      const box = await startMiddlebox(app.port);
+      const cutsAt = Array.from({ length: 5 }, () => Math.floor(Math.random() * SIZE * 2 * 0.9)).sort((a, b) => a - b);
+      const events: string[] = [];
+      try {
+        const relay = new ResumableRelay({ url: `${box.wsUrl}/relay?host=127.0.0.1&port=${target.port}`, WebSocket, initialBackoffMs: 20 });
+        const got: Buffer[] = [];
+        let gotBytes = 0;
+        let sent = 0;
+        let cuts = 0;
+        /** A cut was made and the relay has not reattached yet. */
+        let cutPending = false;
+        const progress = (): number => gotBytes + Math.min(sent, target.receivedBytes());
+        const maybeCut = (): void => {
+          if (cuts < cutsAt.length && progress() >= cutsAt[cuts] && !cutPending && relay.state === 'open') {
+            cuts++;
+            cutPending = true;
+            events.push(`cut@${progress()}:${box.cut()}`);
+          }
+        };
+        relay.on('data', (d) => {
+          got.push(Buffer.from(d));
+          gotBytes += d.length;
+          maybeCut();
+        });
+        relay.on('detach', (e) => events.push(`detach:${e.code}`));
+        relay.on('reattach', () => {
+          cutPending = false;
+          events.push('reattach');
+        });
+        const ended = new Promise<{ code: number; reason: string }>((r) => relay.on('close', r));
+        await relay.opened;
+        const timer = setInterval(maybeCut, 5);
+        const upDone = (async () => {
+          for (let off = 0; off < SIZE; off += 64 * KiB) {
+            await sendAll(relay, up.subarray(off, off + 64 * KiB));
+            sent = off + 64 * KiB;
+            maybeCut();
+            if (off % MiB === 0) await sleep(1);
+          }
+        })();
+        await upDone;
+        await waitFor(() => gotBytes === SIZE && target.receivedBytes() === SIZE, `8 MiB each way (events: ${events.join(' ')})`, 120_000);
+        // Cuts that were due once both sides were done are made now, so all five happen.
+        while (cuts < cutsAt.length) {
+          await waitFor(() => !cutPending, 'the relay to reattach');
+          cuts++;
+          cutPending = true;
+          events.push(`late-cut:${box.cut()}`);
+        }
+        await waitFor(() => !cutPending, 'the last reattach');
+        clearInterval(timer);
+        relay.close();
+        const end = await ended;
+        assert.equal(end.code, 1000, events.join(' '));
+        assert.equal(await target.ended, 'end');
+
+        const gotDown = Buffer.concat(got);
+        assert.equal(gotDown.length, SIZE);
+        assert.ok(gotDown.equals(down), 'client got the target bytes once, in order');
+        const gotUp = target.received();
+        assert.equal(gotUp.length, SIZE);
+        assert.ok(gotUp.equals(up), 'target got the client bytes once, in order');
+        assert.ok(box.accepted >= 6, `expected at least 6 connections (5 reattaches), got ${box.accepted}; ${events.join(' ')}`);
+        assert.equal(events.filter((e) => e === 'reattach').length, 5, events.join(' '));
+        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be released');
+        t.diagnostic(`cuts planned at ${cutsAt.join(',')} bytes of progress; ${events.join(' ')}`);
+      } finally {
+        await box.close();
+        await target.close();
+      }
+    });
+
+    it('calls the token provider on every attach, and ends with 4404 when the session is gone', async () => {
+      const box = await startMiddlebox(app.port);
+      let calls = 0;
+      try {
+        const relay = new ResumableRelay({
+          url: `${box.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`,
+          WebSocket,
+          initialBackoffMs: 20,
+          token: async () => {
+            calls++;
+            return null;
+          },
+        });
+        const ended = new Promise<{ code: number; reason: string }>((r) => relay.on('close', r));
+        const info = await relay.opened;
+        assert.match(String(info.id), /^[0-9a-f]{32}$/);
+        box.cut();
+        await new Promise<void>((r) => relay.on('reattach', () => r()));
+        assert.equal(calls, 2);
+
+        // The proxy ends the session behind the client's back; the next reattach is refused for good.
+        const session = sessionsOf(app).find((s) => s.id === info.id)!;
+        session.shutdown(4408, 'test');
+        const end = await ended;
+        assert.equal(end.code, 4408);
+        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+      } finally {
+        await box.close();
+      }
+    });
+  });
+});
+
+describe('resume window', () => {
+  let app: TestApp;
+  let echo: TestTarget;
+  const seen: string[] = [];
+
+  before(async () => {
+    app = await startApp({ RESUME_WINDOW_S: '1', MAX_CONNS_PER_IP: '100', SHUTDOWN_TIMEOUT_MS: '0' });
+    echo = await echoTarget();
+    const events = app.app.get(WsproxyEvents);
+    for (const e of ['resume.detached', 'resume.reattached', 'resume.expired'] as const) events.on(e, (x) => seen.push(`${e}:${x.id}`));
+  });
+  after(async () => {
+    await app?.close();
+    await echo?.close();
+  });
+
+  it('expires: the target sees its connection closed, the slot is free, a reattach gets 404, events and metrics fire', async () => {
+    const target = await duplexTarget();
+    try {
+      const { client, session } = await RawResumeClient.open(`${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}&resume=1`);
+      assert.equal(session.windowS, 1);
+      const targetSocket = await target.socket;
+      assert.equal(await slotsInUse(app), 1);
+      // Detach and reattach once, then detach for good.
+      client.drop();
+      await waitFor(() => seen.some((e) => e.startsWith('resume.detached')), 'resume.detached');
+      const again = await RawResumeClient.connect(`${app.wsUrl}/relay?resume=${session.id}&received=0`);
+      await again.nextControl('session');
+      assert.ok(seen.some((e) => e.startsWith('resume.reattached')));
+      assert.equal(await slotsInUse(app), 1, 'a reattach takes no new slot');
+      again.drop();
+
+      await target.closed;
+      assert.ok(targetSocket.destroyed);
+      await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be freed');
+      assert.ok(seen.some((e) => e.startsWith('resume.expired')));
+      // Events carry a log-safe prefix of the id, never the id.
+      for (const e of seen) assert.equal(e.split(':')[1], session.id!.slice(0, 8));
+      assert.deepEqual(await expectRefusal(`${app.wsUrl}/relay?resume=${session.id}&received=0`), { status: 404, body: 'unknown session' });
+
+      const metrics = await (await fetch(`${app.baseUrl}/metrics`)).text();
+      for (const event of ['detached', 'reattached', 'expired']) {
+        const m = new RegExp(`^wsproxy_resume_sessions_total\\{event="${event}"\\} (\\d+)`, 'm').exec(metrics);
+        assert.ok(m && Number(m[1]) >= 1, `wsproxy_resume_sessions_total{event="${event}"} ≥ 1`);
+      }
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('does not hold a shutdown for a detached session, and ends it', async () => {
+    const other = await startApp({ RESUME_WINDOW_S: '600', SHUTDOWN_TIMEOUT_MS: '30000' });
+    const target = await duplexTarget();
+    try {
+      const { client } = await RawResumeClient.open(`${other.wsUrl}/relay?host=127.0.0.1&port=${target.port}&resume=1`);
+      client.drop();
+      await waitFor(() => other.app.get(ResumeService).liveSessions()[0]?.state === 'detached', 'the detach');
+      const started = Date.now();
+      await other.close();
+      assert.ok(Date.now() - started < 10_000, 'shutdown did not wait for the window');
+      await target.closed;
+    } finally {
+      await other.close();
+      await target.close();
+    }
+  });
+});
+
+describe('resumption disabled (RESUME_WINDOW_S=0)', () => {
+  let app: TestApp;
+  let echo: TestTarget;
+
+  before(async () => {
+    app = await startApp({ RESUME_WINDOW_S: '0' });
+    echo = await echoTarget();
+  });
+  after(async () => {
+    await app?.close();
+    await echo?.close();
+  });
+
+  it('serves resume=1 as a plain relay announced by a session frame with no id', async () => {
+    const frames: { data: Buffer; isBinary: boolean }[] = [];
+    const ws = await openListening(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}&resume=1`, (data, isBinary) => frames.push({ data, isBinary }));
+    await waitFor(() => frames.length > 0, 'the announcement');
+    const first = frames[0];
+    assert.equal(first.isBinary, false);
+    assert.deepEqual(JSON.parse(first.data.toString()), { type: 'session', id: null, windowS: 0 });
+    const got = receiveBytes(ws, 5);
+    ws.send(Buffer.from('plain'));
+    assert.equal((await got).toString(), 'plain');
+    assert.equal(app.app.get(ResumeService).liveSessions().length, 0);
+    ws.close(1000);
+    await closed(ws);
+  });
+
+  it('ResumableRelay works over it as a plain relay', async () => {
+    const relay = new ResumableRelay({ url: `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`, WebSocket });
+    const info = await relay.opened;
+    assert.deepEqual(info, { id: null, windowS: 0 });
+    const chunks: Uint8Array[] = [];
+    relay.on('data', (d) => chunks.push(d));
+    const payload = randomBytes(300 * KiB);
+    await sendAll(relay, payload);
+    await waitFor(() => chunks.reduce((n, c) => n + c.length, 0) === payload.length, 'the echo');
+    assert.ok(Buffer.concat(chunks).equals(payload));
+    const ended = new Promise<{ code: number }>((r) => relay.on('close', r));
+    relay.close();
+    assert.equal((await ended).code, 1000);
+  });
+});
