@@ -32,6 +32,11 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 FROM gcr.io/distroless/nodejs22-debian12:nonroot AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
+# Each read from a target allocates a fresh 64 KiB buffer; with glibc's default
+# trim threshold the freed memory goes back to the kernel after every GC and is
+# faulted in again on the next reads. Keeping 32 MiB lifts download throughput
+# from ~0.6x to ~1.08x the plain relay (docs/performance.md).
+ENV MALLOC_TRIM_THRESHOLD_=33554432
 # package.json is needed at run time: it declares "type": "module" for dist/.
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules

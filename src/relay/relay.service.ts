@@ -1,4 +1,8 @@
 import { randomBytes } from 'node:crypto';
+
+/** Relay ids for logs: a per-process random prefix and a counter (no CSPRNG call per relay). */
+const ID_PREFIX = randomBytes(4).toString('hex');
+let idCounter = 0;
 import type { Socket } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
 import type { WebSocket } from 'ws';
@@ -49,7 +53,7 @@ export class RelayService {
   }
 
   start(ws: WebSocket, setup: RelaySetup): void {
-    const id = randomBytes(6).toString('hex');
+    const id = `${ID_PREFIX}${(++idCounter).toString(36)}`;
     const started = Date.now();
     const opened = { id, clientIp: setup.clientIp, user: setup.user, target: setup.target, resumable: false };
     const entry: LiveRelay = { ws, socket: setup.socket };

@@ -1,0 +1,96 @@
+/**
+ * The registry of figures. A figure is:
+ *
+ *   id, title, method          what it measures and how (printed in the JSON and the docs)
+ *   competitors                competitor ids (proxies/registry.mjs), interleaved A B C A B C …
+ *   baseline                   the competitor every ratio is taken against
+ *   subject                    the competitor the targets judge
+ *   fresh                      true: a new process per sample (RSS figures)
+ *   params(ctx) / describe(p)  sizes for --quick and full runs
+ *   metrics[]                  { id, label, unit, better: 'higher'|'lower', info?, ratio?: false,
+ *                                targets?: [{ vs?, op, value, agg? }] }
+ *                              a target with `vs` compares ratio subject/vs (medians); without,
+ *                              the subject's median (or its `agg`: 'max'|'min' over samples)
+ *   sample(ctx, handle, p)     one measurement of one competitor → { [metric id]: number, extra? }
+ *   requires(ctx)              optional: a reason string when the figure cannot run here
+ *
+ * Figures of features not built yet are registered as planned (they print as
+ * skipped with their reason) so that adding one is filling in `requires` and,
+ * where needed, a competitor variant.
+ */
+import { backpressure, bulkBothWays, echo, memory, setup, throughput } from './relay.mjs';
+import { tunnelHttp, tunnelTcp } from './tunnel.mjs';
+
+const planned = (issue, what) => () => `planned: ${what} (issue #${issue}) — not built yet`;
+
+/** Issue 10: resumable relays. Competitor variant `wsproxy-resume` is the same service with `&resume=1`. */
+const resumeThroughput = {
+  ...throughput,
+  id: 'resume-throughput',
+  title: 'Throughput with resume=1 against without',
+  competitors: ['wsproxy-resume', 'wsproxy'],
+  baseline: 'wsproxy',
+  subject: 'wsproxy-resume',
+  metrics: [
+    { id: 'download', label: 'download', unit: 'MiB/s', better: 'higher', targets: [{ vs: 'wsproxy', op: '>=', value: 0.9 }] },
+    { id: 'upload', label: 'upload', unit: 'MiB/s', better: 'higher', targets: [{ vs: 'wsproxy', op: '>=', value: 0.9 }] },
+  ],
+  sample: bulkBothWays,
+  requires: planned(10, 'resumable relays'),
+};
+
+/** Issue 9: cluster mode. `wsproxy-redis` = wsproxy with REDIS_URL to a local redis-server. */
+const clusterSetup = {
+  ...setup,
+  id: 'cluster-setup',
+  title: 'Setup rate with REDIS_URL against without',
+  competitors: ['wsproxy-redis', 'wsproxy'],
+  baseline: 'wsproxy',
+  subject: 'wsproxy-redis',
+  metrics: [
+    { id: 'rate', label: 'setups/s', unit: '/s', better: 'higher', targets: [{ vs: 'wsproxy', op: '>=', value: 0.8 }] },
+    { id: 'failures', label: 'failed setups', unit: '', better: 'lower', ratio: false, targets: [{ op: '==', value: 0, agg: 'max' }] },
+  ],
+  requires: planned(9, 'cluster mode (REDIS_URL)'),
+};
+
+/** Issue 9: tunnel HTTP entering at a replica that does not own the tunnel. */
+const clusterTunnelHttp = {
+  ...tunnelHttp,
+  id: 'cluster-tunnel-http',
+  title: 'Tunnel HTTP through a non-owner replica against the owner',
+  competitors: ['tunnel-http-nonowner', 'tunnel-http-owner'],
+  baseline: 'tunnel-http-owner',
+  subject: 'tunnel-http-nonowner',
+  metrics: [{ id: 'rps', label: 'requests/s', unit: '/s', better: 'higher', targets: [{ vs: 'tunnel-http-owner', op: '>=', value: 0.7 }] }],
+  requires: planned(9, 'cluster mode, cross-replica tunnel routing'),
+};
+
+/** Issue 11: tunnel protocol v2. */
+const tunnelV2Http = {
+  ...tunnelHttp,
+  id: 'tunnel-v2-http',
+  title: 'Tunnel HTTP, protocol v2 against v1',
+  competitors: ['tunnel-http-v2', 'tunnel-http'],
+  baseline: 'tunnel-http',
+  subject: 'tunnel-http-v2',
+  metrics: [
+    { id: 'rps', label: 'requests/s', unit: '/s', better: 'higher', targets: [{ vs: 'tunnel-http', op: '>=', value: 1.0 }] },
+    { id: 'p99', label: 'latency p99', unit: 'ms', better: 'lower', targets: [{ vs: 'tunnel-http', op: '<=', value: 1.0 }] },
+  ],
+  requires: planned(11, 'tunnel protocol v2'),
+};
+
+const tunnelV2Stream = {
+  ...throughput,
+  id: 'tunnel-v2-stream',
+  title: 'Tunnel v2 streamed HTTP download against the relay',
+  competitors: ['tunnel-http-v2-stream', 'wsproxy'],
+  baseline: 'wsproxy',
+  subject: 'tunnel-http-v2-stream',
+  metrics: [{ id: 'download', label: 'download', unit: 'MiB/s', better: 'higher', targets: [{ vs: 'wsproxy', op: '>=', value: 0.5 }] }],
+  requires: planned(11, 'tunnel protocol v2 streamed bodies'),
+};
+
+/** In run order. */
+export const FIGURES = [throughput, echo, setup, memory, backpressure, tunnelHttp, tunnelTcp, resumeThroughput, clusterSetup, clusterTunnelHttp, tunnelV2Http, tunnelV2Stream];
