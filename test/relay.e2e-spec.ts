@@ -527,3 +527,30 @@ describe('hostile input', () => {
     await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slot release');
   });
 });
+
+describe('keepalive', () => {
+  it('pings every PING_INTERVAL_MS and terminates a peer that misses two pongs; a ponging peer stays', async () => {
+    const app = await startApp({ PING_INTERVAL_MS: '1000' });
+    const echo = await echoTarget();
+    try {
+      const url = `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`;
+      const silent = await openWs(url, { autoPong: false });
+      const healthy = await openWs(url);
+      let pings = 0;
+      healthy.on('ping', () => pings++);
+      const started = Date.now();
+      const { code } = await closed(silent);
+      const elapsed = Date.now() - started;
+      assert.equal(code, 1006, 'terminated without a close frame');
+      assert.ok(elapsed >= 1500 && elapsed < 6000, `terminated after ${elapsed} ms`);
+      assert.ok(pings >= 2, `healthy peer saw ${pings} pings`);
+      assert.equal(healthy.readyState, WebSocket.OPEN, 'a peer that answers pongs stays');
+      await waitFor(async () => (await slotsInUse(app)) === 1, 2000, 'the silent relay slot released');
+      healthy.close(1000);
+      await closed(healthy);
+    } finally {
+      await app.close();
+      await echo.close();
+    }
+  });
+});
