@@ -71,6 +71,25 @@ export async function bulk({ endpoint, port, dir, bytes, chunk = 64 * 1024, hwm 
   return { seconds, mibps: bytes / MiB / seconds, bytes: result.received, verified: true };
 }
 
+/** One streamed HTTP download of `bytes` pattern bytes (GET /download with the endpoint's Host), every byte checked. */
+export async function httpDownload({ endpoint, bytes }) {
+  const t0 = now();
+  const check = new PatternCheck();
+  await new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: endpoint.port, path: `/download?bytes=${bytes}`, headers: { host: endpoint.host }, agent: false }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}`));
+      res.on('data', (d) => check.feed(d));
+      res.on('end', resolve);
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const seconds = (now() - t0) / 1000;
+  if (check.badAt !== -1 || check.offset !== bytes) throw new Error(`http download: data mismatch or short count (${check.offset} of ${bytes} bytes)`);
+  return { seconds, mibps: bytes / MiB / seconds, bytes: check.offset, verified: true };
+}
+
 /** Ping-pong of `size`-byte messages through the echo target; latency percentiles in µs over `rounds` (after `warmup`). */
 export async function echo({ endpoint, port, rounds, warmup = 500, size = 32 }) {
   const conn = await openConn(endpoint, port);

@@ -2,7 +2,8 @@
  * The tunnel user's side, in its own process: the reference `TunnelClient`
  * from dist, forwarding subdomain HTTP to the target's http port and raw-port
  * TCP to its bulk port. Prints {"rawPort","tunnelUrl","subdomain"} once ready.
- * Arguments: <proxy ws URL> <http port> <tcp port>; token in WSPROXY_TOKEN.
+ * Arguments: <proxy ws URL> <http port> <tcp port>; token in WSPROXY_TOKEN;
+ * TUNNEL_PROTOCOL=2 for tunnel protocol v2 (default v1).
  */
 const [proxy, httpPort, tcpPort] = process.argv.slice(2);
 const { TunnelClient } = await import(new URL('../../dist/tunnel/client/tunnel-client.js', import.meta.url).href);
@@ -12,6 +13,7 @@ const client = await TunnelClient.connect({
   to: `127.0.0.1:${httpPort}`,
   tcpTo: `127.0.0.1:${tcpPort}`,
   control: process.env.TUNNEL_CONTROL === 'binary' ? 'binary' : 'text',
+  protocol: process.env.TUNNEL_PROTOCOL === '2' ? 2 : 1,
 });
 console.log(JSON.stringify({ rawPort: client.rawPort, tunnelUrl: client.tunnelUrl, subdomain: client.subdomain }));
 client.closed.then(({ code, reason }) => {

@@ -19,7 +19,9 @@
  * where needed, a competitor variant.
  */
 import { backpressure, bulkBothWays, echo, memory, setup, throughput } from './relay.mjs';
-import { tunnelHttp, tunnelTcp } from './tunnel.mjs';
+import { tunnelHttp, tunnelTcp, tunnelV2Download } from './tunnel.mjs';
+
+const MiB = 1024 * 1024;
 
 const planned = (issue, what) => () => `planned: ${what} (issue #${issue}) — not built yet`;
 
@@ -71,25 +73,34 @@ const tunnelV2Http = {
   ...tunnelHttp,
   id: 'tunnel-v2-http',
   title: 'Tunnel HTTP, protocol v2 against v1',
+  method:
+    'As tunnel-http, for two reference TunnelClients (own processes) on the same wsproxy, one speaking tunnel protocol v1 and one v2: 50 keep-alive connections busy with GET / through each subdomain, interleaved.',
   competitors: ['tunnel-http-v2', 'tunnel-http'],
   baseline: 'tunnel-http',
   subject: 'tunnel-http-v2',
   metrics: [
     { id: 'rps', label: 'requests/s', unit: '/s', better: 'higher', targets: [{ vs: 'tunnel-http', op: '>=', value: 1.0 }] },
     { id: 'p99', label: 'latency p99', unit: 'ms', better: 'lower', targets: [{ vs: 'tunnel-http', op: '<=', value: 1.0 }] },
+    { id: 'p50', label: 'latency p50', unit: 'ms', better: 'lower', info: true },
+    { id: 'errors', label: 'errors', unit: '', better: 'lower', ratio: false, targets: [{ op: '==', value: 0, agg: 'max' }] },
   ],
-  requires: planned(11, 'tunnel protocol v2'),
 };
 
 const tunnelV2Stream = {
   ...throughput,
   id: 'tunnel-v2-stream',
   title: 'Tunnel v2 streamed HTTP download against the relay',
+  method:
+    'One streamed HTTP download per sample through a v2 tunnel (GET /download, Host <sub>.tunnel.bench → wsproxy → tunnel WebSocket → reference TunnelClient → local HTTP service sending the pattern, chunked), every byte checked; against the same byte count downloaded through the wsproxy relay (/relay to the bulk target).',
   competitors: ['tunnel-http-v2-stream', 'wsproxy'],
+  diagnostic: [],
   baseline: 'wsproxy',
   subject: 'tunnel-http-v2-stream',
+  params: ({ quick }) => ({ bytes: (quick ? 32 : 128) * MiB }),
+  describe: (p) => `${p.bytes / MiB} MiB download`,
   metrics: [{ id: 'download', label: 'download', unit: 'MiB/s', better: 'higher', targets: [{ vs: 'wsproxy', op: '>=', value: 0.5 }] }],
-  requires: planned(11, 'tunnel protocol v2 streamed bodies'),
+  warmup: (ctx, handle) => tunnelV2Download(ctx, handle, { bytes: 8 * MiB }),
+  sample: tunnelV2Download,
 };
 
 /** In run order. */

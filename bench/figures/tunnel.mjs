@@ -46,3 +46,14 @@ export const tunnelTcp = {
   warmup: (ctx, handle) => bulkBothWays(ctx, handle, { bytes: 8 * MiB }),
   sample: bulkBothWays,
 };
+
+/**
+ * One download for the v2 stream figure: a streamed HTTP download for the
+ * tunnel competitor, the relay's bulk download for the others.
+ */
+export async function tunnelV2Download(ctx, handle, { bytes }) {
+  if (handle.endpoint.kind !== 'http') return bulkBothWays(ctx, handle, { bytes, dirs: 'down' });
+  const c0 = handle.cpuMs();
+  const r = await ctx.worker.call({ type: 'httpDownload', endpoint: handle.endpoint, bytes });
+  return { download: r.mibps, extra: { verifiedBytes: r.bytes, proxyCpuMsPerGiB: { download: ((handle.cpuMs() - c0) * 1024 * MiB) / bytes } } };
+}

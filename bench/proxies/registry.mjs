@@ -254,6 +254,20 @@ export const COMPETITORS = {
     },
   },
 
+  'tunnel-http-v2': {
+    label: 'wsproxy tunnel v2 (subdomain HTTP)',
+    description: 'as tunnel-http, with the reference TunnelClient speaking tunnel protocol v2 (binary frames, streamed bodies, credit per stream)',
+    available: (ctx) => tunnelAvailable(ctx),
+    start: (ctx) => tunnelHttpThrough(ctx, 'tunnel-http-v2', 'tunnel-agent-v2'),
+  },
+
+  'tunnel-http-v2-stream': {
+    label: 'wsproxy tunnel v2 (streamed HTTP download)',
+    description: 'GET /download with Host <sub>.tunnel.bench → wsproxy → tunnel WebSocket (v2) → reference TunnelClient → local HTTP service streaming the pattern',
+    available: (ctx) => tunnelAvailable(ctx),
+    start: (ctx) => tunnelHttpThrough(ctx, 'tunnel-http-v2-stream', 'tunnel-agent-v2'),
+  },
+
   'direct-http': {
     label: 'direct HTTP',
     description: 'the same GET straight to the local HTTP service (ceiling)',
@@ -272,32 +286,49 @@ export const COMPETITORS = {
   'tunnel-agent': {
     hidden: true,
     available: (ctx) => tunnelAvailable(ctx),
-    start: async (ctx) => {
-      const proxy = await ctx.pool.get('wsproxy');
-      const child = spawnRaised('node', [...ctx.nodeFlags, join(ctx.root, 'bench/client/tunnel-agent.mjs'), `ws://127.0.0.1:${proxy.port}/tunnel`, String(ctx.targets.http), String(ctx.targets.bulk)], {
-        env: { ...process.env, WSPROXY_TOKEN: ctx.auth.token },
-      });
-      const err = tail(child.stderr);
-      let ready;
-      try {
-        ready = await firstJsonLine(child, 15_000, 'tunnel agent');
-      } catch (e) {
-        await stopChild(child);
-        throw new Error(`${e.message}\n${err.text}`);
-      }
-      if (!ready.rawPort || !ready.subdomain) throw new Error(`tunnel agent: no raw port or subdomain: ${JSON.stringify(ready)}`);
-      return {
-        id: 'tunnel-agent',
-        pid: child.pid,
-        rawPort: ready.rawPort,
-        subdomain: ready.subdomain,
-        /** The proxy is what tunnel figures measure (its RSS and CPU); the agent's CPU is reported beside it. */
-        proxyHandle: (p) => ({ pid: p.pid, rss: p.rss, cpuMs: p.cpuMs, agentCpuMs: () => cpuMsOf(child.pid) }),
-        stop: () => stopChild(child),
-      };
-    },
+    start: (ctx) => startTunnelAgent(ctx, 'tunnel-agent', 1),
+  },
+
+  /** Not a competitor: the same, speaking tunnel protocol v2 (its own tunnel on the same wsproxy). */
+  'tunnel-agent-v2': {
+    hidden: true,
+    available: (ctx) => tunnelAvailable(ctx),
+    start: (ctx) => startTunnelAgent(ctx, 'tunnel-agent-v2', 2),
   },
 };
+
+/** An HTTP endpoint through the tunnel of `agentId` (the pool shares wsproxy and the agent). */
+async function tunnelHttpThrough(ctx, id, agentId) {
+  const proxy = await ctx.pool.get('wsproxy');
+  const agent = await ctx.pool.get(agentId);
+  return { ...agent.proxyHandle(proxy), id, endpoint: { kind: 'http', port: proxy.port, host: `${agent.subdomain}.${TUNNEL_DOMAIN}` }, stop: async () => {} };
+}
+
+/** The reference tunnel client in its own process, registered at the shared wsproxy with tunnel protocol `protocol`. */
+async function startTunnelAgent(ctx, id, protocol) {
+  const proxy = await ctx.pool.get('wsproxy');
+  const child = spawnRaised('node', [...ctx.nodeFlags, join(ctx.root, 'bench/client/tunnel-agent.mjs'), `ws://127.0.0.1:${proxy.port}/tunnel`, String(ctx.targets.http), String(ctx.targets.bulk)], {
+    env: { ...process.env, WSPROXY_TOKEN: ctx.auth.token, TUNNEL_PROTOCOL: String(protocol) },
+  });
+  const err = tail(child.stderr);
+  let ready;
+  try {
+    ready = await firstJsonLine(child, 15_000, 'tunnel agent');
+  } catch (e) {
+    await stopChild(child);
+    throw new Error(`${e.message}\n${err.text}`);
+  }
+  if (!ready.rawPort || !ready.subdomain) throw new Error(`tunnel agent: no raw port or subdomain: ${JSON.stringify(ready)}`);
+  return {
+    id,
+    pid: child.pid,
+    rawPort: ready.rawPort,
+    subdomain: ready.subdomain,
+    /** The proxy is what tunnel figures measure (its RSS and CPU); the agent's CPU is reported beside it. */
+    proxyHandle: (p) => ({ pid: p.pid, rss: p.rss, cpuMs: p.cpuMs, agentCpuMs: () => cpuMsOf(child.pid) }),
+    stop: () => stopChild(child),
+  };
+}
 
 function tunnelAvailable(ctx) {
   if (!existsSync(join(ctx.root, 'dist/tunnel/client/tunnel-client.js'))) return 'dist/tunnel/client/ missing (tunnels not built)';

@@ -7,7 +7,8 @@
  * - banner: writes one byte on accept, like an SSH server's banner, then holds
  *           the connection idle (several ports, to spread loopback 4-tuples);
  * - slow:   reads at READ_RATE bytes/s, counting (backpressure figure);
- * - http:   a small HTTP/1.1 keep-alive service (tunnel figures).
+ * - http:   a small HTTP/1.1 keep-alive service (tunnel figures); GET
+ *           /download?bytes=n streams n pattern bytes (chunked, no length).
  *
  * Controlled over IPC (`ports`, `slowStats`).
  */
@@ -114,9 +115,26 @@ const slow = onSocket((s) => {
 const HTTP_BODY = Buffer.from('{"ok":true,"service":"bench","note":"a small GET answer"}\n');
 const http = createHttpServer({ keepAliveTimeout: 60_000 }, (req, res) => {
   req.resume();
+  if (req.url?.startsWith('/download?bytes=')) return sendHttpBulk(res, Number(req.url.slice('/download?bytes='.length)));
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': HTTP_BODY.length });
   res.end(HTTP_BODY);
 });
+
+/** A streamed HTTP body of n pattern bytes, written as fast as the reader takes it. */
+function sendHttpBulk(res, n) {
+  res.writeHead(200, { 'content-type': 'application/octet-stream' });
+  let off = 0;
+  const pump = () => {
+    while (off < n) {
+      const len = Math.min(SEND_CHUNK, n - off, BLOCK);
+      const ok = res.write(slice(off, len));
+      off += len;
+      if (!ok) return void res.once('drain', pump);
+    }
+    res.end();
+  };
+  pump();
+}
 http.maxHeadersCount = 200;
 
 const ports = {

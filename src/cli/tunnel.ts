@@ -4,18 +4,19 @@
  * service) through a wsproxy tunnel, the way `lt --port 3000` does.
  *
  *   wsproxy-tunnel --proxy wss://proxy.example.com/tunnel --to 127.0.0.1:3000 [--tcp-to 127.0.0.1:22]
- *                  [--token T | WSPROXY_TOKEN=T] [--control binary]
+ *                  [--token T | WSPROXY_TOKEN=T] [--protocol 1|2] [--control binary]
  */
 import { parseArgs } from 'node:util';
 import { TunnelClient, TunnelRefusedError, parseTarget } from '../tunnel/client/tunnel-client.js';
 
-const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port [--tcp-to host:port] [--token T] [--control binary]
+const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port [--tcp-to host:port] [--token T] [--protocol 1|2] [--control binary]
 
   --proxy    the proxy's /tunnel endpoint (ws:// or wss://)
   --to       local HTTP service for the public URL (host:port, or a port on 127.0.0.1)
   --tcp-to   local TCP service for the raw port
   --token    bearer token (or the WSPROXY_TOKEN environment variable, which stays out of ps)
-  --control  text (default) or binary: how the proxy sends control messages
+  --protocol tunnel protocol: 2 (default: streamed bodies, WebSockets, flow control per connection) or 1 (the seed protocol)
+  --control  v1 only: text (default) or binary: how the proxy sends control messages
 `;
 
 function fail(message: string): never {
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
         'tcp-to': { type: 'string' },
         token: { type: 'string' },
         control: { type: 'string' },
+        protocol: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -48,9 +50,11 @@ async function main(): Promise<void> {
   const to = values.to as string | undefined;
   const tcpTo = values['tcp-to'] as string | undefined;
   const control = (values.control as string | undefined) ?? 'text';
+  const protocol = (values.protocol as string | undefined) ?? '2';
   if (!proxy || !/^wss?:\/\//i.test(proxy)) fail('--proxy must be a ws:// or wss:// URL');
   if (!to && !tcpTo) fail('give --to and/or --tcp-to');
   if (control !== 'text' && control !== 'binary') fail('--control must be text or binary');
+  if (protocol !== '1' && protocol !== '2') fail('--protocol must be 1 or 2');
   try {
     if (to) parseTarget(to);
     if (tcpTo) parseTarget(tcpTo);
@@ -65,6 +69,7 @@ async function main(): Promise<void> {
       to,
       tcpTo,
       control,
+      protocol: protocol === '1' ? 1 : 2,
       token: (values.token as string | undefined) ?? process.env.WSPROXY_TOKEN,
     });
   } catch (err) {
@@ -78,6 +83,7 @@ async function main(): Promise<void> {
     `raw port: ${client.rawPort || '(none)'}${tcpTo && client.rawPort ? ` -> ${tcpTo}` : ''}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
+  if (protocol === '2' && client.protocol !== 2) process.stderr.write(`note: the proxy speaks tunnel protocol v${client.protocol}; no WebSockets through this tunnel\n`);
 
   const stop = (): void => void client.close();
   process.once('SIGINT', stop);

@@ -42,7 +42,7 @@ export interface TunnelEvent {
 
 /** Cluster mode: the duration and outcome of one Redis round trip. */
 export interface ClusterRedisEvent {
-  readonly op: 'admit' | 'release' | 'heartbeat' | 'ping' | 'leave';
+  readonly op: 'admit' | 'release' | 'heartbeat' | 'ping' | 'leave' | 'tunnel_claim' | 'tunnel_release' | 'tunnel_lookup' | 'tunnel_heartbeat';
   readonly seconds: number;
   readonly ok: boolean;
 }

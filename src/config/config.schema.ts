@@ -399,5 +399,13 @@ export function parseConfig(env: Env): WsproxyConfig {
   if (cfg.redisUrl !== '' && cfg.clusterSecret.length < 16) {
     fail('CLUSTER_SECRET', 'is missing or shorter than 16 characters while REDIS_URL is set', 'a string of at least 16 characters');
   }
+  // Tunnels across replicas need this replica's address; it can be derived only from a BIND_HOST naming one address.
+  if (cfg.redisUrl !== '' && cfg.clusterAdvertiseUrl === '' && ['', '0.0.0.0', '::', '[::]'].includes(cfg.bindHost)) {
+    fail(
+      'CLUSTER_ADVERTISE_URL',
+      'is missing while REDIS_URL is set and BIND_HOST listens on all interfaces',
+      'the http(s) URL other replicas reach this one at, e.g. http://10.1.2.3:8080',
+    );
+  }
   return cfg;
 }

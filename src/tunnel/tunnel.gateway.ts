@@ -7,6 +7,7 @@ import type { Lease } from '../limits/limits.service.js';
 import { AdmissionService } from '../upgrade/admission.service.js';
 import { UpgradeRouter, admissionOf } from '../upgrade/upgrade-router.service.js';
 import type { Admitted, UpgradeContext, UpgradeRoute } from '../upgrade/upgrade-route.js';
+import { V2_MAX_FRAME_BYTES } from './protocol/v2.js';
 import { parseTunnelParams, type TunnelParams } from './tunnel-params.js';
 import type { TunnelReservation } from './tunnel-reservation.js';
 import { TunnelService } from './tunnel.service.js';
@@ -24,7 +25,7 @@ interface AdmittedTunnel extends Admitted {
  */
 @WebSocketGateway({ path: '/tunnel' })
 export class TunnelGateway implements OnGatewayConnection, OnModuleInit, UpgradeRoute<AdmittedTunnel> {
-  /** A v1 `http_response` carries a whole body, base64-encoded, in one message. */
+  /** A v1 `http_response` carries a whole body, base64-encoded, in one message (v2 connections take `V2_MAX_FRAME_BYTES`). */
   readonly maxPayload: number;
 
   constructor(
@@ -54,6 +55,8 @@ export class TunnelGateway implements OnGatewayConnection, OnModuleInit, Upgrade
       params,
       lease: client.lease,
       reservation,
+      // v2 frames are small; only v1 needs room for a whole body in one message.
+      maxPayload: params.version === 2 ? V2_MAX_FRAME_BYTES : this.maxPayload,
       abort: () => {
         this.tunnels.abandon(reservation);
         client.lease.release();

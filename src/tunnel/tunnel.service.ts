@@ -16,6 +16,7 @@ import { TcpPortBinder } from './tcp/port-binder.js';
 import type { TunnelParams } from './tunnel-params.js';
 import { TunnelReservation } from './tunnel-reservation.js';
 import { V1Wire } from './v1/v1-wire.js';
+import { V2Wire } from './v2/v2-wire.js';
 
 /** Attempts at a fresh random subdomain before giving up (a collision of 64 random bits is not expected even once). */
 const SUBDOMAIN_ATTEMPTS = 8;
@@ -173,6 +174,7 @@ export class TunnelService implements OnApplicationShutdown {
 
   /** The codec of the protocol version the client negotiated (v2 adds its branch here). */
   private createWire(ws: WebSocket, params: TunnelParams): TunnelWire {
+    if (params.version === 2) return new V2Wire(ws);
     return new V1Wire(ws, {
       controlBinary: params.control === 'binary',
       inboundStallMs: Math.min(30_000, this.config.pingIntervalMs),

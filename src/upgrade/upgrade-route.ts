@@ -16,6 +16,8 @@ export interface UpgradeContext {
 export interface Admitted {
   /** Undoes the admission (releases slots, closes a dialled target) when the handshake never completes. */
   abort(): void;
+  /** Largest message accepted on this connection, when it differs from the route's `maxPayload` (e.g. by protocol version). */
+  readonly maxPayload?: number;
 }
 
 /**

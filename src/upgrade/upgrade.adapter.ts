@@ -116,7 +116,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     endpoint.route.admit(ctx).then(
       (admitted) => {
         socket.off('close', onGone);
-        endpoint.server.options.maxPayload = endpoint.route.maxPayload ?? this.config.maxMessageBytes;
+        endpoint.server.options.maxPayload = admitted.maxPayload ?? endpoint.route.maxPayload ?? this.config.maxMessageBytes;
         this.complete(endpoint.server, req, socket, head, admitted);
       },
       (err: unknown) => {

@@ -9,9 +9,13 @@ import {
   type TunnelConnection,
   type TunnelReady,
 } from './client-session.js';
+import { V2ClientSession } from '../v2/client-session.js';
+import { nodeLocalServices } from '../v2/node-services.js';
+import { T as V2_FRAME } from '../protocol/v2.js';
 
 export type { ForwardedHttpRequest, LocalHttpResponse, TunnelReady } from './client-session.js';
 export { TunnelClientSession } from './client-session.js';
+export { V2ClientSession, V2ClientStream, type V2LocalServices } from '../v2/client-session.js';
 
 /** A local service: `host:port`, or a port on 127.0.0.1. */
 export interface LocalTarget {
@@ -28,12 +32,21 @@ export interface TunnelClientOptions {
   readonly to?: LocalTarget | string;
   /** The local TCP service raw-port connections go to. Without it they are closed. */
   readonly tcpTo?: LocalTarget | string;
-  /** Ask the proxy for control messages in binary frames (`control=binary`). */
+  /**
+   * Tunnel protocol version: 2 (streamed bodies, WebSockets, credit per
+   * stream) or 1 (the seed protocol; the default of this class, so existing
+   * programs see the same behaviour — `wsproxy-tunnel` defaults to 2). A proxy
+   * that only speaks v1 answers a v2 request with v1, and the client follows.
+   */
+  readonly protocol?: 1 | 2;
+  /** v1: ask the proxy for control messages in binary frames (`control=binary`). v2 is binary anyway. */
   readonly control?: 'text' | 'binary';
+  /** v2: credit granted to the proxy per stream, in bytes (default 1 MiB). */
+  readonly window?: number;
   /** Extra handshake headers (for example `Origin`). */
   readonly headers?: Record<string, string>;
   /**
-   * Largest local response body forwarded; larger answers 502. v1 carries a
+   * v1 only: largest local response body forwarded; larger answers 502. v1 carries a
    * body base64-encoded inside one WebSocket message, which the proxy's
    * `/tunnel` endpoint accepts up to `TUNNEL_MAX_BODY_BYTES` of body (default 10 MiB).
    */
@@ -59,6 +72,13 @@ export class TunnelRefusedError extends Error {
 
 const HIGH_WATER = 1024 * 1024;
 const DEFAULT_MAX_RESPONSE_BODY = 10 * 1024 * 1024;
+const DEFAULT_V2_WINDOW = 1024 * 1024;
+
+/** What the client needs of a protocol session. */
+interface ProtocolSession {
+  readonly ready: Promise<TunnelReady>;
+  transportClosed(code: number, reason: string): void;
+}
 
 /** Parses `host:port`, `[v6]:port` or a bare port (127.0.0.1). */
 export function parseTarget(target: LocalTarget | string): LocalTarget {
@@ -76,9 +96,11 @@ export function parseTarget(target: LocalTarget | string): LocalTarget {
  * The reference tunnel client for Node: registers at a wsproxy `/tunnel`
  * endpoint and forwards subdomain HTTP requests to a local HTTP service and
  * raw-port connections to a local TCP service — what `wsproxy-tunnel` runs.
+ * With `protocol: 2` bodies stream both ways, WebSocket upgrades reach the
+ * local HTTP service, and every stream has its own credit.
  *
  * ```ts
- * const tunnel = await TunnelClient.connect({ proxy: 'wss://proxy.example.com/tunnel', token, to: '127.0.0.1:3000' });
+ * const tunnel = await TunnelClient.connect({ proxy: 'wss://proxy.example.com/tunnel', token, to: '127.0.0.1:3000', protocol: 2 });
  * console.log(tunnel.tunnelUrl, tunnel.rawPort);
  * await tunnel.close();
  * ```
@@ -86,7 +108,12 @@ export function parseTarget(target: LocalTarget | string): LocalTarget {
 export class TunnelClient {
   /** Resolves when the tunnel WebSocket has closed, for any reason. */
   readonly closed: Promise<TunnelClosed>;
-  private readonly session: TunnelClientSession;
+  private v1: TunnelClientSession | null = null;
+  private v2: V2ClientSession | null = null;
+  private readonly makeV1: () => TunnelClientSession;
+  private readonly makeV2: () => V2ClientSession;
+  private readonly readyPromise: Promise<TunnelReady>;
+  private settleReady!: { resolve: (r: TunnelReady) => void; reject: (err: Error) => void };
   private ready: TunnelReady | null = null;
   private congested = false;
   private readonly drainWaiters: (() => void)[] = [];
@@ -100,26 +127,54 @@ export class TunnelClient {
     const http = options.to === undefined ? null : parseTarget(options.to);
     const tcp = options.tcpTo === undefined ? null : parseTarget(options.tcpTo);
     const maxBody = options.maxResponseBodyBytes ?? DEFAULT_MAX_RESPONSE_BODY;
-    this.session = new TunnelClientSession(
-      { send: (frame) => this.send(frame) },
-      {
-        http: (req) => (http ? forwardHttp(http, req, maxBody) : Promise.resolve(plain(502, 'no local HTTP service'))),
-        tcp: (conn) => (tcp ? this.forwardTcp(tcp, conn) : closedConnection(conn)),
-      },
-    );
+    this.makeV1 = () =>
+      new TunnelClientSession(
+        { send: (frame) => this.send(frame) },
+        {
+          http: (req) => (http ? forwardHttp(http, req, maxBody) : Promise.resolve(plain(502, 'no local HTTP service'))),
+          tcp: (conn) => (tcp ? this.forwardTcp(tcp, conn) : closedConnection(conn)),
+        },
+      );
+    this.makeV2 = () =>
+      new V2ClientSession({ send: (frame) => this.send(frame), transportReady: () => !this.congested }, nodeLocalServices(http, tcp), {
+        window: options.window ?? DEFAULT_V2_WINDOW,
+      });
+    this.readyPromise = new Promise<TunnelReady>((resolve, reject) => (this.settleReady = { resolve, reject }));
+    this.readyPromise.catch(() => undefined);
+    if (options.protocol !== 2) this.use(this.makeV1());
     this.closed = new Promise<TunnelClosed>((resolve) => {
       ws.once('close', (code: number, reason: Buffer) => {
-        this.session.transportClosed(code, reason.toString());
+        const session: ProtocolSession | null = this.v2 ?? this.v1;
+        if (session) session.transportClosed(code, reason.toString());
+        else this.settleReady.reject(new Error(`tunnel closed before it was ready: ${code} ${reason.toString()}`));
         for (const w of this.drainWaiters.splice(0)) w();
         resolve({ code, reason: reason.toString() });
       });
     });
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.session.receive(data, isBinary));
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.receive(data, isBinary));
+  }
+
+  private use(session: TunnelClientSession | V2ClientSession): void {
+    if (session instanceof V2ClientSession) this.v2 = session;
+    else this.v1 = session;
+    session.ready.then(this.settleReady.resolve, this.settleReady.reject);
+  }
+
+  private receive(data: Buffer, isBinary: boolean): void {
+    if (!this.v1 && !this.v2) {
+      // The first message tells the version: a v2 READY frame, or v1's JSON tunnel_ready from a proxy that speaks only v1.
+      this.use(isBinary && data[0] === V2_FRAME.READY ? this.makeV2() : this.makeV1());
+    }
+    if (this.v2) {
+      if (isBinary) this.v2.receive(data);
+    } else this.v1!.receive(data, isBinary);
   }
 
   /** Opens the tunnel; resolves once the proxy sent `tunnel_ready`. Rejects with `TunnelRefusedError` on a refused handshake. */
   static connect(options: TunnelClientOptions): Promise<TunnelClient> {
     const url = new URL(options.proxy);
+    if (options.protocol === 2) url.searchParams.set('v', '2');
+    else url.searchParams.delete('v');
     if (options.control === 'binary') url.searchParams.set('control', 'binary');
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
@@ -139,7 +194,7 @@ export class TunnelClient {
         res.on('error', refused);
       });
       ws.on('error', (err) => reject(err));
-      client.session.ready.then(
+      client.readyPromise.then(
         (ready) => {
           client.ready = ready;
           resolve(client);
@@ -157,6 +212,11 @@ export class TunnelClient {
   /** The raw TCP port, or 0. */
   get rawPort(): number {
     return this.ready?.rawPort ?? 0;
+  }
+
+  /** The protocol version spoken on this tunnel (0 before it is ready). */
+  get protocol(): number {
+    return this.ready?.version ?? 0;
   }
 
   /** The subdomain label of `tunnelUrl`, or empty. */
@@ -182,6 +242,7 @@ export class TunnelClient {
     if (!this.congested || this.ws.bufferedAmount >= HIGH_WATER) return;
     this.congested = false;
     for (const w of this.drainWaiters.splice(0)) w();
+    this.v2?.transportDrained();
   }
 
   private forwardTcp(target: LocalTarget, conn: TunnelConnection): LocalConnection {

@@ -18,10 +18,15 @@ export interface HttpRequestHead {
   readonly path: string;
   /** Already cleaned for the client (see header-hygiene). */
   readonly headers: HeaderList;
+  /** The request has no body (no Transfer-Encoding, no or a zero Content-Length): a codec may say so with the head. */
+  readonly bodyless?: boolean;
 }
 
-/** The opening of a stream, by kind. v2 adds `{ kind: 'websocket', head }`. */
-export type StreamOpen = { readonly kind: 'http'; readonly head: HttpRequestHead } | { readonly kind: 'tcp' };
+/** The opening of a stream, by kind. `websocket` (a WebSocket upgrade request) needs a wire that `carriesWebSockets`. */
+export type StreamOpen =
+  | { readonly kind: 'http'; readonly head: HttpRequestHead }
+  | { readonly kind: 'websocket'; readonly head: HttpRequestHead }
+  | { readonly kind: 'tcp' };
 
 export type StreamKind = StreamOpen['kind'];
 
@@ -46,7 +51,11 @@ export type InboundStreamEvent =
   /** The stream is aborted: drop what is queued and close at once. */
   | { readonly type: 'reset'; readonly reason: string }
   /** The client's response was unusable (malformed); the stream fails with 502. */
-  | { readonly type: 'malformed'; readonly reason: string };
+  | { readonly type: 'malformed'; readonly reason: string }
+  /** WebSocket streams: a message, or a fragment of one (`fin` on the last), from the client's side. */
+  | { readonly type: 'message'; readonly chunk: Uint8Array; readonly binary: boolean; readonly fin: boolean }
+  /** WebSocket streams: the client's WebSocket closed with this code (1005: no code, 1006: dropped). */
+  | { readonly type: 'wsclose'; readonly code: number; readonly reason: string };
 
 /** The session side: the codec reports decoded events here. */
 export interface TunnelWireHandler {
@@ -94,4 +103,17 @@ export interface TunnelWire {
   close(code: number, reason: string): void;
   /** Bytes queued towards the client (for diagnostics and tests). */
   readonly bufferedAmount: number;
+}
+
+/** A wire that carries WebSocket streams (protocol v2). */
+export interface WebSocketWire extends TunnelWire {
+  readonly carriesWebSockets: true;
+  /** One whole message from the requester. `false`: stop until `onWritable` for this stream. */
+  message(streamId: string, chunk: Uint8Array, binary: boolean): boolean;
+  /** The requester's WebSocket closed with `code` (after the messages sent before). */
+  closeWebSocket(streamId: string, code: number, reason: string): void;
+}
+
+export function carriesWebSockets(wire: TunnelWire): wire is WebSocketWire {
+  return wire.carriesWebSockets;
 }

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import { HttpExchange, type HttpExchangeEnd, type HttpRequestBody, type HttpResponseSink } from './http-exchange.js';
-import type { HttpRequestHead, InboundStreamEvent, TunnelWire, TunnelWireHandler } from './stream-types.js';
+import { carriesWebSockets, type HttpRequestHead, type InboundStreamEvent, type TunnelWire, type TunnelWireHandler } from './stream-types.js';
 import { TcpStream } from './tcp-stream.js';
+import { WebSocketStream, type WebSocketSink } from './websocket-stream.js';
 
 /** Who and where a tunnel is. */
 export interface TunnelInfo {
@@ -40,7 +41,7 @@ export interface TunnelSessionEnd {
   readonly durationMs: number;
 }
 
-type Stream = HttpExchange | TcpStream;
+type Stream = HttpExchange | TcpStream | WebSocketStream;
 
 /**
  * One live tunnel: a WebSocket (behind a `TunnelWire` codec of any protocol
@@ -94,6 +95,25 @@ export class TunnelSession implements TunnelWireHandler {
     this.httpTotal++;
     exchange.start(head);
     return exchange;
+  }
+
+  /**
+   * Opens a WebSocket stream for an upgrade request (protocol v2). The front
+   * end feeds the requester's messages into the returned stream; the client's
+   * answer arrives at `sink`. `null` when the tunnel has ended or its protocol
+   * cannot carry WebSockets.
+   */
+  openWebSocket(head: HttpRequestHead, sink: WebSocketSink): WebSocketStream | null {
+    if (this.ended || !carriesWebSockets(this.wire)) return null;
+    const id = this.wire.allocateStreamId('websocket');
+    const stream = new WebSocketStream(id, this.wire, sink, this.options.responseTimeoutMs, (x, end) => {
+      this.streams.delete(x.id);
+      this.options.onHttpDone?.(end);
+    });
+    this.streams.set(id, stream);
+    this.httpTotal++;
+    stream.start(head);
+    return stream;
   }
 
   /** Carries a TCP connection that arrived on the tunnel's port, or closes it at once when over a limit. */

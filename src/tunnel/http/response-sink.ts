@@ -24,6 +24,10 @@ export function answerPlain(res: Response, status: number, reason: string, close
  * streams the body with backpressure.
  */
 export class ExpressResponseSink implements HttpResponseSink {
+  /** The body length the client declared (v2 streams it, so it is held to it); -1 when not declared. */
+  private expected = -1;
+  private written = 0;
+
   constructor(
     private readonly req: Request,
     private readonly res: Response,
@@ -45,13 +49,26 @@ export class ExpressResponseSink implements HttpResponseSink {
       }
     }
     const bodyless = this.req.method === 'HEAD' || head.status === 204 || head.status === 304;
-    if (head.bodyLength !== undefined && !bodyless) res.setHeader('content-length', head.bodyLength);
+    if (head.bodyLength !== undefined && !bodyless) {
+      res.setHeader('content-length', head.bodyLength);
+      this.expected = head.bodyLength;
+    }
+    // A streamed body of unknown length (v2: chunked, SSE, long polls): the requester gets the head now, not with the first bytes.
+    if (head.bodyLength === undefined) res.flushHeaders();
     return true;
   }
 
   data(chunk: Uint8Array): boolean {
-    if (this.res.destroyed) return true;
-    return this.res.write(chunk);
+    const { res } = this;
+    if (res.destroyed || res.writableEnded) return true;
+    // More than the declared Content-Length: the declared length is sent, the rest dropped.
+    if (this.expected >= 0 && this.written + chunk.length > this.expected) {
+      res.end(chunk.subarray(0, this.expected - this.written));
+      this.written = this.expected;
+      return true;
+    }
+    this.written += chunk.length;
+    return res.write(chunk);
   }
 
   whenDrained(cb: () => void): void {
@@ -59,7 +76,11 @@ export class ExpressResponseSink implements HttpResponseSink {
   }
 
   end(): void {
-    if (!this.res.destroyed) this.res.end();
+    const { res } = this;
+    if (res.destroyed || res.writableEnded) return;
+    // Less than the declared Content-Length: what was written goes out, then the connection ends, so the requester sees a truncated response.
+    if (this.expected >= 0 && this.written < this.expected) res.socket?.end();
+    else res.end();
   }
 
   fail(status: number, reason: string): void {

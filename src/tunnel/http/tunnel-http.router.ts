@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { WsproxyEvents } from '../../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
@@ -14,6 +14,8 @@ import { requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
 import { ExpressResponseSink, answerPlain } from './response-sink.js';
 import { matchTunnelHost } from './tunnel-host.js';
+import { REMOTE_TUNNEL_HTTP, type RemoteTunnelHttp } from './remote-tunnel.js';
+import { TunnelWebSocketFront } from './tunnel-websocket.front.js';
 
 /**
  * Routes requests for `*.TUNNEL_DOMAIN` to tunnels, ahead of every other route:
@@ -32,6 +34,9 @@ export class TunnelHttpRouter {
     private readonly events: WsproxyEvents,
     front: FrontMiddlewareRegistry,
     upgrades: UpgradeRouter,
+    /** Cluster mode: serves subdomains whose tunnel is on another replica. */
+    @Optional() @Inject(REMOTE_TUNNEL_HTTP) private readonly remote: RemoteTunnelHttp | undefined,
+    private readonly webSockets: TunnelWebSocketFront,
   ) {
     this.domain = config.tunnelDomain;
     this.ips = new ClientIpResolver(config.trustedProxies);
@@ -48,28 +53,57 @@ export class TunnelHttpRouter {
   private handle(req: Request, res: Response, next: NextFunction): void {
     const match = matchTunnelHost(req.headers.host, this.domain);
     if (match.kind === 'other') return next();
-    res.once('close', () => this.events.emit('tunnel.http', { status: res.headersSent ? res.statusCode : 499, forwarded: false }));
+    let forwarded = false;
+    res.once('close', () => this.events.emit('tunnel.http', { status: res.headersSent ? res.statusCode : 499, forwarded }));
     if (match.kind === 'invalid') return answerPlain(res, 404, 'not found');
     const session = this.tunnels.find(match.subdomain);
-    if (!session?.live) return answerPlain(res, 404, 'tunnel not found');
+    if (!session?.live && !this.remote) return answerPlain(res, 404, 'tunnel not found');
 
     const ip = this.ips.resolve(req);
     if (!this.inFlight.tryAcquire(ip)) return answerPlain(res, 429, 'too many requests from this IP', true);
     res.once('close', () => this.inFlight.release(ip));
 
-    const max = this.config.tunnelMaxBodyBytes;
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > max) return answerPlain(res, 413, 'request body too large', true);
+    if (declared !== undefined && Number(declared) > this.config.tunnelMaxBodyBytes) return answerPlain(res, 413, 'request body too large', true);
     const path = originFormPath(req.url);
     if (path === null) return answerPlain(res, 400, 'bad request target', true);
+    if (!session?.live) {
+      const onForwarded = (): void => void (forwarded = true);
+      return this.remote!.forward({ req, res, subdomain: match.subdomain, clientIp: ip, path, onForwarded });
+    }
+    this.serve(req, res, session, path, req.rawHeaders, { clientIp: ip, host: req.headers.host ?? '' });
+  }
 
+  /**
+   * Serves a request another replica forwarded (cluster mode) as if it had
+   * arrived here: `rawHeaders` and `host` are the requester's, `clientIp` as
+   * the entry replica resolved it. The entry replica has counted it.
+   */
+  serveForwarded(req: Request, res: Response, subdomain: string, fwd: { clientIp: string; host: string; path: string; rawHeaders: string[] }): void {
+    const session = this.tunnels.find(subdomain);
+    if (!session?.live) return answerPlain(res, 404, 'tunnel not found');
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > this.config.tunnelMaxBodyBytes) return answerPlain(res, 413, 'request body too large', true);
+    this.serve(req, res, session, fwd.path, fwd.rawHeaders, fwd);
+  }
+
+  private serve(
+    req: Request,
+    res: Response,
+    session: NonNullable<ReturnType<TunnelService['find']>>,
+    path: string,
+    rawHeaders: string[],
+    fwd: { clientIp: string; host: string },
+  ): void {
+    const max = this.config.tunnelMaxBodyBytes;
     const sink = new ExpressResponseSink(req, res);
-    const headers = requestHeadersForClient(req.rawHeaders, {
-      clientIp: ip,
+    const headers = requestHeadersForClient(rawHeaders, {
+      clientIp: fwd.clientIp,
       proto: this.config.tunnelPublicScheme,
-      host: req.headers.host ?? '',
+      host: fwd.host,
     });
-    const body = session.openHttp({ method: req.method, path, headers }, sink);
+    const bodyless = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
+    const body = session.openHttp({ method: req.method, path, headers, bodyless }, sink);
     if (!body) return answerPlain(res, 404, 'tunnel not found');
 
     let size = 0;
@@ -97,13 +131,15 @@ export class TunnelHttpRouter {
   private matchUpgrade(req: IncomingMessage): RawUpgradeHandler | null {
     const match = matchTunnelHost(req.headers.host, this.domain);
     if (match.kind === 'other') return null;
-    return (_req: IncomingMessage, socket: Duplex) => {
+    return (_req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
       const session = this.tunnels.find(match.subdomain);
       if (!session?.live) return writeHttpRefusal(socket, 404, 'tunnel not found');
       // Protocol v2 carries an upgrade as a WebSocket stream; v1 has no way to.
       if (!session.wire.carriesWebSockets) return writeHttpRefusal(socket, 501, 'WebSockets through this tunnel need tunnel protocol v2');
-      return writeHttpRefusal(socket, 501, 'not implemented');
+      const ip = this.ips.resolve(req);
+      if (!this.inFlight.tryAcquire(ip)) return writeHttpRefusal(socket, 429, 'too many requests from this IP');
+      return this.webSockets.forward(session, req, socket, head, { clientIp: ip, release: () => this.inFlight.release(ip) });
     };
   }
 }

@@ -1,0 +1,321 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Refusal } from '../../common/refusal.js';
+import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
+import type { ClaimOutcome, TunnelRecord } from '../../tunnel/state/tunnel-registry.js';
+import { REPLICAS_KEY } from '../cluster-keys.js';
+import { ClusterRedis } from '../cluster-redis.service.js';
+import { livenessTtlMs } from '../cluster-settings.js';
+import { ReplicaIdentity } from '../replica-identity.js';
+import { ReplicaAddress } from './replica-address.js';
+import {
+  PORT_PREFIX,
+  PORTS_CHANNEL,
+  portKey,
+  REPLICA_PORTS_PREFIX,
+  replicaPortsKey,
+  TUNNEL_PREFIX,
+  TUNNEL_USERS_PREFIX,
+  tunnelKey,
+  tunnelUsersKey,
+} from './tunnel-keys.js';
+import {
+  PORT_CLAIM_LUA,
+  PORT_RELEASE_LUA,
+  TUNNEL_BEAT_LUA,
+  TUNNEL_CLAIM_LUA,
+  TUNNEL_COUNT_LUA,
+  TUNNEL_RELEASE_LUA,
+  TUNNEL_SIZE_LUA,
+} from './tunnel-scripts.js';
+
+/** A tunnel as the cluster knows it: the record plus which replica holds it and where that replica is. */
+export interface ClusterTunnelRecord extends TunnelRecord {
+  readonly replica: string;
+  /** The owner's advertise URL (no trailing slash). */
+  readonly url: string;
+}
+
+/** An allocated raw port somewhere in the cluster, from the last heartbeat's listing. */
+export interface AllocatedPort {
+  readonly port: number;
+  readonly tunnel: ClusterTunnelRecord;
+}
+
+interface TunnelCommands {
+  wsproxyTunnelClaim(...args: string[]): Promise<string>;
+  wsproxyTunnelRelease(...args: string[]): Promise<number>;
+  wsproxyTunnelCount(...args: string[]): Promise<number>;
+  wsproxyTunnelSize(...args: string[]): Promise<number>;
+  wsproxyPortClaim(...args: string[]): Promise<number>;
+  wsproxyPortRelease(...args: string[]): Promise<number>;
+  wsproxyTunnelBeat(...args: string[]): Promise<(string | number)[]>;
+}
+
+/** The answer of Redis being unreachable: fail closed, as admissions do. */
+function unavailable(): Refusal {
+  return new Refusal(503, 'cluster state unavailable', 'cluster');
+}
+
+/**
+ * This replica's tunnels and raw ports in the cluster: its local truth (the
+ * tunnels it holds, their users, the ports it holds), and the Redis round
+ * trips that claim, release and re-publish them. Same rules as the counters:
+ * a claim is in the local truth before it is sent (a heartbeat sent meanwhile
+ * counts it), and the heartbeat rewrites this replica's share from the local
+ * truth with the liveness TTL, so a dead replica's tunnels vanish within the
+ * TTL and a Redis restarted empty is whole again within one beat.
+ */
+@Injectable()
+export class ClusterTunnelState {
+  private readonly ttlMs: number;
+  private readonly usersKey: string;
+  private readonly portsKey: string;
+  /** Tunnels whose claim Redis confirmed: subdomain → record JSON. */
+  private readonly tunnels = new Map<string, { json: string; user: string }>();
+  /** Claims in flight or confirmed, per user (the user counts the heartbeat publishes). */
+  private readonly users = new Map<string, number>();
+  /** Ports this replica holds: port → subdomain. */
+  private readonly ports = new Map<number, string>();
+  private beatsSent = 0;
+  private beating: Promise<AllocatedPort[]> | null = null;
+  private beatAgain = false;
+  /** Allocated ports cluster-wide at the last heartbeat. */
+  private allocated: AllocatedPort[] = [];
+  private readonly listeners = new Set<(ports: readonly AllocatedPort[]) => void>();
+
+  constructor(
+    @Inject(wsproxyConfig.KEY) config: WsproxyConfigType,
+    private readonly redis: ClusterRedis,
+    private readonly identity: ReplicaIdentity,
+    private readonly address: ReplicaAddress,
+  ) {
+    this.ttlMs = livenessTtlMs(config);
+    this.usersKey = tunnelUsersKey(identity.id);
+    this.portsKey = replicaPortsKey(identity.id);
+    const c = redis.client;
+    c.defineCommand('wsproxyTunnelClaim', { lua: TUNNEL_CLAIM_LUA, numberOfKeys: 3 });
+    c.defineCommand('wsproxyTunnelRelease', { lua: TUNNEL_RELEASE_LUA, numberOfKeys: 2 });
+    c.defineCommand('wsproxyTunnelCount', { lua: TUNNEL_COUNT_LUA, numberOfKeys: 1 });
+    c.defineCommand('wsproxyTunnelSize', { lua: TUNNEL_SIZE_LUA, numberOfKeys: 1 });
+    c.defineCommand('wsproxyPortClaim', { lua: PORT_CLAIM_LUA, numberOfKeys: 2 });
+    c.defineCommand('wsproxyPortRelease', { lua: PORT_RELEASE_LUA, numberOfKeys: 2 });
+    c.defineCommand('wsproxyTunnelBeat', { lua: TUNNEL_BEAT_LUA, numberOfKeys: 3 });
+  }
+
+  private get cmd(): TunnelCommands {
+    return this.redis.client as unknown as TunnelCommands;
+  }
+
+  get replicaId(): string {
+    return this.identity.id;
+  }
+
+  /** Registers a tunnel held by this replica: `SET NX` of its subdomain and the cluster-wide per-user limit, atomically. */
+  async claimTunnel(record: TunnelRecord, maxPerUser: number): Promise<ClaimOutcome> {
+    if (!this.redis.ready) throw unavailable();
+    const url = this.address.url();
+    const json = JSON.stringify({ ...record, replica: this.identity.id, url } satisfies ClusterTunnelRecord);
+    const sentAfter = this.beatsSent;
+    bump(this.users, record.user, 1);
+    let outcome: ClaimOutcome;
+    try {
+      const reply = await this.redis.timed('tunnel_claim', () =>
+        this.cmd.wsproxyTunnelClaim(
+          REPLICAS_KEY,
+          tunnelKey(record.subdomain),
+          this.usersKey,
+          this.identity.id,
+          String(this.ttlMs),
+          record.user,
+          String(maxPerUser),
+          json,
+          TUNNEL_USERS_PREFIX,
+        ),
+      );
+      outcome = reply === 'taken' || reply === 'user_limit' ? reply : 'ok';
+    } catch {
+      bump(this.users, record.user, -1);
+      if (this.beatsSent !== sentAfter) this.beatSoon();
+      throw unavailable();
+    }
+    if (outcome === 'ok') {
+      this.tunnels.set(record.subdomain, { json, user: record.user });
+    } else {
+      bump(this.users, record.user, -1);
+      if (this.beatsSent !== sentAfter) this.beatSoon();
+    }
+    return outcome;
+  }
+
+  /** Gives a tunnel back; while Redis is unreachable only the local truth changes (its keys expire). */
+  async releaseTunnel(subdomain: string): Promise<void> {
+    const t = this.tunnels.get(subdomain);
+    if (!t) return;
+    this.tunnels.delete(subdomain);
+    bump(this.users, t.user, -1);
+    if (!this.redis.ready) return;
+    try {
+      await this.redis.timed('tunnel_release', () =>
+        this.cmd.wsproxyTunnelRelease(tunnelKey(subdomain), this.usersKey, this.identity.id, t.user),
+      );
+    } catch {
+      // The next heartbeat rewrites this replica's share; the record expires with the TTL.
+    }
+  }
+
+  /** The tunnel of `subdomain` anywhere in the cluster, or `null`. Rejects when Redis is unreachable. */
+  async lookup(subdomain: string): Promise<ClusterTunnelRecord | null> {
+    const own = this.tunnels.get(subdomain);
+    if (own) return JSON.parse(own.json) as ClusterTunnelRecord;
+    if (!this.redis.ready) throw unavailable();
+    const json = await this.redis.timed('tunnel_lookup', () => this.redis.client.get(tunnelKey(subdomain)));
+    return json ? (JSON.parse(json) as ClusterTunnelRecord) : null;
+  }
+
+  async countForUser(user: string): Promise<number> {
+    if (!this.redis.ready) throw unavailable();
+    return this.redis.timed('tunnel_lookup', () => this.cmd.wsproxyTunnelCount(REPLICAS_KEY, user, TUNNEL_USERS_PREFIX));
+  }
+
+  async size(): Promise<number> {
+    if (!this.redis.ready) throw unavailable();
+    return this.redis.timed('tunnel_lookup', () => this.cmd.wsproxyTunnelSize(REPLICAS_KEY, TUNNEL_USERS_PREFIX));
+  }
+
+  /** Claims the lowest port in `[from, max]` that no replica holds, for `subdomain`; `null` when none is free. */
+  async claimPort(subdomain: string, from: number, max: number): Promise<number | null> {
+    if (!this.redis.ready) throw unavailable();
+    const sentAfter = this.beatsSent;
+    let port: number;
+    try {
+      port = Number(
+        await this.redis.timed('tunnel_claim', () =>
+          this.cmd.wsproxyPortClaim(
+            REPLICAS_KEY,
+            this.portsKey,
+            this.identity.id,
+            String(this.ttlMs),
+            subdomain,
+            String(from),
+            String(max),
+            PORT_PREFIX,
+            PORTS_CHANNEL,
+          ),
+        ),
+      );
+    } catch {
+      throw unavailable();
+    }
+    if (port < 0) return null;
+    this.ports.set(port, subdomain);
+    // A heartbeat sent while the claim was in flight rewrote the ports without it.
+    if (this.beatsSent !== sentAfter) this.beatSoon();
+    return port;
+  }
+
+  async releasePort(port: number, subdomain: string): Promise<void> {
+    if (this.ports.get(port) !== subdomain) return;
+    this.ports.delete(port);
+    if (!this.redis.ready) return;
+    try {
+      await this.redis.timed('tunnel_release', () =>
+        this.cmd.wsproxyPortRelease(portKey(port), this.portsKey, this.identity.id, subdomain, String(port), PORTS_CHANNEL),
+      );
+    } catch {
+      // Expires with the TTL: the heartbeat no longer renews it.
+    }
+  }
+
+  /** The holder (subdomain) of `port`: this replica's own, else from the last heartbeat's listing. */
+  portOwner(port: number): string | null {
+    const own = this.ports.get(port);
+    if (own) return own;
+    return this.allocated.find((a) => a.port === port)?.tunnel.subdomain ?? null;
+  }
+
+  /** Allocated ports cluster-wide as of the last heartbeat, plus this replica's own. */
+  allocatedPorts(): number[] {
+    const all = new Set<number>([...this.ports.keys(), ...this.allocated.map((a) => a.port)]);
+    return [...all].sort((a, b) => a - b);
+  }
+
+  /** Called with the cluster-wide port listing after every heartbeat. */
+  onPorts(listener: (ports: readonly AllocatedPort[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * One tunnel heartbeat: renews this replica's tunnels and ports and reads
+   * the cluster-wide port listing. A beat requested while one is in flight
+   * runs right after it. Rejects when Redis is unreachable.
+   */
+  beat(): Promise<AllocatedPort[]> {
+    if (this.beating) {
+      this.beatAgain = true;
+      return this.beating;
+    }
+    if (!this.redis.ready) return Promise.reject(unavailable());
+    this.beatsSent++;
+    const args: string[] = [String(this.tunnels.size)];
+    for (const [sub, t] of this.tunnels) args.push(sub, t.json);
+    args.push(String(this.users.size));
+    for (const [user, n] of this.users) args.push(user, String(n));
+    args.push(String(this.ports.size));
+    for (const [port, sub] of this.ports) args.push(String(port), sub);
+    const run = this.redis
+      .timed('tunnel_heartbeat', () =>
+        this.cmd.wsproxyTunnelBeat(
+          REPLICAS_KEY,
+          this.usersKey,
+          this.portsKey,
+          this.identity.id,
+          String(this.ttlMs),
+          TUNNEL_PREFIX,
+          PORT_PREFIX,
+          REPLICA_PORTS_PREFIX,
+          ...args,
+        ),
+      )
+      .then((reply) => {
+        const listing: AllocatedPort[] = [];
+        for (let i = 1; i + 1 < reply.length; i += 2) {
+          try {
+            listing.push({ port: Number(reply[i]), tunnel: JSON.parse(String(reply[i + 1])) as ClusterTunnelRecord });
+          } catch {
+            // A record that is not ours to read is skipped.
+          }
+        }
+        this.allocated = listing;
+        for (const l of this.listeners) l(listing);
+        return listing;
+      });
+    this.beating = run;
+    const done = (): void => {
+      this.beating = null;
+      if (this.beatAgain) {
+        this.beatAgain = false;
+        this.beat().catch(() => undefined);
+      }
+    };
+    run.then(done, done);
+    return run;
+  }
+
+  /** Best-effort removal of everything this replica holds, at a clean shutdown. */
+  async leave(): Promise<void> {
+    const subs = [...this.tunnels.keys()];
+    const ports = [...this.ports.entries()];
+    await Promise.all([...subs.map((s) => this.releaseTunnel(s)), ...ports.map(([p, s]) => this.releasePort(p, s))]);
+  }
+
+  private beatSoon(): void {
+    this.beat().catch(() => undefined);
+  }
+}
+
+function bump(map: Map<string, number>, key: string, by: number): void {
+  const n = (map.get(key) ?? 0) + by;
+  if (n <= 0) map.delete(key);
+  else map.set(key, n);
+}

@@ -1,0 +1,185 @@
+import type { IncomingMessage } from 'node:http';
+import { request } from 'node:http';
+import { connect, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { WsproxyEvents } from '../../common/events.js';
+import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
+import { PINO, type Pino } from '../../logging/logging.module.js';
+import { matchTunnelHost } from '../../tunnel/http/tunnel-host.js';
+import { SUBDOMAIN_RE } from '../../tunnel/state/subdomain.js';
+import { TcpPortBinder } from '../../tunnel/tcp/port-binder.js';
+import { TunnelService } from '../../tunnel/tunnel.service.js';
+import { writeHttpRefusal } from '../../upgrade/raw-response.js';
+import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
+import { CLUSTER_AUTH_HEADER, signClusterRequest, verifyClusterRequest } from '../internal-auth.js';
+import { ClusterTunnelState, type AllocatedPort, type ClusterTunnelRecord } from './cluster-tunnel-state.js';
+import { internalTcpPath, TCP_UPGRADE_PROTOCOL } from './internal-headers.js';
+
+const TCP_PATH_RE = /^\/_cluster\/tunnels\/([^/?]+)\/tcp$/;
+
+/** How long the entry replica waits for the owner to accept a piped connection. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Raw TCP ports across replicas.
+ *
+ * Entry side: every replica listens (on its `TUNNEL_BIND_HOST`) on every port
+ * allocated to a tunnel held by another replica, following the cluster-wide
+ * listing each tunnel heartbeat brings (and at once after a port changes
+ * hands, via pub/sub). A connection there is piped to the owner over an HTTP
+ * upgrade to `/_cluster/tunnels/<subdomain>/tcp`, signed with `CLUSTER_SECRET`;
+ * the bytes then flow untouched both ways, half-close included.
+ *
+ * Owner side: that upgrade (401 without the signature, 403 with a bad one, 404
+ * when the tunnel is not here) becomes a connection on the tunnel's port, with
+ * the tunnel's own limits.
+ */
+@Injectable()
+export class TunnelTcpForwarding implements OnModuleInit, OnApplicationShutdown {
+  private readonly binder = new TcpPortBinder();
+  /** Ports this replica listens on for tunnels held elsewhere. */
+  private readonly listeners = new Map<number, Server>();
+  private readonly binding = new Set<number>();
+  private readonly holders = new Map<number, ClusterTunnelRecord>();
+  private readonly piped = new Set<Socket>();
+  private stopped = false;
+
+  constructor(
+    @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
+    private readonly state: ClusterTunnelState,
+    private readonly tunnels: TunnelService,
+    private readonly events: WsproxyEvents,
+    upgrades: UpgradeRouter,
+    @Inject(PINO) private readonly log: Pino,
+  ) {
+    upgrades.registerHostMatcher({ match: (req) => this.matchInternal(req) });
+  }
+
+  onModuleInit(): void {
+    if (this.config.tunnelTcpEnabled) this.state.onPorts((ports) => this.follow(ports));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    for (const s of this.piped) s.destroy();
+    await Promise.all([...this.listeners.values()].map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+    this.listeners.clear();
+  }
+
+  /** Ports this replica listens on for tunnels held by other replicas (tests, diagnostics). */
+  followedPorts(): number[] {
+    return [...this.listeners.keys()].sort((a, b) => a - b);
+  }
+
+  /** Reconciles the listeners with the cluster-wide listing. */
+  private follow(ports: readonly AllocatedPort[]): void {
+    if (this.stopped) return;
+    const wanted = new Map<number, ClusterTunnelRecord>();
+    for (const p of ports) if (p.tunnel.replica !== this.state.replicaId) wanted.set(p.port, p.tunnel);
+    this.holders.clear();
+    for (const [port, rec] of wanted) this.holders.set(port, rec);
+    for (const [port, server] of this.listeners) {
+      if (wanted.has(port)) continue;
+      this.listeners.delete(port);
+      server.close();
+    }
+    for (const port of wanted.keys()) {
+      if (this.listeners.has(port) || this.binding.has(port)) continue;
+      this.binding.add(port);
+      void this.binder.listen(port, this.config.tunnelBindHost, (socket) => this.entry(port, socket)).then((server) => {
+        this.binding.delete(port);
+        if (!server) {
+          this.log.warn({ event: 'cluster_port_bind_failed', port }, 'cannot listen on a tunnel port held by another replica; retrying at the next beat');
+          return;
+        }
+        if (this.stopped || !this.holders.has(port) || this.listeners.has(port)) return void server.close();
+        this.listeners.set(port, server);
+      });
+    }
+  }
+
+  /** A connection on a port whose tunnel is on another replica: piped to the owner. */
+  private entry(port: number, socket: Socket): void {
+    socket.on('error', () => socket.destroy());
+    const holder = this.holders.get(port);
+    if (!holder || !holder.url) return void socket.destroy();
+    this.events.emit('tunnel.tcp', { forwarded: true });
+    socket.pause();
+    this.piped.add(socket);
+    socket.once('close', () => this.piped.delete(socket));
+    const base = new URL(holder.url);
+    const path = internalTcpPath(holder.subdomain);
+    const https = base.protocol === 'https:';
+    const host = base.hostname.replace(/^\[|\]$/g, '');
+    const port2 = Number(base.port || (https ? 443 : 80));
+    const req = request({
+      host,
+      port: port2,
+      method: 'GET',
+      path,
+      headers: {
+        host: base.host,
+        connection: 'Upgrade',
+        upgrade: TCP_UPGRADE_PROTOCOL,
+        [CLUSTER_AUTH_HEADER]: signClusterRequest(this.config.clusterSecret, 'GET', path),
+      },
+      createConnection: () =>
+        https
+          ? tlsConnect({ host, port: port2, servername: host, allowHalfOpen: true } as ConnectionOptions)
+          : connect({ host, port: port2, allowHalfOpen: true }),
+    });
+    const timer = setTimeout(() => req.destroy(new Error('owner did not accept in time')), CONNECT_TIMEOUT_MS);
+    timer.unref();
+    socket.once('close', () => req.destroy());
+    req.on('upgrade', (_res: IncomingMessage, upstream: Socket, head: Buffer) => {
+      clearTimeout(timer);
+      upstream.on('error', () => upstream.destroy());
+      if (socket.destroyed) return void upstream.destroy();
+      upstream.setNoDelay(true);
+      if (head.length > 0) socket.write(head);
+      socket.pipe(upstream);
+      upstream.pipe(socket);
+      socket.once('close', () => upstream.destroy());
+      upstream.once('close', () => {
+        // Let what was piped reach the client, then close.
+        if (!socket.writableFinished) socket.end();
+        setTimeout(() => socket.destroy(), 30_000).unref();
+      });
+      socket.resume();
+    });
+    req.on('response', (res: IncomingMessage) => {
+      clearTimeout(timer);
+      res.resume();
+      this.log.debug({ event: 'cluster_tcp_refused', port, status: res.statusCode }, 'tunnel owner refused a piped connection');
+      socket.destroy();
+    });
+    req.on('error', () => {
+      clearTimeout(timer);
+      socket.destroy();
+    });
+    req.end();
+  }
+
+  /** Claims `/_cluster/tunnels/<subdomain>/tcp` upgrades (never on a tunnel host). */
+  private matchInternal(req: IncomingMessage): ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) | null {
+    if (matchTunnelHost(req.headers.host, this.config.tunnelDomain).kind !== 'other') return null;
+    const m = TCP_PATH_RE.exec(req.url ?? '');
+    if (!m) return null;
+    return (_req, socket, head) => this.owner(req, m[1], socket, head);
+  }
+
+  private owner(req: IncomingMessage, subdomain: string, socket: Duplex, head: Buffer): void {
+    const auth = verifyClusterRequest(this.config.clusterSecret, req.headers[CLUSTER_AUTH_HEADER], req.method ?? '', req.url ?? '');
+    if (auth === 'missing') return writeHttpRefusal(socket, 401, 'cluster authentication required');
+    if (auth === 'invalid') return writeHttpRefusal(socket, 403, 'cluster authentication failed');
+    if ((req.headers.upgrade ?? '').toLowerCase() !== TCP_UPGRADE_PROTOCOL) return writeHttpRefusal(socket, 400, `Upgrade must be ${TCP_UPGRADE_PROTOCOL}`);
+    const session = SUBDOMAIN_RE.test(subdomain) ? this.tunnels.find(subdomain) : undefined;
+    if (!session?.live || !session.info.rawPort) return writeHttpRefusal(socket, 404, 'tunnel not found');
+    const s = socket as Socket;
+    s.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${TCP_UPGRADE_PROTOCOL}\r\n\r\n`);
+    if (head.length > 0) s.unshift(head);
+    session.acceptTcp(s);
+  }
+}

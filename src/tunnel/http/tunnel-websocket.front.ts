@@ -1,0 +1,222 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Inject, Injectable } from '@nestjs/common';
+import { WebSocket, WebSocketServer } from 'ws';
+import { WsproxyEvents } from '../../common/events.js';
+import { statusText } from '../../common/refusal.js';
+import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
+import { writeHttpRefusal } from '../../upgrade/raw-response.js';
+import { KeepaliveService } from '../../upgrade/keepalive.service.js';
+import type { HeaderList, ResponseHead } from '../core/stream-types.js';
+import type { TunnelSession } from '../core/tunnel-session.js';
+import type { WebSocketSink, WebSocketStream } from '../core/websocket-stream.js';
+import { isSendableCloseCode, sendableCloseReason } from '../protocol/v2.js';
+import { isForwardableStatus, requestHeadersForClient, responseHeadersForRequester } from './header-hygiene.js';
+
+/** Bytes queued towards a requester's WebSocket before the client's messages for it wait. */
+const REQUESTER_HIGH_WATER = 256 * 1024;
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+/**
+ * Handshake headers that belong to one hop: the proxy completes the
+ * requester's handshake itself and the client makes its own to the origin.
+ * `Sec-WebSocket-Protocol` is kept: the origin chooses the subprotocol.
+ */
+const HOP_WS_HEADERS = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-accept']);
+
+export interface WebSocketForwardContext {
+  /** The requester's IP (trusted proxies honoured). */
+  readonly clientIp: string;
+  /** Called once when the requester's connection is gone (the per-IP slot). */
+  readonly release: () => void;
+}
+
+interface Answer {
+  readonly protocol: string | null;
+  readonly headers: HeaderList;
+}
+
+/**
+ * WebSocket upgrades to a tunnel subdomain (protocol v2): the upgrade request
+ * becomes a WebSocket stream; when the client accepts, the requester's
+ * handshake is completed here (`ws`, noServer) with the origin's subprotocol
+ * and headers, and messages flow through the stream with backpressure both
+ * ways.
+ */
+@Injectable()
+export class TunnelWebSocketFront {
+  private readonly wss: WebSocketServer;
+  private readonly answers = new WeakMap<IncomingMessage, Answer>();
+
+  constructor(
+    @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
+    private readonly keepalive: KeepaliveService,
+    private readonly events: WsproxyEvents,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      clientTracking: false,
+      maxPayload: config.maxMessageBytes,
+      handleProtocols: (offered, req) => {
+        const chosen = this.answers.get(req)?.protocol;
+        return chosen && offered.has(chosen) ? chosen : false;
+      },
+    });
+    this.wss.on('headers', (lines: string[], req: IncomingMessage) => {
+      for (const [name, value] of this.answers.get(req)?.headers ?? []) lines.push(`${name}: ${value}`);
+    });
+    this.wss.on('error', () => undefined);
+  }
+
+  /** Forwards one upgrade request to a live tunnel whose wire carries WebSockets. */
+  forward(session: TunnelSession, req: IncomingMessage, socket: Duplex, head: Buffer, ctx: WebSocketForwardContext): void {
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      ctx.release();
+    };
+    const problem = checkHandshake(req);
+    if (problem) {
+      release();
+      return writeHttpRefusal(socket, 400, problem);
+    }
+    const path = req.url && req.url.startsWith('/') ? req.url : null;
+    if (path === null) {
+      release();
+      return writeHttpRefusal(socket, 400, 'bad request target');
+    }
+    const headers = requestHeadersForClient(req.rawHeaders, {
+      clientIp: ctx.clientIp,
+      proto: this.config.tunnelPublicScheme,
+      host: req.headers.host ?? '',
+    }).filter(([name]) => !HOP_WS_HEADERS.has(name));
+
+    const requester = new RequesterWebSocket(req, socket, head, this.wss, this.answers, this.keepalive);
+    const stream = session.openWebSocket({ method: 'GET', path, headers }, requester);
+    if (!stream) {
+      release();
+      return writeHttpRefusal(socket, 404, 'tunnel not found');
+    }
+    requester.bind(stream);
+    socket.once('close', () => {
+      requester.socketClosed();
+      release();
+      this.events.emit('tunnel.http', { status: requester.status, forwarded: false });
+    });
+  }
+}
+
+/** The requester's end of a WebSocket stream: its raw upgrade socket, then its WebSocket. */
+class RequesterWebSocket implements WebSocketSink {
+  /** What the requester got: 101, a refusal or error status; 499 while nothing was answered. */
+  status = 499;
+  private stream: WebSocketStream | null = null;
+  private ws: WebSocket | null = null;
+  private drainWaiter: (() => void) | null = null;
+  private readonly afterFlush = (): void => this.checkDrained();
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly socket: Duplex,
+    private readonly head: Buffer,
+    private readonly wss: WebSocketServer,
+    private readonly answers: WeakMap<IncomingMessage, Answer>,
+    private readonly keepalive: KeepaliveService,
+  ) {}
+
+  bind(stream: WebSocketStream): void {
+    this.stream = stream;
+  }
+
+  socketClosed(): void {
+    // Before the handshake completed; afterwards the WebSocket's own close reports it.
+    if (!this.ws) this.stream?.abort();
+  }
+
+  accept(head: ResponseHead): boolean {
+    const stream = this.stream;
+    if (!stream || this.socket.destroyed || !this.socket.writable) return false;
+    const protocol = head.headers.find(([name]) => name.toLowerCase() === 'sec-websocket-protocol')?.[1].trim() ?? null;
+    const headers = responseHeadersForRequester(head.headers).filter(([name]) => !name.startsWith('sec-websocket-'));
+    this.answers.set(this.req, { protocol, headers });
+    try {
+      this.wss.handleUpgrade(this.req, this.socket, this.head, (ws) => {
+        this.ws = ws;
+        this.status = 101;
+        this.keepalive.watch(ws);
+        ws.on('message', (data: Buffer, isBinary: boolean) => {
+          if (!stream.message(data, isBinary)) ws.pause();
+        });
+        stream.onWritable(() => ws.resume());
+        ws.on('error', () => ws.terminate());
+        ws.once('close', (code: number, reason: Buffer) => stream.requesterClosed(code, reason.toString()));
+        stream.opened();
+      });
+    } catch {
+      this.socket.destroy();
+      return false;
+    }
+    return true;
+  }
+
+  refuse(head: ResponseHead, body: Uint8Array): void {
+    if (!isForwardableStatus(head.status)) return this.fail(502, 'bad response status from tunnel');
+    if (this.socket.destroyed) return;
+    this.status = head.status;
+    const lines = [`HTTP/1.1 ${head.status} ${statusText(head.status)}`];
+    for (const [name, value] of responseHeadersForRequester(head.headers)) lines.push(`${name}: ${value}`);
+    lines.push(`content-length: ${body.length}`, 'connection: close');
+    this.socket.write(lines.join('\r\n') + '\r\n\r\n');
+    this.socket.end(body);
+    setTimeout(() => this.socket.destroy(), 5000).unref();
+  }
+
+  fail(status: number, reason: string): void {
+    if (this.ws) return this.close(1011, reason);
+    this.status = status;
+    writeHttpRefusal(this.socket, status, reason);
+  }
+
+  send(chunk: Uint8Array, binary: boolean, fin: boolean): boolean {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return true;
+    ws.send(chunk, { binary, fin }, this.afterFlush);
+    return ws.bufferedAmount < REQUESTER_HIGH_WATER;
+  }
+
+  whenDrained(cb: () => void): void {
+    this.drainWaiter = cb;
+    queueMicrotask(this.afterFlush);
+  }
+
+  close(code: number, reason: string): void {
+    const ws = this.ws;
+    if (!ws) {
+      this.socket.destroy();
+      return;
+    }
+    if (isSendableCloseCode(code)) ws.close(code, sendableCloseReason(reason));
+    else if (code === 1005) ws.close();
+    else ws.terminate();
+  }
+
+  private checkDrained(): void {
+    const ws = this.ws;
+    if (!this.drainWaiter || (ws && ws.readyState === WebSocket.OPEN && ws.bufferedAmount >= REQUESTER_HIGH_WATER)) return;
+    const cb = this.drainWaiter;
+    this.drainWaiter = null;
+    cb();
+  }
+}
+
+/** RFC 6455 handshake checks, before the client is bothered. */
+function checkHandshake(req: IncomingMessage): string | null {
+  if (req.method !== 'GET') return 'WebSocket handshake must be GET';
+  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return 'Upgrade must be websocket';
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || !WS_KEY.test(key.trim())) return 'invalid Sec-WebSocket-Key';
+  if (req.headers['sec-websocket-version'] !== '13') return 'unsupported Sec-WebSocket-Version';
+  return null;
+}

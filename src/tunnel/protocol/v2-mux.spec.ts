@@ -1,0 +1,253 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { V2Mux, type V2MuxHandler } from './v2-mux.js';
+import { FLAG_BINARY, FLAG_FIN, R, T, V2_DATA_CHUNK, V2_INITIAL_WINDOW, decodeFrame, encodeData, encodeFrame, encodeOpen, encodeResponse } from './v2.js';
+
+type Log = { ev: string; id: number; data?: Uint8Array; extra?: unknown }[];
+
+function recorder(log: Log, extra: Partial<V2MuxHandler> = {}): V2MuxHandler {
+  return {
+    open: (id, head) => log.push({ ev: 'open', id, extra: head }),
+    response: (id, head) => log.push({ ev: 'response', id, extra: head }),
+    data: (id, chunk) => log.push({ ev: 'data', id, data: Uint8Array.from(chunk) }),
+    end: (id) => log.push({ ev: 'end', id }),
+    message: (id, chunk, binary, fin) => log.push({ ev: 'message', id, data: Uint8Array.from(chunk), extra: { binary, fin } }),
+    close: (id, code, reason) => log.push({ ev: 'close', id, extra: { code, reason } }),
+    reset: (id, code, reason) => log.push({ ev: 'reset', id, extra: { code, reason } }),
+    malformed: (id, reason) => log.push({ ev: 'malformed', id, extra: reason }),
+    writable: (id) => log.push({ ev: 'writable', id }),
+    ...extra,
+  };
+}
+
+/** A proxy mux and a client mux joined by in-memory queues; `pump()` delivers until both are quiet. */
+function pair(clientWindow?: number) {
+  const toClient: Uint8Array[] = [];
+  const toProxy: Uint8Array[] = [];
+  const sentToClient: Uint8Array[] = [];
+  const proxy = new V2Mux({ role: 'proxy', send: (f) => (toClient.push(f), sentToClient.push(f)) });
+  const client = new V2Mux({ role: 'client', send: (f) => toProxy.push(f), window: clientWindow });
+  const proxyLog: Log = [];
+  const clientLog: Log = [];
+  proxy.attach(recorder(proxyLog));
+  client.attach(recorder(clientLog));
+  const pump = (): void => {
+    while (toClient.length || toProxy.length) {
+      while (toClient.length) client.receive(toClient.shift()!);
+      while (toProxy.length) proxy.receive(toProxy.shift()!);
+    }
+  };
+  return { proxy, client, proxyLog, clientLog, pump, sentToClient, toClient, toProxy };
+}
+
+const bytes = (n: number, seed = 1): Uint8Array => {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+};
+const join = (log: Log, ev: string, id: number): Buffer => Buffer.concat(log.filter((e) => e.ev === ev && e.id === id).map((e) => e.data!));
+
+describe('V2Mux', () => {
+  it('carries an http exchange: request body, response head and body, END both ways, then forgets the stream', () => {
+    const { proxy, client, proxyLog, clientLog, pump } = pair();
+    proxy.open(1, { kind: 'http', method: 'POST', path: '/x', headers: [['host', 'h']] });
+    assert.equal(proxy.data(1, bytes(1000)), true);
+    proxy.end(1);
+    pump();
+    assert.deepEqual(clientLog.map((e) => e.ev), ['open', 'data', 'end']);
+    client.respond(1, { status: 200, headers: [], length: 3 });
+    client.data(1, Buffer.from('abc'));
+    client.end(1);
+    pump();
+    assert.deepEqual(proxyLog.map((e) => e.ev), ['response', 'data', 'end']);
+    assert.equal(proxy.size, 0);
+    assert.equal(client.size, 0);
+  });
+
+  it('carries END with the head of a bodyless request and on the last DATA frame', () => {
+    const { proxy, client, clientLog, proxyLog, pump, sentToClient, toProxy } = pair();
+    proxy.open(1, { kind: 'http', method: 'GET', path: '/', headers: [] }, true);
+    assert.equal(sentToClient.length, 1);
+    assert.equal(sentToClient[0][1], 0x01);
+    pump();
+    assert.deepEqual(clientLog.map((e) => e.ev), ['open', 'end']);
+    client.respond(1, { status: 200, headers: [] });
+    client.data(1, Buffer.from('ok'), true);
+    assert.equal(toProxy.length, 2, 'RESPONSE and one DATA with END');
+    pump();
+    assert.deepEqual(proxyLog.map((e) => e.ev), ['response', 'data', 'end']);
+    assert.equal(proxy.size, 0);
+    assert.equal(client.size, 0);
+  });
+
+  it('never sends beyond the credit; the rest waits for WINDOW_UPDATE and arrives byte-exact', () => {
+    const { proxy, client, clientLog, pump, toClient } = pair();
+    client.attach(recorder(clientLog, { data: (id, c) => (clientLog.push({ ev: 'data', id, data: Uint8Array.from(c) }), client.pause(id)) }));
+    proxy.open(1, { kind: 'tcp' });
+    const payload = bytes(4 * V2_INITIAL_WINDOW);
+    assert.equal(proxy.data(1, payload), false, 'credit spent: told to wait');
+    const inFlight = toClient.filter((f) => f[0] === T.DATA).reduce((n, f) => n + f.length - 6, 0);
+    assert.equal(inFlight, V2_INITIAL_WINDOW);
+    pump();
+    // The client paused after the first chunk: credit came back only for that chunk, and what
+    // arrived since is held (never more than the window); the rest waits at the sender.
+    assert.equal(client.buffered().inbound, V2_INITIAL_WINDOW);
+    assert.equal(proxy.buffered().outbound, 3 * V2_INITIAL_WINDOW - V2_DATA_CHUNK);
+    let rounds = 0;
+    while (join(clientLog, 'data', 1).length < payload.length && rounds++ < 1000) {
+      client.resume(1);
+      pump();
+    }
+    assert.deepEqual(join(clientLog, 'data', 1), Buffer.from(payload));
+  });
+
+  it('a paused stream does not hold up another one', () => {
+    const { proxy, client, clientLog, pump } = pair();
+    client.attach(recorder(clientLog, { data: (id, c) => (clientLog.push({ ev: 'data', id, data: Uint8Array.from(c) }), id === 1 && client.pause(id)) }));
+    proxy.open(1, { kind: 'tcp' });
+    proxy.open(2, { kind: 'tcp' });
+    proxy.data(1, bytes(10 * V2_INITIAL_WINDOW));
+    pump();
+    for (let i = 0; i < 20; i++) {
+      proxy.data(2, bytes(V2_INITIAL_WINDOW, i));
+      pump();
+    }
+    assert.equal(join(clientLog, 'data', 2).length, 20 * V2_INITIAL_WINDOW);
+    assert.ok(join(clientLog, 'data', 1).length <= V2_INITIAL_WINDOW);
+  });
+
+  it('reports writable once credit returns', () => {
+    const { proxy, proxyLog, pump } = pair();
+    proxy.open(1, { kind: 'tcp' });
+    assert.equal(proxy.data(1, bytes(V2_INITIAL_WINDOW)), false);
+    pump();
+    assert.ok(proxyLog.some((e) => e.ev === 'writable' && e.id === 1));
+  });
+
+  it('a larger receive window is announced at once', () => {
+    const { proxy, pump, toClient } = pair(1024 * 1024);
+    proxy.open(1, { kind: 'tcp' });
+    pump();
+    assert.equal(proxy.data(1, bytes(1024 * 1024 - 1)), true);
+    assert.equal(toClient.length > 0, true);
+  });
+
+  it('fragments WebSocket messages with their opcode and FIN on the last fragment; CLOSE codes pass', () => {
+    const { proxy, client, proxyLog, clientLog, pump, sentToClient } = pair();
+    proxy.open(1, { kind: 'websocket', method: 'GET', path: '/ws', headers: [] });
+    pump();
+    client.respond(1, { status: 101, headers: [['sec-websocket-protocol', 'chat']] });
+    pump();
+    assert.deepEqual(proxyLog[0].extra, { status: 101, headers: [['sec-websocket-protocol', 'chat']] });
+    const msg = bytes(200_000);
+    proxy.message(1, msg, true);
+    proxy.message(1, Buffer.from('hé'), false);
+    pump();
+    const frames = sentToClient.filter((f) => f[0] === T.MESSAGE);
+    assert.equal(frames.length, 5);
+    assert.ok(frames.every((f) => f.length - 6 <= V2_DATA_CHUNK));
+    assert.deepEqual(
+      frames.map((f) => f[1]),
+      [FLAG_BINARY, FLAG_BINARY, FLAG_BINARY, FLAG_BINARY | FLAG_FIN, FLAG_FIN],
+    );
+    assert.deepEqual(join(clientLog, 'message', 1).subarray(0, msg.length), Buffer.from(msg));
+    client.close(1, 4321, 'bye');
+    pump();
+    assert.deepEqual(proxyLog.at(-1), { ev: 'close', id: 1, extra: { code: 4321, reason: 'bye' } });
+    proxy.close(1, 4321, 'bye');
+    pump();
+    assert.equal(proxy.size, 0);
+    assert.equal(client.size, 0);
+  });
+
+  it('a refused WebSocket stream carries its body as DATA and ends', () => {
+    const { proxy, client, proxyLog, pump } = pair();
+    proxy.open(1, { kind: 'websocket', method: 'GET', path: '/ws', headers: [] });
+    pump();
+    client.respond(1, { status: 403, headers: [] });
+    client.data(1, Buffer.from('no'));
+    client.end(1);
+    pump();
+    assert.deepEqual(proxyLog.map((e) => e.ev), ['response', 'data', 'end']);
+    assert.equal(proxy.size, 0);
+    assert.equal(client.size, 0);
+  });
+
+  it('END goes out after queued data, never before', () => {
+    const { proxy, client, clientLog, pump } = pair();
+    proxy.open(1, { kind: 'tcp' });
+    proxy.data(1, bytes(3 * V2_INITIAL_WINDOW));
+    proxy.end(1);
+    pump();
+    assert.equal(clientLog.at(-1)!.ev, 'end');
+    assert.equal(join(clientLog, 'data', 1).length, 3 * V2_INITIAL_WINDOW);
+    client.end(1);
+    pump();
+    assert.equal(proxy.size, 0);
+  });
+
+  it('resets a stream whose peer sends beyond its credit, or breaks the order', () => {
+    const sent: Uint8Array[] = [];
+    const log: Log = [];
+    const proxy = new V2Mux({ role: 'proxy', send: (f) => sent.push(f) });
+    proxy.attach(recorder(log));
+    proxy.open(1, { kind: 'tcp' });
+    // Paused: nothing is handed on, so no credit goes back.
+    proxy.pause(1);
+    proxy.receive(encodeData(1, bytes(V2_INITIAL_WINDOW)));
+    proxy.receive(encodeData(1, bytes(1)));
+    assert.deepEqual(log.at(-1), { ev: 'malformed', id: 1, extra: 'flow control violated' });
+    const reset = decodeFrame(sent.at(-1)!);
+    assert.ok(reset.ok && reset.frame.type === 'reset' && reset.frame.code === R.FLOW_CONTROL_ERROR);
+    assert.equal(proxy.has(1), false);
+
+    proxy.open(2, { kind: 'http', method: 'GET', path: '/', headers: [] });
+    proxy.receive(encodeData(2, bytes(10)));
+    assert.deepEqual(log.at(-1), { ev: 'malformed', id: 2, extra: 'DATA before RESPONSE' });
+
+    proxy.open(3, { kind: 'http', method: 'GET', path: '/', headers: [] });
+    proxy.receive(encodeResponse(3, { status: 200, headers: [] }, true));
+    proxy.receive(encodeData(3, bytes(1)));
+    assert.deepEqual(log.at(-1), { ev: 'malformed', id: 3, extra: 'DATA after END' });
+  });
+
+  it('client: ignores a reopened or lower stream id, refuses an unreadable OPEN', () => {
+    const sent: Uint8Array[] = [];
+    const log: Log = [];
+    const client = new V2Mux({ role: 'client', send: (f) => sent.push(f) });
+    client.attach(recorder(log));
+    client.receive(encodeOpen(5, { kind: 'tcp' }));
+    client.receive(encodeOpen(5, { kind: 'tcp' }));
+    client.receive(encodeOpen(3, { kind: 'tcp' }));
+    assert.deepEqual(log.map((e) => `${e.ev}${e.id}`), ['open5']);
+    client.receive(encodeFrame(T.OPEN, 0, 6, Buffer.from('{"kind":')));
+    const reset = decodeFrame(sent.at(-1)!);
+    assert.ok(reset.ok && reset.frame.type === 'reset' && reset.frame.stream === 6);
+  });
+
+  it('fuzz: random frames into both roles never throw, and never hold more than the window per stream', () => {
+    let seed = 7;
+    const rnd = (): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    for (const role of ['proxy', 'client'] as const) {
+      const mux = new V2Mux({ role, send: () => undefined });
+      mux.attach(recorder([], { data: (id) => rnd() < 0.5 && mux.pause(id), message: (id) => rnd() < 0.5 && mux.pause(id) }));
+      if (role === 'proxy') for (let id = 1; id <= 4; id++) mux.open(id, id === 4 ? { kind: 'websocket', method: 'GET', path: '/', headers: [] } : { kind: id === 3 ? 'tcp' : 'http', method: 'GET', path: '/', headers: [] } as never);
+      for (let i = 0; i < 20_000; i++) {
+        const type = 1 + Math.floor(rnd() * 9);
+        const stream = Math.floor(rnd() * 6);
+        const len = Math.floor(rnd() * (rnd() < 0.05 ? 70_000 : 300));
+        const payload = new Uint8Array(len);
+        for (let j = 0; j < Math.min(len, 8); j++) payload[j] = Math.floor(rnd() * 256);
+        if (type === T.OPEN && rnd() < 0.5) payload.set(Buffer.from('{"kind":"tcp"}').subarray(0, len));
+        if (type === T.RESPONSE && rnd() < 0.5) payload.set(Buffer.from('{"status":101}').subarray(0, len));
+        const frame = encodeFrame(type, Math.floor(rnd() * 4), stream, payload);
+        assert.doesNotThrow(() => mux.receive(rnd() < 0.1 ? frame.subarray(0, Math.floor(rnd() * frame.length)) : frame));
+        if (rnd() < 0.05) for (const id of mux.ids()) mux.resume(id);
+        assert.ok(mux.buffered().inbound <= V2_INITIAL_WINDOW * Math.max(1, mux.size));
+      }
+    }
+  });
+});

@@ -1,0 +1,504 @@
+import {
+  FLAG_BINARY,
+  FLAG_END,
+  FLAG_FIN,
+  R,
+  T,
+  V2_DATA_CHUNK,
+  V2_INITIAL_WINDOW,
+  V2_MAX_WINDOW,
+  decodeFrame,
+  encodeClose,
+  encodeData,
+  encodeFrame,
+  encodeOpen,
+  encodeReady,
+  encodeReset,
+  encodeResponse,
+  encodeWindowUpdate,
+  type V2OpenHead,
+  type V2Ready,
+  type V2ResponseHead,
+  type V2StreamKind,
+} from './v2.js';
+
+/**
+ * The stream engine of protocol v2, shared by the proxy and the reference
+ * client (no Node APIs): stream state, per-stream credit both ways, frame
+ * ordering, and validation of what the peer sends.
+ *
+ * Flow control (HTTP/2 style): every stream starts with `V2_INITIAL_WINDOW`
+ * bytes of credit in each direction. DATA and MESSAGE payload bytes spend it;
+ * the receiver gives it back with WINDOW_UPDATE as it hands bytes on to their
+ * consumer. A consumer that cannot keep up calls `pause(id)`: frames still in
+ * flight are held here (never more than the window), no credit goes back, and
+ * every other stream goes on.
+ */
+
+/** What the mux reports. Events of one stream arrive in order; a paused stream's are held until `resume`. */
+export interface V2MuxHandler {
+  /** Client: the proxy's READY. */
+  ready?(ready: V2Ready): void;
+  /** Client: the proxy opened a stream. */
+  open?(stream: number, head: V2OpenHead): void;
+  /** Proxy: the client's response head. */
+  response?(stream: number, head: V2ResponseHead): void;
+  data(stream: number, chunk: Uint8Array): void;
+  /** The peer's side of the stream is finished. */
+  end(stream: number): void;
+  message(stream: number, chunk: Uint8Array, binary: boolean, fin: boolean): void;
+  /** The peer's WebSocket closed. */
+  close(stream: number, code: number, reason: string): void;
+  /** The peer aborted the stream (its state is gone here too). */
+  reset(stream: number, code: number, reason: string): void;
+  /** The peer broke the protocol on this stream; it has been reset both ways. */
+  malformed(stream: number, reason: string): void;
+  /** A stream that was told to wait may send again. */
+  writable(stream: number): void;
+  /** The stream finished both ways and its state is gone. */
+  done?(stream: number): void;
+}
+
+export interface V2MuxOptions {
+  readonly role: 'proxy' | 'client';
+  /** Sends one frame as one binary WebSocket message. */
+  send(frame: Uint8Array): void;
+  /** `false` while the transport's own send buffer is full; call `transportDrained()` once it is not. */
+  transportReady?(): boolean;
+  /** Credit this side grants per stream (at least `V2_INITIAL_WINDOW`). */
+  readonly window?: number;
+}
+
+type InEvent =
+  | { readonly t: 'data'; readonly chunk: Uint8Array }
+  | { readonly t: 'end' }
+  | { readonly t: 'message'; readonly chunk: Uint8Array; readonly binary: boolean; readonly fin: boolean }
+  | { readonly t: 'close'; readonly code: number; readonly reason: string };
+
+interface OutItem {
+  readonly type: number;
+  readonly flags: number;
+  /** Flow-controlled payload (DATA, MESSAGE). */
+  payload: Uint8Array;
+  /** A frame that ends this side (END, CLOSE): sent as it is, after everything before it. */
+  readonly final?: Uint8Array;
+}
+
+class MuxStream {
+  /** http/websocket: the response head went (client) or came (proxy). */
+  responded = false;
+  /** websocket only: after 101 messages flow; after another status the body flows as DATA. */
+  mode: 'bytes' | 'messages' | 'pending';
+  credit = V2_INITIAL_WINDOW;
+  readonly queue: OutItem[] = [];
+  /** A send returned false: report `writable` when it may go on. */
+  blocked = false;
+  /** This side asked to end (END / CLOSE queued). */
+  localEnd = false;
+  /** …and that frame is out. */
+  localEndSent = false;
+  /** Bytes the peer may still send. */
+  allowance: number;
+  /** Bytes handed on and not yet given back as credit. */
+  consumed = 0;
+  paused = false;
+  readonly inbox: InEvent[] = [];
+  remoteEnd = false;
+
+  constructor(
+    readonly id: number,
+    readonly kind: V2StreamKind,
+    readonly window: number,
+  ) {
+    this.mode = kind === 'websocket' ? 'pending' : 'bytes';
+    this.allowance = V2_INITIAL_WINDOW;
+  }
+}
+
+export class V2Mux {
+  private readonly streams = new Map<number, MuxStream>();
+  private readonly window: number;
+  /** Client: the highest stream id the proxy opened (ids only grow). */
+  private lastOpened = 0;
+  private handler: V2MuxHandler | null = null;
+
+  constructor(private readonly options: V2MuxOptions) {
+    this.window = Math.min(V2_MAX_WINDOW, Math.max(V2_INITIAL_WINDOW, options.window ?? V2_INITIAL_WINDOW));
+  }
+
+  attach(handler: V2MuxHandler): void {
+    this.handler = handler;
+  }
+
+  /** Streams with state here. */
+  get size(): number {
+    return this.streams.size;
+  }
+
+  has(id: number): boolean {
+    return this.streams.has(id);
+  }
+
+  ids(): number[] {
+    return [...this.streams.keys()];
+  }
+
+  /** Bytes held for paused consumers and bytes waiting for credit, over all streams (diagnostics, tests). */
+  buffered(): { inbound: number; outbound: number } {
+    let inbound = 0;
+    let outbound = 0;
+    for (const s of this.streams.values()) {
+      for (const ev of s.inbox) if (ev.t === 'data' || ev.t === 'message') inbound += ev.chunk.length;
+      for (const item of s.queue) outbound += item.payload.length;
+    }
+    return { inbound, outbound };
+  }
+
+  /** Proxy: announces the tunnel. */
+  ready(tunnelUrl: string, rawPort: number): void {
+    this.options.send(encodeReady(tunnelUrl, rawPort));
+  }
+
+  /** Proxy: opens stream `id`; `end` when nothing follows from this side (a request without a body). */
+  open(id: number, head: V2OpenHead, end = false): void {
+    if (this.streams.has(id)) return;
+    const s = new MuxStream(id, head.kind, this.window);
+    this.streams.set(id, s);
+    const ended = end && s.mode === 'bytes';
+    if (ended) s.localEnd = s.localEndSent = true;
+    this.options.send(encodeOpen(id, head, ended));
+    this.growWindow(s);
+  }
+
+  /** Client: the response head of an http or websocket stream; `end` when there is no body. */
+  respond(id: number, head: V2ResponseHead, end = false): void {
+    const s = this.streams.get(id);
+    if (!s || s.kind === 'tcp' || s.responded || s.localEnd) return;
+    s.responded = true;
+    if (s.kind === 'websocket') {
+      s.mode = head.status === 101 ? 'messages' : 'bytes';
+      // A WebSocket request has no body: once refused, the proxy's side is over.
+      if (head.status !== 101) s.remoteEnd = true;
+    }
+    this.options.send(encodeResponse(id, head, end && head.status !== 101));
+    if (end && head.status !== 101) s.localEnd = s.localEndSent = true;
+    this.maybeDone(s);
+  }
+
+  /** Stream bytes; with `end`, the last of them (the END flag rides on the last frame). `false`: stop until `writable(id)`. */
+  data(id: number, chunk: Uint8Array, end = false): boolean {
+    const s = this.streams.get(id);
+    if (!s || s.localEnd || s.mode !== 'bytes') return true;
+    if (end && chunk.length === 0) {
+      this.end(id);
+      return true;
+    }
+    for (let off = 0; off < chunk.length; off += V2_DATA_CHUNK) {
+      const last = end && off + V2_DATA_CHUNK >= chunk.length;
+      s.queue.push({ type: T.DATA, flags: last ? FLAG_END : 0, payload: chunk.subarray(off, Math.min(chunk.length, off + V2_DATA_CHUNK)) });
+    }
+    if (end) s.localEnd = true;
+    this.flush(s);
+    return this.writableNow(s);
+  }
+
+  /** This side of the stream is finished (after what is queued). */
+  end(id: number): void {
+    const s = this.streams.get(id);
+    if (!s || s.localEnd || s.mode !== 'bytes') return;
+    s.localEnd = true;
+    s.queue.push({ type: T.DATA, flags: FLAG_END, payload: EMPTY, final: encodeData(id, EMPTY, true) });
+    this.flush(s);
+  }
+
+  /** One whole WebSocket message (sent in fragments of `V2_DATA_CHUNK`). `false`: stop until `writable(id)`. */
+  message(id: number, chunk: Uint8Array, binary: boolean): boolean {
+    const s = this.streams.get(id);
+    if (!s || s.localEnd || s.mode !== 'messages') return true;
+    const bin = binary ? FLAG_BINARY : 0;
+    if (chunk.length === 0) s.queue.push({ type: T.MESSAGE, flags: FLAG_FIN | bin, payload: EMPTY });
+    for (let off = 0; off < chunk.length; off += V2_DATA_CHUNK) {
+      const last = off + V2_DATA_CHUNK >= chunk.length;
+      s.queue.push({ type: T.MESSAGE, flags: (last ? FLAG_FIN : 0) | bin, payload: chunk.subarray(off, Math.min(chunk.length, off + V2_DATA_CHUNK)) });
+    }
+    this.flush(s);
+    return this.writableNow(s);
+  }
+
+  /** This side's WebSocket closed with `code` (after the messages queued before). */
+  close(id: number, code: number, reason: string): void {
+    const s = this.streams.get(id);
+    if (!s || s.localEnd || s.mode !== 'messages') return;
+    s.localEnd = true;
+    s.queue.push({ type: T.CLOSE, flags: 0, payload: EMPTY, final: encodeClose(id, code, reason) });
+    this.flush(s);
+  }
+
+  /** Aborts the stream both ways; its state is dropped. */
+  reset(id: number, code: number = R.CANCEL, reason = ''): void {
+    if (!this.streams.delete(id)) return;
+    this.options.send(encodeReset(id, code, reason));
+  }
+
+  /** The stream is gone locally: forgotten, and reset unless it had finished both ways. */
+  release(id: number): void {
+    const s = this.streams.get(id);
+    if (!s) return;
+    if (s.localEndSent && s.remoteEnd) this.streams.delete(id);
+    else this.reset(id, R.CANCEL, '');
+  }
+
+  /** Stop handing this stream's data on (and giving credit back) until `resume`. */
+  pause(id: number): void {
+    const s = this.streams.get(id);
+    if (s) s.paused = true;
+  }
+
+  resume(id: number): void {
+    const s = this.streams.get(id);
+    if (!s || !s.paused) return;
+    s.paused = false;
+    this.drainInbox(s);
+  }
+
+  /** The transport's send buffer has room again: queued frames go on. */
+  transportDrained(): void {
+    for (const s of [...this.streams.values()]) {
+      if (this.streams.get(s.id) !== s) continue;
+      if (!this.transportReady()) return;
+      this.flush(s);
+      this.maybeWritable(s);
+    }
+  }
+
+  /** Drops every stream (the transport is gone) and returns their ids. */
+  clear(): number[] {
+    const ids = [...this.streams.keys()];
+    this.streams.clear();
+    return ids;
+  }
+
+  /** Feeds one binary WebSocket message from the peer. Never throws on bad input. */
+  receive(bytes: Uint8Array): void {
+    const d = decodeFrame(bytes);
+    if (!d.ok) {
+      if (d.stream !== null) this.protocolError(d.stream, d.reason);
+      return;
+    }
+    const f = d.frame;
+    const h = this.handler;
+    if (!h) return;
+    switch (f.type) {
+      case 'ready':
+        if (this.options.role === 'client') h.ready?.(f.ready);
+        return;
+      case 'open': {
+        if (this.options.role !== 'client' || f.stream <= this.lastOpened) return;
+        this.lastOpened = f.stream;
+        const s = new MuxStream(f.stream, f.head.kind, this.window);
+        this.streams.set(f.stream, s);
+        this.growWindow(s);
+        h.open?.(f.stream, f.head);
+        if (f.end && this.streams.get(f.stream) === s && s.mode === 'bytes') this.markRemoteEnd(s);
+        return;
+      }
+      case 'response': {
+        if (this.options.role !== 'proxy') return;
+        const s = this.streams.get(f.stream);
+        if (!s) return;
+        if (s.kind === 'tcp' || s.responded) return this.protocolError(f.stream, 'unexpected RESPONSE');
+        s.responded = true;
+        const accepted = f.head.status === 101;
+        if (s.kind === 'websocket') {
+          s.mode = accepted ? 'messages' : 'bytes';
+          if (!accepted) s.localEnd = s.localEndSent = true;
+        }
+        h.response?.(f.stream, f.head);
+        if (f.end && !accepted && this.streams.get(f.stream) === s) this.markRemoteEnd(s);
+        return;
+      }
+      case 'data': {
+        const s = this.streams.get(f.stream);
+        if (!s) return;
+        if (s.remoteEnd) return this.protocolError(f.stream, 'DATA after END');
+        if (s.mode !== 'bytes') return this.protocolError(f.stream, 'DATA on a WebSocket stream');
+        if (this.options.role === 'proxy' && s.kind !== 'tcp' && !s.responded) return this.protocolError(f.stream, 'DATA before RESPONSE');
+        if (!this.spend(s, f.payload.length)) return;
+        if (f.payload.length > 0) this.deliver(s, { t: 'data', chunk: f.payload });
+        if (f.end && this.streams.get(f.stream) === s) this.markRemoteEnd(s);
+        return;
+      }
+      case 'message': {
+        const s = this.streams.get(f.stream);
+        if (!s) return;
+        if (s.mode !== 'messages' || s.remoteEnd) return this.protocolError(f.stream, 'unexpected MESSAGE');
+        if (!this.spend(s, f.payload.length)) return;
+        this.deliver(s, { t: 'message', chunk: f.payload, binary: f.binary, fin: f.fin });
+        return;
+      }
+      case 'close': {
+        const s = this.streams.get(f.stream);
+        if (!s) return;
+        if (s.mode !== 'messages' || s.remoteEnd) return this.protocolError(f.stream, 'unexpected CLOSE');
+        s.remoteEnd = true;
+        this.deliver(s, { t: 'close', code: f.code, reason: f.reason });
+        return;
+      }
+      case 'window': {
+        const s = f.stream === 0 ? undefined : this.streams.get(f.stream);
+        if (!s) return;
+        s.credit += f.increment;
+        if (s.credit > V2_MAX_WINDOW) {
+          this.reset(s.id, R.FLOW_CONTROL_ERROR, 'window overflow');
+          h.malformed(s.id, 'window overflow');
+          return;
+        }
+        this.flush(s);
+        this.maybeWritable(s);
+        return;
+      }
+      case 'reset': {
+        if (!this.streams.delete(f.stream)) return;
+        h.reset(f.stream, f.code, f.reason);
+        return;
+      }
+      case 'unknown':
+        return;
+    }
+  }
+
+  private transportReady(): boolean {
+    return this.options.transportReady ? this.options.transportReady() : true;
+  }
+
+  /** Raises the peer's credit from the protocol's initial window to this side's window. */
+  private growWindow(s: MuxStream): void {
+    if (s.window <= V2_INITIAL_WINDOW) return;
+    s.allowance += s.window - V2_INITIAL_WINDOW;
+    this.options.send(encodeWindowUpdate(s.id, s.window - V2_INITIAL_WINDOW));
+  }
+
+  /** Charges `n` received bytes to the peer's credit; a peer over its credit gets the stream reset. */
+  private spend(s: MuxStream, n: number): boolean {
+    if (n <= s.allowance) {
+      s.allowance -= n;
+      return true;
+    }
+    this.reset(s.id, R.FLOW_CONTROL_ERROR, 'sent beyond the window');
+    this.handler?.malformed(s.id, 'flow control violated');
+    return false;
+  }
+
+  private markRemoteEnd(s: MuxStream): void {
+    if (s.remoteEnd) return;
+    s.remoteEnd = true;
+    this.deliver(s, { t: 'end' });
+  }
+
+  private protocolError(id: number, reason: string): void {
+    if (this.streams.has(id)) {
+      this.reset(id, R.PROTOCOL_ERROR, reason);
+      this.handler?.malformed(id, reason);
+      return;
+    }
+    // A stream the proxy opened but the client could not read: refuse it, so the proxy is not left waiting.
+    if (this.options.role === 'client' && id > this.lastOpened) {
+      this.lastOpened = id;
+      this.options.send(encodeReset(id, R.PROTOCOL_ERROR, reason));
+    }
+  }
+
+  private deliver(s: MuxStream, ev: InEvent): void {
+    if (s.paused || s.inbox.length > 0) s.inbox.push(ev);
+    else this.dispatch(s, ev);
+  }
+
+  private drainInbox(s: MuxStream): void {
+    while (!s.paused && s.inbox.length > 0 && this.streams.get(s.id) === s) this.dispatch(s, s.inbox.shift()!);
+  }
+
+  private dispatch(s: MuxStream, ev: InEvent): void {
+    const h = this.handler!;
+    switch (ev.t) {
+      case 'data':
+        h.data(s.id, ev.chunk);
+        this.consumed(s, ev.chunk.length);
+        return;
+      case 'message':
+        h.message(s.id, ev.chunk, ev.binary, ev.fin);
+        this.consumed(s, ev.chunk.length);
+        return;
+      case 'end':
+        h.end(s.id);
+        this.maybeDone(s);
+        return;
+      case 'close':
+        h.close(s.id, ev.code, ev.reason);
+        this.maybeDone(s);
+        return;
+    }
+  }
+
+  /** Gives credit back once a quarter of the window has been handed on (the sender never runs dry while updates travel). */
+  private consumed(s: MuxStream, n: number): void {
+    if (this.streams.get(s.id) !== s || s.remoteEnd) return;
+    s.consumed += n;
+    if (s.consumed < s.window / 4) return;
+    const inc = s.consumed;
+    s.consumed = 0;
+    s.allowance += inc;
+    this.options.send(encodeWindowUpdate(s.id, inc));
+  }
+
+  private flush(s: MuxStream): void {
+    while (s.queue.length > 0 && this.streams.get(s.id) === s) {
+      const item = s.queue[0];
+      if (item.final) {
+        s.queue.shift();
+        s.localEndSent = true;
+        this.options.send(item.final);
+        this.maybeDone(s);
+        return;
+      }
+      if (!this.transportReady()) return;
+      const len = item.payload.length;
+      if (len > s.credit) {
+        if (s.credit === 0) return;
+        // What the credit allows now; a message fragment split this way is not the last one.
+        const part = item.payload.subarray(0, s.credit);
+        item.payload = item.payload.subarray(s.credit);
+        s.credit = 0;
+        this.options.send(encodeFrame(item.type, item.flags & ~(FLAG_END | FLAG_FIN), s.id, part));
+        return;
+      }
+      s.queue.shift();
+      s.credit -= len;
+      this.options.send(encodeFrame(item.type, item.flags, s.id, item.payload));
+      if (item.type === T.DATA && item.flags & FLAG_END) {
+        s.localEndSent = true;
+        this.maybeDone(s);
+      }
+    }
+  }
+
+  private writableNow(s: MuxStream): boolean {
+    const ok = s.queue.length === 0 && s.credit > 0 && this.transportReady();
+    if (!ok) s.blocked = true;
+    return ok;
+  }
+
+  private maybeWritable(s: MuxStream): void {
+    if (!s.blocked || this.streams.get(s.id) !== s) return;
+    if (s.queue.length > 0 || s.credit <= 0 || !this.transportReady()) return;
+    s.blocked = false;
+    this.handler?.writable(s.id);
+  }
+
+  private maybeDone(s: MuxStream): void {
+    if (!s.localEndSent || !s.remoteEnd || s.inbox.length > 0 || this.streams.get(s.id) !== s) return;
+    this.streams.delete(s.id);
+    this.handler?.done?.(s.id);
+  }
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,219 @@
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+import { WebSocket } from 'ws';
+import { R, isSendableCloseCode, sendableCloseReason, type V2Headers } from '../protocol/v2.js';
+import type { V2ClientStream, V2LocalServices } from './client-session.js';
+
+/** A local service: host and port. */
+export interface LocalEndpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Bytes queued towards an origin WebSocket before the tunnel stream is paused. */
+const ORIGIN_WS_HIGH_WATER = 256 * 1024;
+const TEXT = [['content-type', 'text/plain; charset=utf-8']] as const;
+const encoder = new TextEncoder();
+
+/** Handshake headers the client's own handshake to the origin sets itself. */
+const WS_OWN_HEADERS = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'connection', 'upgrade']);
+
+/**
+ * The reference client's local side for protocol v2, on Node: http streams go
+ * to a local HTTP service (bodies streamed both ways), websocket streams to the
+ * same service's WebSocket endpoints, tcp streams to a local TCP service; all
+ * with backpressure through the streams' credit.
+ */
+export function nodeLocalServices(http: LocalEndpoint | null, tcp: LocalEndpoint | null): V2LocalServices {
+  return {
+    http: (stream) => (http ? forwardHttp(http, stream) : answer(stream, 502, 'no local HTTP service')),
+    websocket: (stream) => (http ? forwardWebSocket(http, stream) : answer(stream, 502, 'no local HTTP service')),
+    tcp: (stream) => (tcp ? forwardTcp(tcp, stream) : stream.reset('no local TCP service', R.REFUSED)),
+  };
+}
+
+function answer(stream: V2ClientStream, status: number, text: string): void {
+  const body = encoder.encode(text + '\n');
+  stream.respond(status, TEXT, { length: body.length });
+  stream.write(body);
+  stream.end();
+}
+
+/** Header pairs as Node's outgoing headers (a repeated name becomes an array: one line each). */
+function toNodeHeaders(headers: V2Headers, skip?: Set<string>): OutgoingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of headers) {
+    if (skip?.has(name)) continue;
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else out[name] = Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  return out;
+}
+
+/** A response's header pairs in order, names lowercase. */
+function pairs(res: IncomingMessage): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) out.push([res.rawHeaders[i].toLowerCase(), res.rawHeaders[i + 1]]);
+  return out;
+}
+
+/** The body length a response declares, when it is delimited by Content-Length. */
+function declaredLength(res: IncomingMessage): number | undefined {
+  if (res.headers['transfer-encoding'] !== undefined) return undefined;
+  const raw = res.headers['content-length'];
+  return raw !== undefined && /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
+}
+
+/**
+ * Streams a local response's body into the tunnel stream, with credit. A
+ * chunk waits one turn of the event loop, so that a body that is complete at
+ * once goes out with END in its last frame.
+ */
+function pipeBody(res: IncomingMessage, stream: V2ClientStream): void {
+  let held: Buffer | null = null;
+  let timer: NodeJS.Immediate | null = null;
+  const flush = (): void => {
+    timer = null;
+    const chunk = held;
+    held = null;
+    if (chunk && !stream.write(chunk)) res.pause();
+  };
+  stream.onwritable = () => res.resume();
+  res.on('data', (chunk: Buffer) => {
+    if (held) {
+      if (timer) clearImmediate(timer);
+      flush();
+    }
+    held = chunk;
+    timer ??= setImmediate(flush);
+  });
+  res.on('end', () => {
+    if (timer) clearImmediate(timer);
+    timer = null;
+    const last = held;
+    held = null;
+    stream.end(last ?? undefined);
+  });
+  res.on('error', () => stream.reset('local response failed', R.INTERNAL_ERROR));
+}
+
+function forwardHttp(target: LocalEndpoint, stream: V2ClientStream): void {
+  const head = stream.request!;
+  let responded = false;
+  const req = httpRequest({ host: target.host, port: target.port, method: head.method, path: head.path, headers: toNodeHeaders(head.headers) });
+  stream.ondata = (chunk) => {
+    if (!req.write(chunk)) stream.pause();
+  };
+  req.on('drain', () => stream.resume());
+  stream.onend = () => req.end();
+  stream.onreset = () => req.destroy();
+  req.on('response', (res) => {
+    responded = true;
+    const length = declaredLength(res);
+    const bodyless = head.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304;
+    stream.respond(res.statusCode ?? 502, pairs(res), { length: bodyless ? undefined : length });
+    pipeBody(res, stream);
+  });
+  req.on('error', () => {
+    if (!responded) answer(stream, 502, 'local service unreachable');
+    else stream.reset('local service failed', R.INTERNAL_ERROR);
+  });
+}
+
+function forwardWebSocket(target: LocalEndpoint, stream: V2ClientStream): void {
+  const head = stream.request!;
+  const offered = head.headers
+    .filter(([name]) => name === 'sec-websocket-protocol')
+    .flatMap(([, v]) => v.split(','))
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
+  const origin = new WebSocket(`ws://${host}:${target.port}${head.path}`, offered, {
+    headers: toNodeHeaders(head.headers, WS_OWN_HEADERS) as Record<string, string>,
+    perMessageDeflate: false,
+    followRedirects: false,
+  });
+  let upgradeHeaders: [string, string][] = [];
+  let answered = false;
+  let drainWaiting = false;
+
+  origin.on('upgrade', (res) => {
+    upgradeHeaders = pairs(res).filter(([name]) => !['connection', 'upgrade', 'sec-websocket-accept', 'sec-websocket-extensions'].includes(name));
+  });
+  origin.on('open', () => {
+    answered = true;
+    stream.respond(101, upgradeHeaders);
+  });
+  origin.on('unexpected-response', (req, res) => {
+    answered = true;
+    const status = res.statusCode ?? 502;
+    if (status >= 200 && status < 300) {
+      // The service ignored the Upgrade and answered as plain HTTP: it has no WebSocket here.
+      res.resume();
+      req.destroy();
+      answer(stream, 501, 'the local service did not accept the WebSocket upgrade');
+      return;
+    }
+    stream.respond(status, pairs(res), { length: declaredLength(res) });
+    pipeBody(res, stream);
+    res.on('end', () => req.destroy());
+  });
+  origin.on('error', () => {
+    if (!answered) {
+      answered = true;
+      answer(stream, 502, 'local WebSocket service unreachable');
+    }
+  });
+  origin.on('message', (data: Buffer, isBinary: boolean) => {
+    if (!stream.sendMessage(data, isBinary)) origin.pause();
+  });
+  origin.on('close', (code: number, reason: Buffer) => {
+    if (answered && stream.live) stream.close(code, reason.toString());
+  });
+  stream.onwritable = () => origin.resume();
+  const drained = (): void => {
+    if (drainWaiting && origin.bufferedAmount < ORIGIN_WS_HIGH_WATER) {
+      drainWaiting = false;
+      stream.resume();
+    }
+  };
+  stream.onmessage = (chunk, binary, fin) => {
+    if (origin.readyState !== WebSocket.OPEN) return;
+    origin.send(chunk, { binary, fin }, drained);
+    if (!drainWaiting && origin.bufferedAmount >= ORIGIN_WS_HIGH_WATER) {
+      drainWaiting = true;
+      stream.pause();
+    }
+  };
+  stream.onclose = (code, reason) => {
+    if (isSendableCloseCode(code)) origin.close(code, sendableCloseReason(reason));
+    else if (code === 1005) origin.close();
+    else origin.terminate();
+  };
+  stream.onreset = () => origin.terminate();
+}
+
+function forwardTcp(target: LocalEndpoint, stream: V2ClientStream): void {
+  const socket = connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+  let ended = false;
+  stream.ondata = (chunk) => {
+    if (!socket.write(chunk)) stream.pause();
+  };
+  socket.on('drain', () => stream.resume());
+  stream.onend = () => socket.end();
+  stream.onreset = () => socket.destroy();
+  stream.onwritable = () => socket.resume();
+  socket.on('data', (chunk: Buffer) => {
+    if (!stream.write(chunk)) socket.pause();
+  });
+  socket.on('end', () => {
+    ended = true;
+    stream.end();
+  });
+  socket.on('error', () => socket.destroy());
+  socket.on('close', (hadError: boolean) => {
+    // Closed without a clean FIN from the service (refused, reset, destroyed): the stream is aborted.
+    if (hadError || !ended) stream.reset('local connection closed', R.CANCEL);
+  });
+}

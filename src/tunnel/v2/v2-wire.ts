@@ -1,0 +1,144 @@
+import { WebSocket } from 'ws';
+import type {
+  InboundStreamEvent,
+  StreamKind,
+  StreamOpen,
+  TunnelReadyInfo,
+  TunnelWireHandler,
+  WebSocketWire,
+} from '../core/stream-types.js';
+import { R } from '../protocol/v2.js';
+import { V2Mux } from '../protocol/v2-mux.js';
+
+/**
+ * Bytes the proxy lets pile up in a v2 tunnel WebSocket's send buffer before
+ * flow-controlled frames wait for it to drain. Credit bounds each stream; this
+ * bounds the whole WebSocket when the client reads slower than it grants.
+ */
+export const V2_WS_HIGH_WATER = 1024 * 1024;
+
+const BINARY = { binary: true } as const;
+const RESET_REASONS: Record<number, string> = {
+  [R.CANCEL]: 'cancelled by the tunnel client',
+  [R.PROTOCOL_ERROR]: 'protocol error',
+  [R.FLOW_CONTROL_ERROR]: 'flow control error',
+  [R.REFUSED]: 'refused by the tunnel client',
+  [R.INTERNAL_ERROR]: 'tunnel client error',
+};
+
+/**
+ * The v2 codec: binary frames with per-stream credit on one WebSocket
+ * (docs/tunnel-protocol.md, "Protocol v2"). Streams never wait for each
+ * other: a consumer that cannot keep up pauses only its own stream (at most
+ * the window is held for it), and the WebSocket itself is never paused.
+ */
+export class V2Wire implements WebSocketWire {
+  readonly version = 2;
+  readonly carriesWebSockets = true as const;
+  private nextId = 1;
+  private congested = false;
+  private readonly mux: V2Mux;
+  private readonly afterFlush = (): void => this.checkDrained();
+
+  constructor(private readonly ws: WebSocket) {
+    this.mux = new V2Mux({ role: 'proxy', send: (f) => this.send(f), transportReady: () => !this.congested });
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  /** Bytes held in the codec: received for paused consumers, and waiting for credit (diagnostics, tests). */
+  held(): { inbound: number; outbound: number } {
+    return this.mux.buffered();
+  }
+
+  attach(handler: TunnelWireHandler): void {
+    const ev = (id: number, event: InboundStreamEvent): void => handler.onStreamEvent(String(id), event);
+    this.mux.attach({
+      response: (id, head) => ev(id, { type: 'head', head: { status: head.status, headers: head.headers, bodyLength: head.length } }),
+      data: (id, chunk) => ev(id, { type: 'data', chunk }),
+      end: (id) => ev(id, { type: 'end' }),
+      message: (id, chunk, binary, fin) => ev(id, { type: 'message', chunk, binary, fin }),
+      close: (id, code, reason) => ev(id, { type: 'wsclose', code, reason }),
+      reset: (id, code, reason) => ev(id, { type: 'reset', reason: reason || RESET_REASONS[code] || `reset ${code}` }),
+      malformed: (id, reason) => ev(id, { type: 'malformed', reason }),
+      writable: (id) => handler.onWritable(String(id)),
+    });
+    this.ws.on('message', (data: Buffer, isBinary: boolean) => {
+      // v2 is binary only; a text frame is ignored like any other unusable frame.
+      if (isBinary) this.mux.receive(data);
+    });
+    this.ws.on('error', () => this.ws.terminate());
+    this.ws.once('close', (code: number, reason: Buffer) => {
+      this.mux.clear();
+      handler.onClose(code, reason.toString());
+    });
+  }
+
+  ready(info: TunnelReadyInfo): void {
+    this.mux.ready(info.tunnelUrl, info.rawPort);
+  }
+
+  allocateStreamId(_kind: StreamKind): string {
+    // 2^32 - 1 streams per tunnel; a tunnel that used them all is closed.
+    if (this.nextId > 0xffffffff) this.close(1011, 'stream ids exhausted');
+    return String(this.nextId++);
+  }
+
+  open(streamId: string, open: StreamOpen): void {
+    const id = Number(streamId);
+    if (open.kind === 'tcp') this.mux.open(id, { kind: 'tcp' });
+    else this.mux.open(id, { kind: open.kind, method: open.head.method, path: open.head.path, headers: open.head.headers }, open.head.bodyless === true);
+  }
+
+  data(streamId: string, chunk: Uint8Array): boolean {
+    return this.mux.data(Number(streamId), chunk);
+  }
+
+  end(streamId: string): void {
+    this.mux.end(Number(streamId));
+  }
+
+  message(streamId: string, chunk: Uint8Array, binary: boolean): boolean {
+    return this.mux.message(Number(streamId), chunk, binary);
+  }
+
+  closeWebSocket(streamId: string, code: number, reason: string): void {
+    this.mux.close(Number(streamId), code, reason);
+  }
+
+  release(streamId: string): void {
+    this.mux.release(Number(streamId));
+  }
+
+  pauseInbound(streamId: string): void {
+    this.mux.pause(Number(streamId));
+  }
+
+  resumeInbound(streamId: string): void {
+    this.mux.resume(Number(streamId));
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
+  }
+
+  /**
+   * Sends one frame. Past the high-water mark every frame carries a flush
+   * callback until the buffer drains below it again; flow-controlled frames
+   * wait meanwhile (control frames still go).
+   */
+  private send(frame: Uint8Array): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (!this.congested && this.ws.bufferedAmount + frame.length >= V2_WS_HIGH_WATER) this.congested = true;
+    if (this.congested) this.ws.send(frame, BINARY, this.afterFlush);
+    else this.ws.send(frame, BINARY);
+  }
+
+  private checkDrained(): void {
+    if (!this.congested || this.ws.bufferedAmount >= V2_WS_HIGH_WATER) return;
+    this.congested = false;
+    this.mux.transportDrained();
+  }
+}

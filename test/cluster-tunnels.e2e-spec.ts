@@ -1,0 +1,308 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { TunnelTcpForwarding } from '../src/cluster/tunnels/tcp-forwarding.js';
+import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../src/cluster/internal-auth.js';
+import { WsproxyEvents } from '../src/common/events.js';
+import { TunnelClient, TunnelRefusedError } from '../src/tunnel/client/tunnel-client.js';
+import { startApp, type TestApp } from './support/app.js';
+import { startServiceProcess, type ServiceProcess } from './support/process.js';
+import { clusterEnv, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
+import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
+import { httpTo, startHttpService, tunnelEnv, TUNNEL_DOMAIN, waitFor, type HttpResult, type HttpService } from './support/tunnel.js';
+
+const MiB = 1024 * 1024;
+const HOST_A = '127.0.0.2';
+const HOST_B = '127.0.0.3';
+
+function dial(host: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port }, () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+function readBytes(s: Socket, bytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (c: Buffer): void => {
+      chunks.push(c);
+      total += c.length;
+      if (total >= bytes) {
+        s.off('data', onData);
+        resolve(Buffer.concat(chunks));
+      }
+    };
+    s.on('data', onData);
+    s.once('close', () => {
+      if (total < bytes) reject(new Error(`closed after ${total} of ${bytes} bytes`));
+    });
+  });
+}
+
+/** Whether a TCP connection to host:port is accepted and stays open for a moment. */
+async function accepts(host: string, port: number): Promise<boolean> {
+  try {
+    const s = await dial(host, port);
+    s.destroy();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Response headers without the per-response ones (`date`, connection management). */
+function comparable(r: HttpResult): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < r.rawHeaders.length; i += 2) {
+    const name = r.rawHeaders[i].toLowerCase();
+    if (['date', 'connection', 'keep-alive'].includes(name)) continue;
+    out.push([name, r.rawHeaders[i + 1]]);
+  }
+  return out;
+}
+
+/** A local service that answers with what it got: method, path, forwarding headers, and the body back. */
+async function reflector(): Promise<HttpService> {
+  return startHttpService((req, body, res) => {
+    res.setHeader('x-method', req.method ?? '');
+    res.setHeader('x-path', req.url ?? '');
+    res.setHeader('x-forwarded-for-seen', String(req.headers['x-forwarded-for']));
+    res.setHeader('x-forwarded-host-seen', String(req.headers['x-forwarded-host']));
+    res.setHeader('x-host-seen', String(req.headers.host));
+    res.setHeader('x-internal-seen', Object.keys(req.headers).filter((h) => h.startsWith('x-wsproxy')).join(',') || 'none');
+    res.setHeader('content-type', 'application/octet-stream');
+    res.statusCode = req.url?.startsWith('/status/') ? Number(req.url.slice(8)) : 200;
+    res.end(body);
+  });
+}
+
+describe('tunnels across replicas', () => {
+  let redis: TestRedis;
+  let a: TestApp;
+  let b: TestApp;
+  let service: HttpService;
+  let echo: TestTarget;
+  let client: TunnelClient;
+  let host: string;
+
+  before(async () => {
+    redis = await TestRedis.start();
+    service = await reflector();
+    echo = await echoTarget();
+    const env = clusterEnv(redis, await tunnelEnv({}, 6));
+    a = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
+    b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
+    client = await TunnelClient.connect({ proxy: `${a.wsUrl}/tunnel`, to: service.target, tcpTo: `127.0.0.1:${echo.port}` });
+    host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+  });
+  after(async () => {
+    await client?.close();
+    await b?.close();
+    await a?.close();
+    await service?.close();
+    await echo?.close();
+    await redis?.close();
+  });
+
+  it('answers a GET arriving at the other replica exactly as the owner does', async () => {
+    const forwarded: boolean[] = [];
+    const events = b.app.get(WsproxyEvents);
+    const onHttp = (e: { forwarded: boolean }): void => void forwarded.push(e.forwarded);
+    events.on('tunnel.http', onHttp);
+    const atOwner = await httpTo(a.port, host, { path: '/hello?x=1', headers: { 'x-custom': 'kept' } });
+    const atOther = await httpTo(b.port, host, { path: '/hello?x=1', headers: { 'x-custom': 'kept' } });
+    events.off('tunnel.http', onHttp);
+    assert.equal(atOther.status, 200);
+    assert.equal(atOther.status, atOwner.status);
+    assert.deepEqual(comparable(atOther), comparable(atOwner));
+    assert.deepEqual(atOther.body, atOwner.body);
+    assert.equal(atOther.headers['x-path'], '/hello?x=1');
+    assert.equal(atOther.headers['x-host-seen'], host);
+    assert.equal(atOther.headers['x-forwarded-host-seen'], host);
+    assert.equal(atOther.headers['x-forwarded-for-seen'], '127.0.0.1');
+    assert.equal(atOther.headers['x-internal-seen'], 'none', 'no internal header reaches the tunnel client');
+    assert.deepEqual(forwarded, [true]);
+    // A requester cannot pose as the entry replica: its own internal headers are dropped before forwarding.
+    const spoofed = await httpTo(b.port, host, { headers: { 'x-wsproxy-client-ip': '6.6.6.6', 'x-wsproxy-tunnel-host': 'evil.example' } });
+    assert.equal(spoofed.headers['x-forwarded-for-seen'], '127.0.0.1');
+    assert.equal(spoofed.headers['x-host-seen'], host);
+    assert.equal(spoofed.headers['x-internal-seen'], 'none');
+  });
+
+  it('forwards a POST with a binary body and passes statuses through', async () => {
+    const body = randomPayload(3 * MiB + 17);
+    const atOther = await httpTo(b.port, host, { method: 'POST', path: '/upload', body, headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(atOther.status, 200);
+    assert.equal(atOther.headers['x-method'], 'POST');
+    assert.ok(atOther.body.equals(body), 'the body came back byte-exactly');
+    const chunked = await httpTo(b.port, host, { method: 'PUT', path: '/status/201', body: body.subarray(0, 100_000), chunked: true });
+    assert.equal(chunked.status, 201);
+    assert.ok(chunked.body.equals(body.subarray(0, 100_000)));
+    const head = await httpTo(b.port, host, { method: 'HEAD', path: '/status/404' });
+    assert.equal(head.status, 404);
+    assert.equal(head.body.length, 0);
+  });
+
+  it('applies the body limit and answers 404 for a subdomain no replica holds', async () => {
+    const unknown = await httpTo(b.port, `0123456789abcdef.${TUNNEL_DOMAIN}`);
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.body.toString(), 'tunnel not found\n');
+    const tooLarge = await httpTo(b.port, host, { method: 'POST', body: Buffer.alloc(11 * MiB), chunked: true }).catch((err: unknown) => err);
+    if (!(tooLarge instanceof Error)) assert.equal((tooLarge as HttpResult).status, 413);
+  });
+
+  it('pipes a raw TCP connection entering through the other replica to the tunnel (1 MiB echo)', async () => {
+    const port = client.rawPort;
+    assert.ok(port > 0);
+    const following = b.app.get(TunnelTcpForwarding);
+    await waitFor(() => following.followedPorts().includes(port), 5000, 'replica B listening on the tunnel port');
+    const forwarded: boolean[] = [];
+    const onTcp = (e: { forwarded: boolean }): void => void forwarded.push(e.forwarded);
+    b.app.get(WsproxyEvents).on('tunnel.tcp', onTcp);
+    const s = await dial(HOST_B, port);
+    const payload = randomPayload(MiB);
+    const got = readBytes(s, payload.length);
+    s.write(payload);
+    assert.ok((await got).equals(payload), '1 MiB echoed byte-exactly');
+    s.end();
+    b.app.get(WsproxyEvents).off('tunnel.tcp', onTcp);
+    assert.deepEqual(forwarded, [true]);
+    // The owner does not follow its own port; it listens on it as on a single node.
+    assert.ok(!a.app.get(TunnelTcpForwarding).followedPorts().includes(port));
+    assert.ok(await accepts(HOST_A, port));
+  });
+
+  it('refuses the internal tunnel endpoints without the secret (401) or with a wrong one (403)', async () => {
+    const path = `/_cluster/tunnels/${client.subdomain}/http?path=%2F`;
+    assert.equal((await fetch(`${a.baseUrl}${path}`)).status, 401);
+    const wrong = signClusterRequest('not-the-cluster-secret-at-all', 'GET', path);
+    assert.equal((await fetch(`${a.baseUrl}${path}`, { headers: { [CLUSTER_AUTH_HEADER]: wrong } })).status, 403);
+    const stale = signClusterRequest(TEST_CLUSTER_SECRET, 'GET', path, Date.now() - 10 * 60_000);
+    assert.equal((await fetch(`${a.baseUrl}${path}`, { headers: { [CLUSTER_AUTH_HEADER]: stale } })).status, 403);
+    const good = await fetch(`${a.baseUrl}${path}`, {
+      headers: { [CLUSTER_AUTH_HEADER]: signClusterRequest(TEST_CLUSTER_SECRET, 'GET', path), 'x-wsproxy-tunnel-host': host, 'x-wsproxy-client-ip': '127.0.0.9' },
+    });
+    assert.equal(good.status, 200);
+    assert.equal(good.headers.get('x-forwarded-for-seen'), '127.0.0.9');
+
+    const tcpPath = `/_cluster/tunnels/${client.subdomain}/tcp`;
+    assert.equal(await upgradeStatus(a.port, tcpPath, {}), 401);
+    assert.equal(await upgradeStatus(a.port, tcpPath, { [CLUSTER_AUTH_HEADER]: signClusterRequest('not-the-cluster-secret-at-all', 'GET', tcpPath) }), 403);
+  });
+
+  it('never serves the internal endpoints through a tunnel subdomain', async () => {
+    const before = service.requests;
+    const path = `/_cluster/tunnels/${client.subdomain}/http?path=%2F`;
+    const r = await httpTo(b.port, host, { path, headers: { [CLUSTER_AUTH_HEADER]: signClusterRequest(TEST_CLUSTER_SECRET, 'GET', path) } });
+    // The tunnel's own service answered, with the path as asked.
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-path'], path);
+    assert.equal(service.requests, before + 1);
+  });
+
+  it('counts tunnels per user cluster-wide', async () => {
+    const env = clusterEnv(redis, await tunnelEnv({ MAX_TUNNELS_PER_USER: '1', TUNNEL_TCP_ENABLED: 'false' }, 2));
+    // A second, separate pair would share the same anonymous user; this test uses its own limit on the same Redis.
+    const c = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
+    const d = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
+    try {
+      // The pair above already holds one tunnel for the anonymous user.
+      const refused = await TunnelClient.connect({ proxy: `${d.wsUrl}/tunnel` }).catch((err: unknown) => err);
+      assert.ok(refused instanceof TunnelRefusedError, String(refused));
+      assert.equal(refused.status, 429);
+      assert.equal(refused.body, 'too many tunnels for this user');
+    } finally {
+      await d.close();
+      await c.close();
+    }
+  });
+});
+
+function upgradeStatus(port: number, path: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { connection: 'Upgrade', upgrade: 'wsproxy-tcp', ...headers }, agent: false });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('upgrade', (_res, socket: Socket) => {
+      socket.destroy();
+      resolve(101);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('owner loss and Redis restart', () => {
+  let redis: TestRedis;
+  let service: HttpService;
+  let echo: TestTarget;
+  let a: ServiceProcess | undefined;
+  let b: TestApp | undefined;
+  const clients: TunnelClient[] = [];
+
+  before(async () => {
+    redis = await TestRedis.start();
+    service = await reflector();
+    echo = await echoTarget();
+  });
+  after(async () => {
+    for (const c of clients) await c.close();
+    a?.child.kill('SIGKILL');
+    await b?.close();
+    await service.close();
+    await echo.close();
+    await redis.close();
+  });
+
+  it('re-publishes tunnels after Redis restarts empty', async () => {
+    const env = clusterEnv(redis, await tunnelEnv({}, 4));
+    b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
+    const c = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
+    try {
+      const client = await TunnelClient.connect({ proxy: `${c.wsUrl}/tunnel`, to: service.target });
+      clients.push(client);
+      const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+      assert.equal((await httpTo(b.port, host)).status, 200);
+      await redis.restart();
+      await waitFor(async () => (await httpTo(b!.port, host)).status === 200, 5000, 'the tunnel re-published after the Redis restart');
+      await client.close();
+    } finally {
+      await c.close();
+      await b.close();
+      b = undefined;
+    }
+  });
+
+  it('removes the tunnels of a SIGKILLed owner on the other replicas within the TTL', async (t) => {
+    const env = clusterEnv(redis, await tunnelEnv({}, 4));
+    a = await startServiceProcess({ ...env, TUNNEL_BIND_HOST: HOST_A });
+    b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
+    const client = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${a.port}/tunnel`, to: service.target, tcpTo: `127.0.0.1:${echo.port}` });
+    clients.push(client);
+    const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+    const port = client.rawPort;
+    assert.equal((await httpTo(b.port, host)).status, 200);
+    await waitFor(() => accepts(HOST_B, port), 5000, 'replica B listening on the tunnel port');
+
+    a.child.kill('SIGKILL');
+    await a.exited;
+    const killedAt = Date.now();
+    await client.closed;
+    await waitFor(async () => (await httpTo(b!.port, host)).status === 404, 5000, 'the subdomain answering 404');
+    const goneAfter = Date.now() - killedAt;
+    await waitFor(async () => !(await accepts(HOST_B, port)), 5000, 'the port to stop accepting');
+    const closedAfter = Date.now() - killedAt;
+    t.diagnostic(`subdomain 404 after ${goneAfter} ms, port closed after ${closedAfter} ms (TTL 600 ms)`);
+    // TTL 600 ms after A's last beat, plus one beat for the listing, plus scheduling slack.
+    assert.ok(goneAfter < 2000, `404 after ${goneAfter} ms`);
+    assert.ok(closedAfter < 2500, `port closed after ${closedAfter} ms`);
+  });
+});

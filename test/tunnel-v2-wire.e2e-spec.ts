@@ -1,0 +1,286 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { request, type IncomingMessage } from 'node:http';
+import { TunnelService } from '../src/tunnel/tunnel.service.js';
+import {
+  R,
+  T,
+  V2_INITIAL_WINDOW,
+  encodeData,
+  encodeFrame,
+  encodeReset,
+  encodeResponse,
+} from '../src/tunnel/protocol/v2.js';
+import type { V2Wire } from '../src/tunnel/v2/v2-wire.js';
+import { startApp, type TestApp } from './support/app.js';
+import { randomPayload, sha256 } from './support/targets.js';
+import { expectRefusal } from './support/ws-client.js';
+import { TUNNEL_DOMAIN, httpTo, subdomainOf, tunnelEnv, waitFor } from './support/tunnel.js';
+import { RawV2Tunnel, timedGet } from './tunnel-v2-support.js';
+
+const KiB = 1024;
+const MiB = 1024 * 1024;
+
+function hostOf(tunnelUrl: string): string {
+  return `${subdomainOf(tunnelUrl)}.${TUNNEL_DOMAIN}`;
+}
+
+describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
+  let app: TestApp;
+
+  before(async () => {
+    app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', TUNNEL_RESPONSE_TIMEOUT_MS: '500', MAX_TUNNEL_HTTP_PER_IP: '20' }));
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  it('negotiates with ?v=2: tunnel_ready (with "version":2) arrives in a READY frame, binary', async () => {
+    const { tunnel, ready, readyRaw } = await RawV2Tunnel.open(app.wsUrl, '?v=2');
+    try {
+      const sub = subdomainOf(ready.ready.tunnelUrl);
+      assert.deepEqual([...readyRaw.subarray(0, 6)], [T.READY, 0, 0, 0, 0, 0]);
+      assert.equal(
+        readyRaw.subarray(6).toString(),
+        `{"type":"tunnel_ready","tunnelUrl":"http://${sub}.tunnel.test","rawPort":0,"version":2,"window":262144,"maxPayload":1048576}`,
+      );
+    } finally {
+      await tunnel.close();
+    }
+    // A later version asked for gets the newest the proxy speaks; control=binary changes nothing in v2.
+    for (const q of ['?v=3', '?v=2&control=binary', '?v=2&control=text']) {
+      const t = await RawV2Tunnel.open(app.wsUrl, q);
+      assert.equal(t.ready.ready.version, 2, q);
+      await t.tunnel.close();
+    }
+    assert.equal((await expectRefusal(`${app.wsUrl}/tunnel?v=two`)).status, 400);
+  });
+
+  it('opens an http stream with the head as JSON (headers in order, repeated ones apart), streams the body, and answers with the client’s head and body', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const pending = httpTo(app.port, host, {
+        method: 'POST',
+        path: '/a?b=1',
+        body: 'hello',
+        headers: { 'x-multi': ['1', '2'], cookie: 'sid=secret', authorization: 'Bearer x', 'content-type': 'text/plain' },
+      });
+      const open = await tunnel.nextOpen();
+      assert.equal(open.head.kind, 'http');
+      assert.ok(open.stream >= 1);
+      const raw = tunnel.raw.find((b) => b[0] === T.OPEN)!;
+      assert.deepEqual(Object.keys(JSON.parse(raw.subarray(6).toString()) as object), ['kind', 'method', 'path', 'headers']);
+      if (open.head.kind !== 'http') throw new Error('not http');
+      assert.equal(open.head.method, 'POST');
+      assert.equal(open.head.path, '/a?b=1');
+      const names = open.head.headers.map(([n]) => n);
+      assert.deepEqual(
+        open.head.headers.filter(([n]) => n === 'x-multi').map(([, v]) => v),
+        ['1', '2'],
+      );
+      for (const dropped of ['cookie', 'authorization', 'connection', 'transfer-encoding']) assert.ok(!names.includes(dropped), dropped);
+      assert.ok(names.includes('x-forwarded-for'));
+      await waitFor(() => tunnel.ended(open.stream), 5000, 'request END');
+      assert.equal(tunnel.dataFor(open.stream).toString(), 'hello');
+
+      tunnel.send(encodeResponse(open.stream, { status: 201, headers: [['content-type', 'text/plain'], ['set-cookie', 'a=1'], ['x-out', 'y']], length: 5 }));
+      tunnel.send(encodeData(open.stream, Buffer.from('wor')));
+      tunnel.send(encodeData(open.stream, Buffer.from('ld'), true));
+      const res = await pending;
+      assert.equal(res.status, 201);
+      assert.equal(res.body.toString(), 'world');
+      assert.equal(res.headers['content-length'], '5');
+      assert.equal(res.headers['x-out'], 'y');
+      assert.equal(res.headers['set-cookie'], undefined);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('without a declared length the response is chunked; a short or long body against a declared length is cut off', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const chunked = httpTo(app.port, host);
+      const a = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(a.stream, { status: 200, headers: [] }));
+      tunnel.send(encodeData(a.stream, Buffer.from('abc'), true));
+      const r = await chunked;
+      assert.equal(r.headers['transfer-encoding'], 'chunked');
+      assert.equal(r.body.toString(), 'abc');
+
+      const short = timedGet(app.port, host);
+      const b = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(b.stream, { status: 200, headers: [], length: 100 }));
+      tunnel.send(encodeData(b.stream, Buffer.from('short'), true));
+      await assert.rejects((await short).done);
+      const long = timedGet(app.port, host);
+      const c = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(c.stream, { status: 200, headers: [], length: 3 }));
+      tunnel.send(encodeData(c.stream, Buffer.from('much too long'), true));
+      const longRes = await long.catch((e: Error) => e);
+      if (!(longRes instanceof Error)) {
+        const body = await longRes.done.catch(() => null);
+        assert.notEqual(body?.toString(), 'much too long');
+      }
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('sends at most the window of a request body until the client grants more; then the rest, byte-exact', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const body = randomPayload(2 * MiB);
+      const pending = httpTo(app.port, host, { method: 'PUT', body });
+      const open = await tunnel.nextOpen();
+      await waitFor(() => tunnel.dataFor(open.stream).length >= V2_INITIAL_WINDOW, 5000, 'first window');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(tunnel.dataFor(open.stream).length, V2_INITIAL_WINDOW, 'never beyond the window');
+
+      // Another request on the same tunnel is not held up by the stalled upload.
+      const other = httpTo(app.port, host, { path: '/other' });
+      const o = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(o.stream, { status: 200, headers: [] }, true));
+      assert.equal((await other).status, 200);
+
+      while (!tunnel.ended(open.stream)) {
+        tunnel.grant(open.stream, 512 * KiB);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.equal(sha256(tunnel.dataFor(open.stream)), sha256(body));
+      tunnel.send(encodeResponse(open.stream, { status: 204, headers: [] }, true));
+      assert.equal((await pending).status, 204);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('holds at most the window for a requester that does not read, and grants credit only as it delivers', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const service = app.app.get(TunnelService);
+    let pump: NodeJS.Timeout | undefined;
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const wire = service.find(subdomainOf(ready.ready.tunnelUrl))!.wire as V2Wire;
+      const total = 64 * MiB;
+      const responded = new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: app.port, path: '/big', headers: { host }, agent: false }, resolve);
+        req.on('error', reject);
+        req.end();
+      });
+      const open = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(open.stream, { status: 200, headers: [] }));
+      const res = await responded;
+      res.pause();
+      let received = 0;
+      res.on('data', (c: Buffer) => (received += c.length));
+      const ended = new Promise((ok) => res.on('end', ok));
+      // A well-behaved client: sends whatever the credit allows.
+      let sent = 0;
+      const chunk = randomPayload(64 * KiB);
+      pump = setInterval(() => {
+        const credit = tunnel.credit.get(open.stream)!;
+        while (sent + chunk.length <= credit && sent < total) {
+          tunnel.send(encodeData(open.stream, chunk));
+          sent += chunk.length;
+        }
+        if (sent >= total) {
+          tunnel.send(encodeData(open.stream, Buffer.alloc(0), true));
+          clearInterval(pump);
+          pump = undefined;
+        }
+      }, 5);
+      await new Promise((r) => setTimeout(r, 1500));
+      const held = wire.held().inbound;
+      const granted = tunnel.credit.get(open.stream)!;
+      assert.ok(held <= V2_INITIAL_WINDOW, `held ${held}`);
+      // Credit given = what went into the requester's socket buffers + what is held: a few MiB at most, never the 64 MiB.
+      assert.ok(granted < 16 * MiB, `granted ${granted}`);
+      res.resume();
+      await ended;
+      assert.equal(received, total);
+    } finally {
+      if (pump) clearInterval(pump);
+      await tunnel.close();
+    }
+  });
+
+  it('time to first byte: 504 without a response head in time; a head in time lets the body take longer', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const late = httpTo(app.port, host);
+      await tunnel.nextOpen();
+      assert.equal((await late).status, 504);
+
+      const slow = timedGet(app.port, host);
+      const open = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(open.stream, { status: 200, headers: [] }));
+      const res = await slow;
+      await new Promise((r) => setTimeout(r, 800));
+      tunnel.send(encodeData(open.stream, Buffer.from('slow but fine'), true));
+      assert.equal((await res.done).toString(), 'slow but fine');
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('502 for a malformed head, a reset before the head, or a tunnel drop; garbage is ignored and the tunnel lives on', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const host = hostOf(ready.ready.tunnelUrl);
+    const answers: ((stream: number) => Uint8Array)[] = [
+      (s) => encodeFrame(T.RESPONSE, 0, s, Buffer.from('{"status":"200"}')),
+      (s) => encodeResponse(s, { status: 700, headers: [] }, true),
+      (s) => encodeResponse(s, { status: 101, headers: [] }, true),
+      (s) => encodeReset(s, R.REFUSED, 'nope'),
+      (s) => encodeData(s, Buffer.from('body before head')),
+    ];
+    for (const answer of answers) {
+      const pending = httpTo(app.port, host);
+      const open = await tunnel.nextOpen();
+      tunnel.send(answer(open.stream));
+      assert.equal((await pending).status, 502, Buffer.from(answer(open.stream)).toString('hex'));
+    }
+    tunnel.ws.send('{"type":"http_response"}');
+    for (const junk of [Buffer.from([1]), Buffer.from([0x63, 0, 0, 0, 0, 9]), encodeData(999, Buffer.from('x')), encodeFrame(T.WINDOW_UPDATE, 0, 0, Buffer.from([0, 0, 0, 1]))]) tunnel.send(junk);
+    const ok = httpTo(app.port, host);
+    const open = await tunnel.nextOpen();
+    tunnel.send(encodeResponse(open.stream, { status: 200, headers: [] }));
+    tunnel.send(encodeData(open.stream, Buffer.from('still here'), true));
+    assert.equal((await ok).body.toString(), 'still here');
+
+    const waiting = [httpTo(app.port, host), httpTo(app.port, host)];
+    await tunnel.nextOpen();
+    await tunnel.nextOpen();
+    tunnel.ws.terminate();
+    for (const r of await Promise.all(waiting)) {
+      assert.equal(r.status, 502);
+      assert.equal(r.body.toString().trim(), 'tunnel closed');
+    }
+  });
+
+  it('resets a stream whose client sends beyond its window; the requester sees the response cut off, the tunnel stays', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const pending = timedGet(app.port, host);
+      const open = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(open.stream, { status: 200, headers: [] }));
+      const res = await pending;
+      // One frame larger than the whole window.
+      tunnel.send(encodeData(open.stream, randomPayload(V2_INITIAL_WINDOW + 1)));
+      const reset = await tunnel.next((f) => f.type === 'reset' && f.stream === open.stream);
+      assert.equal(reset.type === 'reset' && reset.code, R.FLOW_CONTROL_ERROR);
+      await assert.rejects(res.done);
+      const again = httpTo(app.port, host);
+      const o2 = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(o2.stream, { status: 200, headers: [] }, true));
+      assert.equal((await again).status, 200);
+    } finally {
+      await tunnel.close();
+    }
+  });
+});

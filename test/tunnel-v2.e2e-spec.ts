@@ -1,0 +1,415 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
+import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
+import { V2_INITIAL_WINDOW } from '../src/tunnel/protocol/v2.js';
+import { TunnelService } from '../src/tunnel/tunnel.service.js';
+import type { V2Wire } from '../src/tunnel/v2/v2-wire.js';
+import { startApp, type TestApp } from './support/app.js';
+import { echoTarget, randomPayload, sha256, type TestTarget } from './support/targets.js';
+import { closed, expectRefusal, openWs } from './support/ws-client.js';
+import { TUNNEL_DOMAIN, httpTo, tunnelEnv, waitFor } from './support/tunnel.js';
+import { timedGet } from './tunnel-v2-support.js';
+
+const MiB = 1024 * 1024;
+
+/** The origin behind the tunnel: HTTP routes for the tests, and a WebSocket echo app. */
+interface Origin {
+  readonly port: number;
+  readonly target: string;
+  /** Headers of the last WebSocket upgrade that reached the origin. */
+  lastUpgrade: IncomingMessage['headers'] | null;
+  /** Close code and reason the origin's WebSocket got from the other end. */
+  readonly closes: { code: number; reason: string }[];
+  /** When the streaming route wrote its second half. */
+  secondHalfAt: number;
+  close(): Promise<void>;
+}
+
+const HALF = randomPayload(512 * 1024);
+const HALF2 = randomPayload(512 * 1024);
+const BIG = randomPayload(512 * 1024);
+
+async function startOrigin(): Promise<Origin> {
+  const origin = { lastUpgrade: null, closes: [], secondHalfAt: 0 } as unknown as Origin & { port: number; target: string };
+  const routes = (req: IncomingMessage, body: Buffer, res: ServerResponse): void => {
+    const url = req.url ?? '/';
+    if (url === '/stream') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(HALF);
+      setTimeout(() => {
+        origin.secondHalfAt = Date.now();
+        res.end(HALF2);
+      }, 1000);
+    } else if (url === '/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.write('data: one\n\n');
+      setTimeout(() => res.write('data: two\n\n'), 300);
+      setTimeout(() => res.end('data: three\n\n'), 600);
+    } else if (url === '/big') {
+      res.setHeader('content-type', 'application/octet-stream');
+      res.setHeader('content-length', BIG.length);
+      res.end(BIG);
+    } else if (url.startsWith('/echo')) {
+      res.setHeader('set-cookie', 'session=secret');
+      res.setHeader('x-multi', ['one', 'two']);
+      res.setHeader('x-sha256', createHash('sha256').update(body).digest('hex'));
+      res.setHeader('x-request-headers', JSON.stringify(req.headers));
+      res.end(body);
+    } else {
+      res.statusCode = 404;
+      res.end('no such route');
+    }
+  };
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => routes(req, Buffer.concat(chunks), res));
+  });
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => (p.has('chat') ? 'chat' : false) });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    origin.lastUpgrade = req.headers;
+    if (req.url === '/forbidden') {
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 10\r\nx-why: policy\r\n\r\nforbidden\n');
+      return;
+    }
+    if (req.url === '/plain') {
+      socket.end('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nplain');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        if (!isBinary && data.toString() === 'close-me') ws.close(4321, 'bye from the app');
+        else ws.send(data, { binary: isBinary });
+      });
+      ws.on('close', (code: number, reason: Buffer) => origin.closes.push({ code, reason: reason.toString() }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin.port = (server.address() as AddressInfo).port;
+  origin.target = `127.0.0.1:${origin.port}`;
+  origin.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      wss.close();
+      server.close(() => resolve());
+    });
+  return origin;
+}
+
+function dial(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port }, () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+function readBytes(s: Socket, bytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (c: Buffer): void => {
+      chunks.push(c);
+      total += c.length;
+      if (total >= bytes) {
+        s.off('data', onData);
+        resolve(Buffer.concat(chunks));
+      }
+    };
+    s.on('data', onData);
+    s.once('close', () => {
+      if (total < bytes) reject(new Error(`closed after ${total} of ${bytes} bytes`));
+    });
+  });
+}
+
+function nextMessage(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
+  return new Promise((resolve) => ws.once('message', (data: Buffer, isBinary: boolean) => resolve({ data, isBinary })));
+}
+
+describe('tunnel protocol v2 with the reference client', () => {
+  let app: TestApp;
+  let origin: Origin;
+  let echo: TestTarget;
+  let client: TunnelClient;
+  let host: string;
+
+  before(async () => {
+    app = await startApp(await tunnelEnv({}, 4));
+    origin = await startOrigin();
+    echo = await echoTarget();
+    client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: origin.target, tcpTo: `127.0.0.1:${echo.port}`, protocol: 2 });
+    host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+  });
+  after(async () => {
+    await client.close();
+    await app.close();
+    await origin.close();
+    await echo.close();
+  });
+
+  it('speaks v2', () => {
+    assert.equal(client.protocol, 2);
+    assert.match(client.tunnelUrl, /^http:\/\/[0-9a-f]{16}\.tunnel\.test$/);
+    assert.ok(client.rawPort > 0);
+  });
+
+  it('POSTs a binary body and gets it back byte-exact; repeated headers stay apart; hygiene both ways', async () => {
+    const payload = randomPayload(3 * MiB);
+    const res = await httpTo(app.port, host, {
+      method: 'POST',
+      path: '/echo?x=1',
+      body: payload,
+      headers: { cookie: 'sid=1', 'x-in': ['a', 'b'], 'content-type': 'application/octet-stream' },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['x-sha256'], sha256(payload));
+    assert.equal(sha256(res.body), sha256(payload));
+    assert.equal(res.headers['set-cookie'], undefined);
+    assert.equal(res.headers['x-multi'], 'one, two');
+    const seen = JSON.parse(res.headers['x-request-headers'] as string) as Record<string, string>;
+    assert.equal(seen.cookie, undefined);
+    assert.equal(seen['x-in'], 'a, b');
+    assert.equal(seen['x-forwarded-host'], host);
+    // The origin's Content-Length passes (the body is streamed, not counted).
+    assert.equal(res.headers['content-length'], String(payload.length));
+  });
+
+  it('a chunked upload and a Content-Length download', async () => {
+    const payload = randomPayload(700_000);
+    const up = await httpTo(app.port, host, { method: 'PUT', path: '/echo', body: payload, chunked: true });
+    assert.equal(up.headers['x-sha256'], sha256(payload));
+    const down = await httpTo(app.port, host, { path: '/big' });
+    assert.equal(down.headers['content-length'], String(BIG.length));
+    assert.equal(sha256(down.body), sha256(BIG));
+  });
+
+  it('streams: the requester has the first half before the origin sends the second', async () => {
+    origin.secondHalfAt = 0;
+    const res = await timedGet(app.port, host, '/stream');
+    await waitFor(() => res.chunks.reduce((n, c) => n + c.data.length, 0) >= HALF.length, 5000, 'first half');
+    const firstHalfAt = Date.now();
+    assert.equal(origin.secondHalfAt, 0, 'the second half was not sent yet');
+    const body = await res.done;
+    assert.ok(origin.secondHalfAt > firstHalfAt);
+    assert.equal(sha256(body), sha256(Buffer.concat([HALF, HALF2])));
+    assert.equal(res.res.headers['transfer-encoding'], 'chunked');
+  });
+
+  it('Server-Sent Events: three events 300 ms apart arrive spaced', async () => {
+    const res = await timedGet(app.port, host, '/events');
+    assert.equal(res.res.headers['content-type'], 'text/event-stream');
+    const body = await res.done;
+    assert.equal(body.toString(), 'data: one\n\ndata: two\n\ndata: three\n\n');
+    const arrivals = ['one', 'two', 'three'].map((name) => res.chunks.find((c) => c.data.toString().includes(`data: ${name}`))!.at);
+    assert.ok(arrivals[1] - arrivals[0] >= 200, `gap ${arrivals[1] - arrivals[0]} ms`);
+    assert.ok(arrivals[2] - arrivals[1] >= 200, `gap ${arrivals[2] - arrivals[1]} ms`);
+  });
+
+  it('WebSocket echo app: 1 MiB text and binary messages both ways, the origin’s subprotocol, the app’s close code', async () => {
+    const ws = await openWs(`ws://127.0.0.1:${app.port}/echo-ws?room=1`, {
+      headers: { host, cookie: 'sid=secret', origin: 'https://app.example' },
+      protocols: ['x', 'chat'],
+    });
+    try {
+      assert.equal(ws.protocol, 'chat');
+      assert.equal(origin.lastUpgrade!.cookie, undefined, 'Cookie does not reach the origin');
+      assert.equal(origin.lastUpgrade!.origin, 'https://app.example');
+      assert.equal(origin.lastUpgrade!['x-forwarded-host'], host);
+
+      const text = 'ü'.repeat(MiB / 2);
+      const gotText = nextMessage(ws);
+      ws.send(text);
+      const t = await gotText;
+      assert.equal(t.isBinary, false);
+      assert.equal(t.data.toString('utf8'), text);
+
+      const bin = randomPayload(MiB);
+      const gotBin = nextMessage(ws);
+      ws.send(bin);
+      const b = await gotBin;
+      assert.equal(b.isBinary, true);
+      assert.equal(sha256(b.data), sha256(bin));
+
+      // Small messages in a burst keep their order.
+      const got: string[] = [];
+      const all = new Promise<void>((resolve) => {
+        ws.on('message', (d: Buffer) => {
+          got.push(d.toString());
+          if (got.length === 200) resolve();
+        });
+      });
+      for (let i = 0; i < 200; i++) ws.send(`m${i}`);
+      await all;
+      ws.removeAllListeners('message');
+      assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => `m${i}`));
+
+      const closing = closed(ws);
+      ws.send('close-me');
+      assert.deepEqual(await closing, { code: 4321, reason: 'bye from the app' });
+    } finally {
+      ws.terminate();
+    }
+  });
+
+  it('the requester’s close code reaches the app', async () => {
+    const before = origin.closes.length;
+    const ws = await openWs(`ws://127.0.0.1:${app.port}/echo-ws`, { headers: { host } });
+    ws.close(4001, 'requester done');
+    await closed(ws);
+    await waitFor(() => origin.closes.length > before, 5000, 'origin close');
+    assert.deepEqual(origin.closes.at(-1), { code: 4001, reason: 'requester done' });
+    await waitFor(() => app.app.get(TunnelService).find(client.subdomain)!.counts().http === 0, 5000, 'stream finished');
+  });
+
+  it('a refused upgrade passes the origin’s status, headers and body; a plain 2xx answer becomes 501', async () => {
+    const refused = await expectRefusal(`ws://127.0.0.1:${app.port}/forbidden`, { headers: { host } });
+    assert.deepEqual(refused, { status: 403, body: 'forbidden' });
+    const plain = await expectRefusal(`ws://127.0.0.1:${app.port}/plain`, { headers: { host } });
+    assert.equal(plain.status, 501);
+  });
+
+  it('raw TCP: echo byte-exact, and half-close works (the echo still arrives after the requester’s FIN)', async () => {
+    const s = await dial(client.rawPort);
+    const payload = randomPayload(4 * MiB);
+    const got = readBytes(s, payload.length);
+    s.write(payload);
+    assert.equal(sha256(await got), sha256(payload));
+    s.destroy();
+
+    const h = await dial(client.rawPort);
+    const chunks: Buffer[] = [];
+    h.on('data', (c: Buffer) => chunks.push(c));
+    h.end('after FIN');
+    await once(h, 'close');
+    assert.equal(Buffer.concat(chunks).toString(), 'after FIN');
+  });
+
+  it('head-of-line: a TCP connection whose reader never reads does not delay another connection on the same tunnel', async () => {
+    const stuck = await dial(client.rawPort);
+    stuck.pause();
+    const payload = randomPayload(32 * MiB);
+    let written = false;
+    stuck.write(payload, () => (written = true));
+    // Let the stuck connection fill every buffer on its path.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(written, false, 'the stuck connection is held back');
+
+    const s = await dial(client.rawPort);
+    const started = Date.now();
+    const got = readBytes(s, 4);
+    s.write('ping');
+    assert.equal((await got).toString(), 'ping');
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 3000, `echo took ${elapsed} ms`);
+    s.destroy();
+
+    const wire = app.app.get(TunnelService).find(client.subdomain)!.wire as V2Wire;
+    const held = wire.held();
+    assert.ok(held.inbound <= V2_INITIAL_WINDOW, `inbound held ${held.inbound}`);
+    assert.ok(held.outbound <= 2 * V2_INITIAL_WINDOW, `outbound held ${held.outbound}`);
+    assert.ok(wire.bufferedAmount <= 2 * MiB, `ws buffer ${wire.bufferedAmount}`);
+
+    // The stuck connection was only paused: once it reads, everything arrives.
+    const all = readBytes(stuck, payload.length);
+    stuck.resume();
+    assert.equal(sha256(await all), sha256(payload));
+    stuck.destroy();
+  });
+});
+
+describe('tunnel protocol v2: WebSocket limits and tunnel end', () => {
+  it('429 beyond MAX_TUNNEL_HTTP_PER_IP open WebSockets; 1001 when the tunnel ends', async () => {
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', MAX_TUNNEL_HTTP_PER_IP: '2' }, 2));
+    const origin = await startOrigin();
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: origin.target, protocol: 2 });
+    const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+    try {
+      const a = await openWs(`ws://127.0.0.1:${app.port}/echo-ws`, { headers: { host } });
+      const b = await openWs(`ws://127.0.0.1:${app.port}/echo-ws`, { headers: { host } });
+      assert.equal((await expectRefusal(`ws://127.0.0.1:${app.port}/echo-ws`, { headers: { host } })).status, 429);
+      a.close(1000);
+      await closed(a);
+      await waitFor(async () => {
+        try {
+          (await openWs(`ws://127.0.0.1:${app.port}/echo-ws`, { headers: { host } })).terminate();
+          return true;
+        } catch {
+          return false;
+        }
+      }, 5000, 'slot back');
+      const bClosed = closed(b);
+      await client.close();
+      assert.equal((await bClosed).code, 1001);
+    } finally {
+      await client.close();
+      await app.close();
+      await origin.close();
+    }
+  });
+
+  it('504 when the client does not answer an upgrade within TUNNEL_RESPONSE_TIMEOUT_MS', async () => {
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', TUNNEL_RESPONSE_TIMEOUT_MS: '300' }, 2));
+    // A local service that accepts the connection and never answers.
+    const silent = createServer(() => undefined);
+    const held: Socket[] = [];
+    silent.on('upgrade', (_req: IncomingMessage, socket: Socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: `127.0.0.1:${(silent.address() as AddressInfo).port}`, protocol: 2 });
+    try {
+      const r = await expectRefusal(`ws://127.0.0.1:${app.port}/x`, { headers: { host: `${client.subdomain}.${TUNNEL_DOMAIN}` } });
+      assert.deepEqual(r, { status: 504, body: 'tunnel response timeout' });
+    } finally {
+      await client.close();
+      await app.close();
+      for (const s of held) s.destroy();
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+});
+
+describe('tunnel protocol negotiation from the reference client', () => {
+  it('asks for v2 and follows a proxy that answers v1', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await once(wss, 'listening');
+    let url = '';
+    wss.on('connection', (ws, req) => {
+      url = req.url ?? '';
+      ws.send('{"type":"tunnel_ready","tunnelUrl":"","rawPort":0}');
+    });
+    try {
+      const c = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/tunnel`, protocol: 2 });
+      assert.equal(c.protocol, 1);
+      assert.match(url, /[?&]v=2(&|$)/);
+      await c.close();
+    } finally {
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+    }
+  });
+
+  it('protocol 1 still speaks v1 (WebSocket upgrades get 501)', async () => {
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }, 2));
+    const origin = await startOrigin();
+    const c = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: origin.target, protocol: 1 });
+    try {
+      assert.equal(c.protocol, 1);
+      const host = `${c.subdomain}.${TUNNEL_DOMAIN}`;
+      const res = await httpTo(app.port, host, { method: 'POST', path: '/echo', body: 'v1 body' });
+      assert.equal(res.body.toString(), 'v1 body');
+      assert.equal((await expectRefusal(`ws://127.0.0.1:${app.port}/echo-ws`, { headers: { host } })).status, 501);
+    } finally {
+      await c.close();
+      await app.close();
+      await origin.close();
+    }
+  });
+});
