@@ -1,11 +1,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { TunnelTcpForwarding } from '../src/cluster/tunnels/tcp-forwarding.js';
 import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../src/cluster/internal-auth.js';
 import { WsproxyEvents } from '../src/common/events.js';
 import { TunnelClient, TunnelRefusedError } from '../src/tunnel/client/tunnel-client.js';
+import { dial, readBytes } from './support/tcp-client.js';
 import { startApp, type TestApp } from './support/app.js';
 import { startServiceProcess, type ServiceProcess } from './support/process.js';
 import { clusterEnv, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
@@ -16,39 +17,10 @@ const MiB = 1024 * 1024;
 const HOST_A = '127.0.0.2';
 const HOST_B = '127.0.0.3';
 
-function dial(host: string, port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host, port }, () => {
-      s.off('error', reject);
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
-}
-
-function readBytes(s: Socket, bytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const onData = (c: Buffer): void => {
-      chunks.push(c);
-      total += c.length;
-      if (total >= bytes) {
-        s.off('data', onData);
-        resolve(Buffer.concat(chunks));
-      }
-    };
-    s.on('data', onData);
-    s.once('close', () => {
-      if (total < bytes) reject(new Error(`closed after ${total} of ${bytes} bytes`));
-    });
-  });
-}
-
 /** Whether a TCP connection to host:port is accepted and stays open for a moment. */
 async function accepts(host: string, port: number): Promise<boolean> {
   try {
-    const s = await dial(host, port);
+    const s = await dial(port, host);
     s.destroy();
     return true;
   } catch {
@@ -165,7 +137,7 @@ describe('tunnels across replicas', () => {
     const forwarded: boolean[] = [];
     const onTcp = (e: { forwarded: boolean }): void => void forwarded.push(e.forwarded);
     b.app.get(WsproxyEvents).on('tunnel.tcp', onTcp);
-    const s = await dial(HOST_B, port);
+    const s = await dial(port, HOST_B);
     const payload = randomPayload(MiB);
     const got = readBytes(s, payload.length);
     s.write(payload);

@@ -1,46 +1,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, createServer, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { TUNNEL_WS_HIGH_WATER } from '../src/tunnel/v1/v1-wire.js';
 import { PORT_POOL, type PortPool } from '../src/tunnel/state/port-pool.js';
+import { dial, readBytes } from './support/tcp-client.js';
 import { startApp, type TestApp } from './support/app.js';
 import { echoTarget, randomPayload, sha256, sinkTarget, sourceTarget, type TestTarget } from './support/targets.js';
 import { RawTunnel, dataFrame, isControl, portIsFree, tunnelEnv, waitFor } from './support/tunnel.js';
 
 const MiB = 1024 * 1024;
-
-function dial(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port }, () => {
-      s.off('error', reject);
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
-}
-
-/** Reads until `bytes` bytes arrived. */
-function readBytes(s: Socket, bytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const onData = (c: Buffer): void => {
-      chunks.push(c);
-      total += c.length;
-      if (total >= bytes) {
-        s.off('data', onData);
-        resolve(Buffer.concat(chunks));
-      }
-    };
-    s.on('data', onData);
-    s.once('close', () => {
-      if (total < bytes) reject(new Error(`closed after ${total} of ${bytes} bytes`));
-    });
-  });
-}
 
 /** Reads until the peer closes. */
 function readAll(s: Socket): Promise<Buffer> {

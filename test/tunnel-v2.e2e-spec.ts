@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { V2_INITIAL_WINDOW } from '../src/tunnel/protocol/v2.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import type { V2Wire } from '../src/tunnel/v2/v2-wire.js';
+import { dial, readBytes } from './support/tcp-client.js';
 import { startApp, type TestApp } from './support/app.js';
 import { echoTarget, randomPayload, sha256, type TestTarget } from './support/targets.js';
 import { closed, expectRefusal, openWs } from './support/ws-client.js';
@@ -99,35 +100,6 @@ async function startOrigin(): Promise<Origin> {
       server.close(() => resolve());
     });
   return origin;
-}
-
-function dial(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port }, () => {
-      s.off('error', reject);
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
-}
-
-function readBytes(s: Socket, bytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const onData = (c: Buffer): void => {
-      chunks.push(c);
-      total += c.length;
-      if (total >= bytes) {
-        s.off('data', onData);
-        resolve(Buffer.concat(chunks));
-      }
-    };
-    s.on('data', onData);
-    s.once('close', () => {
-      if (total < bytes) reject(new Error(`closed after ${total} of ${bytes} bytes`));
-    });
-  });
 }
 
 function nextMessage(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {

@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
+import { checkHandshake } from './handshake.js';
 import type { Duplex } from 'node:stream';
 import type { INestApplication } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
@@ -14,8 +15,6 @@ import { ClientIpResolver } from './client-ip.js';
 import { writeHttpRefusal } from './raw-response.js';
 import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
 import type { Admitted, UpgradeContext } from './upgrade-route.js';
-
-const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
 
 /**
  * The WebSocket adapter that owns the HTTP server's `upgrade` event.
@@ -182,12 +181,3 @@ export class UpgradeAdapter extends AbstractWsAdapter {
   }
 }
 
-/** Cheap RFC 6455 handshake validation, before any admission work is spent. */
-function checkHandshake(req: IncomingMessage): string | null {
-  if (req.method !== 'GET') return 'WebSocket handshake must be GET';
-  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return 'Upgrade must be websocket';
-  const key = req.headers['sec-websocket-key'];
-  if (typeof key !== 'string' || !WS_KEY.test(key.trim())) return 'invalid Sec-WebSocket-Key';
-  if (req.headers['sec-websocket-version'] !== '13') return 'unsupported Sec-WebSocket-Version';
-  return null;
-}

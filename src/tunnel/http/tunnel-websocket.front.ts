@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { checkHandshake } from '../../upgrade/handshake.js';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -15,8 +16,6 @@ import { isForwardableStatus, requestHeadersForClient, responseHeadersForRequest
 
 /** Bytes queued towards a requester's WebSocket before the client's messages for it wait. */
 const REQUESTER_HIGH_WATER = 256 * 1024;
-const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
-
 /**
  * Handshake headers that belong to one hop: the proxy completes the
  * requester's handshake itself and the client makes its own to the origin.
@@ -211,12 +210,3 @@ class RequesterWebSocket implements WebSocketSink {
   }
 }
 
-/** RFC 6455 handshake checks, before the client is bothered. */
-function checkHandshake(req: IncomingMessage): string | null {
-  if (req.method !== 'GET') return 'WebSocket handshake must be GET';
-  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return 'Upgrade must be websocket';
-  const key = req.headers['sec-websocket-key'];
-  if (typeof key !== 'string' || !WS_KEY.test(key.trim())) return 'invalid Sec-WebSocket-Key';
-  if (req.headers['sec-websocket-version'] !== '13') return 'unsupported Sec-WebSocket-Version';
-  return null;
-}
