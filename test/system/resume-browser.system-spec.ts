@@ -51,7 +51,8 @@ const INDEX_HTML = `<!doctype html>
       for (let off = 0; off < size; off += 16384) {
         if (!relay.send(sent.slice(off, off + 16384))) await new Promise((r) => { const f = () => { relay.off('drain', f); r(); }; relay.on('drain', f); });
         st.sent = off + 16384;
-        if (off % 262144 === 0) await new Promise((r) => setTimeout(r, 20));
+        // Paced (20 ms per 64 KiB) so the test can cut twice while data still flows.
+        if (off % 65536 === 0) await new Promise((r) => setTimeout(r, 20));
       }
       while (st.received < size && !st.close) await new Promise((r) => setTimeout(r, 20));
       const hex = async (b) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', b))].map((x) => x.toString(16).padStart(2, '0')).join('');
