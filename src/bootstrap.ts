@@ -8,7 +8,7 @@ import { AppModule, type AppModuleOptions } from './app.module.js';
 import { createPino, NestPinoLogger } from './logging/app-logger.js';
 import { BoundedExpressAdapter } from './upgrade/http-server.adapter.js';
 import { UpgradeAdapter } from './upgrade/upgrade.adapter.js';
-import { HTTP_FRONT_MIDDLEWARE } from './upgrade/front-middleware.js';
+import { FrontMiddlewareRegistry } from './upgrade/front-middleware.js';
 
 /** A started wsproxy: the Nest app and the address it listens on. */
 export interface RunningApp {
@@ -36,7 +36,7 @@ export async function startWsproxy(options: AppModuleOptions): Promise<RunningAp
     abortOnError: false,
   });
   // Routes that must run before any controller (tunnel subdomains) register here.
-  for (const mw of app.get(HTTP_FRONT_MIDDLEWARE).all()) app.use(mw);
+  for (const mw of app.get(FrontMiddlewareRegistry).all()) app.use(mw);
   app.useWebSocketAdapter(new UpgradeAdapter(app));
   await app.init();
   const server = app.getHttpServer() as Server;

@@ -1,10 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { exitCode, runCli, type CliProcess } from './support/process.js';
 import { echoTarget, type TestTarget } from './support/targets.js';
 import { TUNNEL_DOMAIN, httpTo, startHttpService, tunnelEnv, waitFor, type HttpService } from './support/tunnel.js';
 
@@ -12,30 +11,10 @@ const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const CLI = fileURLToPath(new URL('../src/cli/tunnel.js', import.meta.url));
 
 /** A child process whose stdout lines are collected. */
-interface Proc {
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  stderr: string;
-}
-
-function run(file: string, args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [file, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const proc: Proc = { child, lines: [], stderr: '' };
-  createInterface({ input: child.stdout! }).on('line', (l) => proc.lines.push(l));
-  child.stderr!.on('data', (c: Buffer) => (proc.stderr += c.toString()));
-  return proc;
-}
-
-async function exitCode(p: Proc): Promise<number | null> {
-  if (p.child.exitCode !== null) return p.child.exitCode;
-  const [code] = (await once(p.child, 'exit')) as [number | null];
-  return code;
-}
-
 const SECRET = 'SECRET-BODY-7f3a9c';
 
 describe('wsproxy-tunnel bin against the wsproxy server process', () => {
-  let server: Proc;
+  let server: CliProcess;
   let port: number;
   let svc: HttpService;
   let echo: TestTarget;
@@ -43,7 +22,7 @@ describe('wsproxy-tunnel bin against the wsproxy server process', () => {
   before(async () => {
     svc = await startHttpService((_req, body, res) => res.end(`echo:${body.toString()}`));
     echo = await echoTarget();
-    server = run(MAIN, [], { ...(await tunnelEnv({}, 4)), PORT: '0', BIND_HOST: '127.0.0.1', LOG_LEVEL: 'info' });
+    server = runCli(MAIN, [], { ...(await tunnelEnv({}, 4)), PORT: '0', BIND_HOST: '127.0.0.1', LOG_LEVEL: 'info' });
     try {
       await waitFor(
         () => {
@@ -67,7 +46,7 @@ describe('wsproxy-tunnel bin against the wsproxy server process', () => {
   });
 
   it('prints the URL and raw port, forwards HTTP and TCP, exits 0 on SIGINT; the server logs the tunnel without bodies', async () => {
-    const cli = run(CLI, ['--proxy', `ws://127.0.0.1:${port}/tunnel`, '--to', svc.target, '--tcp-to', `127.0.0.1:${echo.port}`]);
+    const cli = runCli(CLI, ['--proxy', `ws://127.0.0.1:${port}/tunnel`, '--to', svc.target, '--tcp-to', `127.0.0.1:${echo.port}`]);
     try {
       await waitFor(() => cli.lines.length >= 2, 10000, 'CLI ready lines');
       const url = /^tunnel url: (http:\/\/([0-9a-f]{16})\.tunnel\.test) -> http:\/\/127\.0\.0\.1:\d+$/.exec(cli.lines[0]);
@@ -109,13 +88,13 @@ describe('wsproxy-tunnel bin against the wsproxy server process', () => {
   });
 
   it('exits 1 with the refusal when the proxy refuses', async () => {
-    const cli = run(CLI, ['--proxy', `ws://127.0.0.1:${port}/tunnel?control=nope`, '--to', svc.target]);
+    const cli = runCli(CLI, ['--proxy', `ws://127.0.0.1:${port}/tunnel?control=nope`, '--to', svc.target]);
     assert.equal(await exitCode(cli), 1);
     assert.match(cli.stderr, /refused: 400/);
   });
 
   it('exits 2 with usage on bad arguments', async () => {
-    const cli = run(CLI, ['--to', svc.target]);
+    const cli = runCli(CLI, ['--to', svc.target]);
     assert.equal(await exitCode(cli), 2);
     assert.match(cli.stderr, /--proxy must be a ws:\/\/ or wss:\/\/ URL/);
     assert.match(cli.stderr, /usage: wsproxy-tunnel/);

@@ -1,41 +1,23 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
 import { startApp, type TestApp } from './support/app.js';
+import { exitCode, runCli, type CliProcess } from './support/process.js';
 import { echoTarget, type TestTarget } from './support/targets.js';
 import { expectRefusal, openWs } from './support/ws-client.js';
 import { TUNNEL_DOMAIN, httpTo, tunnelEnv, waitFor } from './support/tunnel.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/tunnel.js', import.meta.url));
 
-interface Proc {
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  stderr: string;
-}
-
-function run(args: string[]): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const proc: Proc = { child, lines: [], stderr: '' };
-  createInterface({ input: child.stdout! }).on('line', (l) => proc.lines.push(l));
-  child.stderr!.on('data', (c: Buffer) => (proc.stderr += c.toString()));
-  return proc;
-}
-
-async function exitCode(p: Proc): Promise<number | null> {
-  if (p.child.exitCode !== null) return p.child.exitCode;
-  const [code] = (await once(p.child, 'exit')) as [number | null];
-  return code;
+function run(args: string[]): CliProcess {
+  return runCli(CLI, args);
 }
 
 /** Starts the CLI and waits for its two ready lines; returns the subdomain and raw port. */
-async function ready(p: Proc): Promise<{ sub: string; rawPort: number }> {
+async function ready(p: CliProcess): Promise<{ sub: string; rawPort: number }> {
   await waitFor(
     () => {
       if (p.child.exitCode !== null) throw new Error(`CLI exited ${p.child.exitCode}: ${p.stderr}`);

@@ -20,5 +20,3 @@ export class FrontMiddlewareRegistry {
     return [...this.items];
   }
 }
-
-export const HTTP_FRONT_MIDDLEWARE = FrontMiddlewareRegistry;

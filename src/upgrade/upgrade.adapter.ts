@@ -157,7 +157,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     head?: Buffer,
   ): void {
     this.events.emit('admission.refused', { route: url.pathname, kind: refusal.kind, status: refusal.status, clientIp });
-    this.logger.debug?.(`refused ${redactUrl(req.url)} from ${clientIp}: ${refusal.status} ${refusal.reason}`);
+    this.logger.debug(`refused ${redactUrl(req.url)} from ${clientIp}: ${refusal.status} ${refusal.reason}`);
     if (socket.destroyed) return;
     const extra: Record<string, string> = refusal.status === 503 ? { 'Retry-After': '5' } : {};
     if (server && url.searchParams.get('errors') === 'close' && !checkHandshake(req)) {

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -52,4 +54,27 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
     }),
   ]);
   return { child, port, lines, exited };
+}
+
+/** A command-line program run by a test: its stdout lines and its stderr text as they come. */
+export interface CliProcess {
+  readonly child: ChildProcess;
+  readonly lines: string[];
+  stderr: string;
+}
+
+/** Runs `node <file> ...args` with only PATH and `env` in its environment. */
+export function runCli(file: string, args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(process.execPath, [file, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc: CliProcess = { child, lines: [], stderr: '' };
+  createInterface({ input: child.stdout! }).on('line', (l) => proc.lines.push(l));
+  child.stderr!.on('data', (c: Buffer) => (proc.stderr += c.toString()));
+  return proc;
+}
+
+/** Resolves with the exit code of `p`, at once if it already exited. */
+export async function exitCode(p: CliProcess): Promise<number | null> {
+  if (p.child.exitCode !== null) return p.child.exitCode;
+  const [code] = (await once(p.child, 'exit')) as [number | null];
+  return code;
 }
