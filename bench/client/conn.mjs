@@ -17,6 +17,7 @@ const BINARY = { binary: true };
 export function openConn(endpoint, port, { localAddress, timeoutMs = 15_000, token } = {}) {
   if (endpoint.kind === 'ws') return openWs(endpoint, port, localAddress, timeoutMs, token ?? endpoint.token);
   if (endpoint.kind === 'tcp') return openTcp(endpoint, port, localAddress, timeoutMs);
+  if (endpoint.kind === 'resumable') return openResumable(endpoint, port, localAddress, timeoutMs, token ?? endpoint.token);
   return Promise.reject(new Error(`endpoint kind ${endpoint.kind} carries no stream`));
 }
 
@@ -100,4 +101,60 @@ function openTcp(endpoint, port, localAddress, timeoutMs) {
     });
     s.once('error', (e) => (clearTimeout(timer), reject(e)));
   });
+}
+
+/**
+ * A resumable relay (`resume=1`) through the shipped client, `ResumableRelay`
+ * from dist: it keeps every sent byte until the proxy acknowledges it and
+ * acknowledges what it receives, as a browser would.
+ */
+async function openResumable(endpoint, port, localAddress, timeoutMs, token) {
+  const { ResumableRelay } = await import('../../dist/resume/client/resumable-relay.js');
+  const url = endpoint.url.replace('{port}', String(port)).replace(/[?&]token=\{token\}/, '');
+  const relay = new ResumableRelay({
+    url,
+    token: () => token ?? null,
+    attachTimeoutMs: timeoutMs,
+    highWaterMark: 1024 * 1024,
+    createWebSocket: (u, protocols) => new WebSocket(u, protocols, { perMessageDeflate: false, localAddress, maxPayload: 256 * 1024 * 1024 }),
+  });
+  let handler = null;
+  let early = [];
+  let closed = false;
+  relay.on('data', (u8) => {
+    const d = Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+    handler ? handler(d) : early.push(d);
+  });
+  relay.on('close', () => (closed = true));
+  const drainWaiters = [];
+  relay.on('drain', () => {
+    for (const cb of drainWaiters.splice(0)) cb();
+  });
+  const conn = {
+    raw: relay,
+    highWater: 1024 * 1024,
+    send(buf, cb) {
+      const below = relay.send(buf);
+      if (!cb) return;
+      if (below) queueMicrotask(() => cb());
+      else drainWaiters.push(cb);
+    },
+    get buffered() {
+      return relay.bufferedAmount;
+    },
+    onData(fn) {
+      handler = fn;
+      const queued = early;
+      early = [];
+      for (const d of queued) fn(d);
+    },
+    onClose: (fn) => relay.on('close', () => fn()),
+    get closed() {
+      return closed;
+    },
+    close: () => relay.close(),
+    destroy: () => relay.close(),
+  };
+  await relay.opened;
+  return conn;
 }

@@ -21,7 +21,7 @@ function pump(conn, total, chunk, hwm, done, shouldStop = () => false) {
       const len = Math.min(chunk, total - off, BLOCK);
       const buf = slice(off, len);
       off += len;
-      if (conn.buffered + len >= hwm) {
+      if (conn.buffered + len >= (conn.highWater ?? hwm)) {
         conn.send(buf, (err) => (err ? done(off, err) : step()));
         return;
       }

@@ -150,6 +150,17 @@ export const COMPETITORS = {
     start: (ctx) => startWsproxy(ctx, 'wsproxy'),
   },
 
+  'wsproxy-resume': {
+    label: 'wsproxy, resume=1',
+    description: 'the same service, relays opened with resume=1 by the shipped ResumableRelay client (acks, replay buffer kept until acknowledged)',
+    available: (ctx) => COMPETITORS.wsproxy.available(ctx),
+    start: async (ctx) => {
+      const h = await startWsproxy(ctx, 'wsproxy-resume', { query: '&resume=1' });
+      h.endpoint = { ...h.endpoint, kind: 'resumable' };
+      return h;
+    },
+  },
+
   'wsproxy-noauth': {
     label: 'wsproxy, auth off',
     description: 'diagnostic (--diagnose): the same service with CLERK_JWKS_URL empty — the JWT verification’s share',

@@ -4,6 +4,7 @@ import type { PipeEnd } from '../relay/relay-pipe.js';
 import { WS_SEND_HIGH_WATER } from '../relay/relay-pipe.js';
 import type { RelaySetup } from '../relay/relay.service.js';
 import { logSafeId } from './session-id.js';
+import { SlabStore } from './slab-store.js';
 import {
   AckScheduler,
   encodeControl,
@@ -67,6 +68,8 @@ export class ResumableSession {
   readonly shortId: string;
   readonly started = Date.now();
   private readonly out = new ReplayBuffer();
+  /** Holds the bytes `out` refers to. */
+  private readonly slabs = new SlabStore();
   private readonly acks: AckScheduler;
   private ws: WebSocket | null = null;
   private unwire: (() => void) | null = null;
@@ -141,7 +144,7 @@ export class ResumableSession {
       clearTimeout(this.expiry);
       this.expiry = null;
     }
-    this.out.ackTo(from);
+    this.acked(from);
     this.ws = ws;
     this.stateValue = 'attached';
     this.wireWs(ws);
@@ -183,19 +186,17 @@ export class ResumableSession {
     target.on('data', (chunk: Buffer) => {
       // After the end is decided nobody will receive it: read on only to see the target's FIN.
       if (this.end) return;
-      this.out.push(chunk);
+      const kept = this.slabs.append(chunk);
+      for (let i = 0; i < kept.length; i++) this.out.push(kept[i]!);
       const full = this.out.size >= this.host.bufferBytes;
       const ws = this.ws;
       if (ws && ws.readyState === WebSocket.OPEN) {
-        if (full || ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER) {
-          // Paused for either reason, the last frame sent carries the retry:
-          // once it is flushed the socket is no longer busy, and an ack that
-          // came before it finds flow() waiting on it.
-          this.pauseTarget();
-          this.sendData(chunk, this.afterSend);
-        } else {
-          this.sendData(chunk);
-        }
+        const busy = full || ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER;
+        // Paused for either reason, the last frame sent carries the retry:
+        // once it is flushed the socket is no longer busy, and an ack that
+        // came before it finds flow() waiting on it.
+        if (busy) this.pauseTarget();
+        for (let i = 0; i < kept.length; i++) this.sendData(kept[i]!, busy && i === kept.length - 1 ? this.afterSend : undefined);
       } else if (full) {
         this.pauseTarget();
       }
@@ -270,6 +271,8 @@ export class ResumableSession {
 
   /** Forgets the attached socket (no more frames from it count). */
   private release(): void {
+    // A socket not yet closed may still be writing from the slabs.
+    if (this.ws && this.ws.readyState !== WebSocket.CLOSED) this.slabs.disown();
     this.unwire?.();
     this.unwire = null;
     if (this.wsPaused) {
@@ -312,9 +315,15 @@ export class ResumableSession {
     if (message.type !== 'ack') return this.protocolError('unexpected control message');
     if (message.received > this.out.end) return this.protocolError('ack beyond the bytes sent');
     if (message.received > this.out.start) {
-      this.out.ackTo(message.received);
+      this.acked(message.received);
       this.flow();
     }
+  }
+
+  /** The client has every byte before `n`: drop them from the replay buffer. */
+  private acked(n: number): void {
+    this.out.ackTo(n);
+    this.slabs.releaseBefore(this.out.start);
   }
 
   private protocolError(reason: string): void {
@@ -411,6 +420,7 @@ export class ResumableSession {
     if (this.reported || !this.end || !this.targetClosed || this.ws !== null) return;
     this.reported = true;
     this.acks.stop();
+    this.slabs.releaseAll();
     this.host.ended(this, this.end);
   }
 }

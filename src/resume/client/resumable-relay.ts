@@ -310,7 +310,10 @@ export class ResumableRelay {
       else this.attachFailed(1006, err instanceof Error ? err.message : String(err));
       return;
     }
-    ws.binaryType = 'arraybuffer';
+    // The `ws` package hands Buffers over without a copy with 'nodebuffer'; a
+    // browser ignores that value and keeps its default, so ask for 'arraybuffer' then.
+    ws.binaryType = 'nodebuffer';
+    if (ws.binaryType !== 'nodebuffer') ws.binaryType = 'arraybuffer';
     this.ws = ws;
     this.attached = false;
     const onMessage = (ev: { data: unknown }): void => {
@@ -396,8 +399,10 @@ export class ResumableRelay {
       if (this.options.control === 'text' && !plain) return this.onControl(raw);
       return this.fail(1003, 'unexpected text frame');
     }
-    if (!(raw instanceof ArrayBuffer)) return this.fail(1003, 'unexpected frame type (binaryType must be arraybuffer)');
-    let bytes = new Uint8Array(raw);
+    let bytes: Uint8Array;
+    if (raw instanceof ArrayBuffer) bytes = new Uint8Array(raw);
+    else if (raw instanceof Uint8Array) bytes = raw;
+    else return this.fail(1003, 'unexpected frame type (binaryType must be arraybuffer)');
     if (this.options.control === 'binary' && !plain) {
       if (bytes[0] === MARK_CONTROL) {
         let text: string;
