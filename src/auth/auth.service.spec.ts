@@ -1,5 +1,6 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { constants, generateKeyPairSync, KeyObject, sign } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Logger, type LoggerService } from '@nestjs/common';
 import { base64url, SignJWT, UnsecuredJWT } from 'jose';
@@ -17,6 +18,12 @@ class CapturingLogger implements LoggerService {
   warn(...m: unknown[]) { this.lines.push(m.map(String).join(' ')); }
   debug(...m: unknown[]) { this.lines.push(m.map(String).join(' ')); }
   verbose(...m: unknown[]) { this.lines.push(m.map(String).join(' ')); }
+}
+
+/** A compact JWS signed by `signer` over exactly these header and claims. */
+function signRaw(header: object, claims: object, signer: (input: Buffer) => Buffer): string {
+  const input = `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(claims))}`;
+  return `${input}.${signer(Buffer.from(input)).toString('base64url')}`;
 }
 
 const fakeReq = (headers: Record<string, string> = {}): IncomingMessage => ({ headers }) as unknown as IncomingMessage;
@@ -199,6 +206,44 @@ describe('AuthService', () => {
         .setProtectedHeader({ alg: 'ES256', kid: key.kid })
         .sign(ec.privateKey);
       await refusedWith(auth.authenticate(fakeReq(), q(`token=${forged}`)), 401, 'algorithm not allowed');
+    });
+
+    it('verifies every allowed algorithm family, each only with its own kind of key', async () => {
+      const algs = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+      const keys = await Promise.all(algs.map((alg) => makeKey(`k-${alg}`, alg)));
+      server.publish([key, ...keys]);
+      const auth = makeAuth({ JWT_ALGORITHMS: algs.join(',') });
+      for (const k of keys) {
+        const alg = k.jwk.alg as string;
+        const t = await mintToken(k, { sub: `user_${alg}` }, { alg });
+        assert.equal((await auth.authenticate(fakeReq(), q(`token=${t}`))).userId, `user_${alg}`, alg);
+        const [h, p, sig] = t.split('.');
+        const flipped = Buffer.from(sig, 'base64url');
+        flipped[flipped.length >> 1] ^= 1;
+        await refusedWith(auth.authenticate(fakeReq(), q(`token=${h}.${p}.${flipped.toString('base64url')}`)), 401, 'signature invalid');
+      }
+      // A key published for one algorithm never verifies another, even of its own family.
+      const rsPrivate = KeyObject.from(keys[0].privateKey);
+      const asPs = signRaw({ alg: 'PS256', kid: keys[0].kid }, { sub: 'x', exp: Math.floor(Date.now() / 1000) + 60 }, (input) =>
+        sign('sha256', input, { key: rsPrivate, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }),
+      );
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${asPs}`)), 401, 'algorithm not allowed');
+    });
+
+    it('refuses RSA keys shorter than 2048 bits and tokens with critical extensions', async () => {
+      const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
+      const jwk = { ...small.publicKey.export({ format: 'jwk' }), kid: 'small', alg: 'RS256', use: 'sig' };
+      server.publish([key, { ...key, kid: 'small', jwk }]);
+      const auth = makeAuth();
+      const claims = { sub: 'x', exp: Math.floor(Date.now() / 1000) + 60 };
+      const weak = signRaw({ alg: 'RS256', kid: 'small' }, claims, (input) => sign('sha256', input, small.privateKey));
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${weak}`)), 401, 'algorithm not allowed');
+      const rsPrivate = KeyObject.from(key.privateKey);
+      const crit = signRaw({ alg: 'RS256', kid: key.kid, crit: ['x-ext'], 'x-ext': 1 }, claims, (input) => sign('sha256', input, rsPrivate));
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${crit}`)), 401, 'token malformed');
+      // The same token without the critical extension is accepted: the refusal above is about `crit`.
+      const plain = signRaw({ alg: 'RS256', kid: key.kid }, claims, (input) => sign('sha256', input, rsPrivate));
+      assert.equal((await auth.authenticate(fakeReq(), q(`token=${plain}`))).userId, 'x');
     });
 
     it('refuses a token signed by a key not in the JWKS', async () => {

@@ -1,16 +1,17 @@
 import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap } from '@nestjs/common';
 import { WsproxyEvents } from '../common/events.js';
-import { importJWK, type JWK } from 'jose';
 import { Refusal } from '../common/refusal.js';
 import type { WsproxyConfig } from '../config/config.schema.js';
 import { wsproxyConfig } from '../config/wsproxy.config.js';
 import { AUTH_CLOCK, systemClock, type Clock } from './clock.js';
 import { parseJwks, readCappedText, type JwksKey } from './jwks-document.js';
+import { importVerificationKey, type VerificationKey } from './jws-verifier.js';
 
 /** A verification key of the JWKS, imported lazily once per algorithm. */
 interface CachedKey {
   readonly jwk: JwksKey;
-  readonly imported: Map<string, Promise<CryptoKey>>;
+  /** null: the key cannot do that algorithm. */
+  readonly imported: Map<string, VerificationKey | null>;
 }
 
 interface KeySet {
@@ -103,7 +104,7 @@ export class JwksService implements OnApplicationBootstrap {
    * when the JWKS has no such key, `Refusal(401, 'algorithm not allowed')` when
    * the key is not made for `alg`, and `Refusal(503, …)` when no keys are usable.
    */
-  async getKey(kid: string, alg: string): Promise<CryptoKey> {
+  async getKey(kid: string, alg: string): Promise<VerificationKey> {
     if (this.url === '') throw unavailable();
     let set = this.current;
     if (set !== null && this.isFresh(set)) {
@@ -199,25 +200,15 @@ export class JwksService implements OnApplicationBootstrap {
     return new Map(keys.map((jwk) => [jwk.kid, { jwk, imported: new Map() }]));
   }
 
-  private importFor(entry: CachedKey, alg: string): Promise<CryptoKey> {
-    if (entry.jwk.alg !== undefined && entry.jwk.alg !== alg) {
-      return Promise.reject(refused('algorithm not allowed'));
+  private importFor(entry: CachedKey, alg: string): VerificationKey {
+    let key = entry.imported.get(alg);
+    if (key === undefined) {
+      // Wrong type or curve, a JWK `alg` naming another algorithm (e.g. an RSA key named by an ES256 token).
+      key = importVerificationKey(entry.jwk, alg);
+      entry.imported.set(alg, key);
     }
-    let p = entry.imported.get(alg);
-    if (p === undefined) {
-      p = importJWK(entry.jwk as JWK, alg).then(
-        (key) => {
-          if (key instanceof Uint8Array) throw refused('algorithm not allowed');
-          return key;
-        },
-        () => {
-          // The key's type cannot do `alg` (e.g. an RSA key named by an ES256 token).
-          throw refused('algorithm not allowed');
-        },
-      );
-      entry.imported.set(alg, p);
-    }
-    return p;
+    if (key === null) throw refused('algorithm not allowed');
+    return key;
   }
 }
 

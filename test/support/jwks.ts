@@ -18,10 +18,10 @@ export interface TestKey {
   readonly spkiPem: string;
 }
 
-/** A fresh RS256 key pair. */
-export async function makeKey(kid: string = randomUUID()): Promise<TestKey> {
-  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-  const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
+/** A fresh key pair (RS256 unless `alg` says otherwise). */
+export async function makeKey(kid: string = randomUUID(), alg = 'RS256', options: { modulusLength?: number; crv?: string } = {}): Promise<TestKey> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true, ...options });
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
   return { kid, privateKey, publicKey, jwk, spkiPem: await exportSPKI(publicKey) };
 }
 
