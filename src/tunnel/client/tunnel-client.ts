@@ -10,6 +10,7 @@ import {
   type TunnelReady,
 } from './client-session.js';
 import { V2ClientSession } from '../v2/client-session.js';
+import { FrameBatcher } from '../core/frame-batcher.js';
 import { nodeLocalServices } from '../v2/node-services.js';
 import { T as V2_FRAME } from '../protocol/v2.js';
 
@@ -119,11 +120,13 @@ export class TunnelClient {
   private readonly drainWaiters: (() => void)[] = [];
   private readonly afterFlush = (): void => this.checkDrained();
   private pausedLocal = 0;
+  private readonly batcher: FrameBatcher;
 
   private constructor(
     readonly ws: WebSocket,
     options: TunnelClientOptions,
   ) {
+    this.batcher = new FrameBatcher(ws);
     const http = options.to === undefined ? null : parseTarget(options.to);
     const tcp = options.tcpTo === undefined ? null : parseTarget(options.tcpTo);
     const maxBody = options.maxResponseBodyBytes ?? DEFAULT_MAX_RESPONSE_BODY;
@@ -234,6 +237,7 @@ export class TunnelClient {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     const binary = typeof frame !== 'string';
     if (!this.congested && this.ws.bufferedAmount >= HIGH_WATER) this.congested = true;
+    this.batcher.hold();
     if (this.congested) this.ws.send(frame, { binary }, this.afterFlush);
     else this.ws.send(frame, { binary });
   }

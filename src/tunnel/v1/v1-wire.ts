@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import {
   base64ToBytes,
@@ -19,6 +18,7 @@ import type {
   TunnelWire,
   TunnelWireHandler,
 } from '../core/stream-types.js';
+import { FrameBatcher } from '../core/frame-batcher.js';
 
 /**
  * Bytes the proxy lets pile up in a tunnel WebSocket's send buffer before it
@@ -69,10 +69,16 @@ export class V1Wire implements TunnelWire {
   private congested = false;
   private readonly afterFlush = (): void => this.checkWritable();
 
+  private readonly batcher: FrameBatcher;
+  /** Stream ids: a counter (ids only need to be unique within this tunnel), written as 12 hex digits. */
+  private lastId = 0;
+
   constructor(
     private readonly ws: WebSocket,
     private readonly options: V1WireOptions,
-  ) {}
+  ) {
+    this.batcher = new FrameBatcher(ws);
+  }
 
   get bufferedAmount(): number {
     return this.ws.bufferedAmount;
@@ -96,8 +102,10 @@ export class V1Wire implements TunnelWire {
 
   allocateStreamId(_kind: StreamKind): string {
     let id: string;
-    do id = randomBytes(6).toString('hex');
-    while (this.streams.has(id));
+    do {
+      this.lastId = this.lastId >= 0xffffffffffff ? 1 : this.lastId + 1;
+      id = this.lastId.toString(16).padStart(12, '0');
+    } while (this.streams.has(id));
     return id;
   }
 
@@ -185,6 +193,7 @@ export class V1Wire implements TunnelWire {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     const size = typeof frame === 'string' ? frame.length : frame.length;
     if (!this.congested && this.ws.bufferedAmount + size >= TUNNEL_WS_HIGH_WATER) this.congested = true;
+    this.batcher.hold();
     if (this.congested) this.ws.send(frame, binary ? BINARY : TEXT, this.afterFlush);
     else this.ws.send(frame, binary ? BINARY : TEXT);
   }

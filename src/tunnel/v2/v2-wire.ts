@@ -9,6 +9,7 @@ import type {
 } from '../core/stream-types.js';
 import { R } from '../protocol/v2.js';
 import { V2Mux } from '../protocol/v2-mux.js';
+import { FrameBatcher } from '../core/frame-batcher.js';
 
 /**
  * Bytes the proxy lets pile up in a v2 tunnel WebSocket's send buffer before
@@ -40,7 +41,10 @@ export class V2Wire implements WebSocketWire {
   private readonly mux: V2Mux;
   private readonly afterFlush = (): void => this.checkDrained();
 
+  private readonly batcher: FrameBatcher;
+
   constructor(private readonly ws: WebSocket) {
+    this.batcher = new FrameBatcher(ws);
     this.mux = new V2Mux({ role: 'proxy', send: (f) => this.send(f), transportReady: () => !this.congested });
   }
 
@@ -132,6 +136,7 @@ export class V2Wire implements WebSocketWire {
   private send(frame: Uint8Array): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     if (!this.congested && this.ws.bufferedAmount + frame.length >= V2_WS_HIGH_WATER) this.congested = true;
+    this.batcher.hold();
     if (this.congested) this.ws.send(frame, BINARY, this.afterFlush);
     else this.ws.send(frame, BINARY);
   }
