@@ -1,16 +1,19 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer, request, type IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
 import { TunnelTcpForwarding } from '../src/cluster/tunnels/tcp-forwarding.js';
 import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../src/cluster/internal-auth.js';
 import { WsproxyEvents } from '../src/common/events.js';
 import { TunnelClient, TunnelRefusedError } from '../src/tunnel/client/tunnel-client.js';
+import { TunnelHttpRouter } from '../src/tunnel/http/tunnel-http.router.js';
 import { dial, readBytes } from './support/tcp-client.js';
 import { startApp, type TestApp } from './support/app.js';
 import { startServiceProcess, type ServiceProcess } from './support/process.js';
 import { clusterEnv, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
-import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
+import { echoTarget, randomPayload, sha256, type TestTarget } from './support/targets.js';
+import { closed, expectRefusal, openWs } from './support/ws-client.js';
 import { httpTo, startHttpService, tunnelEnv, TUNNEL_DOMAIN, waitFor, type HttpResult, type HttpService } from './support/tunnel.js';
 
 const MiB = 1024 * 1024;
@@ -54,6 +57,50 @@ async function reflector(): Promise<HttpService> {
   });
 }
 
+/** An origin with a WebSocket echo app behind a v2 tunnel: `close-me` closes with 4321; `/forbidden` refuses the upgrade. */
+interface WebSocketOrigin {
+  readonly target: string;
+  /** The last upgrade that reached the origin. */
+  lastUpgrade: { url: string; headers: IncomingMessage['headers'] } | null;
+  /** Close code and reason each of the origin's WebSockets got from the other end. */
+  readonly closes: { code: number; reason: string }[];
+  close(): Promise<void>;
+}
+
+async function webSocketOrigin(): Promise<WebSocketOrigin> {
+  const origin = { lastUpgrade: null, closes: [] } as unknown as WebSocketOrigin & { target: string };
+  const server = createServer((_req, res) => res.end('http'));
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => (p.has('chat') ? 'chat' : false) });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    origin.lastUpgrade = { url: req.url ?? '', headers: req.headers };
+    if (req.url === '/forbidden') {
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 10\r\n\r\nforbidden\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        if (!isBinary && data.toString() === 'close-me') ws.close(4321, 'bye from the app');
+        else ws.send(data, { binary: isBinary });
+      });
+      ws.on('close', (code: number, reason: Buffer) => origin.closes.push({ code, reason: reason.toString() }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin.target = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  origin.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      server.close(() => resolve());
+    });
+  return origin;
+}
+
+function nextMessage(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
+  return new Promise((resolve) => ws.once('message', (data: Buffer, isBinary: boolean) => resolve({ data, isBinary })));
+}
+
 describe('tunnels across replicas', () => {
   let redis: TestRedis;
   let a: TestApp;
@@ -62,23 +109,32 @@ describe('tunnels across replicas', () => {
   let echo: TestTarget;
   let client: TunnelClient;
   let host: string;
+  let wsOrigin: WebSocketOrigin;
+  /** A protocol v2 tunnel on replica A, to the WebSocket origin. */
+  let v2: TunnelClient;
+  let v2Host: string;
 
   before(async () => {
     redis = await TestRedis.start();
     service = await reflector();
     echo = await echoTarget();
+    wsOrigin = await webSocketOrigin();
     const env = clusterEnv(redis, await tunnelEnv({}, 6));
     a = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
     b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
     client = await TunnelClient.connect({ proxy: `${a.wsUrl}/tunnel`, to: service.target, tcpTo: `127.0.0.1:${echo.port}` });
     host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+    v2 = await TunnelClient.connect({ proxy: `${a.wsUrl}/tunnel`, to: wsOrigin.target, protocol: 2 });
+    v2Host = `${v2.subdomain}.${TUNNEL_DOMAIN}`;
   });
   after(async () => {
+    await v2?.close();
     await client?.close();
     await b?.close();
     await a?.close();
     await service?.close();
     await echo?.close();
+    await wsOrigin?.close();
     await redis?.close();
   });
 
@@ -166,6 +222,98 @@ describe('tunnels across replicas', () => {
     const tcpPath = `/_cluster/tunnels/${client.subdomain}/tcp`;
     assert.equal(await upgradeStatus(a.port, tcpPath, {}), 401);
     assert.equal(await upgradeStatus(a.port, tcpPath, { [CLUSTER_AUTH_HEADER]: signClusterRequest('not-the-cluster-secret-at-all', 'GET', tcpPath) }), 403);
+  });
+
+  it('carries a WebSocket entering through the other replica to a v2 tunnel: text, 1 MiB binary, subprotocol, the app’s close code', async () => {
+    const events: { status: number; forwarded: boolean }[] = [];
+    const ownerEvents: unknown[] = [];
+    const onB = (e: { status: number; forwarded: boolean }): void => void events.push(e);
+    const onA = (e: unknown): void => void ownerEvents.push(e);
+    b.app.get(WsproxyEvents).on('tunnel.http', onB);
+    a.app.get(WsproxyEvents).on('tunnel.http', onA);
+    const ws = await openWs(`ws://127.0.0.1:${b.port}/echo-ws?room=1`, {
+      headers: { host: v2Host, cookie: 'sid=secret', origin: 'https://app.example', 'x-wsproxy-client-ip': '6.6.6.6' },
+      protocols: ['x', 'chat'],
+    });
+    try {
+      assert.equal(ws.protocol, 'chat');
+      const seen = wsOrigin.lastUpgrade!;
+      assert.equal(seen.url, '/echo-ws?room=1');
+      assert.equal(seen.headers.host, v2Host);
+      assert.equal(seen.headers.origin, 'https://app.example');
+      assert.equal(seen.headers['x-forwarded-host'], v2Host);
+      assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+      assert.equal(seen.headers.cookie, undefined, 'Cookie does not reach the origin');
+      assert.deepEqual(
+        Object.keys(seen.headers).filter((h) => h.startsWith('x-wsproxy')),
+        [],
+        'no internal header reaches the origin',
+      );
+
+      const text = 'ü'.repeat(1000);
+      const gotText = nextMessage(ws);
+      ws.send(text);
+      const t = await gotText;
+      assert.equal(t.isBinary, false);
+      assert.equal(t.data.toString('utf8'), text);
+
+      const bin = randomPayload(MiB);
+      const gotBin = nextMessage(ws);
+      ws.send(bin);
+      const got = await gotBin;
+      assert.equal(got.isBinary, true);
+      assert.equal(sha256(got.data), sha256(bin));
+
+      const closing = closed(ws);
+      ws.send('close-me');
+      assert.deepEqual(await closing, { code: 4321, reason: 'bye from the app' });
+    } finally {
+      ws.terminate();
+    }
+    await waitFor(() => events.length > 0, 5000, 'the forwarded upgrade reported on the entry replica');
+    b.app.get(WsproxyEvents).off('tunnel.http', onB);
+    a.app.get(WsproxyEvents).off('tunnel.http', onA);
+    assert.deepEqual(events, [{ status: 101, forwarded: true }]);
+    assert.deepEqual(ownerEvents, [], 'counted once, by the entry replica');
+    // The owner held the per-IP slot for the WebSocket's life; the entry only for the handshake.
+    await waitFor(() => a.app.get(TunnelHttpRouter).inFlightFrom('127.0.0.1') === 0, 5000, 'the owner’s per-IP slot released');
+    assert.equal(b.app.get(TunnelHttpRouter).inFlightFrom('127.0.0.1'), 0);
+  });
+
+  it('passes the requester’s close code through the other replica to the app', async () => {
+    const before = wsOrigin.closes.length;
+    const ws = await openWs(`ws://127.0.0.1:${b.port}/echo-ws`, { headers: { host: v2Host } });
+    ws.close(4001, 'requester done');
+    await closed(ws);
+    await waitFor(() => wsOrigin.closes.length > before, 5000, 'the origin’s WebSocket closed');
+    assert.deepEqual(wsOrigin.closes.at(-1), { code: 4001, reason: 'requester done' });
+  });
+
+  it('relays refusals of upgrades through the other replica: the origin’s, v1’s 501, 404 for a subdomain no replica holds', async () => {
+    assert.deepEqual(await expectRefusal(`ws://127.0.0.1:${b.port}/forbidden`, { headers: { host: v2Host } }), { status: 403, body: 'forbidden' });
+    const v1 = await expectRefusal(`ws://127.0.0.1:${b.port}/echo-ws`, { headers: { host } });
+    assert.deepEqual(v1, { status: 501, body: 'WebSockets through this tunnel need tunnel protocol v2' });
+    const unknown = await expectRefusal(`ws://127.0.0.1:${b.port}/echo-ws`, { headers: { host: `0123456789abcdef.${TUNNEL_DOMAIN}` } });
+    assert.deepEqual(unknown, { status: 404, body: 'tunnel not found' });
+  });
+
+  it('refuses the internal WebSocket endpoint without the secret (401) or with a wrong one (403); never on a tunnel host', async () => {
+    const path = `/_cluster/tunnels/${v2.subdomain}/ws?path=${encodeURIComponent('/echo-ws')}`;
+    const handshake = { upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' };
+    const forwarded = { 'x-wsproxy-tunnel-host': v2Host, 'x-wsproxy-client-ip': '127.0.0.9' };
+    assert.equal(await upgradeStatus(a.port, path, { ...handshake, ...forwarded }), 401);
+    const wrong = signClusterRequest('not-the-cluster-secret-at-all', 'GET', path);
+    assert.equal(await upgradeStatus(a.port, path, { ...handshake, ...forwarded, [CLUSTER_AUTH_HEADER]: wrong }), 403);
+    const good = signClusterRequest(TEST_CLUSTER_SECRET, 'GET', path);
+    assert.equal(await upgradeStatus(a.port, path, { ...handshake, ...forwarded, [CLUSTER_AUTH_HEADER]: good }), 101);
+    const unknownPath = `/_cluster/tunnels/0123456789abcdef/ws?path=%2F`;
+    const unknown = signClusterRequest(TEST_CLUSTER_SECRET, 'GET', unknownPath);
+    assert.equal(await upgradeStatus(a.port, unknownPath, { ...handshake, ...forwarded, [CLUSTER_AUTH_HEADER]: unknown }), 404);
+
+    // Through a tunnel subdomain the path is the tunnel's own, signed or not.
+    const ws = await openWs(`ws://127.0.0.1:${b.port}${path}`, { headers: { host: v2Host, [CLUSTER_AUTH_HEADER]: good } });
+    ws.terminate();
+    assert.equal(wsOrigin.lastUpgrade!.url, path);
   });
 
   it('never serves the internal endpoints through a tunnel subdomain', async () => {

@@ -293,6 +293,36 @@ export const COMPETITORS = {
     }),
   },
 
+  'wsproxy-redis': {
+    label: 'wsproxy, REDIS_URL',
+    description: 'the same service in cluster mode: limits counted in a local redis-server (one Lua round trip per admission, one per release)',
+    available: (ctx) => clusterAvailable(ctx),
+    start: (ctx) => startReplica(ctx, 'wsproxy-redis', '127.0.0.1'),
+  },
+
+  'tunnel-http-owner': {
+    label: 'tunnel HTTP at the owner replica',
+    description: 'cluster of two replicas on one redis-server; GETs through the subdomain sent to the replica holding the tunnel (reference client, protocol v2)',
+    available: (ctx) => clusterAvailable(ctx),
+    start: (ctx) => clusterTunnelHttp(ctx, 'tunnel-http-owner', 'cluster-a'),
+  },
+
+  'tunnel-http-nonowner': {
+    label: 'tunnel HTTP at a non-owner replica',
+    description: 'the same GETs sent to the other replica, which forwards each to the owner over its advertise URL (signed with CLUSTER_SECRET)',
+    available: (ctx) => clusterAvailable(ctx),
+    start: (ctx) => clusterTunnelHttp(ctx, 'tunnel-http-nonowner', 'cluster-b'),
+  },
+
+  /** Not a competitor: the redis-server of the cluster figures. */
+  redis: { hidden: true, available: (ctx) => clusterAvailable(ctx), start: (ctx) => startRedis(ctx) },
+  /** Not a competitor: cluster replica A (owns the bench tunnel). */
+  'cluster-a': { hidden: true, available: (ctx) => clusterAvailable(ctx), start: (ctx) => startReplica(ctx, 'cluster-a', '127.0.0.2') },
+  /** Not a competitor: cluster replica B. */
+  'cluster-b': { hidden: true, available: (ctx) => clusterAvailable(ctx), start: (ctx) => startReplica(ctx, 'cluster-b', '127.0.0.3') },
+  /** Not a competitor: the reference client's tunnel, registered at replica A. */
+  'cluster-agent': { hidden: true, available: (ctx) => clusterAvailable(ctx), start: (ctx) => startTunnelAgent(ctx, 'cluster-agent', 2, 'cluster-a') },
+
   /** Not a competitor: the reference tunnel client process the tunnel competitors share. */
   'tunnel-agent': {
     hidden: true,
@@ -308,6 +338,15 @@ export const COMPETITORS = {
   },
 };
 
+/** HTTP through the cluster's tunnel (registered at replica A), entering at `replicaId`; the proxy measured is that replica. */
+async function clusterTunnelHttp(ctx, id, replicaId) {
+  const agent = await ctx.pool.get('cluster-agent');
+  const entry = await ctx.pool.get(replicaId);
+  const owner = await ctx.pool.get('cluster-a');
+  const endpoint = { kind: 'http', port: entry.port, host: `${agent.subdomain}.${TUNNEL_DOMAIN}` };
+  return { ...agent.proxyHandle(entry), id, endpoint, ownerCpuMs: owner.cpuMs, stop: async () => {} };
+}
+
 /** An HTTP endpoint through the tunnel of `agentId` (the pool shares wsproxy and the agent). */
 async function tunnelHttpThrough(ctx, id, agentId) {
   const proxy = await ctx.pool.get('wsproxy');
@@ -315,9 +354,9 @@ async function tunnelHttpThrough(ctx, id, agentId) {
   return { ...agent.proxyHandle(proxy), id, endpoint: { kind: 'http', port: proxy.port, host: `${agent.subdomain}.${TUNNEL_DOMAIN}` }, stop: async () => {} };
 }
 
-/** The reference tunnel client in its own process, registered at the shared wsproxy with tunnel protocol `protocol`. */
-async function startTunnelAgent(ctx, id, protocol) {
-  const proxy = await ctx.pool.get('wsproxy');
+/** The reference tunnel client in its own process, registered at `proxyId` (the shared wsproxy) with tunnel protocol `protocol`. */
+async function startTunnelAgent(ctx, id, protocol, proxyId = 'wsproxy') {
+  const proxy = await ctx.pool.get(proxyId);
   const child = spawnRaised('node', [...ctx.nodeFlags, join(ctx.root, 'bench/client/tunnel-agent.mjs'), `ws://127.0.0.1:${proxy.port}/tunnel`, String(ctx.targets.http), String(ctx.targets.bulk)], {
     env: { ...process.env, WSPROXY_TOKEN: ctx.auth.token, TUNNEL_PROTOCOL: String(protocol) },
   });
@@ -339,6 +378,46 @@ async function startTunnelAgent(ctx, id, protocol) {
     proxyHandle: (p) => ({ pid: p.pid, rss: p.rss, cpuMs: p.cpuMs, agentCpuMs: () => cpuMsOf(child.pid) }),
     stop: () => stopChild(child),
   };
+}
+
+/** A throwaway redis-server on a free loopback port, persistence off, for the cluster figures. */
+async function startRedis(ctx) {
+  const port = await freePort();
+  const child = spawnRaised('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', ctx.tmp, '--daemonize', 'no']);
+  const out = tail(child.stdout);
+  try {
+    await waitTcp(port, 15_000, child);
+  } catch (e) {
+    await stopChild(child);
+    throw new Error(`redis-server: ${e.message}\n${out.text}`);
+  }
+  return { id: 'redis', url: `redis://127.0.0.1:${port}`, pid: child.pid, stop: () => stopChild(child) };
+}
+
+const BENCH_CLUSTER_SECRET = 'bench-cluster-secret-0123456789abcdef';
+
+/**
+ * A cluster replica on the bench's redis. Replicas share one raw-port range
+ * (the pool is cluster-wide) and listen on it at their own loopback address.
+ */
+async function startReplica(ctx, id, tunnelBindHost) {
+  const redis = await ctx.pool.get('redis');
+  ctx.clusterPorts ??= freePortRange(8);
+  const tunnelMin = await ctx.clusterPorts;
+  return startWsproxy(ctx, id, {
+    extraEnv: {
+      REDIS_URL: redis.url,
+      CLUSTER_SECRET: BENCH_CLUSTER_SECRET,
+      TUNNEL_BIND_HOST: tunnelBindHost,
+      TUNNEL_PORT_MIN: String(tunnelMin),
+      TUNNEL_PORT_MAX: String(tunnelMin + 7),
+    },
+  });
+}
+
+function clusterAvailable(ctx) {
+  if (!onPath('redis-server')) return 'redis-server not on PATH (apt-get install redis-server)';
+  return tunnelAvailable(ctx);
 }
 
 function tunnelAvailable(ctx) {

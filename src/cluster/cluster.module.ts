@@ -7,7 +7,7 @@ import { ClusterRedis } from './cluster-redis.service.js';
 import { InternalAuthGuard } from './internal-auth.guard.js';
 import { RedisCounterStore } from './redis-counter.store.js';
 import { ReplicaIdentity } from './replica-identity.js';
-import { REMOTE_TUNNEL_HTTP } from '../tunnel/http/remote-tunnel.js';
+import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET } from '../tunnel/http/remote-tunnel.js';
 import { SHARED_PORT_POOL, SHARED_TUNNEL_REGISTRY } from '../tunnel/state/shared-state.js';
 import { ClusterTunnelBeat } from './tunnels/cluster-tunnel-beat.service.js';
 import { ClusterTunnelState } from './tunnels/cluster-tunnel-state.js';
@@ -15,6 +15,7 @@ import { ClusterTunnelsModule } from './tunnels/cluster-tunnels.module.js';
 import { RedisPortPool, RedisTunnelRegistry } from './tunnels/redis-tunnel-registry.js';
 import { ReplicaAddress } from './tunnels/replica-address.js';
 import { TunnelHttpForwarder } from './tunnels/tunnel-http.forwarder.js';
+import { TunnelWebSocketForwarder } from './tunnels/tunnel-websocket.forwarder.js';
 
 /**
  * Cluster mode, loaded only when `REDIS_URL` is set (see `AppModule`): the
@@ -45,6 +46,8 @@ import { TunnelHttpForwarder } from './tunnels/tunnel-http.forwarder.js';
     { provide: SHARED_PORT_POOL, useExisting: RedisPortPool },
     TunnelHttpForwarder,
     { provide: REMOTE_TUNNEL_HTTP, useExisting: TunnelHttpForwarder },
+    TunnelWebSocketForwarder,
+    { provide: REMOTE_TUNNEL_WEBSOCKET, useExisting: TunnelWebSocketForwarder },
   ],
   exports: [
     ReplicaIdentity,
@@ -57,6 +60,7 @@ import { TunnelHttpForwarder } from './tunnels/tunnel-http.forwarder.js';
     SHARED_TUNNEL_REGISTRY,
     SHARED_PORT_POOL,
     REMOTE_TUNNEL_HTTP,
+    REMOTE_TUNNEL_WEBSOCKET,
   ],
 })
 export class ClusterModule {}

@@ -11,6 +11,11 @@ export function internalHttpPath(subdomain: string, path: string): string {
   return `/_cluster/tunnels/${subdomain}/http?path=${encodeURIComponent(path)}`;
 }
 
+/** The internal path of a WebSocket upgrade for `subdomain` (an HTTP upgrade); the requester's path and query travel (signed) in `path`. */
+export function internalWebSocketPath(subdomain: string, path: string): string {
+  return `/_cluster/tunnels/${subdomain}/ws?path=${encodeURIComponent(path)}`;
+}
+
 /** The internal path of a raw TCP connection into `subdomain`'s tunnel (an HTTP upgrade). */
 export function internalTcpPath(subdomain: string): string {
   return `/_cluster/tunnels/${subdomain}/tcp`;

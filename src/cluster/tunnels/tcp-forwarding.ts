@@ -1,8 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import { request } from 'node:http';
-import { connect, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { WsproxyEvents } from '../../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
@@ -13,9 +11,10 @@ import { TcpPortBinder } from '../../tunnel/tcp/port-binder.js';
 import { TunnelService } from '../../tunnel/tunnel.service.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
-import { CLUSTER_AUTH_HEADER, signClusterRequest, verifyClusterRequest } from '../internal-auth.js';
+import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../internal-auth.js';
 import { ClusterTunnelState, type AllocatedPort, type ClusterTunnelRecord } from './cluster-tunnel-state.js';
 import { internalTcpPath, TCP_UPGRADE_PROTOCOL } from './internal-headers.js';
+import { ownerUpgradeRequest, signedUpgrade, spliceToOwner } from './internal-upgrade.js';
 
 const TCP_PATH_RE = /^\/_cluster\/tunnels\/([^/?]+)\/tcp$/;
 
@@ -109,45 +108,21 @@ export class TunnelTcpForwarding implements OnModuleInit, OnApplicationShutdown 
     socket.pause();
     this.piped.add(socket);
     socket.once('close', () => this.piped.delete(socket));
-    const base = new URL(holder.url);
     const path = internalTcpPath(holder.subdomain);
-    const https = base.protocol === 'https:';
-    const host = base.hostname.replace(/^\[|\]$/g, '');
-    const port2 = Number(base.port || (https ? 443 : 80));
-    const req = request({
-      host,
-      port: port2,
-      method: 'GET',
-      path,
-      headers: {
-        host: base.host,
-        connection: 'Upgrade',
-        upgrade: TCP_UPGRADE_PROTOCOL,
-        [CLUSTER_AUTH_HEADER]: signClusterRequest(this.config.clusterSecret, 'GET', path),
-      },
-      createConnection: () =>
-        https
-          ? tlsConnect({ host, port: port2, servername: host, allowHalfOpen: true } as ConnectionOptions)
-          : connect({ host, port: port2, allowHalfOpen: true }),
-    });
+    const req = ownerUpgradeRequest(holder.url, path, [
+      'connection',
+      'Upgrade',
+      'upgrade',
+      TCP_UPGRADE_PROTOCOL,
+      CLUSTER_AUTH_HEADER,
+      signClusterRequest(this.config.clusterSecret, 'GET', path),
+    ]);
     const timer = setTimeout(() => req.destroy(new Error('owner did not accept in time')), CONNECT_TIMEOUT_MS);
     timer.unref();
     socket.once('close', () => req.destroy());
     req.on('upgrade', (_res: IncomingMessage, upstream: Socket, head: Buffer) => {
       clearTimeout(timer);
-      upstream.on('error', () => upstream.destroy());
-      if (socket.destroyed) return void upstream.destroy();
-      upstream.setNoDelay(true);
-      if (head.length > 0) socket.write(head);
-      socket.pipe(upstream);
-      upstream.pipe(socket);
-      socket.once('close', () => upstream.destroy());
-      upstream.once('close', () => {
-        // Let what was piped reach the client, then close.
-        if (!socket.writableFinished) socket.end();
-        setTimeout(() => socket.destroy(), 30_000).unref();
-      });
-      socket.resume();
+      spliceToOwner(socket, upstream, head);
     });
     req.on('response', (res: IncomingMessage) => {
       clearTimeout(timer);
@@ -171,9 +146,7 @@ export class TunnelTcpForwarding implements OnModuleInit, OnApplicationShutdown 
   }
 
   private owner(req: IncomingMessage, subdomain: string, socket: Duplex, head: Buffer): void {
-    const auth = verifyClusterRequest(this.config.clusterSecret, req.headers[CLUSTER_AUTH_HEADER], req.method ?? '', req.url ?? '');
-    if (auth === 'missing') return writeHttpRefusal(socket, 401, 'cluster authentication required');
-    if (auth === 'invalid') return writeHttpRefusal(socket, 403, 'cluster authentication failed');
+    if (!signedUpgrade(this.config.clusterSecret, req, socket)) return;
     if ((req.headers.upgrade ?? '').toLowerCase() !== TCP_UPGRADE_PROTOCOL) return writeHttpRefusal(socket, 400, `Upgrade must be ${TCP_UPGRADE_PROTOCOL}`);
     const session = SUBDOMAIN_RE.test(subdomain) ? this.tunnels.find(subdomain) : undefined;
     if (!session?.live || !session.info.rawPort) return writeHttpRefusal(socket, 404, 'tunnel not found');

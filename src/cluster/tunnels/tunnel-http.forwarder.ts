@@ -11,7 +11,7 @@ import { ClusterTunnelState } from './cluster-tunnel-state.js';
 import { endToEndHeaders, FORWARDED_CLIENT_IP_HEADER, FORWARDED_HOST_HEADER, internalHttpPath } from './internal-headers.js';
 
 /** Extra time the entry replica gives the owner beyond the tunnel's own response timeout (the owner answers 504 first). */
-const OWNER_GRACE_MS = 5000;
+export const OWNER_GRACE_MS = 5000;
 
 /**
  * HTTP for a subdomain whose tunnel lives on another replica: looks the owner

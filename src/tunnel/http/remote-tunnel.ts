@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Request, Response } from 'express';
 
 /** A subdomain request that has no live tunnel on this replica, already past the per-IP and body-size checks. */
@@ -24,3 +26,33 @@ export interface RemoteTunnelHttp {
 
 /** Injection token of the optional `RemoteTunnelHttp`. */
 export const REMOTE_TUNNEL_HTTP = Symbol('REMOTE_TUNNEL_HTTP');
+
+/** A WebSocket upgrade to a subdomain that has no live tunnel on this replica, already past the per-IP check. */
+export interface RemoteTunnelUpgrade {
+  readonly req: IncomingMessage;
+  readonly socket: Duplex;
+  /** Bytes the requester sent after its request head. */
+  readonly head: Buffer;
+  readonly subdomain: string;
+  /** The requester's IP as this replica resolved it. */
+  readonly clientIp: string;
+  /**
+   * Gives back this replica's per-IP slot; called once, when the handshake is
+   * settled (the owner answered, it failed, or the requester went away). The
+   * owner counts an accepted WebSocket itself.
+   */
+  readonly release: () => void;
+}
+
+/**
+ * Serves WebSocket upgrades to tunnel subdomains whose tunnel lives on
+ * another replica (cluster mode): forwards the upgrade to the owner and pipes
+ * the two connections, or answers 404 when no replica holds the tunnel.
+ * Without it, such an upgrade is a plain 404.
+ */
+export interface RemoteTunnelWebSocket {
+  forward(upgrade: RemoteTunnelUpgrade): void;
+}
+
+/** Injection token of the optional `RemoteTunnelWebSocket`. */
+export const REMOTE_TUNNEL_WEBSOCKET = Symbol('REMOTE_TUNNEL_WEBSOCKET');

@@ -9,18 +9,20 @@ import { FrontMiddlewareRegistry } from '../../upgrade/front-middleware.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
+import type { TunnelSession } from '../core/tunnel-session.js';
 import { TunnelService } from '../tunnel.service.js';
 import { requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
 import { ExpressResponseSink, answerPlain } from './response-sink.js';
 import { matchTunnelHost } from './tunnel-host.js';
-import { REMOTE_TUNNEL_HTTP, type RemoteTunnelHttp } from './remote-tunnel.js';
-import { TunnelWebSocketFront } from './tunnel-websocket.front.js';
+import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET, type RemoteTunnelHttp, type RemoteTunnelWebSocket } from './remote-tunnel.js';
+import { TunnelWebSocketFront, type WebSocketRequest } from './tunnel-websocket.front.js';
 
 /**
  * Routes requests for `*.TUNNEL_DOMAIN` to tunnels, ahead of every other route:
  * plain HTTP through a front middleware, upgrades through a host matcher, so a
- * tunnel host never reaches `/health`, `/relay` or `/tunnel`.
+ * tunnel host never reaches `/health`, `/relay` or `/tunnel`. In cluster mode,
+ * a subdomain whose tunnel is on another replica goes to that replica.
  */
 @Injectable()
 export class TunnelHttpRouter {
@@ -37,6 +39,8 @@ export class TunnelHttpRouter {
     /** Cluster mode: serves subdomains whose tunnel is on another replica. */
     @Optional() @Inject(REMOTE_TUNNEL_HTTP) private readonly remote: RemoteTunnelHttp | undefined,
     private readonly webSockets: TunnelWebSocketFront,
+    /** Cluster mode: WebSocket upgrades for subdomains whose tunnel is on another replica. */
+    @Optional() @Inject(REMOTE_TUNNEL_WEBSOCKET) private readonly remoteWebSockets: RemoteTunnelWebSocket | undefined,
   ) {
     this.domain = config.tunnelDomain;
     this.ips = new ClientIpResolver(config.trustedProxies);
@@ -128,19 +132,60 @@ export class TunnelHttpRouter {
     });
   }
 
+  /**
+   * Serves a WebSocket upgrade another replica forwarded (cluster mode) as if
+   * it had arrived here: `req` and `socket` are the forwarded upgrade, the
+   * rest (`request`) is the requester's, as the entry replica saw it.
+   */
+  serveForwardedUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, subdomain: string, request: WebSocketRequest): void {
+    this.upgradeLocal(this.tunnels.find(subdomain), req, socket, head, request, true);
+  }
+
   private matchUpgrade(req: IncomingMessage): RawUpgradeHandler | null {
     const match = matchTunnelHost(req.headers.host, this.domain);
     if (match.kind === 'other') return null;
     return (_req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
       const session = this.tunnels.find(match.subdomain);
-      if (!session?.live) return writeHttpRefusal(socket, 404, 'tunnel not found');
-      // Protocol v2 carries an upgrade as a WebSocket stream; v1 has no way to.
-      if (!session.wire.carriesWebSockets) return writeHttpRefusal(socket, 501, 'WebSockets through this tunnel need tunnel protocol v2');
-      const ip = this.ips.resolve(req);
-      if (!this.inFlight.tryAcquire(ip)) return writeHttpRefusal(socket, 429, 'too many requests from this IP');
-      return this.webSockets.forward(session, req, socket, head, { clientIp: ip, release: () => this.inFlight.release(ip) });
+      const clientIp = this.ips.resolve(req);
+      if (!session?.live && this.remoteWebSockets) return this.upgradeRemote(req, socket, head, match.subdomain, clientIp);
+      const request = { clientIp, host: req.headers.host ?? '', path: req.url ?? '', rawHeaders: req.rawHeaders };
+      this.upgradeLocal(session, req, socket, head, request, false);
     };
+  }
+
+  /** An upgrade for a tunnel of this replica: v2 only, one per-IP slot for the WebSocket's life. */
+  private upgradeLocal(
+    session: TunnelSession | undefined,
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    request: WebSocketRequest,
+    forwarded: boolean,
+  ): void {
+    if (!session?.live) return writeHttpRefusal(socket, 404, 'tunnel not found');
+    // Protocol v2 carries an upgrade as a WebSocket stream; v1 has no way to.
+    if (!session.wire.carriesWebSockets) return writeHttpRefusal(socket, 501, 'WebSockets through this tunnel need tunnel protocol v2');
+    const ip = request.clientIp;
+    if (!this.inFlight.tryAcquire(ip)) return writeHttpRefusal(socket, 429, 'too many requests from this IP');
+    this.webSockets.forward(session, req, socket, head, { ...request, forwarded, release: () => this.inFlight.release(ip) });
+  }
+
+  /**
+   * An upgrade for a tunnel held elsewhere (cluster mode), forwarded to its
+   * owner. The per-IP slot is held only until the owner answers: it bounds
+   * the lookups and owner connections one IP has pending here, while the
+   * owner counts the WebSocket itself, as for any upgrade it serves.
+   */
+  private upgradeRemote(req: IncomingMessage, socket: Duplex, head: Buffer, subdomain: string, clientIp: string): void {
+    if (!this.inFlight.tryAcquire(clientIp)) return writeHttpRefusal(socket, 429, 'too many requests from this IP');
+    let held = true;
+    const release = (): void => {
+      if (!held) return;
+      held = false;
+      this.inFlight.release(clientIp);
+    };
+    this.remoteWebSockets!.forward({ req, socket, head, subdomain, clientIp, release });
   }
 }
 

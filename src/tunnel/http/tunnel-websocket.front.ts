@@ -23,9 +23,24 @@ const REQUESTER_HIGH_WATER = 256 * 1024;
  */
 const HOP_WS_HEADERS = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-accept']);
 
-export interface WebSocketForwardContext {
+/**
+ * A WebSocket upgrade as the requester made it. Arrived here: its own request;
+ * forwarded by another replica (cluster mode): as the entry replica saw it.
+ */
+export interface WebSocketRequest {
   /** The requester's IP (trusted proxies honoured). */
   readonly clientIp: string;
+  /** The Host the requester asked for. */
+  readonly host: string;
+  /** The request target (origin-form, else refused). */
+  readonly path: string;
+  /** The requester's header fields, as Node's `rawHeaders`. */
+  readonly rawHeaders: readonly string[];
+}
+
+export interface WebSocketForwardContext extends WebSocketRequest {
+  /** Forwarded by another replica, which reports it in the metrics. */
+  readonly forwarded: boolean;
   /** Called once when the requester's connection is gone (the per-IP slot). */
   readonly release: () => void;
 }
@@ -68,7 +83,11 @@ export class TunnelWebSocketFront {
     this.wss.on('error', () => undefined);
   }
 
-  /** Forwards one upgrade request to a live tunnel whose wire carries WebSockets. */
+  /**
+   * Forwards one upgrade request to a live tunnel whose wire carries
+   * WebSockets. `req` is the upgrade this replica received (the handshake is
+   * completed on it); what the tunnel client gets comes from `ctx`.
+   */
   forward(session: TunnelSession, req: IncomingMessage, socket: Duplex, head: Buffer, ctx: WebSocketForwardContext): void {
     let released = false;
     const release = (): void => {
@@ -81,15 +100,15 @@ export class TunnelWebSocketFront {
       release();
       return writeHttpRefusal(socket, 400, problem);
     }
-    const path = req.url && req.url.startsWith('/') ? req.url : null;
-    if (path === null) {
+    const path = ctx.path;
+    if (!path.startsWith('/')) {
       release();
       return writeHttpRefusal(socket, 400, 'bad request target');
     }
-    const headers = requestHeadersForClient(req.rawHeaders, {
+    const headers = requestHeadersForClient(ctx.rawHeaders, {
       clientIp: ctx.clientIp,
       proto: this.config.tunnelPublicScheme,
-      host: req.headers.host ?? '',
+      host: ctx.host,
     }).filter(([name]) => !HOP_WS_HEADERS.has(name));
 
     const requester = new RequesterWebSocket(req, socket, head, this.wss, this.answers, this.keepalive);
@@ -102,7 +121,7 @@ export class TunnelWebSocketFront {
     socket.once('close', () => {
       requester.socketClosed();
       release();
-      this.events.emit('tunnel.http', { status: requester.status, forwarded: false });
+      if (!ctx.forwarded) this.events.emit('tunnel.http', { status: requester.status, forwarded: false });
     });
   }
 }

@@ -1,0 +1,67 @@
+import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { writeHttpRefusal } from '../../upgrade/raw-response.js';
+import { CLUSTER_AUTH_HEADER, verifyClusterRequest } from '../internal-auth.js';
+
+/** How long a requester's socket may take to flush what was piped to it once the owner's side closed. */
+const FLUSH_GRACE_MS = 30_000;
+
+/**
+ * An HTTP upgrade request from this replica (the entry) to the replica at
+ * `ownerUrl` (its advertise URL). `headers` is a flat name/value list, as
+ * Node's `rawHeaders`; Host is added. Not sent until `end()`.
+ */
+export function ownerUpgradeRequest(ownerUrl: string, path: string, headers: readonly string[]): ClientRequest {
+  const base = new URL(ownerUrl);
+  const https = base.protocol === 'https:';
+  const host = base.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(base.port || (https ? 443 : 80));
+  return request({
+    host,
+    port,
+    method: 'GET',
+    path,
+    headers: ['host', base.host, ...headers],
+    createConnection: () =>
+      https
+        ? tlsConnect({ host, port, servername: host, allowHalfOpen: true } as ConnectionOptions)
+        : connect({ host, port, allowHalfOpen: true }),
+  });
+}
+
+/**
+ * Pipes the requester's socket and the owner's upgraded socket both ways,
+ * `head` (what the owner sent right after its response head) first. The
+ * requester's socket closing destroys the owner's; the owner's closing ends
+ * the requester's once what was piped to it is written (destroyed after a
+ * grace either way).
+ */
+export function spliceToOwner(entry: Duplex, upstream: Socket, head: Buffer): void {
+  upstream.on('error', () => upstream.destroy());
+  entry.on('error', () => entry.destroy());
+  if (entry.destroyed) return void upstream.destroy();
+  upstream.setNoDelay(true);
+  if (head.length > 0) entry.write(head);
+  entry.pipe(upstream);
+  upstream.pipe(entry);
+  entry.once('close', () => upstream.destroy());
+  upstream.once('close', () => {
+    if (!entry.writableFinished) entry.end();
+    setTimeout(() => entry.destroy(), FLUSH_GRACE_MS).unref();
+  });
+  entry.resume();
+}
+
+/**
+ * The owner's check of an upgrade to `/_cluster/`: true when `req` carries a
+ * valid `CLUSTER_SECRET` signature; otherwise the socket is answered 401 (no
+ * signature) or 403 (a bad, stale or malformed one) and false is returned.
+ */
+export function signedUpgrade(secret: string, req: IncomingMessage, socket: Duplex): boolean {
+  const auth = verifyClusterRequest(secret, req.headers[CLUSTER_AUTH_HEADER], req.method ?? '', req.url ?? '');
+  if (auth === 'missing') writeHttpRefusal(socket, 401, 'cluster authentication required');
+  else if (auth === 'invalid') writeHttpRefusal(socket, 403, 'cluster authentication failed');
+  return auth === 'ok';
+}
