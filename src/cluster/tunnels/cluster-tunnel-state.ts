@@ -51,6 +51,11 @@ interface TunnelCommands {
   wsproxyTunnelBeat(...args: string[]): Promise<(string | number)[]>;
 }
 
+/** Longest time a forwarding route is reused without asking Redis. */
+const ROUTE_CACHE_MAX_MS = 1000;
+/** Routes kept at most (subdomains are random: a scan of made-up ones must not grow the map). */
+const ROUTE_CACHE_MAX_ENTRIES = 10_000;
+
 /** The answer of Redis being unreachable: fail closed, as admissions do. */
 function unavailable(): Refusal {
   return new Refusal(503, 'cluster state unavailable', 'cluster');
@@ -82,6 +87,9 @@ export class ClusterTunnelState {
   /** Allocated ports cluster-wide at the last heartbeat. */
   private allocated: AllocatedPort[] = [];
   private readonly listeners = new Set<(ports: readonly AllocatedPort[]) => void>();
+  /** Where other replicas' tunnels are, for forwarding: subdomain → record and when it was read. */
+  private readonly routes = new Map<string, { record: ClusterTunnelRecord; at: number }>();
+  private readonly routeTtlMs: number;
 
   constructor(
     @Inject(wsproxyConfig.KEY) config: WsproxyConfigType,
@@ -90,6 +98,7 @@ export class ClusterTunnelState {
     private readonly address: ReplicaAddress,
   ) {
     this.ttlMs = livenessTtlMs(config);
+    this.routeTtlMs = Math.min(ROUTE_CACHE_MAX_MS, config.clusterHeartbeatMs / 2);
     this.usersKey = tunnelUsersKey(identity.id);
     this.portsKey = replicaPortsKey(identity.id);
     const c = redis.client;
@@ -170,6 +179,31 @@ export class ClusterTunnelState {
     if (!this.redis.ready) throw unavailable();
     const json = await this.redis.timed('tunnel_lookup', () => this.redis.client.get(tunnelKey(subdomain)));
     return json ? (JSON.parse(json) as ClusterTunnelRecord) : null;
+  }
+
+  /**
+   * The owner of `subdomain` for forwarding a request: as `lookup`, with the
+   * answer kept for up to half a heartbeat (at most 1 s), so a busy subdomain
+   * costs one Redis read per interval instead of one per request. A stale
+   * answer is harmless: the old owner answers 404 for a tunnel it no longer
+   * holds, and `forgetRoute` drops an owner that could not be reached.
+   */
+  async route(subdomain: string): Promise<ClusterTunnelRecord | null> {
+    const cached = this.routes.get(subdomain);
+    if (cached && Date.now() - cached.at < this.routeTtlMs) return cached.record;
+    const record = await this.lookup(subdomain);
+    if (record && record.replica !== this.identity.id) {
+      if (this.routes.size >= ROUTE_CACHE_MAX_ENTRIES) this.routes.clear();
+      this.routes.set(subdomain, { record, at: Date.now() });
+    } else {
+      this.routes.delete(subdomain);
+    }
+    return record;
+  }
+
+  /** Forgets the cached owner of `subdomain` (it could not be reached). */
+  forgetRoute(subdomain: string): void {
+    this.routes.delete(subdomain);
   }
 
   async countForUser(user: string): Promise<number> {

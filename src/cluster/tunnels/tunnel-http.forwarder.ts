@@ -34,7 +34,7 @@ export class TunnelHttpForwarder implements RemoteTunnelHttp, OnApplicationShutd
 
   forward(r: RemoteTunnelRequest): void {
     r.req.pause();
-    this.state.lookup(r.subdomain).then(
+    this.state.route(r.subdomain).then(
       (record) => {
         if (r.res.destroyed) return;
         if (!record || record.replica === this.state.replicaId || !record.url) return answerPlain(r.res, 404, 'tunnel not found');
@@ -110,6 +110,7 @@ export class TunnelHttpForwarder implements RemoteTunnelHttp, OnApplicationShutd
       if (answered) return void res.destroy();
       answered = true;
       this.log.warn({ event: 'cluster_forward_failed', subdomain: r.subdomain, owner: ownerUrl, err: err.message }, 'forwarding to the tunnel owner failed');
+      this.state.forgetRoute(r.subdomain);
       answerPlain(res, 502, 'tunnel owner unreachable');
     });
     res.once('close', () => {

@@ -47,7 +47,7 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
     const problem = checkHandshake(req) ?? (req.url?.startsWith('/') ? null : 'bad request target');
     if (problem) return this.refuse(u, 400, problem);
     socket.once('close', u.release);
-    this.state.lookup(u.subdomain).then(
+    this.state.route(u.subdomain).then(
       (record) => {
         if (socket.destroyed) return;
         if (!record || record.replica === this.state.replicaId || !record.url) return this.refuse(u, 404, 'tunnel not found');
@@ -128,6 +128,7 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
         { event: 'cluster_forward_failed', subdomain: u.subdomain, owner: ownerUrl, err: err.message },
         'forwarding a WebSocket upgrade to the tunnel owner failed',
       );
+      this.state.forgetRoute(u.subdomain);
       writeHttpRefusal(socket, 502, 'tunnel owner unreachable');
     });
     upstreamReq.end();
