@@ -30,3 +30,14 @@ test('a signature outside the allowed clock skew is refused', () => {
   assert.equal(verifyClusterRequest(SECRET, h, 'GET', '/_cluster/ping', NOW + CLUSTER_AUTH_MAX_SKEW_MS + 1), 'invalid');
   assert.equal(verifyClusterRequest(SECRET, h, 'GET', '/_cluster/ping', NOW - CLUSTER_AUTH_MAX_SKEW_MS - 1), 'invalid');
 });
+
+test('requests of one second to one path share a signature, which still verifies; another path or second signs anew', () => {
+  const a = signClusterRequest(SECRET, 'GET', '/_cluster/tunnels/x/http?path=%2F', NOW + 100);
+  const b = signClusterRequest(SECRET, 'GET', '/_cluster/tunnels/x/http?path=%2F', NOW + 900);
+  assert.equal(a, b);
+  assert.equal(verifyClusterRequest(SECRET, b, 'GET', '/_cluster/tunnels/x/http?path=%2F', NOW + 900), 'ok');
+  assert.notEqual(signClusterRequest(SECRET, 'GET', '/_cluster/tunnels/x/http?path=%2Fa', NOW + 900), a);
+  const next = signClusterRequest(SECRET, 'GET', '/_cluster/tunnels/x/http?path=%2F', NOW + 1000);
+  assert.notEqual(next, a);
+  assert.equal(verifyClusterRequest(SECRET, next, 'GET', '/_cluster/tunnels/x/http?path=%2F', NOW + 1000), 'ok');
+});

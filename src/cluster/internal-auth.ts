@@ -22,10 +22,31 @@ function signature(secret: string, timestamp: string, method: string, path: stri
   return createHmac('sha256', secret).update(`wsproxy-cluster-v1\n${timestamp}\n${method.toUpperCase()}\n${path}`).digest();
 }
 
-/** The header value for a request from this replica to another. */
+/** Header values signed during the current second, by secret, method and path. */
+const recent = new Map<string, string>();
+let recentSecond = -1;
+/** Bounds `recent` (forwarded paths vary with the requester's path). */
+const RECENT_MAX = 1024;
+
+/**
+ * The header value for a request from this replica to another. The timestamp
+ * is whole seconds (in ms), so the many requests of one second to one path
+ * share one HMAC computation.
+ */
 export function signClusterRequest(secret: string, method: string, path: string, now: number = Date.now()): string {
-  const ts = String(Math.floor(now));
-  return `${ts}.${signature(secret, ts, method, path).toString('base64url')}`;
+  const second = Math.floor(now / 1000);
+  if (second !== recentSecond) {
+    recent.clear();
+    recentSecond = second;
+  }
+  const key = `${secret}\n${method}\n${path}`;
+  let value = recent.get(key);
+  if (value === undefined) {
+    const ts = String(second * 1000);
+    value = `${ts}.${signature(secret, ts, method, path).toString('base64url')}`;
+    if (recent.size < RECENT_MAX) recent.set(key, value);
+  }
+  return value;
 }
 
 /** Checks the header of an incoming request against `secret`, `method` and `path` (with query). */

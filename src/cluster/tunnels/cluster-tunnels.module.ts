@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TunnelModule } from '../../tunnel/tunnel.module.js';
-import { ClusterTunnelsController } from './cluster-tunnels.controller.js';
 import { TunnelTcpForwarding } from './tcp-forwarding.js';
+import { TunnelHttpEndpoint } from './tunnel-http.endpoint.js';
 import { TunnelWebSocketEndpoint } from './tunnel-websocket.endpoint.js';
 
 /**
@@ -11,8 +11,7 @@ import { TunnelWebSocketEndpoint } from './tunnel-websocket.endpoint.js';
  */
 @Module({
   imports: [TunnelModule],
-  controllers: [ClusterTunnelsController],
-  providers: [TunnelTcpForwarding, TunnelWebSocketEndpoint],
+  providers: [TunnelTcpForwarding, TunnelHttpEndpoint, TunnelWebSocketEndpoint],
   exports: [TunnelTcpForwarding],
 })
 export class ClusterTunnelsModule {}

@@ -1,0 +1,50 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { NextFunction, Request, Response } from 'express';
+import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
+import { answerPlain } from '../../tunnel/http/response-sink.js';
+import { matchTunnelHost } from '../../tunnel/http/tunnel-host.js';
+import { TunnelHttpRouter } from '../../tunnel/http/tunnel-http.router.js';
+import { SUBDOMAIN_RE } from '../../tunnel/state/subdomain.js';
+import { FrontMiddlewareRegistry } from '../../upgrade/front-middleware.js';
+import { CLUSTER_AUTH_HEADER, verifyClusterRequest } from '../internal-auth.js';
+import { endToEndHeaders, FORWARDED_CLIENT_IP_HEADER, FORWARDED_HOST_HEADER } from './internal-headers.js';
+
+const HTTP_PATH_RE = /^\/_cluster\/tunnels\/([^/?]+)\/http(?:\?(.*))?$/;
+
+/**
+ * The owner's half of HTTP forwarded between replicas: a signed request to
+ * `/_cluster/tunnels/<subdomain>/http?path=…` (401 without the signature, 403
+ * with a bad one) for one of this replica's tunnels, answered exactly as if it
+ * had arrived here. A front middleware rather than a controller: it is on the
+ * path of every request through a non-owner replica, and Nest's router,
+ * guards and interceptors cost more than the forwarding itself. Never claimed
+ * on a tunnel host.
+ */
+@Injectable()
+export class TunnelHttpEndpoint {
+  constructor(
+    @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
+    private readonly router: TunnelHttpRouter,
+    front: FrontMiddlewareRegistry,
+  ) {
+    front.add((req, res, next) => this.handle(req, res, next));
+  }
+
+  private handle(req: Request, res: Response, next: NextFunction): void {
+    const url = req.url;
+    const m = url.startsWith('/_cluster/tunnels/') ? HTTP_PATH_RE.exec(url) : null;
+    if (!m || matchTunnelHost(req.headers.host, this.config.tunnelDomain).kind !== 'other') return next();
+    const auth = verifyClusterRequest(this.config.clusterSecret, req.headers[CLUSTER_AUTH_HEADER], req.method, url);
+    if (auth === 'missing') return answerPlain(res, 401, 'cluster authentication required');
+    if (auth === 'invalid') return answerPlain(res, 403, 'cluster authentication failed');
+    const subdomain = m[1]!;
+    const path = new URLSearchParams(m[2] ?? '').get('path') ?? '';
+    const host = req.headers[FORWARDED_HOST_HEADER];
+    const clientIp = req.headers[FORWARDED_CLIENT_IP_HEADER];
+    if (!SUBDOMAIN_RE.test(subdomain) || !path.startsWith('/') || typeof host !== 'string' || typeof clientIp !== 'string') {
+      return answerPlain(res, 400, 'bad forwarded request');
+    }
+    const rawHeaders = ['host', host, ...endToEndHeaders(req.rawHeaders)];
+    this.router.serveForwarded(req, res, subdomain, { clientIp, host, path, rawHeaders });
+  }
+}
