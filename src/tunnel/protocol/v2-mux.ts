@@ -297,7 +297,8 @@ export class V2Mux {
         this.lastOpened = f.stream;
         const s = new MuxStream(f.stream, f.head.kind, this.window);
         this.streams.set(f.stream, s);
-        this.growWindow(s);
+        // More credit only matters when a body follows (not for a GET).
+        if (!(f.end && s.mode === 'bytes')) this.growWindow(s);
         h.open?.(f.stream, f.head);
         if (f.end && this.streams.get(f.stream) === s && s.mode === 'bytes') this.markRemoteEnd(s);
         return;
