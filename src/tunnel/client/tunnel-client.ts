@@ -237,7 +237,7 @@ export class TunnelClient {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     const binary = typeof frame !== 'string';
     if (!this.congested && this.ws.bufferedAmount >= HIGH_WATER) this.congested = true;
-    this.batcher.hold();
+    this.batcher.before(frame.length);
     if (this.congested) this.ws.send(frame, { binary }, this.afterFlush);
     else this.ws.send(frame, { binary });
   }

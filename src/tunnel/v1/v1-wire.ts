@@ -193,7 +193,7 @@ export class V1Wire implements TunnelWire {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     const size = typeof frame === 'string' ? frame.length : frame.length;
     if (!this.congested && this.ws.bufferedAmount + size >= TUNNEL_WS_HIGH_WATER) this.congested = true;
-    this.batcher.hold();
+    this.batcher.before(size);
     if (this.congested) this.ws.send(frame, binary ? BINARY : TEXT, this.afterFlush);
     else this.ws.send(frame, binary ? BINARY : TEXT);
   }

@@ -136,7 +136,7 @@ export class V2Wire implements WebSocketWire {
   private send(frame: Uint8Array): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     if (!this.congested && this.ws.bufferedAmount + frame.length >= V2_WS_HIGH_WATER) this.congested = true;
-    this.batcher.hold();
+    this.batcher.before(frame.length);
     if (this.congested) this.ws.send(frame, BINARY, this.afterFlush);
     else this.ws.send(frame, BINARY);
   }
