@@ -152,12 +152,13 @@ export const COMPETITORS = {
 
   'wsproxy-resume': {
     label: 'wsproxy, resume=1',
-    description: 'the same service, relays opened with resume=1 by the shipped ResumableRelay client (acks, replay buffer kept until acknowledged)',
+    description: 'the same service process, relays opened with resume=1 by the shipped ResumableRelay client (acks, replay buffer kept until acknowledged)',
     available: (ctx) => COMPETITORS.wsproxy.available(ctx),
+    // The same process as `wsproxy` (resume=1 is a query flag): a fresh instance
+    // against a long-used one would compare heaps, not relays.
     start: async (ctx) => {
-      const h = await startWsproxy(ctx, 'wsproxy-resume', { query: '&resume=1' });
-      h.endpoint = { ...h.endpoint, kind: 'resumable' };
-      return h;
+      const proxy = await ctx.pool.get('wsproxy');
+      return { ...proxy, id: 'wsproxy-resume', endpoint: { ...proxy.endpoint, kind: 'resumable', url: `${proxy.endpoint.url}&resume=1` }, stop: async () => {} };
     },
   },
 
