@@ -136,12 +136,12 @@ async function main() {
   ctxForEnv = ctx;
 
   const figuresOut = [];
-  const plannedOut = [];
+  const skippedOut = [];
   for (const figure of FIGURES) {
     if ((only && !only.has(figure.id)) || skipIds.has(figure.id)) continue;
     const notHere = figure.requires?.(ctx);
     if (notHere) {
-      plannedOut.push({ id: figure.id, title: figure.title, reason: notHere });
+      skippedOut.push({ id: figure.id, title: figure.title, reason: notHere });
       log(`\n${figure.title}: skipped — ${notHere}`);
       continue;
     }
@@ -155,7 +155,7 @@ async function main() {
       else comps.push(id);
     }
     if (!comps.includes(figure.subject) && !(onlyComps && comps.length > 0)) {
-      plannedOut.push({ id: figure.id, title: figure.title, reason: skipped[figure.subject] });
+      skippedOut.push({ id: figure.id, title: figure.title, reason: skipped[figure.subject] });
       log(`\n${figure.title}: skipped — ${skipped[figure.subject]}`);
       continue;
     }
@@ -248,7 +248,7 @@ async function main() {
     ),
     competitors: Object.fromEntries(Object.entries(COMPETITORS).filter(([, c]) => !c.hidden).map(([id, c]) => [id, { label: c.label, description: c.description }])),
     figures: figuresOut,
-    skippedFigures: plannedOut,
+    skippedFigures: skippedOut,
   };
 
   console.log('');
@@ -261,7 +261,7 @@ async function main() {
     console.log('targets:');
     for (const v of verdicts) console.log(`  ${v.pass === true ? '✓' : v.pass === false ? '✗' : '·'} [${v.figure}] ${v.text} → ${verdict(v)}`);
   }
-  for (const p of plannedOut) console.log(`  · [${p.id}] ${p.reason}`);
+  for (const p of skippedOut) console.log(`  · [${p.id}] ${p.reason}`);
 
   const stamp = started.toISOString().slice(0, 16).replace(':', '-');
   const suffix = `${quick ? '-quick' : ''}${opts.diagnose ? '-diagnose' : ''}${onlyComps || Object.keys(overrides).length ? '-partial' : ''}`;
