@@ -1,8 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, request, type IncomingMessage } from 'node:http';
+import { createServer, request } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket } from 'ws';
 import { TunnelTcpForwarding } from '../src/cluster/tunnels/tcp-forwarding.js';
 import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../src/cluster/internal-auth.js';
 import { WsproxyEvents } from '../src/common/events.js';
@@ -12,7 +12,8 @@ import { dial, readBytes } from './support/tcp-client.js';
 import { startApp, type TestApp } from './support/app.js';
 import { startServiceProcess, type ServiceProcess } from './support/process.js';
 import { clusterEnv, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
-import { echoTarget, randomPayload, sha256, type TestTarget } from './support/targets.js';
+import { assertEchoes, attachWebSocketEchoApp, type WebSocketEchoApp } from './support/websocket-echo-app.js';
+import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
 import { closed, expectRefusal, openWs } from './support/ws-client.js';
 import { httpTo, startHttpService, tunnelEnv, TUNNEL_DOMAIN, waitFor, type HttpResult, type HttpService } from './support/tunnel.js';
 
@@ -57,48 +58,28 @@ async function reflector(): Promise<HttpService> {
   });
 }
 
-/** An origin with a WebSocket echo app behind a v2 tunnel: `close-me` closes with 4321; `/forbidden` refuses the upgrade. */
-interface WebSocketOrigin {
+/** An origin with the WebSocket echo app (test/support/websocket-echo-app.ts), behind a v2 tunnel. */
+interface WebSocketOrigin extends WebSocketEchoApp {
   readonly target: string;
-  /** The last upgrade that reached the origin. */
-  lastUpgrade: { url: string; headers: IncomingMessage['headers'] } | null;
-  /** Close code and reason each of the origin's WebSockets got from the other end. */
-  readonly closes: { code: number; reason: string }[];
-  close(): Promise<void>;
 }
 
 async function webSocketOrigin(): Promise<WebSocketOrigin> {
-  const origin = { lastUpgrade: null, closes: [] } as unknown as WebSocketOrigin & { target: string };
   const server = createServer((_req, res) => res.end('http'));
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => (p.has('chat') ? 'chat' : false) });
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    origin.lastUpgrade = { url: req.url ?? '', headers: req.headers };
-    if (req.url === '/forbidden') {
-      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 10\r\n\r\nforbidden\n');
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('message', (data: Buffer, isBinary: boolean) => {
-        if (!isBinary && data.toString() === 'close-me') ws.close(4321, 'bye from the app');
-        else ws.send(data, { binary: isBinary });
-      });
-      ws.on('close', (code: number, reason: Buffer) => origin.closes.push({ code, reason: reason.toString() }));
-    });
-  });
+  const app = attachWebSocketEchoApp(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  origin.target = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  origin.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      for (const ws of wss.clients) ws.terminate();
-      wss.close();
-      server.close(() => resolve());
-    });
-  return origin;
-}
-
-function nextMessage(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
-  return new Promise((resolve) => ws.once('message', (data: Buffer, isBinary: boolean) => resolve({ data, isBinary })));
+  return {
+    target: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get lastUpgrade() {
+      return app.lastUpgrade;
+    },
+    closes: app.closes,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        app.close();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 describe('tunnels across replicas', () => {
@@ -250,19 +231,7 @@ describe('tunnels across replicas', () => {
         'no internal header reaches the origin',
       );
 
-      const text = 'ü'.repeat(1000);
-      const gotText = nextMessage(ws);
-      ws.send(text);
-      const t = await gotText;
-      assert.equal(t.isBinary, false);
-      assert.equal(t.data.toString('utf8'), text);
-
-      const bin = randomPayload(MiB);
-      const gotBin = nextMessage(ws);
-      ws.send(bin);
-      const got = await gotBin;
-      assert.equal(got.isBinary, true);
-      assert.equal(sha256(got.data), sha256(bin));
+      await assertEchoes(ws, 'ü'.repeat(1000), randomPayload(MiB));
 
       const closing = closed(ws);
       ws.send('close-me');

@@ -15,6 +15,7 @@ import { echoTarget, randomPayload, sha256, type TestTarget } from './support/ta
 import { closed, expectRefusal, openWs } from './support/ws-client.js';
 import { TUNNEL_DOMAIN, httpTo, tunnelEnv, waitFor } from './support/tunnel.js';
 import { timedGet } from './tunnel-v2-support.js';
+import { assertEchoes, attachWebSocketEchoApp, type WebSocketEchoApp } from './support/websocket-echo-app.js';
 
 const MiB = 1024 * 1024;
 
@@ -22,10 +23,8 @@ const MiB = 1024 * 1024;
 interface Origin {
   readonly port: number;
   readonly target: string;
-  /** Headers of the last WebSocket upgrade that reached the origin. */
-  lastUpgrade: IncomingMessage['headers'] | null;
-  /** Close code and reason the origin's WebSocket got from the other end. */
-  readonly closes: { code: number; reason: string }[];
+  /** The WebSocket echo app on the same server. */
+  readonly app: WebSocketEchoApp;
   /** When the streaming route wrote its second half. */
   secondHalfAt: number;
   close(): Promise<void>;
@@ -36,7 +35,7 @@ const HALF2 = randomPayload(512 * 1024);
 const BIG = randomPayload(512 * 1024);
 
 async function startOrigin(): Promise<Origin> {
-  const origin = { lastUpgrade: null, closes: [], secondHalfAt: 0 } as unknown as Origin & { port: number; target: string };
+  const origin = { secondHalfAt: 0 } as unknown as Origin & { port: number; target: string; app: WebSocketEchoApp };
   const routes = (req: IncomingMessage, body: Buffer, res: ServerResponse): void => {
     const url = req.url ?? '/';
     if (url === '/stream') {
@@ -71,39 +70,17 @@ async function startOrigin(): Promise<Origin> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => routes(req, Buffer.concat(chunks), res));
   });
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => (p.has('chat') ? 'chat' : false) });
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    origin.lastUpgrade = req.headers;
-    if (req.url === '/forbidden') {
-      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 10\r\nx-why: policy\r\n\r\nforbidden\n');
-      return;
-    }
-    if (req.url === '/plain') {
-      socket.end('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nplain');
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('message', (data: Buffer, isBinary: boolean) => {
-        if (!isBinary && data.toString() === 'close-me') ws.close(4321, 'bye from the app');
-        else ws.send(data, { binary: isBinary });
-      });
-      ws.on('close', (code: number, reason: Buffer) => origin.closes.push({ code, reason: reason.toString() }));
-    });
-  });
+  origin.app = attachWebSocketEchoApp(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   origin.port = (server.address() as AddressInfo).port;
   origin.target = `127.0.0.1:${origin.port}`;
   origin.close = () =>
     new Promise<void>((resolve) => {
       server.closeAllConnections();
-      wss.close();
+      origin.app.close();
       server.close(() => resolve());
     });
   return origin;
-}
-
-function nextMessage(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
-  return new Promise((resolve) => ws.once('message', (data: Buffer, isBinary: boolean) => resolve({ data, isBinary })));
 }
 
 describe('tunnel protocol v2 with the reference client', () => {
@@ -192,23 +169,11 @@ describe('tunnel protocol v2 with the reference client', () => {
     });
     try {
       assert.equal(ws.protocol, 'chat');
-      assert.equal(origin.lastUpgrade!.cookie, undefined, 'Cookie does not reach the origin');
-      assert.equal(origin.lastUpgrade!.origin, 'https://app.example');
-      assert.equal(origin.lastUpgrade!['x-forwarded-host'], host);
+      assert.equal(origin.app.lastUpgrade!.headers.cookie, undefined, 'Cookie does not reach the origin');
+      assert.equal(origin.app.lastUpgrade!.headers.origin, 'https://app.example');
+      assert.equal(origin.app.lastUpgrade!.headers['x-forwarded-host'], host);
 
-      const text = 'ü'.repeat(MiB / 2);
-      const gotText = nextMessage(ws);
-      ws.send(text);
-      const t = await gotText;
-      assert.equal(t.isBinary, false);
-      assert.equal(t.data.toString('utf8'), text);
-
-      const bin = randomPayload(MiB);
-      const gotBin = nextMessage(ws);
-      ws.send(bin);
-      const b = await gotBin;
-      assert.equal(b.isBinary, true);
-      assert.equal(sha256(b.data), sha256(bin));
+      await assertEchoes(ws, 'ü'.repeat(MiB / 2), randomPayload(MiB));
 
       // Small messages in a burst keep their order.
       const got: string[] = [];
@@ -232,12 +197,12 @@ describe('tunnel protocol v2 with the reference client', () => {
   });
 
   it('the requester’s close code reaches the app', async () => {
-    const before = origin.closes.length;
+    const before = origin.app.closes.length;
     const ws = await openWs(`ws://127.0.0.1:${app.port}/echo-ws`, { headers: { host } });
     ws.close(4001, 'requester done');
     await closed(ws);
-    await waitFor(() => origin.closes.length > before, 5000, 'origin close');
-    assert.deepEqual(origin.closes.at(-1), { code: 4001, reason: 'requester done' });
+    await waitFor(() => origin.app.closes.length > before, 5000, 'origin close');
+    assert.deepEqual(origin.app.closes.at(-1), { code: 4001, reason: 'requester done' });
     await waitFor(() => app.app.get(TunnelService).find(client.subdomain)!.counts().http === 0, 5000, 'stream finished');
   });
 
