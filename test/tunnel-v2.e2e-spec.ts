@@ -232,12 +232,23 @@ describe('tunnel protocol v2 with the reference client', () => {
   it('head-of-line: a TCP connection whose reader never reads does not delay another connection on the same tunnel', async () => {
     const stuck = await dial(client.rawPort);
     stuck.pause();
-    const payload = randomPayload(32 * MiB);
-    let written = false;
-    stuck.write(payload, () => (written = true));
-    // Let the stuck connection fill every buffer on its path.
-    await new Promise((r) => setTimeout(r, 1500));
-    assert.equal(written, false, 'the stuck connection is held back');
+    // Write until the path pushes back for a whole second: every buffer on it
+    // is full, however large the kernel lets socket buffers grow.
+    const chunk = randomPayload(MiB);
+    const sentHash = createHash('sha256');
+    let sent = 0;
+    let stalled = false;
+    while (sent < 512 * MiB) {
+      sentHash.update(chunk);
+      sent += chunk.length;
+      if (stuck.write(chunk)) continue;
+      const drained = await Promise.race([once(stuck, 'drain').then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 1000))]);
+      if (!drained) {
+        stalled = true;
+        break;
+      }
+    }
+    assert.ok(stalled, `the stuck connection is held back (${sent / MiB} MiB written)`);
 
     const s = await dial(client.rawPort);
     const started = Date.now();
@@ -255,9 +266,9 @@ describe('tunnel protocol v2 with the reference client', () => {
     assert.ok(wire.bufferedAmount <= 2 * MiB, `ws buffer ${wire.bufferedAmount}`);
 
     // The stuck connection was only paused: once it reads, everything arrives.
-    const all = readBytes(stuck, payload.length);
+    const all = readBytes(stuck, sent);
     stuck.resume();
-    assert.equal(sha256(await all), sha256(payload));
+    assert.equal(sha256(await all), sentHash.digest('hex'));
     stuck.destroy();
   });
 });
