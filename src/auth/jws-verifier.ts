@@ -1,4 +1,4 @@
-import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { constants, createPublicKey, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { JwksKey } from './jwks-document.js';
 
 /**
@@ -52,7 +52,7 @@ export function importVerificationKey(jwk: JwksKey, alg: string): VerificationKe
   if (spec.curves && !spec.curves.includes(String(jwk.crv))) return null;
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: jwk as unknown as import('node:crypto').JsonWebKey, format: 'jwk' });
+    key = createPublicKey({ key: jwk as unknown as JsonWebKey, format: 'jwk' });
   } catch {
     return null;
   }
@@ -66,7 +66,7 @@ export function verifySignature(k: VerificationKey, signingInput: string, signat
   const data = Buffer.from(signingInput, 'latin1');
   try {
     if (spec.pss) {
-      return cryptoVerify(spec.hash, data, { key: k.key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: digestBytes(spec.hash!) }, signature);
+      return cryptoVerify(spec.hash, data, { key: k.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: digestBytes(spec.hash!) }, signature);
     }
     if (spec.p1363) return cryptoVerify(spec.hash, data, { key: k.key, dsaEncoding: 'ieee-p1363' }, signature);
     return cryptoVerify(spec.hash, data, k.key, signature);

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { CLUSTER_AUTH_HEADER, verifyClusterRequest } from '../internal-auth.js';
+import { replicaEndpoint } from './internal-headers.js';
 
 /** How long a requester's socket may take to flush what was piped to it once the owner's side closed. */
 const FLUSH_GRACE_MS = 30_000;
@@ -14,16 +15,13 @@ const FLUSH_GRACE_MS = 30_000;
  * Node's `rawHeaders`; Host is added. Not sent until `end()`.
  */
 export function ownerUpgradeRequest(ownerUrl: string, path: string, headers: readonly string[]): ClientRequest {
-  const base = new URL(ownerUrl);
-  const https = base.protocol === 'https:';
-  const host = base.hostname.replace(/^\[|\]$/g, '');
-  const port = Number(base.port || (https ? 443 : 80));
+  const { https, host, port, hostHeader } = replicaEndpoint(ownerUrl);
   return request({
     host,
     port,
     method: 'GET',
     path,
-    headers: ['host', base.host, ...headers],
+    headers: ['host', hostHeader, ...headers],
     createConnection: () =>
       https
         ? tlsConnect({ host, port, servername: host, allowHalfOpen: true } as ConnectionOptions)

@@ -4,10 +4,9 @@ import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.conf
 import { answerPlain } from '../../tunnel/http/response-sink.js';
 import { matchTunnelHost } from '../../tunnel/http/tunnel-host.js';
 import { TunnelHttpRouter } from '../../tunnel/http/tunnel-http.router.js';
-import { SUBDOMAIN_RE } from '../../tunnel/state/subdomain.js';
 import { FrontMiddlewareRegistry } from '../../upgrade/front-middleware.js';
 import { CLUSTER_AUTH_HEADER, verifyClusterRequest } from '../internal-auth.js';
-import { endToEndHeaders, FORWARDED_CLIENT_IP_HEADER, FORWARDED_HOST_HEADER } from './internal-headers.js';
+import { readForwarded } from './internal-headers.js';
 
 const HTTP_PATH_RE = /^\/_cluster\/tunnels\/([^/?]+)\/http(?:\?(.*))?$/;
 
@@ -38,13 +37,8 @@ export class TunnelHttpEndpoint {
     if (auth === 'missing') return answerPlain(res, 401, 'cluster authentication required');
     if (auth === 'invalid') return answerPlain(res, 403, 'cluster authentication failed');
     const subdomain = m[1]!;
-    const path = new URLSearchParams(m[2] ?? '').get('path') ?? '';
-    const host = req.headers[FORWARDED_HOST_HEADER];
-    const clientIp = req.headers[FORWARDED_CLIENT_IP_HEADER];
-    if (!SUBDOMAIN_RE.test(subdomain) || !path.startsWith('/') || typeof host !== 'string' || typeof clientIp !== 'string') {
-      return answerPlain(res, 400, 'bad forwarded request');
-    }
-    const rawHeaders = ['host', host, ...endToEndHeaders(req.rawHeaders)];
-    this.router.serveForwarded(req, res, subdomain, { clientIp, host, path, rawHeaders });
+    const fwd = readForwarded(req, subdomain, new URLSearchParams(m[2] ?? ''));
+    if (!fwd) return answerPlain(res, 400, 'bad forwarded request');
+    this.router.serveForwarded(req, res, subdomain, fwd);
   }
 }

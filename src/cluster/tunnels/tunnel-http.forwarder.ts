@@ -6,9 +6,8 @@ import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.conf
 import { PINO, type Pino } from '../../logging/logging.module.js';
 import type { RemoteTunnelHttp, RemoteTunnelRequest } from '../../tunnel/http/remote-tunnel.js';
 import { answerPlain } from '../../tunnel/http/response-sink.js';
-import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../internal-auth.js';
 import { ClusterTunnelState } from './cluster-tunnel-state.js';
-import { endToEndHeaders, FORWARDED_CLIENT_IP_HEADER, FORWARDED_HOST_HEADER, internalHttpPath } from './internal-headers.js';
+import { endToEndHeaders, forwardedHeaders, internalHttpPath, replicaEndpoint } from './internal-headers.js';
 
 /** Extra time the entry replica gives the owner beyond the tunnel's own response timeout (the owner answers 504 first). */
 export const OWNER_GRACE_MS = 5000;
@@ -54,28 +53,15 @@ export class TunnelHttpForwarder implements RemoteTunnelHttp, OnApplicationShutd
 
   private send(r: RemoteTunnelRequest, ownerUrl: string): void {
     const { req, res } = r;
-    const base = new URL(ownerUrl);
+    const owner = replicaEndpoint(ownerUrl);
     const path = internalHttpPath(r.subdomain, r.path);
-    const https = base.protocol === 'https:';
-    const headers = [
-      'host',
-      base.host,
-      ...endToEndHeaders(req.rawHeaders),
-      FORWARDED_HOST_HEADER,
-      req.headers.host ?? '',
-      FORWARDED_CLIENT_IP_HEADER,
-      r.clientIp,
-      CLUSTER_AUTH_HEADER,
-      signClusterRequest(this.config.clusterSecret, req.method, path),
-    ];
-    const upstream = (https ? httpsRequest : request)({
-      protocol: base.protocol,
-      hostname: base.hostname.replace(/^\[|\]$/g, ''),
-      port: base.port || (https ? 443 : 80),
+    const upstream = (owner.https ? httpsRequest : request)({
+      host: owner.host,
+      port: owner.port,
       method: req.method,
       path,
-      headers,
-      agent: https ? this.httpsAgent : this.agent,
+      headers: ['host', owner.hostHeader, ...forwardedHeaders(req, r.clientIp, this.config.clusterSecret, req.method, path)],
+      agent: owner.https ? this.httpsAgent : this.agent,
     });
     r.onForwarded();
     let answered = false;

@@ -4,11 +4,10 @@ import { Inject, Injectable } from '@nestjs/common';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { matchTunnelHost } from '../../tunnel/http/tunnel-host.js';
 import { TunnelHttpRouter } from '../../tunnel/http/tunnel-http.router.js';
-import { SUBDOMAIN_RE } from '../../tunnel/state/subdomain.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
-import { endToEndHeaders, FORWARDED_CLIENT_IP_HEADER, FORWARDED_HOST_HEADER } from './internal-headers.js';
+import { readForwarded } from './internal-headers.js';
 import { signedUpgrade } from './internal-upgrade.js';
 
 const WS_PATH_RE = /^\/_cluster\/tunnels\/([^/?]+)\/ws(?:\?(.*))?$/;
@@ -39,13 +38,8 @@ export class TunnelWebSocketEndpoint {
 
   private serve(req: IncomingMessage, subdomain: string, query: URLSearchParams, socket: Duplex, head: Buffer): void {
     if (!signedUpgrade(this.config.clusterSecret, req, socket)) return;
-    const path = query.get('path') ?? '';
-    const host = req.headers[FORWARDED_HOST_HEADER];
-    const clientIp = req.headers[FORWARDED_CLIENT_IP_HEADER];
-    if (!SUBDOMAIN_RE.test(subdomain) || !path.startsWith('/') || typeof host !== 'string' || typeof clientIp !== 'string') {
-      return writeHttpRefusal(socket, 400, 'bad forwarded request');
-    }
-    const rawHeaders = ['host', host, ...endToEndHeaders(req.rawHeaders)];
-    this.router.serveForwardedUpgrade(req, socket, head, subdomain, { clientIp, host, path, rawHeaders });
+    const fwd = readForwarded(req, subdomain, query);
+    if (!fwd) return writeHttpRefusal(socket, 400, 'bad forwarded request');
+    this.router.serveForwardedUpgrade(req, socket, head, subdomain, fwd);
   }
 }

@@ -9,9 +9,8 @@ import { PINO, type Pino } from '../../logging/logging.module.js';
 import type { RemoteTunnelUpgrade, RemoteTunnelWebSocket } from '../../tunnel/http/remote-tunnel.js';
 import { checkHandshake } from '../../upgrade/handshake.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
-import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../internal-auth.js';
 import { ClusterTunnelState } from './cluster-tunnel-state.js';
-import { endToEndHeaders, FORWARDED_CLIENT_IP_HEADER, FORWARDED_HOST_HEADER, internalWebSocketPath } from './internal-headers.js';
+import { endToEndHeaders, forwardedHeaders, internalWebSocketPath } from './internal-headers.js';
 import { ownerUpgradeRequest, spliceToOwner } from './internal-upgrade.js';
 import { OWNER_GRACE_MS } from './tunnel-http.forwarder.js';
 
@@ -74,13 +73,7 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
       'Upgrade',
       'upgrade',
       'websocket',
-      ...endToEndHeaders(req.rawHeaders),
-      FORWARDED_HOST_HEADER,
-      req.headers.host ?? '',
-      FORWARDED_CLIENT_IP_HEADER,
-      u.clientIp,
-      CLUSTER_AUTH_HEADER,
-      signClusterRequest(this.config.clusterSecret, 'GET', path),
+      ...forwardedHeaders(req, u.clientIp, this.config.clusterSecret, 'GET', path),
     ]);
     /** What the requester got (metrics): 499 while nothing was answered. */
     let status = 499;
