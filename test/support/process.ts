@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { createServer, type AddressInfo } from 'node:net';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root (tests run from `.build/test/...`). */
@@ -77,4 +78,34 @@ export async function exitCode(p: CliProcess): Promise<number | null> {
   if (p.child.exitCode !== null) return p.child.exitCode;
   const [code] = (await once(p.child, 'exit')) as [number | null];
   return code;
+}
+
+/**
+ * Resolves once `output()` matches `ready`, checked on every chunk `child`
+ * writes to `streams`; rejects when it exits first or after `timeoutMs`, with
+ * the output so far. `what` names the program in the error.
+ */
+export function waitForOutput(child: ChildProcess, streams: readonly Readable[], output: () => string, ready: RegExp, what: string, timeoutMs = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`${what} did not start within ${timeoutMs} ms:\n${output()}`)), timeoutMs);
+    const onData = (): void => {
+      if (ready.test(output())) done();
+    };
+    const onExit = (code: number | null, signal: string | null): void => fail(new Error(`${what} exited (${code ?? signal}) before it was ready:\n${output()}`));
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      for (const s of streams) s.off('data', onData);
+      child.off('exit', onExit);
+    };
+    const done = (): void => {
+      cleanup();
+      resolve();
+    };
+    const fail = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    for (const s of streams) s.on('data', onData);
+    child.once('exit', onExit);
+  });
 }

@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './process.js';
+import { freePort, waitForOutput } from './process.js';
 
 export const REDIS_SERVER = 'redis-server';
 
@@ -91,32 +91,16 @@ export class TestRedis {
     if (this.password !== undefined) args.push('--requirepass', this.password);
     const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => fail(new Error(`redis-server did not start within 10 s:\n${this.output}`)), 10_000);
-      const onData = (chunk: Buffer): void => {
-        this.output += chunk.toString();
-        if (/Ready to accept connections/.test(this.output)) done();
-      };
-      const onExit = (code: number | null, signal: string | null): void =>
-        fail(new Error(`redis-server exited (${code ?? signal}) before it was ready:\n${this.output}`));
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        child.off('exit', onExit);
-      };
-      const done = (): void => {
-        cleanup();
-        resolve();
-      };
-      const fail = (err: Error): void => {
-        cleanup();
-        this.child = null;
-        child.kill('SIGKILL');
-        reject(err);
-      };
-      this.output = '';
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.once('exit', onExit);
+    this.output = '';
+    const collect = (chunk: Buffer): void => {
+      this.output += chunk.toString();
+    };
+    child.stdout!.on('data', collect);
+    child.stderr!.on('data', collect);
+    return waitForOutput(child, [child.stdout!, child.stderr!], () => this.output, /Ready to accept connections/, REDIS_SERVER).catch((err: unknown) => {
+      this.child = null;
+      child.kill('SIGKILL');
+      throw err;
     });
   }
 }

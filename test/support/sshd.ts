@@ -10,6 +10,7 @@ import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/p
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { waitForOutput } from './process.js';
 
 export const SSHD = '/usr/sbin/sshd';
 /** The account logins go to when the tests run as root. */
@@ -84,32 +85,6 @@ function loginAccount(): LoginAccount {
   return { name, uid: Number(uid), gid: Number(gid), home };
 }
 
-function waitForListening(child: ChildProcess, logs: () => string, timeoutMs = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`sshd did not start within ${timeoutMs} ms:\n${logs()}`)), timeoutMs);
-    const onData = (): void => {
-      if (/Server listening on/.test(logs())) done();
-    };
-    const onExit = (code: number | null, signal: string | null): void =>
-      fail(new Error(`sshd exited (${code ?? signal}) before listening:\n${logs()}`));
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      child.stderr?.off('data', onData);
-      child.off('exit', onExit);
-    };
-    const done = (): void => {
-      cleanup();
-      resolve();
-    };
-    const fail = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    child.stderr?.on('data', onData);
-    child.once('exit', onExit);
-  });
-}
-
 /** Starts sshd on 127.0.0.1 with fresh keys; `stop()` kills it and removes every file it made. */
 export async function startSshd(): Promise<TestSshd> {
   requireOpenSsh();
@@ -176,7 +151,7 @@ export async function startSshd(): Promise<TestSshd> {
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (c: string) => (log += c));
     const logs = (): string => log;
-    await waitForListening(child, logs);
+    await waitForOutput(child, [child.stderr!], logs, /Server listening on/, 'sshd');
 
     const sshd = child;
     return {
