@@ -8,7 +8,7 @@ import { AppModule, type AppModuleOptions } from './app.module.js';
 import { createPino, NestPinoLogger } from './logging/app-logger.js';
 import { BoundedExpressAdapter } from './upgrade/http-server.adapter.js';
 import { UpgradeAdapter } from './upgrade/upgrade.adapter.js';
-import { FrontMiddlewareRegistry } from './upgrade/front-middleware.js';
+import { FrontRequestHandlers } from './upgrade/front-requests.js';
 
 /** A started wsproxy: the Nest app and the address it listens on. */
 export interface RunningApp {
@@ -35,8 +35,9 @@ export async function startWsproxy(options: AppModuleOptions): Promise<RunningAp
     bodyParser: false,
     abortOnError: false,
   });
-  // Routes that must run before any controller (tunnel subdomains) register here.
-  for (const mw of app.get(FrontMiddlewareRegistry).all()) app.use(mw);
+  // Tunnel subdomains (and, in cluster mode, forwarded requests) are answered before Express sees them.
+  const front = app.get(FrontRequestHandlers);
+  httpAdapter.setFrontHandler((req, res) => front.dispatch(req, res));
   app.useWebSocketAdapter(new UpgradeAdapter(app));
   await app.init();
   const server = app.getHttpServer() as Server;

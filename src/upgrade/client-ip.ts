@@ -6,6 +6,8 @@ type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
 /** Strips an IPv4-mapped IPv6 prefix so one client has one spelling (`::ffff:1.2.3.4` → `1.2.3.4`). */
 export function normalizeIp(address: string): string {
+  // Dotted-quad as `isIP` accepts it (no leading zeros) is already canonical: no parse on every request.
+  if (isIP(address) === 4) return address;
   if (!ipaddr.isValid(address)) return address;
   return ipaddr.process(address).toString();
 }

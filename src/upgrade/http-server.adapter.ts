@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import type { Express } from 'express';
 
@@ -17,6 +17,8 @@ export interface ListenerBounds {
  * default of 30 s would let a slow handshake live far past the timeout.
  */
 export class BoundedExpressAdapter extends ExpressAdapter {
+  private front: ((req: IncomingMessage, res: ServerResponse) => boolean) | null = null;
+
   constructor(
     instance: Express,
     private readonly bounds: ListenerBounds,
@@ -24,7 +26,13 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     super(instance);
   }
 
+  /** Requests this handler takes (returns true) never reach Express. */
+  setFrontHandler(handler: (req: IncomingMessage, res: ServerResponse) => boolean): void {
+    this.front = handler;
+  }
+
   override initHttpServer(): void {
+    const express = this.getInstance<(req: IncomingMessage, res: ServerResponse) => void>();
     const server: Server = createServer(
       {
         headersTimeout: this.bounds.headersTimeoutMs,
@@ -33,7 +41,9 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         maxHeaderSize: this.bounds.maxHeaderBytes,
         keepAliveTimeout: 5_000,
       },
-      this.getInstance(),
+      (req, res) => {
+        if (this.front === null || !this.front(req, res)) express(req, res);
+      },
     );
     this.httpServer = server;
   }

@@ -2,7 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module.js';
 import { LimitsModule } from '../limits/limits.module.js';
 import { AdmissionService } from './admission.service.js';
-import { FrontMiddlewareRegistry } from './front-middleware.js';
+import { FrontRequestHandlers } from './front-requests.js';
 import { KeepaliveService } from './keepalive.service.js';
 import { UpgradeRouter } from './upgrade-router.service.js';
 
@@ -10,7 +10,7 @@ import { UpgradeRouter } from './upgrade-router.service.js';
 @Global()
 @Module({
   imports: [AuthModule, LimitsModule],
-  providers: [UpgradeRouter, AdmissionService, KeepaliveService, FrontMiddlewareRegistry],
-  exports: [UpgradeRouter, AdmissionService, KeepaliveService, FrontMiddlewareRegistry, LimitsModule, AuthModule],
+  providers: [UpgradeRouter, AdmissionService, KeepaliveService, FrontRequestHandlers],
+  exports: [UpgradeRouter, AdmissionService, KeepaliveService, FrontRequestHandlers, LimitsModule, AuthModule],
 })
 export class UpgradeModule {}

@@ -55,12 +55,13 @@ export class TunnelHttpForwarder implements RemoteTunnelHttp, OnApplicationShutd
     const { req, res } = r;
     const owner = replicaEndpoint(ownerUrl);
     const path = internalHttpPath(r.subdomain, r.path);
+    const method = req.method ?? 'GET';
     const upstream = (owner.https ? httpsRequest : request)({
       host: owner.host,
       port: owner.port,
-      method: req.method,
+      method,
       path,
-      headers: ['host', owner.hostHeader, ...forwardedHeaders(req, r.clientIp, this.config.clusterSecret, req.method, path)],
+      headers: ['host', owner.hostHeader, ...forwardedHeaders(req, r.clientIp, this.config.clusterSecret, method, path)],
       agent: owner.https ? this.httpsAgent : this.agent,
     });
     r.onForwarded();

@@ -1,11 +1,10 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Request, Response } from 'express';
 
 /** A subdomain request that has no live tunnel on this replica, already past the per-IP and body-size checks. */
 export interface RemoteTunnelRequest {
-  readonly req: Request;
-  readonly res: Response;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
   readonly subdomain: string;
   /** The requester's IP as this replica resolved it. */
   readonly clientIp: string;

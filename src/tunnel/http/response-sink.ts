@@ -1,10 +1,10 @@
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpResponseSink } from '../core/http-exchange.js';
 import type { ResponseHead } from '../core/stream-types.js';
 import { isForwardableStatus, responseHeadersForRequester } from './header-hygiene.js';
 
 /** Answers a request with a short plain-text reason (never anything from a tunnel). */
-export function answerPlain(res: Response, status: number, reason: string, close = false): void {
+export function answerPlain(res: ServerResponse, status: number, reason: string, close = false): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -23,14 +23,14 @@ export function answerPlain(res: Response, status: number, reason: string, close
  * cleans the headers, sets Content-Length when the body length is known, and
  * streams the body with backpressure.
  */
-export class ExpressResponseSink implements HttpResponseSink {
+export class NodeResponseSink implements HttpResponseSink {
   /** The body length the client declared (v2 streams it, so it is held to it); -1 when not declared. */
   private expected = -1;
   private written = 0;
 
   constructor(
-    private readonly req: Request,
-    private readonly res: Response,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
   ) {}
 
   head(head: ResponseHead): boolean {

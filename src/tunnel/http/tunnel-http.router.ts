@@ -1,11 +1,10 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import type { NextFunction, Request, Response } from 'express';
 import { WsproxyEvents } from '../../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { ClientIpResolver } from '../../upgrade/client-ip.js';
-import { FrontMiddlewareRegistry } from '../../upgrade/front-middleware.js';
+import { FrontRequestHandlers } from '../../upgrade/front-requests.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
@@ -13,14 +12,14 @@ import type { TunnelSession } from '../core/tunnel-session.js';
 import { TunnelService } from '../tunnel.service.js';
 import { requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
-import { ExpressResponseSink, answerPlain } from './response-sink.js';
+import { NodeResponseSink, answerPlain } from './response-sink.js';
 import { matchTunnelHost } from './tunnel-host.js';
 import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET, type RemoteTunnelHttp, type RemoteTunnelWebSocket } from './remote-tunnel.js';
 import { TunnelWebSocketFront, type WebSocketRequest } from './tunnel-websocket.front.js';
 
 /**
  * Routes requests for `*.TUNNEL_DOMAIN` to tunnels, ahead of every other route:
- * plain HTTP through a front middleware, upgrades through a host matcher, so a
+ * plain HTTP through a front request handler (before Express), upgrades through a host matcher, so a
  * tunnel host never reaches `/health`, `/relay` or `/tunnel`. In cluster mode,
  * a subdomain whose tunnel is on another replica goes to that replica.
  */
@@ -34,7 +33,7 @@ export class TunnelHttpRouter {
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
     private readonly tunnels: TunnelService,
     private readonly events: WsproxyEvents,
-    front: FrontMiddlewareRegistry,
+    front: FrontRequestHandlers,
     upgrades: UpgradeRouter,
     /** Cluster mode: serves subdomains whose tunnel is on another replica. */
     @Optional() @Inject(REMOTE_TUNNEL_HTTP) private readonly remote: RemoteTunnelHttp | undefined,
@@ -45,7 +44,7 @@ export class TunnelHttpRouter {
     this.domain = config.tunnelDomain;
     this.ips = new ClientIpResolver(config.trustedProxies);
     this.inFlight = new InFlightCounter(config.maxTunnelHttpPerIp);
-    front.add((req, res, next) => this.handle(req, res, next));
+    front.add((req, res) => this.handle(req, res));
     upgrades.registerHostMatcher({ match: (req) => this.matchUpgrade(req) });
   }
 
@@ -54,13 +53,19 @@ export class TunnelHttpRouter {
     return this.inFlight.get(ip);
   }
 
-  private handle(req: Request, res: Response, next: NextFunction): void {
+  /** True when the request is for the tunnel domain (and answered here). */
+  private handle(req: IncomingMessage, res: ServerResponse): boolean {
     const match = matchTunnelHost(req.headers.host, this.domain);
-    if (match.kind === 'other') return next();
+    if (match.kind === 'other') return false;
+    this.route(req, res, match.kind === 'tunnel' ? match.subdomain : null);
+    return true;
+  }
+
+  private route(req: IncomingMessage, res: ServerResponse, subdomain: string | null): void {
     let forwarded = false;
     res.once('close', () => this.events.emit('tunnel.http', { status: res.headersSent ? res.statusCode : 499, forwarded }));
-    if (match.kind === 'invalid') return answerPlain(res, 404, 'not found');
-    const session = this.tunnels.find(match.subdomain);
+    if (subdomain === null) return answerPlain(res, 404, 'not found');
+    const session = this.tunnels.find(subdomain);
     if (!session?.live && !this.remote) return answerPlain(res, 404, 'tunnel not found');
 
     const ip = this.ips.resolve(req);
@@ -73,7 +78,7 @@ export class TunnelHttpRouter {
     if (path === null) return answerPlain(res, 400, 'bad request target', true);
     if (!session?.live) {
       const onForwarded = (): void => void (forwarded = true);
-      return this.remote!.forward({ req, res, subdomain: match.subdomain, clientIp: ip, path, onForwarded });
+      return this.remote!.forward({ req, res, subdomain, clientIp: ip, path, onForwarded });
     }
     this.serve(req, res, session, path, req.rawHeaders, { clientIp: ip, host: req.headers.host ?? '' });
   }
@@ -83,7 +88,7 @@ export class TunnelHttpRouter {
    * arrived here: `rawHeaders` and `host` are the requester's, `clientIp` as
    * the entry replica resolved it. The entry replica has counted it.
    */
-  serveForwarded(req: Request, res: Response, subdomain: string, fwd: { clientIp: string; host: string; path: string; rawHeaders: string[] }): void {
+  serveForwarded(req: IncomingMessage, res: ServerResponse, subdomain: string, fwd: { clientIp: string; host: string; path: string; rawHeaders: string[] }): void {
     const session = this.tunnels.find(subdomain);
     if (!session?.live) return answerPlain(res, 404, 'tunnel not found');
     const declared = req.headers['content-length'];
@@ -92,22 +97,22 @@ export class TunnelHttpRouter {
   }
 
   private serve(
-    req: Request,
-    res: Response,
+    req: IncomingMessage,
+    res: ServerResponse,
     session: NonNullable<ReturnType<TunnelService['find']>>,
     path: string,
     rawHeaders: string[],
     fwd: { clientIp: string; host: string },
   ): void {
     const max = this.config.tunnelMaxBodyBytes;
-    const sink = new ExpressResponseSink(req, res);
+    const sink = new NodeResponseSink(req, res);
     const headers = requestHeadersForClient(rawHeaders, {
       clientIp: fwd.clientIp,
       proto: this.config.tunnelPublicScheme,
       host: fwd.host,
     });
     const bodyless = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
-    const body = session.openHttp({ method: req.method, path, headers, bodyless }, sink);
+    const body = session.openHttp({ method: req.method ?? 'GET', path, headers, bodyless }, sink);
     if (!body) return answerPlain(res, 404, 'tunnel not found');
 
     let size = 0;
