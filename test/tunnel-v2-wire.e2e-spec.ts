@@ -42,7 +42,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.deepEqual([...readyRaw.subarray(0, 6)], [T.READY, 0, 0, 0, 0, 0]);
       assert.equal(
         readyRaw.subarray(6).toString(),
-        `{"type":"tunnel_ready","tunnelUrl":"http://${sub}.tunnel.test","rawPort":0,"version":2,"window":262144,"maxPayload":1048576}`,
+        `{"type":"tunnel_ready","tunnelUrl":"http://${sub}.tunnel.test","rawPort":0,"version":2,"window":262144,"maxPayload":1048576,"inlineBody":true}`,
       );
     } finally {
       await tunnel.close();

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { V2Mux, type V2MuxHandler } from './v2-mux.js';
-import { FLAG_BINARY, FLAG_FIN, R, T, V2_DATA_CHUNK, V2_INITIAL_WINDOW, decodeFrame, encodeData, encodeFrame, encodeOpen, encodeResponse } from './v2.js';
+import { FLAG_BINARY, FLAG_BODY, FLAG_END, FLAG_FIN, R, T, V2_DATA_CHUNK, V2_INITIAL_WINDOW, decodeFrame, encodeData, encodeFrame, encodeOpen, encodeResponse } from './v2.js';
 
 type Log = { ev: string; id: number; data?: Uint8Array; extra?: unknown }[];
 
@@ -78,6 +78,68 @@ describe('V2Mux', () => {
     assert.deepEqual(proxyLog.map((e) => e.ev), ['response', 'data', 'end']);
     assert.equal(proxy.size, 0);
     assert.equal(client.size, 0);
+  });
+
+  it('after a READY with inlineBody, a small complete response is one frame: head, body and END', () => {
+    const { proxy, client, proxyLog, pump, toProxy } = pair();
+    proxy.ready('http://x.tunnel.test', 0);
+    proxy.open(1, { kind: 'http', method: 'GET', path: '/', headers: [] }, true);
+    pump();
+    const body = bytes(1000);
+    assert.equal(client.respond(1, { status: 200, headers: [], length: 1000 }, true, body), true);
+    assert.equal(toProxy.length, 1);
+    assert.equal(toProxy[0]![0], T.RESPONSE);
+    assert.equal(toProxy[0]![1], FLAG_END | FLAG_BODY);
+    pump();
+    assert.deepEqual(proxyLog.map((e) => e.ev), ['response', 'data', 'end']);
+    assert.deepEqual(join(proxyLog, 'data', 1), Buffer.from(body));
+    assert.equal(proxy.size, 0);
+    assert.equal(client.size, 0);
+  });
+
+  it('an inline body spends credit; one beyond a DATA chunk, or a proxy that did not offer inlineBody, gets DATA frames', () => {
+    const { proxy, client, proxyLog, pump, toProxy } = pair();
+    proxy.ready('http://x.tunnel.test', 0);
+    proxy.open(1, { kind: 'http', method: 'GET', path: '/', headers: [] }, true);
+    proxy.open(2, { kind: 'http', method: 'GET', path: '/', headers: [] }, true);
+    pump();
+    // Not ended: the head and the first bytes now, the rest later, within the window.
+    assert.equal(client.respond(1, { status: 200, headers: [] }, false, bytes(V2_DATA_CHUNK)), true);
+    assert.equal(client.data(1, bytes(V2_INITIAL_WINDOW - V2_DATA_CHUNK, 2)), false, 'the inline bytes counted against the credit');
+    client.end(1);
+    const big = bytes(V2_DATA_CHUNK + 1, 3);
+    client.respond(2, { status: 200, headers: [] }, true, big);
+    assert.deepEqual(
+      toProxy.filter((f) => f[2] === 0 && f[5] === 2).map((f) => [f[0], f[1]]),
+      [[T.RESPONSE, 0], [T.DATA, 0], [T.DATA, FLAG_END]],
+      'too large to inline: head, then DATA',
+    );
+    pump();
+    assert.deepEqual(join(proxyLog, 'data', 1), Buffer.concat([bytes(V2_DATA_CHUNK), bytes(V2_INITIAL_WINDOW - V2_DATA_CHUNK, 2)]));
+    assert.deepEqual(join(proxyLog, 'data', 2), Buffer.from(big));
+
+    const plain = pair();
+    plain.proxy.open(1, { kind: 'http', method: 'GET', path: '/', headers: [] }, true);
+    plain.pump();
+    plain.client.respond(1, { status: 200, headers: [] }, true, bytes(10));
+    assert.deepEqual(plain.toProxy.map((f) => [f[0], f[1]]), [[T.RESPONSE, 0], [T.DATA, FLAG_END]], 'no READY with inlineBody: no FLAG_BODY');
+    plain.pump();
+    assert.deepEqual(plain.proxyLog.map((e) => e.ev), ['response', 'data', 'end']);
+  });
+
+  it('proxy: an inline body beyond the credit, or on a 101, resets the stream', () => {
+    const sent: Uint8Array[] = [];
+    const log: Log = [];
+    const proxy = new V2Mux({ role: 'proxy', send: (f) => sent.push(f) });
+    proxy.attach(recorder(log));
+    proxy.open(1, { kind: 'http', method: 'GET', path: '/', headers: [] }, true);
+    proxy.receive(encodeResponse(1, { status: 200, headers: [] }, false, bytes(V2_INITIAL_WINDOW + 1)));
+    assert.deepEqual(log.at(-1), { ev: 'malformed', id: 1, extra: 'flow control violated' });
+    assert.equal(proxy.has(1), false);
+    proxy.open(2, { kind: 'websocket', method: 'GET', path: '/', headers: [] }, true);
+    proxy.receive(encodeResponse(2, { status: 101, headers: [] }, false, bytes(3)));
+    assert.deepEqual(log.at(-1), { ev: 'malformed', id: 2, extra: 'body on a 101 RESPONSE' });
+    assert.equal(log.filter((e) => e.ev === 'response').length, 0, 'neither head was handed on');
   });
 
   it('never sends beyond the credit; the rest waits for WINDOW_UPDATE and arrives byte-exact', () => {

@@ -39,8 +39,8 @@ import {
 export interface V2MuxHandler {
   /** Client: the proxy's READY. */
   ready?(ready: V2Ready): void;
-  /** Client: the proxy opened a stream. */
-  open?(stream: number, head: V2OpenHead): void;
+  /** Client: the proxy opened a stream; `ended` when nothing follows from the proxy (a request without a body). */
+  open?(stream: number, head: V2OpenHead, ended: boolean): void;
   /** Proxy: the client's response head. */
   response?(stream: number, head: V2ResponseHead): void;
   data(stream: number, chunk: Uint8Array): void;
@@ -120,6 +120,8 @@ export class V2Mux {
   private readonly window: number;
   /** Client: the highest stream id the proxy opened (ids only grow). */
   private lastOpened = 0;
+  /** Client: the proxy's READY said it takes body bytes inline in RESPONSE. */
+  private inlineBody = false;
   private handler: V2MuxHandler | null = null;
 
   constructor(private readonly options: V2MuxOptions) {
@@ -170,19 +172,31 @@ export class V2Mux {
     this.growWindow(s);
   }
 
-  /** Client: the response head of an http or websocket stream; `end` when there is no body. */
-  respond(id: number, head: V2ResponseHead, end = false): void {
+  /**
+   * Client: the response head of an http or websocket stream; `end` when
+   * nothing follows `body`. The body's first bytes ride in the RESPONSE
+   * frame when the proxy takes them and the credit allows (a small response
+   * is then one frame), else they follow as DATA. `false`: stop until
+   * `writable(id)`.
+   */
+  respond(id: number, head: V2ResponseHead, end = false, body?: Uint8Array): boolean {
     const s = this.streams.get(id);
-    if (!s || s.kind === 'tcp' || s.responded || s.localEnd) return;
+    if (!s || s.kind === 'tcp' || s.responded || s.localEnd) return true;
     s.responded = true;
+    const accepted = head.status === 101;
     if (s.kind === 'websocket') {
-      s.mode = head.status === 101 ? 'messages' : 'bytes';
+      s.mode = accepted ? 'messages' : 'bytes';
       // A WebSocket request has no body: once refused, the proxy's side is over.
-      if (head.status !== 101) s.remoteEnd = true;
+      if (!accepted) s.remoteEnd = true;
     }
-    this.options.send(encodeResponse(id, head, end && head.status !== 101));
-    if (end && head.status !== 101) s.localEnd = s.localEndSent = true;
+    const len = body && !accepted ? body.length : 0;
+    const inline = len > 0 && this.inlineBody && len <= s.credit && len <= V2_DATA_CHUNK && this.transportReady();
+    if (inline) s.credit -= len;
+    this.options.send(encodeResponse(id, head, end && !accepted && (inline || len === 0), inline ? body : undefined));
+    if (len > 0 && !inline) return this.data(id, body!, end);
+    if (end && !accepted) s.localEnd = s.localEndSent = true;
     this.maybeDone(s);
+    return s.localEnd || this.writableNow(s);
   }
 
   /** Stream bytes; with `end`, the last of them (the END flag rides on the last frame). `false`: stop until `writable(id)`. */
@@ -290,7 +304,9 @@ export class V2Mux {
     if (!h) return;
     switch (f.type) {
       case 'ready':
-        if (this.options.role === 'client') h.ready?.(f.ready);
+        if (this.options.role !== 'client') return;
+        this.inlineBody = f.ready.inlineBody;
+        h.ready?.(f.ready);
         return;
       case 'open': {
         if (this.options.role !== 'client' || f.stream <= this.lastOpened) return;
@@ -299,8 +315,9 @@ export class V2Mux {
         this.streams.set(f.stream, s);
         // More credit only matters when a body follows (not for a GET).
         if (!(f.end && s.mode === 'bytes')) this.growWindow(s);
-        h.open?.(f.stream, f.head);
-        if (f.end && this.streams.get(f.stream) === s && s.mode === 'bytes') this.markRemoteEnd(s);
+        const ended = f.end && s.mode === 'bytes';
+        h.open?.(f.stream, f.head, ended);
+        if (ended && this.streams.get(f.stream) === s) this.markRemoteEnd(s);
         return;
       }
       case 'response': {
@@ -308,13 +325,16 @@ export class V2Mux {
         const s = this.streams.get(f.stream);
         if (!s) return;
         if (s.kind === 'tcp' || s.responded) return this.protocolError(f.stream, 'unexpected RESPONSE');
-        s.responded = true;
         const accepted = f.head.status === 101;
+        if (accepted && f.body) return this.protocolError(f.stream, 'body on a 101 RESPONSE');
+        if (f.body && !this.spend(s, f.body.length)) return;
+        s.responded = true;
         if (s.kind === 'websocket') {
           s.mode = accepted ? 'messages' : 'bytes';
           if (!accepted) s.localEnd = s.localEndSent = true;
         }
         h.response?.(f.stream, f.head);
+        if (f.body && f.body.length > 0 && this.streams.get(f.stream) === s) this.deliver(s, { t: 'data', chunk: f.body });
         if (f.end && !accepted && this.streams.get(f.stream) === s) this.markRemoteEnd(s);
         return;
       }

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   FLAG_BINARY,
+  FLAG_BODY,
   FLAG_END,
   FLAG_FIN,
   NO_STATUS,
@@ -55,11 +56,34 @@ describe('tunnel protocol v2 frames', () => {
     assert.deepEqual([...f.subarray(0, 6)], [T.READY, 0, 0, 0, 0, 0]);
     assert.equal(
       text(f.subarray(6)),
-      '{"type":"tunnel_ready","tunnelUrl":"https://3f9c2a7b1d0e4c55.tunnel.example.com","rawPort":10042,"version":2,"window":262144,"maxPayload":1048576}',
+      '{"type":"tunnel_ready","tunnelUrl":"https://3f9c2a7b1d0e4c55.tunnel.example.com","rawPort":10042,"version":2,"window":262144,"maxPayload":1048576,"inlineBody":true}',
     );
     const r = frame(decodeFrame(f));
     assert.equal(r.type, 'ready');
-    if (r.type === 'ready') assert.deepEqual(r.ready, { tunnelUrl: 'https://3f9c2a7b1d0e4c55.tunnel.example.com', rawPort: 10042, version: 2, window: 262144, maxPayload: 1048576 });
+    if (r.type === 'ready')
+      assert.deepEqual(r.ready, { tunnelUrl: 'https://3f9c2a7b1d0e4c55.tunnel.example.com', rawPort: 10042, version: 2, window: 262144, maxPayload: 1048576, inlineBody: true });
+    const older = frame(decodeFrame(encodeFrame(T.READY, 0, 0, Buffer.from('{"type":"tunnel_ready","tunnelUrl":"x","rawPort":1,"version":2}'))));
+    assert.equal(older.type === 'ready' && older.ready.inlineBody, false, 'a READY without inlineBody means no inline bodies');
+  });
+
+  it('RESPONSE with FLAG_BODY: the JSON head, one 0x00 byte, then the body (which may hold 0x00 bytes itself)', () => {
+    const body = Buffer.from([0, 1, 2, 0, 0x7b]);
+    const f = encodeResponse(3, { status: 200, headers: [['content-type', 'x/y']], length: 5 }, true, body);
+    assert.equal(f[1], FLAG_END | FLAG_BODY);
+    const json = '{"status":200,"headers":[["content-type","x/y"]],"length":5}';
+    assert.equal(text(f.subarray(6, 6 + json.length)), json);
+    assert.equal(f[6 + json.length], 0);
+    assert.deepEqual([...f.subarray(7 + json.length)], [...body]);
+    const d = frame(decodeFrame(f));
+    assert.equal(d.type, 'response');
+    if (d.type !== 'response') return;
+    assert.deepEqual(d.head, { status: 200, headers: [['content-type', 'x/y']], length: 5 });
+    assert.equal(d.end, true);
+    assert.deepEqual([...d.body!], [...body]);
+    const empty = frame(decodeFrame(encodeResponse(3, { status: 200, headers: [] }, false, Buffer.alloc(0))));
+    assert.equal(empty.type === 'response' && empty.body?.length, 0);
+    const noFlag = frame(decodeFrame(encodeResponse(3, { status: 200, headers: [] })));
+    assert.equal(noFlag.type === 'response' && noFlag.body, null);
   });
 
   it('round-trips every frame type', () => {
@@ -80,12 +104,14 @@ describe('tunnel protocol v2 frames', () => {
       stream: 7,
       head: { status: 200, headers, length: 5 },
       end: false,
+      body: null,
     });
     assert.deepEqual(frame(decodeFrame(encodeResponse(7, { status: 204, headers: [] }, true))), {
       type: 'response',
       stream: 7,
       head: { status: 204, headers: [] },
       end: true,
+      body: null,
     });
     const msg = frame(decodeFrame(encodeMessage(9, Buffer.from([1, 2, 3]), true, false)));
     assert.equal(msg.type, 'message');
@@ -121,6 +147,8 @@ describe('tunnel protocol v2 frames', () => {
       [encodeFrame(T.RESPONSE, 0, 4, Buffer.from('{"status":"200"}')), 4],
       [encodeFrame(T.RESPONSE, 0, 4, Buffer.from('{"status":200,"length":-1}')), 4],
       [encodeFrame(T.RESPONSE, 0, 4, Buffer.from('[1]')), 4],
+      [encodeFrame(T.RESPONSE, FLAG_BODY, 4, Buffer.from('{"status":200}')), 4],
+      [encodeFrame(T.RESPONSE, FLAG_BODY, 4, Buffer.from('{"status":200\u0000x"}\u0000body')), 4],
       [encodeFrame(T.OPEN, 0, 5, Buffer.from('{"kind":"ftp"}')), 5],
       [encodeFrame(T.WINDOW_UPDATE, 0, 6, Buffer.from([0, 0, 0, 0])), 6],
       [encodeFrame(T.WINDOW_UPDATE, 0, 6, Buffer.from([0x80, 0, 0, 0])), 6],

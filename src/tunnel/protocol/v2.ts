@@ -56,6 +56,12 @@ export const FLAG_END = 0x01;
 export const FLAG_FIN = 0x01;
 /** MESSAGE: the message is binary (otherwise text); set on every fragment of it. */
 export const FLAG_BINARY = 0x02;
+/**
+ * RESPONSE: the JSON head is followed by one 0x00 byte and the first body
+ * bytes (flow-controlled like DATA). Sent only to a proxy whose READY says
+ * `inlineBody`; with END the whole (small) response is one frame.
+ */
+export const FLAG_BODY = 0x02;
 
 /** RESET codes. */
 export const R = {
@@ -80,6 +86,8 @@ export interface V2Ready {
   readonly window: number;
   /** Largest frame payload accepted. */
   readonly maxPayload: number;
+  /** The proxy accepts body bytes inline in RESPONSE (`FLAG_BODY`). */
+  readonly inlineBody: boolean;
 }
 
 /** What a stream opens with. */
@@ -98,7 +106,7 @@ export interface V2ResponseHead {
 export type V2Frame =
   | { readonly type: 'ready'; readonly stream: number; readonly ready: V2Ready }
   | { readonly type: 'open'; readonly stream: number; readonly head: V2OpenHead; readonly end: boolean }
-  | { readonly type: 'response'; readonly stream: number; readonly head: V2ResponseHead; readonly end: boolean }
+  | { readonly type: 'response'; readonly stream: number; readonly head: V2ResponseHead; readonly end: boolean; readonly body: Uint8Array | null }
   | { readonly type: 'data'; readonly stream: number; readonly payload: Uint8Array; readonly end: boolean }
   | { readonly type: 'message'; readonly stream: number; readonly payload: Uint8Array; readonly binary: boolean; readonly fin: boolean }
   | { readonly type: 'close'; readonly stream: number; readonly code: number; readonly reason: string }
@@ -119,26 +127,58 @@ export const NO_STATUS = 1005;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: false });
 
-type BufferLike = { allocUnsafe(n: number): Uint8Array };
+type NodeBufferish = Uint8Array & { write(s: string, offset: number): number };
+type BufferLike = { allocUnsafe(n: number): NodeBufferish; byteLength(s: string): number };
 const NodeBuffer = (globalThis as { Buffer?: BufferLike }).Buffer;
 
+/** Node's pooled allocation where there is one (no ArrayBuffer per frame), a Uint8Array elsewhere. */
 function alloc(n: number): Uint8Array {
   return NodeBuffer ? NodeBuffer.allocUnsafe(n) : new Uint8Array(n);
+}
+
+function writeHeader(out: Uint8Array, type: number, flags: number, stream: number): void {
+  out[0] = type;
+  out[1] = flags;
+  out[2] = (stream >>> 24) & 0xff;
+  out[3] = (stream >>> 16) & 0xff;
+  out[4] = (stream >>> 8) & 0xff;
+  out[5] = stream & 0xff;
 }
 
 /** One frame: the 6-byte header followed by `payload`. */
 export function encodeFrame(type: number, flags: number, stream: number, payload?: Uint8Array): Uint8Array {
   const len = payload ? payload.length : 0;
   const out = alloc(V2_HEADER_BYTES + len);
-  out[0] = type;
-  out[1] = flags;
-  new DataView(out.buffer, out.byteOffset, V2_HEADER_BYTES).setUint32(2, stream >>> 0, false);
+  writeHeader(out, type, flags, stream);
   if (payload && len > 0) out.set(payload, V2_HEADER_BYTES);
   return out;
 }
 
-function jsonFrame(type: number, flags: number, stream: number, value: unknown): Uint8Array {
-  return encodeFrame(type, flags, stream, encoder.encode(JSON.stringify(value)));
+/** A frame whose payload is `value` as JSON, then (with `body`) a 0x00 byte and the body. */
+function jsonFrame(type: number, flags: number, stream: number, value: unknown, body?: Uint8Array): Uint8Array {
+  const json = JSON.stringify(value);
+  const tail = body ? 1 + body.length : 0;
+  let out: Uint8Array;
+  let at: number;
+  if (NodeBuffer) {
+    // Straight into the frame: no intermediate encoded copy per head.
+    const n = NodeBuffer.byteLength(json);
+    const b = NodeBuffer.allocUnsafe(V2_HEADER_BYTES + n + tail);
+    b.write(json, V2_HEADER_BYTES);
+    out = b;
+    at = V2_HEADER_BYTES + n;
+  } else {
+    const bytes = encoder.encode(json);
+    out = new Uint8Array(V2_HEADER_BYTES + bytes.length + tail);
+    out.set(bytes, V2_HEADER_BYTES);
+    at = V2_HEADER_BYTES + bytes.length;
+  }
+  writeHeader(out, type, flags, stream);
+  if (body) {
+    out[at] = 0;
+    out.set(body, at + 1);
+  }
+  return out;
 }
 
 /** READY: `{"type":"tunnel_ready","tunnelUrl":…,"rawPort":…,"version":2,"window":…,"maxPayload":…}` on stream 0. */
@@ -150,6 +190,7 @@ export function encodeReady(tunnelUrl: string, rawPort: number): Uint8Array {
     version: 2,
     window: V2_INITIAL_WINDOW,
     maxPayload: V2_MAX_PAYLOAD,
+    inlineBody: true,
   });
 }
 
@@ -158,9 +199,10 @@ export function encodeOpen(stream: number, head: V2OpenHead, end = false): Uint8
   return jsonFrame(T.OPEN, end ? FLAG_END : 0, stream, value);
 }
 
-export function encodeResponse(stream: number, head: V2ResponseHead, end = false): Uint8Array {
+/** RESPONSE; with `body`, its first bytes inline (`FLAG_BODY`: only to a proxy whose READY has `inlineBody`). */
+export function encodeResponse(stream: number, head: V2ResponseHead, end = false, body?: Uint8Array): Uint8Array {
   const value = head.length === undefined ? { status: head.status, headers: head.headers } : { status: head.status, headers: head.headers, length: head.length };
-  return jsonFrame(T.RESPONSE, end ? FLAG_END : 0, stream, value);
+  return jsonFrame(T.RESPONSE, (end ? FLAG_END : 0) | (body ? FLAG_BODY : 0), stream, value, body);
 }
 
 export function encodeData(stream: number, payload: Uint8Array, end = false): Uint8Array {
@@ -178,9 +220,14 @@ export function encodeClose(stream: number, code: number, reason: string): Uint8
 }
 
 export function encodeWindowUpdate(stream: number, increment: number): Uint8Array {
-  const p = alloc(4);
-  new DataView(p.buffer, p.byteOffset, 4).setUint32(0, increment >>> 0, false);
-  return encodeFrame(T.WINDOW_UPDATE, 0, stream, p);
+  const out = alloc(V2_HEADER_BYTES + 4);
+  writeHeader(out, T.WINDOW_UPDATE, 0, stream);
+  const n = increment >>> 0;
+  out[6] = (n >>> 24) & 0xff;
+  out[7] = (n >>> 16) & 0xff;
+  out[8] = (n >>> 8) & 0xff;
+  out[9] = n & 0xff;
+  return out;
 }
 
 export function encodeReset(stream: number, code: number, reason: string): Uint8Array {
@@ -194,6 +241,9 @@ function codeAndText(code: number, text: string): Uint8Array {
   p.set(t, 2);
   return p;
 }
+
+const u16 = (b: Uint8Array, at: number): number => (b[at]! << 8) | b[at + 1]!;
+const u32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 
 const bad = (stream: number | null, reason: string): V2Decoded => ({ ok: false, stream, reason });
 
@@ -214,10 +264,9 @@ function decodeUnchecked(data: Uint8Array): V2Decoded {
   if (!(data instanceof Uint8Array)) return bad(null, 'not bytes');
   if (data.length > V2_MAX_FRAME_BYTES) return bad(null, 'frame too large');
   if (data.length < V2_HEADER_BYTES) return bad(null, 'truncated header');
-  const view = new DataView(data.buffer, data.byteOffset, data.length);
   const type = data[0];
   const flags = data[1];
-  const stream = view.getUint32(2, false);
+  const stream = u32(data, 2);
   const payload = data.subarray(V2_HEADER_BYTES);
   switch (type) {
     case T.READY: {
@@ -235,6 +284,7 @@ function decodeUnchecked(data: Uint8Array): V2Decoded {
             version: isUint(o.version, 255) ? o.version : 2,
             window: isUint(o.window, V2_MAX_WINDOW) && o.window > 0 ? o.window : V2_INITIAL_WINDOW,
             maxPayload: isUint(o.maxPayload, V2_MAX_PAYLOAD) && o.maxPayload >= V2_DATA_CHUNK ? o.maxPayload : V2_MAX_PAYLOAD,
+            inlineBody: o.inlineBody === true,
           },
         },
       };
@@ -247,9 +297,13 @@ function decodeUnchecked(data: Uint8Array): V2Decoded {
     }
     case T.RESPONSE: {
       if (stream === 0) return bad(null, 'RESPONSE on stream 0');
-      const head = parseResponseHead(parseJsonObject(payload));
+      // JSON has no raw 0x00 byte, so the first one ends an inline body's head.
+      const nul = flags & FLAG_BODY ? payload.indexOf(0) : -1;
+      if (flags & FLAG_BODY && nul < 0) return bad(stream, 'malformed RESPONSE');
+      const head = parseResponseHead(parseJsonObject(nul < 0 ? payload : payload.subarray(0, nul)));
       if (!head) return bad(stream, 'malformed RESPONSE');
-      return { ok: true, frame: { type: 'response', stream, head, end: (flags & FLAG_END) !== 0 } };
+      const body = nul < 0 ? null : payload.subarray(nul + 1);
+      return { ok: true, frame: { type: 'response', stream, head, end: (flags & FLAG_END) !== 0, body } };
     }
     case T.DATA:
       if (stream === 0) return bad(null, 'DATA on stream 0');
@@ -261,17 +315,17 @@ function decodeUnchecked(data: Uint8Array): V2Decoded {
       if (stream === 0) return bad(null, 'CLOSE on stream 0');
       if (payload.length === 0) return { ok: true, frame: { type: 'close', stream, code: NO_STATUS, reason: '' } };
       if (payload.length < 2) return bad(stream, 'truncated CLOSE');
-      return { ok: true, frame: { type: 'close', stream, code: view.getUint16(V2_HEADER_BYTES, false), reason: decoder.decode(payload.subarray(2)) } };
+      return { ok: true, frame: { type: 'close', stream, code: u16(data, V2_HEADER_BYTES), reason: decoder.decode(payload.subarray(2)) } };
     }
     case T.WINDOW_UPDATE: {
       if (payload.length !== 4) return bad(stream === 0 ? null : stream, 'WINDOW_UPDATE needs 4 bytes');
-      const increment = view.getUint32(V2_HEADER_BYTES, false);
+      const increment = u32(data, V2_HEADER_BYTES);
       if (increment === 0 || increment > V2_MAX_WINDOW) return bad(stream === 0 ? null : stream, 'bad WINDOW_UPDATE increment');
       return { ok: true, frame: { type: 'window', stream, increment } };
     }
     case T.RESET: {
       if (stream === 0) return bad(null, 'RESET on stream 0');
-      const code = payload.length >= 2 ? view.getUint16(V2_HEADER_BYTES, false) : R.PROTOCOL_ERROR;
+      const code = payload.length >= 2 ? u16(data, V2_HEADER_BYTES) : R.PROTOCOL_ERROR;
       const reason = payload.length > 2 ? decoder.decode(payload.subarray(2, Math.min(payload.length, 2 + 1024))) : '';
       return { ok: true, frame: { type: 'reset', stream, code, reason } };
     }

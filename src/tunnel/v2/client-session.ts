@@ -15,6 +15,8 @@ export interface V2ForwardedRequest {
   readonly path: string;
   /** Header fields in order, names lowercase, repeated headers once per value. */
   readonly headers: V2Headers;
+  /** No body follows (`onend` comes right after the stream is handed over). */
+  readonly bodyless: boolean;
 }
 
 /** The WebSocket as the session needs it. */
@@ -29,8 +31,8 @@ export interface V2Transport {
  * The client's end of one stream the proxy opened. The local service sets
  * the `on…` handlers synchronously when it receives the stream.
  *
- * - http: `ondata`/`onend` carry the request body; answer with `respond`, then
- *   `write`… and `end`.
+ * - http: `ondata`/`onend` carry the request body; answer with `respond`
+ *   (with the body's first bytes when they are at hand), then `write`… and `end`.
  * - websocket: `respond(101, headers)` accepts (then `sendMessage`/`onmessage`,
  *   `close`/`onclose`); any other status refuses (then `write`/`end` the body).
  * - tcp: `write`/`end` and `ondata`/`onend`, both ways, half-close allowed.
@@ -61,9 +63,13 @@ export class V2ClientStream {
     return this.mux.has(this.id);
   }
 
-  /** The response head; `length` when the body length is known, `end` when there is no body. */
-  respond(status: number, headers: V2Headers, options: { length?: number; end?: boolean } = {}): void {
-    this.mux.respond(this.id, { status, headers, length: options.length }, options.end === true);
+  /**
+   * The response head; `length` when the body length is known; `body`, the
+   * first body bytes when they are at hand (a small response then goes out as
+   * one frame); `end` when nothing follows them. `false`: stop until `onwritable`.
+   */
+  respond(status: number, headers: V2Headers, options: { length?: number; end?: boolean; body?: Uint8Array } = {}): boolean {
+    return this.mux.respond(this.id, { status, headers, length: options.length }, options.end === true, options.body);
   }
 
   write(chunk: Uint8Array): boolean {
@@ -93,6 +99,15 @@ export class V2ClientStream {
 
   pause(): void {
     this.mux.pause(this.id);
+  }
+
+  /**
+   * Drops the handlers once the stream is finished. Measured in the reference
+   * agent under small GETs: while finished streams still reached their local
+   * requests through these handlers, the agent's scavenges took twice as long.
+   */
+  detach(): void {
+    this.ondata = this.onend = this.onmessage = this.onclose = this.onreset = this.onwritable = null;
   }
 
   resume(): void {
@@ -143,7 +158,8 @@ export class V2ClientSession {
     };
     this.mux.attach({
       ready: (r) => this.resolveReady({ tunnelUrl: r.tunnelUrl, rawPort: r.rawPort, version: r.version }),
-      open: (id, head) => this.onOpen(id, head.kind, head.kind === 'tcp' ? null : { method: head.method, path: head.path, headers: head.headers }),
+      open: (id, head, ended) =>
+        this.onOpen(id, head.kind, head.kind === 'tcp' ? null : { method: head.method, path: head.path, headers: head.headers, bodyless: ended }),
       data: (id, chunk) => get(id)?.ondata?.(chunk),
       end: (id) => get(id)?.onend?.(),
       message: (id, chunk, binary, fin) => get(id)?.onmessage?.(chunk, binary, fin),
@@ -151,7 +167,7 @@ export class V2ClientSession {
       reset: (id, _code, reason) => gone(id)?.onreset?.(reason || 'reset by the proxy'),
       malformed: (id, reason) => gone(id)?.onreset?.(reason),
       writable: (id) => get(id)?.onwritable?.(),
-      done: (id) => void gone(id),
+      done: (id) => gone(id)?.detach(),
     });
   }
 

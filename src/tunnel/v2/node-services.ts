@@ -34,9 +34,7 @@ export function nodeLocalServices(http: LocalEndpoint | null, tcp: LocalEndpoint
 
 function answer(stream: V2ClientStream, status: number, text: string): void {
   const body = encoder.encode(text + '\n');
-  stream.respond(status, TEXT, { length: body.length });
-  stream.write(body);
-  stream.end();
+  stream.respond(status, TEXT, { length: body.length, body, end: true });
 }
 
 /** Header pairs as Node's outgoing headers (a repeated name becomes an array: one line each). */
@@ -66,19 +64,33 @@ function declaredLength(res: IncomingMessage): number | undefined {
 }
 
 /**
- * Streams a local response's body into the tunnel stream, with credit. A
- * chunk waits one turn of the event loop, so that a body that is complete at
- * once goes out with END in its last frame.
+ * Streams a local response into the tunnel stream, with credit. The head and
+ * each chunk wait one turn of the event loop (no longer), so a response that
+ * is complete at once goes out as one frame (head, body and END), and a body
+ * that is complete at once carries END in its last frame.
  */
-function pipeBody(res: IncomingMessage, stream: V2ClientStream): void {
+function pipeResponse(res: IncomingMessage, stream: V2ClientStream, status: number, headers: V2Headers, length: number | undefined): void {
+  let headSent = false;
   let held: Buffer | null = null;
-  let timer: NodeJS.Immediate | null = null;
+  const send = (chunk: Buffer | null, end: boolean): boolean => {
+    if (!headSent) {
+      headSent = true;
+      return stream.respond(status, headers, { length, end, body: chunk ?? undefined });
+    }
+    if (end) {
+      stream.end(chunk ?? undefined);
+      return true;
+    }
+    return chunk ? stream.write(chunk) : true;
+  };
   const flush = (): void => {
     timer = null;
     const chunk = held;
     held = null;
-    if (chunk && !stream.write(chunk)) res.pause();
+    if (!send(chunk, false)) res.pause();
   };
+  // The head goes within one turn even when the body is slow to start (SSE, long polls).
+  let timer: NodeJS.Immediate | null = setImmediate(flush);
   stream.onwritable = () => res.resume();
   res.on('data', (chunk: Buffer) => {
     if (held) {
@@ -93,27 +105,35 @@ function pipeBody(res: IncomingMessage, stream: V2ClientStream): void {
     timer = null;
     const last = held;
     held = null;
-    stream.end(last ?? undefined);
+    send(last, true);
   });
-  res.on('error', () => stream.reset('local response failed', R.INTERNAL_ERROR));
+  res.on('error', () => {
+    if (timer) clearImmediate(timer);
+    timer = null;
+    stream.reset('local response failed', R.INTERNAL_ERROR);
+  });
 }
 
 function forwardHttp(target: LocalEndpoint, stream: V2ClientStream): void {
   const head = stream.request!;
   let responded = false;
   const req = httpRequest({ host: target.host, port: target.port, method: head.method, path: head.path, headers: toNodeHeaders(head.headers) });
-  stream.ondata = (chunk) => {
-    if (!req.write(chunk)) stream.pause();
-  };
-  req.on('drain', () => stream.resume());
-  stream.onend = () => req.end();
   stream.onreset = () => req.destroy();
+  // A bodyless request (a GET) ends at once; the stream then holds no handler
+  // that reaches the request's objects while the exchange runs.
+  if (head.bodyless) req.end();
+  else {
+    stream.ondata = (chunk) => {
+      if (!req.write(chunk)) stream.pause();
+    };
+    req.on('drain', () => stream.resume());
+    stream.onend = () => req.end();
+  }
   req.on('response', (res) => {
     responded = true;
     const length = declaredLength(res);
     const bodyless = head.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304;
-    stream.respond(res.statusCode ?? 502, pairs(res), { length: bodyless ? undefined : length });
-    pipeBody(res, stream);
+    pipeResponse(res, stream, res.statusCode ?? 502, pairs(res), bodyless ? undefined : length);
   });
   req.on('error', () => {
     if (!responded) answer(stream, 502, 'local service unreachable');
@@ -155,8 +175,7 @@ function forwardWebSocket(target: LocalEndpoint, stream: V2ClientStream): void {
       answer(stream, 501, 'the local service did not accept the WebSocket upgrade');
       return;
     }
-    stream.respond(status, pairs(res), { length: declaredLength(res) });
-    pipeBody(res, stream);
+    pipeResponse(res, stream, status, pairs(res), declaredLength(res));
     res.on('end', () => req.destroy());
   });
   origin.on('error', () => {
