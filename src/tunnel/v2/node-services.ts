@@ -83,15 +83,19 @@ function pipeResponse(res: IncomingMessage, stream: V2ClientStream, status: numb
     }
     return chunk ? stream.write(chunk) : true;
   };
+  const resume = (): void => void res.resume();
   const flush = (): void => {
     timer = null;
     const chunk = held;
     held = null;
-    if (!send(chunk, false)) res.pause();
+    if (send(chunk, false)) return;
+    res.pause();
+    // Set only when needed: a handler on the stream that reaches the response's
+    // objects made the agent's garbage collection measurably costlier.
+    stream.onwritable = resume;
   };
   // The head goes within one turn even when the body is slow to start (SSE, long polls).
   let timer: NodeJS.Immediate | null = setImmediate(flush);
-  stream.onwritable = () => res.resume();
   res.on('data', (chunk: Buffer) => {
     if (held) {
       if (timer) clearImmediate(timer);
