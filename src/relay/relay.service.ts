@@ -74,7 +74,7 @@ export class RelayService {
         closeCode: end.closeCode,
         closeReason: end.closeReason,
       };
-      this.log.info({ event: 'relay_end', ...closed, endedBy: end.endedBy }, 'relay ended');
+      if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_end', ...closed, endedBy: end.endedBy }, 'relay ended');
       this.events.emit('relay.closed', closed);
     });
     const untrack = this.drain.track({ shutdown: (code, reason) => pipe.close(code, reason) });
@@ -82,7 +82,7 @@ export class RelayService {
       maxAge = setTimeout(() => pipe.close(4408, 'maximum connection age reached'), this.config.maxConnectionS * 1000);
       maxAge.unref();
     }
-    this.log.info({ event: 'relay_start', ...opened }, 'relay started');
+    if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_start', ...opened }, 'relay started');
     this.events.emit('relay.opened', opened);
   }
 }

@@ -5,7 +5,8 @@ import type { Duplex } from 'node:stream';
 export interface UpgradeContext {
   readonly req: IncomingMessage;
   readonly socket: Duplex;
-  readonly url: URL;
+  /** The request target's path (routing) and query (parameters). */
+  readonly path: string;
   readonly query: URLSearchParams;
   readonly clientIp: string;
   /** Aborted when the client's socket closes before the handshake completes. */

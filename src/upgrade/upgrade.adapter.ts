@@ -86,32 +86,31 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       hostHandler(req, socket, head);
       return;
     }
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://upgrade.invalid');
-    } catch {
+    const target = parseRequestTarget(req.url);
+    if (!target) {
       writeHttpRefusal(socket, 400, 'malformed request target');
       return;
     }
-    const endpoint = this.router.resolvePath(url.pathname);
+    const { path, query } = target;
+    const endpoint = this.router.resolvePath(path);
     if (!endpoint) {
       writeHttpRefusal(socket, 404, 'not found');
       return;
     }
     const clientIp = this.clientIps.resolve(req);
     if (this.drain.draining) {
-      this.refuse(socket, req, url, clientIp, new Refusal(503, 'server is draining', 'draining'), null);
+      this.refuse(socket, req, path, query, clientIp, new Refusal(503, 'server is draining', 'draining'), null);
       return;
     }
     const handshakeProblem = checkHandshake(req);
     if (handshakeProblem) {
-      this.refuse(socket, req, url, clientIp, new Refusal(400, handshakeProblem, 'bad_request'), null);
+      this.refuse(socket, req, path, query, clientIp, new Refusal(400, handshakeProblem, 'bad_request'), null);
       return;
     }
     const abort = new AbortController();
     const onGone = (): void => abort.abort();
     socket.once('close', onGone);
-    const ctx: UpgradeContext = { req, socket, url, query: url.searchParams, clientIp, signal: abort.signal };
+    const ctx: UpgradeContext = { req, socket, path, query, clientIp, signal: abort.signal };
     endpoint.route.admit(ctx).then(
       (admitted) => {
         socket.off('close', onGone);
@@ -121,7 +120,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       (err: unknown) => {
         socket.off('close', onGone);
         const refusal = isRefusal(err) ? err : this.internalError(err, req);
-        this.refuse(socket, req, url, clientIp, refusal, endpoint.server, head);
+        this.refuse(socket, req, path, query, clientIp, refusal, endpoint.server, head);
       },
     );
   }
@@ -150,17 +149,18 @@ export class UpgradeAdapter extends AbstractWsAdapter {
   private refuse(
     socket: Duplex,
     req: IncomingMessage,
-    url: URL,
+    path: string,
+    query: URLSearchParams,
     clientIp: string,
     refusal: Refusal,
     server: WebSocketServer | null,
     head?: Buffer,
   ): void {
-    this.events.emit('admission.refused', { route: url.pathname, kind: refusal.kind, status: refusal.status, clientIp });
+    this.events.emit('admission.refused', { route: path, kind: refusal.kind, status: refusal.status, clientIp });
     this.logger.debug(`refused ${redactUrl(req.url)} from ${clientIp}: ${refusal.status} ${refusal.reason}`);
     if (socket.destroyed) return;
     const extra: Record<string, string> = refusal.status === 503 ? { 'Retry-After': '5' } : {};
-    if (server && url.searchParams.get('errors') === 'close' && !checkHandshake(req)) {
+    if (server && query.get('errors') === 'close' && !checkHandshake(req)) {
       try {
         server.handleUpgrade(req, socket, head ?? Buffer.alloc(0), (ws) => {
           ws.on('error', () => ws.terminate());
@@ -181,3 +181,24 @@ export class UpgradeAdapter extends AbstractWsAdapter {
   }
 }
 
+
+const PLAIN_PATH = /^\/[A-Za-z0-9/_-]*$/;
+
+/**
+ * Path and query of an upgrade's request target. A plain origin-form path
+ * (the usual `/relay?…`) is split as it is; anything else (dot segments,
+ * percent-encoding, absolute-form) goes through the WHATWG URL parser, as
+ * before. Null when it cannot be parsed.
+ */
+export function parseRequestTarget(target: string | undefined): { path: string; query: URLSearchParams } | null {
+  const raw = target ?? '/';
+  const q = raw.indexOf('?');
+  const path = q < 0 ? raw : raw.slice(0, q);
+  if (PLAIN_PATH.test(path) && !raw.includes('#')) return { path, query: new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)) };
+  try {
+    const url = new URL(raw, 'http://upgrade.invalid');
+    return { path: url.pathname, query: url.searchParams };
+  } catch {
+    return null;
+  }
+}
