@@ -20,6 +20,8 @@ import { RawV2Tunnel, timedGet } from './tunnel-v2-support.js';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
+/** TUNNEL_V2_WINDOW_BYTES as these tests leave it: its default. */
+const PROXY_WINDOW = MiB;
 
 function hostOf(tunnelUrl: string): string {
   return `${subdomainOf(tunnelUrl)}.${TUNNEL_DOMAIN}`;
@@ -158,6 +160,33 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     }
   });
 
+  it("raises a response's credit to TUNNEL_V2_WINDOW_BYTES at its first body bytes without END; a response in one frame costs no WINDOW_UPDATE", async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const small = httpTo(app.port, host, { path: '/small' });
+      const s = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(s.stream, { status: 200, headers: [], length: 2 }, true, Buffer.from('ok')));
+      const smallRes = await small;
+      assert.equal(smallRes.status, 200);
+      assert.equal(smallRes.body.toString(), 'ok');
+
+      const big = httpTo(app.port, host, { path: '/big' });
+      const b = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(b.stream, { status: 200, headers: [] }, false, Buffer.from('first')));
+      await waitFor(() => tunnel.credit.get(b.stream) === PROXY_WINDOW, 5000, 'the credit raised to the proxy window');
+      assert.equal(tunnel.credit.get(s.stream), V2_INITIAL_WINDOW, 'no WINDOW_UPDATE for the one-frame response');
+      // Within the raised credit, beyond the initial window: accepted, byte-exact.
+      const rest = randomPayload(PROXY_WINDOW - 5 - 1);
+      tunnel.send(encodeData(b.stream, rest, true));
+      const bigRes = await big;
+      assert.equal(bigRes.status, 200);
+      assert.equal(sha256(bigRes.body), sha256(Buffer.concat([Buffer.from('first'), rest])));
+    } finally {
+      await tunnel.close();
+    }
+  });
+
   it('holds at most the window for a requester that does not read, and grants credit only as it delivers', async () => {
     const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
     const service = app.app.get(TunnelService);
@@ -196,7 +225,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       await new Promise((r) => setTimeout(r, 1500));
       const held = wire.held().inbound;
       const granted = tunnel.credit.get(open.stream)!;
-      assert.ok(held <= V2_INITIAL_WINDOW, `held ${held}`);
+      assert.ok(held <= PROXY_WINDOW, `held ${held}`);
       // Credit given = what went into the requester's socket buffers + what is held: a few MiB at most, never the 64 MiB.
       assert.ok(granted < 16 * MiB, `granted ${granted}`);
       res.resume();

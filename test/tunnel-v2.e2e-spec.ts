@@ -261,7 +261,8 @@ describe('tunnel protocol v2 with the reference client', () => {
 
     const wire = app.app.get(TunnelService).find(client.subdomain)!.wire as V2Wire;
     const held = wire.held();
-    assert.ok(held.inbound <= V2_INITIAL_WINDOW, `inbound held ${held.inbound}`);
+    // The proxy's window (TUNNEL_V2_WINDOW_BYTES, default 1 MiB) bounds what it holds per stream.
+    assert.ok(held.inbound <= 1024 * 1024, `inbound held ${held.inbound}`);
     assert.ok(held.outbound <= 2 * V2_INITIAL_WINDOW, `outbound held ${held.outbound}`);
     assert.ok(wire.bufferedAmount <= 2 * MiB, `ws buffer ${wire.bufferedAmount}`);
 

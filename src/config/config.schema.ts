@@ -332,6 +332,13 @@ export const CONFIG_VARS = {
     'Time a tunnel has to answer an HTTP request (504 beyond), ms.',
     int(100, 3_600_000),
   ),
+  tunnelV2WindowBytes: spec(
+    'TUNNEL_V2_WINDOW_BYTES',
+    String(MiB),
+    '262144..16777216',
+    'Tunnel protocol v2: credit the proxy grants per stream (the most it holds of one response).',
+    int(256 * 1024, 16 * MiB),
+  ),
   redisUrl: spec(
     'REDIS_URL',
     '',

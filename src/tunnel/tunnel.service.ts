@@ -174,7 +174,7 @@ export class TunnelService implements OnApplicationShutdown {
 
   /** The codec of the protocol version the client negotiated (v2 adds its branch here). */
   private createWire(ws: WebSocket, params: TunnelParams): TunnelWire {
-    if (params.version === 2) return new V2Wire(ws);
+    if (params.version === 2) return new V2Wire(ws, { window: this.config.tunnelV2WindowBytes });
     return new V1Wire(ws, {
       controlBinary: params.control === 'binary',
       inboundStallMs: Math.min(30_000, this.config.pingIntervalMs),

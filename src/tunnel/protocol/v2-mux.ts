@@ -101,6 +101,8 @@ class MuxStream {
   allowance: number;
   /** Bytes handed on and not yet given back as credit. */
   consumed = 0;
+  /** The peer's credit was raised from the initial window to this side's. */
+  grown = false;
   paused = false;
   readonly inbox: InEvent[] = [];
   remoteEnd = false;
@@ -169,7 +171,6 @@ export class V2Mux {
     const ended = end && s.mode === 'bytes';
     if (ended) s.localEnd = s.localEndSent = true;
     this.options.send(encodeOpen(id, head, ended));
-    this.growWindow(s);
   }
 
   /**
@@ -328,6 +329,7 @@ export class V2Mux {
         const accepted = f.head.status === 101;
         if (accepted && f.body) return this.protocolError(f.stream, 'body on a 101 RESPONSE');
         if (f.body && !this.spend(s, f.body.length)) return;
+        if (f.body && !f.end) this.growOnBody(s);
         s.responded = true;
         if (s.kind === 'websocket') {
           s.mode = accepted ? 'messages' : 'bytes';
@@ -345,6 +347,7 @@ export class V2Mux {
         if (s.mode !== 'bytes') return this.protocolError(f.stream, 'DATA on a WebSocket stream');
         if (this.options.role === 'proxy' && s.kind !== 'tcp' && !s.responded) return this.protocolError(f.stream, 'DATA before RESPONSE');
         if (!this.spend(s, f.payload.length)) return;
+        if (!f.end) this.growOnBody(s);
         if (f.payload.length > 0) this.deliver(s, { t: 'data', chunk: f.payload });
         if (f.end && this.streams.get(f.stream) === s) this.markRemoteEnd(s);
         return;
@@ -354,6 +357,7 @@ export class V2Mux {
         if (!s) return;
         if (s.mode !== 'messages' || s.remoteEnd) return this.protocolError(f.stream, 'unexpected MESSAGE');
         if (!this.spend(s, f.payload.length)) return;
+        this.growOnBody(s);
         this.deliver(s, { t: 'message', chunk: f.payload, binary: f.binary, fin: f.fin });
         return;
       }
@@ -392,9 +396,19 @@ export class V2Mux {
     return this.options.transportReady ? this.options.transportReady() : true;
   }
 
-  /** Raises the peer's credit from the protocol's initial window to this side's window. */
+  /**
+   * Proxy: raises the peer's credit to this side's window at the first body
+   * bytes that do not end the stream, so a small response (one frame with
+   * END) costs no WINDOW_UPDATE and a long one streams with the full window.
+   */
+  private growOnBody(s: MuxStream): void {
+    if (this.options.role === 'proxy') this.growWindow(s);
+  }
+
+  /** Raises the peer's credit from the protocol's initial window to this side's window (once). */
   private growWindow(s: MuxStream): void {
-    if (s.window <= V2_INITIAL_WINDOW) return;
+    if (s.grown || s.window <= V2_INITIAL_WINDOW) return;
+    s.grown = true;
     s.allowance += s.window - V2_INITIAL_WINDOW;
     this.options.send(encodeWindowUpdate(s.id, s.window - V2_INITIAL_WINDOW));
   }

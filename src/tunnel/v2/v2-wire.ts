@@ -43,9 +43,13 @@ export class V2Wire implements WebSocketWire {
 
   private readonly batcher: FrameBatcher;
 
-  constructor(private readonly ws: WebSocket) {
+  /** `window`: the credit granted per stream (at least the protocol's initial window). */
+  constructor(
+    private readonly ws: WebSocket,
+    options: { readonly window?: number } = {},
+  ) {
     this.batcher = new FrameBatcher(ws);
-    this.mux = new V2Mux({ role: 'proxy', send: (f) => this.send(f), transportReady: () => !this.congested });
+    this.mux = new V2Mux({ role: 'proxy', send: (f) => this.send(f), transportReady: () => !this.congested, window: options.window });
   }
 
   get bufferedAmount(): number {
