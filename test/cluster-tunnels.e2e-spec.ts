@@ -4,6 +4,9 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { TunnelTcpForwarding } from '../src/cluster/tunnels/tcp-forwarding.js';
+import { MUX_PATH } from '../src/cluster/tunnels/cluster-mux.js';
+import { ClusterMuxClient } from '../src/cluster/tunnels/cluster-mux.client.js';
+import { ClusterMuxEndpoint } from '../src/cluster/tunnels/cluster-mux.endpoint.js';
 import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../src/cluster/internal-auth.js';
 import { WsproxyEvents } from '../src/common/events.js';
 import { TunnelClient, TunnelRefusedError } from '../src/tunnel/client/tunnel-client.js';
@@ -187,18 +190,41 @@ describe('tunnels across replicas', () => {
     assert.ok(await accepts(HOST_A, port));
   });
 
-  it('refuses the internal tunnel endpoints without the secret (401) or with a wrong one (403)', async () => {
-    const path = `/_cluster/tunnels/${client.subdomain}/http?path=%2F`;
-    assert.equal((await fetch(`${a.baseUrl}${path}`)).status, 401);
-    const wrong = signClusterRequest('not-the-cluster-secret-at-all', 'GET', path);
-    assert.equal((await fetch(`${a.baseUrl}${path}`, { headers: { [CLUSTER_AUTH_HEADER]: wrong } })).status, 403);
-    const stale = signClusterRequest(TEST_CLUSTER_SECRET, 'GET', path, Date.now() - 10 * 60_000);
-    assert.equal((await fetch(`${a.baseUrl}${path}`, { headers: { [CLUSTER_AUTH_HEADER]: stale } })).status, 403);
-    const good = await fetch(`${a.baseUrl}${path}`, {
-      headers: { [CLUSTER_AUTH_HEADER]: signClusterRequest(TEST_CLUSTER_SECRET, 'GET', path), 'x-wsproxy-tunnel-host': host, 'x-wsproxy-client-ip': '127.0.0.9' },
+  it('carries every forwarded request on one channel per owner, and opens a new one when it drops', async () => {
+    const channels = b.app.get(ClusterMuxClient);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => httpTo(b.port, host, { path: `/n/${i}` })));
+    results.forEach((r, i) => {
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['x-path'], `/n/${i}`);
     });
-    assert.equal(good.status, 200);
-    assert.equal(good.headers.get('x-forwarded-for-seen'), '127.0.0.9');
+    assert.equal(channels.channelCount, 1);
+    assert.equal(a.app.get(ClusterMuxEndpoint).channelCount, 1);
+    a.app.get(ClusterMuxEndpoint).dropChannels();
+    await waitFor(() => channels.channelCount === 0, 5000, 'the entry replica to see its channel gone');
+    const again = await httpTo(b.port, host, { path: '/again' });
+    assert.equal(again.status, 200);
+    assert.equal(again.headers['x-path'], '/again');
+    assert.equal(channels.channelCount, 1);
+  });
+
+  it('refuses the internal tunnel endpoints without the secret (401) or with a wrong one (403)', async () => {
+    const channelStatus = (headers: Record<string, string>): Promise<number> =>
+      new Promise((resolve) => {
+        const ws = new WebSocket(`${a.wsUrl}${MUX_PATH}`, { headers });
+        ws.on('open', () => {
+          ws.terminate();
+          resolve(101);
+        });
+        ws.on('unexpected-response', (_req, res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        ws.on('error', () => undefined);
+      });
+    assert.equal(await channelStatus({}), 401);
+    assert.equal(await channelStatus({ [CLUSTER_AUTH_HEADER]: signClusterRequest('not-the-cluster-secret-at-all', 'GET', MUX_PATH) }), 403);
+    assert.equal(await channelStatus({ [CLUSTER_AUTH_HEADER]: signClusterRequest(TEST_CLUSTER_SECRET, 'GET', MUX_PATH, Date.now() - 10 * 60_000) }), 403);
+    assert.equal(await channelStatus({ [CLUSTER_AUTH_HEADER]: signClusterRequest(TEST_CLUSTER_SECRET, 'GET', MUX_PATH) }), 101);
 
     const tcpPath = `/_cluster/tunnels/${client.subdomain}/tcp`;
     assert.equal(await upgradeStatus(a.port, tcpPath, {}), 401);
@@ -287,7 +313,7 @@ describe('tunnels across replicas', () => {
 
   it('never serves the internal endpoints through a tunnel subdomain', async () => {
     const before = service.requests;
-    const path = `/_cluster/tunnels/${client.subdomain}/http?path=%2F`;
+    const path = MUX_PATH;
     const r = await httpTo(b.port, host, { path, headers: { [CLUSTER_AUTH_HEADER]: signClusterRequest(TEST_CLUSTER_SECRET, 'GET', path) } });
     // The tunnel's own service answered, with the path as asked.
     assert.equal(r.status, 200);

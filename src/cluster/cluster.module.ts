@@ -14,7 +14,7 @@ import { ClusterTunnelState } from './tunnels/cluster-tunnel-state.js';
 import { ClusterTunnelsModule } from './tunnels/cluster-tunnels.module.js';
 import { RedisPortPool, RedisTunnelRegistry } from './tunnels/redis-tunnel-registry.js';
 import { ReplicaAddress } from './tunnels/replica-address.js';
-import { TunnelHttpForwarder } from './tunnels/tunnel-http.forwarder.js';
+import { ClusterMuxClient } from './tunnels/cluster-mux.client.js';
 import { TunnelWebSocketForwarder } from './tunnels/tunnel-websocket.forwarder.js';
 
 /**
@@ -44,8 +44,8 @@ import { TunnelWebSocketForwarder } from './tunnels/tunnel-websocket.forwarder.j
     RedisPortPool,
     { provide: SHARED_TUNNEL_REGISTRY, useExisting: RedisTunnelRegistry },
     { provide: SHARED_PORT_POOL, useExisting: RedisPortPool },
-    TunnelHttpForwarder,
-    { provide: REMOTE_TUNNEL_HTTP, useExisting: TunnelHttpForwarder },
+    ClusterMuxClient,
+    { provide: REMOTE_TUNNEL_HTTP, useExisting: ClusterMuxClient },
     TunnelWebSocketForwarder,
     { provide: REMOTE_TUNNEL_WEBSOCKET, useExisting: TunnelWebSocketForwarder },
   ],

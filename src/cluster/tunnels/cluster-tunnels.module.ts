@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TunnelModule } from '../../tunnel/tunnel.module.js';
 import { TunnelTcpForwarding } from './tcp-forwarding.js';
-import { TunnelHttpEndpoint } from './tunnel-http.endpoint.js';
+import { ClusterMuxEndpoint } from './cluster-mux.endpoint.js';
 import { TunnelWebSocketEndpoint } from './tunnel-websocket.endpoint.js';
 
 /**
@@ -11,7 +11,7 @@ import { TunnelWebSocketEndpoint } from './tunnel-websocket.endpoint.js';
  */
 @Module({
   imports: [TunnelModule],
-  providers: [TunnelTcpForwarding, TunnelHttpEndpoint, TunnelWebSocketEndpoint],
-  exports: [TunnelTcpForwarding],
+  providers: [TunnelTcpForwarding, ClusterMuxEndpoint, TunnelWebSocketEndpoint],
+  exports: [TunnelTcpForwarding, ClusterMuxEndpoint],
 })
 export class ClusterTunnelsModule {}

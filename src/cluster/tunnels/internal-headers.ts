@@ -10,11 +10,6 @@ import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../internal-auth.js';
 export const FORWARDED_HOST_HEADER = 'x-wsproxy-tunnel-host';
 export const FORWARDED_CLIENT_IP_HEADER = 'x-wsproxy-client-ip';
 
-/** The internal path of HTTP for `subdomain`; the requester's path and query travel (signed) in `path`. */
-export function internalHttpPath(subdomain: string, path: string): string {
-  return `/_cluster/tunnels/${subdomain}/http?path=${encodeURIComponent(path)}`;
-}
-
 /** The internal path of a WebSocket upgrade for `subdomain` (an HTTP upgrade); the requester's path and query travel (signed) in `path`. */
 export function internalWebSocketPath(subdomain: string, path: string): string {
   return `/_cluster/tunnels/${subdomain}/ws?path=${encodeURIComponent(path)}`;

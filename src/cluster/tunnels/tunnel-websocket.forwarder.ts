@@ -12,7 +12,7 @@ import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { ClusterTunnelState } from './cluster-tunnel-state.js';
 import { endToEndHeaders, forwardedHeaders, internalWebSocketPath } from './internal-headers.js';
 import { ownerUpgradeRequest, spliceToOwner } from './internal-upgrade.js';
-import { OWNER_GRACE_MS } from './tunnel-http.forwarder.js';
+import { OWNER_GRACE_MS } from './cluster-mux.client.js';
 
 /** How long a requester may take to read a relayed refusal before its socket is destroyed. */
 const REFUSAL_LINGER_MS = 5000;

@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import { isForwardableStatus, requestHeadersForClient, responseHeadersForRequester } from './header-hygiene.js';
 
 describe('request header hygiene', () => {
-  it('keeps order and repeats, drops credentials, hop-by-hop and spoofable forwarding headers, adds X-Forwarded-*', () => {
+  it('keeps order and repeats, drops credentials, hop-by-hop, spoofable forwarding headers and x-wsproxy-*, adds X-Forwarded-*', () => {
     const out = requestHeadersForClient(
       [
         'Host', 'a.t', 'Accept', 'x', 'accept', 'y', 'Cookie', 'c=1', 'Authorization', 'Bearer t', 'Proxy-Authorization', 'p',
         'Connection', 'keep-alive, X-Custom', 'X-Custom', 'hop', 'Keep-Alive', '5', 'TE', 'trailers', 'Transfer-Encoding', 'chunked',
         'Upgrade', 'h2c', 'Expect', '100-continue', 'X-Forwarded-For', '6.6.6.6', 'X-Forwarded-Port', '1', 'Forwarded', 'for=x', 'X-Real-IP', '6.6.6.6',
+        'X-Wsproxy-Client-IP', '6.6.6.6', 'x-wsproxy-tunnel-host', 'evil.example',
       ],
       { clientIp: '203.0.113.9', proto: 'https', host: 'a.t' },
     );

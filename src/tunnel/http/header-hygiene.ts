@@ -62,14 +62,15 @@ function connectionTokens(pairs: Iterable<readonly [string, string]>): Set<strin
 
 /**
  * The request headers the tunnel client gets: Node's `rawHeaders` in order,
- * names lowercased, without credentials, hop-by-hop and client-supplied
- * forwarding headers, plus `X-Forwarded-For/-Proto/-Host` set by the proxy.
+ * names lowercased, without credentials, hop-by-hop, client-supplied
+ * forwarding headers and the proxy's own `x-wsproxy-*`, plus `X-Forwarded-For/-Proto/-Host` set by the proxy.
  */
 export function requestHeadersForClient(rawHeaders: readonly string[], fwd: ForwardingInfo): HeaderList {
   const pairs: [string, string][] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) pairs.push([rawHeaders[i].toLowerCase(), rawHeaders[i + 1]]);
   const listed = connectionTokens(pairs);
-  const out = pairs.filter(([name]) => !REQUEST_DROP.has(name) && !listed.has(name) && !name.startsWith('x-forwarded-'));
+  // `x-wsproxy-*` is the proxy's own namespace (replica-to-replica headers): never a requester's to send on.
+  const out = pairs.filter(([name]) => !REQUEST_DROP.has(name) && !listed.has(name) && !name.startsWith('x-forwarded-') && !name.startsWith('x-wsproxy-'));
   out.push(['x-forwarded-for', fwd.clientIp], ['x-forwarded-proto', fwd.proto], ['x-forwarded-host', fwd.host]);
   return out;
 }

@@ -28,14 +28,23 @@ export class NodeResponseSink implements HttpResponseSink {
   private expected = -1;
   private written = 0;
 
+  /** `plainHeader`: a head carrying it is answered as a plain refusal with its value (another replica refused). */
   constructor(
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
+    private readonly plainHeader?: string,
   ) {}
 
   head(head: ResponseHead): boolean {
     const { res } = this;
     if (res.headersSent || res.destroyed) return false;
+    if (this.plainHeader !== undefined) {
+      const plain = head.headers.find(([name]) => name === this.plainHeader);
+      if (plain) {
+        answerPlain(res, head.status, plain[1], head.status === 413);
+        return false;
+      }
+    }
     if (!isForwardableStatus(head.status)) {
       this.fail(502, 'bad response status from tunnel');
       return false;

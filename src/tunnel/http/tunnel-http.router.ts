@@ -8,6 +8,7 @@ import { FrontRequestHandlers } from '../../upgrade/front-requests.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
+import type { HeaderList } from '../core/stream-types.js';
 import type { TunnelSession } from '../core/tunnel-session.js';
 import { TunnelService } from '../tunnel.service.js';
 import { requestHeadersForClient } from './header-hygiene.js';
@@ -76,41 +77,33 @@ export class TunnelHttpRouter {
     if (declared !== undefined && Number(declared) > this.config.tunnelMaxBodyBytes) return answerPlain(res, 413, 'request body too large', true);
     const path = originFormPath(req.url);
     if (path === null) return answerPlain(res, 400, 'bad request target', true);
+    const fwd = { clientIp: ip, host: req.headers.host ?? '' };
     if (!session?.live) {
       const onForwarded = (): void => void (forwarded = true);
-      return this.remote!.forward({ req, res, subdomain, clientIp: ip, path, onForwarded });
+      const serveThrough = (through: TunnelSession, headersFirst: HeaderList, plainHeader: string): void =>
+        this.serve(req, res, through, path, req.rawHeaders, fwd, { headersFirst, plainHeader });
+      return this.remote!.forward({ req, res, subdomain, clientIp: ip, path, onForwarded, serveThrough });
     }
-    this.serve(req, res, session, path, req.rawHeaders, { clientIp: ip, host: req.headers.host ?? '' });
-  }
-
-  /**
-   * Serves a request another replica forwarded (cluster mode) as if it had
-   * arrived here: `rawHeaders` and `host` are the requester's, `clientIp` as
-   * the entry replica resolved it. The entry replica has counted it.
-   */
-  serveForwarded(req: IncomingMessage, res: ServerResponse, subdomain: string, fwd: { clientIp: string; host: string; path: string; rawHeaders: string[] }): void {
-    const session = this.tunnels.find(subdomain);
-    if (!session?.live) return answerPlain(res, 404, 'tunnel not found');
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > this.config.tunnelMaxBodyBytes) return answerPlain(res, 413, 'request body too large', true);
-    this.serve(req, res, session, fwd.path, fwd.rawHeaders, fwd);
+    this.serve(req, res, session, path, req.rawHeaders, fwd);
   }
 
   private serve(
     req: IncomingMessage,
     res: ServerResponse,
-    session: NonNullable<ReturnType<TunnelService['find']>>,
+    session: TunnelSession,
     path: string,
     rawHeaders: string[],
     fwd: { clientIp: string; host: string },
+    through?: { headersFirst: HeaderList; plainHeader: string },
   ): void {
     const max = this.config.tunnelMaxBodyBytes;
-    const sink = new NodeResponseSink(req, res);
-    const headers = requestHeadersForClient(rawHeaders, {
+    const sink = new NodeResponseSink(req, res, through?.plainHeader);
+    const cleaned = requestHeadersForClient(rawHeaders, {
       clientIp: fwd.clientIp,
       proto: this.config.tunnelPublicScheme,
       host: fwd.host,
     });
+    const headers = through ? [...through.headersFirst, ...cleaned] : cleaned;
     const bodyless = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
     const body = session.openHttp({ method: req.method ?? 'GET', path, headers, bodyless }, sink);
     if (!body) return answerPlain(res, 404, 'tunnel not found');
