@@ -18,7 +18,7 @@ import { clusterEnv, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
 import { assertEchoes, attachWebSocketEchoApp, type WebSocketEchoApp } from './support/websocket-echo-app.js';
 import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
 import { closed, expectRefusal, openWs } from './support/ws-client.js';
-import { httpTo, startHttpService, tunnelEnv, TUNNEL_DOMAIN, waitFor, type HttpResult, type HttpService } from './support/tunnel.js';
+import { httpTo, RawTunnel, startHttpService, subdomainOf, tunnelEnv, TUNNEL_DOMAIN, waitFor, type HttpResult, type HttpService } from './support/tunnel.js';
 
 const MiB = 1024 * 1024;
 const HOST_A = '127.0.0.2';
@@ -389,6 +389,28 @@ describe('owner loss and Redis restart', () => {
       await redis.restart();
       await waitFor(async () => (await httpTo(b!.port, host)).status === 200, 5000, 'the tunnel re-published after the Redis restart');
       await client.close();
+    } finally {
+      await c.close();
+      await b.close();
+      b = undefined;
+    }
+  });
+
+  it('answers a refusal the owner makes itself, through the other replica, exactly as the owner does (504: the tunnel never answers)', async () => {
+    const env = clusterEnv(redis, await tunnelEnv({ TUNNEL_RESPONSE_TIMEOUT_MS: '300' }, 4));
+    b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
+    const c = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
+    try {
+      const { tunnel, ready } = await RawTunnel.open(c.wsUrl);
+      const host = `${subdomainOf(String(ready.tunnelUrl))}.${TUNNEL_DOMAIN}`;
+      const atOwner = await httpTo(c.port, host);
+      const atOther = await httpTo(b.port, host);
+      assert.equal(atOwner.status, 504);
+      assert.equal(atOther.status, 504);
+      assert.equal(atOther.body.toString(), atOwner.body.toString());
+      assert.equal(atOther.headers['content-type'], atOwner.headers['content-type']);
+      assert.equal(atOther.headers['cache-control'], atOwner.headers['cache-control']);
+      await tunnel.close();
     } finally {
       await c.close();
       await b.close();
