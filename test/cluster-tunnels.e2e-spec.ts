@@ -418,6 +418,44 @@ describe('owner loss and Redis restart', () => {
     }
   });
 
+  it('keeps a tunnel client from spoofing the owner or breaking the channel: pseudo-headers, bad statuses, oversized heads get 502 and the channel goes on', async () => {
+    const env = clusterEnv(redis, await tunnelEnv({}, 4));
+    b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
+    const c = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
+    try {
+      const { tunnel, ready } = await RawTunnel.open(c.wsUrl);
+      const host = `${subdomainOf(String(ready.tunnelUrl))}.${TUNNEL_DOMAIN}`;
+      const answer = async (response: Record<string, unknown>): Promise<HttpResult> => {
+        const pending = httpTo(b!.port, host);
+        const m = await tunnel.nextJson('http_request');
+        tunnel.sendJson({ type: 'http_response', id: m.id, ...response });
+        return pending;
+      };
+      const posed = await answer({ status: 0, headers: { ':plain': 'owned' }, body: '' });
+      assert.equal(posed.status, 502);
+      const posed200 = await answer({ status: 200, headers: { ':plain': 'owned', ':subdomain': 'x' }, body: 'real body' });
+      assert.equal(posed200.status, 200, 'a pseudo-header from a tunnel is dropped, not obeyed');
+      assert.equal(posed200.body.toString(), 'real body');
+      const interim = await answer({ status: 100, headers: {}, body: '' });
+      assert.equal(interim.status, 502);
+      const big: Record<string, string> = {};
+      // 100 fields of 8 000 Latin-1 characters: within the per-field bounds, but 1.6 MB as JSON, beyond one frame.
+      for (let i = 0; i < 100; i++) big[`x-big-${i}`] = 'é'.repeat(8000);
+      const huge = await answer({ status: 200, headers: big, body: 'x' });
+      assert.equal(huge.status, 502);
+      assert.equal(huge.body.toString(), 'response head too large\n');
+      const after = await answer({ status: 200, headers: { 'content-type': 'text/plain' }, body: 'still here' });
+      assert.equal(after.status, 200);
+      assert.equal(after.body.toString(), 'still here');
+      assert.equal(b.app.get(ClusterMuxClient).channelCount, 1, 'the same channel carried all of them');
+      await tunnel.close();
+    } finally {
+      await c.close();
+      await b.close();
+      b = undefined;
+    }
+  });
+
   it('removes the tunnels of a SIGKILLed owner on the other replicas within the TTL', async (t) => {
     const env = clusterEnv(redis, await tunnelEnv({}, 4));
     a = await startServiceProcess({ ...env, TUNNEL_BIND_HOST: HOST_A });

@@ -20,6 +20,7 @@ export class DrainService implements BeforeApplicationShutdown {
   private readonly live = new Set<Drainable>();
   private drainingSince: number | null = null;
   private idle: (() => void) | null = null;
+  private readonly afterDrain: (() => void)[] = [];
 
   constructor(@Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType) {}
 
@@ -40,6 +41,15 @@ export class DrainService implements BeforeApplicationShutdown {
     };
   }
 
+  /**
+   * Runs `cb` once the drain is over (live connections ended or closed), still
+   * before Nest disposes the server: for connections that serve the drained
+   * ones (replica-to-replica channels) and must outlive them, but not the server.
+   */
+  onDrained(cb: () => void): void {
+    this.afterDrain.push(cb);
+  }
+
   /** Marks the service as draining (readiness 503, upgrades 503) without waiting. */
   startDraining(): void {
     if (this.drainingSince === null) {
@@ -50,6 +60,11 @@ export class DrainService implements BeforeApplicationShutdown {
 
   async beforeApplicationShutdown(): Promise<void> {
     this.startDraining();
+    await this.waitForLive();
+    for (const cb of this.afterDrain.splice(0)) cb();
+  }
+
+  private async waitForLive(): Promise<void> {
     if (this.live.size > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.config.shutdownTimeoutMs);

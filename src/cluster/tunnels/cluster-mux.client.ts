@@ -1,7 +1,8 @@
-import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { WebSocket } from 'ws';
 import { isRefusal } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
+import { DrainService } from '../../lifecycle/drain.service.js';
 import { PINO, type Pino } from '../../logging/logging.module.js';
 import { TunnelSession } from '../../tunnel/core/tunnel-session.js';
 import type { RemoteTunnelHttp, RemoteTunnelRequest } from '../../tunnel/http/remote-tunnel.js';
@@ -19,6 +20,15 @@ export const OWNER_GRACE_MS = 5000;
 /** Time to open a channel to an owner. */
 const CONNECT_TIMEOUT_MS = 5000;
 
+/** Heartbeats without a frame or pong from the owner after which a channel is dropped. */
+const SILENT_BEATS = 3;
+
+/**
+ * Requests after which a channel is retired (new requests open another; it
+ * closes once idle): stream ids are 32-bit and never reused.
+ */
+const REQUESTS_PER_CHANNEL = 2 ** 31;
+
 /** The channels never carry TCP: a gate that admits nothing. */
 const NO_TCP = { tryAcquire: () => false, release: () => undefined };
 
@@ -31,19 +41,24 @@ const NO_TCP = { tryAcquire: () => false, release: () => undefined };
  * response checks); a refusal the owner makes itself is answered as it would
  * have answered it. Owner unreachable → 502 (and its route is forgotten);
  * no answer within the tunnel response timeout plus a grace → 504; a channel
- * that drops, or misses a ping for a heartbeat, fails its requests in flight
- * with 502.
+ * that drops, or stays silent for three heartbeats (pinged every one), fails
+ * its requests in flight with 502.
  */
 @Injectable()
-export class ClusterMuxClient implements RemoteTunnelHttp, BeforeApplicationShutdown {
+export class ClusterMuxClient implements RemoteTunnelHttp, OnApplicationShutdown {
   private readonly channels = new Map<string, Promise<TunnelSession>>();
+  private readonly served = new WeakMap<TunnelSession, number>();
   private closing = false;
 
   constructor(
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
     private readonly state: ClusterTunnelState,
     @Inject(PINO) private readonly log: Pino,
-  ) {}
+    drain: DrainService,
+  ) {
+    // Requests through other replicas are served while this one drains; the channels close after.
+    drain.onDrained(() => this.closeChannels());
+  }
 
   /** Owners this replica has a channel to, or is opening one to (tests, diagnostics). */
   get channelCount(): number {
@@ -59,8 +74,13 @@ export class ClusterMuxClient implements RemoteTunnelHttp, BeforeApplicationShut
         this.channel(record.url).then(
           (session) => {
             if (r.res.destroyed) return;
+            this.count(record.url!, session);
             r.onForwarded();
-            r.serveThrough(session, [[MUX_SUBDOMAIN_HEADER, r.subdomain]], MUX_PLAIN_HEADER);
+            r.serveThrough(session, [[MUX_SUBDOMAIN_HEADER, r.subdomain]], {
+              header: MUX_PLAIN_HEADER,
+              // The owner no longer holds it (it moved, or ended): look it up afresh next time.
+              onRefusal: (status) => status === 404 && this.state.forgetRoute(r.subdomain),
+            });
             r.req.resume();
           },
           (err: Error) => {
@@ -77,10 +97,28 @@ export class ClusterMuxClient implements RemoteTunnelHttp, BeforeApplicationShut
     );
   }
 
-  beforeApplicationShutdown(): void {
+  onApplicationShutdown(): void {
+    this.closeChannels();
+  }
+
+  private closeChannels(): void {
     this.closing = true;
     for (const channel of this.channels.values()) channel.then((s) => s.close(1001, 'replica shutting down'), () => undefined);
     this.channels.clear();
+  }
+
+  /** Counts a request on `session`; past REQUESTS_PER_CHANNEL the channel is retired and closed once idle. */
+  private count(ownerUrl: string, session: TunnelSession): void {
+    const n = (this.served.get(session) ?? 0) + 1;
+    this.served.set(session, n);
+    if (n < REQUESTS_PER_CHANNEL) return;
+    void this.channels.get(ownerUrl)?.then((s) => s === session && this.channels.delete(ownerUrl), () => undefined);
+    const retire = setInterval(() => {
+      if (session.counts().http > 0 && session.live) return;
+      clearInterval(retire);
+      session.close(1000, 'channel retired');
+    }, 1000);
+    retire.unref();
   }
 
   /** The open channel to the replica advertised at `ownerUrl`, opened when there is none. */
@@ -120,16 +158,18 @@ export class ClusterMuxClient implements RemoteTunnelHttp, BeforeApplicationShut
       ws.once('open', () => {
         ws.removeAllListeners('error');
         ws.on('error', () => ws.terminate());
-        // A channel whose owner stopped answering (a partition, a lost node) is dropped
-        // within two heartbeats, and its requests fail with 502, instead of waiting for TCP.
-        let answered = true;
+        // A channel whose owner stopped answering (a partition, a lost node) is dropped after
+        // a few silent heartbeats, and its requests fail with 502, instead of waiting for TCP.
+        const beat = Math.max(1000, this.config.clusterHeartbeatMs);
+        let lastSeen = Date.now();
+        const alive = (): void => void (lastSeen = Date.now());
+        ws.on('pong', alive);
+        ws.on('message', alive);
         const keepalive = setInterval(() => {
-          if (!answered) return void ws.terminate();
-          answered = false;
+          if (Date.now() - lastSeen > SILENT_BEATS * beat) return void ws.terminate();
           ws.ping();
-        }, this.config.clusterHeartbeatMs);
+        }, beat);
         keepalive.unref();
-        ws.on('pong', () => void (answered = true));
         ws.once('close', () => clearInterval(keepalive));
         const session = new TunnelSession(
           { subdomain: '', user: '', clientIp: '', rawPort: 0, tunnelUrl: '' },

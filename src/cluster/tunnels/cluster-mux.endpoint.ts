@@ -1,22 +1,28 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import type { HttpResponseSink } from '../../tunnel/core/http-exchange.js';
-import type { ResponseHead } from '../../tunnel/core/stream-types.js';
+import type { HeaderList, ResponseHead } from '../../tunnel/core/stream-types.js';
 import { FrameBatcher } from '../../tunnel/core/frame-batcher.js';
+import { responseHeadersForRequester } from '../../tunnel/http/header-hygiene.js';
 import { matchTunnelHost } from '../../tunnel/http/tunnel-host.js';
-import { R, V2_MAX_FRAME_BYTES } from '../../tunnel/protocol/v2.js';
+import { R, V2_MAX_FRAME_BYTES, V2_MAX_PAYLOAD } from '../../tunnel/protocol/v2.js';
 import { TunnelService } from '../../tunnel/tunnel.service.js';
 import { V2ClientSession, type V2ClientStream } from '../../tunnel/v2/client-session.js';
 import { V2_WS_HIGH_WATER } from '../../tunnel/v2/v2-wire.js';
+import { DrainService } from '../../lifecycle/drain.service.js';
 import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
+import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
 import { MUX_PATH, MUX_PLAIN_HEADER, MUX_SUBDOMAIN_HEADER } from './cluster-mux.js';
 import { signedUpgrade } from './internal-upgrade.js';
 
 const BINARY = { binary: true } as const;
+
+/** A channel silent (no frame, no ping) for this many heartbeats is dropped: its entry replica is gone. */
+const SILENT_BEATS = 3;
 
 /**
  * The owner's end of the channel other replicas forward tunnel HTTP on
@@ -27,7 +33,7 @@ const BINARY = { binary: true } as const;
  * the per-IP limit, the body limit and the request header hygiene.
  */
 @Injectable()
-export class ClusterMuxEndpoint implements BeforeApplicationShutdown {
+export class ClusterMuxEndpoint implements OnApplicationShutdown {
   private readonly logger = new Logger('ClusterMuxEndpoint');
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: V2_MAX_FRAME_BYTES });
   private readonly channels = new Set<WebSocket>();
@@ -35,10 +41,13 @@ export class ClusterMuxEndpoint implements BeforeApplicationShutdown {
   constructor(
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
     private readonly tunnels: TunnelService,
+    private readonly drain: DrainService,
     upgrades: UpgradeRouter,
   ) {
     this.wss.on('error', (err) => this.logger.error(`cluster channel server error: ${err.message}`));
     upgrades.registerHostMatcher({ match: (req) => this.match(req) });
+    // Channels serve this replica's tunnels while they drain, then go before the server is disposed (its close waits for them).
+    drain.onDrained(() => this.dropChannels());
   }
 
   /** Channels from other replicas (tests, diagnostics). */
@@ -46,8 +55,7 @@ export class ClusterMuxEndpoint implements BeforeApplicationShutdown {
     return this.channels.size;
   }
 
-  /** Before Nest's dispose: the HTTP server's close waits for every connection, these included. */
-  beforeApplicationShutdown(): void {
+  onApplicationShutdown(): void {
     this.dropChannels();
   }
 
@@ -63,6 +71,7 @@ export class ClusterMuxEndpoint implements BeforeApplicationShutdown {
 
   private accept(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!signedUpgrade(this.config.clusterSecret, req, socket)) return;
+    if (this.drain.draining) return writeHttpRefusal(socket, 503, 'server is draining');
     try {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.serveChannel(ws));
     } catch (err) {
@@ -98,11 +107,21 @@ export class ClusterMuxEndpoint implements BeforeApplicationShutdown {
       },
       { window: this.config.tunnelV2WindowBytes },
     );
+    let lastSeen = Date.now();
     ws.on('message', (data: Buffer, isBinary: boolean) => {
+      lastSeen = Date.now();
       if (isBinary) session.receive(data);
     });
+    // The entry pings every heartbeat: a channel silent for longer is from a replica that is gone.
+    ws.on('ping', () => void (lastSeen = Date.now()));
+    const silentAfter = SILENT_BEATS * Math.max(1000, this.config.clusterHeartbeatMs);
+    const watch = setInterval(() => {
+      if (Date.now() - lastSeen > silentAfter) ws.terminate();
+    }, silentAfter / SILENT_BEATS);
+    watch.unref();
     ws.on('error', () => ws.terminate());
     ws.once('close', (code: number, reason: Buffer) => {
+      clearInterval(watch);
       this.channels.delete(ws);
       session.transportClosed(code, reason.toString());
     });
@@ -110,12 +129,10 @@ export class ClusterMuxEndpoint implements BeforeApplicationShutdown {
 
   private serveStream(stream: V2ClientStream): void {
     const request = stream.request!;
-    let subdomain = '';
-    const headers: [string, string][] = [];
-    for (const [name, value] of request.headers) {
-      if (name === MUX_SUBDOMAIN_HEADER) subdomain = value;
-      else headers.push([name, value]);
-    }
+    // The entry puts `:subdomain` first; no other pseudo-header goes to a tunnel client.
+    const first = request.headers[0];
+    const subdomain = first && first[0] === MUX_SUBDOMAIN_HEADER ? first[1] : '';
+    const headers = request.headers.filter(([name]) => !name.startsWith(':'));
     const session = this.tunnels.find(subdomain);
     const sink = new ChannelResponseSink(stream);
     const body = session?.live ? session.openHttp({ method: request.method, path: request.path, headers, bodyless: request.bodyless }, sink) : null;
@@ -129,19 +146,42 @@ export class ClusterMuxEndpoint implements BeforeApplicationShutdown {
   }
 }
 
-/** A tunnel's response, sent back on the channel as the stream's response. */
+/** Room left in a RESPONSE payload for the JSON around the headers. */
+const HEAD_SLACK = 4096;
+
+/**
+ * A tunnel's response, sent back on the channel as the stream's response.
+ * The headers are cleaned here as the entry will clean them (so no tunnel
+ * client can put a pseudo-header or an oversized head on a channel that
+ * carries other tunnels' requests), and the head waits for the body until the
+ * end of the turn, so a response complete at once is one frame.
+ */
 class ChannelResponseSink implements HttpResponseSink {
   private responded = false;
+  private pending: { head: ResponseHead; headers: HeaderList; chunks: Uint8Array[] } | null = null;
+  private readonly flushPending = (): void => {
+    if (this.pending) this.sendHead(false);
+  };
 
   constructor(private readonly stream: V2ClientStream) {}
 
   head(head: ResponseHead): boolean {
+    const headers = responseHeadersForRequester(head.headers);
+    if (!fitsOneFrame(headers)) {
+      this.fail(502, 'response head too large');
+      return false;
+    }
     this.responded = true;
-    this.stream.respond(head.status, head.headers, { length: head.bodyLength });
+    this.pending = { head, headers, chunks: [] };
+    setImmediate(this.flushPending);
     return true;
   }
 
   data(chunk: Uint8Array): boolean {
+    if (this.pending) {
+      this.pending.chunks.push(chunk);
+      return true;
+    }
     return this.stream.write(chunk);
   }
 
@@ -153,12 +193,30 @@ class ChannelResponseSink implements HttpResponseSink {
   }
 
   end(): void {
-    this.stream.end();
+    if (this.pending) this.sendHead(true);
+    else this.stream.end();
   }
 
   fail(status: number, reason: string): void {
-    if (this.responded) return this.stream.reset(reason, R.INTERNAL_ERROR);
+    if (this.responded) {
+      this.pending = null;
+      return this.stream.reset(reason, R.INTERNAL_ERROR);
+    }
     this.responded = true;
     this.stream.respond(status, [[MUX_PLAIN_HEADER, reason]], { length: 0, end: true });
   }
+
+  private sendHead(end: boolean): void {
+    const { head, headers, chunks } = this.pending!;
+    this.pending = null;
+    const body = chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    this.stream.respond(head.status, headers, { length: head.bodyLength, body, end });
+  }
+}
+
+/** Whether cleaned headers fit in one RESPONSE frame (JSON-escaped, a byte of Latin-1 can take two). */
+function fitsOneFrame(headers: HeaderList): boolean {
+  let size = 0;
+  for (const [name, value] of headers) size += 2 * (name.length + value.length) + 8;
+  return size <= V2_MAX_PAYLOAD - HEAD_SLACK;
 }

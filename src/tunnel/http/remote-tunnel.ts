@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { HeaderList } from '../core/stream-types.js';
 import type { TunnelSession } from '../core/tunnel-session.js';
+import type { PlainRefusals } from './response-sink.js';
 
 /** A subdomain request that has no live tunnel on this replica, already past the per-IP and body-size checks. */
 export interface RemoteTunnelRequest {
@@ -18,10 +19,10 @@ export interface RemoteTunnelRequest {
    * Serves the request through `session` (a channel to the replica that holds
    * the tunnel) exactly as through a local tunnel: the same body limit, header
    * hygiene and response handling. `headersFirst` go before the request's
-   * headers; a response head carrying `plainHeader` is answered as a plain
-   * refusal with that reason.
+   * headers; a response head made only of `plain.header` is answered as a
+   * plain refusal with that reason.
    */
-  readonly serveThrough: (session: TunnelSession, headersFirst: HeaderList, plainHeader: string) => void;
+  readonly serveThrough: (session: TunnelSession, headersFirst: HeaderList, plain: PlainRefusals) => void;
 }
 
 /**

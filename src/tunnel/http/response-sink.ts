@@ -18,6 +18,12 @@ export function answerPlain(res: ServerResponse, status: number, reason: string,
   res.end(body);
 }
 
+/** How refusals made by another replica are told apart from a tunnel's response (cluster mode). */
+export interface PlainRefusals {
+  readonly header: string;
+  readonly onRefusal?: (status: number) => void;
+}
+
 /**
  * The requester's response as an HTTP stream's sink: checks the status,
  * cleans the headers, sets Content-Length when the body length is known, and
@@ -28,22 +34,25 @@ export class NodeResponseSink implements HttpResponseSink {
   private expected = -1;
   private written = 0;
 
-  /** `plainHeader`: a head carrying it is answered as a plain refusal with its value (another replica refused). */
+  /**
+   * `plain`: a head whose only header is `plain.header` is a refusal another
+   * replica made itself: answered as a plain refusal with that reason (and
+   * reported to `onRefusal`).
+   */
   constructor(
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
-    private readonly plainHeader?: string,
+    private readonly plain?: PlainRefusals,
   ) {}
 
   head(head: ResponseHead): boolean {
     const { res } = this;
     if (res.headersSent || res.destroyed) return false;
-    if (this.plainHeader !== undefined) {
-      const plain = head.headers.find(([name]) => name === this.plainHeader);
-      if (plain) {
-        answerPlain(res, head.status, plain[1], head.status === 413);
-        return false;
-      }
+    const only = head.headers.length === 1 ? head.headers[0] : undefined;
+    if (this.plain && only && only[0] === this.plain.header && isForwardableStatus(head.status)) {
+      answerPlain(res, head.status, only[1], head.status === 413);
+      this.plain.onRefusal?.(head.status);
+      return false;
     }
     if (!isForwardableStatus(head.status)) {
       this.fail(502, 'bad response status from tunnel');

@@ -13,7 +13,7 @@ import type { TunnelSession } from '../core/tunnel-session.js';
 import { TunnelService } from '../tunnel.service.js';
 import { requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
-import { NodeResponseSink, answerPlain } from './response-sink.js';
+import { NodeResponseSink, answerPlain, type PlainRefusals } from './response-sink.js';
 import { matchTunnelHost } from './tunnel-host.js';
 import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET, type RemoteTunnelHttp, type RemoteTunnelWebSocket } from './remote-tunnel.js';
 import { TunnelWebSocketFront, type WebSocketRequest } from './tunnel-websocket.front.js';
@@ -80,8 +80,8 @@ export class TunnelHttpRouter {
     const fwd = { clientIp: ip, host: req.headers.host ?? '' };
     if (!session?.live) {
       const onForwarded = (): void => void (forwarded = true);
-      const serveThrough = (through: TunnelSession, headersFirst: HeaderList, plainHeader: string): void =>
-        this.serve(req, res, through, path, req.rawHeaders, fwd, { headersFirst, plainHeader });
+      const serveThrough = (through: TunnelSession, headersFirst: HeaderList, plain: PlainRefusals): void =>
+        this.serve(req, res, through, path, req.rawHeaders, fwd, { headersFirst, plain });
       return this.remote!.forward({ req, res, subdomain, clientIp: ip, path, onForwarded, serveThrough });
     }
     this.serve(req, res, session, path, req.rawHeaders, fwd);
@@ -94,10 +94,10 @@ export class TunnelHttpRouter {
     path: string,
     rawHeaders: string[],
     fwd: { clientIp: string; host: string },
-    through?: { headersFirst: HeaderList; plainHeader: string },
+    through?: { headersFirst: HeaderList; plain: PlainRefusals },
   ): void {
     const max = this.config.tunnelMaxBodyBytes;
-    const sink = new NodeResponseSink(req, res, through?.plainHeader);
+    const sink = new NodeResponseSink(req, res, through?.plain);
     const cleaned = requestHeadersForClient(rawHeaders, {
       clientIp: fwd.clientIp,
       proto: this.config.tunnelPublicScheme,
