@@ -11,6 +11,7 @@ import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../src/cluster/internal
 import { WsproxyEvents } from '../src/common/events.js';
 import { TunnelClient, TunnelRefusedError } from '../src/tunnel/client/tunnel-client.js';
 import { TunnelHttpRouter } from '../src/tunnel/http/tunnel-http.router.js';
+import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { dial, readBytes } from './support/tcp-client.js';
 import { startApp, type TestApp } from './support/app.js';
 import { startServiceProcess, type ServiceProcess } from './support/process.js';
@@ -451,6 +452,67 @@ describe('owner loss and Redis restart', () => {
       await tunnel.close();
     } finally {
       await c.close();
+      await b.close();
+      b = undefined;
+    }
+  });
+
+  it('through the other replica: a requester that goes away frees its slot and its stream at the owner; a chunked body over the limit gets 413', async () => {
+    const env = clusterEnv(redis, await tunnelEnv({ TUNNEL_MAX_BODY_BYTES: '1000' }, 4));
+    b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
+    const c = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
+    try {
+      const { tunnel, ready } = await RawTunnel.open(c.wsUrl);
+      const subdomain = subdomainOf(String(ready.tunnelUrl));
+      const host = `${subdomain}.${TUNNEL_DOMAIN}`;
+      const ownerSession = c.app.get(TunnelService).find(subdomain)!;
+
+      const req = request({ host: '127.0.0.1', port: b.port, path: '/slow', headers: { host }, agent: false });
+      req.on('error', () => undefined);
+      req.end();
+      await tunnel.nextJson('http_request');
+      assert.equal(ownerSession.counts().http, 1, 'in flight at the owner');
+      req.destroy();
+      await waitFor(() => b!.app.get(TunnelHttpRouter).inFlightFrom('127.0.0.1') === 0, 5000, 'the entry’s per-IP slot released');
+      await waitFor(() => ownerSession.counts().http === 0, 5000, 'the stream gone at the owner');
+
+      const tooLarge = await httpTo(b.port, host, { method: 'POST', body: Buffer.alloc(5000, 1), chunked: true });
+      assert.equal(tooLarge.status, 413);
+      assert.equal(tooLarge.body.toString(), 'request body too large\n');
+      await waitFor(() => ownerSession.counts().http === 0, 5000, 'no stream left at the owner');
+      await tunnel.close();
+    } finally {
+      await c.close();
+      await b.close();
+      b = undefined;
+    }
+  });
+
+  it('drops a channel whose owner stopped answering (SIGSTOP) within a few heartbeats: 502, not a wait for the response timeout', async () => {
+    const env = clusterEnv(redis, await tunnelEnv({}, 4));
+    const owner = await startServiceProcess({ ...env, TUNNEL_BIND_HOST: HOST_A });
+    b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
+    try {
+      const { tunnel, ready } = await RawTunnel.open(`ws://127.0.0.1:${owner.port}`);
+      const host = `${subdomainOf(String(ready.tunnelUrl))}.${TUNNEL_DOMAIN}`;
+      const first = httpTo(b.port, host);
+      const m = await tunnel.nextJson('http_request');
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, headers: {}, body: 'ok' });
+      assert.equal((await first).status, 200);
+      assert.equal(b.app.get(ClusterMuxClient).channelCount, 1);
+
+      owner.child.kill('SIGSTOP');
+      const started = Date.now();
+      const frozen = await httpTo(b.port, host);
+      const waited = Date.now() - started;
+      assert.equal(frozen.status, 502);
+      assert.ok(waited < 10_000, `502 after ${waited} ms`);
+      owner.child.kill('SIGCONT');
+      await tunnel.close().catch(() => undefined);
+    } finally {
+      owner.child.kill('SIGCONT');
+      owner.child.kill('SIGKILL');
+      await owner.exited;
       await b.close();
       b = undefined;
     }
