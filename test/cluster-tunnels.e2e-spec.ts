@@ -434,6 +434,10 @@ describe('owner loss and Redis restart', () => {
       };
       const posed = await answer({ status: 0, headers: { ':plain': 'owned' }, body: '' });
       assert.equal(posed.status, 502);
+      const accepted = c.app.get(ClusterMuxEndpoint).channelsAccepted;
+      const posed404 = await answer({ status: 404, headers: { ':plain': 'owned' }, body: '' });
+      assert.equal(posed404.status, 404, 'a 404 with a pseudo-header is the tunnel’s own 404');
+      assert.equal(posed404.body.toString(), '', 'not a refusal the owner made');
       const posed200 = await answer({ status: 200, headers: { ':plain': 'owned', ':subdomain': 'x' }, body: 'real body' });
       assert.equal(posed200.status, 200, 'a pseudo-header from a tunnel is dropped, not obeyed');
       assert.equal(posed200.body.toString(), 'real body');
@@ -445,10 +449,17 @@ describe('owner loss and Redis restart', () => {
       const huge = await answer({ status: 200, headers: big, body: 'x' });
       assert.equal(huge.status, 502);
       assert.equal(huge.body.toString(), 'response head too large\n');
+      // Just under the bound for the head alone, with a 64 KiB body the owner would put in the same frame.
+      const near: Record<string, string> = {};
+      for (let i = 0; i < 63; i++) near[`x-near-${i}`] = '"'.repeat(8180);
+      const nearRes = await answer({ status: 200, headers: near, body: Buffer.alloc(64 * 1024, 7).toString('base64'), bodyEncoding: 'base64' });
+      assert.equal(nearRes.status, 502, 'too large once the body rides along: refused, not sent');
+      assert.equal(nearRes.body.toString(), 'response head too large\n');
       const after = await answer({ status: 200, headers: { 'content-type': 'text/plain' }, body: 'still here' });
       assert.equal(after.status, 200);
       assert.equal(after.body.toString(), 'still here');
-      assert.equal(b.app.get(ClusterMuxClient).channelCount, 1, 'the same channel carried all of them');
+      assert.equal(b.app.get(ClusterMuxClient).channelCount, 1);
+      assert.equal(c.app.get(ClusterMuxEndpoint).channelsAccepted, accepted, 'the same channel carried all of them');
       await tunnel.close();
     } finally {
       await c.close();

@@ -2,7 +2,6 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { WebSocket } from 'ws';
 import { isRefusal } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
-import { DrainService } from '../../lifecycle/drain.service.js';
 import { PINO, type Pino } from '../../logging/logging.module.js';
 import { TunnelSession } from '../../tunnel/core/tunnel-session.js';
 import type { RemoteTunnelHttp, RemoteTunnelRequest } from '../../tunnel/http/remote-tunnel.js';
@@ -54,11 +53,7 @@ export class ClusterMuxClient implements RemoteTunnelHttp, OnApplicationShutdown
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
     private readonly state: ClusterTunnelState,
     @Inject(PINO) private readonly log: Pino,
-    drain: DrainService,
-  ) {
-    // Requests through other replicas are served while this one drains; the channels close after.
-    drain.onDrained(() => this.closeChannels());
-  }
+  ) {}
 
   /** Owners this replica has a channel to, or is opening one to (tests, diagnostics). */
   get channelCount(): number {
@@ -97,6 +92,10 @@ export class ClusterMuxClient implements RemoteTunnelHttp, OnApplicationShutdown
     );
   }
 
+  /**
+   * After the HTTP server has closed, so requests in flight on a channel (the
+   * server's close waits for them) finish first, through the drain too.
+   */
   onApplicationShutdown(): void {
     this.closeChannels();
   }
@@ -127,8 +126,12 @@ export class ClusterMuxClient implements RemoteTunnelHttp, OnApplicationShutdown
     if (!channel) {
       channel = this.open(ownerUrl);
       this.channels.set(ownerUrl, channel);
+      // A failed open is remembered for a heartbeat: requests meanwhile get 502 without a new attempt each.
       channel.catch(() => {
-        if (this.channels.get(ownerUrl) === channel) this.channels.delete(ownerUrl);
+        const forget = setTimeout(() => {
+          if (this.channels.get(ownerUrl) === channel) this.channels.delete(ownerUrl);
+        }, Math.max(1000, this.config.clusterHeartbeatMs));
+        forget.unref();
       });
     }
     return channel;

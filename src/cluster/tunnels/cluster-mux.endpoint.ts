@@ -8,7 +8,7 @@ import type { HeaderList, ResponseHead } from '../../tunnel/core/stream-types.js
 import { FrameBatcher } from '../../tunnel/core/frame-batcher.js';
 import { responseHeadersForRequester } from '../../tunnel/http/header-hygiene.js';
 import { matchTunnelHost } from '../../tunnel/http/tunnel-host.js';
-import { R, V2_MAX_FRAME_BYTES, V2_MAX_PAYLOAD } from '../../tunnel/protocol/v2.js';
+import { R, V2_DATA_CHUNK, V2_MAX_FRAME_BYTES, V2_MAX_PAYLOAD } from '../../tunnel/protocol/v2.js';
 import { TunnelService } from '../../tunnel/tunnel.service.js';
 import { V2ClientSession, type V2ClientStream } from '../../tunnel/v2/client-session.js';
 import { V2_WS_HIGH_WATER } from '../../tunnel/v2/v2-wire.js';
@@ -37,17 +37,30 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
   private readonly logger = new Logger('ClusterMuxEndpoint');
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: V2_MAX_FRAME_BYTES });
   private readonly channels = new Set<WebSocket>();
+  /** Channels accepted so far (tests, diagnostics). */
+  private accepted = 0;
+  /** The drain is over: channels are closed and no new ones are taken. */
+  private closed = false;
 
   constructor(
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
     private readonly tunnels: TunnelService,
-    private readonly drain: DrainService,
+    drain: DrainService,
     upgrades: UpgradeRouter,
   ) {
     this.wss.on('error', (err) => this.logger.error(`cluster channel server error: ${err.message}`));
     upgrades.registerHostMatcher({ match: (req) => this.match(req) });
-    // Channels serve this replica's tunnels while they drain, then go before the server is disposed (its close waits for them).
-    drain.onDrained(() => this.dropChannels());
+    // Channels serve this replica's tunnels while they drain (and new ones are taken: an entry
+    // that lost its channel still reaches them), then go before the server is disposed (its close waits for them).
+    drain.onDrained(() => {
+      this.closed = true;
+      this.dropChannels();
+    });
+  }
+
+  /** Channels accepted since start (tests, diagnostics). */
+  get channelsAccepted(): number {
+    return this.accepted;
   }
 
   /** Channels from other replicas (tests, diagnostics). */
@@ -71,7 +84,7 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
 
   private accept(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!signedUpgrade(this.config.clusterSecret, req, socket)) return;
-    if (this.drain.draining) return writeHttpRefusal(socket, 503, 'server is draining');
+    if (this.closed) return writeHttpRefusal(socket, 503, 'server is shutting down');
     try {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.serveChannel(ws));
     } catch (err) {
@@ -82,6 +95,7 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
 
   private serveChannel(ws: WebSocket): void {
     this.channels.add(ws);
+    this.accepted++;
     const batcher = new FrameBatcher(ws);
     let congested = false;
     const afterFlush = (): void => {
@@ -146,8 +160,8 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
   }
 }
 
-/** Room left in a RESPONSE payload for the JSON around the headers. */
-const HEAD_SLACK = 4096;
+/** Room left in a RESPONSE payload besides the headers: the JSON around them and an inline body (at most a DATA chunk). */
+const HEAD_SLACK = V2_DATA_CHUNK + 4096;
 
 /**
  * A tunnel's response, sent back on the channel as the stream's response.

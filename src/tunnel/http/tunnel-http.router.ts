@@ -106,7 +106,8 @@ export class TunnelHttpRouter {
     const headers = through ? [...through.headersFirst, ...cleaned] : cleaned;
     const bodyless = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
     const body = session.openHttp({ method: req.method ?? 'GET', path, headers, bodyless }, sink);
-    if (!body) return answerPlain(res, 404, 'tunnel not found');
+    // A channel to another replica that closed in the meantime is that replica not answering.
+    if (!body) return through ? answerPlain(res, 502, 'tunnel owner unreachable') : answerPlain(res, 404, 'tunnel not found');
 
     let size = 0;
     let refused = false;
