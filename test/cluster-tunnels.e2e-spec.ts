@@ -529,6 +529,37 @@ describe('owner loss and Redis restart', () => {
     }
   });
 
+  it('keeps serving requests through the other replica while the owner drains, then closes the channel', async () => {
+    const env = clusterEnv(redis, await tunnelEnv({ SHUTDOWN_TIMEOUT_MS: '3000' }, 4));
+    b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
+    const c = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
+    let closing: Promise<void> | undefined;
+    try {
+      const { tunnel, ready } = await RawTunnel.open(c.wsUrl);
+      const host = `${subdomainOf(String(ready.tunnelUrl))}.${TUNNEL_DOMAIN}`;
+      const first = httpTo(b.port, host);
+      const m1 = await tunnel.nextJson('http_request');
+      tunnel.sendJson({ type: 'http_response', id: m1.id, status: 200, headers: {}, body: 'before' });
+      assert.equal((await first).status, 200);
+
+      const during = httpTo(b.port, host, { path: '/during-drain' });
+      const m2 = await tunnel.nextJson('http_request');
+      closing = c.close();
+      await new Promise((r) => setTimeout(r, 300));
+      tunnel.sendJson({ type: 'http_response', id: m2.id, status: 200, headers: {}, body: 'answered while draining' });
+      const res = await during;
+      assert.equal(res.status, 200);
+      assert.equal(res.body.toString(), 'answered while draining');
+      await tunnel.close();
+      await closing;
+      await waitFor(() => b!.app.get(ClusterMuxClient).channelCount === 0, 5000, 'the channel closed after the drain');
+    } finally {
+      if (!closing) await c.close();
+      await b.close();
+      b = undefined;
+    }
+  });
+
   it('removes the tunnels of a SIGKILLed owner on the other replicas within the TTL', async (t) => {
     const env = clusterEnv(redis, await tunnelEnv({}, 4));
     a = await startServiceProcess({ ...env, TUNNEL_BIND_HOST: HOST_A });
