@@ -208,6 +208,22 @@ describe('tunnels across replicas', () => {
     assert.equal(channels.channelCount, 1);
   });
 
+  it('drops a channel whose entry went silent (no frame, no ping) for three heartbeats', async () => {
+    const endpoint = a.app.get(ClusterMuxEndpoint);
+    const before = endpoint.channelCount;
+    const ws = new WebSocket(`${a.wsUrl}${MUX_PATH}`, { headers: { [CLUSTER_AUTH_HEADER]: signClusterRequest(TEST_CLUSTER_SECRET, 'GET', MUX_PATH) } });
+    ws.on('error', () => undefined);
+    await new Promise((resolve) => ws.once('open', resolve));
+    assert.equal(endpoint.channelCount, before + 1);
+    const opened = Date.now();
+    // A silent client: `ws` answers the owner's nothing, and sends no ping of its own.
+    await new Promise((resolve) => ws.once('close', resolve));
+    const after = Date.now() - opened;
+    // Heartbeat 200 ms here: three beats of at least a second each, checked every second.
+    assert.ok(after >= 2500 && after < 6000, `dropped after ${after} ms`);
+    await waitFor(() => endpoint.channelCount === before, 2000, 'the owner to forget the channel');
+  });
+
   it('refuses the internal tunnel endpoints without the secret (401) or with a wrong one (403)', async () => {
     const channelStatus = (headers: Record<string, string>): Promise<number> =>
       new Promise((resolve) => {
