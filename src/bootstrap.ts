@@ -35,7 +35,7 @@ export async function startWsproxy(options: AppModuleOptions): Promise<RunningAp
     bodyParser: false,
     abortOnError: false,
   });
-  // Tunnel subdomains (and, in cluster mode, forwarded requests) are answered before Express sees them.
+  // Tunnel subdomains are answered before Express sees them.
   const front = app.get(FrontRequestHandlers);
   httpAdapter.setFrontHandler((req, res) => front.dispatch(req, res));
   app.useWebSocketAdapter(new UpgradeAdapter(app));

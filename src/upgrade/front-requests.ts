@@ -6,8 +6,7 @@ export type FrontRequestHandler = (req: IncomingMessage, res: ServerResponse) =>
 
 /**
  * Handlers that see every plain HTTP request before Express: the tunnel
- * subdomain router and, in cluster mode, the owner's forwarded-request
- * endpoint. They sit on the hot path of every tunnel request, where Express's
+ * subdomain router today. They sit on the hot path of every tunnel request, where Express's
  * router, `parseurl` and its request/response decoration cost more than the
  * tunnel itself, and they need none of it. Providers register in their
  * constructors; the HTTP server's request listener calls `dispatch`.

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseRequestTarget } from './upgrade.adapter.js';
+import { parseRequestTarget } from './request-target.js';
 
 const parsed = (t: string | undefined): [string, [string, string][]] | null => {
   const r = parseRequestTarget(t);

@@ -13,6 +13,7 @@ import { DrainService } from '../lifecycle/drain.service.js';
 import { redactUrl } from '../logging/redact.js';
 import { ClientIpResolver } from './client-ip.js';
 import { writeHttpRefusal } from './raw-response.js';
+import { parseRequestTarget } from './request-target.js';
 import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
 import type { Admitted, UpgradeContext } from './upgrade-route.js';
 
@@ -178,27 +179,5 @@ export class UpgradeAdapter extends AbstractWsAdapter {
   private internalError(err: unknown, req: IncomingMessage): Refusal {
     this.logger.error(`admission failed for ${redactUrl(req.url)}: ${err instanceof Error ? err.message : String(err)}`);
     return new Refusal(500, 'internal error', 'bad_request');
-  }
-}
-
-
-const PLAIN_PATH = /^\/[A-Za-z0-9/_-]*$/;
-
-/**
- * Path and query of an upgrade's request target. A plain origin-form path
- * (the usual `/relay?…`) is split as it is; anything else (dot segments,
- * percent-encoding, absolute-form) goes through the WHATWG URL parser, as
- * before. Null when it cannot be parsed.
- */
-export function parseRequestTarget(target: string | undefined): { path: string; query: URLSearchParams } | null {
-  const raw = target ?? '/';
-  const q = raw.indexOf('?');
-  const path = q < 0 ? raw : raw.slice(0, q);
-  if (PLAIN_PATH.test(path) && !raw.includes('#')) return { path, query: new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)) };
-  try {
-    const url = new URL(raw, 'http://upgrade.invalid');
-    return { path: url.pathname, query: url.searchParams };
-  } catch {
-    return null;
   }
 }

@@ -9,7 +9,7 @@ import { answerPlain } from '../../tunnel/http/response-sink.js';
 import { V2_MAX_FRAME_BYTES } from '../../tunnel/protocol/v2.js';
 import { V2Wire } from '../../tunnel/v2/v2-wire.js';
 import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../internal-auth.js';
-import { MUX_PATH, MUX_PLAIN_HEADER, MUX_SUBDOMAIN_HEADER } from './cluster-mux.js';
+import { MUX_PATH, MUX_PLAIN_HEADER, MUX_SUBDOMAIN_HEADER, channelKeepalive } from './cluster-mux.js';
 import { ClusterTunnelState } from './cluster-tunnel-state.js';
 import { replicaEndpoint } from './internal-headers.js';
 
@@ -18,9 +18,6 @@ export const OWNER_GRACE_MS = 5000;
 
 /** Time to open a channel to an owner. */
 const CONNECT_TIMEOUT_MS = 5000;
-
-/** Heartbeats without a frame or pong from the owner after which a channel is dropped. */
-const SILENT_BEATS = 3;
 
 /**
  * Requests after which a channel is retired (new requests open another; it
@@ -163,15 +160,15 @@ export class ClusterMuxClient implements RemoteTunnelHttp, OnApplicationShutdown
         ws.on('error', () => ws.terminate());
         // A channel whose owner stopped answering (a partition, a lost node) is dropped after
         // a few silent heartbeats, and its requests fail with 502, instead of waiting for TCP.
-        const beat = Math.max(1000, this.config.clusterHeartbeatMs);
+        const { pingEveryMs, silentAfterMs } = channelKeepalive(this.config.clusterHeartbeatMs);
         let lastSeen = Date.now();
         const alive = (): void => void (lastSeen = Date.now());
         ws.on('pong', alive);
         ws.on('message', alive);
         const keepalive = setInterval(() => {
-          if (Date.now() - lastSeen > SILENT_BEATS * beat) return void ws.terminate();
+          if (Date.now() - lastSeen > silentAfterMs) return void ws.terminate();
           ws.ping();
-        }, beat);
+        }, pingEveryMs);
         keepalive.unref();
         ws.once('close', () => clearInterval(keepalive));
         const session = new TunnelSession(

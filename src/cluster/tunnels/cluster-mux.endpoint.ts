@@ -5,24 +5,19 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import type { HttpResponseSink } from '../../tunnel/core/http-exchange.js';
 import type { HeaderList, ResponseHead } from '../../tunnel/core/stream-types.js';
-import { FrameBatcher } from '../../tunnel/core/frame-batcher.js';
 import { responseHeadersForRequester } from '../../tunnel/http/header-hygiene.js';
 import { matchTunnelHost } from '../../tunnel/http/tunnel-host.js';
 import { R, V2_DATA_CHUNK, V2_MAX_FRAME_BYTES, V2_MAX_PAYLOAD } from '../../tunnel/protocol/v2.js';
 import { TunnelService } from '../../tunnel/tunnel.service.js';
 import { V2ClientSession, type V2ClientStream } from '../../tunnel/v2/client-session.js';
+import { V2FrameSender } from '../../tunnel/v2/v2-frame-sender.js';
 import { V2_WS_HIGH_WATER } from '../../tunnel/v2/v2-wire.js';
 import { DrainService } from '../../lifecycle/drain.service.js';
 import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
-import { MUX_PATH, MUX_PLAIN_HEADER, MUX_SUBDOMAIN_HEADER } from './cluster-mux.js';
+import { MUX_PATH, MUX_PLAIN_HEADER, MUX_SUBDOMAIN_HEADER, channelKeepalive } from './cluster-mux.js';
 import { signedUpgrade } from './internal-upgrade.js';
-
-const BINARY = { binary: true } as const;
-
-/** A channel silent (no frame, no ping) for this many heartbeats is dropped: its entry replica is gone. */
-const SILENT_BEATS = 3;
 
 /**
  * The owner's end of the channel other replicas forward tunnel HTTP on
@@ -96,24 +91,9 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
   private serveChannel(ws: WebSocket): void {
     this.channels.add(ws);
     this.accepted++;
-    const batcher = new FrameBatcher(ws);
-    let congested = false;
-    const afterFlush = (): void => {
-      if (!congested || ws.bufferedAmount >= V2_WS_HIGH_WATER) return;
-      congested = false;
-      session.transportDrained();
-    };
+    const sender = new V2FrameSender(ws, V2_WS_HIGH_WATER, () => session.transportDrained());
     const session = new V2ClientSession(
-      {
-        send: (frame) => {
-          if (ws.readyState !== ws.OPEN) return;
-          if (!congested && ws.bufferedAmount + frame.length >= V2_WS_HIGH_WATER) congested = true;
-          batcher.before(frame.length);
-          if (congested) ws.send(frame, BINARY, afterFlush);
-          else ws.send(frame, BINARY);
-        },
-        transportReady: () => !congested,
-      },
+      { send: (frame) => sender.send(frame), transportReady: () => sender.ready },
       {
         http: (stream) => this.serveStream(stream),
         websocket: (stream) => stream.reset('not a channel for WebSockets', R.REFUSED),
@@ -128,10 +108,10 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
     });
     // The entry pings every heartbeat: a channel silent for longer is from a replica that is gone.
     ws.on('ping', () => void (lastSeen = Date.now()));
-    const silentAfter = SILENT_BEATS * Math.max(1000, this.config.clusterHeartbeatMs);
+    const { pingEveryMs, silentAfterMs } = channelKeepalive(this.config.clusterHeartbeatMs);
     const watch = setInterval(() => {
-      if (Date.now() - lastSeen > silentAfter) ws.terminate();
-    }, silentAfter / SILENT_BEATS);
+      if (Date.now() - lastSeen > silentAfterMs) ws.terminate();
+    }, pingEveryMs);
     watch.unref();
     ws.on('error', () => ws.terminate());
     ws.once('close', (code: number, reason: Buffer) => {

@@ -19,3 +19,13 @@ export const MUX_SUBDOMAIN_HEADER = ':subdomain';
  * same status and plain-text reason, exactly as the owner would have.
  */
 export const MUX_PLAIN_HEADER = ':plain';
+
+/**
+ * The channel's keepalive, the same on both sides: the entry pings every
+ * heartbeat (at least every second); either side drops a channel silent (no
+ * frame, no ping or pong) for three of them.
+ */
+export function channelKeepalive(heartbeatMs: number): { readonly pingEveryMs: number; readonly silentAfterMs: number } {
+  const beat = Math.max(1000, heartbeatMs);
+  return { pingEveryMs: beat, silentAfterMs: 3 * beat };
+}

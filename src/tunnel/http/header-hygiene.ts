@@ -63,7 +63,8 @@ function connectionTokens(pairs: Iterable<readonly [string, string]>): Set<strin
 /**
  * The request headers the tunnel client gets: Node's `rawHeaders` in order,
  * names lowercased, without credentials, hop-by-hop, client-supplied
- * forwarding headers and the proxy's own `x-wsproxy-*`, plus `X-Forwarded-For/-Proto/-Host` set by the proxy.
+ * forwarding headers and the proxy's own `x-wsproxy-*`, plus
+ * `X-Forwarded-For/-Proto/-Host` set by the proxy.
  */
 export function requestHeadersForClient(rawHeaders: readonly string[], fwd: ForwardingInfo): HeaderList {
   const pairs: [string, string][] = [];

@@ -20,8 +20,9 @@ import { TunnelWebSocketFront, type WebSocketRequest } from './tunnel-websocket.
 
 /**
  * Routes requests for `*.TUNNEL_DOMAIN` to tunnels, ahead of every other route:
- * plain HTTP through a front request handler (before Express), upgrades through a host matcher, so a
- * tunnel host never reaches `/health`, `/relay` or `/tunnel`. In cluster mode,
+ * plain HTTP through a front request handler (before Express), upgrades
+ * through a host matcher, so a tunnel host never reaches `/health`, `/relay`
+ * or `/tunnel`. In cluster mode,
  * a subdomain whose tunnel is on another replica goes to that replica.
  */
 @Injectable()

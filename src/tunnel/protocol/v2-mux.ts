@@ -314,9 +314,9 @@ export class V2Mux {
         this.lastOpened = f.stream;
         const s = new MuxStream(f.stream, f.head.kind, this.window);
         this.streams.set(f.stream, s);
-        // More credit only matters when a body follows (not for a GET).
-        if (!(f.end && s.mode === 'bytes')) this.growWindow(s);
         const ended = f.end && s.mode === 'bytes';
+        // More credit only matters when a body follows (not for a GET).
+        if (!ended) this.growWindow(s);
         h.open?.(f.stream, f.head, ended);
         if (ended && this.streams.get(f.stream) === s) this.markRemoteEnd(s);
         return;

@@ -9,7 +9,7 @@ import type {
 } from '../core/stream-types.js';
 import { R } from '../protocol/v2.js';
 import { V2Mux } from '../protocol/v2-mux.js';
-import { FrameBatcher } from '../core/frame-batcher.js';
+import { V2FrameSender } from './v2-frame-sender.js';
 
 /**
  * Bytes the proxy lets pile up in a v2 tunnel WebSocket's send buffer before
@@ -18,7 +18,6 @@ import { FrameBatcher } from '../core/frame-batcher.js';
  */
 export const V2_WS_HIGH_WATER = 1024 * 1024;
 
-const BINARY = { binary: true } as const;
 const RESET_REASONS: Record<number, string> = {
   [R.CANCEL]: 'cancelled by the tunnel client',
   [R.PROTOCOL_ERROR]: 'protocol error',
@@ -37,19 +36,16 @@ export class V2Wire implements WebSocketWire {
   readonly version = 2;
   readonly carriesWebSockets = true as const;
   private nextId = 1;
-  private congested = false;
   private readonly mux: V2Mux;
-  private readonly afterFlush = (): void => this.checkDrained();
-
-  private readonly batcher: FrameBatcher;
+  private readonly sender: V2FrameSender;
 
   /** `window`: the credit granted per stream (at least the protocol's initial window). */
   constructor(
     private readonly ws: WebSocket,
     options: { readonly window?: number } = {},
   ) {
-    this.batcher = new FrameBatcher(ws);
-    this.mux = new V2Mux({ role: 'proxy', send: (f) => this.send(f), transportReady: () => !this.congested, window: options.window });
+    this.sender = new V2FrameSender(ws, V2_WS_HIGH_WATER, () => this.mux.transportDrained());
+    this.mux = new V2Mux({ role: 'proxy', send: (f) => this.sender.send(f), transportReady: () => this.sender.ready, window: options.window });
   }
 
   get bufferedAmount(): number {
@@ -130,24 +126,5 @@ export class V2Wire implements WebSocketWire {
 
   close(code: number, reason: string): void {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
-  }
-
-  /**
-   * Sends one frame. Past the high-water mark every frame carries a flush
-   * callback until the buffer drains below it again; flow-controlled frames
-   * wait meanwhile (control frames still go).
-   */
-  private send(frame: Uint8Array): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (!this.congested && this.ws.bufferedAmount + frame.length >= V2_WS_HIGH_WATER) this.congested = true;
-    this.batcher.before(frame.length);
-    if (this.congested) this.ws.send(frame, BINARY, this.afterFlush);
-    else this.ws.send(frame, BINARY);
-  }
-
-  private checkDrained(): void {
-    if (!this.congested || this.ws.bufferedAmount >= V2_WS_HIGH_WATER) return;
-    this.congested = false;
-    this.mux.transportDrained();
   }
 }

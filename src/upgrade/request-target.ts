@@ -1,0 +1,20 @@
+const PLAIN_PATH = /^\/[A-Za-z0-9/_-]*$/;
+
+/**
+ * Path and query of an upgrade's request target. A plain origin-form path
+ * (the usual `/relay?…`) is split as it is; anything else (dot segments,
+ * percent-encoding, absolute-form, a fragment) goes through the WHATWG URL
+ * parser. Null when it cannot be parsed.
+ */
+export function parseRequestTarget(target: string | undefined): { path: string; query: URLSearchParams } | null {
+  const raw = target ?? '/';
+  const q = raw.indexOf('?');
+  const path = q < 0 ? raw : raw.slice(0, q);
+  if (PLAIN_PATH.test(path) && !raw.includes('#')) return { path, query: new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)) };
+  try {
+    const url = new URL(raw, 'http://upgrade.invalid');
+    return { path: url.pathname, query: url.searchParams };
+  } catch {
+    return null;
+  }
+}
