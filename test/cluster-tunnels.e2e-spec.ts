@@ -394,30 +394,37 @@ describe('owner loss and Redis restart', () => {
     await redis.close();
   });
 
-  it('re-publishes tunnels after Redis restarts empty', async () => {
-    const env = clusterEnv(redis, await tunnelEnv({}, 4));
+  /**
+   * Two in-process replicas on this Redis, the entry (kept in `b` for the
+   * `after` hook) and the owner, with `extra` settings; closed after `test`.
+   */
+  async function withReplicas(extra: Record<string, string>, test: (entry: TestApp, owner: TestApp) => Promise<void>): Promise<void> {
+    const env = clusterEnv(redis, await tunnelEnv(extra, 4));
     b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
     const c = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
     try {
-      const client = await TunnelClient.connect({ proxy: `${c.wsUrl}/tunnel`, to: service.target });
-      clients.push(client);
-      const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
-      assert.equal((await httpTo(b.port, host)).status, 200);
-      await redis.restart();
-      await waitFor(async () => (await httpTo(b!.port, host)).status === 200, 5000, 'the tunnel re-published after the Redis restart');
-      await client.close();
+      await test(b, c);
     } finally {
       await c.close();
       await b.close();
       b = undefined;
     }
+  }
+
+  it('re-publishes tunnels after Redis restarts empty', async () => {
+    await withReplicas({}, async (b, c) => {
+      const client = await TunnelClient.connect({ proxy: `${c.wsUrl}/tunnel`, to: service.target });
+      clients.push(client);
+      const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+      assert.equal((await httpTo(b.port, host)).status, 200);
+      await redis.restart();
+      await waitFor(async () => (await httpTo(b.port, host)).status === 200, 5000, 'the tunnel re-published after the Redis restart');
+      await client.close();
+    });
   });
 
   it('answers a refusal the owner makes itself, through the other replica, exactly as the owner does (504: the tunnel never answers)', async () => {
-    const env = clusterEnv(redis, await tunnelEnv({ TUNNEL_RESPONSE_TIMEOUT_MS: '300' }, 4));
-    b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
-    const c = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
-    try {
+    await withReplicas({ TUNNEL_RESPONSE_TIMEOUT_MS: '300' }, async (b, c) => {
       const { tunnel, ready } = await RawTunnel.open(c.wsUrl);
       const host = `${subdomainOf(String(ready.tunnelUrl))}.${TUNNEL_DOMAIN}`;
       const atOwner = await httpTo(c.port, host);
@@ -428,22 +435,15 @@ describe('owner loss and Redis restart', () => {
       assert.equal(atOther.headers['content-type'], atOwner.headers['content-type']);
       assert.equal(atOther.headers['cache-control'], atOwner.headers['cache-control']);
       await tunnel.close();
-    } finally {
-      await c.close();
-      await b.close();
-      b = undefined;
-    }
+    });
   });
 
   it('keeps a tunnel client from spoofing the owner or breaking the channel: pseudo-headers, bad statuses, oversized heads get 502 and the channel goes on', async () => {
-    const env = clusterEnv(redis, await tunnelEnv({}, 4));
-    b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
-    const c = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
-    try {
+    await withReplicas({}, async (b, c) => {
       const { tunnel, ready } = await RawTunnel.open(c.wsUrl);
       const host = `${subdomainOf(String(ready.tunnelUrl))}.${TUNNEL_DOMAIN}`;
       const answer = async (response: Record<string, unknown>): Promise<HttpResult> => {
-        const pending = httpTo(b!.port, host);
+        const pending = httpTo(b.port, host);
         const m = await tunnel.nextJson('http_request');
         tunnel.sendJson({ type: 'http_response', id: m.id, ...response });
         return pending;
@@ -477,18 +477,11 @@ describe('owner loss and Redis restart', () => {
       assert.equal(b.app.get(ClusterMuxClient).channelCount, 1);
       assert.equal(c.app.get(ClusterMuxEndpoint).channelsAccepted, accepted, 'the same channel carried all of them');
       await tunnel.close();
-    } finally {
-      await c.close();
-      await b.close();
-      b = undefined;
-    }
+    });
   });
 
   it('through the other replica: a requester that goes away frees its slot and its stream at the owner; a chunked body over the limit gets 413', async () => {
-    const env = clusterEnv(redis, await tunnelEnv({ TUNNEL_MAX_BODY_BYTES: '1000' }, 4));
-    b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
-    const c = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
-    try {
+    await withReplicas({ TUNNEL_MAX_BODY_BYTES: '1000' }, async (b, c) => {
       const { tunnel, ready } = await RawTunnel.open(c.wsUrl);
       const subdomain = subdomainOf(String(ready.tunnelUrl));
       const host = `${subdomain}.${TUNNEL_DOMAIN}`;
@@ -500,7 +493,7 @@ describe('owner loss and Redis restart', () => {
       await tunnel.nextJson('http_request');
       assert.equal(ownerSession.counts().http, 1, 'in flight at the owner');
       req.destroy();
-      await waitFor(() => b!.app.get(TunnelHttpRouter).inFlightFrom('127.0.0.1') === 0, 5000, 'the entry’s per-IP slot released');
+      await waitFor(() => b.app.get(TunnelHttpRouter).inFlightFrom('127.0.0.1') === 0, 5000, 'the entry’s per-IP slot released');
       await waitFor(() => ownerSession.counts().http === 0, 5000, 'the stream gone at the owner');
 
       const tooLarge = await httpTo(b.port, host, { method: 'POST', body: Buffer.alloc(5000, 1), chunked: true });
@@ -508,11 +501,7 @@ describe('owner loss and Redis restart', () => {
       assert.equal(tooLarge.body.toString(), 'request body too large\n');
       await waitFor(() => ownerSession.counts().http === 0, 5000, 'no stream left at the owner');
       await tunnel.close();
-    } finally {
-      await c.close();
-      await b.close();
-      b = undefined;
-    }
+    });
   });
 
   it('drops a channel whose owner stopped answering (SIGSTOP) within a few heartbeats: 502, not a wait for the response timeout', async () => {
