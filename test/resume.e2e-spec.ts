@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { WsproxyEvents } from '../src/common/events.js';
 import { LimitsService } from '../src/limits/limits.service.js';
+import { DIRECT_READ_BYTES } from '../src/relay/direct-reader.js';
 import { ResumableRelay } from '../src/resume/client/resumable-relay.js';
 import { ResumeService } from '../src/resume/resume.service.js';
 import type { ResumableSession } from '../src/resume/resumable-session.js';
@@ -16,7 +17,7 @@ import { startApp, type TestApp } from './support/app.js';
 import { duplexTarget } from './support/duplex-target.js';
 import { startMiddlebox } from './support/middlebox.js';
 import { RawResumeClient } from './support/resume-client.js';
-import { echoTarget, sha256, type TestTarget } from './support/targets.js';
+import { echoTarget, sha256, sourceTarget, type TestTarget } from './support/targets.js';
 import { closed, expectCloseRefusal, expectRefusal, receiveBytes, track } from './support/ws-client.js';
 
 const KiB = 1024;
@@ -102,6 +103,36 @@ describe('resumable relays', () => {
   const reattachUrl = (id: string, received: number, extra = ''): string => `${app.wsUrl}/relay?resume=${id}&received=${received}${extra}`;
 
   describe('the wire protocol', () => {
+    it('delivers what the target sends before the handshake ends, in frames larger than a socket read, then its FIN', async () => {
+      // The target writes 600 KiB and its FIN the moment it accepts: while the
+      // proxy is still completing the handshake, before the session exists.
+      const payload = randomBytes(600 * KiB);
+      const source = await sourceTarget(payload);
+      try {
+        const frameSizes: number[] = [];
+        const relay = new ResumableRelay({
+          url: openUrl(source.port),
+          token: () => null,
+          createWebSocket: (u, protocols) => {
+            const ws = new WebSocket(u, protocols, { perMessageDeflate: false });
+            ws.on('message', (data: Buffer, isBinary: boolean) => isBinary && frameSizes.push(data.length));
+            return ws;
+          },
+        });
+        const got: Buffer[] = [];
+        relay.on('data', (u8) => got.push(Buffer.from(u8)));
+        const end = await new Promise<{ code: number; reason: string }>((r) => relay.on('close', r));
+        assert.equal(end.code, 1000);
+        assert.equal(sha256(Buffer.concat(got)), sha256(payload));
+        // Read through the shared 256 KiB buffer, not the socket's own 64 KiB reads.
+        assert.ok(Math.max(...frameSizes) > 64 * KiB, `frames of ${frameSizes.join(',')} bytes`);
+        assert.ok(Math.max(...frameSizes) <= DIRECT_READ_BYTES, `frames of ${frameSizes.join(',')} bytes`);
+        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+      } finally {
+        await source.close();
+      }
+    });
+
     it('sends the session frame first, relays binary data and acks after 64 KiB or 250 ms', async () => {
       const { client, session } = await RawResumeClient.open(openUrl(echo.port));
       assert.equal(session.type, 'session');
@@ -284,8 +315,8 @@ describe('resumable relays', () => {
           if (!still) await sleep(200);
           return still;
         }, 'the proxy to stop reading the target');
-        // One read (64 KiB) may land on top of the limit before the pause.
-        assert.ok(session.bufferedBytes <= BUFFER + 64 * KiB, `held ${session.bufferedBytes} bytes`);
+        // One read (up to DIRECT_READ_BYTES) may land on top of the limit before the pause.
+        assert.ok(session.bufferedBytes <= BUFFER + DIRECT_READ_BYTES, `held ${session.bufferedBytes} bytes`);
         assert.equal(session.bufferedBytes, session.sentBytes, 'nothing acked');
         // The target is blocked: its kernel buffers are full and its own write buffer holds the rest.
         assert.ok(target.written() > session.sentBytes, 'the target is the one left holding its bytes');
@@ -296,7 +327,7 @@ describe('resumable relays', () => {
         client.drop();
         await waitFor(() => session.state === 'detached', 'the detach');
         await sleep(300);
-        assert.ok(session.bufferedBytes <= BUFFER + 64 * KiB, `held ${session.bufferedBytes} bytes while detached`);
+        assert.ok(session.bufferedBytes <= BUFFER + DIRECT_READ_BYTES, `held ${session.bufferedBytes} bytes while detached`);
 
         // An ack lets data flow again.
         const before = session.sentBytes;

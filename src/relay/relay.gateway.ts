@@ -12,6 +12,7 @@ import { encodeControl, type ControlMode } from '../resume/wire.js';
 import { AdmissionService } from '../upgrade/admission.service.js';
 import { UpgradeRouter, admissionOf } from '../upgrade/upgrade-router.service.js';
 import type { Admitted, UpgradeContext, UpgradeRoute } from '../upgrade/upgrade-route.js';
+import { DirectReader } from './direct-reader.js';
 import { parseRelayTarget } from './relay-params.js';
 import { RelayService, type RelaySetup } from './relay.service.js';
 import { TcpDialer } from './tcp-dialer.js';
@@ -65,7 +66,8 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
     try {
       const resolved = await this.policy.resolveTarget(target.host, target.port);
       const dialStart = performance.now();
-      const socket = await this.dialer.dial(resolved.address, target.port, this.config.dialTimeoutMs, ctx.signal).then(
+      const reader = resume.kind === 'open' && this.resume.enabled ? new DirectReader() : undefined;
+      const socket = await this.dialer.dial(resolved.address, target.port, this.config.dialTimeoutMs, ctx.signal, reader).then(
         (s) => {
           this.events.emit('dial', { seconds: (performance.now() - dialStart) / 1000, ok: true });
           return s;
@@ -82,6 +84,7 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
         target: `${target.host}:${target.port}`,
         socket,
         lease: client.lease,
+        reader,
       };
       return {
         kind: resume.kind === 'plain' ? 'plain' : this.resume.enabled ? 'resumable' : 'announced-plain',

@@ -11,6 +11,7 @@ import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.
 import { DrainService } from '../lifecycle/drain.service.js';
 import type { Lease } from '../limits/limits.service.js';
 import { PINO, type Pino } from '../logging/logging.module.js';
+import type { DirectReader } from './direct-reader.js';
 import { KeepaliveService } from '../upgrade/keepalive.service.js';
 import { pipeRelay } from './relay-pipe.js';
 
@@ -22,6 +23,8 @@ export interface RelaySetup {
   readonly target: string;
   readonly socket: Socket;
   readonly lease: Lease;
+  /** Set when the socket reads through a `DirectReader` (resumable sessions); it is paused until started. */
+  readonly reader?: DirectReader;
 }
 
 /** A live relay, as metrics and diagnostics see it. */

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { Injectable } from '@nestjs/common';
 import { Refusal } from '../common/refusal.js';
+import type { DirectReader } from './direct-reader.js';
 
 /**
  * Opens TCP connections to already-checked addresses. A seam so admission logic
@@ -8,10 +9,17 @@ import { Refusal } from '../common/refusal.js';
  */
 @Injectable()
 export class TcpDialer {
-  /** Connects to `address:port` (an IP literal), or throws `Refusal` 502 (refused/unreachable) or 504 (timeout). */
-  dial(address: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
+  /**
+   * Connects to `address:port` (an IP literal), or throws `Refusal` 502
+   * (refused/unreachable) or 504 (timeout). With a `reader`, the socket reads
+   * through it and is returned paused: nothing is read before the consumer
+   * calls `reader.start` and `socket.resume()`.
+   */
+  dial(address: string, port: number, timeoutMs: number, signal: AbortSignal, reader?: DirectReader): Promise<Socket> {
     return new Promise<Socket>((resolve, reject) => {
-      const socket = connect({ host: address, port, noDelay: true });
+      const socket = connect(reader ? { host: address, port, noDelay: true, onread: reader.onread } : { host: address, port, noDelay: true });
+      // Paused before 'connect' returns, the socket never starts its first read.
+      if (reader) socket.once('connect', () => socket.pause());
       const finish = (err: Refusal | null): void => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);

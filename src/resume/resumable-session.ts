@@ -183,24 +183,14 @@ export class ResumableSession {
   // ---- target side -------------------------------------------------------
 
   private wireTarget(target: Socket): void {
-    target.on('data', (chunk: Buffer) => {
-      // After the end is decided nobody will receive it: read on only to see the target's FIN.
-      if (this.end) return;
-      const kept = this.slabs.append(chunk);
-      for (let i = 0; i < kept.length; i++) this.out.push(kept[i]!);
-      const full = this.out.size >= this.host.bufferBytes;
-      const ws = this.ws;
-      if (ws && ws.readyState === WebSocket.OPEN) {
-        const busy = full || ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER;
-        // Paused for either reason, the last frame sent carries the retry:
-        // once it is flushed the socket is no longer busy, and an ack that
-        // came before it finds flow() waiting on it.
-        if (busy) this.pauseTarget();
-        for (let i = 0; i < kept.length; i++) this.sendData(kept[i]!, busy && i === kept.length - 1 ? this.afterSend : undefined);
-      } else if (full) {
-        this.pauseTarget();
-      }
-    });
+    const reader = this.setup.reader;
+    if (reader) {
+      // Dialed paused: reads start here, into the shared buffer, copied at once.
+      reader.start((chunk) => this.onTargetData(chunk));
+      target.resume();
+    } else {
+      target.on('data', (chunk: Buffer) => this.onTargetData(chunk));
+    }
     target.on('drain', () => {
       if (this.wsPaused) {
         this.wsPaused = false;
@@ -214,6 +204,25 @@ export class ResumableSession {
       this.targetEnded(1000, 'target closed');
       this.maybeReport();
     });
+  }
+
+  private onTargetData(chunk: Buffer): void {
+    // After the end is decided nobody will receive it: read on only to see the target's FIN.
+    if (this.end) return;
+    const kept = this.slabs.append(chunk);
+    for (let i = 0; i < kept.length; i++) this.out.push(kept[i]!);
+    const full = this.out.size >= this.host.bufferBytes;
+    const ws = this.ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      const busy = full || ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER;
+      // Paused for either reason, the last frame sent carries the retry:
+      // once it is flushed the socket is no longer busy, and an ack that
+      // came before it finds flow() waiting on it.
+      if (busy) this.pauseTarget();
+      for (let i = 0; i < kept.length; i++) this.sendData(kept[i]!, busy && i === kept.length - 1 ? this.afterSend : undefined);
+    } else if (full) {
+      this.pauseTarget();
+    }
   }
 
   private targetEnded(code: number, reason: string): void {
@@ -233,14 +242,16 @@ export class ResumableSession {
   }
 
   /**
-   * Resumes reading the target when the buffer has room and the socket (if
-   * any) is not backed up. Called on acks, on the send callback of the frame
+   * Resumes reading the target when the buffer is down to half and the socket
+   * (if any) is not backed up. Half, not merely below the limit: resumed per
+   * ack, the proxy would read and send one small chunk per ack, and each of
+   * those wakes all three processes. Called on acks, on the send callback of the frame
    * sent last before a pause, on attach and on detach: whichever comes last
    * finds both conditions met.
    */
   private flow(): void {
     if (!this.targetPaused || this.end || this.targetClosed) return;
-    if (this.out.size >= this.host.bufferBytes) return;
+    if (this.out.size > this.host.bufferBytes / 2) return;
     const ws = this.ws;
     if (ws && ws.bufferedAmount >= WS_SEND_HIGH_WATER) return;
     this.targetPaused = false;

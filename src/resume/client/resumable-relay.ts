@@ -70,7 +70,7 @@ export interface ResumableRelayOptions {
   readonly protocols?: readonly string[];
   /** `text` (default): control in text frames. `binary`: every frame binary with a marker byte. */
   readonly control?: ControlMode;
-  /** `send` returns false while this many bytes are unacknowledged; `drain` follows. Default 1 MiB. */
+  /** `send` returns false while this many bytes are unacknowledged; `drain` follows when they are down to half. Default 1 MiB. */
   readonly highWaterMark?: number;
   /** First reattach delay; doubles per failed attempt up to `maxBackoffMs` (±20 % jitter). Default 100 ms. */
   readonly initialBackoffMs?: number;
@@ -99,7 +99,7 @@ export interface ResumableRelayEvents {
   open: RelaySessionInfo;
   /** Bytes from the target, in order, each byte once. */
   data: Uint8Array;
-  /** `send` returned false earlier and the unacknowledged bytes fell below the high-water mark. */
+  /** `send` returned false earlier and the unacknowledged bytes fell to half the high-water mark. */
   drain: void;
   /** The WebSocket dropped; reattaching. */
   detach: RelayCloseInfo;
@@ -156,6 +156,10 @@ export class ResumableRelay {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private attachTimer: ReturnType<typeof setTimeout> | null = null;
   private drainPoll: ReturnType<typeof setTimeout> | null = null;
+  /** Data sent in the current task, not yet on the socket (see `sendData`). */
+  private wire: Uint8Array[] = [];
+  private wireBytes = 0;
+  private wireScheduled = false;
   private resolveOpened!: (info: RelaySessionInfo) => void;
   private rejectOpened!: (err: Error) => void;
 
@@ -259,7 +263,10 @@ export class ResumableRelay {
   close(): void {
     if (this.stateValue === 'closed' || this.closeRequested) return;
     this.closeRequested = true;
-    if (this.attached && this.ws) this.ws.close(1000, 'client closed');
+    if (this.attached && this.ws) {
+      this.flushWire();
+      this.ws.close(1000, 'client closed');
+    }
   }
 
   // ---- attaching -----------------------------------------------------------
@@ -346,6 +353,7 @@ export class ResumableRelay {
     this.ws = null;
     this.attached = false;
     this.acks.stop();
+    this.dropWire();
     if (ws && (ws.readyState === OPEN || ws.readyState === CONNECTING)) {
       try {
         ws.close(4000, 'abandoned');
@@ -375,6 +383,7 @@ export class ResumableRelay {
       if (!(from >= this.out.start && from <= this.out.end)) return this.fail(1002, 'proxy asked for bytes no longer held');
       this.out.ackTo(from);
       this.acks.resetAcked(this.acks.total);
+      this.dropWire();
       for (const chunk of this.out.chunksFrom(from)) this.sendData(chunk);
     }
     const attempts = this.attempts;
@@ -387,7 +396,10 @@ export class ResumableRelay {
       this.emit('reattach', { attempts });
     }
     this.maybeDrain();
-    if (this.closeRequested && this.ws) this.ws.close(1000, 'client closed');
+    if (this.closeRequested && this.ws) {
+      this.flushWire();
+      this.ws.close(1000, 'client closed');
+    }
   }
 
   // ---- frames --------------------------------------------------------------
@@ -442,17 +454,47 @@ export class ResumableRelay {
     }
   }
 
+  /**
+   * Queues bytes for the attached socket. What is queued in one task goes
+   * out as one message (up to `MAX_MESSAGE`): the proxy acks per message of
+   * 64 KiB or more, and every ack wakes both ends, so a burst of small sends
+   * costs one ack instead of one each.
+   */
   private sendData(bytes: Uint8Array): void {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== OPEN) return;
-    if (this.options.control === 'binary') {
-      const framed = new Uint8Array(bytes.length + 1);
-      framed[0] = MARK_DATA;
-      framed.set(bytes, 1);
-      ws.send(framed);
-    } else {
-      ws.send(bytes);
+    if (this.wireBytes + bytes.length > MAX_MESSAGE) this.flushWire();
+    this.wire.push(bytes);
+    this.wireBytes += bytes.length;
+    if (!this.wireScheduled) {
+      this.wireScheduled = true;
+      queueMicrotask(this.flushWire);
     }
+  }
+
+  private readonly flushWire = (): void => {
+    this.wireScheduled = false;
+    const parts = this.wire;
+    if (parts.length === 0) return;
+    const total = this.wireBytes;
+    this.dropWire();
+    const ws = this.ws;
+    // Not sent now, still kept in `out`: a reattach replays it.
+    if (!ws || !this.attached || ws.readyState !== OPEN) return;
+    const marker = this.options.control === 'binary' ? 1 : 0;
+    if (parts.length === 1 && marker === 0) return ws.send(parts[0]!);
+    const message = new Uint8Array(total + marker);
+    if (marker) message[0] = MARK_DATA;
+    let off = marker;
+    for (const part of parts) {
+      message.set(part, off);
+      off += part.length;
+    }
+    ws.send(message);
+  };
+
+  /** Forgets queued data (the socket is gone; `out` still holds it for a replay). */
+  private dropWire(): void {
+    this.wire = [];
+    this.wireBytes = 0;
   }
 
   private sendControl(message: ControlMessage): void {
@@ -474,7 +516,8 @@ export class ResumableRelay {
   }
 
   private maybeDrain(): void {
-    if (this.needDrain && this.bufferedAmount < this.options.highWaterMark) {
+    // Half the mark, not just below it: a sender woken per ack would send one small message per ack.
+    if (this.needDrain && this.bufferedAmount <= this.options.highWaterMark / 2) {
       this.needDrain = false;
       this.emit('drain', undefined);
     }
@@ -497,6 +540,7 @@ export class ResumableRelay {
     this.ws = null;
     this.attached = false;
     this.acks.stop();
+    this.dropWire();
     if (this.attachTimer) {
       clearTimeout(this.attachTimer);
       this.attachTimer = null;

@@ -1,0 +1,97 @@
+/**
+ * The client's sending side against a loopback `ws` server that plays the
+ * proxy's part of the protocol, so the test decides when acks arrive.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { ResumableRelay } from './resumable-relay.js';
+
+const KiB = 1024;
+
+interface FakeProxy {
+  readonly messages: Buffer[];
+  readonly events: string[];
+  ack(received: number): void;
+}
+
+describe('ResumableRelay sending', () => {
+  let server: WebSocketServer;
+  let url: string;
+  let current: FakeProxy | null = null;
+
+  before(async () => {
+    server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((r) => server.once('listening', () => r()));
+    url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/relay?host=127.0.0.1&port=22&resume=1`;
+    server.on('connection', (ws) => {
+      const proxy: FakeProxy = {
+        messages: [],
+        events: [],
+        ack: (received) => ws.send(JSON.stringify({ type: 'ack', received })),
+      };
+      ws.on('message', (data: RawData, isBinary) => {
+        if (isBinary) {
+          proxy.messages.push(data as Buffer);
+          proxy.events.push(`data:${(data as Buffer).length}`);
+        }
+      });
+      ws.on('close', (code) => proxy.events.push(`close:${code}`));
+      ws.send(JSON.stringify({ type: 'session', id: 'a'.repeat(32), windowS: 60 }));
+      current = proxy;
+    });
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+
+  const open = async (highWaterMark = 1024 * KiB): Promise<{ relay: ResumableRelay; proxy: FakeProxy }> => {
+    current = null;
+    const relay = new ResumableRelay({ url, WebSocket, token: () => null, highWaterMark });
+    await relay.opened;
+    assert.ok(current, 'the fake proxy saw the connection');
+    return { relay, proxy: current };
+  };
+  const until = async (cond: () => boolean, what: string): Promise<void> => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(cond(), `timed out waiting for ${what}`);
+  };
+  const chunk = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill);
+
+  it('sends what is sent in one task as one message, in order', async () => {
+    const { relay, proxy } = await open();
+    for (let i = 0; i < 4; i++) relay.send(chunk(64 * KiB, i + 1));
+    await until(() => proxy.messages.length > 0, 'the message');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(proxy.events, [`data:${256 * KiB}`]);
+    const got = proxy.messages[0]!;
+    for (let i = 0; i < 4; i++) assert.equal(got[i * 64 * KiB], i + 1, `part ${i} in place`);
+    relay.close();
+  });
+
+  it('sends data queued in the same task before its close frame', async () => {
+    const { relay, proxy } = await open();
+    relay.send(chunk(10, 7));
+    relay.close();
+    await until(() => proxy.events.some((e) => e.startsWith('close:')), 'the close');
+    assert.deepEqual(proxy.events, ['data:10', 'close:1000']);
+  });
+
+  it('emits drain once acks bring the unacknowledged bytes down to half the high-water mark', async () => {
+    const { relay, proxy } = await open(256 * KiB);
+    let drains = 0;
+    relay.on('drain', () => drains++);
+    assert.equal(relay.send(chunk(128 * KiB, 1)), true);
+    assert.equal(relay.send(chunk(128 * KiB, 2)), false, 'at the high-water mark');
+    await until(() => proxy.messages.length > 0, 'the data');
+
+    proxy.ack(64 * KiB);
+    await until(() => relay.bufferedAmount === 192 * KiB, 'the first ack');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(drains, 0, 'below the mark but above half: no drain yet');
+
+    proxy.ack(128 * KiB);
+    await until(() => drains === 1, 'the drain');
+    assert.equal(relay.bufferedAmount, 128 * KiB);
+    relay.close();
+  });
+});
