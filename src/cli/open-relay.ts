@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
 import type { HandshakeRequest } from './connect-args.js';
+import { maskingFor } from '../common/frame-masking.js';
 
 /** How long the whole handshake (TCP, TLS, admission, the relay's dial) may take. */
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
@@ -31,6 +32,7 @@ export function openRelay(request: HandshakeRequest, handshakeTimeout = HANDSHAK
     let settled = false;
     const ws = new WebSocket(request.url, {
       perMessageDeflate: false,
+      ...maskingFor(new URL(request.url)),
       handshakeTimeout,
       headers: request.headers,
       origin: request.origin,

@@ -3,6 +3,7 @@ import { WebSocket } from 'ws';
 import { ResumableRelay, type RelayCloseInfo, type WebSocketLike } from '../resume/client/resumable-relay.js';
 import type { ConnectOptions } from './connect-args.js';
 import { HANDSHAKE_TIMEOUT_MS } from './open-relay.js';
+import { maskingFor } from '../common/frame-masking.js';
 
 /** After a signal, how long the close handshake may take before exiting anyway. */
 const STOP_GRACE_MS = 2_000;
@@ -31,6 +32,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
     createWebSocket: (url, protocols, token) =>
       new WebSocket(url, protocols, {
         perMessageDeflate: false,
+        ...maskingFor(new URL(url)),
         handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
         origin: options.origin ?? undefined,
         headers: token !== null && carrier === 'header' ? { Authorization: `Bearer ${token}` } : {},

@@ -13,6 +13,7 @@ import { V2ClientSession } from '../v2/client-session.js';
 import { FrameBatcher } from '../core/frame-batcher.js';
 import { nodeLocalServices } from '../v2/node-services.js';
 import { T as V2_FRAME } from '../protocol/v2.js';
+import { maskingFor } from '../../common/frame-masking.js';
 
 export type { ForwardedHttpRequest, LocalHttpResponse, TunnelReady } from './client-session.js';
 export { TunnelClientSession } from './client-session.js';
@@ -181,7 +182,7 @@ export class TunnelClient {
     if (options.control === 'binary') url.searchParams.set('control', 'binary');
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
-    const ws = new WebSocket(url, { headers, perMessageDeflate: false });
+    const ws = new WebSocket(url, { headers, perMessageDeflate: false, ...maskingFor(url) });
     const client = new TunnelClient(ws, options);
     return new Promise<TunnelClient>((resolve, reject) => {
       ws.once('unexpected-response', (_req, res) => {

@@ -1,0 +1,20 @@
+import type { ClientOptions } from 'ws';
+
+const LOOPBACK_HOST = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
+
+const zeroMask = (mask: Buffer): void => {
+  mask.fill(0);
+};
+
+/**
+ * `ws` client options for this URL's masking. Client frames are masked (RFC
+ * 6455 §5.3) so that an intermediary that does not speak WebSocket can never
+ * read attacker-chosen bytes as HTTP. Where no such intermediary can see the
+ * frames — inside TLS (`wss:`), or on loopback — an all-zero key leaves the
+ * payload as it is and `ws` skips the copy and the XOR on both ends: a
+ * Node client relaying bulk data saves a pass over every byte. Browsers always
+ * mask; this is for the Node CLIs.
+ */
+export function maskingFor(url: URL): Pick<ClientOptions, 'generateMask'> {
+  return url.protocol === 'wss:' || LOOPBACK_HOST.test(url.hostname) ? { generateMask: zeroMask } : {};
+}
