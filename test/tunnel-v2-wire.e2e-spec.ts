@@ -6,6 +6,7 @@ import {
   R,
   T,
   V2_INITIAL_WINDOW,
+  V2_MIN_SPLIT,
   encodeData,
   encodeFrame,
   encodeReset,
@@ -138,9 +139,10 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       const body = randomPayload(2 * MiB);
       const pending = httpTo(app.port, host, { method: 'PUT', body });
       const open = await tunnel.nextOpen();
-      await waitFor(() => tunnel.dataFor(open.stream).length >= V2_INITIAL_WINDOW, 5000, 'first window');
+      // A sender may hold back a split below V2_MIN_SPLIT: the window is filled to within that.
+      await waitFor(() => tunnel.dataFor(open.stream).length > V2_INITIAL_WINDOW - V2_MIN_SPLIT, 5000, 'first window');
       await new Promise((r) => setTimeout(r, 300));
-      assert.equal(tunnel.dataFor(open.stream).length, V2_INITIAL_WINDOW, 'never beyond the window');
+      assert.ok(tunnel.dataFor(open.stream).length <= V2_INITIAL_WINDOW, 'never beyond the window');
 
       // Another request on the same tunnel is not held up by the stalled upload.
       const other = httpTo(app.port, host, { path: '/other' });

@@ -6,6 +6,7 @@ import {
   T,
   V2_DATA_CHUNK,
   V2_INITIAL_WINDOW,
+  V2_MIN_SPLIT,
   V2_MAX_WINDOW,
   decodeFrame,
   encodeClose,
@@ -498,7 +499,7 @@ export class V2Mux {
       if (!this.transportReady()) return;
       const len = item.payload.length;
       if (len > s.credit) {
-        if (s.credit === 0) return;
+        if (s.credit < V2_MIN_SPLIT) return;
         // What the credit allows now; a message fragment split this way is not the last one.
         const part = item.payload.subarray(0, s.credit);
         item.payload = item.payload.subarray(s.credit);

@@ -25,6 +25,14 @@ export const V2_MAX_FRAME_BYTES = V2_HEADER_BYTES + V2_MAX_PAYLOAD;
 export const V2_DATA_CHUNK = 64 * 1024;
 /** Every stream starts with this much credit in each direction. */
 export const V2_INITIAL_WINDOW = 256 * 1024;
+/**
+ * A sender splits a payload to fit its credit only when at least this much is
+ * left (or the payload fits whole): a sliver of credit waits for the next
+ * WINDOW_UPDATE instead of costing a frame of its own on every hop. Safe
+ * because a receiver gives credit back by the time it has handed on half its
+ * window (at least 128 KiB), more than the sender can be holding back.
+ */
+export const V2_MIN_SPLIT = 32 * 1024;
 /** Credit may never exceed this (as in HTTP/2). */
 export const V2_MAX_WINDOW = 0x7fffffff;
 /** Header fields taken from one head; more are ignored. */
