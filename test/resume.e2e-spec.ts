@@ -139,6 +139,7 @@ describe('resumable relays', () => {
       assert.match(String(session.id), /^[0-9a-f]{32}$/);
       assert.equal(session.windowS, 60);
       assert.equal(session.received, undefined);
+      assert.equal(session.maxMessageBytes, 4 * 1024 * KiB, 'the proxy announces MAX_MESSAGE_BYTES (default 4 MiB)');
 
       // 200 KiB in one go: acks at 64 KiB steps come at once, the rest within 250 ms.
       const up = randomBytes(200 * KiB);
@@ -185,7 +186,7 @@ describe('resumable relays', () => {
         // The client claims 60000 bytes received; the proxy says it has 5000.
         const again = await RawResumeClient.connect(reattachUrl(session.id!, 60_000));
         const s2 = await again.nextControl('session');
-        assert.deepEqual(s2, { type: 'session', id: session.id, windowS: 60, received: 5000 });
+        assert.deepEqual(s2, { type: 'session', id: session.id, windowS: 60, received: 5000, maxMessageBytes: 4 * 1024 * KiB });
         await again.until(() => again.bytes === down.length - 60_000, 'the replay');
         assert.ok(again.data().equals(down.subarray(60_000)), 'replay must start at byte 60000');
 

@@ -6,7 +6,6 @@ import {
   R,
   T,
   V2_INITIAL_WINDOW,
-  V2_MIN_SPLIT,
   encodeData,
   encodeFrame,
   encodeReset,
@@ -45,7 +44,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.deepEqual([...readyRaw.subarray(0, 6)], [T.READY, 0, 0, 0, 0, 0]);
       assert.equal(
         readyRaw.subarray(6).toString(),
-        `{"type":"tunnel_ready","tunnelUrl":"http://${sub}.tunnel.test","rawPort":0,"version":2,"window":262144,"maxPayload":1048576,"inlineBody":true}`,
+        `{"type":"tunnel_ready","tunnelUrl":"http://${sub}.tunnel.test","rawPort":0,"version":2,"window":262144,"maxPayload":1048576,"inlineBody":true,"creditByHalf":true}`,
       );
     } finally {
       await tunnel.close();
@@ -139,10 +138,9 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       const body = randomPayload(2 * MiB);
       const pending = httpTo(app.port, host, { method: 'PUT', body });
       const open = await tunnel.nextOpen();
-      // A sender may hold back a split below V2_MIN_SPLIT: the window is filled to within that.
-      await waitFor(() => tunnel.dataFor(open.stream).length > V2_INITIAL_WINDOW - V2_MIN_SPLIT, 5000, 'first window');
+      await waitFor(() => tunnel.dataFor(open.stream).length >= V2_INITIAL_WINDOW, 5000, 'first window');
       await new Promise((r) => setTimeout(r, 300));
-      assert.ok(tunnel.dataFor(open.stream).length <= V2_INITIAL_WINDOW, 'never beyond the window');
+      assert.equal(tunnel.dataFor(open.stream).length, V2_INITIAL_WINDOW, 'never beyond the window');
 
       // Another request on the same tunnel is not held up by the stalled upload.
       const other = httpTo(app.port, host, { path: '/other' });

@@ -1,5 +1,11 @@
-/** Size of the buffer a direct reader's target socket reads into. */
-export const DIRECT_READ_BYTES = 256 * 1024;
+import { SLAB_BYTES } from '../resume/slab-store.js';
+
+/**
+ * Size of the buffer a direct reader's target socket reads into: one slab, so
+ * `SlabStore` always copies a read (it keeps larger chunks by reference, which
+ * here would point into the shared buffer).
+ */
+export const DIRECT_READ_BYTES = SLAB_BYTES;
 
 /** Shared by every direct reader: each read is consumed (copied) before the next one starts. */
 const sharedReadBuffer = Buffer.allocUnsafeSlow(DIRECT_READ_BYTES);
@@ -15,6 +21,13 @@ const sharedReadBuffer = Buffer.allocUnsafeSlow(DIRECT_READ_BYTES);
  * consumer and resumes it. A chunk is valid only during the call.
  */
 export class DirectReader {
+  /**
+   * Where reads complete synchronously into the buffer they were given
+   * (Linux, macOS). On Windows libuv may post reads into the buffer ahead of
+   * time, and two sockets would then share it: plain 'data' events there.
+   */
+  static readonly supported = process.platform !== 'win32';
+
   private sink: ((chunk: Buffer) => void) | null = null;
 
   /** The `onread` option for `net.connect`. */

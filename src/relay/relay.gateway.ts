@@ -66,7 +66,7 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
     try {
       const resolved = await this.policy.resolveTarget(target.host, target.port);
       const dialStart = performance.now();
-      const reader = resume.kind === 'open' && this.resume.enabled ? new DirectReader() : undefined;
+      const reader = resume.kind === 'open' && this.resume.enabled && DirectReader.supported ? new DirectReader() : undefined;
       const socket = await this.dialer.dial(resolved.address, target.port, this.config.dialTimeoutMs, ctx.signal, reader).then(
         (s) => {
           this.events.emit('dial', { seconds: (performance.now() - dialStart) / 1000, ok: true });

@@ -23,6 +23,8 @@ export type SessionState = 'attached' | 'detached' | 'ended';
 /** What a session needs from its owner; the service implements it. */
 export interface SessionHost {
   readonly windowS: number;
+  /** Largest message accepted from the client, announced in the session frame. */
+  readonly maxMessageBytes: number;
   /** Bytes from the target kept for replay; reading the target stops at this. */
   readonly bufferBytes: number;
   /** Starts watching a newly attached socket (keepalive pings). */
@@ -152,8 +154,8 @@ export class ResumableSession {
 
     const session: SessionMessage =
       received === null
-        ? { type: 'session', id: this.id, windowS: this.host.windowS }
-        : { type: 'session', id: this.id, windowS: this.host.windowS, received: this.acks.total };
+        ? { type: 'session', id: this.id, windowS: this.host.windowS, maxMessageBytes: this.host.maxMessageBytes }
+        : { type: 'session', id: this.id, windowS: this.host.windowS, received: this.acks.total, maxMessageBytes: this.host.maxMessageBytes };
     this.sendControl(session);
     this.acks.resetAcked(this.acks.total);
 

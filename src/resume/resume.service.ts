@@ -42,6 +42,7 @@ export class ResumeService implements OnApplicationShutdown {
     this.host = {
       windowS: config.resumeWindowS,
       bufferBytes: config.resumeBufferBytes,
+      maxMessageBytes: config.maxMessageBytes,
       watch: (ws) => keepalive.watch(ws),
       get draining() {
         return self.drain.draining;

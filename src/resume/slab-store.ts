@@ -6,10 +6,12 @@
  * off-heap backing store. Kept until acked, such buffers outlive V8's young
  * generation, and off-heap bytes piling up in the old generation trigger full
  * garbage collections: a quarter of the proxy's CPU at full speed. Copies into
- * long-lived slabs (a memcpy per read) let every read buffer die young.
+ * long-lived slabs (a memcpy per read) let every read buffer die young. Where
+ * the target is read through a `DirectReader` there is no read buffer at all:
+ * reads land in one shared buffer and this copy is the only one.
  */
 
-/** Size of one slab. A read from a socket is at most 64 KiB. */
+/** Size of one slab; a read from a target is at most this (`DIRECT_READ_BYTES`). */
 export const SLAB_BYTES = 256 * 1024;
 /** Free slabs kept for reuse across sessions (the rest are left to the GC). */
 const POOL_MAX = 64;
@@ -44,7 +46,7 @@ export class SlabStore {
   /** Copies `chunk` (the stream's next bytes) and returns the copy as one or two views. */
   append(chunk: Buffer): Buffer[] {
     if (chunk.length > SLAB_BYTES) {
-      // Never from a socket read; kept as it is.
+      // Never from a target read (at most a slab); kept as it is.
       this.pos += chunk.length;
       return [chunk];
     }

@@ -73,9 +73,10 @@ describe('control frames', () => {
     assert.deepEqual(parseControl(`{"type":"session","id":"${id}","windowS":60}`), { type: 'session', id, windowS: 60 });
     assert.deepEqual(parseControl(`{"type":"session","id":"${id}","windowS":60,"received":5}`), { type: 'session', id, windowS: 60, received: 5 });
     assert.deepEqual(parseControl('{"type":"session","id":null,"windowS":0}'), { type: 'session', id: null, windowS: 0 });
+    assert.deepEqual(parseControl(`{"type":"session","id":"${id}","windowS":60,"maxMessageBytes":65536}`), { type: 'session', id, windowS: 60, maxMessageBytes: 65536 });
     assert.deepEqual(parseControl('{"type":"ack","received":0}'), { type: 'ack', received: 0 });
     assert.equal(parseControl('{"type":"future-thing"}'), null);
-    for (const bad of ['nope', '[]', 'null', '{"type":"ack"}', '{"type":"ack","received":-1}', '{"type":"ack","received":1.5}', '{"type":"session","id":"xyz","windowS":1}']) {
+    for (const bad of ['nope', '[]', 'null', '{"type":"ack"}', '{"type":"ack","received":-1}', '{"type":"ack","received":1.5}', '{"type":"session","id":"xyz","windowS":1}', '{"type":"session","id":null,"windowS":0,"maxMessageBytes":0}', '{"type":"session","id":null,"windowS":0,"maxMessageBytes":"1"}']) {
       assert.throws(() => parseControl(bad), ProtocolError, bad);
     }
   });

@@ -40,6 +40,12 @@ export interface SessionMessage {
   readonly id: string | null;
   readonly windowS: number;
   readonly received?: number;
+  /**
+   * The largest message the proxy accepts (`MAX_MESSAGE_BYTES`). A client may
+   * then send what it was given in one task as one message up to this size;
+   * without it, one message per `send`.
+   */
+  readonly maxMessageBytes?: number;
 }
 
 /** Either way: the total number of data bytes received so far. */
@@ -81,7 +87,14 @@ export function parseControl(text: string): ControlMessage | null {
       if (id !== null && (typeof id !== 'string' || !SESSION_ID_PATTERN.test(id))) throw new ProtocolError('session frame with an invalid id');
       if (!isCount(m.windowS)) throw new ProtocolError('session frame without windowS');
       if (m.received !== undefined && !isCount(m.received)) throw new ProtocolError('session frame with an invalid received count');
-      return m.received === undefined ? { type: 'session', id, windowS: m.windowS } : { type: 'session', id, windowS: m.windowS, received: m.received };
+      if (m.maxMessageBytes !== undefined && (!isCount(m.maxMessageBytes) || m.maxMessageBytes === 0)) throw new ProtocolError('session frame with an invalid maxMessageBytes');
+      return {
+        type: 'session',
+        id,
+        windowS: m.windowS,
+        ...(m.received === undefined ? {} : { received: m.received }),
+        ...(m.maxMessageBytes === undefined ? {} : { maxMessageBytes: m.maxMessageBytes }),
+      };
     }
     default:
       return null;

@@ -10,6 +10,7 @@ export interface SessionFrame {
   readonly id: string | null;
   readonly windowS: number;
   readonly received?: number;
+  readonly maxMessageBytes?: number;
 }
 
 export class RawResumeClient {

@@ -20,33 +20,38 @@ describe('ResumableRelay sending', () => {
   let server: WebSocketServer;
   let url: string;
   let current: FakeProxy | null = null;
+  /** What the fake proxy's session frame announces as its message limit (undefined: nothing, as an older proxy). */
+  let announce: number | undefined = 4 * 1024 * KiB;
 
   before(async () => {
     server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     await new Promise<void>((r) => server.once('listening', () => r()));
     url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/relay?host=127.0.0.1&port=22&resume=1`;
-    server.on('connection', (ws) => {
+    server.on('connection', (ws, req) => {
+      // control=binary: control frames are binary with a 0x01 marker, data frames carry a 0x00 marker.
+      const binary = new URL(req.url ?? '/', 'http://x').searchParams.get('control') === 'binary';
+      const control = (m: object): void => (binary ? ws.send(Buffer.concat([Buffer.from([1]), Buffer.from(JSON.stringify(m))])) : ws.send(JSON.stringify(m)));
       const proxy: FakeProxy = {
         messages: [],
         events: [],
-        ack: (received) => ws.send(JSON.stringify({ type: 'ack', received })),
+        ack: (received) => control({ type: 'ack', received }),
       };
       ws.on('message', (data: RawData, isBinary) => {
-        if (isBinary) {
+        if (isBinary && (!binary || (data as Buffer)[0] === 0)) {
           proxy.messages.push(data as Buffer);
           proxy.events.push(`data:${(data as Buffer).length}`);
         }
       });
       ws.on('close', (code) => proxy.events.push(`close:${code}`));
-      ws.send(JSON.stringify({ type: 'session', id: 'a'.repeat(32), windowS: 60 }));
+      control({ type: 'session', id: 'a'.repeat(32), windowS: 60, maxMessageBytes: announce });
       current = proxy;
     });
   });
   after(() => new Promise<void>((r) => server.close(() => r())));
 
-  const open = async (highWaterMark = 1024 * KiB): Promise<{ relay: ResumableRelay; proxy: FakeProxy }> => {
+  const open = async (highWaterMark = 1024 * KiB, control: 'text' | 'binary' = 'text'): Promise<{ relay: ResumableRelay; proxy: FakeProxy }> => {
     current = null;
-    const relay = new ResumableRelay({ url, WebSocket, token: () => null, highWaterMark });
+    const relay = new ResumableRelay({ url, WebSocket, token: () => null, highWaterMark, control });
     await relay.opened;
     assert.ok(current, 'the fake proxy saw the connection');
     return { relay, proxy: current };
@@ -66,6 +71,34 @@ describe('ResumableRelay sending', () => {
     const got = proxy.messages[0]!;
     for (let i = 0; i < 4; i++) assert.equal(got[i * 64 * KiB], i + 1, `part ${i} in place`);
     relay.close();
+  });
+
+  it('never merges beyond the limit the proxy announced, marker byte included', async () => {
+    announce = 64 * KiB;
+    try {
+      const { relay, proxy } = await open(1024 * KiB, 'binary');
+      for (let i = 0; i < 5; i++) relay.send(chunk(30 * KiB, i + 1));
+      relay.send(chunk(100 * KiB, 9));
+      await until(() => proxy.messages.reduce((n, m) => n + m.length - 1, 0) === 250 * KiB, 'every byte');
+      for (const m of proxy.messages) assert.ok(m.length <= 64 * KiB, `a message of ${m.length} bytes`);
+      assert.ok(proxy.messages.length < 6, `pairs of sends merged: ${proxy.events.join(' ')}`);
+      relay.close();
+    } finally {
+      announce = 4 * 1024 * KiB;
+    }
+  });
+
+  it('sends one message per send to a proxy that announced no limit', async () => {
+    announce = undefined;
+    try {
+      const { relay, proxy } = await open();
+      for (let i = 0; i < 3; i++) relay.send(chunk(10 * KiB, i + 1));
+      await until(() => proxy.messages.length === 3, 'three messages');
+      assert.deepEqual(proxy.events, [`data:${10 * KiB}`, `data:${10 * KiB}`, `data:${10 * KiB}`]);
+      relay.close();
+    } finally {
+      announce = 4 * 1024 * KiB;
+    }
   });
 
   it('sends data queued in the same task before its close frame', async () => {

@@ -158,6 +158,8 @@ export class ResumableRelay {
   private drainPoll: ReturnType<typeof setTimeout> | null = null;
   /** Data sent in the current task, not yet on the socket (see `sendData`). */
   private wire: Uint8Array[] = [];
+  /** Largest message to merge sends into (the proxy's announced limit); 0: one message per send. */
+  private mergeLimit = 0;
   private wireBytes = 0;
   private wireScheduled = false;
   private resolveOpened!: (info: RelaySessionInfo) => void;
@@ -363,7 +365,7 @@ export class ResumableRelay {
     }
   }
 
-  private onSessionFrame(info: { id: string | null; windowS: number; received?: number }): void {
+  private onSessionFrame(info: { id: string | null; windowS: number; received?: number; maxMessageBytes?: number }): void {
     if (this.attachTimer) {
       clearTimeout(this.attachTimer);
       this.attachTimer = null;
@@ -373,6 +375,7 @@ export class ResumableRelay {
     if (first) this.session = { id: info.id, windowS: info.windowS };
     this.attached = true;
     this.stateValue = 'open';
+    this.mergeLimit = info.maxMessageBytes === undefined ? 0 : Math.min(MAX_MESSAGE, info.maxMessageBytes);
 
     if (info.id === null) {
       // Resumption is off at the proxy: a plain relay from here on.
@@ -456,14 +459,21 @@ export class ResumableRelay {
 
   /**
    * Queues bytes for the attached socket. What is queued in one task goes
-   * out as one message (up to `MAX_MESSAGE`): the proxy acks per message of
-   * 64 KiB or more, and every ack wakes both ends, so a burst of small sends
-   * costs one ack instead of one each.
+   * out as one message, up to the limit the proxy announced in its session
+   * frame: the proxy acks per message of 64 KiB or more, and every ack wakes
+   * both ends, so a burst of small sends costs one ack instead of one each.
+   * A proxy that announced no limit gets one message per send, as sent.
    */
   private sendData(bytes: Uint8Array): void {
-    if (this.wireBytes + bytes.length > MAX_MESSAGE) this.flushWire();
-    this.wire.push(bytes);
-    this.wireBytes += bytes.length;
+    const marker = this.options.control === 'binary' ? 1 : 0;
+    const limit = this.mergeLimit - marker;
+    if (limit <= 0) return this.sendMessage([bytes], bytes.length);
+    for (let off = 0; off < bytes.length; off += limit) {
+      const part = bytes.length - off <= limit && off === 0 ? bytes : bytes.subarray(off, Math.min(bytes.length, off + limit));
+      if (this.wireBytes + part.length > limit) this.flushWire();
+      this.wire.push(part);
+      this.wireBytes += part.length;
+    }
     if (!this.wireScheduled) {
       this.wireScheduled = true;
       queueMicrotask(this.flushWire);
@@ -476,6 +486,11 @@ export class ResumableRelay {
     if (parts.length === 0) return;
     const total = this.wireBytes;
     this.dropWire();
+    this.sendMessage(parts, total);
+  };
+
+  /** Sends `parts` (`total` bytes) as one data message on the attached socket. */
+  private sendMessage(parts: Uint8Array[], total: number): void {
     const ws = this.ws;
     // Not sent now, still kept in `out`: a reattach replays it.
     if (!ws || !this.attached || ws.readyState !== OPEN) return;
@@ -489,7 +504,7 @@ export class ResumableRelay {
       off += part.length;
     }
     ws.send(message);
-  };
+  }
 
   /** Forgets queued data (the socket is gone; `out` still holds it for a replay). */
   private dropWire(): void {

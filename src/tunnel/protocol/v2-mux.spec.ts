@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { V2Mux, type V2MuxHandler } from './v2-mux.js';
-import { FLAG_BINARY, FLAG_BODY, FLAG_END, FLAG_FIN, R, T, V2_DATA_CHUNK, V2_INITIAL_WINDOW, V2_MIN_SPLIT, decodeFrame, encodeData, encodeFrame, encodeOpen, encodeResponse } from './v2.js';
+import { FLAG_BINARY, FLAG_BODY, FLAG_END, FLAG_FIN, R, T, V2_DATA_CHUNK, V2_INITIAL_WINDOW, V2_MIN_SPLIT, decodeFrame, encodeData, encodeFrame, encodeOpen, encodeReady, encodeResponse } from './v2.js';
 
 type Log = { ev: string; id: number; data?: Uint8Array; extra?: unknown }[];
 
@@ -163,29 +163,47 @@ describe('V2Mux', () => {
     assert.deepEqual(join(clientLog, 'data', 1), Buffer.from(payload));
   });
 
-  it('splits a payload to fit the credit only when at least V2_MIN_SPLIT is left; a sliver waits for WINDOW_UPDATE', () => {
+  it('a client whose proxy announced creditByHalf splits to fit its credit only when V2_MIN_SPLIT is left; the proxy always splits', () => {
     const KiB = 1024;
     const dataSizes = (frames: Uint8Array[]): number[] => frames.filter((f) => f[0] === T.DATA).map((f) => f.length - 6);
+    const opened = (ready: boolean) => {
+      const p = pair();
+      if (ready) p.client.receive(encodeReady('http://x.tunnel.example.com', 0));
+      p.proxy.open(1, { kind: 'tcp' });
+      p.pump();
+      return p;
+    };
 
     // 40 KiB of credit left (at least V2_MIN_SPLIT): a 64 KiB chunk is split to use it.
-    const a = pair();
-    a.proxy.open(1, { kind: 'tcp' });
-    a.proxy.data(1, bytes(V2_INITIAL_WINDOW - 40 * KiB));
-    a.toClient.length = 0;
-    a.proxy.data(1, bytes(64 * KiB, 2));
-    assert.deepEqual(dataSizes(a.toClient), [40 * KiB]);
+    const a = opened(true);
+    a.client.data(1, bytes(V2_INITIAL_WINDOW - 40 * KiB));
+    a.toProxy.length = 0;
+    a.client.data(1, bytes(64 * KiB, 2));
+    assert.deepEqual(dataSizes(a.toProxy), [40 * KiB]);
 
     // 10 KiB left: nothing goes out until credit returns, then the chunk goes whole.
-    const b = pair();
-    b.proxy.open(1, { kind: 'tcp' });
-    b.proxy.data(1, bytes(V2_INITIAL_WINDOW - 10 * KiB));
-    const before = b.toClient.length;
-    assert.equal(b.proxy.data(1, bytes(40 * KiB, 3)), false, 'told to wait');
-    assert.equal(b.toClient.length, before, 'no frame for a sliver of credit');
+    const b = opened(true);
+    b.client.data(1, bytes(V2_INITIAL_WINDOW - 10 * KiB));
+    const mark = b.toProxy.length;
     assert.ok(10 * KiB < V2_MIN_SPLIT);
+    assert.equal(b.client.data(1, bytes(40 * KiB, 3)), false, 'told to wait');
+    assert.equal(b.toProxy.length, mark, 'no frame for a sliver of credit');
     b.pump();
-    assert.ok(dataSizes(b.sentToClient).includes(40 * KiB), `sent ${dataSizes(b.sentToClient).join(',')}`);
-    assert.equal(join(b.clientLog, 'data', 1).length, V2_INITIAL_WINDOW + 30 * KiB);
+    const received = b.proxyLog.filter((e) => e.ev === 'data' && e.id === 1).map((e) => e.data!.length);
+    assert.equal(received.at(-1), 40 * KiB, `received ${received.join(',')}`);
+    assert.equal(join(b.proxyLog, 'data', 1).length, V2_INITIAL_WINDOW + 30 * KiB);
+
+    // Without the announcement (an older proxy), and always on the proxy's side, the sliver is used.
+    const c = opened(false);
+    c.client.data(1, bytes(V2_INITIAL_WINDOW - 10 * KiB));
+    c.toProxy.length = 0;
+    c.client.data(1, bytes(40 * KiB, 3));
+    assert.deepEqual(dataSizes(c.toProxy), [10 * KiB]);
+    const d = opened(true);
+    d.proxy.data(1, bytes(V2_INITIAL_WINDOW - 10 * KiB));
+    d.toClient.length = 0;
+    d.proxy.data(1, bytes(40 * KiB, 3));
+    assert.deepEqual(dataSizes(d.toClient), [10 * KiB]);
   });
 
   it('a paused stream does not hold up another one', () => {

@@ -125,6 +125,8 @@ export class V2Mux {
   private lastOpened = 0;
   /** Client: the proxy's READY said it takes body bytes inline in RESPONSE. */
   private inlineBody = false;
+  /** Client: the proxy's READY said it returns credit by half a window, so slivers may wait (`V2_MIN_SPLIT`). */
+  private minSplit = 1;
   private handler: V2MuxHandler | null = null;
 
   constructor(private readonly options: V2MuxOptions) {
@@ -308,6 +310,7 @@ export class V2Mux {
       case 'ready':
         if (this.options.role !== 'client') return;
         this.inlineBody = f.ready.inlineBody;
+        this.minSplit = f.ready.creditByHalf ? V2_MIN_SPLIT : 1;
         h.ready?.(f.ready);
         return;
       case 'open': {
@@ -499,7 +502,7 @@ export class V2Mux {
       if (!this.transportReady()) return;
       const len = item.payload.length;
       if (len > s.credit) {
-        if (s.credit < V2_MIN_SPLIT) return;
+        if (s.credit < this.minSplit) return;
         // What the credit allows now; a message fragment split this way is not the last one.
         const part = item.payload.subarray(0, s.credit);
         item.payload = item.payload.subarray(s.credit);

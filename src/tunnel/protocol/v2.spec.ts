@@ -56,14 +56,15 @@ describe('tunnel protocol v2 frames', () => {
     assert.deepEqual([...f.subarray(0, 6)], [T.READY, 0, 0, 0, 0, 0]);
     assert.equal(
       text(f.subarray(6)),
-      '{"type":"tunnel_ready","tunnelUrl":"https://3f9c2a7b1d0e4c55.tunnel.example.com","rawPort":10042,"version":2,"window":262144,"maxPayload":1048576,"inlineBody":true}',
+      '{"type":"tunnel_ready","tunnelUrl":"https://3f9c2a7b1d0e4c55.tunnel.example.com","rawPort":10042,"version":2,"window":262144,"maxPayload":1048576,"inlineBody":true,"creditByHalf":true}',
     );
     const r = frame(decodeFrame(f));
     assert.equal(r.type, 'ready');
     if (r.type === 'ready')
-      assert.deepEqual(r.ready, { tunnelUrl: 'https://3f9c2a7b1d0e4c55.tunnel.example.com', rawPort: 10042, version: 2, window: 262144, maxPayload: 1048576, inlineBody: true });
+      assert.deepEqual(r.ready, { tunnelUrl: 'https://3f9c2a7b1d0e4c55.tunnel.example.com', rawPort: 10042, version: 2, window: 262144, maxPayload: 1048576, inlineBody: true, creditByHalf: true });
     const older = frame(decodeFrame(encodeFrame(T.READY, 0, 0, Buffer.from('{"type":"tunnel_ready","tunnelUrl":"x","rawPort":1,"version":2}'))));
     assert.equal(older.type === 'ready' && older.ready.inlineBody, false, 'a READY without inlineBody means no inline bodies');
+    assert.equal(older.type === 'ready' && older.ready.creditByHalf, false, 'a READY without creditByHalf promises nothing about credit');
   });
 
   it('RESPONSE with FLAG_BODY: the JSON head, one 0x00 byte, then the body (which may hold 0x00 bytes itself)', () => {

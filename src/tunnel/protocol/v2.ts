@@ -26,11 +26,13 @@ export const V2_DATA_CHUNK = 64 * 1024;
 /** Every stream starts with this much credit in each direction. */
 export const V2_INITIAL_WINDOW = 256 * 1024;
 /**
- * A sender splits a payload to fit its credit only when at least this much is
- * left (or the payload fits whole): a sliver of credit waits for the next
- * WINDOW_UPDATE instead of costing a frame of its own on every hop. Safe
- * because a receiver gives credit back by the time it has handed on half its
- * window (at least 128 KiB), more than the sender can be holding back.
+ * A client whose proxy announced `creditByHalf` splits a payload to fit its
+ * credit only when at least this much is left (or the payload fits whole): a
+ * sliver of credit waits for the next WINDOW_UPDATE instead of costing a frame
+ * of its own on every hop. Safe because such a proxy gives credit back by the
+ * time it has handed on half its window (at least 128 KiB), more than the
+ * client can be holding back. The proxy itself always splits: a client's
+ * credit policy is not announced.
  */
 export const V2_MIN_SPLIT = 32 * 1024;
 /** Credit may never exceed this (as in HTTP/2). */
@@ -96,6 +98,8 @@ export interface V2Ready {
   readonly maxPayload: number;
   /** The proxy accepts body bytes inline in RESPONSE (`FLAG_BODY`). */
   readonly inlineBody: boolean;
+  /** The proxy gives credit back by the time it has handed on half a window: the client may hold back slivers (`V2_MIN_SPLIT`). */
+  readonly creditByHalf: boolean;
 }
 
 /** What a stream opens with. */
@@ -199,6 +203,7 @@ export function encodeReady(tunnelUrl: string, rawPort: number): Uint8Array {
     window: V2_INITIAL_WINDOW,
     maxPayload: V2_MAX_PAYLOAD,
     inlineBody: true,
+    creditByHalf: true,
   });
 }
 
@@ -293,6 +298,7 @@ function decodeUnchecked(data: Uint8Array): V2Decoded {
             window: isUint(o.window, V2_MAX_WINDOW) && o.window > 0 ? o.window : V2_INITIAL_WINDOW,
             maxPayload: isUint(o.maxPayload, V2_MAX_PAYLOAD) && o.maxPayload >= V2_DATA_CHUNK ? o.maxPayload : V2_MAX_PAYLOAD,
             inlineBody: o.inlineBody === true,
+            creditByHalf: o.creditByHalf === true,
           },
         },
       };
