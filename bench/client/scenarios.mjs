@@ -42,6 +42,7 @@ function pump(conn, total, chunk, hwm, done, shouldStop = () => false) {
 export async function bulk({ endpoint, port, dir, bytes, chunk = 64 * 1024, hwm = 1 * MiB }) {
   const conn = await openConn(endpoint, port);
   const t0 = now();
+  const cpu0 = process.cpuUsage();
   const result = await new Promise((resolve, reject) => {
     let closed = false;
     conn.onClose(() => {
@@ -68,7 +69,8 @@ export async function bulk({ endpoint, port, dir, bytes, chunk = 64 * 1024, hwm 
   const seconds = (now() - t0) / 1000;
   conn.close();
   if (!result.ok) throw new Error(`${dir}: data mismatch or short count (${result.received} of ${bytes} bytes)`);
-  return { seconds, mibps: bytes / MiB / seconds, bytes: result.received, verified: true };
+  const cu = process.cpuUsage(cpu0);
+  return { seconds, mibps: bytes / MiB / seconds, bytes: result.received, verified: true, clientCpuMs: (cu.user + cu.system) / 1000, clientSysMs: cu.system / 1000 };
 }
 
 /** One streamed HTTP download of `bytes` pattern bytes (GET /download with the endpoint's Host), every byte checked. */

@@ -30,6 +30,8 @@ export async function bulkBothWays(ctx, handle, { bytes, dirs = 'both' }) {
     extra: {
       verifiedBytes: down.r.bytes + up.r.bytes,
       proxyCpuMsPerGiB: { download: (down.cpuMs * GiB) / bytes, upload: (up.cpuMs * GiB) / bytes },
+      clientCpuMsPerGiB: { download: (down.r.clientCpuMs * GiB) / bytes, upload: (up.r.clientCpuMs * GiB) / bytes },
+      clientSysMsPerGiB: { download: (down.r.clientSysMs * GiB) / bytes, upload: (up.r.clientSysMs * GiB) / bytes },
       proxySysMsPerGiB: { download: (down.sysMs * GiB) / bytes, upload: (up.sysMs * GiB) / bytes },
       proxyMinorFaultsPerGiB: { download: (down.faults * GiB) / bytes, upload: (up.faults * GiB) / bytes },
     },
