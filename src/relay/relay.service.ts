@@ -11,8 +11,8 @@ import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.
 import { DrainService } from '../lifecycle/drain.service.js';
 import type { Lease } from '../limits/limits.service.js';
 import { PINO, type Pino } from '../logging/logging.module.js';
-import type { DirectReader } from './direct-reader.js';
 import { KeepaliveService } from '../upgrade/keepalive.service.js';
+import type { DirectReader } from './direct-reader.js';
 import { pipeRelay } from './relay-pipe.js';
 
 /** Everything a relay needs once admitted: who, where, the connected target and the held slot. */

@@ -17,7 +17,7 @@ export class TcpDialer {
    */
   dial(address: string, port: number, timeoutMs: number, signal: AbortSignal, reader?: DirectReader): Promise<Socket> {
     return new Promise<Socket>((resolve, reject) => {
-      const socket = connect(reader ? { host: address, port, noDelay: true, onread: reader.onread } : { host: address, port, noDelay: true });
+      const socket = connect({ host: address, port, noDelay: true, ...(reader && { onread: reader.onread }) });
       // Paused before 'connect' returns, the socket never starts its first read.
       if (reader) socket.once('connect', () => socket.pause());
       const finish = (err: Refusal | null): void => {

@@ -152,10 +152,13 @@ export class ResumableSession {
     this.wireWs(ws);
     this.host.watch(ws);
 
-    const session: SessionMessage =
-      received === null
-        ? { type: 'session', id: this.id, windowS: this.host.windowS, maxMessageBytes: this.host.maxMessageBytes }
-        : { type: 'session', id: this.id, windowS: this.host.windowS, received: this.acks.total, maxMessageBytes: this.host.maxMessageBytes };
+    const session: SessionMessage = {
+      type: 'session',
+      id: this.id,
+      windowS: this.host.windowS,
+      ...(received === null ? {} : { received: this.acks.total }),
+      maxMessageBytes: this.host.maxMessageBytes,
+    };
     this.sendControl(session);
     this.acks.resetAcked(this.acks.total);
 

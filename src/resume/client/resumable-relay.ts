@@ -160,6 +160,8 @@ export class ResumableRelay {
   private wire: Uint8Array[] = [];
   /** Largest message to merge sends into (the proxy's announced limit); 0: one message per send. */
   private mergeLimit = 0;
+  /** Bytes a data message carries before its payload: the marker with control=binary. */
+  private readonly dataMarker: 0 | 1;
   private wireBytes = 0;
   private wireScheduled = false;
   private resolveOpened!: (info: RelaySessionInfo) => void;
@@ -177,6 +179,7 @@ export class ResumableRelay {
       attachTimeoutMs: 15_000,
       ...options,
     };
+    this.dataMarker = this.options.control === 'binary' ? 1 : 0;
     this.acks = new AckScheduler((received) => this.sendControl({ type: 'ack', received }));
     this.opened = new Promise<RelaySessionInfo>((resolve, reject) => {
       this.resolveOpened = resolve;
@@ -465,11 +468,10 @@ export class ResumableRelay {
    * A proxy that announced no limit gets one message per send, as sent.
    */
   private sendData(bytes: Uint8Array): void {
-    const marker = this.options.control === 'binary' ? 1 : 0;
-    const limit = this.mergeLimit - marker;
+    const limit = this.mergeLimit - this.dataMarker;
     if (limit <= 0) return this.sendMessage([bytes], bytes.length);
     for (let off = 0; off < bytes.length; off += limit) {
-      const part = bytes.length - off <= limit && off === 0 ? bytes : bytes.subarray(off, Math.min(bytes.length, off + limit));
+      const part = bytes.length <= limit ? bytes : bytes.subarray(off, off + limit);
       if (this.wireBytes + part.length > limit) this.flushWire();
       this.wire.push(part);
       this.wireBytes += part.length;
@@ -494,7 +496,7 @@ export class ResumableRelay {
     const ws = this.ws;
     // Not sent now, still kept in `out`: a reattach replays it.
     if (!ws || !this.attached || ws.readyState !== OPEN) return;
-    const marker = this.options.control === 'binary' ? 1 : 0;
+    const marker = this.dataMarker;
     if (parts.length === 1 && marker === 0) return ws.send(parts[0]!);
     const message = new Uint8Array(total + marker);
     if (marker) message[0] = MARK_DATA;

@@ -173,13 +173,18 @@ describe('V2Mux', () => {
       p.pump();
       return p;
     };
+    /** Spends all but `left` of stream 1's credit from `side`, then sends `size` bytes: the DATA payloads that go out for them. */
+    const framesFor = (ready: boolean, side: 'client' | 'proxy', left: number, size: number): number[] => {
+      const p = opened(ready);
+      const out = side === 'client' ? p.toProxy : p.toClient;
+      p[side].data(1, bytes(V2_INITIAL_WINDOW - left));
+      out.length = 0;
+      p[side].data(1, bytes(size, 2));
+      return dataSizes(out);
+    };
 
     // 40 KiB of credit left (at least V2_MIN_SPLIT): a 64 KiB chunk is split to use it.
-    const a = opened(true);
-    a.client.data(1, bytes(V2_INITIAL_WINDOW - 40 * KiB));
-    a.toProxy.length = 0;
-    a.client.data(1, bytes(64 * KiB, 2));
-    assert.deepEqual(dataSizes(a.toProxy), [40 * KiB]);
+    assert.deepEqual(framesFor(true, 'client', 40 * KiB, 64 * KiB), [40 * KiB]);
 
     // 10 KiB left: nothing goes out until credit returns, then the chunk goes whole.
     const b = opened(true);
@@ -194,16 +199,8 @@ describe('V2Mux', () => {
     assert.equal(join(b.proxyLog, 'data', 1).length, V2_INITIAL_WINDOW + 30 * KiB);
 
     // Without the announcement (an older proxy), and always on the proxy's side, the sliver is used.
-    const c = opened(false);
-    c.client.data(1, bytes(V2_INITIAL_WINDOW - 10 * KiB));
-    c.toProxy.length = 0;
-    c.client.data(1, bytes(40 * KiB, 3));
-    assert.deepEqual(dataSizes(c.toProxy), [10 * KiB]);
-    const d = opened(true);
-    d.proxy.data(1, bytes(V2_INITIAL_WINDOW - 10 * KiB));
-    d.toClient.length = 0;
-    d.proxy.data(1, bytes(40 * KiB, 3));
-    assert.deepEqual(dataSizes(d.toClient), [10 * KiB]);
+    assert.deepEqual(framesFor(false, 'client', 10 * KiB, 40 * KiB), [10 * KiB]);
+    assert.deepEqual(framesFor(true, 'proxy', 10 * KiB, 40 * KiB), [10 * KiB]);
   });
 
   it('a paused stream does not hold up another one', () => {
