@@ -1,4 +1,5 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import { ChurnSet } from '../common/churn-map.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 
 /** Something long-lived that a shutdown must end: a relay, a tunnel. */
@@ -17,7 +18,7 @@ export interface Drainable {
 @Injectable()
 export class DrainService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(DrainService.name);
-  private readonly live = new Set<Drainable>();
+  private readonly live = new ChurnSet<Drainable>();
   private drainingSince: number | null = null;
   private idle: (() => void) | null = null;
   private readonly afterDrain: (() => void)[] = [];
@@ -34,10 +35,9 @@ export class DrainService implements BeforeApplicationShutdown {
 
   /** Tracks a live connection until the returned function is called. */
   track(item: Drainable): () => void {
-    this.live.add(item);
+    const handle = this.live.add(item);
     return () => {
-      this.live.delete(item);
-      if (this.live.size === 0) this.idle?.();
+      if (this.live.delete(handle) && this.live.size === 0) this.idle?.();
     };
   }
 
@@ -77,7 +77,7 @@ export class DrainService implements BeforeApplicationShutdown {
     }
     if (this.live.size > 0) {
       this.logger.warn(`shutdown timeout: closing ${this.live.size} live connections with 1001`);
-      for (const item of [...this.live]) item.shutdown(1001, 'server shutting down');
+      for (const item of this.live.values()) item.shutdown(1001, 'server shutting down');
       // Give the close frames a moment to flush before the server is disposed.
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 1000);

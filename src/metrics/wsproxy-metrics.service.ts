@@ -59,7 +59,7 @@ export class WsproxyMetrics implements OnModuleInit, OnModuleDestroy {
       help: 'Relays open now.',
       registers,
       collect() {
-        this.set(self.relays.liveRelays().size + self.resumable.liveSessions().length);
+        this.set(self.relays.liveCount + self.resumable.liveSessions().length);
       },
     });
     this.relaysOpened = new Counter({ name: 'wsproxy_relays_opened_total', help: 'Relays opened (WebSocket accepted, target connected).', registers });

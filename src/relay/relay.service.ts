@@ -6,6 +6,7 @@ let idCounter = 0;
 import type { Socket } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
 import type { WebSocket } from 'ws';
+import { ChurnSet } from '../common/churn-map.js';
 import { WsproxyEvents } from '../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { DrainService } from '../lifecycle/drain.service.js';
@@ -40,7 +41,7 @@ export interface LiveRelay {
  */
 @Injectable()
 export class RelayService {
-  private readonly live = new Set<LiveRelay>();
+  private readonly live = new ChurnSet<LiveRelay>();
 
   constructor(
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
@@ -50,9 +51,14 @@ export class RelayService {
     private readonly keepalive: KeepaliveService,
   ) {}
 
-  /** Live relays' target sockets (their byte counters feed metrics at scrape time). */
-  liveRelays(): ReadonlySet<LiveRelay> {
-    return this.live;
+  /** How many relays are live. */
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  /** Live relays (their byte counters feed metrics at scrape time). */
+  liveRelays(): readonly LiveRelay[] {
+    return this.live.values();
   }
 
   start(ws: WebSocket, setup: RelaySetup): void {
@@ -60,14 +66,14 @@ export class RelayService {
     const started = Date.now();
     const opened = { id, clientIp: setup.clientIp, user: setup.user, target: setup.target, resumable: false };
     const entry: LiveRelay = { ws, socket: setup.socket };
-    this.live.add(entry);
+    const handle = this.live.add(entry);
     this.keepalive.watch(ws);
     let maxAge: NodeJS.Timeout | null = null;
 
     const pipe = pipeRelay(ws, setup.socket, (end) => {
       if (maxAge) clearTimeout(maxAge);
       untrack();
-      this.live.delete(entry);
+      this.live.delete(handle);
       setup.lease.release();
       const closed = {
         ...opened,

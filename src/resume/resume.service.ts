@@ -1,5 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { WebSocket } from 'ws';
+import { ChurnMap } from '../common/churn-map.js';
 import { WsproxyEvents } from '../common/events.js';
 import { Refusal } from '../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
@@ -26,9 +27,11 @@ export function unknownSession(): Refusal {
  */
 @Injectable()
 export class ResumeService implements OnApplicationShutdown {
-  private readonly sessions = new Map<string, ResumableSession>();
-  private readonly untrack = new Map<ResumableSession, () => void>();
-  private readonly maxAge = new Map<ResumableSession, NodeJS.Timeout>();
+  private readonly sessions = new ChurnMap<string, ResumableSession>();
+  /** By session id: ends the drain's tracking of an attached session. */
+  private readonly untrack = new ChurnMap<string, () => void>();
+  /** By session id: the `MAX_CONNECTION_S` timer. */
+  private readonly maxAge = new ChurnMap<string, NodeJS.Timeout>();
   private readonly host: SessionHost;
 
   constructor(
@@ -61,7 +64,7 @@ export class ResumeService implements OnApplicationShutdown {
 
   /** Live sessions (attached or detached), for diagnostics and tests. */
   liveSessions(): ResumableSession[] {
-    return [...this.sessions.values()];
+    return this.sessions.values();
   }
 
   /** Starts a resumable relay on an admitted connection: the session frame goes out first. */
@@ -74,7 +77,7 @@ export class ResumeService implements OnApplicationShutdown {
     if (this.config.maxConnectionS > 0) {
       const timer = setTimeout(() => session.shutdown(4408, 'maximum connection age reached'), this.config.maxConnectionS * 1000);
       timer.unref();
-      this.maxAge.set(session, timer);
+      this.maxAge.set(id, timer);
     }
     session.attach(ws, null);
     const opened = this.describe(session);
@@ -109,12 +112,12 @@ export class ResumeService implements OnApplicationShutdown {
    * not (nobody can reattach while draining) and end at shutdown.
    */
   private track(s: ResumableSession): void {
-    if (!this.untrack.has(s)) this.untrack.set(s, this.drain.track({ shutdown: (code, reason) => s.shutdown(code, reason) }));
+    if (!this.untrack.has(s.id)) this.untrack.set(s.id, this.drain.track({ shutdown: (code, reason) => s.shutdown(code, reason) }));
   }
 
   private stopTracking(s: ResumableSession): void {
-    this.untrack.get(s)?.();
-    this.untrack.delete(s);
+    this.untrack.get(s.id)?.();
+    this.untrack.delete(s.id);
   }
 
   private describe(s: ResumableSession) {
@@ -136,9 +139,9 @@ export class ResumeService implements OnApplicationShutdown {
   private onEnded(s: ResumableSession, end: PipeEnd & { readonly expired: boolean }): void {
     this.sessions.delete(s.id);
     this.stopTracking(s);
-    const timer = this.maxAge.get(s);
+    const timer = this.maxAge.get(s.id);
     if (timer) clearTimeout(timer);
-    this.maxAge.delete(s);
+    this.maxAge.delete(s.id);
     s.setup.lease.release();
     if (end.expired) {
       this.log.info({ event: 'resume_expired', id: s.shortId, user: s.setup.user, windowS: this.config.resumeWindowS }, 'resume window expired');

@@ -1,6 +1,13 @@
 import { Inject, Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type { WebSocket } from 'ws';
+import { ChurnSet } from '../common/churn-map.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+
+interface Watched {
+  readonly ws: WebSocket;
+  handle: number;
+  missed: number;
+}
 
 /**
  * WebSocket keepalive on one timer for all connections: every interval each
@@ -8,7 +15,7 @@ import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.
  */
 @Injectable()
 export class KeepaliveService implements OnModuleInit, OnApplicationShutdown {
-  private readonly missed = new Map<WebSocket, number>();
+  private readonly watched = new ChurnSet<Watched>();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(@Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType) {}
@@ -24,19 +31,21 @@ export class KeepaliveService implements OnModuleInit, OnApplicationShutdown {
 
   /** Watches `ws` until it closes. */
   watch(ws: WebSocket): void {
-    this.missed.set(ws, 0);
-    ws.on('pong', () => this.missed.set(ws, 0));
-    ws.once('close', () => this.missed.delete(ws));
+    const entry: Watched = { ws, handle: 0, missed: 0 };
+    entry.handle = this.watched.add(entry);
+    ws.on('pong', () => (entry.missed = 0));
+    ws.once('close', () => this.watched.delete(entry.handle));
   }
 
   private tick(): void {
-    for (const [ws, missed] of this.missed) {
-      if (missed >= 2) {
-        this.missed.delete(ws);
+    for (const entry of this.watched.values()) {
+      const { ws } = entry;
+      if (entry.missed >= 2) {
+        this.watched.delete(entry.handle);
         ws.terminate();
         continue;
       }
-      this.missed.set(ws, missed + 1);
+      entry.missed++;
       try {
         ws.ping();
       } catch {

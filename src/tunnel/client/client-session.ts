@@ -6,6 +6,7 @@ import {
   encodeTcpClose,
   utf8ToBytes,
 } from '../protocol/v1.js';
+import { ChurnMap } from '../../common/churn-map.js';
 
 /**
  * The client half of tunnel protocol v1, free of Node APIs (a browser port
@@ -80,7 +81,7 @@ export class TunnelClientSession {
   readonly ready: Promise<TunnelReady>;
   private resolveReady!: (r: TunnelReady) => void;
   private rejectReady!: (err: Error) => void;
-  private readonly connections = new Map<string, LocalConnection>();
+  private readonly connections = new ChurnMap<string, LocalConnection>();
   private closed = false;
 
   constructor(

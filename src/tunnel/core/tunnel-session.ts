@@ -3,6 +3,7 @@ import { HttpExchange, type HttpExchangeEnd, type HttpRequestBody, type HttpResp
 import { carriesWebSockets, type HttpRequestHead, type InboundStreamEvent, type TunnelWire, type TunnelWireHandler } from './stream-types.js';
 import { TcpStream } from './tcp-stream.js';
 import { WebSocketStream, type WebSocketSink } from './websocket-stream.js';
+import { ChurnMap } from '../../common/churn-map.js';
 
 /** Who and where a tunnel is. */
 export interface TunnelInfo {
@@ -51,7 +52,7 @@ type Stream = HttpExchange | TcpStream | WebSocketStream;
  */
 export class TunnelSession implements TunnelWireHandler {
   readonly startedAt = Date.now();
-  private readonly streams = new Map<string, Stream>();
+  private readonly streams = new ChurnMap<string, Stream>();
   private tcpOpen = 0;
   private httpTotal = 0;
   private tcpTotal = 0;
@@ -148,13 +149,13 @@ export class TunnelSession implements TunnelWireHandler {
       this.streams.get(streamId)?.writable();
       return;
     }
-    for (const s of [...this.streams.values()]) s.writable();
+    for (const s of this.streams.values()) s.writable();
   }
 
   onClose(code: number, reason: string): void {
     if (this.ended) return;
     this.ended = true;
-    for (const s of [...this.streams.values()]) s.tunnelGone();
+    for (const s of this.streams.values()) s.tunnelGone();
     this.streams.clear();
     this.onEnded(this, {
       closeCode: code,

@@ -22,6 +22,7 @@ import {
   type V2ResponseHead,
   type V2StreamKind,
 } from './v2.js';
+import { ChurnMap } from '../../common/churn-map.js';
 
 /**
  * The stream engine of protocol v2, shared by the proxy and the reference
@@ -119,7 +120,7 @@ class MuxStream {
 }
 
 export class V2Mux {
-  private readonly streams = new Map<number, MuxStream>();
+  private readonly streams = new ChurnMap<number, MuxStream>();
   private readonly window: number;
   /** Client: the highest stream id the proxy opened (ids only grow). */
   private lastOpened = 0;
@@ -147,7 +148,7 @@ export class V2Mux {
   }
 
   ids(): number[] {
-    return [...this.streams.keys()];
+    return this.streams.values().map((s) => s.id);
   }
 
   /** Bytes held for paused consumers and bytes waiting for credit, over all streams (diagnostics, tests). */
@@ -281,7 +282,7 @@ export class V2Mux {
 
   /** The transport's send buffer has room again: queued frames go on. */
   transportDrained(): void {
-    for (const s of [...this.streams.values()]) {
+    for (const s of this.streams.values()) {
       if (this.streams.get(s.id) !== s) continue;
       if (!this.transportReady()) return;
       this.flush(s);
@@ -291,7 +292,7 @@ export class V2Mux {
 
   /** Drops every stream (the transport is gone) and returns their ids. */
   clear(): number[] {
-    const ids = [...this.streams.keys()];
+    const ids = this.streams.values().map((s) => s.id);
     this.streams.clear();
     return ids;
   }

@@ -19,6 +19,7 @@ import type {
   TunnelWireHandler,
 } from '../core/stream-types.js';
 import { FrameBatcher } from '../core/frame-batcher.js';
+import { ChurnMap } from '../../common/churn-map.js';
 
 /**
  * Bytes the proxy lets pile up in a tunnel WebSocket's send buffer before it
@@ -64,8 +65,8 @@ export class V1Wire implements TunnelWire {
   readonly version = 1;
   readonly carriesWebSockets = false;
   private handler: TunnelWireHandler | null = null;
-  private readonly streams = new Map<string, HttpState | TcpState>();
-  private readonly pausedInbound = new Map<string, NodeJS.Timeout>();
+  private readonly streams = new ChurnMap<string, HttpState | TcpState>();
+  private readonly pausedInbound = new ChurnMap<string, NodeJS.Timeout>();
   private congested = false;
   private readonly afterFlush = (): void => this.checkWritable();
 

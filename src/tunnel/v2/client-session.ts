@@ -1,6 +1,7 @@
 import type { TunnelReady } from '../client/client-session.js';
 import { V2Mux } from '../protocol/v2-mux.js';
 import { R, type V2Headers, type V2StreamKind } from '../protocol/v2.js';
+import { ChurnMap } from '../../common/churn-map.js';
 
 /**
  * The client half of tunnel protocol v2, free of Node APIs: a browser reuses
@@ -136,7 +137,7 @@ export class V2ClientSession {
   readonly ready: Promise<TunnelReady>;
   private resolveReady!: (r: TunnelReady) => void;
   private rejectReady!: (err: Error) => void;
-  private readonly streams = new Map<number, V2ClientStream>();
+  private readonly streams = new ChurnMap<number, V2ClientStream>();
   private readonly mux: V2Mux;
 
   constructor(
@@ -190,7 +191,7 @@ export class V2ClientSession {
   transportClosed(code: number, reason: string): void {
     this.rejectReady(new Error(`tunnel closed before it was ready: ${code} ${reason}`));
     this.mux.clear();
-    const streams = [...this.streams.values()];
+    const streams = this.streams.values();
     this.streams.clear();
     for (const s of streams) s.onreset?.('tunnel closed');
   }
