@@ -151,6 +151,7 @@ export async function setup({ endpoint, ports, count, inflight, tokens }) {
   const errors = {};
   const lat = [];
   const t0 = now();
+  const cpu0 = process.cpuUsage();
   const lane = async () => {
     while (next < count) {
       const i = next++;
@@ -169,7 +170,9 @@ export async function setup({ endpoint, ports, count, inflight, tokens }) {
   };
   await Promise.all(Array.from({ length: inflight }, lane));
   const seconds = (now() - t0) / 1000;
-  return { count, failures, errors, seconds, perSecond: (count - failures) / seconds, p50us: percentile(lat, 50), p99us: percentile(lat, 99) };
+  const cu = process.cpuUsage(cpu0);
+  const clientCpuMs = (cu.user + cu.system) / 1000;
+  return { count, failures, errors, seconds, perSecond: (count - failures) / seconds, p50us: percentile(lat, 50), p99us: percentile(lat, 99), clientCpuMs };
 }
 
 /** Connections held open by `hold`, released by `release`. */

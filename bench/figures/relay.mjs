@@ -116,7 +116,7 @@ export const setup = {
     const { r, cpuMs } = await withCpu(handle, () =>
       ctx.worker.call({ type: 'setup', endpoint: handle.endpoint, ports: ctx.targets.banner, count, inflight, tokens }),
     );
-    return { rate: r.perSecond, failures: r.failures, p50: r.p50us / 1000, extra: { count, p99ms: r.p99us / 1000, errors: r.errors, proxyCpuMsPerSetup: cpuMs / count } };
+    return { rate: r.perSecond, failures: r.failures, p50: r.p50us / 1000, extra: { count, p99ms: r.p99us / 1000, errors: r.errors, proxyCpuMsPerSetup: cpuMs / count, clientCpuMsPerSetup: r.clientCpuMs / count } };
   },
 };
 

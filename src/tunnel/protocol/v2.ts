@@ -370,7 +370,9 @@ export function parseHeaders(raw: unknown): [string, string][] {
     for (const pair of raw) {
       if (out.length >= V2_MAX_HEADER_FIELDS) break;
       if (Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string') {
-        out.push([pair[0].toLowerCase(), pair[1]]);
+        // A parsed pair whose name is already lowercase (the usual case) is taken as it is.
+        const name = pair[0].toLowerCase();
+        out.push(name === pair[0] ? (pair as [string, string]) : [name, pair[1]]);
       }
     }
   } else if (typeof raw === 'object' && raw !== null) {

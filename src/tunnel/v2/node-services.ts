@@ -49,18 +49,39 @@ function toNodeHeaders(headers: V2Headers, skip?: Set<string>): OutgoingHttpHead
   return out;
 }
 
-/** A response's header pairs in order, names lowercase. */
-function pairs(res: IncomingMessage): [string, string][] {
-  const out: [string, string][] = [];
-  for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) out.push([res.rawHeaders[i].toLowerCase(), res.rawHeaders[i + 1]]);
+/**
+ * Header pairs as the flat `[name, value, …]` list `http.request` takes as is:
+ * in order, a repeated name once per value, each still validated by Node; no
+ * headers object is built and no `setHeader` runs per field.
+ */
+function flatHeaders(headers: V2Headers): string[] {
+  const out: string[] = [];
+  for (const [name, value] of headers) out.push(name, value);
   return out;
 }
 
-/** The body length a response declares, when it is delimited by Content-Length. */
-function declaredLength(res: IncomingMessage): number | undefined {
-  if (res.headers['transfer-encoding'] !== undefined) return undefined;
-  const raw = res.headers['content-length'];
-  return raw !== undefined && /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
+/** A response head as the tunnel carries it: pairs in order (names lowercase) and the declared body length. */
+interface LocalResponseHead {
+  readonly headers: [string, string][];
+  /** Set when the body is delimited by Content-Length alone. */
+  readonly length: number | undefined;
+}
+
+/** Reads a response head from `rawHeaders` in one pass, without materializing `res.headers`. */
+function responseHead(res: IncomingMessage): LocalResponseHead {
+  const raw = res.rawHeaders;
+  const headers: [string, string][] = [];
+  let contentLength: string | undefined;
+  let chunked = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    headers.push([name, value]);
+    if (name === 'content-length') contentLength ??= value;
+    else if (name === 'transfer-encoding') chunked = true;
+  }
+  const length = !chunked && contentLength !== undefined && /^\d{1,15}$/.test(contentLength) ? Number(contentLength) : undefined;
+  return { headers, length };
 }
 
 /**
@@ -121,7 +142,7 @@ function pipeResponse(res: IncomingMessage, stream: V2ClientStream, status: numb
 function forwardHttp(target: LocalEndpoint, stream: V2ClientStream): void {
   const head = stream.request!;
   let responded = false;
-  const req = httpRequest({ host: target.host, port: target.port, method: head.method, path: head.path, headers: toNodeHeaders(head.headers) });
+  const req = httpRequest({ host: target.host, port: target.port, method: head.method, path: head.path, headers: flatHeaders(head.headers) });
   stream.onreset = () => req.destroy();
   // A bodyless request (a GET) ends at once; the stream then holds no handler
   // that reaches the request's objects while the exchange runs.
@@ -135,9 +156,9 @@ function forwardHttp(target: LocalEndpoint, stream: V2ClientStream): void {
   }
   req.on('response', (res) => {
     responded = true;
-    const length = declaredLength(res);
+    const local = responseHead(res);
     const bodyless = head.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304;
-    pipeResponse(res, stream, res.statusCode ?? 502, pairs(res), bodyless ? undefined : length);
+    pipeResponse(res, stream, res.statusCode ?? 502, local.headers, bodyless ? undefined : local.length);
   });
   req.on('error', () => {
     if (!responded) answer(stream, 502, 'local service unreachable');
@@ -163,7 +184,7 @@ function forwardWebSocket(target: LocalEndpoint, stream: V2ClientStream): void {
   let drainWaiting = false;
 
   origin.on('upgrade', (res) => {
-    upgradeHeaders = pairs(res).filter(([name]) => !['connection', 'upgrade', 'sec-websocket-accept', 'sec-websocket-extensions'].includes(name));
+    upgradeHeaders = responseHead(res).headers.filter(([name]) => !['connection', 'upgrade', 'sec-websocket-accept', 'sec-websocket-extensions'].includes(name));
   });
   origin.on('open', () => {
     answered = true;
@@ -179,7 +200,8 @@ function forwardWebSocket(target: LocalEndpoint, stream: V2ClientStream): void {
       answer(stream, 501, 'the local service did not accept the WebSocket upgrade');
       return;
     }
-    pipeResponse(res, stream, status, pairs(res), declaredLength(res));
+    const local = responseHead(res);
+    pipeResponse(res, stream, status, local.headers, local.length);
     res.on('end', () => req.destroy());
   });
   origin.on('error', () => {
