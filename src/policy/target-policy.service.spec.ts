@@ -148,6 +148,28 @@ describe('TargetPolicyService', () => {
     assert.equal((await refusal(p.resolveTarget('10.1.1.1', 22))).status, 403);
   });
 
+  it('gives the same answer each time it is asked about an IP literal (decisions are kept), per port', async () => {
+    const p = policy({ ALLOWED_TARGETS: '8.8.8.0/24:22' }, stubResolver(DNS));
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(await p.resolveTarget('8.8.8.8', 22), { address: '8.8.8.8', family: 4, port: 22 });
+      const other = await refusal(p.resolveTarget('8.8.8.8', 23));
+      assert.deepEqual([other.status, other.reason, other.kind], [403, 'target not allowed', 'blocked']);
+      const blocked = await refusal(p.resolveTarget('10.0.0.1', 22));
+      assert.deepEqual([blocked.status, blocked.reason, blocked.kind], [403, 'target blocked', 'blocked']);
+      assert.equal((await refusal(p.resolveTarget('8.8.8.8', 0))).reason, 'invalid port');
+    }
+  });
+
+  it('resolves a name on every request (only literal decisions are kept), and keeps at most 1024 of those', async () => {
+    const r = stubResolver(DNS);
+    const p = policy({}, r);
+    await p.resolveTarget('public.example', 22);
+    await p.resolveTarget('public.example', 22);
+    assert.deepEqual(r.calls, ['public.example', 'public.example']);
+    for (let i = 0; i < 3000; i++) await p.resolveTarget(String(134744072 + i), 22);
+    assert.ok((p as unknown as { literalDecisions: Map<string, unknown> }).literalDecisions.size <= 1024);
+  });
+
   describe('with ALLOWED_TARGETS', () => {
     const env = { ALLOWED_TARGETS: '0.0.0.0/0:22,[::/0]:22,8.8.4.0/24:8000-8100' };
 

@@ -14,6 +14,17 @@ export interface ResolvedTarget {
   readonly port: number;
 }
 
+/** A decision about one `host:port`: the target to dial, or why not. */
+type Decision = ResolvedTarget | { readonly refused: readonly [status: number, reason: string, kind: 'bad_request' | 'blocked' | 'dial'] };
+
+/**
+ * Decisions about IP-literal hosts depend on the configuration alone, so they
+ * are kept: an SSH relay names the same few targets over and over, and parsing
+ * and matching an address was a tenth of what admission allocated. At most
+ * this many are kept; then all are forgotten at once.
+ */
+const LITERAL_DECISIONS = 1024;
+
 /**
  * Admission step 5: turns a requested `host:port` into the one address to dial.
  * The name is resolved once; the target is refused if any address it resolves
@@ -23,6 +34,7 @@ export interface ResolvedTarget {
 @Injectable()
 export class TargetPolicyService {
   private readonly allowed: readonly AllowedTarget[];
+  private readonly literalDecisions = new Map<string, Decision>();
 
   constructor(
     @Inject(wsproxyConfig.KEY) config: WsproxyConfigType,
@@ -38,24 +50,32 @@ export class TargetPolicyService {
    * blocked or not allowed.
    */
   async resolveTarget(host: string, port: number): Promise<ResolvedTarget> {
+    const key = `${port}/${host}`;
+    const known = this.literalDecisions.get(key);
+    if (known) return outcome(known);
     const parsed = parseHost(host);
     if (parsed === null) throw new Refusal(400, 'invalid host', 'bad_request');
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Refusal(400, 'invalid port', 'bad_request');
+    if (parsed.kind === 'name') return outcome(this.check(await this.resolve(parsed.name), port));
+    const decision = this.check([parsed.address], port);
+    if (this.literalDecisions.size >= LITERAL_DECISIONS) this.literalDecisions.clear();
+    this.literalDecisions.set(key, decision);
+    return outcome(decision);
+  }
 
-    const found = parsed.kind === 'ip' ? [parsed.address] : await this.resolve(parsed.name);
+  private check(found: readonly string[], port: number): Decision {
     const addresses: { address: string; family: Family }[] = [];
     for (const a of found) {
       const ip = parseIpLiteral(a);
       // A resolver answer that is not an IP literal cannot be checked: fail closed.
-      if (ip === null) throw new Refusal(403, 'target blocked', 'blocked');
+      if (ip === null) return { refused: [403, 'target blocked', 'blocked'] };
       const canon = canonicalAddress(ip);
       if (!addresses.some((x) => x.address === canon.address)) addresses.push(canon);
     }
-    if (addresses.length === 0) throw new Refusal(502, 'name resolution failed', 'dial');
-
-    if (addresses.some((a) => this.blocklist.isBlocked(a.address))) throw new Refusal(403, 'target blocked', 'blocked');
+    if (addresses.length === 0) return { refused: [502, 'name resolution failed', 'dial'] };
+    if (addresses.some((a) => this.blocklist.isBlocked(a.address))) return { refused: [403, 'target blocked', 'blocked'] };
     if (this.allowed.length > 0 && !addresses.every((a) => matches(this.allowed, a.address, port))) {
-      throw new Refusal(403, 'target not allowed', 'blocked');
+      return { refused: [403, 'target not allowed', 'blocked'] };
     }
     return { address: addresses[0].address, family: addresses[0].family, port };
   }
@@ -68,4 +88,9 @@ export class TargetPolicyService {
       throw new Refusal(502, 'name resolution failed', 'dial');
     }
   }
+}
+
+function outcome(decision: Decision): ResolvedTarget {
+  if ('refused' in decision) throw new Refusal(...decision.refused);
+  return decision;
 }
