@@ -1,8 +1,4 @@
 import { randomBytes } from 'node:crypto';
-
-/** Relay ids for logs: a per-process random prefix and a counter (no CSPRNG call per relay). */
-const ID_PREFIX = randomBytes(4).toString('hex');
-let idCounter = 0;
 import type { Socket } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
 import type { WebSocket } from 'ws';
@@ -15,6 +11,10 @@ import { PINO, type Pino } from '../logging/logging.module.js';
 import { KeepaliveService } from '../upgrade/keepalive.service.js';
 import type { DirectReader } from './direct-reader.js';
 import { pipeRelay } from './relay-pipe.js';
+
+/** Relay ids for logs: a per-process random prefix and a counter (no CSPRNG call per relay). */
+const ID_PREFIX = randomBytes(4).toString('hex');
+let idCounter = 0;
 
 /** Everything a relay needs once admitted: who, where, the connected target and the held slot. */
 export interface RelaySetup {

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { ChurnSet } from '../../common/churn-map.js';
 import { WsproxyEvents } from '../../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { PINO, type Pino } from '../../logging/logging.module.js';
@@ -42,7 +43,7 @@ export class TunnelTcpForwarding implements OnModuleInit, OnApplicationShutdown 
   private readonly listeners = new Map<number, Server>();
   private readonly binding = new Set<number>();
   private readonly holders = new Map<number, ClusterTunnelRecord>();
-  private readonly piped = new Set<Socket>();
+  private readonly piped = new ChurnSet<Socket>();
   private stopped = false;
 
   constructor(
@@ -62,7 +63,7 @@ export class TunnelTcpForwarding implements OnModuleInit, OnApplicationShutdown 
 
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
-    for (const s of this.piped) s.destroy();
+    for (const s of this.piped.values()) s.destroy();
     await Promise.all([...this.listeners.values()].map((srv) => new Promise<void>((r) => srv.close(() => r()))));
     this.listeners.clear();
   }
@@ -106,8 +107,8 @@ export class TunnelTcpForwarding implements OnModuleInit, OnApplicationShutdown 
     if (!holder || !holder.url) return void socket.destroy();
     this.events.emit('tunnel.tcp', { forwarded: true });
     socket.pause();
-    this.piped.add(socket);
-    socket.once('close', () => this.piped.delete(socket));
+    const handle = this.piped.add(socket);
+    socket.once('close', () => this.piped.delete(handle));
     const path = internalTcpPath(holder.subdomain);
     const req = ownerUpgradeRequest(holder.url, path, [
       'connection',

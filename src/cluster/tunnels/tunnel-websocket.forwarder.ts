@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { ChurnSet } from '../../common/churn-map.js';
 import { WsproxyEvents } from '../../common/events.js';
 import { isRefusal, statusText } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
@@ -31,7 +32,7 @@ const REFUSAL_LINGER_MS = 5000;
 @Injectable()
 export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplicationShutdown {
   /** Requesters' sockets from the moment their upgrade is sent to an owner until they close. */
-  private readonly open = new Set<Duplex>();
+  private readonly open = new ChurnSet<Duplex>();
 
   constructor(
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
@@ -57,7 +58,7 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
   }
 
   onApplicationShutdown(): void {
-    for (const s of this.open) s.destroy();
+    for (const s of this.open.values()) s.destroy();
   }
 
   private refuse(u: RemoteTunnelUpgrade, status: number, reason: string): void {
@@ -90,9 +91,9 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
       writeHttpRefusal(socket, 504, 'tunnel did not answer in time');
     }, this.config.tunnelResponseTimeoutMs + OWNER_GRACE_MS);
     timer.unref();
-    this.open.add(socket);
+    const handle = this.open.add(socket);
     socket.once('close', () => {
-      this.open.delete(socket);
+      this.open.delete(handle);
       if (!answered) settle();
       upstreamReq.destroy();
       this.events.emit('tunnel.http', { status, forwarded: true });

@@ -1,3 +1,4 @@
+import { ChurnMap } from '../../common/churn-map.js';
 import {
   base64ToBytes,
   decodeFrame,
@@ -6,7 +7,6 @@ import {
   encodeTcpClose,
   utf8ToBytes,
 } from '../protocol/v1.js';
-import { ChurnMap } from '../../common/churn-map.js';
 
 /**
  * The client half of tunnel protocol v1, free of Node APIs (a browser port

@@ -1,9 +1,9 @@
 import type { Socket } from 'node:net';
+import { ChurnMap } from '../../common/churn-map.js';
 import { HttpExchange, type HttpExchangeEnd, type HttpRequestBody, type HttpResponseSink } from './http-exchange.js';
 import { carriesWebSockets, type HttpRequestHead, type InboundStreamEvent, type TunnelWire, type TunnelWireHandler } from './stream-types.js';
 import { TcpStream } from './tcp-stream.js';
 import { WebSocketStream, type WebSocketSink } from './websocket-stream.js';
-import { ChurnMap } from '../../common/churn-map.js';
 
 /** Who and where a tunnel is. */
 export interface TunnelInfo {

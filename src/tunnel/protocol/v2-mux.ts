@@ -1,3 +1,4 @@
+import { ChurnMap } from '../../common/churn-map.js';
 import {
   FLAG_BINARY,
   FLAG_END,
@@ -22,7 +23,6 @@ import {
   type V2ResponseHead,
   type V2StreamKind,
 } from './v2.js';
-import { ChurnMap } from '../../common/churn-map.js';
 
 /**
  * The stream engine of protocol v2, shared by the proxy and the reference

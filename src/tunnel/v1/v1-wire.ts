@@ -1,4 +1,5 @@
 import { WebSocket } from 'ws';
+import { ChurnMap } from '../../common/churn-map.js';
 import {
   base64ToBytes,
   decodeFrame,
@@ -19,7 +20,6 @@ import type {
   TunnelWireHandler,
 } from '../core/stream-types.js';
 import { FrameBatcher } from '../core/frame-batcher.js';
-import { ChurnMap } from '../../common/churn-map.js';
 
 /**
  * Bytes the proxy lets pile up in a tunnel WebSocket's send buffer before it

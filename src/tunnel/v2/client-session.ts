@@ -1,7 +1,7 @@
+import { ChurnMap } from '../../common/churn-map.js';
 import type { TunnelReady } from '../client/client-session.js';
 import { V2Mux } from '../protocol/v2-mux.js';
 import { R, type V2Headers, type V2StreamKind } from '../protocol/v2.js';
-import { ChurnMap } from '../../common/churn-map.js';
 
 /**
  * The client half of tunnel protocol v2, free of Node APIs: a browser reuses
