@@ -1,6 +1,8 @@
+import { ChurnMap } from '../../common/churn-map.js';
+
 /** Concurrent requests per key (source IP), capped; zero entries are deleted. */
 export class InFlightCounter {
-  private readonly counts = new Map<string, number>();
+  private readonly counts = new ChurnMap<string, number>();
 
   constructor(private readonly max: number) {}
 
