@@ -131,6 +131,22 @@ describe('tunnel protocol v2 with the reference client', () => {
     assert.equal(res.headers['content-length'], String(payload.length));
   });
 
+  it('a POST without a body or a length reaches the local service with content-length 0, not chunked', async () => {
+    const s = await dial(app.port);
+    s.write(`POST /echo HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    await once(s, 'close');
+    const response = Buffer.concat(chunks).toString('latin1');
+    assert.match(response, /^HTTP\/1\.1 200 /);
+    const line = /^x-request-headers: (.*)$/im.exec(response);
+    assert.ok(line, response);
+    const seen = JSON.parse(line[1]!.trim()) as Record<string, string>;
+    assert.equal(seen['content-length'], '0');
+    assert.equal(seen['transfer-encoding'], undefined);
+    assert.equal(seen.host, host);
+  });
+
   it('a chunked upload and a Content-Length download', async () => {
     const payload = randomPayload(700_000);
     const up = await httpTo(app.port, host, { method: 'PUT', path: '/echo', body: payload, chunked: true });

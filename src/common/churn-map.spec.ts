@@ -18,6 +18,17 @@ describe('ChurnMap', () => {
     assert.equal(m.size, 1);
   });
 
+  it('counts a stored 0 or null as present', () => {
+    const m = new ChurnMap<string, number | null>();
+    m.set('zero', 0).set('nothing', null);
+    assert.equal(m.size, 2);
+    assert.equal(m.has('zero'), true);
+    assert.equal(m.get('zero'), 0);
+    assert.equal(m.has('nothing'), true);
+    assert.equal(m.delete('zero'), true);
+    assert.equal(m.size, 1);
+  });
+
   it('takes keys that are Object.prototype names without touching any prototype', () => {
     const m = new ChurnMap<string, number>();
     for (const k of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
@@ -71,5 +82,20 @@ describe('ChurnSet', () => {
     s.delete(b);
     s.delete(a2);
     assert.equal(s.size, 0);
+  });
+
+  it('starts handles again at 1 past its limit, skipping those still in use', () => {
+    const s = new ChurnSet<string>(4);
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((m) => s.add(m));
+    assert.deepEqual([a, b, c, d], [1, 2, 3, 4]);
+    s.delete(b);
+    s.delete(d);
+    const e = s.add('e');
+    const f = s.add('f');
+    assert.deepEqual([e, f], [2, 4]);
+    assert.deepEqual(s.values().sort(), ['a', 'c', 'e', 'f']);
+    s.delete(a);
+    assert.equal(s.add('g'), 1);
+    assert.equal(s.size, 4);
   });
 });

@@ -12,14 +12,14 @@
  * times shorter. (Starting a fresh `Map` every few dozen deletions did not
  * help: 67-72 MB.)
  *
- * These are null-prototype objects in dictionary mode, whose replaced tables
- * hold no such references. An operation costs tens of nanoseconds more than
+ * These are null-prototype objects: their property stores (dictionaries, or
+ * plain arrays for small integer keys) hold no such references once replaced. An operation costs tens of nanoseconds more than
  * on a `Map`; string keys that are not integers are internalized (a few bytes
  * of old space each).
  */
 
-/** A map with string or integer keys; `undefined` is not a value. */
-export class ChurnMap<K extends string | number, V> {
+/** A map with string or integer keys; values are never `undefined` (it means "absent"). */
+export class ChurnMap<K extends string | number, V extends {} | null> {
   private entries: Record<string | number, V> = Object.create(null) as Record<string | number, V>;
   private count = 0;
 
@@ -48,7 +48,7 @@ export class ChurnMap<K extends string | number, V> {
     return true;
   }
 
-  /** The values, as a new array (integer keys in ascending order, then string keys in insertion order). */
+  /** The values, as a new array (array-index keys in ascending order, then the others in insertion order). */
   values(): V[] {
     return this.count === 0 ? [] : Object.values(this.entries);
   }
@@ -59,10 +59,16 @@ export class ChurnMap<K extends string | number, V> {
   }
 }
 
+/** Handles stay small integers (array indices): past this they start again at 1, skipping any still in use. */
+const MAX_HANDLE = 2 ** 30;
+
 /** A set of members, each added under a handle that removes it again. */
-export class ChurnSet<T> {
+export class ChurnSet<T extends {} | null> {
   private readonly members = new ChurnMap<number, T>();
   private nextHandle = 0;
+
+  /** `maxHandle`: where handles start again (tests set a small one). */
+  constructor(private readonly maxHandle = MAX_HANDLE) {}
 
   get size(): number {
     return this.members.size;
@@ -70,16 +76,18 @@ export class ChurnSet<T> {
 
   /** Adds `member`; the handle removes it. */
   add(member: T): number {
-    const handle = ++this.nextHandle;
-    this.members.set(handle, member);
-    return handle;
+    do {
+      this.nextHandle = this.nextHandle >= this.maxHandle ? 1 : this.nextHandle + 1;
+    } while (this.members.has(this.nextHandle));
+    this.members.set(this.nextHandle, member);
+    return this.nextHandle;
   }
 
   delete(handle: number): boolean {
     return this.members.delete(handle);
   }
 
-  /** The members, as a new array, oldest first. */
+  /** The members, as a new array (oldest first until handles wrap). */
   values(): T[] {
     return this.members.values();
   }

@@ -2,7 +2,7 @@ import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders 
 import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { R, isSendableCloseCode, sendableCloseReason, type V2Headers } from '../protocol/v2.js';
-import type { V2ClientStream, V2LocalServices } from './client-session.js';
+import type { V2ClientStream, V2ForwardedRequest, V2LocalServices } from './client-session.js';
 
 /** A local service: host and port. */
 export interface LocalEndpoint {
@@ -49,14 +49,29 @@ function toNodeHeaders(headers: V2Headers, skip?: Set<string>): OutgoingHttpHead
   return out;
 }
 
+/** Methods that Node sends without a body length when they have no body; any other bodyless request gets `content-length: 0`. */
+const LENGTHLESS_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
+
 /**
- * Header pairs as the flat `[name, value, …]` list `http.request` takes as is:
- * in order, a repeated name once per value, each still validated by Node; no
- * headers object is built and no `setHeader` runs per field.
+ * The request head as the flat `[name, value, …]` list `http.request` takes as
+ * is: in order, a repeated name once per value, each still validated by Node;
+ * no headers object is built and no `setHeader` runs per field. Given a list,
+ * Node adds no `Host` and decides on chunked encoding before the body is
+ * known, so those two are settled here: a missing `Host` names the local
+ * service, and a bodyless POST (say) says `content-length: 0` instead of
+ * going out chunked.
  */
-function flatHeaders(headers: V2Headers): string[] {
+function requestHeaders(target: LocalEndpoint, head: V2ForwardedRequest): string[] {
   const out: string[] = [];
-  for (const [name, value] of headers) out.push(name, value);
+  let host = false;
+  let length = false;
+  for (const [name, value] of head.headers) {
+    out.push(name, value);
+    if (name === 'host') host = true;
+    else if (name === 'content-length') length = true;
+  }
+  if (!host) out.push('host', `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`);
+  if (head.bodyless && !length && !LENGTHLESS_METHODS.has(head.method.toUpperCase())) out.push('content-length', '0');
   return out;
 }
 
@@ -142,7 +157,7 @@ function pipeResponse(res: IncomingMessage, stream: V2ClientStream, status: numb
 function forwardHttp(target: LocalEndpoint, stream: V2ClientStream): void {
   const head = stream.request!;
   let responded = false;
-  const req = httpRequest({ host: target.host, port: target.port, method: head.method, path: head.path, headers: flatHeaders(head.headers) });
+  const req = httpRequest({ host: target.host, port: target.port, method: head.method, path: head.path, headers: requestHeaders(target, head) });
   stream.onreset = () => req.destroy();
   // A bodyless request (a GET) ends at once; the stream then holds no handler
   // that reaches the request's objects while the exchange runs.
