@@ -13,9 +13,9 @@
  * help: 67-72 MB.)
  *
  * These are null-prototype objects: their property stores (dictionaries, or
- * plain arrays for small integer keys) hold no such references once replaced. An operation costs tens of nanoseconds more than
- * on a `Map`; string keys that are not integers are internalized (a few bytes
- * of old space each).
+ * plain arrays for small integer keys) hold no such references once replaced.
+ * An operation costs tens of nanoseconds more than on a `Map`; string keys
+ * that are not integers are internalized (a few bytes of old space each).
  */
 
 /** A map with string or integer keys; values are never `undefined` (it means "absent"). */
