@@ -21,6 +21,7 @@ import {
   encodeReset,
   encodeResponse,
   encodeWindowUpdate,
+  parseHeaders,
   type V2Decoded,
 } from './v2.js';
 
@@ -85,6 +86,17 @@ describe('tunnel protocol v2 frames', () => {
     assert.equal(empty.type === 'response' && empty.body?.length, 0);
     const noFlag = frame(decodeFrame(encodeResponse(3, { status: 200, headers: [] })));
     assert.equal(noFlag.type === 'response' && noFlag.body, null);
+  });
+
+  it('lowercases header names in the pair form, keeps values as sent, and skips pairs that are not two strings', () => {
+    const raw = [['Content-Type', 'Text/HTML'], ['x-ok', 'a'], ['X-Ok', 'b'], ['bad', 1], ['short'], 'flat', ['a', 'b', 'c']];
+    assert.deepEqual(parseHeaders(raw), [
+      ['content-type', 'Text/HTML'],
+      ['x-ok', 'a'],
+      ['x-ok', 'b'],
+    ]);
+    const lower = [['x-a', '1']];
+    assert.equal(parseHeaders(lower)[0], lower[0], 'an already-lowercase pair is taken as it is');
   });
 
   it('round-trips every frame type', () => {
