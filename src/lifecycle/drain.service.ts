@@ -36,8 +36,13 @@ export class DrainService implements BeforeApplicationShutdown {
   /** Tracks a live connection until the returned function is called. */
   track(item: Drainable): () => void {
     const handle = this.live.add(item);
+    let tracked = true;
     return () => {
-      if (this.live.delete(handle) && this.live.size === 0) this.idle?.();
+      // Once only: after handles wrap, the same handle may belong to another connection.
+      if (!tracked) return;
+      tracked = false;
+      this.live.delete(handle);
+      if (this.live.size === 0) this.idle?.();
     };
   }
 

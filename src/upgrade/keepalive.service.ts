@@ -41,7 +41,7 @@ export class KeepaliveService implements OnModuleInit, OnApplicationShutdown {
     for (const entry of this.watched.values()) {
       const { ws } = entry;
       if (entry.missed >= 2) {
-        this.watched.delete(entry.handle);
+        // Its 'close' (which follows at once) removes it; removing it here too could, once handles wrap, remove another.
         ws.terminate();
         continue;
       }
