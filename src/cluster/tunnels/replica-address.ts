@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import { hostPort } from '../../common/host-port.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 
 /**
@@ -25,8 +26,7 @@ export class ReplicaAddress {
     const server = this.adapterHost.httpAdapter?.getHttpServer() as Server | undefined;
     const address = server?.address() as AddressInfo | null | undefined;
     if (!address || typeof address !== 'object' || !this.config.bindHost) return '';
-    const host = this.config.bindHost.includes(':') ? `[${this.config.bindHost}]` : this.config.bindHost;
-    this.derived = `http://${host}:${address.port}`;
+    this.derived = `http://${hostPort(this.config.bindHost, address.port)}`;
     return this.derived;
   }
 }

@@ -292,7 +292,7 @@ export class V2Mux {
 
   /** Drops every stream (the transport is gone) and returns their ids. */
   clear(): number[] {
-    const ids = this.streams.values().map((s) => s.id);
+    const ids = this.ids();
     this.streams.clear();
     return ids;
   }

@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { WebSocket } from 'ws';
+import { hostPort } from '../../common/host-port.js';
 import { R, isSendableCloseCode, sendableCloseReason, type V2Headers } from '../protocol/v2.js';
 import type { V2ClientStream, V2ForwardedRequest, V2LocalServices } from './client-session.js';
 
@@ -70,7 +71,7 @@ function requestHeaders(target: LocalEndpoint, head: V2ForwardedRequest): string
     if (name === 'host') host = true;
     else if (name === 'content-length') length = true;
   }
-  if (!host) out.push('host', `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`);
+  if (!host) out.push('host', hostPort(target.host, target.port));
   if (head.bodyless && !length && !LENGTHLESS_METHODS.has(head.method.toUpperCase())) out.push('content-length', '0');
   return out;
 }
@@ -188,8 +189,7 @@ function forwardWebSocket(target: LocalEndpoint, stream: V2ClientStream): void {
     .flatMap(([, v]) => v.split(','))
     .map((p) => p.trim())
     .filter(Boolean);
-  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
-  const origin = new WebSocket(`ws://${host}:${target.port}${head.path}`, offered, {
+  const origin = new WebSocket(`ws://${hostPort(target.host, target.port)}${head.path}`, offered, {
     headers: toNodeHeaders(head.headers, WS_OWN_HEADERS) as Record<string, string>,
     perMessageDeflate: false,
     followRedirects: false,

@@ -1,0 +1,4 @@
+/** `host:port` as a URL authority or a `Host` header has it: an IPv6 literal goes in brackets. */
+export function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
