@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { Injectable } from '@nestjs/common';
 import { Refusal } from '../common/refusal.js';
 import type { DirectReader } from './direct-reader.js';
+import type { GoneSignal } from '../upgrade/client-gone.js';
 
 /**
  * Opens TCP connections to already-checked addresses. A seam so admission logic
@@ -15,7 +16,7 @@ export class TcpDialer {
    * through it and is returned paused: nothing is read before the consumer
    * calls `reader.start` and `socket.resume()`.
    */
-  dial(address: string, port: number, timeoutMs: number, signal: AbortSignal, reader?: DirectReader): Promise<Socket> {
+  dial(address: string, port: number, timeoutMs: number, signal: GoneSignal, reader?: DirectReader): Promise<Socket> {
     return new Promise<Socket>((resolve, reject) => {
       const socket = connect({ host: address, port, noDelay: true, ...(reader && { onread: reader.onread }) });
       // Paused before 'connect' returns, the socket never starts its first read.

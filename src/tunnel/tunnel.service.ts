@@ -17,6 +17,7 @@ import type { TunnelParams } from './tunnel-params.js';
 import { TunnelReservation } from './tunnel-reservation.js';
 import { V1Wire } from './v1/v1-wire.js';
 import { V2Wire } from './v2/v2-wire.js';
+import type { GoneSignal } from '../upgrade/client-gone.js';
 
 /** Attempts at a fresh random subdomain before giving up (a collision of 64 random bits is not expected even once). */
 const SUBDOMAIN_ATTEMPTS = 8;
@@ -80,7 +81,7 @@ export class TunnelService implements OnApplicationShutdown {
    * on, the lowest raw port that binds. Everything is given back if the client
    * goes away meanwhile.
    */
-  async reserve(user: string, clientIp: string, signal: AbortSignal): Promise<TunnelReservation> {
+  async reserve(user: string, clientIp: string, signal: GoneSignal): Promise<TunnelReservation> {
     let reservation: TunnelReservation | null = null;
     for (let i = 0; i < SUBDOMAIN_ATTEMPTS && !reservation; i++) {
       const subdomain = newSubdomain();
@@ -181,7 +182,7 @@ export class TunnelService implements OnApplicationShutdown {
     });
   }
 
-  private async bindPort(reservation: TunnelReservation, signal: AbortSignal): Promise<void> {
+  private async bindPort(reservation: TunnelReservation, signal: GoneSignal): Promise<void> {
     let from = this.pool.min;
     while (!signal.aborted) {
       const port = await this.pool.claim(reservation.subdomain, from);

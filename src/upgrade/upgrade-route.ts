@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { GoneSignal } from './client-gone.js';
 
 /** What the router knows of an upgrade request before admission. */
 export interface UpgradeContext {
@@ -9,8 +10,12 @@ export interface UpgradeContext {
   readonly path: string;
   readonly query: URLSearchParams;
   readonly clientIp: string;
-  /** Aborted when the client's socket closes before the handshake completes. */
-  readonly signal: AbortSignal;
+  /**
+   * Aborted once the client's socket is destroyed (after an error). The
+   * socket is not read before the handshake completes, so a client that leaves
+   * quietly is noticed only when it is written to.
+   */
+  readonly signal: GoneSignal;
 }
 
 /** What a successful admission hands over to the connection. */

@@ -13,6 +13,8 @@ import { DrainService } from '../lifecycle/drain.service.js';
 import { redactUrl } from '../logging/redact.js';
 import { ClientIpResolver } from './client-ip.js';
 import { writeHttpRefusal } from './raw-response.js';
+import { SocketGoneSignal } from './client-gone.js';
+import { quietRedundantEnds } from './quiet-ends.js';
 import { parseRequestTarget } from './request-target.js';
 import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
 import type { Admitted, UpgradeContext } from './upgrade-route.js';
@@ -108,18 +110,13 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       this.refuse(socket, req, path, query, clientIp, new Refusal(400, handshakeProblem, 'bad_request'), null);
       return;
     }
-    const abort = new AbortController();
-    const onGone = (): void => abort.abort();
-    socket.once('close', onGone);
-    const ctx: UpgradeContext = { req, socket, path, query, clientIp, signal: abort.signal };
+    const ctx: UpgradeContext = { req, socket, path, query, clientIp, signal: new SocketGoneSignal(socket) };
     endpoint.route.admit(ctx).then(
       (admitted) => {
-        socket.off('close', onGone);
         endpoint.server.options.maxPayload = admitted.maxPayload ?? endpoint.route.maxPayload ?? this.config.maxMessageBytes;
         this.complete(endpoint.server, req, socket, head, admitted);
       },
       (err: unknown) => {
-        socket.off('close', onGone);
         const refusal = isRefusal(err) ? err : this.internalError(err, req);
         this.refuse(socket, req, path, query, clientIp, refusal, endpoint.server, head);
       },
@@ -133,7 +130,10 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     }
     setAdmission(req, admitted);
     try {
-      server.handleUpgrade(req, socket, head, (ws) => server.emit('connection', ws, req));
+      server.handleUpgrade(req, socket, head, (ws) => {
+        quietRedundantEnds(ws);
+        server.emit('connection', ws, req);
+      });
     } catch (err) {
       admitted.abort();
       this.logger.error(`handshake failed: ${(err as Error).message}`);

@@ -1,0 +1,34 @@
+import type { Writable } from 'node:stream';
+import type { WebSocket } from 'ws';
+
+/**
+ * `end()` that skips a repeated call without arguments on a stream that has
+ * already ended or been destroyed. Node's `Writable.prototype.end` builds an
+ * `ERR_STREAM_ALREADY_FINISHED` / `ERR_STREAM_DESTROYED` for such a call (a
+ * captured stack trace and a formatted message, about 4 µs) and, with no
+ * callback to give it to, drops it: skipping it changes nothing else.
+ */
+export function endUnlessEnded(this: Writable, ...args: unknown[]): Writable {
+  if (args.length === 0 && (this.writableEnded || this.destroyed)) return this;
+  const end = (Object.getPrototypeOf(this) as Writable).end as (...a: unknown[]) => Writable;
+  return end.apply(this, args);
+}
+
+interface WsInternals {
+  _receiver?: Writable;
+  _socket?: Writable;
+}
+
+/**
+ * `ws` ends a server-side connection's frame receiver and socket again after
+ * every clean close (when the socket ends and again when it closes): three
+ * errors built and thrown away per connection, a few percent of a relay's
+ * setup CPU. Gives the accepted WebSocket's receiver and socket an `end`
+ * that skips those calls.
+ * `ws` is pinned to one version (see package.json); its spec checks the fields.
+ */
+export function quietRedundantEnds(ws: WebSocket): void {
+  const internals = ws as unknown as WsInternals;
+  if (internals._receiver) internals._receiver.end = endUnlessEnded as Writable['end'];
+  if (internals._socket) internals._socket.end = endUnlessEnded as Writable['end'];
+}
