@@ -246,6 +246,26 @@ describe('AuthService', () => {
       assert.equal((await auth.authenticate(fakeReq(), q(`token=${plain}`))).userId, 'x');
     });
 
+    it('decodes each distinct header once, keeps at most 64, and still checks every token in full', async () => {
+      const auth = makeAuth();
+      const rsPrivate = KeyObject.from(key.privateKey);
+      const claims = { sub: 'h', exp: Math.floor(Date.now() / 1000) + 60 };
+      const known = auth as unknown as { headers: Map<string, unknown> };
+      for (let i = 0; i < 70; i++) {
+        const token = signRaw({ alg: 'RS256', kid: key.kid, typ: `JWT-${i}` }, claims, (input) => sign('sha256', input, rsPrivate));
+        assert.equal((await auth.authenticate(fakeReq(), q(`token=${token}`))).userId, 'h');
+        assert.ok(known.headers.size <= 64, `kept ${known.headers.size} headers`);
+      }
+      // A header already kept says nothing about the rest: a forged signature and a malformed payload still fail.
+      const good = signRaw({ alg: 'RS256', kid: key.kid }, claims, (input) => sign('sha256', input, rsPrivate));
+      assert.equal((await auth.authenticate(fakeReq(), q(`token=${good}`))).userId, 'h');
+      const [h, , sig] = good.split('.');
+      const forged = `${h}.${base64url.encode(JSON.stringify({ ...claims, sub: 'admin' }))}.${sig}`;
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${forged}`)), 401, 'signature invalid');
+      const impostor = await mintToken(other, { sub: 'admin' }, { kid: key.kid });
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${impostor}`)), 401, 'signature invalid');
+    });
+
     it('refuses a token signed by a key not in the JWKS', async () => {
       const auth = makeAuth();
       // Signed by another key but claiming the published kid.

@@ -25,6 +25,8 @@ export const ANONYMOUS: AuthIdentity = Object.freeze({ userId: 'anonymous' });
 /** Longer than any real JWT; bounds the work spent on garbage. */
 const MAX_TOKEN_CHARS = 16 * 1024;
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
+/** Distinct protected headers kept decoded (see `decodeHeader`). */
+const MAX_KNOWN_HEADERS = 64;
 
 /** The JSON object in a base64url JWS segment, or null. */
 function decodeSegment(segment: string): Record<string, unknown> | null {
@@ -48,6 +50,7 @@ export class AuthService implements OnModuleInit {
   readonly enabled: boolean;
   private readonly algorithms: string[];
   private readonly claimRules: ClaimRules;
+  private readonly headers = new Map<string, Readonly<Record<string, unknown>>>();
 
   constructor(
     @Inject(wsproxyConfig.KEY) config: WsproxyConfig,
@@ -86,13 +89,28 @@ export class AuthService implements OnModuleInit {
     return { userId };
   }
 
+  /**
+   * A token's protected header, decoded once per distinct header segment: an
+   * issuer's tokens share a handful (one per key), so this spares a base64
+   * decode and a JSON parse per connection. Bounded; emptied when full.
+   */
+  private decodeHeader(segment: string): Readonly<Record<string, unknown>> | null {
+    const known = this.headers.get(segment);
+    if (known !== undefined) return known;
+    const header = decodeSegment(segment);
+    if (header === null) return null;
+    if (this.headers.size >= MAX_KNOWN_HEADERS) this.headers.clear();
+    this.headers.set(segment, Object.freeze(header));
+    return header;
+  }
+
   /** Verifies a compact JWS and returns its `sub`. */
   private async verify(token: string): Promise<string> {
     if (token.length > MAX_TOKEN_CHARS) throw authRefusal('token malformed');
     const parts = token.split('.');
     if (parts.length !== 3) throw authRefusal('token malformed');
     const [h, p, s] = parts as [string, string, string];
-    const header = decodeSegment(h);
+    const header = this.decodeHeader(h);
     if (header === null || !BASE64URL.test(s)) throw authRefusal('token malformed');
     // Checked before any key lookup: `none` and HMAC never reach a key.
     if (typeof header.alg !== 'string' || !this.algorithms.includes(header.alg)) {

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { Inject, OnModuleInit } from '@nestjs/common';
 import { OnGatewayConnection, WebSocketGateway } from '@nestjs/websockets';
 import type { WebSocket } from 'ws';
@@ -16,6 +17,14 @@ import { DirectReader } from './direct-reader.js';
 import { parseRelayTarget } from './relay-params.js';
 import { RelayService, type RelaySetup } from './relay.service.js';
 import { TcpDialer } from './tcp-dialer.js';
+
+/**
+ * A dialled target's error listener until the relay takes the socket over (and
+ * after: the relay adds its own): a reset before then only destroys it.
+ */
+function destroyOnError(this: Socket): void {
+  this.destroy();
+}
 
 interface AdmittedRelay extends Admitted {
   /**
@@ -77,7 +86,7 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
           throw err;
         },
       );
-      socket.on('error', () => socket.destroy());
+      socket.on('error', destroyOnError);
       const setup: RelaySetup = {
         clientIp: ctx.clientIp,
         user: client.identity.userId,
@@ -114,7 +123,6 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
       this.resume.reattach(ws, admitted.session, admitted.received);
       return;
     }
-    admitted.setup.socket.removeAllListeners('error');
     if (admitted.kind === 'resumable') {
       this.resume.open(ws, admitted.setup, admitted.control);
       return;

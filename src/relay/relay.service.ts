@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
 import type { WebSocket } from 'ws';
 import { ChurnSet } from '../common/churn-map.js';
-import { WsproxyEvents } from '../common/events.js';
+import { WsproxyEvents, type RelayClosedEvent, type RelayOpenedEvent } from '../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { DrainService } from '../lifecycle/drain.service.js';
 import type { Lease } from '../limits/limits.service.js';
@@ -64,7 +64,7 @@ export class RelayService {
   start(ws: WebSocket, setup: RelaySetup): void {
     const id = `${ID_PREFIX}${(++idCounter).toString(36)}`;
     const started = Date.now();
-    const opened = { id, clientIp: setup.clientIp, user: setup.user, target: setup.target, resumable: false };
+    const opened: RelayOpenedEvent = { id, clientIp: setup.clientIp, user: setup.user, target: setup.target, resumable: false };
     const entry: LiveRelay = { ws, socket: setup.socket };
     const handle = this.live.add(entry);
     this.keepalive.watch(ws);
@@ -75,8 +75,12 @@ export class RelayService {
       untrack();
       this.live.delete(handle);
       setup.lease.release();
-      const closed = {
-        ...opened,
+      const closed: RelayClosedEvent = {
+        id,
+        clientIp: setup.clientIp,
+        user: setup.user,
+        target: setup.target,
+        resumable: false,
         bytesUp: setup.socket.bytesWritten,
         bytesDown: setup.socket.bytesRead,
         durationMs: Date.now() - started,

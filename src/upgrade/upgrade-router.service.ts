@@ -3,17 +3,20 @@ import { Injectable } from '@nestjs/common';
 import type { WebSocketServer } from 'ws';
 import type { Admitted, HostUpgradeMatcher, RawUpgradeHandler, UpgradeRoute } from './upgrade-route.js';
 
-const admissions = new WeakMap<IncomingMessage, Admitted>();
+/** Where an upgrade request carries its admission: a property, cheaper per upgrade than a `WeakMap` entry. */
+const ADMISSION = Symbol('wsproxy.admission');
+
+type AdmittedRequest = IncomingMessage & { [ADMISSION]?: Admitted };
 
 /** The admission result of an accepted upgrade, for the gateway's `handleConnection(ws, req)`. */
 export function admissionOf<A extends Admitted>(req: IncomingMessage): A {
-  const a = admissions.get(req);
+  const a = (req as AdmittedRequest)[ADMISSION];
   if (!a) throw new Error('no admission for this request');
   return a as A;
 }
 
 export function setAdmission(req: IncomingMessage, admitted: Admitted): void {
-  admissions.set(req, admitted);
+  (req as AdmittedRequest)[ADMISSION] = admitted;
 }
 
 /**
