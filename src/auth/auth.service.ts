@@ -8,6 +8,7 @@ import { JwksService } from './jwks.service.js';
 import { checkClaims, type ClaimRules } from './jwt-claims.js';
 import { verifySignature } from './jws-verifier.js';
 import { extractToken, offeredProtocols, selectResponseProtocol } from './token-carriers.js';
+import type { QueryParams } from '../upgrade/query-params.js';
 
 export { selectResponseProtocol, TOKEN_PROTOCOL_PREFIX } from './token-carriers.js';
 
@@ -77,7 +78,7 @@ export class AuthService implements OnModuleInit {
    * Throws `Refusal(401, reason, 'auth')` or
    * `Refusal(503, 'authentication unavailable', 'auth_unavailable')`.
    */
-  async authenticate(req: IncomingMessage, query: URLSearchParams): Promise<AuthIdentity> {
+  async authenticate(req: IncomingMessage, query: QueryParams): Promise<AuthIdentity> {
     if (!this.enabled) return ANONYMOUS;
     const found = extractToken(req, query);
     if (found === null) throw authRefusal('token missing');

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { QueryParams } from '../upgrade/query-params.js';
 
 /**
  * Prefix of the `Sec-WebSocket-Protocol` entry that carries a token:
@@ -46,7 +47,7 @@ export function selectResponseProtocol(protocols: Iterable<string>): string | fa
  * `Authorization: Bearer`, then a `bearer.<JWT>` subprotocol. Empty values are
  * skipped. `null` when none carries one.
  */
-export function extractToken(req: IncomingMessage, query: URLSearchParams): FoundToken | null {
+export function extractToken(req: IncomingMessage, query: QueryParams): FoundToken | null {
   const fromQuery = query.get('token');
   if (fromQuery) return { token: fromQuery, carrier: 'query' };
 

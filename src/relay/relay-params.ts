@@ -1,4 +1,5 @@
 import { Refusal } from '../common/refusal.js';
+import type { QueryParams } from '../upgrade/query-params.js';
 
 /** The target named by a `/relay` query. */
 export interface RelayTarget {
@@ -7,7 +8,7 @@ export interface RelayTarget {
 }
 
 /** Reads `host` and `port` from a `/relay` query, or throws `Refusal(400)`. Host syntax is checked by the target policy. */
-export function parseRelayTarget(query: URLSearchParams): RelayTarget {
+export function parseRelayTarget(query: QueryParams): RelayTarget {
   const host = query.get('host');
   const portRaw = query.get('port');
   if (!host) throw new Refusal(400, 'missing host', 'bad_request');

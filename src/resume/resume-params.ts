@@ -1,5 +1,6 @@
 import { Refusal } from '../common/refusal.js';
 import { SESSION_ID_PATTERN, type ControlMode } from './wire.js';
+import type { QueryParams } from '../upgrade/query-params.js';
 
 /** What the `resume` query parameter asks for. */
 export type ResumeRequest =
@@ -11,7 +12,7 @@ export type ResumeRequest =
   | { readonly kind: 'reattach'; readonly id: string; readonly received: number };
 
 /** `control=text|binary` (default text), or `Refusal(400)`. */
-export function parseControlMode(query: URLSearchParams): ControlMode {
+export function parseControlMode(query: QueryParams): ControlMode {
   const raw = query.get('control');
   if (raw === null || raw === '' || raw === 'text') return 'text';
   if (raw === 'binary') return 'binary';
@@ -22,7 +23,7 @@ export function parseControlMode(query: URLSearchParams): ControlMode {
  * Reads `resume`, `received` and `control` from a `/relay` query, or throws
  * `Refusal(400)`. A reattach names no target: host and port are refused with it.
  */
-export function parseResumeRequest(query: URLSearchParams): ResumeRequest {
+export function parseResumeRequest(query: QueryParams): ResumeRequest {
   const resume = query.get('resume');
   if (resume === null) return { kind: 'plain' };
   if (resume === '1') return { kind: 'open', control: parseControlMode(query) };

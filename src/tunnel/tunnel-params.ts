@@ -1,4 +1,5 @@
 import { Refusal } from '../common/refusal.js';
+import type { QueryParams } from '../upgrade/query-params.js';
 
 /** The newest tunnel protocol version this proxy speaks. */
 export const LATEST_TUNNEL_PROTOCOL = 2;
@@ -21,7 +22,7 @@ export interface TunnelParams {
 }
 
 /** Reads `control` and `v` from a `/tunnel` query, or throws `Refusal(400)`. */
-export function parseTunnelParams(query: URLSearchParams): TunnelParams {
+export function parseTunnelParams(query: QueryParams): TunnelParams {
   const control = query.get('control') ?? 'text';
   if (control !== 'text' && control !== 'binary') throw new Refusal(400, 'control must be text or binary', 'bad_request');
   const v = query.get('v') ?? '1';

@@ -2,31 +2,31 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRequestTarget } from './request-target.js';
 
-const parsed = (t: string | undefined): [string, [string, string][]] | null => {
+/** The path and what `get` answers for `names` (null when absent). */
+const parsed = (t: string | undefined, names: string[]): [string, Record<string, string | null>] | null => {
   const r = parseRequestTarget(t);
-  return r ? [r.path, [...r.query]] : null;
+  return r ? [r.path, Object.fromEntries(names.map((n) => [n, r.query.get(n)]))] : null;
 };
 
 describe('parseRequestTarget', () => {
   it('splits a plain origin-form target into path and decoded query', () => {
-    assert.deepEqual(parsed('/relay?host=127.0.0.1&port=22&token=a.b.c&x=%41+b'), [
+    assert.deepEqual(parsed('/relay?host=127.0.0.1&port=22&token=a.b.c&x=%41+b', ['host', 'port', 'token', 'x', 'y']), [
       '/relay',
-      [
-        ['host', '127.0.0.1'],
-        ['port', '22'],
-        ['token', 'a.b.c'],
-        ['x', 'A b'],
-      ],
+      { host: '127.0.0.1', port: '22', token: 'a.b.c', x: 'A b', y: null },
     ]);
-    assert.deepEqual(parsed('/tunnel'), ['/tunnel', []]);
-    assert.deepEqual(parsed(undefined), ['/', []]);
+    assert.deepEqual(parsed('/relay?host=127.0.0.1&port=22&token=a.b-_c', ['host', 'port', 'token']), [
+      '/relay',
+      { host: '127.0.0.1', port: '22', token: 'a.b-_c' },
+    ]);
+    assert.deepEqual(parsed('/tunnel', ['v']), ['/tunnel', { v: null }]);
+    assert.deepEqual(parsed(undefined, ['v']), ['/', { v: null }]);
   });
 
   it('gives anything else to the URL parser, as the router always did', () => {
-    assert.deepEqual(parsed('/a/../relay?v=2'), ['/relay', [['v', '2']]]);
-    assert.deepEqual(parsed('/%72elay?v=2'), ['/%72elay', [['v', '2']]], 'percent-encoding is not decoded into a route');
-    assert.deepEqual(parsed('http://example.com/relay?v=1'), ['/relay', [['v', '1']]]);
-    assert.deepEqual(parsed('/relay?v=1#frag=2'), ['/relay', [['v', '1']]], 'a fragment is not part of the query');
-    assert.equal(parsed('http://[::1/relay'), null);
+    assert.deepEqual(parsed('/a/../relay?v=2', ['v']), ['/relay', { v: '2' }]);
+    assert.deepEqual(parsed('/%72elay?v=2', ['v']), ['/%72elay', { v: '2' }], 'percent-encoding is not decoded into a route');
+    assert.deepEqual(parsed('http://example.com/relay?v=1', ['v']), ['/relay', { v: '1' }]);
+    assert.deepEqual(parsed('/relay?v=1#frag=2', ['v', 'frag']), ['/relay', { v: '1', frag: null }], 'a fragment is not part of the query');
+    assert.equal(parsed('http://[::1/relay', []), null);
   });
 });

@@ -1,3 +1,5 @@
+import { parseQuery, type QueryParams } from './query-params.js';
+
 const PLAIN_PATH = /^\/[A-Za-z0-9/_-]*$/;
 
 /**
@@ -6,11 +8,11 @@ const PLAIN_PATH = /^\/[A-Za-z0-9/_-]*$/;
  * percent-encoding, absolute-form, a fragment) goes through the WHATWG URL
  * parser. Null when it cannot be parsed.
  */
-export function parseRequestTarget(target: string | undefined): { path: string; query: URLSearchParams } | null {
+export function parseRequestTarget(target: string | undefined): { path: string; query: QueryParams } | null {
   const raw = target ?? '/';
   const q = raw.indexOf('?');
   const path = q < 0 ? raw : raw.slice(0, q);
-  if (PLAIN_PATH.test(path) && !raw.includes('#')) return { path, query: new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)) };
+  if (PLAIN_PATH.test(path) && !raw.includes('#')) return { path, query: parseQuery(q < 0 ? '' : raw.slice(q + 1)) };
   try {
     const url = new URL(raw, 'http://upgrade.invalid');
     return { path: url.pathname, query: url.searchParams };

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { GoneSignal } from './client-gone.js';
+import type { QueryParams } from './query-params.js';
 
 /** What the router knows of an upgrade request before admission. */
 export interface UpgradeContext {
@@ -8,7 +9,7 @@ export interface UpgradeContext {
   readonly socket: Duplex;
   /** The request target's path (routing) and query (parameters). */
   readonly path: string;
-  readonly query: URLSearchParams;
+  readonly query: QueryParams;
   readonly clientIp: string;
   /**
    * Aborted once the client's socket is destroyed (after an error). The

@@ -18,6 +18,7 @@ import { quietRedundantEnds } from './quiet-ends.js';
 import { parseRequestTarget } from './request-target.js';
 import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
 import type { Admitted, UpgradeContext } from './upgrade-route.js';
+import type { QueryParams } from './query-params.js';
 
 /**
  * The WebSocket adapter that owns the HTTP server's `upgrade` event.
@@ -151,7 +152,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     socket: Duplex,
     req: IncomingMessage,
     path: string,
-    query: URLSearchParams,
+    query: QueryParams,
     clientIp: string,
     refusal: Refusal,
     server: WebSocketServer | null,
