@@ -34,9 +34,13 @@ WORKDIR /app
 ENV NODE_ENV=production
 # Each read from a target allocates a fresh 64 KiB buffer; with glibc's default
 # trim threshold the freed memory goes back to the kernel after every GC and is
-# faulted in again on the next reads. Keeping 32 MiB lifts download throughput
-# from ~0.6x to ~1.08x the plain relay (docs/performance.md).
-ENV MALLOC_TRIM_THRESHOLD_=33554432
+# faulted in again on the next reads (download ~0.6x the plain relay). V8 frees
+# those buffers in batches of 64 MiB and more, so a threshold below that still
+# trims now and then (32 MiB: up to 200 000 page faults per GiB in a sample);
+# 128 MiB took them to none. The price: up to 128 MiB of freed heap stays with
+# the process after a burst; lower it under a tight memory limit
+# (docs/performance.md).
+ENV MALLOC_TRIM_THRESHOLD_=134217728
 # package.json is needed at run time: it declares "type": "module" for dist/.
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules

@@ -172,7 +172,7 @@ export const COMPETITORS = {
   'wsproxy-malloc': {
     label: 'wsproxy, MALLOC_TRIM_THRESHOLD_',
     description:
-      'diagnostic (--diagnose): the same service with MALLOC_TRIM_THRESHOLD_=33554432, so glibc keeps up to 32 MiB of freed heap instead of returning it to the kernel after every GC and faulting it back in',
+      'diagnostic (--diagnose): the same service with MALLOC_TRIM_THRESHOLD_=33554432 (the image shipped that before 128 MiB): glibc keeps up to 32 MiB of freed heap, and a GC that frees more gives the rest back to the kernel, to be faulted in again',
     available: (ctx) => COMPETITORS.wsproxy.available(ctx),
     start: (ctx) => startWsproxy(ctx, 'wsproxy-malloc', { extraEnv: { MALLOC_TRIM_THRESHOLD_: '33554432' } }),
   },
