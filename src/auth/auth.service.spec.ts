@@ -246,24 +246,39 @@ describe('AuthService', () => {
       assert.equal((await auth.authenticate(fakeReq(), q(`token=${plain}`))).userId, 'x');
     });
 
-    it('decodes each distinct header once, keeps at most 64, and still checks every token in full', async () => {
+    it('keeps the headers of verified tokens only (at most 64, up to 512 characters) and still checks every token in full', async () => {
       const auth = makeAuth();
       const rsPrivate = KeyObject.from(key.privateKey);
       const claims = { sub: 'h', exp: Math.floor(Date.now() / 1000) + 60 };
-      const known = auth as unknown as { headers: Map<string, unknown> };
-      for (let i = 0; i < 70; i++) {
-        const token = signRaw({ alg: 'RS256', kid: key.kid, typ: `JWT-${i}` }, claims, (input) => sign('sha256', input, rsPrivate));
-        assert.equal((await auth.authenticate(fakeReq(), q(`token=${token}`))).userId, 'h');
-        assert.ok(known.headers.size <= 64, `kept ${known.headers.size} headers`);
-      }
-      // A header already kept says nothing about the rest: a forged signature and a malformed payload still fail.
-      const good = signRaw({ alg: 'RS256', kid: key.kid }, claims, (input) => sign('sha256', input, rsPrivate));
+      const signed = (header: object): string => signRaw(header, claims, (input) => sign('sha256', input, rsPrivate));
+      const kept = (auth as unknown as { headers: Map<string, object> }).headers;
+
+      const good = signed({ alg: 'RS256', kid: key.kid });
+      const [h, , sig] = good.split('.') as [string, string, string];
       assert.equal((await auth.authenticate(fakeReq(), q(`token=${good}`))).userId, 'h');
-      const [h, , sig] = good.split('.');
+      const entry = kept.get(h);
+      assert.ok(entry && Object.isFrozen(entry), 'the verified header is kept, frozen');
+      assert.equal((await auth.authenticate(fakeReq(), q(`token=${good}`))).userId, 'h');
+      assert.equal(kept.get(h), entry, 'and reused');
+
+      // A kept header says nothing about the rest: a forged payload and a foreign signature still fail.
       const forged = `${h}.${base64url.encode(JSON.stringify({ ...claims, sub: 'admin' }))}.${sig}`;
       await refusedWith(auth.authenticate(fakeReq(), q(`token=${forged}`)), 401, 'signature invalid');
-      const impostor = await mintToken(other, { sub: 'admin' }, { kid: key.kid });
+      const otherPrivate = KeyObject.from(other.privateKey);
+      const impostor = signRaw({ alg: 'RS256', kid: key.kid, typ: 'impostor' }, claims, (input) => sign('sha256', input, otherPrivate));
       await refusedWith(auth.authenticate(fakeReq(), q(`token=${impostor}`)), 401, 'signature invalid');
+      assert.equal(kept.has(impostor.split('.')[0]!), false, 'a header whose signature failed is not kept');
+
+      const long = signed({ alg: 'RS256', kid: key.kid, pad: 'x'.repeat(600) });
+      assert.equal((await auth.authenticate(fakeReq(), q(`token=${long}`))).userId, 'h');
+      assert.equal(kept.has(long.split('.')[0]!), false, 'a header over 512 characters is not kept');
+
+      kept.clear();
+      for (let i = 0; i < 70; i++) {
+        const token = signed({ alg: 'RS256', kid: key.kid, typ: `JWT-${i}` });
+        assert.equal((await auth.authenticate(fakeReq(), q(`token=${token}`))).userId, 'h');
+        assert.equal(kept.size, (i % 64) + 1, 'emptied when full');
+      }
     });
 
     it('refuses a token signed by a key not in the JWKS', async () => {

@@ -26,8 +26,9 @@ export const ANONYMOUS: AuthIdentity = Object.freeze({ userId: 'anonymous' });
 /** Longer than any real JWT; bounds the work spent on garbage. */
 const MAX_TOKEN_CHARS = 16 * 1024;
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
-/** Distinct protected headers kept decoded (see `decodeHeader`). */
+/** Distinct protected headers kept decoded, and the longest kept (see `rememberHeader`). */
 const MAX_KNOWN_HEADERS = 64;
+const MAX_KNOWN_HEADER_CHARS = 512;
 
 /** The JSON object in a base64url JWS segment, or null. */
 function decodeSegment(segment: string): Record<string, unknown> | null {
@@ -91,18 +92,16 @@ export class AuthService implements OnModuleInit {
   }
 
   /**
-   * A token's protected header, decoded once per distinct header segment: an
-   * issuer's tokens share a handful (one per key), so this spares a base64
-   * decode and a JSON parse per connection. Bounded; emptied when full.
+   * Remembers a protected header whose signature has verified, so the next
+   * token with the same header segment skips its base64 decode and JSON parse:
+   * an issuer's tokens share a handful (one per key). Only signed headers of
+   * ordinary size are kept, so tokens nobody signed cannot flush the cache or
+   * pin large strings. Bounded; emptied when full.
    */
-  private decodeHeader(segment: string): Readonly<Record<string, unknown>> | null {
-    const known = this.headers.get(segment);
-    if (known !== undefined) return known;
-    const header = decodeSegment(segment);
-    if (header === null) return null;
+  private rememberHeader(segment: string, header: Record<string, unknown>): void {
+    if (segment.length > MAX_KNOWN_HEADER_CHARS) return;
     if (this.headers.size >= MAX_KNOWN_HEADERS) this.headers.clear();
     this.headers.set(segment, Object.freeze(header));
-    return header;
   }
 
   /** Verifies a compact JWS and returns its `sub`. */
@@ -111,7 +110,8 @@ export class AuthService implements OnModuleInit {
     const parts = token.split('.');
     if (parts.length !== 3) throw authRefusal('token malformed');
     const [h, p, s] = parts as [string, string, string];
-    const header = this.decodeHeader(h);
+    const known = this.headers.get(h);
+    const header = known ?? decodeSegment(h);
     if (header === null || !BASE64URL.test(s)) throw authRefusal('token malformed');
     // Checked before any key lookup: `none` and HMAC never reach a key.
     if (typeof header.alg !== 'string' || !this.algorithms.includes(header.alg)) {
@@ -123,6 +123,7 @@ export class AuthService implements OnModuleInit {
 
     const key = await this.jwks.getKey(header.kid, header.alg);
     if (!verifySignature(key, `${h}.${p}`, Buffer.from(s, 'base64url'))) throw authRefusal('signature invalid');
+    if (known === undefined) this.rememberHeader(h, header);
     const payload = decodeSegment(p);
     if (payload === null) throw authRefusal('token malformed');
     return checkClaims(payload, this.claimRules, this.clock.now() / 1000);

@@ -19,8 +19,8 @@ import { RelayService, type RelaySetup } from './relay.service.js';
 import { TcpDialer } from './tcp-dialer.js';
 
 /**
- * A dialled target's error listener until the relay takes the socket over (and
- * after: the relay adds its own): a reset before then only destroys it.
+ * The dialled target's error listener from the dial on: a reset before the
+ * relay starts only destroys the socket. It stays once the relay adds its own.
  */
 function destroyOnError(this: Socket): void {
   this.destroy();

@@ -1,8 +1,8 @@
 import { connect, type Socket } from 'node:net';
 import { Injectable } from '@nestjs/common';
 import { Refusal } from '../common/refusal.js';
-import type { DirectReader } from './direct-reader.js';
 import type { GoneSignal } from '../upgrade/client-gone.js';
+import type { DirectReader } from './direct-reader.js';
 
 /**
  * Opens TCP connections to already-checked addresses. A seam so admission logic

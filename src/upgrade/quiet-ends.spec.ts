@@ -57,6 +57,20 @@ describe('endUnlessEnded', () => {
       spy.restore();
     }
   });
+
+  it('passes a call on a stream destroyed before it ended through, as Node builds no error for it', () => {
+    const w = sink();
+    w.destroy();
+    w.end = endUnlessEnded as Writable['end'];
+    const spy = spyRedundantEnds(new Set([w]));
+    try {
+      w.end();
+      assert.equal(spy.count, 1);
+      assert.equal(w.writableEnded, true);
+    } finally {
+      spy.restore();
+    }
+  });
 });
 
 describe('quietRedundantEnds', () => {

@@ -2,14 +2,15 @@ import type { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
 
 /**
- * `end()` that skips a repeated call without arguments on a stream that has
- * already ended or been destroyed. Node's `Writable.prototype.end` builds an
- * `ERR_STREAM_ALREADY_FINISHED` / `ERR_STREAM_DESTROYED` for such a call (a
- * captured stack trace and a formatted message, about 4 µs) and, with no
- * callback to give it to, drops it: skipping it changes nothing else.
+ * `end()` that skips a repeated call without arguments where Node's
+ * `Writable.prototype.end` would only build an `ERR_STREAM_ALREADY_FINISHED` /
+ * `ERR_STREAM_DESTROYED` (a captured stack trace and a formatted message, about
+ * 4 µs) and, with no callback to give it to, drop it: a stream already ended or
+ * errored, and finished or destroyed. Every other call goes to the prototype's
+ * `end`, so install it as an own property, never on a prototype.
  */
 export function endUnlessEnded(this: Writable, ...args: unknown[]): Writable {
-  if (args.length === 0 && (this.writableEnded || this.destroyed)) return this;
+  if (args.length === 0 && (this.writableEnded || this.errored !== null) && (this.writableFinished || this.destroyed)) return this;
   const end = (Object.getPrototypeOf(this) as Writable).end as (...a: unknown[]) => Writable;
   return end.apply(this, args);
 }

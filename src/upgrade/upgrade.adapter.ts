@@ -11,14 +11,14 @@ import { WsproxyEvents } from '../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { DrainService } from '../lifecycle/drain.service.js';
 import { redactUrl } from '../logging/redact.js';
-import { ClientIpResolver } from './client-ip.js';
-import { writeHttpRefusal } from './raw-response.js';
 import { SocketGoneSignal } from './client-gone.js';
+import { ClientIpResolver } from './client-ip.js';
+import type { QueryParams } from './query-params.js';
 import { quietRedundantEnds } from './quiet-ends.js';
+import { writeHttpRefusal } from './raw-response.js';
 import { parseRequestTarget } from './request-target.js';
 import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
 import type { Admitted, UpgradeContext } from './upgrade-route.js';
-import type { QueryParams } from './query-params.js';
 
 /**
  * The WebSocket adapter that owns the HTTP server's `upgrade` event.
