@@ -2,13 +2,13 @@ import type { IncomingMessage } from 'node:http';
 import { Inject, Injectable, Logger, Optional, type OnModuleInit } from '@nestjs/common';
 import type { WsproxyConfig } from '../config/config.schema.js';
 import { wsproxyConfig } from '../config/wsproxy.config.js';
+import type { QueryParams } from '../upgrade/query-params.js';
 import { authRefusal } from './auth-reasons.js';
 import { AUTH_CLOCK, systemClock, type Clock } from './clock.js';
 import { JwksService } from './jwks.service.js';
 import { checkClaims, type ClaimRules } from './jwt-claims.js';
 import { verifySignature } from './jws-verifier.js';
 import { extractToken, offeredProtocols, selectResponseProtocol } from './token-carriers.js';
-import type { QueryParams } from '../upgrade/query-params.js';
 
 export { selectResponseProtocol, TOKEN_PROTOCOL_PREFIX } from './token-carriers.js';
 

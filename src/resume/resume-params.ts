@@ -1,6 +1,6 @@
 import { Refusal } from '../common/refusal.js';
-import { SESSION_ID_PATTERN, type ControlMode } from './wire.js';
 import type { QueryParams } from '../upgrade/query-params.js';
+import { SESSION_ID_PATTERN, type ControlMode } from './wire.js';
 
 /** What the `resume` query parameter asks for. */
 export type ResumeRequest =

@@ -25,8 +25,8 @@ interface WsInternals {
  * every clean close (when the socket ends and again when it closes): three
  * errors built and thrown away per connection, a few percent of a relay's
  * setup CPU. Gives the accepted WebSocket's receiver and socket an `end`
- * that skips those calls.
- * `ws` is pinned to one version (see package.json); its spec checks the fields.
+ * that skips those calls. `ws` is pinned to one version (see package.json);
+ * the spec checks that the fields are where this expects them.
  */
 export function quietRedundantEnds(ws: WebSocket): void {
   const internals = ws as unknown as WsInternals;
