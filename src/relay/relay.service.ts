@@ -3,13 +3,14 @@ import type { Socket } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
 import type { WebSocket } from 'ws';
 import { ChurnSet } from '../common/churn-map.js';
-import { WsproxyEvents, type RelayClosedEvent, type RelayOpenedEvent } from '../common/events.js';
+import { WsproxyEvents, type RelayOpenedEvent } from '../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { DrainService } from '../lifecycle/drain.service.js';
 import type { Lease } from '../limits/limits.service.js';
 import { PINO, type Pino } from '../logging/logging.module.js';
 import { KeepaliveService } from '../upgrade/keepalive.service.js';
 import type { DirectReader } from './direct-reader.js';
+import { relayClosedEvent } from './relay-closed.js';
 import { pipeRelay } from './relay-pipe.js';
 
 /** Relay ids for logs: a per-process random prefix and a counter (no CSPRNG call per relay). */
@@ -75,18 +76,7 @@ export class RelayService {
       untrack();
       this.live.delete(handle);
       setup.lease.release();
-      const closed: RelayClosedEvent = {
-        id,
-        clientIp: setup.clientIp,
-        user: setup.user,
-        target: setup.target,
-        resumable: false,
-        bytesUp: setup.socket.bytesWritten,
-        bytesDown: setup.socket.bytesRead,
-        durationMs: Date.now() - started,
-        closeCode: end.closeCode,
-        closeReason: end.closeReason,
-      };
+      const closed = relayClosedEvent(opened, setup.socket, started, end);
       if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_end', ...closed, endedBy: end.endedBy }, 'relay ended');
       this.events.emit('relay.closed', closed);
     });

@@ -1,11 +1,12 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { WebSocket } from 'ws';
 import { ChurnMap } from '../common/churn-map.js';
-import { WsproxyEvents } from '../common/events.js';
+import { WsproxyEvents, type RelayOpenedEvent } from '../common/events.js';
 import { Refusal } from '../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { DrainService } from '../lifecycle/drain.service.js';
 import { PINO, type Pino } from '../logging/logging.module.js';
+import { relayClosedEvent } from '../relay/relay-closed.js';
 import type { PipeEnd } from '../relay/relay-pipe.js';
 import type { RelaySetup } from '../relay/relay.service.js';
 import { KeepaliveService } from '../upgrade/keepalive.service.js';
@@ -120,7 +121,7 @@ export class ResumeService implements OnApplicationShutdown {
     this.untrack.delete(s.id);
   }
 
-  private describe(s: ResumableSession) {
+  private describe(s: ResumableSession): RelayOpenedEvent {
     return { id: s.shortId, clientIp: s.setup.clientIp, user: s.setup.user, target: s.setup.target, resumable: true };
   }
 
@@ -147,14 +148,7 @@ export class ResumeService implements OnApplicationShutdown {
       this.log.info({ event: 'resume_expired', id: s.shortId, user: s.setup.user, windowS: this.config.resumeWindowS }, 'resume window expired');
       this.events.emit('resume.expired', { id: s.shortId });
     }
-    const closed = {
-      ...this.describe(s),
-      bytesUp: s.setup.socket.bytesWritten,
-      bytesDown: s.setup.socket.bytesRead,
-      durationMs: Date.now() - s.started,
-      closeCode: end.closeCode,
-      closeReason: end.closeReason,
-    };
+    const closed = relayClosedEvent(this.describe(s), s.setup.socket, s.started, end);
     this.log.info({ event: 'relay_end', ...closed, endedBy: end.endedBy }, 'relay ended');
     this.events.emit('relay.closed', closed);
   }

@@ -5,7 +5,6 @@ import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.
 
 interface Watched {
   readonly ws: WebSocket;
-  handle: number;
   missed: number;
 }
 
@@ -31,10 +30,10 @@ export class KeepaliveService implements OnModuleInit, OnApplicationShutdown {
 
   /** Watches `ws` until it closes. */
   watch(ws: WebSocket): void {
-    const entry: Watched = { ws, handle: 0, missed: 0 };
-    entry.handle = this.watched.add(entry);
+    const entry: Watched = { ws, missed: 0 };
+    const handle = this.watched.add(entry);
     ws.on('pong', () => (entry.missed = 0));
-    ws.once('close', () => this.watched.delete(entry.handle));
+    ws.once('close', () => this.watched.delete(handle));
   }
 
   private tick(): void {

@@ -1,0 +1,24 @@
+import type { Socket } from 'node:net';
+import type { RelayClosedEvent, RelayOpenedEvent } from '../common/events.js';
+import type { PipeEnd } from './relay-pipe.js';
+
+/**
+ * The `relay.closed` event of a relay (plain or resumable) that opened as
+ * `opened` at `startedAt`: its byte counts from the target socket, its age and
+ * how it ended. Spelled out field by field: spreading `opened` cost more on
+ * every relay's end.
+ */
+export function relayClosedEvent(opened: RelayOpenedEvent, target: Socket, startedAt: number, end: PipeEnd): RelayClosedEvent {
+  return {
+    id: opened.id,
+    clientIp: opened.clientIp,
+    user: opened.user,
+    target: opened.target,
+    resumable: opened.resumable,
+    bytesUp: target.bytesWritten,
+    bytesDown: target.bytesRead,
+    durationMs: Date.now() - startedAt,
+    closeCode: end.closeCode,
+    closeReason: end.closeReason,
+  };
+}
