@@ -10,7 +10,7 @@ import { matchTunnelHost } from '../../tunnel/http/tunnel-host.js';
 import { R, V2_DATA_CHUNK, V2_MAX_FRAME_BYTES, V2_MAX_PAYLOAD } from '../../tunnel/protocol/v2.js';
 import { TunnelService } from '../../tunnel/tunnel.service.js';
 import { V2ClientSession, type V2ClientStream } from '../../tunnel/v2/client-session.js';
-import { V2FrameSender } from '../../tunnel/v2/v2-frame-sender.js';
+import { FrameSender } from '../../tunnel/core/frame-sender.js';
 import { V2_WS_HIGH_WATER } from '../../tunnel/v2/v2-wire.js';
 import { DrainService } from '../../lifecycle/drain.service.js';
 import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
@@ -91,7 +91,7 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
   private serveChannel(ws: WebSocket): void {
     this.channels.add(ws);
     this.accepted++;
-    const sender = new V2FrameSender(ws, V2_WS_HIGH_WATER, () => session.transportDrained());
+    const sender = new FrameSender(ws, V2_WS_HIGH_WATER, () => session.transportDrained());
     const session = new V2ClientSession(
       { send: (frame) => sender.send(frame), transportReady: () => sender.ready },
       {

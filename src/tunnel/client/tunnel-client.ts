@@ -10,7 +10,7 @@ import {
   type TunnelReady,
 } from './client-session.js';
 import { V2ClientSession } from '../v2/client-session.js';
-import { FrameBatcher } from '../core/frame-batcher.js';
+import { FrameSender } from '../core/frame-sender.js';
 import { nodeLocalServices } from '../v2/node-services.js';
 import { T as V2_FRAME } from '../protocol/v2.js';
 import { maskingFor } from '../../common/frame-masking.js';
@@ -117,30 +117,28 @@ export class TunnelClient {
   private readonly readyPromise: Promise<TunnelReady>;
   private settleReady!: { resolve: (r: TunnelReady) => void; reject: (err: Error) => void };
   private ready: TunnelReady | null = null;
-  private congested = false;
   private readonly drainWaiters: (() => void)[] = [];
-  private readonly afterFlush = (): void => this.checkDrained();
   private pausedLocal = 0;
-  private readonly batcher: FrameBatcher;
+  private readonly sender: FrameSender;
 
   private constructor(
     readonly ws: WebSocket,
     options: TunnelClientOptions,
   ) {
-    this.batcher = new FrameBatcher(ws);
+    this.sender = new FrameSender(ws, HIGH_WATER, () => this.onDrained());
     const http = options.to === undefined ? null : parseTarget(options.to);
     const tcp = options.tcpTo === undefined ? null : parseTarget(options.tcpTo);
     const maxBody = options.maxResponseBodyBytes ?? DEFAULT_MAX_RESPONSE_BODY;
     this.makeV1 = () =>
       new TunnelClientSession(
-        { send: (frame) => this.send(frame) },
+        { send: (frame) => this.sender.send(frame) },
         {
           http: (req) => (http ? forwardHttp(http, req, maxBody) : Promise.resolve(plain(502, 'no local HTTP service'))),
           tcp: (conn) => (tcp ? this.forwardTcp(tcp, conn) : closedConnection(conn)),
         },
       );
     this.makeV2 = () =>
-      new V2ClientSession({ send: (frame) => this.send(frame), transportReady: () => !this.congested }, nodeLocalServices(http, tcp), {
+      new V2ClientSession({ send: (frame) => this.sender.send(frame), transportReady: () => this.sender.ready }, nodeLocalServices(http, tcp), {
         window: options.window ?? DEFAULT_V2_WINDOW,
       });
     this.readyPromise = new Promise<TunnelReady>((resolve, reject) => (this.settleReady = { resolve, reject }));
@@ -234,18 +232,7 @@ export class TunnelClient {
     return this.closed;
   }
 
-  private send(frame: string | Uint8Array): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    const binary = typeof frame !== 'string';
-    if (!this.congested && this.ws.bufferedAmount >= HIGH_WATER) this.congested = true;
-    this.batcher.before(frame.length);
-    if (this.congested) this.ws.send(frame, { binary }, this.afterFlush);
-    else this.ws.send(frame, { binary });
-  }
-
-  private checkDrained(): void {
-    if (!this.congested || this.ws.bufferedAmount >= HIGH_WATER) return;
-    this.congested = false;
+  private onDrained(): void {
     for (const w of this.drainWaiters.splice(0)) w();
     this.v2?.transportDrained();
   }
@@ -260,7 +247,7 @@ export class TunnelClient {
     };
     socket.on('data', (chunk: Buffer) => {
       conn.send(chunk);
-      if (this.congested && !socket.isPaused()) {
+      if (!this.sender.ready && !socket.isPaused()) {
         socket.pause();
         this.drainWaiters.push(() => socket.resume());
       }

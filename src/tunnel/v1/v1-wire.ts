@@ -19,7 +19,7 @@ import type {
   TunnelWire,
   TunnelWireHandler,
 } from '../core/stream-types.js';
-import { FrameBatcher } from '../core/frame-batcher.js';
+import { FrameSender } from '../core/frame-sender.js';
 
 /**
  * Bytes the proxy lets pile up in a tunnel WebSocket's send buffer before it
@@ -52,9 +52,6 @@ interface TcpState {
   closed: boolean;
 }
 
-const BINARY = { binary: true } as const;
-const TEXT = { binary: false } as const;
-
 /**
  * The v1 codec: JSON control messages and length-prefixed TCP payload frames on
  * one WebSocket (docs/tunnel-protocol.md). Whole HTTP bodies are buffered, as
@@ -67,10 +64,7 @@ export class V1Wire implements TunnelWire {
   private handler: TunnelWireHandler | null = null;
   private readonly streams = new ChurnMap<string, HttpState | TcpState>();
   private readonly pausedInbound = new ChurnMap<string, NodeJS.Timeout>();
-  private congested = false;
-  private readonly afterFlush = (): void => this.checkWritable();
-
-  private readonly batcher: FrameBatcher;
+  private readonly sender: FrameSender;
   /** Stream ids: a counter (ids only need to be unique within this tunnel), written as 12 hex digits. */
   private lastId = 0;
 
@@ -78,7 +72,7 @@ export class V1Wire implements TunnelWire {
     private readonly ws: WebSocket,
     private readonly options: V1WireOptions,
   ) {
-    this.batcher = new FrameBatcher(ws);
+    this.sender = new FrameSender(ws, TUNNEL_WS_HIGH_WATER, () => this.handler?.onWritable(null));
   }
 
   get bufferedAmount(): number {
@@ -127,8 +121,8 @@ export class V1Wire implements TunnelWire {
       return true;
     }
     if (s.closed || chunk.length === 0) return true;
-    this.send(encodeData(streamId, chunk), true);
-    return !this.congested;
+    this.sender.send(encodeData(streamId, chunk));
+    return this.sender.ready;
   }
 
   end(streamId: string): void {
@@ -181,28 +175,7 @@ export class V1Wire implements TunnelWire {
   }
 
   private sendControl(json: string): void {
-    if (this.options.controlBinary) this.send(Buffer.from(json, 'utf8'), true);
-    else this.send(json, false);
-  }
-
-  /**
-   * Sends one frame. Once the send buffer passes the high-water mark, every
-   * frame carries a flush callback until it drains below it again; the session
-   * is then told that all waiting streams may go on.
-   */
-  private send(frame: Uint8Array | string, binary: boolean): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    const size = typeof frame === 'string' ? frame.length : frame.length;
-    if (!this.congested && this.ws.bufferedAmount + size >= TUNNEL_WS_HIGH_WATER) this.congested = true;
-    this.batcher.before(size);
-    if (this.congested) this.ws.send(frame, binary ? BINARY : TEXT, this.afterFlush);
-    else this.ws.send(frame, binary ? BINARY : TEXT);
-  }
-
-  private checkWritable(): void {
-    if (!this.congested || this.ws.bufferedAmount >= TUNNEL_WS_HIGH_WATER) return;
-    this.congested = false;
-    this.handler?.onWritable(null);
+    this.sender.send(this.options.controlBinary ? Buffer.from(json, 'utf8') : json);
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {

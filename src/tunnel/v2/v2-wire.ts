@@ -9,7 +9,7 @@ import type {
 } from '../core/stream-types.js';
 import { R } from '../protocol/v2.js';
 import { V2Mux } from '../protocol/v2-mux.js';
-import { V2FrameSender } from './v2-frame-sender.js';
+import { FrameSender } from '../core/frame-sender.js';
 
 /**
  * Bytes the proxy lets pile up in a v2 tunnel WebSocket's send buffer before
@@ -37,14 +37,14 @@ export class V2Wire implements WebSocketWire {
   readonly carriesWebSockets = true as const;
   private nextId = 1;
   private readonly mux: V2Mux;
-  private readonly sender: V2FrameSender;
+  private readonly sender: FrameSender;
 
   /** `window`: the credit granted per stream (at least the protocol's initial window). */
   constructor(
     private readonly ws: WebSocket,
     options: { readonly window?: number } = {},
   ) {
-    this.sender = new V2FrameSender(ws, V2_WS_HIGH_WATER, () => this.mux.transportDrained());
+    this.sender = new FrameSender(ws, V2_WS_HIGH_WATER, () => this.mux.transportDrained());
     this.mux = new V2Mux({ role: 'proxy', send: (f) => this.sender.send(f), transportReady: () => this.sender.ready, window: options.window });
   }
 
