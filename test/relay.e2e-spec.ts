@@ -353,6 +353,56 @@ describe('ALLOWED_TARGETS', () => {
   });
 });
 
+describe('admission gives back what it took when the handshake cannot complete', () => {
+  let app: TestApp;
+  let dials = 0;
+  let quiet: TestTarget;
+
+  before(async () => {
+    app = await startApp({ MAX_CONNS_PER_IP: '1', MAX_CONNS_PER_USER: '100' });
+    // Accepts and stays silent: a dialled connection lives until the proxy closes it.
+    quiet = await startTarget(() => dials++);
+  });
+  after(async () => {
+    await app.close();
+    await quiet.close();
+  });
+
+  it('400 for a malformed Sec-WebSocket-Protocol, before any slot is taken or any target dialled', async () => {
+    for (const protocols of ['a b', 'a, a', 'a,,b', 'a;b']) {
+      const res = await rawUpgrade(app.port, `/relay?host=127.0.0.1&port=${quiet.port}`, {
+        'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Protocol': protocols,
+      });
+      assert.match(res, /^HTTP\/1\.1 400 /, protocols);
+      assert.match(res, /invalid Sec-WebSocket-Protocol/);
+    }
+    assert.equal(dials, 0);
+    assert.equal(await slotsInUse(app), 0);
+  });
+
+  it('a client that half-closes right after its request gets its slot back and its target closed', async () => {
+    const { connect } = await import('node:net');
+    const dialsBefore = dials;
+    const s = connect(app.port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await once(s, 'connect');
+    s.end(
+      [`GET /relay?host=127.0.0.1&port=${quiet.port} HTTP/1.1`, `Host: 127.0.0.1:${app.port}`, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n'),
+    );
+    s.resume();
+    await once(s, 'close');
+    await waitFor(() => dials > dialsBefore, 2000, 'the target dialled');
+    await waitFor(() => quiet.connections.size === 0, 3000, 'the target connection closed');
+    await waitFor(async () => (await slotsInUse(app)) === 0, 3000, 'the slot back');
+    // The one slot of this IP is free again.
+    const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${quiet.port}`);
+    ws.close(1000);
+    await closed(ws);
+  });
+});
+
 describe('client IP and trusted proxies', () => {
   let echo: TestTarget;
   before(async () => {

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
+import { endTarget } from './end-target.js';
 
 /**
  * Largest amount the proxy lets pile up in a WebSocket's send buffer before it
@@ -8,6 +9,9 @@ import { WebSocket } from 'ws';
  * KiB at most.
  */
 export const WS_SEND_HIGH_WATER = 256 * 1024;
+
+/** How long a target has to close after the client's clean close before it is destroyed. */
+export const TARGET_END_TIMEOUT_MS = 30_000;
 
 const BINARY = { binary: true } as const;
 
@@ -107,11 +111,10 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
     markEnd({ closeCode: code, closeReason: reason.toString(), endedBy: 'client' });
     if (code === 1006) {
       target.destroy();
-    } else if (!target.destroyed) {
+    } else {
       // Pending writes reach the target before the FIN; a target that never
-      // reads them must not hold the socket forever.
-      target.end();
-      target.setTimeout(30_000, () => target.destroy());
+      // reads them, or never closes, must not hold the socket forever.
+      endTarget(target, TARGET_END_TIMEOUT_MS);
     }
     finish();
   });

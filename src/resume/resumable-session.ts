@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
+import { endTarget } from '../relay/end-target.js';
 import type { PipeEnd } from '../relay/relay-pipe.js';
-import { WS_SEND_HIGH_WATER } from '../relay/relay-pipe.js';
+import { TARGET_END_TIMEOUT_MS, WS_SEND_HIGH_WATER } from '../relay/relay-pipe.js';
 import type { RelaySetup } from '../relay/relay.service.js';
 import { logSafeId } from './session-id.js';
 import { SlabStore } from './slab-store.js';
@@ -44,8 +45,6 @@ const FRAGMENT = { binary: true, fin: false } as const;
 const DATA_MARKER = Buffer.from([MARK_DATA]);
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-/** Time a target may take to read what the client sent before a final FIN. */
-const TARGET_END_TIMEOUT_MS = 30_000;
 /** Time a replaced socket gets to complete its close handshake. */
 const REPLACED_TERMINATE_MS = 5_000;
 
@@ -377,8 +376,7 @@ export class ResumableSession {
     if (target.destroyed) return;
     // A paused socket would never see the target's FIN, and never close.
     target.resume();
-    target.end();
-    target.setTimeout(TARGET_END_TIMEOUT_MS, () => target.destroy());
+    endTarget(target, TARGET_END_TIMEOUT_MS);
   }
 
   private detach(): void {

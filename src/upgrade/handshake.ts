@@ -12,5 +12,23 @@ export function checkHandshake(req: IncomingMessage): string | null {
   const key = req.headers['sec-websocket-key'];
   if (typeof key !== 'string' || !WS_KEY.test(key.trim())) return 'invalid Sec-WebSocket-Key';
   if (req.headers['sec-websocket-version'] !== '13') return 'unsupported Sec-WebSocket-Version';
+  const protocols = req.headers['sec-websocket-protocol'];
+  if (protocols !== undefined && !isProtocolList(protocols)) return 'invalid Sec-WebSocket-Protocol';
   return null;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * RFC 6455 §4.1: a comma-separated list of distinct tokens (`ws` answers
+ * anything else 400 itself, so it is refused here before admission runs).
+ */
+export function isProtocolList(value: string): boolean {
+  const seen = new Set<string>();
+  for (const item of value.split(',')) {
+    const name = item.replace(/^[ \t]+|[ \t]+$/g, '');
+    if (!TOKEN.test(name) || seen.has(name)) return false;
+    seen.add(name);
+  }
+  return true;
 }

@@ -130,16 +130,21 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       return;
     }
     setAdmission(req, admitted);
+    let accepted = false;
     try {
       server.handleUpgrade(req, socket, head, (ws) => {
+        accepted = true;
         quietRedundantEnds(ws);
         server.emit('connection', ws, req);
       });
     } catch (err) {
-      admitted.abort();
       this.logger.error(`handshake failed: ${(err as Error).message}`);
       socket.destroy();
     }
+    // `ws` ends some handshakes itself without calling back (a client that
+    // half-closed during admission, a server already closing): what admission
+    // took (the limit slot, the dialled target) goes back here.
+    if (!accepted) admitted.abort();
   }
 
   /**

@@ -1,0 +1,31 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseQuery } from '../upgrade/query-params.js';
+import { redactUrl } from './redact.js';
+
+const JWT = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln';
+
+describe('redactUrl', () => {
+  it('redacts token and access_token, keeping the other parameters', () => {
+    assert.equal(redactUrl(`/relay?host=h&port=22&token=${JWT}`), '/relay?host=h&port=22&token=[REDACTED]');
+    assert.equal(redactUrl(`/relay?token=${JWT}&host=h`), '/relay?token=[REDACTED]&host=h');
+    assert.equal(redactUrl(`/x?access_token=${JWT}#frag`), '/x?access_token=[REDACTED]#frag');
+    assert.equal(redactUrl(`/x?TOKEN=${JWT}`), '/x?TOKEN=[REDACTED]');
+    assert.equal(redactUrl('/relay?host=h&mytoken=keep&token_x=keep'), '/relay?host=h&mytoken=keep&token_x=keep');
+    assert.equal(redactUrl(undefined), '');
+  });
+
+  it('redacts every spelling the query parser reads as token', () => {
+    for (const name of ['%74oken', 'to%6Ben', '%74%6F%6B%65%6E', 't%6fken']) {
+      const url = `/relay?host=h&${name}=${JWT}`;
+      assert.equal(parseQuery(url.slice(url.indexOf('?') + 1)).get('token'), JWT, `admission reads ${name} as token`);
+      assert.equal(redactUrl(url), `/relay?host=h&${name}=[REDACTED]`);
+    }
+    assert.equal(redactUrl(`/x?access%5Ftoken=${JWT}`), '/x?access%5Ftoken=[REDACTED]');
+  });
+
+  it('redacts every occurrence, and survives malformed escapes', () => {
+    assert.equal(redactUrl(`/r?token=a&token=b`), '/r?token=[REDACTED]&token=[REDACTED]');
+    assert.equal(redactUrl(`/r?%E0%A4%A=x&%74oken=${JWT}`), '/r?%E0%A4%A=x&%74oken=[REDACTED]');
+  });
+});

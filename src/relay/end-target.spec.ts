@@ -1,0 +1,64 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { socketPair } from '../../test/support/socket-pair.js';
+import { endTarget } from './end-target.js';
+
+describe('endTarget', () => {
+  it('sends the pending writes, then FIN; a target that closes in time is not destroyed', async () => {
+    const { client: proxySide, peer: target, close } = await socketPair();
+    try {
+      proxySide.on('data', () => undefined);
+      proxySide.write('last bytes');
+      endTarget(proxySide, 60_000);
+      const chunks: Buffer[] = [];
+      target.on('data', (c: Buffer) => chunks.push(c));
+      await once(target, 'end');
+      assert.equal(Buffer.concat(chunks).toString(), 'last bytes');
+      target.end();
+      await once(proxySide, 'close');
+      assert.equal(proxySide.errored, null);
+    } finally {
+      close();
+    }
+  });
+
+  it('destroys a target that ignores the FIN and keeps sending, at the deadline', async () => {
+    // The target half-closes nothing: it keeps its side open and writing after the FIN.
+    const server = createServer({ allowHalfOpen: true });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const accepted = once(server, 'connection') as Promise<[Socket]>;
+    const proxySide = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    const [target] = await accepted;
+    server.close();
+    const close = (): void => {
+      proxySide.destroy();
+      target.destroy();
+    };
+    try {
+      target.on('error', () => undefined);
+      target.on('data', () => undefined);
+      // Keeps the socket busy: an idle timeout would never fire.
+      const chatter = setInterval(() => target.writable && target.write('x'), 10);
+      proxySide.on('data', () => undefined);
+      const started = Date.now();
+      endTarget(proxySide, 300);
+      const timeout = new Promise<never>((_r, reject) => setTimeout(() => reject(new Error('still open after 5 s')), 5000).unref());
+      await Promise.race([once(proxySide, 'close'), timeout]);
+      clearInterval(chatter);
+      assert.ok(Date.now() - started >= 250, 'not before the deadline');
+      assert.ok(proxySide.destroyed);
+    } finally {
+      close();
+    }
+  });
+
+  it('leaves an already destroyed socket alone', async () => {
+    const { client: proxySide, close } = await socketPair();
+    proxySide.destroy();
+    assert.doesNotThrow(() => endTarget(proxySide, 10));
+    close();
+  });
+});

@@ -1,0 +1,15 @@
+import type { Socket } from 'node:net';
+
+/**
+ * Ends `target` (its FIN goes after the pending writes) and destroys it if it
+ * has not closed `withinMs` later. A fixed deadline, not `socket.setTimeout`:
+ * that is an idle timer, and a target that ignores the FIN and keeps sending
+ * would reset it forever, holding the relay and its limit slot.
+ */
+export function endTarget(target: Socket, withinMs: number): void {
+  if (target.destroyed) return;
+  target.end();
+  const deadline = setTimeout(() => target.destroy(), withinMs);
+  deadline.unref();
+  target.once('close', () => clearTimeout(deadline));
+}
