@@ -428,14 +428,16 @@ describe('client IP and trusted proxies', () => {
     }
   });
 
-  it('uses the first valid X-Forwarded-For address from a trusted proxy, X-Real-IP as fallback', async () => {
-    const app = await startApp({ MAX_CONNS_PER_IP: '1', TRUSTED_PROXIES: '127.0.0.0/8' });
+  it('uses the rightmost X-Forwarded-For address that is not a trusted proxy, X-Real-IP as fallback', async () => {
+    const app = await startApp({ MAX_CONNS_PER_IP: '1', TRUSTED_PROXIES: '127.0.0.0/8,10.0.0.0/8' });
     try {
       const url = `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`;
-      const a = await openWs(url, { headers: { 'X-Forwarded-For': 'garbage, 203.0.113.1, 10.0.0.1' } });
+      // What the client wrote left of the trusted proxies' entries is not believed.
+      const a = await openWs(url, { headers: { 'X-Forwarded-For': 'garbage, 198.51.100.9, 203.0.113.1, 10.0.0.1' } });
       const b = await openWs(url, { headers: { 'X-Forwarded-For': '203.0.113.2' } });
       const c = await openWs(url, { headers: { 'X-Real-IP': '203.0.113.3' } });
-      const r = await expectRefusal(url, { headers: { 'X-Forwarded-For': '203.0.113.1' } });
+      // A spoofed entry on the left does not get the same client a second slot.
+      const r = await expectRefusal(url, { headers: { 'X-Forwarded-For': '198.51.100.10, 203.0.113.1' } });
       assert.equal(r.status, 429);
       const snap = await app.app.get(LimitsService).snapshot();
       assert.deepEqual(Object.keys(snap.perIp).sort(), ['203.0.113.1', '203.0.113.2', '203.0.113.3']);

@@ -187,7 +187,7 @@ export const CONFIG_VARS = {
     'TRUSTED_PROXIES',
     '',
     'comma-separated IPs/CIDRs',
-    'Peers whose X-Forwarded-For / X-Real-IP is believed.',
+    'Proxies whose X-Forwarded-For / X-Real-IP is believed; the client is the rightmost X-Forwarded-For hop not in this list.',
     cidrList,
   ),
   maxConnsPerIp: spec('MAX_CONNS_PER_IP', '10', '1..1000000', 'Concurrent relays + tunnels per client IP.', int(1, 1_000_000)),

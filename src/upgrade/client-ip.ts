@@ -14,8 +14,11 @@ export function normalizeIp(address: string): string {
 
 /**
  * Decides the client IP of a request: the socket's peer address, or — only when
- * that peer is a trusted proxy — the first valid address of `X-Forwarded-For`,
- * else `X-Real-IP`.
+ * that peer is a trusted proxy — the rightmost `X-Forwarded-For` address that
+ * is not itself a trusted proxy (else `X-Real-IP`). Proxies append the address
+ * they saw to the right; everything to its left came from the client and could
+ * be anything, so the walk from the right stops at the first untrusted hop. A
+ * malformed entry stops it too, at the last address a trusted proxy vouched for.
  */
 export class ClientIpResolver {
   private readonly trusted: Range[];
@@ -31,10 +34,14 @@ export class ClientIpResolver {
     if (this.trusted.length === 0 || !this.isTrusted(peer)) return peer;
     const xff = headerValue(req.headers['x-forwarded-for']);
     if (xff) {
-      for (const part of xff.split(',')) {
-        const candidate = part.trim();
-        if (isIP(candidate)) return normalizeIp(candidate);
+      const hops = xff.split(',');
+      let client = peer;
+      for (let i = hops.length - 1; i >= 0 && this.isTrusted(client); i--) {
+        const hop = hops[i]!.trim();
+        if (!isIP(hop)) break;
+        client = normalizeIp(hop);
       }
+      return client;
     }
     const real = headerValue(req.headers['x-real-ip'])?.trim();
     if (real && isIP(real)) return normalizeIp(real);

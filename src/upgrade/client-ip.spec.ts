@@ -1,0 +1,47 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { ClientIpResolver } from './client-ip.js';
+
+function request(remoteAddress: string, headers: Record<string, string> = {}): IncomingMessage {
+  return { socket: { remoteAddress }, headers } as unknown as IncomingMessage;
+}
+
+describe('ClientIpResolver', () => {
+  const behindOneProxy = new ClientIpResolver(['127.0.0.1']);
+  const behindTwo = new ClientIpResolver(['127.0.0.0/8', '10.0.0.0/8']);
+
+  it('is the peer address when no proxy is trusted, whatever the headers say', () => {
+    const none = new ClientIpResolver([]);
+    assert.equal(none.resolve(request('192.0.2.1', { 'x-forwarded-for': '203.0.113.1', 'x-real-ip': '203.0.113.2' })), '192.0.2.1');
+    assert.equal(none.resolve(request('::ffff:192.0.2.1')), '192.0.2.1');
+  });
+
+  it('ignores the headers of an untrusted peer', () => {
+    assert.equal(behindOneProxy.resolve(request('192.0.2.1', { 'x-forwarded-for': '203.0.113.1' })), '192.0.2.1');
+  });
+
+  it('takes the address the trusted proxy appended, not what the client put to its left', () => {
+    assert.equal(behindOneProxy.resolve(request('127.0.0.1', { 'x-forwarded-for': '203.0.113.1' })), '203.0.113.1');
+    // A client sending its own X-Forwarded-For through a proxy that appends cannot choose its address.
+    assert.equal(behindOneProxy.resolve(request('127.0.0.1', { 'x-forwarded-for': '198.51.100.7, 203.0.113.1' })), '203.0.113.1');
+    assert.equal(behindOneProxy.resolve(request('127.0.0.1', { 'x-forwarded-for': 'garbage, 203.0.113.1' })), '203.0.113.1');
+  });
+
+  it('walks through a chain of trusted proxies to the first untrusted hop', () => {
+    assert.equal(behindTwo.resolve(request('127.0.0.1', { 'x-forwarded-for': '198.51.100.7, 203.0.113.1, 10.0.0.5' })), '203.0.113.1');
+    assert.equal(behindTwo.resolve(request('127.0.0.1', { 'x-forwarded-for': '10.0.0.9, 10.0.0.5' })), '10.0.0.9');
+    assert.equal(behindTwo.resolve(request('127.0.0.1', { 'x-forwarded-for': '::ffff:203.0.113.4, 10.0.0.5' })), '203.0.113.4');
+  });
+
+  it('stops at a malformed entry, at the last address a trusted proxy vouched for', () => {
+    assert.equal(behindTwo.resolve(request('127.0.0.1', { 'x-forwarded-for': '203.0.113.1, not-an-ip, 10.0.0.5' })), '10.0.0.5');
+    assert.equal(behindOneProxy.resolve(request('127.0.0.1', { 'x-forwarded-for': 'not-an-ip' })), '127.0.0.1');
+  });
+
+  it('falls back to X-Real-IP without X-Forwarded-For, and to the peer without either', () => {
+    assert.equal(behindOneProxy.resolve(request('127.0.0.1', { 'x-real-ip': '203.0.113.3' })), '203.0.113.3');
+    assert.equal(behindOneProxy.resolve(request('127.0.0.1', { 'x-real-ip': 'bogus' })), '127.0.0.1');
+    assert.equal(behindOneProxy.resolve(request('127.0.0.1')), '127.0.0.1');
+  });
+});
