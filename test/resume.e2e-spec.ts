@@ -17,7 +17,7 @@ import { startApp, type TestApp } from './support/app.js';
 import { duplexTarget } from './support/duplex-target.js';
 import { startMiddlebox } from './support/middlebox.js';
 import { RawResumeClient } from './support/resume-client.js';
-import { echoTarget, sha256, sourceTarget, type TestTarget } from './support/targets.js';
+import { echoTarget, sha256, sourceTarget, startTarget, type TestTarget } from './support/targets.js';
 import { closed, expectCloseRefusal, expectRefusal, receiveBytes, track } from './support/ws-client.js';
 
 const KiB = 1024;
@@ -453,6 +453,58 @@ describe('resumable relays', () => {
         await box.close();
       }
     });
+  });
+});
+
+describe('a target that stops reading', () => {
+  let app: TestApp;
+  let deaf: TestTarget;
+
+  before(async () => {
+    app = await startApp({ MAX_CONNS_PER_IP: '100', MAX_CONNS_PER_USER: '100', SHUTDOWN_TIMEOUT_MS: '0' });
+    deaf = await startTarget((s) => s.pause());
+  });
+  after(async () => {
+    await app?.close();
+    await deaf?.close();
+  });
+
+  it('holds back every reattached socket too: what waits in front of the target does not grow per reattach', async () => {
+    let id = '';
+    const open = async (url: string): Promise<WebSocket> => {
+      let resolveId!: () => void;
+      const gotSession = new Promise<void>((r) => (resolveId = r));
+      const ws = await openListening(url, (data, isBinary) => {
+        if (isBinary) return;
+        const m = JSON.parse(data.toString()) as { type: string; id?: string };
+        if (m.type === 'session') {
+          id = m.id ?? id;
+          resolveId();
+        }
+      });
+      await gotSession;
+      return ws;
+    };
+    const message = Buffer.alloc(2 * MiB, 0x61);
+    let ws = await open(`${app.wsUrl}/relay?host=127.0.0.1&port=${deaf.port}&resume=1`);
+    const target = onlySession(app).setup.socket;
+    // Fill the kernel's buffers towards the target until the proxy holds bytes in front of it.
+    for (let i = 0; i < 16 && !target.writableNeedDrain; i++) {
+      ws.send(message);
+      await waitFor(() => target.writableNeedDrain || target.bytesWritten + target.writableLength >= (i + 1) * message.length, 'the message reached the target socket');
+      await sleep(50);
+    }
+    assert.ok(target.writableNeedDrain, 'the target stopped taking bytes');
+    const heldBefore = target.writableLength;
+    for (let i = 0; i < 5; i++) {
+      const next = await open(`${app.wsUrl}/relay?resume=${id}&received=0`);
+      ws.terminate();
+      ws = next;
+      ws.send(message);
+      await sleep(100);
+    }
+    assert.ok(target.writableLength <= heldBefore + message.length, `held ${target.writableLength} bytes, was ${heldBefore}`);
+    ws.terminate();
   });
 });
 

@@ -24,6 +24,12 @@ describe('redactUrl', () => {
     assert.equal(redactUrl(`/x?access%5Ftoken=${JWT}`), '/x?access%5Ftoken=[REDACTED]');
   });
 
+  it('shortens a resume session id to its first 8 characters, and keeps resume=1', () => {
+    const id = '0123456789abcdef0123456789abcdef';
+    assert.equal(redactUrl(`/relay?resume=${id}&received=10&token=${JWT}`), '/relay?resume=01234567…&received=10&token=[REDACTED]');
+    assert.equal(redactUrl(`/relay?host=h&port=22&resume=1`), '/relay?host=h&port=22&resume=1');
+  });
+
   it('redacts every occurrence, and survives malformed escapes', () => {
     assert.equal(redactUrl(`/r?token=a&token=b`), '/r?token=[REDACTED]&token=[REDACTED]');
     assert.equal(redactUrl(`/r?%E0%A4%A=x&%74oken=${JWT}`), '/r?%E0%A4%A=x&%74oken=[REDACTED]');

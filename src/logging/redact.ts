@@ -3,16 +3,23 @@ const SECRET_PARAMS = new Set(['token', 'access_token']);
 
 /**
  * Replaces the value of every credential query parameter (`token`,
- * `access_token`) in a URL or path with `[REDACTED]`. Names are compared
+ * `access_token`) in a URL or path with `[REDACTED]`, and shortens a resume
+ * session id to its first 8 characters, as the relay's own log lines do. Names are compared
  * decoded and case-insensitively, as a client may spell `token` as `%74oken`
  * and the query parser still finds it.
  */
 export function redactUrl(url: string | undefined): string {
   if (!url) return '';
-  return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (pair: string, sep: string, name: string) =>
-    SECRET_PARAMS.has(decodeName(name).toLowerCase()) ? `${sep}${name}=[REDACTED]` : pair,
-  );
+  return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (pair: string, sep: string, name: string, value: string) => {
+    const decoded = decodeName(name).toLowerCase();
+    if (SECRET_PARAMS.has(decoded)) return `${sep}${name}=[REDACTED]`;
+    // A resumable session's id lets its user reattach: logged as its first 8 characters only.
+    if (decoded === 'resume' && value.length > RESUME_ID_SHOWN) return `${sep}${name}=${value.slice(0, RESUME_ID_SHOWN)}…`;
+    return pair;
+  });
 }
+
+const RESUME_ID_SHOWN = 8;
 
 function decodeName(name: string): string {
   const spaced = name.replace(/\+/g, ' ');

@@ -69,6 +69,10 @@ export class ResumableSession {
   readonly shortId: string;
   readonly started = Date.now();
   private readonly out = new ReplayBuffer();
+  /** End positions of the data frames the attached socket has not finished writing, oldest first. */
+  private frameEnds: number[] | null = null;
+  /** The attached socket's write callback: reports written positions to the slabs. */
+  private onWritten: (() => void) | null = null;
   /** Holds the bytes `out` refers to. */
   private readonly slabs = new SlabStore();
   private readonly acks: AckScheduler;
@@ -147,9 +151,21 @@ export class ResumableSession {
     }
     this.acked(from);
     this.ws = ws;
+    const ends: number[] = [];
+    this.frameEnds = ends;
+    this.onWritten = () => {
+      const end = ends.shift();
+      if (end !== undefined && this.frameEnds === ends) this.slabs.flushedTo(end);
+    };
     this.stateValue = 'attached';
     this.wireWs(ws);
     this.host.watch(ws);
+    // The target is not taking what the previous socket sent: this one waits too
+    // (or every reattach would let one more message pile up in front of it).
+    if (this.setup.socket.writableNeedDrain) {
+      this.wsPaused = true;
+      ws.pause();
+    }
 
     const session: SessionMessage = {
       type: 'session',
@@ -162,8 +178,10 @@ export class ResumableSession {
     this.acks.resetAcked(this.acks.total);
 
     const replay = this.out.chunksFrom(from);
+    let end = from;
     for (let i = 0; i < replay.length; i++) {
-      this.sendData(replay[i] as Buffer, i === replay.length - 1 ? this.afterSend : undefined);
+      end += replay[i]!.length;
+      this.sendData(replay[i] as Buffer, end, i === replay.length - 1 ? this.afterSend : undefined);
     }
     if (this.targetDone) ws.close(this.targetDone.code, this.targetDone.reason);
     if (received !== null) this.host.reattached(this);
@@ -213,6 +231,7 @@ export class ResumableSession {
   private onTargetData(chunk: Buffer): void {
     // After the end is decided nobody will receive it: read on only to see the target's FIN.
     if (this.end) return;
+    const base = this.out.end;
     const kept = this.slabs.append(chunk);
     for (let i = 0; i < kept.length; i++) this.out.push(kept[i]!);
     const full = this.out.size >= this.host.bufferBytes;
@@ -223,7 +242,11 @@ export class ResumableSession {
       // once it is flushed the socket is no longer busy, and an ack that
       // came before it finds flow() waiting on it.
       if (busy) this.pauseTarget();
-      for (let i = 0; i < kept.length; i++) this.sendData(kept[i]!, busy && i === kept.length - 1 ? this.afterSend : undefined);
+      let end = base;
+      for (let i = 0; i < kept.length; i++) {
+        end += kept[i]!.length;
+        this.sendData(kept[i]!, end, busy && i === kept.length - 1 ? this.afterSend : undefined);
+      }
     } else if (full) {
       this.pauseTarget();
     }
@@ -288,6 +311,8 @@ export class ResumableSession {
   private release(): void {
     // A socket not yet closed may still be writing from the slabs.
     if (this.ws && this.ws.readyState !== WebSocket.CLOSED) this.slabs.disown();
+    else this.slabs.socketClosed();
+    this.frameEnds = null;
     this.unwire?.();
     this.unwire = null;
     if (this.wsPaused) {
@@ -402,11 +427,23 @@ export class ResumableSession {
 
   // ---- framing -----------------------------------------------------------
 
-  private sendData(chunk: Buffer, cb?: (err?: Error) => void): void {
+  /** Sends the stream's bytes up to position `end`; their slab is recycled only after this write completes. */
+  private sendData(chunk: Buffer, end: number, cb?: (err?: Error) => void): void {
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    const written = this.onWritten;
+    if (!ws || ws.readyState !== WebSocket.OPEN || !written) return;
     if (this.control === 'binary') ws.send(DATA_MARKER, FRAGMENT);
-    ws.send(chunk, BINARY, cb);
+    this.frameEnds!.push(end);
+    ws.send(
+      chunk,
+      BINARY,
+      cb === undefined
+        ? written
+        : (err?: Error) => {
+            written();
+            cb(err);
+          },
+    );
   }
 
   private sendControl(message: Parameters<typeof encodeControl>[0]): void {

@@ -21,7 +21,8 @@ describe('SlabStore', () => {
     const a = new SlabStore();
     const first = a.append(Buffer.alloc(SLAB_BYTES, 1))[0]!;
     a.append(Buffer.alloc(10, 2));
-    a.releaseBefore(SLAB_BYTES); // the first slab is acked
+    a.releaseBefore(SLAB_BYTES); // the first slab is acked…
+    a.flushedTo(SLAB_BYTES); // …and the socket has written all of it
     const b = new SlabStore();
     const reused = b.append(Buffer.alloc(4, 3))[0]!;
     assert.equal(reused.buffer, first.buffer, 'the acked slab was reused');
@@ -34,6 +35,43 @@ describe('SlabStore', () => {
     d.append(Buffer.alloc(SLAB_BYTES, 9));
     d.append(Buffer.alloc(SLAB_BYTES, 9));
     assert.ok(owned[0]!.every((x) => x === 7), 'bytes a replaced socket may still write are never overwritten');
+  });
+
+  it('never hands another session a slab acked ahead of the writes, until the writes pass it', () => {
+    // A client can ack bytes still queued in the proxy's send buffer: it knows what its own target sent.
+    const attacker = new SlabStore();
+    const queued = attacker.append(Buffer.alloc(SLAB_BYTES, 0x41))[0]!;
+    attacker.append(Buffer.alloc(10, 0x41));
+    attacker.flushedTo(1000);
+    attacker.releaseBefore(SLAB_BYTES);
+    assert.equal(attacker.retiredCount, 1);
+    const victim = new SlabStore();
+    for (let i = 0; i < 4; i++) {
+      const view = victim.append(Buffer.alloc(SLAB_BYTES, 0x53))[0]!;
+      assert.notEqual(view.buffer, queued.buffer, 'a slab with a pending write was handed out');
+    }
+    assert.ok(queued.every((x) => x === 0x41), 'the bytes still being written are intact');
+    attacker.flushedTo(SLAB_BYTES);
+    assert.equal(attacker.retiredCount, 0);
+    assert.equal(new SlabStore().append(Buffer.alloc(1, 0))[0]!.buffer, queued.buffer, 'recycled once written');
+  });
+
+  it('gives acked slabs back when their socket closes, and drops them when it is replaced', () => {
+    const closedSocket = new SlabStore();
+    const a = closedSocket.append(Buffer.alloc(SLAB_BYTES, 1))[0]!;
+    closedSocket.append(Buffer.alloc(1, 1));
+    closedSocket.releaseBefore(SLAB_BYTES);
+    closedSocket.socketClosed();
+    assert.equal(new SlabStore().append(Buffer.alloc(1, 0))[0]!.buffer, a.buffer);
+
+    const replaced = new SlabStore();
+    const b = replaced.append(Buffer.alloc(SLAB_BYTES, 2))[0]!;
+    replaced.append(Buffer.alloc(1, 2));
+    replaced.releaseBefore(SLAB_BYTES);
+    replaced.disown();
+    replaced.flushedTo(10 * SLAB_BYTES);
+    for (let i = 0; i < 4; i++) assert.notEqual(new SlabStore().append(Buffer.alloc(SLAB_BYTES, 3))[0]!.buffer, b.buffer);
+    assert.ok(b.every((x) => x === 2));
   });
 
   it('holds no slab once everything is acked', () => {

@@ -33,13 +33,20 @@ interface Slab {
 /**
  * Slabs of one session, oldest first; positions are the session's stream
  * positions. A slab returns to the shared pool only when no socket can still
- * be writing from it: acked bytes were received, so their writes are done, and
- * the socket writing them is the one that acked, unless it was replaced
- * (`disown`) — then those slabs are left to the GC, so a late write can never
- * send another session's bytes.
+ * be writing from it: the client acked all of it *and* the current socket's
+ * writes have completed past its end (`flushedTo`). An ack alone is not
+ * enough: a client can ack bytes still queued in the proxy's send buffer (it
+ * knows what its own target sent), and a slab recycled under a pending write
+ * would carry another session's bytes to it. Acked slabs wait in `retired`
+ * until the writes pass them. Slabs of a socket being replaced (`disown`) are
+ * left to the GC.
  */
 export class SlabStore {
   private readonly slabs: Slab[] = [];
+  /** Acked slabs the current socket may still be writing from, oldest first. */
+  private readonly retired: Slab[] = [];
+  /** Stream position up to which the current socket's writes have completed. */
+  private flushed = 0;
   private used = SLAB_BYTES;
   private pos = 0;
 
@@ -69,23 +76,54 @@ export class SlabStore {
     return views;
   }
 
-  /** Everything before stream position `start` is acked: slabs wholly before it are released. */
+  /** Everything before stream position `start` is acked: slabs wholly before it are released once written. */
   releaseBefore(start: number): void {
-    while (this.slabs.length > 0 && this.slabs[0]!.end <= start) this.recycle(this.slabs.shift()!);
+    while (this.slabs.length > 0 && this.slabs[0]!.end <= start) {
+      const slab = this.slabs.shift()!;
+      if (slab.recyclable) this.retired.push(slab);
+    }
     // An idle session holds no slab: the next byte starts a fresh one.
     if (this.slabs.length === 0) this.used = SLAB_BYTES;
+    this.recycleWritten();
+  }
+
+  /** The current socket's writes have completed up to stream position `pos`. */
+  flushedTo(pos: number): void {
+    if (pos <= this.flushed) return;
+    this.flushed = pos;
+    this.recycleWritten();
   }
 
   /** The socket that wrote from the current slabs is being replaced while it may still be writing. */
   disown(): void {
     for (const s of this.slabs) s.recyclable = false;
+    this.retired.length = 0;
+    this.flushed = 0;
     this.used = SLAB_BYTES;
+  }
+
+  /** The socket that wrote from the slabs has closed (no write can be pending): the acked ones go back. */
+  socketClosed(): void {
+    for (const s of this.retired.splice(0)) this.recycle(s);
+    this.flushed = 0;
   }
 
   /** The session ended and its socket is closed: every slab is released. */
   releaseAll(): void {
+    for (const s of this.retired.splice(0)) this.recycle(s);
     for (const s of this.slabs.splice(0)) this.recycle(s);
     this.used = SLAB_BYTES;
+  }
+
+  /** Slabs waiting for writes (tests, diagnostics). */
+  get retiredCount(): number {
+    return this.retired.length;
+  }
+
+  private recycleWritten(): void {
+    let n = 0;
+    while (n < this.retired.length && this.retired[n]!.end <= this.flushed) this.recycle(this.retired[n++]!);
+    if (n > 0) this.retired.splice(0, n);
   }
 
   private recycle(slab: Slab): void {
