@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request, type IncomingMessage } from 'node:http';
+import { TunnelHttpRouter } from '../src/tunnel/http/tunnel-http.router.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import {
   R,
@@ -252,6 +253,59 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       await new Promise((r) => setTimeout(r, 800));
       tunnel.send(encodeData(open.stream, Buffer.from('slow but fine'), true));
       assert.equal((await res.done).toString(), 'slow but fine');
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('a WebSocket upgrade the client refuses without ever ending the refusal gets 504 in time, and its slot back', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const { WebSocket } = await import('ws');
+      const status = new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
+        ws.on('unexpected-response', (_req, res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        ws.on('open', () => reject(new Error('upgraded')));
+        ws.on('error', () => undefined);
+      });
+      const open = await tunnel.nextOpen();
+      assert.equal(open.head.kind, 'websocket');
+      // A refusal head, and then nothing: no body, no END.
+      tunnel.send(encodeResponse(open.stream, { status: 403, headers: [] }));
+      const deadline = new Promise<never>((_r, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5000).unref());
+      assert.equal(await Promise.race([status, deadline]), 504);
+      const router = app.app.get(TunnelHttpRouter);
+      await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, 'the per-IP slot back');
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('400 for a request or upgrade with two Host lines, which never reaches the tunnel', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const { connect } = await import('node:net');
+      const raw = (lines: string[]): Promise<string> =>
+        new Promise((resolve, reject) => {
+          const s = connect(app.port, '127.0.0.1', () => s.write(lines.join('\r\n') + '\r\n\r\n'));
+          let data = '';
+          s.on('data', (c: Buffer) => {
+            data += c.toString();
+            if (data.includes('\r\n\r\n')) s.destroy();
+          });
+          s.on('close', () => resolve(data));
+          s.on('error', reject);
+        });
+      const plain = await raw(['GET / HTTP/1.1', `Host: ${host}`, 'Host: evil.example']);
+      assert.match(plain, /^HTTP\/1\.1 400 /);
+      const upgrade = await raw(['GET /ws HTTP/1.1', `Host: ${host}`, 'Host: evil.example', 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']);
+      assert.match(upgrade, /^HTTP\/1\.1 400 /);
+      await assert.rejects(tunnel.nextOpen(300));
     } finally {
       await tunnel.close();
     }

@@ -115,6 +115,10 @@ export class WebSocketStream {
         } else {
           this.state = 'refusing';
           this.refusal = ev.head;
+          // Answered at the refusal's END: a client that never sends it must not
+          // hold the requester (and its per-IP slot), whose socket is not read.
+          this.timer = setTimeout(() => this.failWith(504, 'tunnel response timeout'), this.responseTimeoutMs);
+          this.timer.unref();
         }
         return;
       case 'data':

@@ -14,7 +14,7 @@ import { TunnelService } from '../tunnel.service.js';
 import { requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
 import { NodeResponseSink, answerPlain, type PlainRefusals } from './response-sink.js';
-import { matchTunnelHost } from './tunnel-host.js';
+import { hasRepeatedHost, matchTunnelHost } from './tunnel-host.js';
 import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET, type RemoteTunnelHttp, type RemoteTunnelWebSocket } from './remote-tunnel.js';
 import { TunnelWebSocketFront, type WebSocketRequest } from './tunnel-websocket.front.js';
 
@@ -59,6 +59,10 @@ export class TunnelHttpRouter {
   private handle(req: IncomingMessage, res: ServerResponse): boolean {
     const match = matchTunnelHost(req.headers.host, this.domain);
     if (match.kind === 'other') return false;
+    if (hasRepeatedHost(req.rawHeaders)) {
+      answerPlain(res, 400, 'more than one Host header', true);
+      return true;
+    }
     this.route(req, res, match.kind === 'tunnel' ? match.subdomain : null);
     return true;
   }
@@ -145,6 +149,7 @@ export class TunnelHttpRouter {
     const match = matchTunnelHost(req.headers.host, this.domain);
     if (match.kind === 'other') return null;
     return (_req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (hasRepeatedHost(req.rawHeaders)) return writeHttpRefusal(socket, 400, 'more than one Host header');
       if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
       const session = this.tunnels.find(match.subdomain);
       const clientIp = this.ips.resolve(req);

@@ -218,6 +218,42 @@ describe('V2Mux', () => {
     assert.ok(join(clientLog, 'data', 1).length <= V2_INITIAL_WINDOW);
   });
 
+  it('a paused stream holds many small frames and hands them all on in order when resumed', () => {
+    const { proxy, client, clientLog, pump } = pair();
+    proxy.open(1, { kind: 'tcp' });
+    pump();
+    client.pause(1);
+    const n = 12_000;
+    for (let i = 0; i < n; i++) client.receive(encodeData(1, Uint8Array.of(i & 0xff)));
+    assert.equal(join(clientLog, 'data', 1).length, 0);
+    client.resume(1);
+    const got = join(clientLog, 'data', 1);
+    assert.equal(got.length, n);
+    assert.ok(got.every((b, i) => b === (i & 0xff)));
+  });
+
+  it('resets a paused stream sent more frames than it may hold (frames that cost no credit included)', () => {
+    const { proxy, client, proxyLog, pump, sentToClient } = pair();
+    proxy.open(1, { kind: 'websocket', method: 'GET', path: '/ws', headers: [] });
+    pump();
+    client.respond(1, { status: 101, headers: [] });
+    pump();
+    proxy.pause(1);
+    // Empty fragments that do not end a message carry nothing: dropped, never held.
+    for (let i = 0; i < 50_000; i++) proxy.receive(encodeFrame(T.MESSAGE, 0, 1, new Uint8Array(0)));
+    assert.equal(proxy.size, 1);
+    assert.equal(proxyLog.filter((e) => e.ev === 'reset' || e.ev === 'malformed').length, 0);
+    // Empty complete messages cost no credit either, but are messages: held, up to the bound.
+    for (let i = 0; i < 50_000 && proxy.size > 0; i++) proxy.receive(encodeFrame(T.MESSAGE, FLAG_FIN, 1, new Uint8Array(0)));
+    assert.equal(proxy.size, 0, 'the stream was reset');
+    assert.deepEqual(
+      proxyLog.filter((e) => e.ev === 'malformed').map((e) => e.extra),
+      ['too many frames held for a paused stream'],
+    );
+    const reset = decodeFrame(sentToClient.at(-1)!);
+    assert.ok(reset.ok && reset.frame.type === 'reset' && reset.frame.code === R.FLOW_CONTROL_ERROR);
+  });
+
   it('reports writable once credit returns', () => {
     const { proxy, proxyLog, pump } = pair();
     proxy.open(1, { kind: 'tcp' });

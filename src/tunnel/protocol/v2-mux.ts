@@ -1,4 +1,5 @@
 import { ChurnMap } from '../../common/churn-map.js';
+import { Fifo } from '../../common/fifo.js';
 import {
   FLAG_BINARY,
   FLAG_END,
@@ -92,7 +93,7 @@ class MuxStream {
   /** websocket only: after 101 messages flow; after another status the body flows as DATA. */
   mode: 'bytes' | 'messages' | 'pending';
   credit = V2_INITIAL_WINDOW;
-  readonly queue: OutItem[] = [];
+  readonly queue = new Fifo<OutItem>();
   /** A send returned false: report `writable` when it may go on. */
   blocked = false;
   /** This side asked to end (END / CLOSE queued). */
@@ -106,7 +107,7 @@ class MuxStream {
   /** The peer's credit was raised from the initial window to this side's. */
   grown = false;
   paused = false;
-  readonly inbox: InEvent[] = [];
+  readonly inbox = new Fifo<InEvent>();
   remoteEnd = false;
 
   constructor(
@@ -363,6 +364,8 @@ export class V2Mux {
         if (s.mode !== 'messages' || s.remoteEnd) return this.protocolError(f.stream, 'unexpected MESSAGE');
         if (!this.spend(s, f.payload.length)) return;
         this.growOnBody(s);
+        // An empty fragment that does not end its message carries nothing.
+        if (f.payload.length === 0 && !f.fin) return;
         this.deliver(s, { t: 'message', chunk: f.payload, binary: f.binary, fin: f.fin });
         return;
       }
@@ -449,8 +452,15 @@ export class V2Mux {
   }
 
   private deliver(s: MuxStream, ev: InEvent): void {
-    if (s.paused || s.inbox.length > 0) s.inbox.push(ev);
-    else this.dispatch(s, ev);
+    if (!s.paused && s.inbox.length === 0) return this.dispatch(s, ev);
+    // Credit bounds the bytes held, not the frames: tiny or empty frames (an
+    // empty MESSAGE with FIN costs none) must not pile up without end.
+    if (s.inbox.length >= Math.max(MAX_HELD_EVENTS, s.window / 64)) {
+      this.reset(s.id, R.FLOW_CONTROL_ERROR, 'too many frames held');
+      this.handler?.malformed(s.id, 'too many frames held for a paused stream');
+      return;
+    }
+    s.inbox.push(ev);
   }
 
   private drainInbox(s: MuxStream): void {
@@ -492,7 +502,7 @@ export class V2Mux {
 
   private flush(s: MuxStream): void {
     while (s.queue.length > 0 && this.streams.get(s.id) === s) {
-      const item = s.queue[0];
+      const item = s.queue.peek()!;
       if (item.final) {
         s.queue.shift();
         s.localEndSent = true;
@@ -542,3 +552,10 @@ export class V2Mux {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Events one paused stream may hold at least (more with a window over 1 MiB:
+ * a window's worth of 64-byte frames). The window bounds their bytes; this
+ * bounds their count, as each costs an object or two.
+ */
+const MAX_HELD_EVENTS = 16_384;
