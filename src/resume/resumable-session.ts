@@ -5,7 +5,7 @@ import type { PipeEnd } from '../relay/relay-pipe.js';
 import { TARGET_END_TIMEOUT_MS, WS_SEND_HIGH_WATER } from '../relay/relay-pipe.js';
 import type { RelaySetup } from '../relay/relay.service.js';
 import { logSafeId } from './session-id.js';
-import { SlabStore } from './slab-store.js';
+import { SLAB_BYTES, SlabStore } from './slab-store.js';
 import {
   AckScheduler,
   encodeControl,
@@ -234,7 +234,7 @@ export class ResumableSession {
     const base = this.out.end;
     const kept = this.slabs.append(chunk);
     for (let i = 0; i < kept.length; i++) this.out.push(kept[i]!);
-    const full = this.out.size >= this.host.bufferBytes;
+    const full = this.out.size >= this.host.bufferBytes || this.slabs.heldBytes > this.host.bufferBytes + 2 * SLAB_BYTES;
     const ws = this.ws;
     if (ws && ws.readyState === WebSocket.OPEN) {
       const busy = full || ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER;
@@ -278,7 +278,7 @@ export class ResumableSession {
    */
   private flow(): void {
     if (!this.targetPaused || this.end || this.targetClosed) return;
-    if (this.out.size > this.host.bufferBytes / 2) return;
+    if (this.out.size > this.host.bufferBytes / 2 || this.slabs.heldBytes > this.host.bufferBytes + 2 * SLAB_BYTES) return;
     const ws = this.ws;
     if (ws && ws.bufferedAmount >= WS_SEND_HIGH_WATER) return;
     this.targetPaused = false;

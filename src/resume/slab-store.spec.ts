@@ -74,6 +74,17 @@ describe('SlabStore', () => {
     assert.ok(b.every((x) => x === 2));
   });
 
+  it('counts a whole slab for each one held, however little of it a replaced socket left used', () => {
+    const s = new SlabStore();
+    for (let i = 0; i < 5; i++) {
+      s.append(Buffer.alloc(1, i));
+      s.disown();
+    }
+    assert.equal(s.heldBytes, 5 * SLAB_BYTES, 'five bytes, five slabs');
+    s.releaseBefore(5);
+    assert.equal(s.heldBytes, 0);
+  });
+
   it('holds no slab once everything is acked', () => {
     const s = new SlabStore();
     s.append(Buffer.alloc(1000, 1));

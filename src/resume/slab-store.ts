@@ -115,6 +115,15 @@ export class SlabStore {
     this.used = SLAB_BYTES;
   }
 
+  /**
+   * Memory the held slabs take, used or not: a replaced socket's last slab is
+   * never filled further, so a client replacing its socket byte by byte would
+   * hold a whole slab per byte while the byte count stays small.
+   */
+  get heldBytes(): number {
+    return this.slabs.length * SLAB_BYTES;
+  }
+
   /** Slabs waiting for writes (tests, diagnostics). */
   get retiredCount(): number {
     return this.retired.length;
