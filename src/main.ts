@@ -3,6 +3,9 @@ import 'reflect-metadata';
 import { ConfigError, parseConfig, type WsproxyConfig } from './config/config.schema.js';
 import { startWsproxy } from './bootstrap.js';
 
+/** Time after `SHUTDOWN_TIMEOUT_MS` for the close frames to flush and the servers to close. */
+const SHUTDOWN_GRACE_MS = 5_000;
+
 async function main(): Promise<void> {
   let config: WsproxyConfig;
   try {
@@ -23,6 +26,14 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ event: 'shutdown', signal }, 'shutting down');
+    // A peer that never answers its close frame holds the server's close for
+    // ws's own 30 s close timeout: past the drain's deadline and the close
+    // frames' flush, the process ends anyway.
+    const deadline = setTimeout(() => {
+      logger.warn({ event: 'shutdown_deadline' }, 'shutdown deadline passed: exiting with connections still open');
+      process.exit(0);
+    }, config.shutdownTimeoutMs + SHUTDOWN_GRACE_MS);
+    deadline.unref();
     app.close().then(
       () => process.exit(0),
       (err: unknown) => {
