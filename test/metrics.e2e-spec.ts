@@ -334,6 +334,26 @@ describe('METRICS_PORT', () => {
     await assert.rejects(fetch(`http://127.0.0.1:${port}/metrics`));
   });
 
+  test('keeps counting through a drain: refusals while draining and the relays the drain waited for', async () => {
+    const echo = await echoTarget();
+    const app = await startApp({ METRICS_PORT: '0', SHUTDOWN_TIMEOUT_MS: '20000' });
+    try {
+      const port = app.app.get(MetricsListener).port;
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+      const closing = app.close();
+      await new Promise((r) => setTimeout(r, 200));
+      const refused = await expectRefusal(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+      assert.equal(refused.status, 503);
+      const during = await scrape(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(during.value('wsproxy_admission_refusals_total{reason="draining"}'), 1);
+      ws.close(1000);
+      await closed(ws);
+      await closing;
+    } finally {
+      await echo.close();
+    }
+  });
+
   test('without METRICS_PORT there is no second listener', async () => {
     const app = await startApp();
     try {

@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Socket } from 'node:net';
 import { ResumeService } from '../resume/resume.service.js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -21,7 +21,7 @@ const REDIS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
  * summed when Prometheus scrapes.
  */
 @Injectable()
-export class WsproxyMetrics implements OnModuleInit, OnModuleDestroy {
+export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
   private readonly unsubscribe: (() => void)[] = [];
   /** Bytes of relays that have ended (client→target, target→client). */
   private endedUp = 0;
@@ -192,7 +192,8 @@ export class WsproxyMetrics implements OnModuleInit, OnModuleDestroy {
     });
   }
 
-  onModuleDestroy(): void {
+  /** After the drain (`beforeApplicationShutdown`), so what happens during it is counted. */
+  onApplicationShutdown(): void {
     for (const off of this.unsubscribe.splice(0)) off();
   }
 
