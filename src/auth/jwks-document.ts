@@ -49,7 +49,7 @@ export function parseJwks(text: string): ParsedJwks {
     seen.add(key.kid);
     keys.push(key);
   });
-  if (keys.length === 0) throw new Error('JWKS holds no usable signing key');
+  // An empty result is an answer too (the issuer withdrew every key): the caller stores it.
   return { keys, skipped };
 }
 

@@ -214,8 +214,6 @@ describe('JwksService', () => {
         const bodies: [number, string][] = [
           [200, 'this is not json'],
           [200, '{"keys":"nope"}'],
-          [200, '{"keys":[]}'],
-          [200, JSON.stringify({ keys: [{ kty: 'oct', kid: 'k', k: 'c2VjcmV0' }] })],
           [200, '<html>maintenance</html>'],
           [500, JSON.stringify({ keys: [keyB.jwk] })],
           [302, ''],
@@ -245,6 +243,27 @@ describe('JwksService', () => {
         assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
       } finally {
         await server.stop();
+      }
+    });
+
+    it('a JWKS that answers with no usable key withdraws the cached ones: 503 from that refetch on', async () => {
+      for (const body of ['{"keys":[]}', JSON.stringify({ keys: [{ ...keyA.jwk, use: 'enc' }, { kty: 'oct', kid: 'k', k: 'c2VjcmV0' }] })]) {
+        const server = await JwksServer.start([keyA]);
+        try {
+          const r = rig(server.url, { JWKS_CACHE_TTL_S: '60', JWKS_REFETCH_COOLDOWN_S: '10' });
+          await r.jwks.warmUp();
+          assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+          server.answerRaw(200, body);
+          r.clock.advance(61 * S); // past the TTL: the refetch gets the empty answer
+          assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'), body);
+          assert.equal(r.jwks.status().lastFetchOk, true);
+          // Published again: accepted after the next refetch.
+          server.publish([keyA]);
+          r.clock.advance(61 * S);
+          assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+        } finally {
+          await server.stop();
+        }
       }
     });
 
@@ -285,9 +304,14 @@ describe('JwksService', () => {
     });
 
     it('throws on documents that are not a JWKS', () => {
-      for (const body of ['', 'null', '[]', '{}', '{"keys":{}}', '{"keys":[]}']) {
+      for (const body of ['', 'null', '[]', '{}', '{"keys":{}}']) {
         assert.throws(() => parseJwks(body), Error, body);
       }
+    });
+
+    it('returns no keys, without throwing, for a JWKS with none usable', () => {
+      assert.deepEqual(parseJwks('{"keys":[]}'), { keys: [], skipped: [] });
+      assert.equal(parseJwks(JSON.stringify({ keys: [{ kty: 'oct', kid: 'k', k: 'c2VjcmV0' }] })).keys.length, 0);
     });
   });
 });

@@ -50,8 +50,9 @@ const refused = (reason: string): Refusal => new Refusal(401, reason, 'auth');
  *   garbage) keeps the cached keys; past their TTL they keep serving, with a
  *   warning, for up to `JWKS_MAX_STALE_S` more. While stale, refetches run in
  *   the background so handshakes do not wait on a dead endpoint.
- * - With no usable keys (never fetched, or stale for too long) lookups fail
- *   closed with 503 `authentication unavailable`.
+ * - With no usable keys (never fetched, stale for too long, or a JWKS that
+ *   answered with none: the issuer withdrew them all) lookups fail closed
+ *   with 503 `authentication unavailable`.
  */
 @Injectable()
 export class JwksService implements OnApplicationBootstrap {
@@ -117,7 +118,8 @@ export class JwksService implements OnApplicationBootstrap {
     }
 
     set = this.current;
-    if (set === null || !this.isUsable(set)) throw unavailable();
+    // A JWKS that answered with no usable key withdrew the old ones: nothing verifies.
+    if (set === null || !this.isUsable(set) || set.keys.size === 0) throw unavailable();
     const entry = set.keys.get(kid);
     if (entry === undefined) throw refused('unknown key');
     return this.importFor(entry, alg);
@@ -157,7 +159,9 @@ export class JwksService implements OnApplicationBootstrap {
       this.current = { keys, fetchedAt: this.clock.now() };
       this.lastAttemptOk = true;
       this.events?.emit('jwks.fetch', { ok: true });
-      if (previous === null || !sameKids(previous.keys, keys)) {
+      if (keys.size === 0) {
+        this.logger.warn('JWKS holds no usable signing key: authentication answers 503 until it does');
+      } else if (previous === null || !sameKids(previous.keys, keys)) {
         this.logger.log(`JWKS loaded: ${keys.size} key(s), kids ${[...keys.keys()].join(', ')}`);
       }
     } catch (err) {
