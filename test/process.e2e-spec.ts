@@ -97,6 +97,8 @@ describe('the built service as a process', () => {
     [{ TRUSTED_PROXIES: 'proxy.local' }, /^invalid configuration: TRUSTED_PROXIES/],
     [{ ALLOWED_TARGETS: '0.0.0.0/0:99999' }, /^invalid configuration: ALLOWED_TARGETS/],
     [{ LOG_LEVEL: 'loud' }, /^invalid configuration: LOG_LEVEL is "loud"/],
+    [{ ALLOWED_ORIGINS: 'app.example.com' }, /^invalid configuration: ALLOWED_ORIGINS has "app\.example\.com", not an origin/],
+    [{ ALLOWED_ORIGINS: 'https://ok.example.com,https://app.example.com/login' }, /^invalid configuration: ALLOWED_ORIGINS has "https:\/\/app\.example\.com\/login"/],
     [{ TUNNEL_PORT_MIN: '2000', TUNNEL_PORT_MAX: '1000' }, /^invalid configuration: TUNNEL_PORT_MAX/],
   ];
   for (const [env, pattern] of badConfigs) {

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { parseAllowedTargets } from '../policy/allowed-targets.js';
+import { isOriginEntry } from '../upgrade/origin-policy.js';
 
 /**
  * The one configuration schema. Every environment variable the service reads is
@@ -98,6 +99,14 @@ function optionalUrl(protocols: string[], loopbackHttpOk: boolean) {
   };
 }
 
+function originList(raw: string, name: string): string[] {
+  const entries = list(raw);
+  for (const e of entries) {
+    if (!isOriginEntry(e)) fail(name, `has "${e}", not an origin`, '`*`, or origins such as https://app.example.com, https://*.example.com, http://localhost:*');
+  }
+  return entries;
+}
+
 function cidrList(raw: string, name: string): string[] {
   const entries = list(raw);
   for (const e of entries) {
@@ -181,7 +190,7 @@ export const CONFIG_VARS = {
     '*',
     '`*`, or comma-separated origins: exact, `https://*.example.com`, `http://localhost:*`',
     'Browser origins allowed to open /relay and /tunnel. Requests without Origin pass.',
-    list,
+    originList,
   ),
   trustedProxies: spec(
     'TRUSTED_PROXIES',

@@ -4,6 +4,14 @@
  * port wildcard (`http://localhost:*`). A request without `Origin` is not from a
  * browser and passes.
  */
+/** One `ALLOWED_ORIGINS` entry other than `*`: scheme://[*.]host[:port|:*][/]. */
+const ORIGIN_ENTRY = /^([a-z][a-z0-9+.-]*):\/\/(\*\.)?([^/:]+)(?::(\*|\d+))?\/?$/i;
+
+/** Whether `entry` is something the matcher understands (config validation refuses the rest). */
+export function isOriginEntry(entry: string): boolean {
+  return entry === '*' || ORIGIN_ENTRY.test(entry);
+}
+
 export class OriginPolicy {
   private readonly any: boolean;
   private readonly exact = new Set<string>();
@@ -13,7 +21,7 @@ export class OriginPolicy {
     this.any = allowed.includes('*');
     for (const entry of allowed) {
       if (entry === '*') continue;
-      const m = /^([a-z][a-z0-9+.-]*):\/\/(\*\.)?([^/:]+)(?::(\*|\d+))?\/?$/i.exec(entry);
+      const m = ORIGIN_ENTRY.exec(entry);
       if (!m) continue;
       const [, scheme, wildcardHost, host, port] = m;
       if (!wildcardHost && port !== '*') {
