@@ -16,6 +16,7 @@ import { dial, readBytes } from './support/tcp-client.js';
 import { startApp, type TestApp } from './support/app.js';
 import { startServiceProcess, type ServiceProcess } from './support/process.js';
 import { clusterEnv, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
+import { PORT_PREFIX } from '../src/cluster/tunnels/tunnel-keys.js';
 import { assertEchoes, attachWebSocketEchoApp, type WebSocketEchoApp } from './support/websocket-echo-app.js';
 import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
 import { closed, expectRefusal, openWs } from './support/ws-client.js';
@@ -411,6 +412,23 @@ describe('owner loss and Redis restart', () => {
     }
   }
 
+  it('closes a tunnel (1012) whose raw port another replica holds after its own claim lapsed', async () => {
+    await withReplicas({}, async (_b, c) => {
+      const client = await TunnelClient.connect({ proxy: `${c.wsUrl}/tunnel`, to: service.target, tcpTo: `127.0.0.1:${echo.port}` });
+      clients.push(client);
+      const port = client.rawPort;
+      assert.ok(port > 0);
+      // What a partition longer than the TTL leaves behind: the claim expired and
+      // another replica's tunnel took the port. Written straight into Redis.
+      await redisCommand(redis, ['SET', `${PORT_PREFIX}${port}`, 'another-replica 0123456789abcdef', 'PX', '60000']);
+      const closedWith = await Promise.race([client.closed, new Promise<null>((r) => setTimeout(() => r(null), 5000).unref())]);
+      assert.deepEqual(closedWith, { code: 1012, reason: 'raw port lost: reconnect' });
+      // The other replica's claim is left alone.
+      assert.equal(await redisCommand(redis, ['GET', `${PORT_PREFIX}${port}`]), 'another-replica 0123456789abcdef');
+      await redisCommand(redis, ['DEL', `${PORT_PREFIX}${port}`]);
+    });
+  });
+
   it('re-publishes tunnels after Redis restarts empty', async () => {
     await withReplicas({}, async (b, c) => {
       const client = await TunnelClient.connect({ proxy: `${c.wsUrl}/tunnel`, to: service.target });
@@ -644,3 +662,22 @@ describe('cached tunnel owners', () => {
     }
   });
 });
+
+/** One command to the test Redis over RESP; the reply as a string (bulk, simple or integer), or null. */
+async function redisCommand(redis: TestRedis, args: string[]): Promise<string | null> {
+  const { connect } = await import('node:net');
+  const port = Number(new URL(redis.url).port);
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let data = '';
+    s.on('data', (c: Buffer) => {
+      data += c.toString();
+      const m = /^(?:[+:](.*)\r\n|\$-1\r\n|\$(\d+)\r\n([\s\S]*)\r\n)$/.exec(data);
+      if (!m) return;
+      s.end();
+      resolve(data.startsWith('$-1') ? null : (m[1] ?? m[3]!.slice(0, Number(m[2]))));
+    });
+    s.on('error', reject);
+    s.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''));
+  });
+}

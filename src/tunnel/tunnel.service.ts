@@ -54,7 +54,17 @@ export class TunnelService implements OnApplicationShutdown {
     private readonly events: WsproxyEvents,
     private readonly drain: DrainService,
     private readonly keepalive: KeepaliveService,
-  ) {}
+  ) {
+    // Cluster mode: a port whose claim lapsed during a partition and went to
+    // another tunnel must not lead to two tunnels. This one ends; its client
+    // reconnects and gets a port of its own.
+    pool.onLost?.((port, owner) => {
+      const session = this.live.get(owner);
+      if (!session || session.info.rawPort !== port) return;
+      this.log.warn({ event: 'tunnel_port_lost', subdomain: owner, port }, 'raw port now held by another replica: closing the tunnel');
+      session.close(1012, 'raw port lost: reconnect');
+    });
+  }
 
   /** The live tunnel of `subdomain` on this replica. */
   find(subdomain: string): TunnelSession | undefined {

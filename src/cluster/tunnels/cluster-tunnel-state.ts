@@ -87,6 +87,7 @@ export class ClusterTunnelState {
   /** Allocated ports cluster-wide at the last heartbeat. */
   private allocated: AllocatedPort[] = [];
   private readonly listeners = new Set<(ports: readonly AllocatedPort[]) => void>();
+  private readonly lostListeners = new Set<(port: number, subdomain: string) => void>();
   /** Where other replicas' tunnels are, for forwarding: subdomain → record and when it was read. */
   private readonly routes = new Map<string, { record: ClusterTunnelRecord; at: number }>();
   private readonly routeTtlMs: number;
@@ -273,6 +274,24 @@ export class ClusterTunnelState {
     return [...all].sort((a, b) => a - b);
   }
 
+  /**
+   * Called with a port this replica held and another replica now holds: its
+   * claim expired while this replica could not renew it (a partition longer
+   * than the TTL) and the port was claimed again. The local tunnel must stop
+   * serving it, or one port would lead to two tunnels.
+   */
+  onPortLost(listener: (port: number, subdomain: string) => void): () => void {
+    this.lostListeners.add(listener);
+    return () => this.lostListeners.delete(listener);
+  }
+
+  private portLost(port: number): void {
+    const subdomain = this.ports.get(port);
+    if (subdomain === undefined) return;
+    this.ports.delete(port);
+    for (const l of this.lostListeners) l(port, subdomain);
+  }
+
   /** Called with the cluster-wide port listing after every heartbeat. */
   onPorts(listener: (ports: readonly AllocatedPort[]) => void): () => void {
     this.listeners.add(listener);
@@ -312,8 +331,10 @@ export class ClusterTunnelState {
         ),
       )
       .then((reply) => {
+        const lostCount = Number(reply[0]) || 0;
+        for (let k = 1; k <= lostCount; k++) this.portLost(Number(reply[k]));
         const listing: AllocatedPort[] = [];
-        for (let i = 1; i + 1 < reply.length; i += 2) {
+        for (let i = 1 + lostCount; i + 1 < reply.length; i += 2) {
           try {
             listing.push({ port: Number(reply[i]), tunnel: JSON.parse(String(reply[i + 1])) as ClusterTunnelRecord });
           } catch {

@@ -66,4 +66,8 @@ export class RedisPortPool implements PortPool {
   claimed(): Promise<number[]> {
     return Promise.resolve(this.state.allocatedPorts());
   }
+
+  onLost(listener: (port: number, owner: string) => void): void {
+    this.state.onPortLost(listener);
+  }
 }

@@ -103,7 +103,9 @@ return 1
  * KEYS: replicas zset, own tunnel-users hash, own ports hash.
  * ARGV: replica id, ttl ms, tunnel prefix, port prefix, ports prefix,
  *   n tunnels, (subdomain, record JSON)…, n users, (user, count)…, n ports, (port, subdomain)…
- * Returns `{ conflicts, port, record, port, record, … }`.
+ * Returns `{ n, lost port × n, port, record, port, record, … }`: the lost ports
+ * are this replica's claims another replica now holds (its keys expired while
+ * this one could not reach Redis, and the port was claimed again).
  */
 export const TUNNEL_BEAT_LUA = `${PRELUDE}
 local id = ARGV[1]
@@ -123,7 +125,7 @@ for _ = 1, n do
 end
 if n > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 redis.call('DEL', KEYS[3])
-local conflicts = 0
+local lost = {}
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
   local key = ARGV[4] .. ARGV[i]
@@ -133,12 +135,13 @@ for _ = 1, n do
     redis.call('SET', key, value, 'PX', ttl)
     redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
   else
-    conflicts = conflicts + 1
+    lost[#lost + 1] = ARGV[i]
   end
   i = i + 2
 end
 if n > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
-local out = { conflicts }
+local out = { #lost }
+for _, p in ipairs(lost) do out[#out + 1] = p end
 for _, rid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local ports = redis.call('HGETALL', ARGV[5] .. rid)
   for k = 1, #ports, 2 do

@@ -17,6 +17,11 @@ export interface PortPool {
   ownerOf(port: number): Promise<string | null>;
   /** Claimed ports, ascending. */
   claimed(): Promise<number[]>;
+  /**
+   * A shared pool's report that `owner` lost `port` to another claim (its own
+   * lapsed while the pool was unreachable). Absent where that cannot happen.
+   */
+  onLost?(listener: (port: number, owner: string) => void): void;
 }
 
 /** Injection token of the `PortPool`. */
