@@ -25,11 +25,11 @@ describe('Fifo', () => {
     assert.equal(q.length, 0);
   });
 
-  it('drains a million items in linear time (an Array would shift quadratically)', () => {
+  it('drains a million items, each once and in order', () => {
     const q = new Fifo<{ n: number }>();
     for (let i = 0; i < 1_000_000; i++) q.push({ n: i });
-    let sum = 0;
-    for (let item = q.shift(); item !== undefined; item = q.shift()) sum += item.n;
-    assert.equal(sum, (999_999 * 1_000_000) / 2);
+    let expected = 0;
+    for (let item = q.shift(); item !== undefined; item = q.shift()) assert.equal(item.n, expected++);
+    assert.equal(expected, 1_000_000);
   });
 });
