@@ -5,6 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import express from 'express';
 import { AppModule, type AppModuleOptions } from './app.module.js';
+import { configWarnings } from './config/config-warnings.js';
 import { createPino, NestPinoLogger } from './logging/app-logger.js';
 import { BoundedExpressAdapter } from './upgrade/http-server.adapter.js';
 import { UpgradeAdapter } from './upgrade/upgrade.adapter.js';
@@ -24,6 +25,7 @@ export interface RunningApp {
 export async function startWsproxy(options: AppModuleOptions): Promise<RunningApp> {
   const { config } = options;
   const pino = createPino(config.logLevel);
+  for (const warning of configWarnings(config)) pino.warn({ event: 'config_warning' }, warning);
   const expressApp = express();
   expressApp.disable('x-powered-by');
   const httpAdapter = new BoundedExpressAdapter(expressApp, {

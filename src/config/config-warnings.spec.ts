@@ -1,0 +1,26 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from './config.schema.js';
+import { configWarnings } from './config-warnings.js';
+
+const JWKS = 'https://clerk.example.com/.well-known/jwks.json';
+
+describe('configWarnings', () => {
+  it('has nothing to say about the defaults or ordinary settings', () => {
+    assert.deepEqual(configWarnings(parseConfig({})), []);
+    assert.deepEqual(configWarnings(parseConfig({ TRUSTED_PROXIES: '10.0.0.0/8,::1', CLERK_JWKS_URL: JWKS })), []);
+  });
+
+  it('warns about trusting every peer, IPv4 or IPv6', () => {
+    for (const ranges of ['0.0.0.0/0', '10.0.0.0/8,::/0']) {
+      const [w, ...rest] = configWarnings(parseConfig({ TRUSTED_PROXIES: ranges }));
+      assert.match(w!, /^TRUSTED_PROXIES includes a \/0 range/);
+      assert.equal(rest.length, 0);
+    }
+  });
+
+  it('warns about a JWKS refetch with no cooldown, only with authentication on', () => {
+    assert.match(configWarnings(parseConfig({ CLERK_JWKS_URL: JWKS, JWKS_REFETCH_COOLDOWN_S: '0' }))[0]!, /^JWKS_REFETCH_COOLDOWN_S is 0/);
+    assert.deepEqual(configWarnings(parseConfig({ JWKS_REFETCH_COOLDOWN_S: '0' })), []);
+  });
+});
