@@ -429,6 +429,21 @@ describe('owner loss and Redis restart', () => {
     });
   });
 
+  it('gives up its raw ports (1012) when it cannot renew them for the TTL, before another replica could claim them', async () => {
+    await withReplicas({}, async (_b, c) => {
+      const client = await TunnelClient.connect({ proxy: `${c.wsUrl}/tunnel`, to: service.target, tcpTo: `127.0.0.1:${echo.port}` });
+      clients.push(client);
+      assert.ok(client.rawPort > 0);
+      redis.pause(); // a partition: nothing answers
+      try {
+        const closedWith = await Promise.race([client.closed, new Promise<null>((r) => setTimeout(() => r(null), 5000).unref())]);
+        assert.deepEqual(closedWith, { code: 1012, reason: 'raw port lost: reconnect' });
+      } finally {
+        redis.resume();
+      }
+    });
+  });
+
   it('re-publishes tunnels after Redis restarts empty', async () => {
     await withReplicas({}, async (b, c) => {
       const client = await TunnelClient.connect({ proxy: `${c.wsUrl}/tunnel`, to: service.target });

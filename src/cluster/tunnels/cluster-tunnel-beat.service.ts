@@ -51,6 +51,7 @@ export class ClusterTunnelBeat implements OnApplicationBootstrap, OnApplicationS
   /** One beat; never rejects. */
   async beat(): Promise<void> {
     if (this.stopped) return;
+    this.state.fenceIfLapsed();
     try {
       await this.state.beat();
       if (this.failing) this.log.info({ event: 'cluster_tunnel_beat_recovered' }, 'tunnel heartbeat recovered');

@@ -73,6 +73,10 @@ function unavailable(): Refusal {
 @Injectable()
 export class ClusterTunnelState {
   private readonly ttlMs: number;
+  /** Unrenewed this long, this replica's port claims may lapse (see `fenceIfLapsed`). */
+  private readonly fenceAfterMs: number;
+  /** When the last heartbeat that succeeded was sent: its claims live until then plus the TTL. */
+  private renewedAt = Date.now();
   private readonly usersKey: string;
   private readonly portsKey: string;
   /** Tunnels whose claim Redis confirmed: subdomain → record JSON. */
@@ -99,6 +103,7 @@ export class ClusterTunnelState {
     private readonly address: ReplicaAddress,
   ) {
     this.ttlMs = livenessTtlMs(config);
+    this.fenceAfterMs = this.ttlMs - config.clusterHeartbeatMs;
     this.routeTtlMs = Math.min(ROUTE_CACHE_MAX_MS, config.clusterHeartbeatMs / 2);
     this.usersKey = tunnelUsersKey(identity.id);
     this.portsKey = replicaPortsKey(identity.id);
@@ -285,6 +290,17 @@ export class ClusterTunnelState {
     return () => this.lostListeners.delete(listener);
   }
 
+  /**
+   * Called on every heartbeat tick. Once the claims have gone unrenewed for
+   * the TTL less one beat (Redis unreachable), they may lapse and another
+   * replica may claim the same ports: this replica gives them all up first,
+   * so a port never leads to two tunnels even during a partition.
+   */
+  fenceIfLapsed(now = Date.now()): void {
+    if (this.ports.size === 0 || now - this.renewedAt < this.fenceAfterMs) return;
+    for (const port of [...this.ports.keys()]) this.portLost(port);
+  }
+
   private portLost(port: number): void {
     const subdomain = this.ports.get(port);
     if (subdomain === undefined) return;
@@ -310,6 +326,7 @@ export class ClusterTunnelState {
     }
     if (!this.redis.ready) return Promise.reject(unavailable());
     this.beatsSent++;
+    const sentAt = Date.now();
     const args: string[] = [String(this.tunnels.size)];
     for (const [sub, t] of this.tunnels) args.push(sub, t.json);
     args.push(String(this.users.size));
@@ -331,6 +348,7 @@ export class ClusterTunnelState {
         ),
       )
       .then((reply) => {
+        this.renewedAt = sentAt;
         const lostCount = Number(reply[0]) || 0;
         for (let k = 1; k <= lostCount; k++) this.portLost(Number(reply[k]));
         const listing: AllocatedPort[] = [];
