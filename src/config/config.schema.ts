@@ -99,21 +99,19 @@ function optionalUrl(protocols: string[], loopbackHttpOk: boolean) {
   };
 }
 
-function originList(raw: string, name: string): string[] {
-  const entries = list(raw);
-  for (const e of entries) {
-    if (!isOriginEntry(e)) fail(name, `has "${e}", not an origin`, '`*`, or origins such as https://app.example.com, https://*.example.com, http://localhost:*');
-  }
-  return entries;
+/** A comma-separated list whose every entry passes `valid`; the first that does not is refused as "not <what>". */
+function listOf(valid: (entry: string) => boolean, what: string, accepted: string) {
+  return (raw: string, name: string): string[] => {
+    const entries = list(raw);
+    for (const e of entries) {
+      if (!valid(e)) fail(name, `has "${e}", not ${what}`, accepted);
+    }
+    return entries;
+  };
 }
 
-function cidrList(raw: string, name: string): string[] {
-  const entries = list(raw);
-  for (const e of entries) {
-    if (!isCidrOrIp(e)) fail(name, `has "${e}", not an IP address or CIDR`, 'comma-separated IPs or CIDRs, e.g. 10.0.0.0/8,::1');
-  }
-  return entries;
-}
+const originList = listOf(isOriginEntry, 'an origin', '`*`, or origins such as https://app.example.com, https://*.example.com, http://localhost:*');
+const cidrList = listOf(isCidrOrIp, 'an IP address or CIDR', 'comma-separated IPs or CIDRs, e.g. 10.0.0.0/8,::1');
 
 /** Standard notation only: ipaddr.js would also read legacy forms such as `10/8` as 0.0.0.10/8. */
 function isCidrOrIp(e: string): boolean {

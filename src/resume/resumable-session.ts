@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
+import { Fifo } from '../common/fifo.js';
 import { endTarget } from '../relay/end-target.js';
 import type { PipeEnd } from '../relay/relay-pipe.js';
 import { TARGET_END_TIMEOUT_MS, WS_SEND_HIGH_WATER } from '../relay/relay-pipe.js';
@@ -70,7 +71,7 @@ export class ResumableSession {
   readonly started = Date.now();
   private readonly out = new ReplayBuffer();
   /** End positions of the data frames the attached socket has not finished writing, oldest first. */
-  private frameEnds: number[] | null = null;
+  private frameEnds: Fifo<number> | null = null;
   /** The attached socket's write callback: reports written positions to the slabs. */
   private onWritten: (() => void) | null = null;
   /** Holds the bytes `out` refers to. */
@@ -151,7 +152,7 @@ export class ResumableSession {
     }
     this.acked(from);
     this.ws = ws;
-    const ends: number[] = [];
+    const ends = new Fifo<number>();
     this.frameEnds = ends;
     this.onWritten = () => {
       const end = ends.shift();
@@ -234,7 +235,7 @@ export class ResumableSession {
     const base = this.out.end;
     const kept = this.slabs.append(chunk);
     for (let i = 0; i < kept.length; i++) this.out.push(kept[i]!);
-    const full = this.out.size >= this.host.bufferBytes || this.slabs.heldBytes > this.host.bufferBytes + 2 * SLAB_BYTES;
+    const full = this.out.size >= this.host.bufferBytes || this.slabsOverBound;
     const ws = this.ws;
     if (ws && ws.readyState === WebSocket.OPEN) {
       const busy = full || ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER;
@@ -278,11 +279,20 @@ export class ResumableSession {
    */
   private flow(): void {
     if (!this.targetPaused || this.end || this.targetClosed) return;
-    if (this.out.size > this.host.bufferBytes / 2 || this.slabs.heldBytes > this.host.bufferBytes + 2 * SLAB_BYTES) return;
+    if (this.out.size > this.host.bufferBytes / 2 || this.slabsOverBound) return;
     const ws = this.ws;
     if (ws && ws.bufferedAmount >= WS_SEND_HIGH_WATER) return;
     this.targetPaused = false;
     this.setup.socket.resume();
+  }
+
+  /**
+   * The held slabs take more than the buffer bound plus the two partly used
+   * ones a full buffer can span: a client replacing its socket byte by byte
+   * would otherwise hold a whole slab per byte while `out.size` stays small.
+   */
+  private get slabsOverBound(): boolean {
+    return this.slabs.heldBytes > this.host.bufferBytes + 2 * SLAB_BYTES;
   }
 
   private readonly afterSend = (err?: Error): void => {
