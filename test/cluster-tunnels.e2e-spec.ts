@@ -17,6 +17,7 @@ import { startApp, type TestApp } from './support/app.js';
 import { startServiceProcess, type ServiceProcess } from './support/process.js';
 import { clusterEnv, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
 import { PORT_PREFIX } from '../src/cluster/tunnels/tunnel-keys.js';
+import { within } from './support/within.js';
 import { assertEchoes, attachWebSocketEchoApp, type WebSocketEchoApp } from './support/websocket-echo-app.js';
 import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
 import { closed, expectRefusal, openWs } from './support/ws-client.js';
@@ -421,8 +422,7 @@ describe('owner loss and Redis restart', () => {
       // What a partition longer than the TTL leaves behind: the claim expired and
       // another replica's tunnel took the port. Written straight into Redis.
       await redisCommand(redis, ['SET', `${PORT_PREFIX}${port}`, 'another-replica 0123456789abcdef', 'PX', '60000']);
-      const closedWith = await Promise.race([client.closed, new Promise<null>((r) => setTimeout(() => r(null), 5000).unref())]);
-      assert.deepEqual(closedWith, { code: 1012, reason: 'raw port lost: reconnect' });
+      assert.deepEqual(await within(client.closed, 5000, 'the tunnel closed'), { code: 1012, reason: 'raw port lost: reconnect' });
       // The other replica's claim is left alone.
       assert.equal(await redisCommand(redis, ['GET', `${PORT_PREFIX}${port}`]), 'another-replica 0123456789abcdef');
       await redisCommand(redis, ['DEL', `${PORT_PREFIX}${port}`]);
@@ -436,8 +436,7 @@ describe('owner loss and Redis restart', () => {
       assert.ok(client.rawPort > 0);
       redis.pause(); // a partition: nothing answers
       try {
-        const closedWith = await Promise.race([client.closed, new Promise<null>((r) => setTimeout(() => r(null), 5000).unref())]);
-        assert.deepEqual(closedWith, { code: 1012, reason: 'raw port lost: reconnect' });
+        assert.deepEqual(await within(client.closed, 5000, 'the tunnel closed'), { code: 1012, reason: 'raw port lost: reconnect' });
       } finally {
         redis.resume();
       }

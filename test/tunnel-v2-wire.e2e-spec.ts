@@ -18,6 +18,7 @@ import { randomPayload, sha256 } from './support/targets.js';
 import { expectRefusal } from './support/ws-client.js';
 import { TUNNEL_DOMAIN, httpTo, subdomainOf, tunnelEnv, waitFor } from './support/tunnel.js';
 import { RawV2Tunnel, timedGet } from './tunnel-v2-support.js';
+import { within } from './support/within.js';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -276,8 +277,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.equal(open.head.kind, 'websocket');
       // A refusal head, and then nothing: no body, no END.
       tunnel.send(encodeResponse(open.stream, { status: 403, headers: [] }));
-      const deadline = new Promise<never>((_r, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5000).unref());
-      assert.equal(await Promise.race([status, deadline]), 504);
+      assert.equal(await within(status, 5000, 'the answer to the requester'), 504);
       const router = app.app.get(TunnelHttpRouter);
       await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, 'the per-IP slot back');
     } finally {
