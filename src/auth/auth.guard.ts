@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpException, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { isRefusal } from '../common/refusal.js';
+import { parseRequestTarget } from '../upgrade/request-target.js';
 import { AuthService, type AuthIdentity } from './auth.service.js';
 
 /** A request that passed `AuthGuard`. */
@@ -24,7 +25,9 @@ export class AuthGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const http = context.switchToHttp();
     const req = http.getRequest<AuthenticatedRequest>();
-    const query = new URL(req.originalUrl ?? req.url ?? '/', 'http://localhost').searchParams;
+    const target = parseRequestTarget(req.originalUrl ?? req.url);
+    if (target === null) throw new HttpException('malformed request target', 400);
+    const { query } = target;
     try {
       req.user = await this.auth.authenticate(req, query);
       return true;

@@ -1,3 +1,5 @@
+import { fitCloseReason } from './close-reason.js';
+
 /** Why an admission was refused; the label of the `wsproxy_admission_refusals_total` metric. */
 export type RefusalReason =
   | 'bad_request'
@@ -9,7 +11,9 @@ export type RefusalReason =
   | 'dial'
   | 'draining'
   | 'not_found'
-  | 'cluster';
+  | 'cluster'
+  /** Admission itself failed (a bug, a rule that threw): 500. */
+  | 'internal';
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
@@ -51,6 +55,11 @@ export class Refusal extends Error {
   /** The WebSocket close code that carries this refusal (`errors=close`). */
   get closeCode(): number {
     return 4000 + this.status;
+  }
+
+  /** The reason as a close frame carries it (`errors=close`): cut to 123 bytes. */
+  get closeReason(): string {
+    return fitCloseReason(this.reason);
   }
 }
 

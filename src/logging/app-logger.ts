@@ -37,11 +37,21 @@ export class NestPinoLogger implements LoggerService {
   private write(level: 'info' | 'error' | 'warn' | 'debug' | 'trace' | 'fatal', message: unknown, rest: unknown[]): void {
     const context = typeof rest[rest.length - 1] === 'string' ? (rest[rest.length - 1] as string) : undefined;
     if (message instanceof Error) {
-      this.pino[level]({ context, err: message }, message.message);
+      this.pino[level]({ context, error: loggedError(message) }, message.message);
     } else if (typeof message === 'object' && message !== null) {
       this.pino[level]({ context, ...(message as object) });
     } else {
       this.pino[level]({ context }, String(message));
     }
   }
+}
+
+/**
+ * What a log line keeps of an error: its name, code, message and stack. Not its
+ * other properties: Node's errors carry their input there (`ERR_INVALID_URL`
+ * keeps the whole URL, token included).
+ */
+function loggedError(err: Error): Record<string, unknown> {
+  const code = (err as { code?: unknown }).code;
+  return { type: err.name, ...(typeof code === 'string' ? { code } : {}), message: err.message, stack: err.stack };
 }

@@ -24,6 +24,13 @@ describe('redactUrl', () => {
     assert.equal(redactUrl(`/x?access%5Ftoken=${JWT}`), '/x?access%5Ftoken=[REDACTED]');
   });
 
+  it('redacts a token after a doubled question mark, which the query parser still reads', () => {
+    const url = `/relay??token=${JWT}&host=h`;
+    assert.equal(parseQuery(url.slice(url.indexOf('?') + 1)).get('token'), JWT, 'admission reads ??token= as token');
+    assert.equal(redactUrl(url), '/relay??token=[REDACTED]&host=h');
+    assert.equal(redactUrl('/relay??resume=0123456789abcdef0123456789abcdef'), '/relay??resume=01234567…');
+  });
+
   it('shortens a resume session id to its first 8 characters, and keeps resume=1', () => {
     const id = '0123456789abcdef0123456789abcdef';
     assert.equal(redactUrl(`/relay?resume=${id}&received=10&token=${JWT}`), '/relay?resume=01234567…&received=10&token=[REDACTED]');

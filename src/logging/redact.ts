@@ -11,7 +11,8 @@ const SECRET_PARAMS = new Set(['token', 'access_token']);
 export function redactUrl(url: string | undefined): string {
   if (!url) return '';
   return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (pair: string, sep: string, name: string, value: string) => {
-    const decoded = decodeName(name).toLowerCase();
+    // The query parsers drop a `?` that starts the query, so `??token=` still carries a token.
+    const decoded = decodeName(name.replace(/^\?+/, '')).toLowerCase();
     if (SECRET_PARAMS.has(decoded)) return `${sep}${name}=[REDACTED]`;
     // A resumable session's id lets its user reattach: logged as its first 8 characters only.
     if (decoded === 'resume' && value.length > RESUME_ID_SHOWN) return `${sep}${name}=${value.slice(0, RESUME_ID_SHOWN)}…`;

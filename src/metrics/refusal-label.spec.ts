@@ -15,6 +15,7 @@ test('every refusal kind maps to one of the documented labels', () => {
     'draining',
     'not_found',
     'cluster',
+    'internal',
   ];
   for (const k of kinds) assert.ok((REFUSAL_LABELS as readonly string[]).includes(refusalLabel(k)), k);
   assert.equal(refusalLabel('auth_unavailable'), 'auth');

@@ -11,6 +11,7 @@ export const REFUSAL_LABELS = [
   'draining',
   'not_found',
   'cluster',
+  'internal',
 ] as const;
 
 export type RefusalLabel = (typeof REFUSAL_LABELS)[number] | 'other';
@@ -27,6 +28,7 @@ const BY_KIND: Record<RefusalReason, RefusalLabel> = {
   draining: 'draining',
   not_found: 'not_found',
   cluster: 'cluster',
+  internal: 'internal',
 };
 
 /** The metric label of a `Refusal.kind`; unknown kinds fold into `other` so the label set stays bounded. */

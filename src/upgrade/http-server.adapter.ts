@@ -42,9 +42,28 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         keepAliveTimeout: 5_000,
       },
       (req, res) => {
+        if (!isReadableTarget(req.url)) return refuseTarget(res);
         if (this.front === null || !this.front(req, res)) express(req, res);
       },
     );
     this.httpServer = server;
   }
+}
+
+/**
+ * Whether a request target can be read: origin-form (`/…`), or an absolute-form
+ * URL the WHATWG parser accepts. Express reads other targets with the legacy
+ * `url.parse`, which prints them (query and token included) to stderr in a
+ * deprecation warning, and routes may throw on them.
+ */
+function isReadableTarget(target: string | undefined): boolean {
+  if (target === undefined || target.charCodeAt(0) === 0x2f /* / */ || target === '*') return true;
+  return URL.canParse(target);
+}
+
+function refuseTarget(res: ServerResponse): void {
+  res.statusCode = 400;
+  res.setHeader('content-type', 'text/plain; charset=utf-8');
+  res.setHeader('connection', 'close');
+  res.end('malformed request target\n');
 }

@@ -168,15 +168,18 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     if (socket.destroyed) return;
     const extra: Record<string, string> = refusal.status === 503 ? { 'Retry-After': '5' } : {};
     if (server && query.get('errors') === 'close' && !checkHandshake(req)) {
+      let upgraded = false;
       try {
         server.handleUpgrade(req, socket, head ?? Buffer.alloc(0), (ws) => {
+          upgraded = true;
           ws.on('error', () => ws.terminate());
-          ws.close(refusal.closeCode, refusal.reason);
+          ws.close(refusal.closeCode, refusal.closeReason);
           setTimeout(() => ws.terminate(), 5000).unref();
         });
         return;
       } catch {
-        // fall through to the HTTP answer
+        // Once the 101 is out, an HTTP answer would corrupt the stream.
+        if (upgraded) return void socket.destroy();
       }
     }
     writeHttpRefusal(socket, refusal.status, refusal.reason, extra);
@@ -184,6 +187,6 @@ export class UpgradeAdapter extends AbstractWsAdapter {
 
   private internalError(err: unknown, req: IncomingMessage): Refusal {
     this.logger.error(`admission failed for ${redactUrl(req.url)}: ${err instanceof Error ? err.message : String(err)}`);
-    return new Refusal(500, 'internal error', 'bad_request');
+    return new Refusal(500, 'internal error', 'internal');
   }
 }
