@@ -9,6 +9,8 @@ import { closed, expectRefusal, openWs, receiveBytes } from './support/ws-client
 import { unreachableJwksUrl } from './support/jwks.js';
 import { createServer } from 'node:net';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
+import { ResumeService } from '../src/resume/resume.service.js';
+import { RawResumeClient } from './support/resume-client.js';
 import { TUNNEL_DOMAIN, httpTo, startHttpService, tunnelEnv, type HttpService } from './support/tunnel.js';
 
 /** One scrape: `name{labels}` → value, plus the raw text. */
@@ -360,6 +362,40 @@ describe('METRICS_PORT', () => {
       assert.equal(app.app.get(MetricsListener).port, null);
     } finally {
       await app.close();
+    }
+  });
+});
+
+describe('metrics of a resumable relay the server is closing', () => {
+  test('its bytes and its place in relays_active stay counted until its end is reported', async () => {
+    const echo = await echoTarget();
+    const app = await startApp({ RESUME_WINDOW_S: '30', MAX_CONNECTION_S: '1' });
+    try {
+      const url = `${app.baseUrl}/metrics`;
+      const payload = randomPayload(100_000);
+      const { client } = await RawResumeClient.open(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}&resume=1`);
+      client.ws.send(payload);
+      await scrapeUntil(url, (s) => s.value('wsproxy_relay_bytes_total{direction="up"}') === payload.length, 'the upload counted');
+      // The client stops reading, so it never answers the server's close (4408 at the maximum age).
+      (client.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      const sessions = app.app.get(ResumeService);
+      const deadline = Date.now() + 5000;
+      while (sessions.liveSessions()[0]?.state !== 'ended') {
+        assert.ok(Date.now() < deadline, 'the server closes the session at its maximum age');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const closing = await scrape(url);
+      assert.equal(closing.value('wsproxy_relay_bytes_total{direction="up"}'), payload.length, 'the counter does not drop while the close is pending');
+      assert.equal(closing.value('wsproxy_relays_active'), 1);
+      assert.equal(closing.value('wsproxy_relays_ended_total'), 0);
+      client.ws.terminate();
+      const ended = await scrapeUntil(url, (s) => s.value('wsproxy_relays_ended_total') === 1, 'the end reported');
+      assert.equal(ended.value('wsproxy_relay_bytes_total{direction="up"}'), payload.length);
+      assert.equal(ended.value('wsproxy_relays_active'), 0);
+    } finally {
+      await app.close();
+      await echo.close();
     }
   });
 });

@@ -35,8 +35,6 @@ export interface SessionHost {
   readonly draining: boolean;
   detached(session: ResumableSession): void;
   reattached(session: ResumableSession): void;
-  /** The session will never take another attach: forget its id now. */
-  ending(session: ResumableSession): void;
   /** The target is closed and the client is gone: release and report. */
   ended(session: ResumableSession, end: PipeEnd & { readonly expired: boolean }): void;
 }
@@ -474,7 +472,6 @@ export class ResumableSession {
       clearTimeout(this.expiry);
       this.expiry = null;
     }
-    this.host.ending(this);
   }
 
   private maybeReport(): void {

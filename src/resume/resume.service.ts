@@ -53,7 +53,6 @@ export class ResumeService implements OnApplicationShutdown {
       },
       detached: (s) => this.onDetached(s),
       reattached: (s) => this.onReattached(s),
-      ending: (s) => this.sessions.delete(s.id),
       ended: (s, end) => this.onEnded(s, end),
     };
   }
@@ -63,7 +62,10 @@ export class ResumeService implements OnApplicationShutdown {
     return this.config.resumeWindowS > 0;
   }
 
-  /** Live sessions (attached or detached), for diagnostics and tests. */
+  /**
+   * Sessions not yet reported ended: attached, detached, or closing (their
+   * bytes still count in the metrics until the end is reported).
+   */
   liveSessions(): ResumableSession[] {
     return this.sessions.values();
   }
@@ -94,7 +96,7 @@ export class ResumeService implements OnApplicationShutdown {
    */
   claim(id: string, user: string, received: number): ResumableSession {
     const session = this.sessions.get(id);
-    if (!session || session.setup.user !== user) throw unknownSession();
+    if (!session || session.state === 'ended' || session.setup.user !== user) throw unknownSession();
     if (!session.canResumeFrom(received)) throw new Refusal(400, 'received count out of range', 'bad_request');
     return session;
   }
@@ -105,7 +107,7 @@ export class ResumeService implements OnApplicationShutdown {
   }
 
   onApplicationShutdown(): void {
-    for (const session of this.sessions.values()) session.shutdown(1001, 'server shutting down');
+    for (const session of this.sessions.values()) if (session.state !== 'ended') session.shutdown(1001, 'server shutting down');
   }
 
   /**
