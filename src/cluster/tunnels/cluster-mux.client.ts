@@ -1,5 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { WebSocket } from 'ws';
+import { LogThrottle } from '../../common/log-throttle.js';
 import { isRefusal } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { PINO, type Pino } from '../../logging/logging.module.js';
@@ -46,6 +47,9 @@ export class ClusterMuxClient implements RemoteTunnelHttp, OnApplicationShutdown
   private readonly served = new WeakMap<TunnelSession, number>();
   private closing = false;
 
+  /** One failure line per owner per interval: every request for a dead owner's tunnels fails alike. */
+  private readonly failures = new LogThrottle();
+
   constructor(
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
     private readonly state: ClusterTunnelState,
@@ -76,7 +80,10 @@ export class ClusterMuxClient implements RemoteTunnelHttp, OnApplicationShutdown
             r.req.resume();
           },
           (err: Error) => {
-            this.log.warn({ event: 'cluster_forward_failed', subdomain: r.subdomain, owner: record.url, err: err.message }, 'forwarding to the tunnel owner failed');
+            const suppressed = this.failures.take(record.url!);
+            if (suppressed !== null) {
+              this.log.warn({ event: 'cluster_forward_failed', subdomain: r.subdomain, owner: record.url, err: err.message, suppressed }, 'forwarding to the tunnel owner failed');
+            }
             this.state.forgetRoute(r.subdomain);
             answerPlain(r.res, 502, 'tunnel owner unreachable');
           },

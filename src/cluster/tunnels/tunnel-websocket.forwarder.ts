@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { LogThrottle } from '../../common/log-throttle.js';
 import { ChurnSet } from '../../common/churn-map.js';
 import { WsproxyEvents } from '../../common/events.js';
 import { isRefusal, statusText } from '../../common/refusal.js';
@@ -33,6 +34,9 @@ const REFUSAL_LINGER_MS = 5000;
 export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplicationShutdown {
   /** Requesters' sockets from the moment their upgrade is sent to an owner until they close. */
   private readonly open = new ChurnSet<Duplex>();
+
+  /** One failure line per owner per interval (see ClusterMuxClient). */
+  private readonly failures = new LogThrottle();
 
   constructor(
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
@@ -118,10 +122,13 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
       if (answered) return;
       settle();
       status = 502;
-      this.log.warn(
-        { event: 'cluster_forward_failed', subdomain: u.subdomain, owner: ownerUrl, err: err.message },
-        'forwarding a WebSocket upgrade to the tunnel owner failed',
-      );
+      const suppressed = this.failures.take(ownerUrl);
+      if (suppressed !== null) {
+        this.log.warn(
+          { event: 'cluster_forward_failed', subdomain: u.subdomain, owner: ownerUrl, err: err.message, suppressed },
+          'forwarding a WebSocket upgrade to the tunnel owner failed',
+        );
+      }
       this.state.forgetRoute(u.subdomain);
       writeHttpRefusal(socket, 502, 'tunnel owner unreachable');
     });
