@@ -2,7 +2,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { echoTarget, type TestTarget } from './support/targets.js';
-import { MAIN_JS, startServiceProcess } from './support/process.js';
+import { join } from 'node:path';
+import { MAIN_JS, REPO_ROOT, startServiceProcess } from './support/process.js';
 import { closed, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
 
 describe('the built service as a process', () => {
@@ -44,25 +45,30 @@ describe('the built service as a process', () => {
     assert.equal(await svc.exited, 0);
   });
 
-  it('exits within SHUTDOWN_TIMEOUT_MS and a few seconds even when a client never answers its close frame', async () => {
-    const svc = await startServiceProcess({ SHUTDOWN_TIMEOUT_MS: '300' });
-    const { connect } = await import('node:net');
-    const s = connect(svc.port, '127.0.0.1');
-    s.on('error', () => undefined);
-    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
-    s.write(
-      [`GET /relay?host=127.0.0.1&port=${echo.port} HTTP/1.1`, `Host: 127.0.0.1:${svc.port}`, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n'),
-    );
-    await new Promise<void>((resolve) => s.once('data', () => resolve()));
-    // From here on it reads nothing and answers nothing: the close handshake never completes.
-    s.pause();
-    const started = Date.now();
-    svc.child.kill('SIGTERM');
-    assert.equal(await svc.exited, 0);
-    const took = Date.now() - started;
-    s.destroy();
-    assert.ok(took < 10_000, `exited after ${took} ms`);
-  });
+  for (const [entry, main] of [
+    ['dist/main.js', MAIN_JS],
+    ['the team extension example', join(REPO_ROOT, '.build/examples/team-extension/main.js')],
+  ] as const) {
+    it(`${entry} exits within SHUTDOWN_TIMEOUT_MS and a few seconds even when a client never answers its close frame`, async () => {
+      const svc = await startServiceProcess({ SHUTDOWN_TIMEOUT_MS: '300' }, main);
+      const { connect } = await import('node:net');
+      const s = connect(svc.port, '127.0.0.1');
+      s.on('error', () => undefined);
+      await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+      s.write(
+        [`GET /relay?host=127.0.0.1&port=${echo.port} HTTP/1.1`, `Host: 127.0.0.1:${svc.port}`, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n'),
+      );
+      await new Promise<void>((resolve) => s.once('data', () => resolve()));
+      // From here on it reads nothing and answers nothing: the close handshake never completes.
+      s.pause();
+      const started = Date.now();
+      svc.child.kill('SIGTERM');
+      assert.equal(await svc.exited, 0);
+      const took = Date.now() - started;
+      s.destroy();
+      assert.ok(took < 10_000, `exited after ${took} ms`);
+    });
+  }
 
   it('logs one JSON event at relay start and end, with byte counts and no token', async () => {
     const svc = await startServiceProcess({});

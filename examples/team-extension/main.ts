@@ -6,6 +6,7 @@
 import 'reflect-metadata';
 import { ConfigError, parseConfig } from '../../src/config/config.schema.js';
 import { startWsproxy } from '../../src/bootstrap.js';
+import { exitOnSignals } from '../../src/lifecycle/exit-on-signals.js';
 import { TeamExtensionModule } from './team-extension.module.js';
 
 try {
@@ -15,10 +16,8 @@ try {
     imports: [TeamExtensionModule.forRoot({ deniedUsers: (process.env.DENIED_USERS ?? '').split(',').filter(Boolean) })],
   });
   process.stdout.write(JSON.stringify({ event: 'listening', port }) + '\n');
-  // Same shutdown as wsproxy's main: drain on SIGTERM/SIGINT, then exit 0.
-  const stop = (): void => void app.close().then(() => process.exit(0), () => process.exit(1));
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  // wsproxy's own shutdown: drain on SIGTERM/SIGINT, exit 0, and exit by the drain's deadline in any case.
+  exitOnSignals(app, config.shutdownTimeoutMs);
 } catch (err) {
   process.stderr.write((err instanceof ConfigError ? err.message : `failed to start: ${String(err)}`) + '\n');
   process.exit(1);

@@ -1,0 +1,36 @@
+import type { INestApplication } from '@nestjs/common';
+import { PINO, type Pino } from '../logging/logging.module.js';
+
+/** Time after `SHUTDOWN_TIMEOUT_MS` for the close frames to flush and the servers to close. */
+export const SHUTDOWN_GRACE_MS = 5_000;
+
+/**
+ * The process's shutdown, for every entry point (wsproxy's `main.ts`, a team's
+ * own): on SIGTERM or SIGINT, drain and close the app, then exit 0 (1 if the
+ * close fails). Exits by `shutdownTimeoutMs + SHUTDOWN_GRACE_MS` in any case,
+ * since a peer that never answers its close frame would otherwise hold the
+ * server's close for ws's own 30 s, past any orchestrator's grace period.
+ */
+export function exitOnSignals(app: INestApplication, shutdownTimeoutMs: number): void {
+  const logger = app.get<Pino>(PINO);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: 'shutdown', signal }, 'shutting down');
+    const deadline = setTimeout(() => {
+      logger.warn({ event: 'shutdown_deadline' }, 'shutdown deadline passed: exiting with connections still open');
+      process.exit(0);
+    }, shutdownTimeoutMs + SHUTDOWN_GRACE_MS);
+    deadline.unref();
+    app.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ event: 'shutdown_failed', err: err instanceof Error ? err.message : String(err) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
