@@ -1,6 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
+import { RawV2Tunnel } from './tunnel-v2-support.js';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { startApp, type TestApp } from './support/app.js';
@@ -450,5 +452,92 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
   it('400 for an unknown control mode', async () => {
     const r = await expectRefusal(`${app.wsUrl}/tunnel?control=json`);
     assert.equal(r.status, 400);
+  });
+});
+
+describe('a v1 tunnel client that stops reading', () => {
+  let app: TestApp;
+
+  before(async () => {
+    app = await startApp(
+      await tunnelEnv({
+        TUNNEL_TCP_ENABLED: 'false',
+        TUNNEL_MAX_BODY_BYTES: String(1024 * 1024),
+        TUNNEL_RESPONSE_TIMEOUT_MS: '60000',
+        MAX_TUNNEL_HTTP_PER_IP: '1000',
+      }),
+    );
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  it('gets no more requests queued past a bounded backlog: visitors get 503, the send buffer stays bounded', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    const sub = subdomainOf(ready.tunnelUrl as string);
+    const h = `${sub}.${TUNNEL_DOMAIN}`;
+    (tunnel.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const wire = app.app.get(TunnelService).find(sub)!.wire as unknown as { ws: { bufferedAmount: number } };
+    let most = 0;
+    const sample = setInterval(() => (most = Math.max(most, wire.ws.bufferedAmount)), 5);
+    try {
+      const posts = Array.from({ length: 60 }, () => httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(1024 * 1024, 1) }).catch((e: Error) => ({ status: -1, body: Buffer.from(e.message) })));
+      const busy = await Promise.race([
+        Promise.any(posts.map(async (p) => ((await p).status === 503 ? p : Promise.reject(new Error('not 503'))))),
+        new Promise<never>((_r, reject) => setTimeout(() => reject(new Error('no 503 within 20 s')), 20_000)),
+      ]);
+      assert.equal(busy.body.toString().trim(), 'tunnel client is not reading');
+      // The backlog bound (16 MiB here) plus at most one request (1 MiB of body, base64) was ever queued.
+      assert.ok(most <= 16 * 1024 * 1024 + 2.5 * 1024 * 1024, `send buffer reached ${most} bytes`);
+      tunnel.ws.terminate();
+      const statuses = (await Promise.all(posts)).map((r) => r.status);
+      assert.ok(statuses.every((s) => s === 503 || s === 502 || s === 404), `every visitor answered (503, or 502/404 once the tunnel is gone): ${[...new Set(statuses)].join(',')}`);
+    } finally {
+      clearInterval(sample);
+      tunnel.ws.terminate();
+    }
+  });
+});
+
+describe('TUNNEL_MAX_BODY_BYTES above what v1 can carry', () => {
+  let app: TestApp;
+
+  before(async () => {
+    app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', TUNNEL_MAX_BODY_BYTES: String(1024 * 1024 * 1024) }));
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  /** Sends only a request head declaring `length` body bytes; resolves with the status the proxy answers before any body. */
+  function declare(host: string, length: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: app.port }, () =>
+        s.write(`POST /upload HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${length}\r\n\r\n`),
+      );
+      s.once('data', (c: Buffer) => {
+        s.destroy();
+        resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(c.toString('latin1'))?.[1] ?? 0));
+      });
+      s.once('error', reject);
+      setTimeout(() => {
+        s.destroy();
+        resolve(0);
+      }, 3000).unref();
+    });
+  }
+
+  it('refuses a v1 body over 256 MiB with 413 (a larger one would not fit a V8 string), and lets v2 take it', async () => {
+    const v1 = await RawTunnel.open(app.wsUrl);
+    const v2 = await RawV2Tunnel.open(app.wsUrl, '?v=2');
+    try {
+      assert.equal(await declare(`${subdomainOf(v1.ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`, 300_000_000), 413);
+      assert.equal(v1.tunnel.received.filter((m) => m.data.includes('http_request')).length, 0);
+      // v2 streams bodies: nothing is answered before the body comes.
+      assert.equal(await declare(`${subdomainOf(v2.ready.ready.tunnelUrl)}.${TUNNEL_DOMAIN}`, 300_000_000), 0);
+    } finally {
+      await v1.tunnel.close();
+      v2.tunnel.ws.terminate();
+    }
   });
 });

@@ -15,7 +15,7 @@ import { TUNNEL_REGISTRY, type TunnelRegistry } from './state/tunnel-registry.js
 import { TcpPortBinder } from './tcp/port-binder.js';
 import type { TunnelParams } from './tunnel-params.js';
 import { TunnelReservation } from './tunnel-reservation.js';
-import { V1Wire } from './v1/v1-wire.js';
+import { V1Wire, v1MaxMessageBytes } from './v1/v1-wire.js';
 import { V2Wire } from './v2/v2-wire.js';
 import type { GoneSignal } from '../upgrade/client-gone.js';
 
@@ -189,6 +189,8 @@ export class TunnelService implements OnApplicationShutdown {
     return new V1Wire(ws, {
       controlBinary: params.control === 'binary',
       inboundStallMs: Math.min(30_000, this.config.pingIntervalMs),
+      // Room for two of the largest requests on top of ordinary traffic.
+      requestBacklogBytes: Math.max(16 * 1024 * 1024, 2 * v1MaxMessageBytes(this.config.tunnelMaxBodyBytes)),
     });
   }
 

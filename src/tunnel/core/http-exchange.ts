@@ -109,7 +109,7 @@ export class HttpExchange implements HttpRequestBody {
       case 'malformed':
         return this.failWith(502, 'bad response from tunnel');
       case 'reset':
-        return this.failWith(502, 'tunnel reset the request');
+        return ev.status === undefined ? this.failWith(502, 'tunnel reset the request') : this.failWith(ev.status, ev.reason);
     }
   }
 

@@ -49,7 +49,7 @@ export type InboundStreamEvent =
   /** The stream is over both ways: flush what is queued locally, then close. */
   | { readonly type: 'close' }
   /** The stream is aborted: drop what is queued and close at once. */
-  | { readonly type: 'reset'; readonly reason: string }
+  | { readonly type: 'reset'; readonly reason: string; /** What an HTTP request still unanswered gets (502 when absent). */ readonly status?: number }
   /** The client's response was unusable (malformed); the stream fails with 502. */
   | { readonly type: 'malformed'; readonly reason: string }
   /** WebSocket streams: a message, or a fragment of one (`fin` on the last), from the client's side. */

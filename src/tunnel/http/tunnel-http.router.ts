@@ -10,6 +10,7 @@ import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
 import type { HeaderList } from '../core/stream-types.js';
 import type { TunnelSession } from '../core/tunnel-session.js';
+import { V1_MAX_BODY_BYTES } from '../v1/v1-wire.js';
 import { TunnelService } from '../tunnel.service.js';
 import { requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
@@ -78,8 +79,7 @@ export class TunnelHttpRouter {
     if (!this.inFlight.tryAcquire(ip)) return answerPlain(res, 429, 'too many requests from this IP', true);
     res.once('close', () => this.inFlight.release(ip));
 
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > this.config.tunnelMaxBodyBytes) return answerPlain(res, 413, 'request body too large', true);
+    if (declaresMore(req, this.config.tunnelMaxBodyBytes)) return answerPlain(res, 413, 'request body too large', true);
     const path = originFormPath(req.url);
     if (path === null) return answerPlain(res, 400, 'bad request target', true);
     const fwd = { clientIp: ip, host: req.headers.host ?? '' };
@@ -101,7 +101,9 @@ export class TunnelHttpRouter {
     fwd: { clientIp: string; host: string },
     through?: { headersFirst: HeaderList; plain: PlainRefusals },
   ): void {
-    const max = this.config.tunnelMaxBodyBytes;
+    // v1 carries a body inside one JSON string, which has a ceiling of its own.
+    const max = session.wire.version === 1 ? Math.min(this.config.tunnelMaxBodyBytes, V1_MAX_BODY_BYTES) : this.config.tunnelMaxBodyBytes;
+    if (declaresMore(req, max)) return answerPlain(res, 413, 'request body too large', true);
     const sink = new NodeResponseSink(req, res, through?.plain);
     const cleaned = requestHeadersForClient(rawHeaders, {
       clientIp: fwd.clientIp,
@@ -192,6 +194,12 @@ export class TunnelHttpRouter {
     };
     this.remoteWebSockets!.forward({ req, socket, head, subdomain, clientIp, release });
   }
+}
+
+/** Whether the request's Content-Length is over `max` (413 before reading any of it). */
+function declaresMore(req: IncomingMessage, max: number): boolean {
+  const declared = req.headers['content-length'];
+  return declared !== undefined && Number(declared) > max;
 }
 
 /** The path and query of a request target; absolute-form is reduced to it, anything else is `null`. */

@@ -27,6 +27,18 @@ import { FrameSender } from '../core/frame-sender.js';
  */
 export const TUNNEL_WS_HIGH_WATER = 256 * 1024;
 
+/**
+ * The largest request body v1 carries, whatever `TUNNEL_MAX_BODY_BYTES` says:
+ * v1 puts a body, base64-encoded, in one JSON string, and V8 strings end near
+ * 512 MiB. 256 MiB of body is 342 MiB of base64.
+ */
+export const V1_MAX_BODY_BYTES = 256 * 1024 * 1024;
+
+/** The largest message a v1 tunnel client may send: a whole `http_response` of `maxBodyBytes`, base64, plus room for the rest. */
+export function v1MaxMessageBytes(maxBodyBytes: number): number {
+  return Math.ceil(Math.min(maxBodyBytes, V1_MAX_BODY_BYTES) / 3) * 4 + 1024 * 1024;
+}
+
 export interface V1WireOptions {
   /** Send control messages as binary frames (`control=binary`). */
   readonly controlBinary: boolean;
@@ -36,6 +48,12 @@ export interface V1WireOptions {
    * connection is reset so the others go on.
    */
   readonly inboundStallMs: number;
+  /**
+   * Send-buffer bytes past which a new `http_request` is answered 503 instead
+   * of queued: a client that stops reading would otherwise collect every
+   * visitor's whole request in the proxy's memory.
+   */
+  readonly requestBacklogBytes: number;
 }
 
 interface HttpState {
@@ -131,6 +149,11 @@ export class V1Wire implements TunnelWire {
     if (s.kind === 'http') {
       if (s.sent) return;
       s.sent = true;
+      if (this.ws.bufferedAmount > this.options.requestBacklogBytes) {
+        s.chunks = [];
+        queueMicrotask(() => this.handler?.onStreamEvent(streamId, { type: 'reset', reason: 'tunnel client is not reading', status: 503 }));
+        return;
+      }
       const body = s.chunks.length === 0 ? null : s.chunks.length === 1 ? s.chunks[0] : Buffer.concat(s.chunks);
       s.chunks = [];
       this.sendControl(encodeHttpRequest(streamId, s.head.method, s.head.path, joinHeaders(s.head.headers), body));
