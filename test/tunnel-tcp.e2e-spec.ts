@@ -313,3 +313,47 @@ describe('raw port pool', () => {
     }
   });
 });
+
+describe('TCP peers that never read, one after another (v1 stall budget)', () => {
+  it('share one stall allowance: the tunnel lives on and a reading peer keeps getting data', async () => {
+    // A local service that sends as fast as it is read, on every connection.
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    const source = createServer((s) => {
+      s.on('error', () => undefined);
+      const pump = (): void => {
+        while (!s.destroyed && s.write(chunk));
+      };
+      s.on('drain', pump);
+      pump();
+    });
+    await new Promise<void>((r) => source.listen(0, '127.0.0.1', r));
+    const app = await startApp(await tunnelEnv({ PING_INTERVAL_MS: '2000' }, 2));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, tcpTo: `127.0.0.1:${(source.address() as { port: number }).port}` });
+    let closedEarly: unknown = null;
+    void client.closed.then((c) => (closedEarly = c));
+    const sockets: Socket[] = [];
+    try {
+      let healthy = 0;
+      const good = await dial(client.rawPort);
+      sockets.push(good);
+      good.on('data', (c: Buffer) => (healthy += c.length));
+      for (let i = 0; i < 4; i++) {
+        const stuck = await dial(client.rawPort);
+        stuck.pause();
+        sockets.push(stuck);
+      }
+      // Before the budget, four stuck peers held the tunnel one interval (2 s) each, back to back,
+      // and the keepalive, whose pongs sat behind the paused data, closed it within three.
+      await new Promise((r) => setTimeout(r, 4000));
+      const before = healthy;
+      await new Promise((r) => setTimeout(r, 3000));
+      assert.equal(closedEarly, null, 'the tunnel is still open');
+      assert.ok(healthy - before > 4 * MiB, `the reading peer got ${healthy - before} bytes in 3 s`);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await client.close();
+      await app.close();
+      await new Promise<void>((r) => source.close(() => r()));
+    }
+  });
+});

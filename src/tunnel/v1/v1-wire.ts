@@ -20,6 +20,7 @@ import type {
   TunnelWireHandler,
 } from '../core/stream-types.js';
 import { FrameSender } from '../core/frame-sender.js';
+import { StallBudget } from './stall-budget.js';
 
 /**
  * Bytes the proxy lets pile up in a tunnel WebSocket's send buffer before it
@@ -43,9 +44,10 @@ export interface V1WireOptions {
   /** Send control messages as binary frames (`control=binary`). */
   readonly controlBinary: boolean;
   /**
-   * How long one TCP connection may hold the whole WebSocket paused because its
-   * local reader does not read (v1 has one reader for all streams); beyond, that
-   * connection is reset so the others go on.
+   * How long TCP connections whose local readers do not read may hold the
+   * whole WebSocket paused (v1 has one reader for all streams): one stall gets
+   * all of it, stalls in a row share it (`StallBudget`); beyond, the stalled
+   * connections are reset so the others go on.
    */
   readonly inboundStallMs: number;
   /**
@@ -83,6 +85,7 @@ export class V1Wire implements TunnelWire {
   private readonly streams = new ChurnMap<string, HttpState | TcpState>();
   private readonly pausedInbound = new ChurnMap<string, NodeJS.Timeout>();
   private readonly sender: FrameSender;
+  private readonly stalls: StallBudget;
   /** Stream ids: a counter (ids only need to be unique within this tunnel), written as 12 hex digits. */
   private lastId = 0;
 
@@ -91,6 +94,7 @@ export class V1Wire implements TunnelWire {
     private readonly options: V1WireOptions,
   ) {
     this.sender = new FrameSender(ws, TUNNEL_WS_HIGH_WATER, () => this.handler?.onWritable(null));
+    this.stalls = new StallBudget(options.inboundStallMs);
   }
 
   get bufferedAmount(): number {
@@ -176,13 +180,16 @@ export class V1Wire implements TunnelWire {
 
   pauseInbound(streamId: string): void {
     if (this.pausedInbound.has(streamId) || !this.streams.has(streamId)) return;
+    if (this.pausedInbound.size === 0) {
+      this.stalls.paused();
+      this.ws.pause();
+    }
     const timer = setTimeout(() => {
       this.resumeInbound(streamId);
       this.handler?.onStreamEvent(streamId, { type: 'reset', reason: 'local reader stalled the tunnel' });
-    }, this.options.inboundStallMs);
+    }, this.stalls.remainingMs());
     timer.unref();
     this.pausedInbound.set(streamId, timer);
-    this.ws.pause();
   }
 
   resumeInbound(streamId: string): void {
@@ -190,7 +197,10 @@ export class V1Wire implements TunnelWire {
     if (!timer) return;
     clearTimeout(timer);
     this.pausedInbound.delete(streamId);
-    if (this.pausedInbound.size === 0) this.ws.resume();
+    if (this.pausedInbound.size === 0) {
+      this.stalls.resumed();
+      this.ws.resume();
+    }
   }
 
   close(code: number, reason: string): void {
