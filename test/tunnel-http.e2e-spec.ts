@@ -541,3 +541,48 @@ describe('TUNNEL_MAX_BODY_BYTES above what v1 can carry', () => {
     }
   });
 });
+
+describe('a requester that never reads its response', () => {
+  let app: TestApp;
+
+  before(async () => {
+    app = await startApp(
+      await tunnelEnv({
+        TUNNEL_TCP_ENABLED: 'false',
+        TUNNEL_MAX_BODY_BYTES: String(16 * 1024 * 1024),
+        TUNNEL_RESPONSE_TIMEOUT_MS: '500',
+        MAX_TUNNEL_HTTP_PER_IP: '1',
+      }),
+    );
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  it('is dropped once the response waits on it for TUNNEL_RESPONSE_TIMEOUT_MS: its slot comes back', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+    const stuck = connect({ host: '127.0.0.1', port: app.port });
+    stuck.on('error', () => undefined);
+    try {
+      await new Promise<void>((r) => stuck.once('connect', () => r()));
+      stuck.write(`GET /big HTTP/1.1\r\nHost: ${h}\r\n\r\n`);
+      stuck.pause();
+      const m = await tunnel.nextJson('http_request');
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, body: randomPayload(8 * 1024 * 1024).toString('base64') });
+      // The only slot of this IP is held while the response waits; then it is given back.
+      const deadline = Date.now() + 10_000;
+      const forwarded = tunnel.nextJson('http_request', 10_000).then(() => 'forwarded' as const);
+      for (;;) {
+        const outcome = await Promise.race([httpTo(app.port, h, { path: '/next' }).then((r) => r.status), forwarded]);
+        if (outcome === 'forwarded') break;
+        assert.equal(outcome, 429);
+        assert.ok(Date.now() < deadline, 'the stuck requester still holds its slot after 10 s');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      stuck.destroy();
+      await tunnel.close();
+    }
+  });
+});

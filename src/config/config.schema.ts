@@ -336,7 +336,7 @@ export const CONFIG_VARS = {
     'TUNNEL_RESPONSE_TIMEOUT_MS',
     '60000',
     '100..3600000',
-    'Time a tunnel has to answer an HTTP request (504 beyond), ms.',
+    'Time a tunnel has to answer an HTTP request (504 beyond), and a requester to take response bytes waiting for it (dropped beyond), ms.',
     int(100, 3_600_000),
   ),
   tunnelV2WindowBytes: spec(

@@ -105,6 +105,7 @@ export class TunnelHttpRouter {
     const max = session.wire.version === 1 ? Math.min(this.config.tunnelMaxBodyBytes, V1_MAX_BODY_BYTES) : this.config.tunnelMaxBodyBytes;
     if (declaresMore(req, max)) return answerPlain(res, 413, 'request body too large', true);
     const sink = new NodeResponseSink(req, res, through?.plain);
+    dropStuckRequester(res, this.config.tunnelResponseTimeoutMs);
     const cleaned = requestHeadersForClient(rawHeaders, {
       clientIp: fwd.clientIp,
       proto: this.config.tunnelPublicScheme,
@@ -194,6 +195,19 @@ export class TunnelHttpRouter {
     };
     this.remoteWebSockets!.forward({ req, socket, head, subdomain, clientIp, release });
   }
+}
+
+/**
+ * Ends the exchange of a requester that stops reading: once bytes wait for it
+ * and it takes none for `ms` (the time a tunnel gets to answer), its socket is
+ * destroyed, with the per-IP slot and the buffered response. An idle stream
+ * (a long poll, an SSE stream between events) has nothing waiting and is left alone.
+ */
+function dropStuckRequester(res: ServerResponse, ms: number): void {
+  res.setTimeout(ms, () => {
+    const socket = res.socket;
+    if (socket && socket.writableLength > 0) socket.destroy();
+  });
 }
 
 /** Whether the request's Content-Length is over `max` (413 before reading any of it). */
