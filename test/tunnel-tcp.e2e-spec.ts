@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
@@ -354,6 +354,42 @@ describe('TCP peers that never read, one after another (v1 stall budget)', () =>
       await client.close();
       await app.close();
       await new Promise<void>((r) => source.close(() => r()));
+    }
+  });
+});
+
+describe('MAX_TUNNEL_TCP_CONNS_PER_IP', () => {
+  /** Connects from `localAddress` (another loopback address is another source IP). */
+  function dialFrom(port: number, localAddress: string): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port, localAddress }, () => resolve(s));
+      s.once('error', reject);
+    });
+  }
+
+  it('closes a source IP’s connections beyond the cap over every tunnel port at once; other IPs go on', async () => {
+    const app = await startApp(await tunnelEnv({ MAX_TUNNEL_TCP_CONNS_PER_IP: '2' }, 4));
+    const a = await RawTunnel.open(app.wsUrl);
+    const b = await RawTunnel.open(app.wsUrl);
+    const service = app.app.get(TunnelService);
+    const sockets: Socket[] = [];
+    try {
+      sockets.push(await dialFrom(a.ready.rawPort as number, '127.0.0.1'), await dialFrom(b.ready.rawPort as number, '127.0.0.1'));
+      await waitFor(() => service.tcpConnections === 2, 5000, 'two connections');
+      const excess = await dialFrom(b.ready.rawPort as number, '127.0.0.1');
+      await once(excess, 'close');
+      assert.equal(service.tcpConnections, 2, 'the third from 127.0.0.1 never reached a tunnel');
+      sockets.push(await dialFrom(a.ready.rawPort as number, '127.0.0.2'));
+      await waitFor(() => service.tcpConnections === 3, 5000, 'another source IP is let in');
+      sockets[0]!.destroy();
+      await waitFor(() => service.tcpConnections === 2, 5000, 'one released');
+      sockets.push(await dialFrom(a.ready.rawPort as number, '127.0.0.1'));
+      await waitFor(() => service.tcpConnections === 3, 5000, 'its slot is back');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await a.tunnel.close();
+      await b.tunnel.close();
+      await app.close();
     }
   });
 });

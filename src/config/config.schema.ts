@@ -325,6 +325,13 @@ export const CONFIG_VARS = {
     'Raw TCP connections per tunnel.',
     int(1, 100000),
   ),
+  maxTunnelTcpConnsPerIp: spec(
+    'MAX_TUNNEL_TCP_CONNS_PER_IP',
+    '100',
+    '1..100000',
+    'Raw TCP tunnel connections per source IP, over all tunnel ports of a replica.',
+    int(1, 100000),
+  ),
   tunnelMaxBodyBytes: spec(
     'TUNNEL_MAX_BODY_BYTES',
     String(10 * MiB),

@@ -35,6 +35,6 @@ import { TunnelService } from './tunnel.service.js';
     TunnelHttpRouter,
     TunnelWebSocketFront,
   ],
-  exports: [TunnelService, TunnelHttpRouter, TUNNEL_REGISTRY, PORT_POOL],
+  exports: [TunnelService, TunnelHttpRouter, TcpPortBinder, TUNNEL_REGISTRY, PORT_POOL],
 })
 export class TunnelModule {}

@@ -38,7 +38,6 @@ const CONNECT_TIMEOUT_MS = 10_000;
  */
 @Injectable()
 export class TunnelTcpForwarding implements OnModuleInit, OnApplicationShutdown {
-  private readonly binder = new TcpPortBinder();
   /** Ports this replica listens on for tunnels held elsewhere. */
   private readonly listeners = new Map<number, Server>();
   private readonly binding = new Set<number>();
@@ -51,6 +50,7 @@ export class TunnelTcpForwarding implements OnModuleInit, OnApplicationShutdown 
     private readonly state: ClusterTunnelState,
     private readonly tunnels: TunnelService,
     private readonly events: WsproxyEvents,
+    private readonly binder: TcpPortBinder,
     upgrades: UpgradeRouter,
     @Inject(PINO) private readonly log: Pino,
   ) {
