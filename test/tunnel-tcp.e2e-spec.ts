@@ -7,6 +7,7 @@ import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { TUNNEL_WS_HIGH_WATER } from '../src/tunnel/v1/v1-wire.js';
 import { PORT_POOL, type PortPool } from '../src/tunnel/state/port-pool.js';
 import { dial, readBytes } from './support/tcp-client.js';
+import { within } from './support/within.js';
 import { startApp, type TestApp } from './support/app.js';
 import { echoTarget, randomPayload, sha256, sinkTarget, sourceTarget, type TestTarget } from './support/targets.js';
 import { RawTunnel, dataFrame, isControl, portIsFree, tunnelEnv, waitFor } from './support/tunnel.js';
@@ -377,7 +378,7 @@ describe('MAX_TUNNEL_TCP_CONNS_PER_IP', () => {
       sockets.push(await dialFrom(a.ready.rawPort as number, '127.0.0.1'), await dialFrom(b.ready.rawPort as number, '127.0.0.1'));
       await waitFor(() => service.tcpConnections === 2, 5000, 'two connections');
       const excess = await dialFrom(b.ready.rawPort as number, '127.0.0.1');
-      await once(excess, 'close');
+      await within(once(excess, 'close'), 5000, 'the connection over the cap closed');
       assert.equal(service.tcpConnections, 2, 'the third from 127.0.0.1 never reached a tunnel');
       sockets.push(await dialFrom(a.ready.rawPort as number, '127.0.0.2'));
       await waitFor(() => service.tcpConnections === 3, 5000, 'another source IP is let in');
