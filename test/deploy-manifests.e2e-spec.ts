@@ -5,7 +5,8 @@
  * drain, and the security settings hold.
  */
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { join, relative, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse, parseAllDocuments } from 'yaml';
@@ -14,7 +15,7 @@ import { MetricsListener } from '../src/metrics/metrics-listener.service.js';
 import { startApp, type TestApp } from './support/app.js';
 
 const ROOT = process.cwd();
-const K8S = join(ROOT, 'deploy/kubernetes');
+const K8S = join(ROOT, 'deploy/kubernetes/base');
 
 // Loosely typed views of the manifests: the assertions are the schema.
 type Doc = any;
@@ -184,9 +185,22 @@ describe('Kubernetes manifests', () => {
   });
 });
 
-/** `${VAR:-default}` as Compose interpolates it when VAR is unset. */
+/** What an operator's .env gives the variables a compose file requires (`${VAR?message}`). */
+const REQUIRED_SAMPLES: Record<string, string> = {
+  CLERK_JWKS_URL: 'https://clerk.example.com/.well-known/jwks.json',
+  ALLOWED_ORIGINS: 'https://app.example.com',
+  CLUSTER_SECRET: 'a-cluster-secret-of-32-characters',
+};
+
+/** `${VAR:-default}` as Compose interpolates it when VAR is unset; a required `${VAR?msg}` takes its sample. */
 function composeDefault(v: string): string {
-  return v.replace(/\$\{[A-Z0-9_]+(?::?-([^}]*))?\}/g, (_m, def: string | undefined) => def ?? '');
+  return v.replace(/\$\{([A-Z0-9_]+)(?:(:?-)([^}]*)|(:?\?)[^}]*)?\}/g, (_m, name: string, dash?: string, def?: string, required?: string) => {
+    if (required !== undefined) {
+      assert.ok(name in REQUIRED_SAMPLES, `no sample for required ${name}`);
+      return REQUIRED_SAMPLES[name]!;
+    }
+    return dash !== undefined ? (def ?? '') : '';
+  });
 }
 
 function durationMs(d: string): number {
@@ -207,12 +221,12 @@ describe('docker-compose.yml and Caddyfile', () => {
     assert.ok(config.metricsPort !== null);
   });
 
-  test('TRUSTED_PROXIES is the compose network, which both services join', () => {
-    const [netName] = Object.keys(compose.networks);
-    const subnet = compose.networks[netName].ipam.config[0].subnet;
-    assert.deepEqual(config.trustedProxies, [subnet]);
-    assert.ok(netName in svc.networks);
-    assert.ok(netName in compose.services.caddy.networks);
+  test('TRUSTED_PROXIES is Caddy alone: its fixed address on the compose network both services join', () => {
+    assertTrustsCaddyOnly(compose, config, [svc]);
+  });
+
+  test('authentication and origins must be set in .env: no default turns them off', () => {
+    assertRequiredSecurityVars(svc.environment);
   });
 
   test('raw tunnel ports are published; the HTTP port is reachable only through Caddy', () => {
@@ -236,6 +250,107 @@ describe('docker-compose.yml and Caddyfile', () => {
     const caddyBuild = compose.services.caddy.build;
     assert.ok(existsSync(join(ROOT, caddyBuild, 'Dockerfile')));
     assert.match(readFileSync(join(ROOT, caddyBuild, 'Dockerfile'), 'utf8'), /xcaddy build --with github\.com\/caddy-dns\//);
+  });
+});
+
+/** TRUSTED_PROXIES names Caddy's fixed address, inside the network's subnet, that every wsproxy service joins. */
+function assertTrustsCaddyOnly(compose: Doc, config: WsproxyConfig, services: Doc[]): void {
+  const [netName] = Object.keys(compose.networks);
+  const subnet: string = compose.networks[netName].ipam.config[0].subnet;
+  const caddyAddress: string = compose.services.caddy.networks[netName]?.ipv4_address;
+  assert.ok(caddyAddress, 'Caddy has a fixed address');
+  assert.deepEqual(config.trustedProxies, [`${caddyAddress}/32`]);
+  const prefix = subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
+  assert.ok(subnet.endsWith('/24') && caddyAddress.startsWith(prefix + '.'), `${caddyAddress} in ${subnet}`);
+  assert.notEqual(caddyAddress, `${prefix}.1`, 'not the gateway');
+  for (const service of services) assert.ok(netName in service.networks);
+}
+
+/** CLERK_JWKS_URL and ALLOWED_ORIGINS use `${VAR?message}`: compose stops when .env lacks them. */
+function assertRequiredSecurityVars(environment: Record<string, string>): void {
+  for (const name of ['CLERK_JWKS_URL', 'ALLOWED_ORIGINS']) {
+    assert.match(String(environment[name]), new RegExp(`^\\$\\{${name}:?\\?.+\\}$`), `${name} is required, with a message`);
+  }
+}
+
+describe('docker-compose.cluster.yml and Caddyfile.cluster', () => {
+  const compose = parse(readFileSync(join(ROOT, 'docker-compose.cluster.yml'), 'utf8'), { merge: true }) as Doc;
+  const replicas = ['wsproxy-1', 'wsproxy-2', 'wsproxy-3'].map((name) => compose.services[name] as Doc);
+  const caddyfile = readFileSync(join(ROOT, 'Caddyfile.cluster'), 'utf8');
+
+  test('every replica\'s environment passes the config schema, in cluster mode', () => {
+    for (const r of replicas) {
+      const env: Record<string, string> = Object.fromEntries(Object.entries(r.environment).map(([k, v]) => [k, composeDefault(String(v))]));
+      const config = parseConfig(env);
+      assert.ok(config.redisUrl, 'REDIS_URL');
+      assertTrustsCaddyOnly(compose, config, [r]);
+      assertRequiredSecurityVars(r.environment);
+    }
+  });
+
+  test('Caddy pins browsers to a replica with a cookie on the proxy host only', () => {
+    const site = (re: RegExp): string => {
+      const m = re.exec(caddyfile);
+      assert.ok(m, String(re));
+      return m[1]!;
+    };
+    const proxy = site(/^\{\$PROXY_DOMAIN:[^}]+\} \{([\s\S]*?)^\}/m);
+    const tunnels = site(/^\*\.\{\$TUNNEL_DOMAIN:[^}]+\} \{([\s\S]*?)^\}/m);
+    assert.match(proxy, /^\s*import to_wsproxy cookie\s*$/m);
+    assert.match(proxy, /@cluster path \/_cluster\/\*\s*\n\s*respond @cluster 404/);
+    assert.match(tunnels, /^\s*import to_wsproxy least_conn\s*$/m);
+    assert.match(caddyfile, /^\s*lb_policy \{args\[0\]\}\s*$/m);
+  });
+});
+
+/** The kustomization directories, and what each renders to with `kubectl kustomize` (null without kubectl). */
+const KUSTOMIZATIONS = ['deploy/kubernetes', 'deploy/kubernetes/base', 'deploy/kubernetes/cluster'];
+const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
+
+function kustomize(dir: string): Doc[] {
+  const r = spawnSync('kubectl', ['kustomize', join(ROOT, dir)], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `kubectl kustomize ${dir}: ${r.stderr}`);
+  return parseAllDocuments(r.stdout).map((d) => d.toJS() as Doc).filter(Boolean);
+}
+
+describe('kustomizations', () => {
+  test('no overlay sits inside a directory it builds on (kustomize refuses the cycle), and every resource exists', () => {
+    for (const dir of KUSTOMIZATIONS) {
+      const k = parse(readFileSync(join(ROOT, dir, 'kustomization.yaml'), 'utf8')) as Doc;
+      for (const r of [...(k.resources ?? []), ...(k.patches ?? []).map((p: Doc) => p.path)]) {
+        const target = resolve(ROOT, dir, r);
+        assert.ok(existsSync(target), `${dir}: ${r} exists`);
+        if (existsSync(join(target, 'kustomization.yaml'))) {
+          assert.ok(relative(target, resolve(ROOT, dir)).startsWith('..'), `${dir} is inside its base ${r}`);
+        }
+      }
+    }
+  });
+
+  test('kubectl kustomize renders each; the cluster overlay gives the proxy host its own Ingress', { skip: HAVE_KUBECTL ? false : 'kubectl not installed' }, () => {
+    const single = kustomize('deploy/kubernetes');
+    assert.deepEqual(single.map((d) => `${d.kind}/${d.metadata.name}`).sort(), kustomize('deploy/kubernetes/base').map((d) => `${d.kind}/${d.metadata.name}`).sort());
+    const cluster = kustomize('deploy/kubernetes/cluster');
+    const deployment = one(cluster, 'Deployment', 'wsproxy');
+    assert.equal(deployment.spec.replicas, 3);
+    const env: Doc[] = deployment.spec.template.spec.containers[0].env;
+    const names = env.map((e) => e.name);
+    assert.ok(names.indexOf('POD_IP') < names.indexOf('CLUSTER_ADVERTISE_URL'), 'POD_IP defined before its use');
+    assert.ok(names.indexOf('REDIS_PASSWORD') < names.indexOf('REDIS_URL'), 'REDIS_PASSWORD defined before its use');
+
+    const tunnels = one(cluster, 'Ingress', 'wsproxy');
+    assert.deepEqual(tunnels.spec.rules.map((r: Doc) => r.host), ['*.tunnel.example.com'], 'tunnel hosts only');
+    assert.equal(tunnels.metadata.annotations['nginx.ingress.kubernetes.io/affinity'], undefined, 'no cookie for tunnel visitors');
+    const relay = one(cluster, 'Ingress', 'wsproxy-relay');
+    assert.deepEqual(relay.spec.rules.map((r: Doc) => r.host), ['proxy.example.com']);
+    assert.equal(relay.metadata.annotations['nginx.ingress.kubernetes.io/affinity'], 'cookie');
+    const paths = relay.spec.rules[0].http.paths;
+    const blocked = paths.find((p: Doc) => p.path === '/_cluster');
+    assert.ok(blocked, '/_cluster has its own path');
+    const noRoute = one(cluster, 'Service', blocked.backend.service.name);
+    assert.equal(noRoute.spec.selector, undefined, 'a Service with no selector has no endpoints');
+    assert.equal(paths.find((p: Doc) => p.path === '/').backend.service.name, 'wsproxy');
+    for (const k of ['proxy-read-timeout', 'proxy-send-timeout']) assert.ok(Number(relay.metadata.annotations[`nginx.ingress.kubernetes.io/${k}`]) >= 3600, k);
   });
 });
 
