@@ -551,6 +551,7 @@ describe('a requester that never reads its response', () => {
         TUNNEL_TCP_ENABLED: 'false',
         TUNNEL_MAX_BODY_BYTES: String(16 * 1024 * 1024),
         TUNNEL_RESPONSE_TIMEOUT_MS: '500',
+        TUNNEL_REQUESTER_STALL_MS: '1000',
         MAX_TUNNEL_HTTP_PER_IP: '1',
       }),
     );
@@ -559,7 +560,7 @@ describe('a requester that never reads its response', () => {
     await app.close();
   });
 
-  it('is dropped once the response waits on it for TUNNEL_RESPONSE_TIMEOUT_MS: its slot comes back', async () => {
+  it('is dropped once the response waits on it for TUNNEL_REQUESTER_STALL_MS: its slot comes back', async () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
     const stuck = connect({ host: '127.0.0.1', port: app.port });

@@ -339,11 +339,18 @@ export const CONFIG_VARS = {
     'Largest HTTP request body forwarded into a tunnel (413 beyond).',
     int(0, 1024 * MiB),
   ),
+  tunnelRequesterStallMs: spec(
+    'TUNNEL_REQUESTER_STALL_MS',
+    '60000',
+    '1000..3600000',
+    'Time a tunnel HTTP requester may leave response bytes unread before it is dropped, ms.',
+    int(1000, 3_600_000),
+  ),
   tunnelResponseTimeoutMs: spec(
     'TUNNEL_RESPONSE_TIMEOUT_MS',
     '60000',
     '100..3600000',
-    'Time a tunnel has to answer an HTTP request (504 beyond), and a requester to take response bytes waiting for it (dropped beyond), ms.',
+    'Time a tunnel has to answer an HTTP request (504 beyond), ms.',
     int(100, 3_600_000),
   ),
   tunnelV2WindowBytes: spec(

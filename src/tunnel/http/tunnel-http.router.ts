@@ -105,7 +105,7 @@ export class TunnelHttpRouter {
     const max = session.wire.version === 1 ? Math.min(this.config.tunnelMaxBodyBytes, V1_MAX_BODY_BYTES) : this.config.tunnelMaxBodyBytes;
     if (declaresMore(req, max)) return answerPlain(res, 413, 'request body too large', true);
     const sink = new NodeResponseSink(req, res, through?.plain);
-    dropStuckRequester(res, this.config.tunnelResponseTimeoutMs);
+    dropStuckRequester(res, this.config.tunnelRequesterStallMs);
     const cleaned = requestHeadersForClient(rawHeaders, {
       clientIp: fwd.clientIp,
       proto: this.config.tunnelPublicScheme,
@@ -199,7 +199,7 @@ export class TunnelHttpRouter {
 
 /**
  * Ends the exchange of a requester that stops reading: once bytes wait for it
- * and it takes none for `ms` (the time a tunnel gets to answer), its socket is
+ * and it takes none for `ms` (`TUNNEL_REQUESTER_STALL_MS`), its socket is
  * destroyed, with the per-IP slot and the buffered response. An idle stream
  * (a long poll, an SSE stream between events) has nothing waiting and is left alone.
  */
