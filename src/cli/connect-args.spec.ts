@@ -27,6 +27,17 @@ describe('parseConnectArgs', () => {
     assert.equal(options([URL_ARG], { WSPROXY_TOKEN: '' }).token, null);
   });
 
+  it('takes a token written in the URL out of it, as the token (--token and WSPROXY_TOKEN win)', () => {
+    const withToken = 'ws://127.0.0.1:8080/relay?host=h&port=22&token=url.jwt';
+    const o = options([withToken]);
+    assert.equal(o.token, 'url.jwt');
+    assert.equal(o.url.searchParams.has('token'), false);
+    assert.equal(o.url.searchParams.get('host'), 'h');
+    assert.equal(options(['--resume', withToken]).token, 'url.jwt', 'the same for --resume');
+    assert.equal(options([withToken], { WSPROXY_TOKEN: 'env.jwt' }).token, 'env.jwt');
+    assert.equal(options(['--token', 'arg.jwt', withToken]).token, 'arg.jwt');
+  });
+
   it('accepts --token-carrier header and --origin, before or after the URL', () => {
     const o = options([URL_ARG, '--token-carrier', 'header', '--origin=https://app.example.com']);
     assert.equal(o.tokenCarrier, 'header');

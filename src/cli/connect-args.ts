@@ -97,14 +97,19 @@ export function parseConnectArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!CARRIERS.includes(carrier as TokenCarrier)) {
     throw new UsageError(`--token-carrier must be one of ${CARRIERS.join(', ')}`);
   }
-  const token = values.get('--token') ?? env[TOKEN_ENV] ?? '';
+  const url = parseRelayUrl(positional[0]);
+  // A token written in the URL is taken out of it and carried like any other
+  // (--resume rebuilds the URL for every attach and would otherwise lose it).
+  const inUrl = url.searchParams.get('token') ?? '';
+  url.searchParams.delete('token');
+  const token = values.get('--token') ?? env[TOKEN_ENV] ?? inUrl;
   const origin = values.get('--origin') ?? '';
 
   return {
     kind: 'run',
     options: {
       mode: flags.has('--resume') ? 'resume' : 'plain',
-      url: parseRelayUrl(positional[0]),
+      url,
       token: token === '' ? null : token,
       tokenCarrier: carrier as TokenCarrier,
       origin: origin === '' ? null : origin,

@@ -53,6 +53,8 @@ export interface TunnelClientOptions {
    * `/tunnel` endpoint accepts up to `TUNNEL_MAX_BODY_BYTES` of body (default 10 MiB).
    */
   readonly maxResponseBodyBytes?: number;
+  /** Time the proxy has to complete the handshake and send `tunnel_ready` (default 30 s); `connect` rejects beyond. */
+  readonly readyTimeoutMs?: number;
 }
 
 /** How the tunnel WebSocket closed. */
@@ -75,6 +77,7 @@ export class TunnelRefusedError extends Error {
 const HIGH_WATER = 1024 * 1024;
 const DEFAULT_MAX_RESPONSE_BODY = 10 * 1024 * 1024;
 const DEFAULT_V2_WINDOW = 1024 * 1024;
+const DEFAULT_READY_TIMEOUT_MS = 30_000;
 
 /** What the client needs of a protocol session. */
 interface ProtocolSession {
@@ -86,7 +89,11 @@ interface ProtocolSession {
 export function parseTarget(target: LocalTarget | string): LocalTarget {
   if (typeof target !== 'string') return target;
   const bare = /^\d{1,5}$/.exec(target);
-  if (bare) return { host: '127.0.0.1', port: Number(target) };
+  if (bare) {
+    const port = Number(target);
+    if (port < 1 || port > 65535) throw new Error(`invalid port "${target}"`);
+    return { host: '127.0.0.1', port };
+  }
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(target);
   if (!m) throw new Error(`invalid target "${target}" (expected host:port)`);
   const port = Number(m[3]);
@@ -180,9 +187,10 @@ export class TunnelClient {
     if (options.control === 'binary') url.searchParams.set('control', 'binary');
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
-    const ws = new WebSocket(url, { headers, perMessageDeflate: false, ...maskingFor(url) });
+    const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+    const ws = new WebSocket(url, { headers, perMessageDeflate: false, handshakeTimeout: readyTimeoutMs, ...maskingFor(url) });
     const client = new TunnelClient(ws, options);
-    return new Promise<TunnelClient>((resolve, reject) => {
+    const settled = new Promise<TunnelClient>((resolve, reject) => {
       ws.once('unexpected-response', (_req, res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -204,6 +212,15 @@ export class TunnelClient {
         (err: unknown) => reject(err instanceof Error ? err : new Error(String(err))),
       );
     });
+    // A proxy that accepts the handshake but never sends tunnel_ready.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(new Error(`no tunnel_ready within ${readyTimeoutMs} ms`));
+        ws.terminate();
+      }, readyTimeoutMs);
+    });
+    return Promise.race([settled, deadline]).finally(() => clearTimeout(timer));
   }
 
   /** `https://<sub>.<domain>`, or empty when the proxy has no tunnel domain. */
