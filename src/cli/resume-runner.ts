@@ -4,6 +4,8 @@ import { ResumableRelay, type RelayCloseInfo, type WebSocketLike } from '../resu
 import type { ConnectOptions } from './connect-args.js';
 import { HANDSHAKE_TIMEOUT_MS } from './open-relay.js';
 import { maskingFor } from '../common/frame-masking.js';
+import { watchLiveness } from './liveness.js';
+import { INPUT_END_LINGER_MS } from './stdio-bridge.js';
 
 /** After a signal, how long the close handshake may take before exiting anyway. */
 const STOP_GRACE_MS = 2_000;
@@ -20,8 +22,10 @@ export interface ResumeBridgeOptions {
  * `wsproxy-connect --resume`: stdin/stdout over a `ResumableRelay` (Node, the
  * `ws` class), so an OpenSSH session outlives a dropped WebSocket. Backpressure
  * both ways: stdin pauses while too much is unacknowledged; a slow stdout holds
- * the acks back, so the proxy stops reading the target. Resolves with the exit
- * status: 0 after a normal end (1000), 255 otherwise.
+ * the acks back, so the proxy stops reading the target. Input EOF closes the
+ * relay once nothing has arrived for `INPUT_END_LINGER_MS`; a connection that
+ * hears nothing for 30 s is dropped and reattached (`watchLiveness`).
+ * Resolves with the exit status: 0 after a normal end (1000), 255 otherwise.
  */
 export function runResumeBridge({ options, input, output, say }: ResumeBridgeOptions): Promise<number> {
   const carrier = options.tokenCarrier;
@@ -29,14 +33,18 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
     url: options.url.toString(),
     token: () => options.token,
     tokenCarrier: carrier === 'header' ? 'header' : 'query',
-    createWebSocket: (url, protocols, token) =>
-      new WebSocket(url, protocols, {
+    createWebSocket: (url, protocols, token) => {
+      const ws = new WebSocket(url, protocols, {
         perMessageDeflate: false,
         ...maskingFor(new URL(url)),
         handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
         origin: options.origin ?? undefined,
         headers: token !== null && carrier === 'header' ? { Authorization: `Bearer ${token}` } : {},
-      }) as unknown as WebSocketLike,
+      });
+      // A path that dies silently would otherwise never be noticed, so never reattached.
+      watchLiveness(ws);
+      return ws as unknown as WebSocketLike;
+    },
     attachTimeoutMs: HANDSHAKE_TIMEOUT_MS,
   });
 
@@ -53,9 +61,16 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
     input.pause();
   };
   input.on('data', onInput);
+  // Input EOF: close once the far end has been quiet for a moment, so its
+  // answer to the last input still arrives (a WebSocket cannot half-close).
+  let linger: NodeJS.Timeout | null = null;
+  const closeAfterLinger = (): void => {
+    if (linger) clearTimeout(linger);
+    linger = setTimeout(() => relay.close(), INPUT_END_LINGER_MS);
+  };
   input.once('end', () => {
     stopInput();
-    relay.close();
+    closeAfterLinger();
   });
   input.once('error', (err) => {
     say(`reading stdin failed: ${err.message}`);
@@ -67,6 +82,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
   });
 
   relay.on('data', (bytes) => {
+    if (linger) closeAfterLinger();
     if (outputFailed) return;
     if (!output.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))) relay.pause();
   });
@@ -91,6 +107,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
 
   return new Promise<number>((resolve) => {
     relay.on('close', (end: RelayCloseInfo) => {
+      if (linger) clearTimeout(linger);
       stopInput();
       const status = (): number => {
         if (outputFailed) {

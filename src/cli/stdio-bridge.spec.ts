@@ -119,7 +119,7 @@ describe('bridgeStdio', () => {
     server.on('message', (d: Buffer) => received.push(d));
     const serverClose = new Promise<number>((r) => server.once('close', (code) => r(code)));
     const input = new PassThrough();
-    const bridge = bridgeStdio({ ws: client, input, output: new CollectingOutput() });
+    const bridge = bridgeStdio({ ws: client, input, output: new CollectingOutput(), lingerMs: 50 });
 
     input.end(payload);
     const end = await bridge.done;
@@ -128,6 +128,46 @@ describe('bridgeStdio', () => {
     assert.equal(end.code, 1000);
     assert.equal(end.endedBy, 'input-end');
     assert.equal(sha(Buffer.concat(received)), sha(payload), 'every byte arrived before the close frame');
+  });
+
+  it('after input EOF, still delivers what the far end answers, and closes once nothing more comes for the linger time', async () => {
+    const { client, server } = await peer.connect();
+    // A service that answers 300 ms after the request, then again 300 ms later, and stays open.
+    server.on('message', () => {
+      setTimeout(() => server.send(Buffer.from('answer-1;')), 300);
+      setTimeout(() => server.send(Buffer.from('answer-2')), 600);
+    });
+    const serverClose = new Promise<number>((r) => server.once('close', (code) => r(code)));
+    const input = new PassThrough();
+    const output = new CollectingOutput();
+    const started = Date.now();
+    const bridge = bridgeStdio({ ws: client, input, output, lingerMs: 500 });
+
+    input.end(Buffer.from('request'));
+    const end = await bridge.done;
+
+    assert.equal(output.data.toString(), 'answer-1;answer-2');
+    assert.equal(end.code, 1000);
+    assert.equal(end.endedBy, 'input-end');
+    assert.equal(await serverClose, 1000);
+    assert.ok(Date.now() - started >= 1000, 'the linger restarted with each answer');
+  });
+
+  it('keeps reading, and answering pings, while less than the output backlog waits for a stalled reader', async () => {
+    const { client, server } = await peer.connect();
+    const output = new CollectingOutput(64 * 1024);
+    output.stalled = true;
+    const bridge = bridgeStdio({ ws: client, input: new PassThrough(), output });
+
+    await sendAll(server, randomBytes(2 * 1024 * 1024));
+    const pong = new Promise<void>((r) => server.once('pong', () => r()));
+    server.ping();
+    await Promise.race([pong, tick(2000).then(() => assert.fail('no pong while the reader was stalled'))]);
+    assert.equal(client.isPaused, false);
+
+    output.release();
+    server.close(1000);
+    await bridge.done;
   });
 
   it('flushes everything received before a remote close, and reports its code and reason', async () => {
@@ -146,18 +186,18 @@ describe('bridgeStdio', () => {
     assert.equal(sha(output.data), sha(payload));
   });
 
-  it('stops reading the WebSocket while the output does not drain, then delivers everything', async () => {
+  it('stops reading the WebSocket once the output backlog waits, then delivers everything', async () => {
     const { client, server } = await peer.connect();
     const payload = randomBytes(8 * 1024 * 1024);
     const output = new CollectingOutput(64 * 1024);
     output.stalled = true;
-    const bridge = bridgeStdio({ ws: client, input: new PassThrough(), output });
+    const bridge = bridgeStdio({ ws: client, input: new PassThrough(), output, outputBacklog: 1024 * 1024 });
 
     const sent = sendAll(server, payload);
     // Give loopback ample time to move all 8 MiB if nothing held it back.
     await tick(500);
     const taken = output.data.length + output.writableLength;
-    assert.ok(taken < 2 * 1024 * 1024, `bridge pulled ${taken} bytes from the socket while its output was stalled`);
+    assert.ok(taken < 2 * 1024 * 1024, `bridge pulled ${taken} bytes from the socket while its output was stalled past the backlog`);
     assert.ok(client.isPaused, 'the WebSocket is paused');
 
     output.release();

@@ -8,13 +8,29 @@ import { WebSocket } from 'ws';
  */
 export const INPUT_HIGH_WATER = 256 * 1024;
 
+/**
+ * Output bytes the bridge lets wait for the reader before it stops reading the
+ * WebSocket. Reading on keeps the proxy's pings answered while a reader is
+ * briefly slow (a paused terminal, a busy ssh): a paused WebSocket reads no
+ * ping, and the proxy drops a peer that misses two. SSH's own windows keep far
+ * less than this in flight.
+ */
+export const OUTPUT_BACKLOG = 8 * 1024 * 1024;
+
+/**
+ * After input EOF, how long the bridge waits with nothing received before it
+ * closes the WebSocket. A WebSocket cannot half-close, so an answer to the
+ * last input would otherwise be cut off (like `socat -t`).
+ */
+export const INPUT_END_LINGER_MS = 1_000;
+
 const BINARY = { binary: true } as const;
 
 /** Why the bridge ended. */
 export type BridgeEndedBy =
   /** The relay closed the WebSocket (target closed, refusal with `errors=close`, error). */
   | 'remote'
-  /** The input ended; the bridge closed the WebSocket with 1000. */
+  /** The input ended and nothing more came for the linger time; the bridge closed the WebSocket with 1000. */
   | 'input-end'
   /** `stop()` was called (a signal). */
   | 'stopped'
@@ -54,6 +70,10 @@ export interface BridgeOptions {
   readonly highWater?: number;
   /** Whether to end `output` once the WebSocket closes (default true). */
   readonly endOutput?: boolean;
+  /** Stop reading the WebSocket while this many output bytes wait; default OUTPUT_BACKLOG. */
+  readonly outputBacklog?: number;
+  /** After input EOF, close once nothing was received for this long; default INPUT_END_LINGER_MS. */
+  readonly lingerMs?: number;
 }
 
 /**
@@ -61,15 +81,19 @@ export interface BridgeOptions {
  * with backpressure both ways:
  * - input → ws: when a frame would take `bufferedAmount` to the high-water
  *   mark, the input is paused until that frame has been written to the socket;
- * - ws → output: a `write` that returns false pauses the WebSocket until the
- *   output drains.
- * Input EOF closes the WebSocket with 1000 after every byte read was sent
- * (frames leave in order, the close frame last). When the WebSocket closes,
- * the output is flushed before `done` resolves.
+ * - ws → output: once `outputBacklog` bytes wait for the output, the
+ *   WebSocket is paused until the output drains.
+ * Input EOF stops sending; once nothing has been received for `lingerMs`, the
+ * WebSocket is closed with 1000 (frames leave in order, the close frame
+ * last), so what the far end answers to the last input still arrives. When
+ * the WebSocket closes, the output is flushed before `done` resolves.
  */
 export function bridgeStdio(options: BridgeOptions): StdioBridge {
   const { ws, input, output } = options;
   const highWater = options.highWater ?? INPUT_HIGH_WATER;
+  const outputBacklog = options.outputBacklog ?? OUTPUT_BACKLOG;
+  const lingerMs = options.lingerMs ?? INPUT_END_LINGER_MS;
+  let linger: NodeJS.Timeout | null = null;
   let bytesIn = 0;
   let bytesOut = 0;
   let endedBy: BridgeEndedBy | null = null;
@@ -113,10 +137,17 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
     else if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
   };
 
+  const closeAfterLinger = (): void => {
+    if (linger) clearTimeout(linger);
+    linger = setTimeout(() => {
+      setEnd('input-end');
+      closeWs(1000, '');
+    }, lingerMs);
+  };
+
   function onInputEnd(): void {
-    setEnd('input-end');
     stopInput();
-    closeWs(1000, '');
+    closeAfterLinger();
   }
 
   const onInputError = (err: Error): void => {
@@ -147,7 +178,8 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
   ws.on('message', (data: Buffer) => {
     if (endedBy === 'output-error') return;
     bytesIn += data.length;
-    if (!output.write(data) && !wsPaused) {
+    if (linger) closeAfterLinger();
+    if (!output.write(data) && output.writableLength >= outputBacklog && !wsPaused) {
       wsPaused = true;
       ws.pause();
     }
@@ -166,6 +198,7 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
 
   const done = new Promise<BridgeResult>((resolve) => {
     ws.once('close', (code: number, reasonBuf: Buffer) => {
+      if (linger) clearTimeout(linger);
       setEnd('remote');
       stopInput();
       output.off('drain', onOutputDrain);

@@ -1,0 +1,36 @@
+import { WebSocket } from 'ws';
+
+/** How often the client pings, and how long it waits to hear anything before it gives the connection up. */
+export interface LivenessOptions {
+  readonly pingEveryMs: number;
+  readonly deadAfterMs: number;
+}
+
+/** Pings every 10 s; nothing heard for 30 s (the proxy pings every 30 s by default as well) is a dead path. */
+export const CLIENT_LIVENESS: LivenessOptions = { pingEveryMs: 10_000, deadAfterMs: 30_000 };
+
+/**
+ * Terminates `ws` once nothing (data, ping or pong) has arrived for
+ * `deadAfterMs`, pinging every `pingEveryMs` meanwhile. A path that goes dark
+ * without a reset (a laptop that moved from Wi-Fi to LTE) closes nothing by
+ * itself; terminating turns it into a 1006 that a resumable relay reattaches
+ * after.
+ */
+export function watchLiveness(ws: WebSocket, options: LivenessOptions = CLIENT_LIVENESS): void {
+  let heard = Date.now();
+  const hear = (): void => void (heard = Date.now());
+  ws.on('open', hear);
+  ws.on('message', hear);
+  ws.on('ping', hear);
+  ws.on('pong', hear);
+  const timer = setInterval(() => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - heard > options.deadAfterMs) {
+      ws.terminate();
+      return;
+    }
+    ws.ping();
+  }, options.pingEveryMs);
+  timer.unref();
+  ws.once('close', () => clearInterval(timer));
+}
