@@ -394,3 +394,45 @@ describe('MAX_TUNNEL_TCP_CONNS_PER_IP', () => {
     }
   });
 });
+
+describe('a local TCP service that never reads (reference v1 client)', () => {
+  it('loses its connection after localStallMs; the tunnel and its other connections go on', async () => {
+    const held: Socket[] = [];
+    let accepted = 0;
+    // The first connection's service never reads; later ones echo.
+    const local = createServer((s) => {
+      s.on('error', () => undefined);
+      if (accepted++ === 0) {
+        s.pause();
+        held.push(s);
+      } else s.pipe(s);
+    });
+    await new Promise<void>((r) => local.listen(0, '127.0.0.1', r));
+    const app = await startApp(await tunnelEnv({ PING_INTERVAL_MS: '1000' }, 2));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, tcpTo: `127.0.0.1:${(local.address() as { port: number }).port}`, localStallMs: 500 });
+    let closedEarly: unknown = null;
+    void client.closed.then((c) => (closedEarly = c));
+    const sockets: Socket[] = [];
+    try {
+      const stuck = await dial(client.rawPort);
+      sockets.push(stuck);
+      stuck.on('error', () => undefined);
+      const big = randomPayload(1024 * 1024);
+      for (let i = 0; i < 20; i++) stuck.write(big);
+      await within(once(stuck, 'close'), 10_000, 'the stuck connection dropped');
+      // Past two of the proxy's ping intervals: the tunnel was never held long enough to be dropped.
+      await new Promise((r) => setTimeout(r, 2500));
+      assert.equal(closedEarly, null, 'the tunnel is still open');
+      const s = await dial(client.rawPort);
+      sockets.push(s);
+      const got = readBytes(s, 5);
+      s.write('alive');
+      assert.equal((await within(got, 5000, 'the echo')).toString(), 'alive');
+    } finally {
+      for (const s of [...sockets, ...held]) s.destroy();
+      await client.close();
+      await app.close();
+      await new Promise<void>((r) => local.close(() => r()));
+    }
+  });
+});

@@ -53,6 +53,8 @@ export interface TunnelClientOptions {
    * `/tunnel` endpoint accepts up to `TUNNEL_MAX_BODY_BYTES` of body (default 10 MiB).
    */
   readonly maxResponseBodyBytes?: number;
+  /** v1: how long one local TCP service may hold the tunnel paused by not reading before its connection is dropped (default 10 s). */
+  readonly localStallMs?: number;
   /** Time the proxy has to complete the handshake and send `tunnel_ready` (default 30 s); `connect` rejects beyond. */
   readonly readyTimeoutMs?: number;
 }
@@ -75,6 +77,8 @@ export class TunnelRefusedError extends Error {
 }
 
 const HIGH_WATER = 1024 * 1024;
+/** v1: how long one local TCP service may hold the tunnel WebSocket paused by not reading (see forwardTcp). */
+const LOCAL_STALL_MS = 10_000;
 const DEFAULT_MAX_RESPONSE_BODY = 10 * 1024 * 1024;
 const DEFAULT_V2_WINDOW = 1024 * 1024;
 const DEFAULT_READY_TIMEOUT_MS = 30_000;
@@ -128,10 +132,13 @@ export class TunnelClient {
   private pausedLocal = 0;
   private readonly sender: FrameSender;
 
+  private readonly localStallMs: number;
+
   private constructor(
     readonly ws: WebSocket,
     options: TunnelClientOptions,
   ) {
+    this.localStallMs = options.localStallMs ?? LOCAL_STALL_MS;
     this.sender = new FrameSender(ws, HIGH_WATER, () => this.onDrained());
     const http = options.to === undefined ? null : parseTarget(options.to);
     const tcp = options.tcpTo === undefined ? null : parseTarget(options.tcpTo);
@@ -257,9 +264,12 @@ export class TunnelClient {
   private forwardTcp(target: LocalTarget, conn: TunnelConnection): LocalConnection {
     const socket = connect({ host: target.host, port: target.port, noDelay: true });
     let blockingWs = false;
+    let stall: NodeJS.Timeout | null = null;
     const unblock = (): void => {
       if (!blockingWs) return;
       blockingWs = false;
+      if (stall) clearTimeout(stall);
+      stall = null;
       if (--this.pausedLocal === 0) this.ws.resume();
     };
     socket.on('data', (chunk: Buffer) => {
@@ -281,6 +291,11 @@ export class TunnelClient {
         if (!socket.write(payload) && !blockingWs) {
           blockingWs = true;
           if (this.pausedLocal++ === 0) this.ws.pause();
+          // v1 has one reader for every connection, so this holds them all, and
+          // the proxy's pings with them: a service that stays this long without
+          // reading loses its connection, and the tunnel goes on.
+          stall = setTimeout(() => socket.destroy(), this.localStallMs);
+          stall.unref();
         }
       },
       close: () => socket.end(),
