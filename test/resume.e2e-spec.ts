@@ -619,3 +619,35 @@ describe('resumption disabled (RESUME_WINDOW_S=0)', () => {
     assert.equal((await ended).code, 1000);
   });
 });
+
+describe('ResumableRelay over a plain fallback (RESUME_WINDOW_S=0): flow control', () => {
+  it('pause() stops reading the socket (Node ws), so a slow reader does not buffer the whole download', async () => {
+    const app = await startApp({ RESUME_WINDOW_S: '0' });
+    const source = await sourceTarget(randomBytes(64 * 1024 * 1024));
+    try {
+      const relay = new ResumableRelay({ url: `${app.wsUrl}/relay?host=127.0.0.1&port=${source.port}`, WebSocket });
+      // The source ends after its last byte, so the relay may close before the test asks it to.
+      const ended = new Promise<{ code: number }>((r) => relay.on('close', r));
+      await relay.opened;
+      let received = 0;
+      let paused = false;
+      relay.on('data', (d) => {
+        received += d.length;
+        if (!paused && received > 1024 * 1024) {
+          paused = true;
+          relay.pause();
+        }
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      const whilePaused = received;
+      assert.ok(whilePaused < 16 * 1024 * 1024, `received ${whilePaused} bytes while paused`);
+      relay.resume();
+      await waitFor(() => received === 64 * 1024 * 1024, 'the rest after resume()', 20_000);
+      relay.close();
+      assert.equal((await ended).code, 1000);
+    } finally {
+      await app.close();
+      await source.close();
+    }
+  });
+});

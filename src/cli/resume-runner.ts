@@ -5,7 +5,7 @@ import type { ConnectOptions } from './connect-args.js';
 import { HANDSHAKE_TIMEOUT_MS } from './open-relay.js';
 import { maskingFor } from '../common/frame-masking.js';
 import { watchLiveness } from './liveness.js';
-import { INPUT_END_LINGER_MS } from './stdio-bridge.js';
+import { INPUT_END_LINGER_MS, OUTPUT_BACKLOG } from './stdio-bridge.js';
 
 /** After a signal, how long the close handshake may take before exiting anyway. */
 const STOP_GRACE_MS = 2_000;
@@ -84,7 +84,9 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
   relay.on('data', (bytes) => {
     if (linger) closeAfterLinger();
     if (outputFailed) return;
-    if (!output.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))) relay.pause();
+    // Up to OUTPUT_BACKLOG waits for a slow reader before the relay is held (as in plain mode:
+    // over a plain fallback, holding it pauses the socket, and its pings with it).
+    if (!output.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) && output.writableLength >= OUTPUT_BACKLOG) relay.pause();
   });
   output.on('drain', () => relay.resume());
   output.on('error', (err) => {

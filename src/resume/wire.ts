@@ -213,6 +213,11 @@ export class AckScheduler {
     this.maybeAck();
   }
 
+  /** Whether acks are held back (`hold` without `release`). */
+  get holding(): boolean {
+    return this.held;
+  }
+
   /** Holds acks back (the reader is slow: the peer keeps its bytes and stops sending when its buffer is full). */
   hold(): void {
     this.held = true;

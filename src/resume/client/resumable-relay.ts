@@ -42,6 +42,9 @@ export interface WebSocketLike {
   close(code?: number, reason?: string): void;
   addEventListener(type: string, listener: (event: any) => void): void;
   removeEventListener(type: string, listener: (event: any) => void): void;
+  /** Stops / restarts reading the socket (Node's `ws`; browsers have neither). */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** A WebSocket constructor with the WHATWG signature. */
@@ -252,13 +255,20 @@ export class ResumableRelay {
     return this.belowHighWater();
   }
 
-  /** Stops acknowledging received bytes (the reader is slow): the proxy stops reading the target once its buffer is full. */
+  /**
+   * Stops acknowledging received bytes (the reader is slow): the proxy stops
+   * reading the target once its buffer is full. On a plain relay (resumption
+   * off at the proxy) nothing is acknowledged: the socket itself stops being
+   * read, where it can be (Node's `ws`).
+   */
   pause(): void {
     this.acks.hold();
+    if (this.session?.id === null) this.ws?.pause?.();
   }
 
   resume(): void {
     this.acks.release();
+    if (this.session?.id === null) this.ws?.resume?.();
   }
 
   /**
@@ -384,6 +394,9 @@ export class ResumableRelay {
       // Resumption is off at the proxy: a plain relay from here on.
       for (const chunk of this.out.chunksFrom(this.out.start)) this.ws!.send(chunk);
       this.out.ackTo(this.out.end);
+      if (this.acks.holding) this.ws!.pause?.();
+      // The replay may have left the socket's buffer high: a plain relay only learns it drained by looking.
+      if (this.needDrain) this.pollDrain();
     } else {
       const from = info.received ?? 0;
       if (!(from >= this.out.start && from <= this.out.end)) return this.fail(1002, 'proxy asked for bytes no longer held');
