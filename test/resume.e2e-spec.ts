@@ -12,7 +12,7 @@ import { LimitsService } from '../src/limits/limits.service.js';
 import { DIRECT_READ_BYTES } from '../src/relay/direct-reader.js';
 import { ResumableRelay } from '../src/resume/client/resumable-relay.js';
 import { ResumeService } from '../src/resume/resume.service.js';
-import type { ResumableSession } from '../src/resume/resumable-session.js';
+import { UNACKED_UPLOAD_MAX, type ResumableSession } from '../src/resume/resumable-session.js';
 import { startApp, type TestApp } from './support/app.js';
 import { duplexTarget } from './support/duplex-target.js';
 import { startMiddlebox } from './support/middlebox.js';
@@ -496,14 +496,16 @@ describe('a target that stops reading', () => {
     }
     assert.ok(target.writableNeedDrain, 'the target stopped taking bytes');
     const heldBefore = target.writableLength;
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 10; i++) {
       const next = await open(`${app.wsUrl}/relay?resume=${id}&received=0`);
       ws.terminate();
       ws = next;
       ws.send(message);
       await sleep(100);
     }
-    assert.ok(target.writableLength <= heldBefore + message.length, `held ${target.writableLength} bytes, was ${heldBefore}`);
+    // This client ignores its window: the proxy reads on (for acks) up to UNACKED_UPLOAD_MAX, then pauses every socket.
+    const bound = Math.max(heldBefore, UNACKED_UPLOAD_MAX) + message.length;
+    assert.ok(target.writableLength <= bound, `held ${target.writableLength} bytes after 10 reattaches of 2 MiB, bound ${bound}`);
     ws.terminate();
   });
 });
@@ -648,6 +650,38 @@ describe('ResumableRelay over a plain fallback (RESUME_WINDOW_S=0): flow control
     } finally {
       await app.close();
       await source.close();
+    }
+  });
+});
+
+describe('a resumable relay busy both ways', () => {
+  it('does not deadlock when the client holds its acks while the target is congested, then lets them go', async () => {
+    // The keepalive would end the stall with a 1006 after two intervals: keep it out of the way.
+    const app = await startApp({ PING_INTERVAL_MS: '600000' });
+    const echo = await echoTarget();
+    try {
+      const relay = new ResumableRelay({ url: `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`, WebSocket });
+      await relay.opened;
+      let detached = 0;
+      relay.on('detach', () => detached++);
+      let received = 0;
+      relay.on('data', (d) => (received += d.length));
+      const payload = randomBytes(64 * MiB);
+      // A slow reader: no acks for what comes back, while the upload fills every buffer on the way.
+      relay.pause();
+      const sent = sendAll(relay, payload);
+      await sleep(2000);
+      const stalledAt = received;
+      relay.resume();
+      await waitFor(() => received === payload.length, `the echo after the reader caught up (had ${stalledAt} while it held its acks)`, 20_000);
+      await sent;
+      assert.equal(detached, 0, 'no reattach was needed');
+      const ended = new Promise<{ code: number }>((r) => relay.on('close', r));
+      relay.close();
+      assert.equal((await ended).code, 1000);
+    } finally {
+      await app.close();
+      await echo.close();
     }
   });
 });

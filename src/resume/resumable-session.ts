@@ -39,6 +39,13 @@ export interface SessionHost {
   ended(session: ResumableSession, end: PipeEnd & { readonly expired: boolean }): void;
 }
 
+/**
+ * Client bytes queued for a congested target past which the client's socket
+ * is paused after all: a client keeps at most its window (1 MiB for the
+ * shipped one) unacknowledged, so only one that ignores the acks gets here.
+ */
+export const UNACKED_UPLOAD_MAX = 8 * 1024 * 1024;
+
 const BINARY = { binary: true } as const;
 const FRAGMENT = { binary: true, fin: false } as const;
 const DATA_MARKER = Buffer.from([MARK_DATA]);
@@ -159,12 +166,10 @@ export class ResumableSession {
     this.stateValue = 'attached';
     this.wireWs(ws);
     this.host.watch(ws);
-    // The target is not taking what the previous socket sent: this one waits too
-    // (or every reattach would let one more message pile up in front of it).
-    if (this.setup.socket.writableNeedDrain) {
-      this.wsPaused = true;
-      ws.pause();
-    }
+    // The target is not taking what the previous socket sent: this one's bytes
+    // are not acknowledged either (or every reattach would let one more
+    // window pile up in front of it).
+    if (this.setup.socket.writableNeedDrain) this.targetCongested(ws);
 
     const session: SessionMessage = {
       type: 'session',
@@ -213,6 +218,7 @@ export class ResumableSession {
       target.on('data', (chunk: Buffer) => this.onTargetData(chunk));
     }
     target.on('drain', () => {
+      this.acks.release();
       if (this.wsPaused) {
         this.wsPaused = false;
         this.ws?.resume();
@@ -346,7 +352,21 @@ export class ResumableSession {
     const target = this.setup.socket;
     if (target.destroyed || payload.length === 0) return;
     this.acks.add(payload.length);
-    if (!target.write(payload) && !this.wsPaused) {
+    if (!target.write(payload)) this.targetCongested(ws);
+  }
+
+  /**
+   * The target is not taking the client's bytes. Its acks are held, so the
+   * client stops sending once its window is out; the socket is still read, so
+   * the client's acks of what the target sends still arrive. Pausing the
+   * socket instead deadlocked a relay that is busy both ways (an echo): the
+   * target waits for the proxy to read it, the proxy for the client's acks,
+   * and those for the proxy to read the socket. Only a client that ignores
+   * its window gets the socket paused.
+   */
+  private targetCongested(ws: WebSocket): void {
+    this.acks.hold();
+    if (!this.wsPaused && this.setup.socket.writableLength > UNACKED_UPLOAD_MAX) {
       this.wsPaused = true;
       ws.pause();
     }
