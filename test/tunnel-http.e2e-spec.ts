@@ -345,6 +345,30 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
     }
   });
 
+  it('answers HEAD with the Content-Length the service declared, and no body', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+      const res = httpTo(app.port, h, { method: 'HEAD', path: '/file' });
+      const m = await tunnel.nextJson('http_request');
+      assert.equal(m.method, 'HEAD');
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, headers: { 'content-length': '1234', 'content-type': 'text/plain' } });
+      const r = await res;
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['content-length'], '1234');
+      assert.equal(r.body.length, 0);
+      // A malformed length is dropped, not forwarded.
+      const bad = httpTo(app.port, h, { method: 'HEAD', path: '/file' });
+      const m2 = await tunnel.nextJson('http_request');
+      tunnel.sendJson({ type: 'http_response', id: m2.id, status: 200, headers: { 'content-length': '12, 13' } });
+      const r2 = await bad;
+      assert.equal(r2.status, 200);
+      assert.notEqual(r2.headers['content-length'], '12, 13');
+    } finally {
+      await tunnel.close();
+    }
+  });
+
   it('413 beyond TUNNEL_MAX_BODY_BYTES, declared or chunked, without forwarding', async () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     try {

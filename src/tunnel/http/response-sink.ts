@@ -71,6 +71,11 @@ export class NodeResponseSink implements HttpResponseSink {
       res.setHeader('content-length', head.bodyLength);
       this.expected = head.bodyLength;
     }
+    // A HEAD answer carries the length a GET would have (RFC 9110 §9.3.2), which only the service knows.
+    if (this.req.method === 'HEAD' && head.status !== 204 && head.status !== 304) {
+      const length = declaredLength(head.headers);
+      if (length !== null) res.setHeader('content-length', length);
+    }
     // A streamed body of unknown length (v2: chunked, SSE, long polls): the requester gets the head now, not with the first bytes.
     if (head.bodyLength === undefined) res.flushHeaders();
     return true;
@@ -105,4 +110,16 @@ export class NodeResponseSink implements HttpResponseSink {
     if (this.res.destroyed || this.res.writableEnded) return;
     answerPlain(this.res, status, reason, status === 413);
   }
+}
+
+/** The service's Content-Length: one value (or repeats of it) of digits only; null otherwise. */
+function declaredLength(headers: readonly (readonly [string, string])[]): string | null {
+  let found: string | null = null;
+  for (const [name, value] of headers) {
+    if (name.length !== 14 || name.toLowerCase() !== 'content-length') continue;
+    const v = value.trim();
+    if (!/^\d{1,15}$/.test(v) || (found !== null && found !== v)) return null;
+    found = v;
+  }
+  return found;
 }
