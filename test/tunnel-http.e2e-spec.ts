@@ -345,6 +345,33 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
     }
   });
 
+  it('routes an absolute-form request by the authority in its target, not by its Host header (RFC 9112 §3.2.2)', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    /** One raw request; resolves with the status line's code. */
+    const raw = (requestLine: string, host: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const c = connect({ host: '127.0.0.1', port: app.port }, () => c.write(`${requestLine}\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+        let text = '';
+        c.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        c.on('error', reject);
+        c.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)));
+      });
+    try {
+      const live = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+      // The authority names the tunnel, the Host header the proxy itself: the tunnel gets it.
+      const forwarded = raw(`GET http://${live}/abs HTTP/1.1`, '127.0.0.1');
+      const m = await tunnel.nextJson('http_request');
+      assert.equal(m.path, '/abs');
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, body: 'ok' });
+      assert.equal(await forwarded, 200);
+      // The authority names another subdomain, the Host header the live tunnel: not forwarded.
+      assert.equal(await raw(`GET http://0000000000000000.${TUNNEL_DOMAIN}/x HTTP/1.1`, live), 404);
+      assert.equal(tunnel.received.filter((x) => x.data.includes('"/x"')).length, 0);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
   it('answers HEAD with the Content-Length the service declared, and no body', async () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     try {

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import type { Express } from 'express';
+import { adoptTargetAuthority } from './request-target.js';
 
 /** Bounds for every connection of the public listener, upgrades included. */
 export interface ListenerBounds {
@@ -42,7 +43,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         keepAliveTimeout: 5_000,
       },
       (req, res) => {
-        if (!isReadableTarget(req.url)) return refuseTarget(res);
+        if (!adoptTargetAuthority(req)) return refuseTarget(res);
         if (this.front === null || !this.front(req, res)) express(req, res);
       },
     );
@@ -50,17 +51,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   }
 }
 
-/**
- * Whether a request target can be read: origin-form (`/…`), or an absolute-form
- * URL the WHATWG parser accepts. Express reads other targets with the legacy
- * `url.parse`, which prints them (query and token included) to stderr in a
- * deprecation warning, and routes may throw on them.
- */
-function isReadableTarget(target: string | undefined): boolean {
-  if (target === undefined || target.charCodeAt(0) === 0x2f /* / */ || target === '*') return true;
-  return URL.canParse(target);
-}
-
+/** Express reads an unreadable target with the legacy `url.parse`, which prints it (query and token included) in a deprecation warning. */
 function refuseTarget(res: ServerResponse): void {
   res.statusCode = 400;
   res.setHeader('content-type', 'text/plain; charset=utf-8');

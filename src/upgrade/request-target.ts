@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { parseQuery, type QueryParams } from './query-params.js';
 
 const PLAIN_PATH = /^\/[A-Za-z0-9/_-]*$/;
@@ -19,4 +20,25 @@ export function parseRequestTarget(target: string | undefined): { path: string; 
   } catch {
     return null;
   }
+}
+
+/**
+ * Reads a request's target as RFC 9112 §3.2.2 asks of a server: an
+ * absolute-form target's authority replaces the Host header, so routing by
+ * Host (tunnel subdomains) sees the host the target names, as an intermediary
+ * routing by the target does. False when the target cannot be read at all
+ * (neither origin-form, `*`, nor a URL the WHATWG parser accepts): the
+ * request gets 400.
+ */
+export function adoptTargetAuthority(req: IncomingMessage): boolean {
+  const target = req.url;
+  if (target === undefined || target.charCodeAt(0) === 0x2f /* / */ || target === '*') return true;
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return false;
+  }
+  if (url.host !== '') req.headers.host = url.host;
+  return true;
 }

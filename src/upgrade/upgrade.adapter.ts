@@ -16,7 +16,7 @@ import { ClientIpResolver } from './client-ip.js';
 import type { QueryParams } from './query-params.js';
 import { quietRedundantEnds } from './quiet-ends.js';
 import { writeHttpRefusal } from './raw-response.js';
-import { parseRequestTarget } from './request-target.js';
+import { adoptTargetAuthority, parseRequestTarget } from './request-target.js';
 import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
 import type { Admitted, UpgradeContext } from './upgrade-route.js';
 
@@ -85,6 +85,10 @@ export class UpgradeAdapter extends AbstractWsAdapter {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    if (!adoptTargetAuthority(req)) {
+      writeHttpRefusal(socket, 400, 'malformed request target');
+      return;
+    }
     const hostHandler = this.router.matchHost(req);
     if (hostHandler) {
       hostHandler(req, socket, head);
