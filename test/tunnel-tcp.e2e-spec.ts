@@ -436,3 +436,43 @@ describe('a local TCP service that never reads (reference v1 client)', () => {
     }
   });
 });
+
+describe('a TCP peer that reads slowly (v1 stall budget)', () => {
+  it('is never reset while it keeps reading, however long the tunnel waits on it', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 0x62);
+    const source = createServer((s) => {
+      s.on('error', () => undefined);
+      const pump = (): void => {
+        while (!s.destroyed && s.write(chunk));
+      };
+      s.on('drain', pump);
+      pump();
+    });
+    await new Promise<void>((r) => source.listen(0, '127.0.0.1', r));
+    // One stall allowance is one ping interval: 1 s here, far shorter than the test.
+    const app = await startApp(await tunnelEnv({ PING_INTERVAL_MS: '1000' }, 2));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, tcpTo: `127.0.0.1:${(source.address() as { port: number }).port}` });
+    let visitor: Socket | undefined;
+    try {
+      visitor = await dial(client.rawPort);
+      let received = 0;
+      let closed = false;
+      visitor.on('data', (c: Buffer) => (received += c.length));
+      visitor.on('close', () => (closed = true));
+      // About 4 MiB/s: the tunnel waits on this reader most of the time, but each wait ends in a drain.
+      const slow = setInterval(() => {
+        visitor!.pause();
+        setTimeout(() => visitor!.resume(), 40);
+      }, 50);
+      await new Promise((r) => setTimeout(r, 5000));
+      clearInterval(slow);
+      assert.equal(closed, false, `the slow reader was cut off after ${received} bytes`);
+      assert.ok(received > 4 * MiB, `it got ${received} bytes in 5 s`);
+    } finally {
+      visitor?.destroy();
+      await client.close();
+      await app.close();
+      await new Promise<void>((r) => source.close(() => r()));
+    }
+  });
+});

@@ -1,16 +1,16 @@
 /**
  * How long a v1 tunnel's WebSocket may stay unread because a local reader
- * does not read (v1 has one reader for all streams). A bucket of `capacityMs`:
- * drained while the WebSocket is paused, refilled at the same rate while it is
- * read. One stalled connection gets the whole bucket; stalls that follow one
- * another (a visitor opening connection after connection and reading none)
- * share what is left, so together they hold the tunnel for at most about half
- * the time instead of `capacityMs` each.
+ * does not read (v1 has one reader for all streams). A bucket of `capacityMs`,
+ * refilled at one millisecond per millisecond: a pause that ends because its
+ * reader caught up (a slow reader) costs nothing; a stall that ends in a reset
+ * (a reader that did not read for the whole allowance) is charged its length.
+ * So a stuck connection gets the whole bucket, and stuck connections that
+ * follow one another (a visitor opening connection after connection and
+ * reading none) share what has refilled since, instead of `capacityMs` each.
  */
 export class StallBudget {
   private left: number;
   private at: number;
-  private pausedAt: number | null = null;
 
   constructor(
     private readonly capacityMs: number,
@@ -20,28 +20,21 @@ export class StallBudget {
     this.at = now();
   }
 
-  /** The WebSocket stops being read. */
-  paused(): void {
-    if (this.pausedAt !== null) return;
+  /** How long a pause that starts now may last before its connection is reset. */
+  remainingMs(): number {
+    this.refill();
+    return this.left;
+  }
+
+  /** A stall of `ms` ended in a reset. */
+  charge(ms: number): void {
+    this.refill();
+    this.left = Math.max(0, this.left - ms);
+  }
+
+  private refill(): void {
     const t = this.now();
     this.left = Math.min(this.capacityMs, this.left + (t - this.at));
     this.at = t;
-    this.pausedAt = t;
-  }
-
-  /** The WebSocket is read again. */
-  resumed(): void {
-    if (this.pausedAt === null) return;
-    const t = this.now();
-    this.left = Math.max(0, this.left - (t - this.pausedAt));
-    this.at = t;
-    this.pausedAt = null;
-  }
-
-  /** How much longer the pause that is on may last (the whole refilled bucket when none is on). */
-  remainingMs(): number {
-    const t = this.now();
-    if (this.pausedAt === null) return Math.min(this.capacityMs, this.left + (t - this.at));
-    return Math.max(0, this.left - (t - this.pausedAt));
   }
 }

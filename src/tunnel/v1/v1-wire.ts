@@ -45,9 +45,10 @@ export interface V1WireOptions {
   readonly controlBinary: boolean;
   /**
    * How long TCP connections whose local readers do not read may hold the
-   * whole WebSocket paused (v1 has one reader for all streams): one stall gets
-   * all of it, stalls in a row share it (`StallBudget`); beyond, the stalled
-   * connections are reset so the others go on.
+   * whole WebSocket paused (v1 has one reader for all streams): a stuck
+   * connection gets all of it, stuck connections in a row share it
+   * (`StallBudget`); beyond, they are reset so the others go on. Pauses that
+   * end because the reader caught up cost nothing.
    */
   readonly inboundStallMs: number;
   /**
@@ -180,14 +181,13 @@ export class V1Wire implements TunnelWire {
 
   pauseInbound(streamId: string): void {
     if (this.pausedInbound.has(streamId) || !this.streams.has(streamId)) return;
-    if (this.pausedInbound.size === 0) {
-      this.stalls.paused();
-      this.ws.pause();
-    }
+    if (this.pausedInbound.size === 0) this.ws.pause();
+    const allowedMs = this.stalls.remainingMs();
     const timer = setTimeout(() => {
+      this.stalls.charge(allowedMs);
       this.resumeInbound(streamId);
       this.handler?.onStreamEvent(streamId, { type: 'reset', reason: 'local reader stalled the tunnel' });
-    }, this.stalls.remainingMs());
+    }, allowedMs);
     timer.unref();
     this.pausedInbound.set(streamId, timer);
   }
@@ -197,10 +197,7 @@ export class V1Wire implements TunnelWire {
     if (!timer) return;
     clearTimeout(timer);
     this.pausedInbound.delete(streamId);
-    if (this.pausedInbound.size === 0) {
-      this.stalls.resumed();
-      this.ws.resume();
-    }
+    if (this.pausedInbound.size === 0) this.ws.resume();
   }
 
   close(code: number, reason: string): void {
