@@ -29,6 +29,19 @@ describe('watchLiveness', () => {
     }
   });
 
+  it('does not count the time the client itself holds the socket paused', async () => {
+    const { wss, client } = await pair();
+    try {
+      client.pause();
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(client.readyState, WebSocket.OPEN);
+      client.resume();
+    } finally {
+      client.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    }
+  });
+
   it('terminates a connection whose path went dark (the peer reads nothing, answers nothing)', async () => {
     const { wss, client, server } = await pair();
     try {

@@ -25,6 +25,11 @@ export function watchLiveness(ws: WebSocket, options: LivenessOptions = CLIENT_L
   ws.on('pong', hear);
   const timer = setInterval(() => {
     if (ws.readyState !== WebSocket.OPEN) return;
+    // Paused on purpose (a slow reader): pongs wait unread behind the data, which says nothing of the path.
+    if (ws.isPaused) {
+      heard = Date.now();
+      return;
+    }
     if (Date.now() - heard > options.deadAfterMs) {
       ws.terminate();
       return;

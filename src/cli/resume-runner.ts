@@ -64,9 +64,17 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
   // Input EOF: close once the far end has been quiet for a moment, so its
   // answer to the last input still arrives (a WebSocket cannot half-close).
   let linger: NodeJS.Timeout | null = null;
+  let held = false;
   const closeAfterLinger = (): void => {
     if (linger) clearTimeout(linger);
-    linger = setTimeout(() => relay.close(), INPUT_END_LINGER_MS);
+    linger = setTimeout(function quiet(): void {
+      // Quiet because we hold the relay (a slow reader) or are reattaching is not the far end being done.
+      if (held || relay.state !== 'open') {
+        linger = setTimeout(quiet, INPUT_END_LINGER_MS);
+        return;
+      }
+      relay.close();
+    }, INPUT_END_LINGER_MS);
   };
   input.once('end', () => {
     stopInput();
@@ -86,9 +94,15 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
     if (outputFailed) return;
     // Up to OUTPUT_BACKLOG waits for a slow reader before the relay is held (as in plain mode:
     // over a plain fallback, holding it pauses the socket, and its pings with it).
-    if (!output.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) && output.writableLength >= OUTPUT_BACKLOG) relay.pause();
+    if (!output.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) && output.writableLength >= OUTPUT_BACKLOG) {
+      held = true;
+      relay.pause();
+    }
   });
-  output.on('drain', () => relay.resume());
+  output.on('drain', () => {
+    held = false;
+    relay.resume();
+  });
   output.on('error', (err) => {
     outputFailed = err;
     stopInput();

@@ -153,6 +153,29 @@ describe('bridgeStdio', () => {
     assert.ok(Date.now() - started >= 1000, 'the linger restarted with each answer');
   });
 
+  it('after input EOF, does not count as quiet the time it holds the WebSocket for a slow reader', async () => {
+    const { client, server } = await peer.connect();
+    const answer = randomBytes(2 * 1024 * 1024);
+    server.on('message', () => void sendAll(server, answer));
+    const input = new PassThrough();
+    const output = new CollectingOutput(16 * 1024);
+    output.stalled = true;
+    const bridge = bridgeStdio({ ws: client, input, output, lingerMs: 200, outputBacklog: 64 * 1024 });
+
+    input.end(Buffer.from('go'));
+    await tick(1000);
+    assert.equal(client.readyState, WebSocket.OPEN, 'still open after five linger periods of a stalled reader');
+    assert.ok(client.isPaused);
+    output.release();
+    const drainLoop = setInterval(() => output.release(), 5);
+    const end = await bridge.done;
+    clearInterval(drainLoop);
+
+    assert.equal(end.code, 1000);
+    assert.equal(end.endedBy, 'input-end');
+    assert.equal(sha(output.data), sha(answer), 'the whole answer arrived');
+  });
+
   it('keeps reading, and answering pings, while less than the output backlog waits for a stalled reader', async () => {
     const { client, server } = await peer.connect();
     const output = new CollectingOutput(64 * 1024);

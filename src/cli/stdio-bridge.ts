@@ -139,7 +139,12 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
 
   const closeAfterLinger = (): void => {
     if (linger) clearTimeout(linger);
-    linger = setTimeout(() => {
+    linger = setTimeout(function quiet(): void {
+      // Nothing arrives while the bridge itself has stopped reading: that is not the far end being done.
+      if (wsPaused) {
+        linger = setTimeout(quiet, lingerMs);
+        return;
+      }
       setEnd('input-end');
       closeWs(1000, '');
     }, lingerMs);
