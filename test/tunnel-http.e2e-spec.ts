@@ -360,8 +360,9 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
       const live = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
       // The authority names the tunnel, the Host header the proxy itself: the tunnel gets it.
       const forwarded = raw(`GET http://${live}/abs HTTP/1.1`, '127.0.0.1');
-      const m = await tunnel.nextJson('http_request');
+      const m = await tunnel.nextJson<{ id: string; path: string; headers: Record<string, string> }>('http_request');
       assert.equal(m.path, '/abs');
+      assert.equal(m.headers.host, live, 'the service sees the host the target named, not the Host header');
       tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, body: 'ok' });
       assert.equal(await forwarded, 200);
       // The authority names another subdomain, the Host header the live tunnel: not forwarded.

@@ -39,6 +39,18 @@ export function adoptTargetAuthority(req: IncomingMessage): boolean {
   } catch {
     return false;
   }
-  if (url.host !== '') req.headers.host = url.host;
+  if (url.host !== '') {
+    req.headers.host = url.host;
+    // rawHeaders are what a tunnel's service gets: it sees the same host.
+    const raw = req.rawHeaders;
+    let replaced = false;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') {
+        raw[i + 1] = url.host;
+        replaced = true;
+      }
+    }
+    if (!replaced) raw.push('Host', url.host);
+  }
   return true;
 }
