@@ -5,6 +5,7 @@ import type { ConnectOptions } from './connect-args.js';
 import { HANDSHAKE_TIMEOUT_MS } from './open-relay.js';
 import { maskingFor } from '../common/frame-masking.js';
 import { watchLiveness } from './liveness.js';
+import { QuietClose } from './quiet-close.js';
 import { INPUT_END_LINGER_MS, OUTPUT_BACKLOG } from './stdio-bridge.js';
 
 /** After a signal, how long the close handshake may take before exiting anyway. */
@@ -61,24 +62,12 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
     input.pause();
   };
   input.on('data', onInput);
-  // Input EOF: close once the far end has been quiet for a moment, so its
-  // answer to the last input still arrives (a WebSocket cannot half-close).
-  let linger: NodeJS.Timeout | null = null;
   let held = false;
-  const closeAfterLinger = (): void => {
-    if (linger) clearTimeout(linger);
-    linger = setTimeout(function quiet(): void {
-      // Quiet because we hold the relay (a slow reader) or are reattaching is not the far end being done.
-      if (held || relay.state !== 'open') {
-        linger = setTimeout(quiet, INPUT_END_LINGER_MS);
-        return;
-      }
-      relay.close();
-    }, INPUT_END_LINGER_MS);
-  };
+  // Quiet because we hold the relay (a slow reader) or are reattaching is not the far end being done.
+  const quiet = new QuietClose(INPUT_END_LINGER_MS, () => held || relay.state !== 'open', () => relay.close());
   input.once('end', () => {
     stopInput();
-    closeAfterLinger();
+    quiet.start();
   });
   input.once('error', (err) => {
     say(`reading stdin failed: ${err.message}`);
@@ -90,7 +79,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
   });
 
   relay.on('data', (bytes) => {
-    if (linger) closeAfterLinger();
+    quiet.heard();
     if (outputFailed) return;
     // Up to OUTPUT_BACKLOG waits for a slow reader before the relay is held (as in plain mode:
     // over a plain fallback, holding it pauses the socket, and its pings with it).
@@ -123,7 +112,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
 
   return new Promise<number>((resolve) => {
     relay.on('close', (end: RelayCloseInfo) => {
-      if (linger) clearTimeout(linger);
+      quiet.cancel();
       stopInput();
       const status = (): number => {
         if (outputFailed) {

@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { WebSocket } from 'ws';
+import { QuietClose } from './quiet-close.js';
 
 /**
  * `ws.bufferedAmount` at which the bridge stops reading its input until the
@@ -92,8 +93,6 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
   const { ws, input, output } = options;
   const highWater = options.highWater ?? INPUT_HIGH_WATER;
   const outputBacklog = options.outputBacklog ?? OUTPUT_BACKLOG;
-  const lingerMs = options.lingerMs ?? INPUT_END_LINGER_MS;
-  let linger: NodeJS.Timeout | null = null;
   let bytesIn = 0;
   let bytesOut = 0;
   let endedBy: BridgeEndedBy | null = null;
@@ -137,22 +136,19 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
     else if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
   };
 
-  const closeAfterLinger = (): void => {
-    if (linger) clearTimeout(linger);
-    linger = setTimeout(function quiet(): void {
-      // Nothing arrives while the bridge itself has stopped reading: that is not the far end being done.
-      if (wsPaused) {
-        linger = setTimeout(quiet, lingerMs);
-        return;
-      }
+  // Nothing arrives while the bridge itself has stopped reading: that is not the far end being done.
+  const quiet = new QuietClose(
+    options.lingerMs ?? INPUT_END_LINGER_MS,
+    () => wsPaused,
+    () => {
       setEnd('input-end');
       closeWs(1000, '');
-    }, lingerMs);
-  };
+    },
+  );
 
   function onInputEnd(): void {
     stopInput();
-    closeAfterLinger();
+    quiet.start();
   }
 
   const onInputError = (err: Error): void => {
@@ -183,7 +179,7 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
   ws.on('message', (data: Buffer) => {
     if (endedBy === 'output-error') return;
     bytesIn += data.length;
-    if (linger) closeAfterLinger();
+    quiet.heard();
     if (!output.write(data) && output.writableLength >= outputBacklog && !wsPaused) {
       wsPaused = true;
       ws.pause();
@@ -203,7 +199,7 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
 
   const done = new Promise<BridgeResult>((resolve) => {
     ws.once('close', (code: number, reasonBuf: Buffer) => {
-      if (linger) clearTimeout(linger);
+      quiet.cancel();
       setEnd('remote');
       stopInput();
       output.off('drain', onOutputDrain);
