@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Injectable, Logger } from '@nestjs/common';
+import { answerPlain } from './raw-response.js';
 
 /** Takes a request before Express sees it: returns true when it answers it, false to pass it on. */
 export type FrontRequestHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -27,13 +28,7 @@ export class FrontRequestHandlers {
         if (this.items[i]!(req, res)) return true;
       } catch (err) {
         this.logger.error(`front handler failed: ${err instanceof Error ? err.message : String(err)}`);
-        if (res.headersSent) res.destroy();
-        else {
-          res.statusCode = 500;
-          res.setHeader('content-type', 'text/plain; charset=utf-8');
-          res.setHeader('connection', 'close');
-          res.end('internal error\n');
-        }
+        answerPlain(res, 500, 'internal error', true);
         return true;
       }
     }

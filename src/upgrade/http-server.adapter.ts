@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import type { Express } from 'express';
+import { answerPlain } from './raw-response.js';
 import { adoptTargetAuthority } from './request-target.js';
 
 /** Bounds for every connection of the public listener, upgrades included. */
@@ -43,18 +44,11 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         keepAliveTimeout: 5_000,
       },
       (req, res) => {
-        if (!adoptTargetAuthority(req)) return refuseTarget(res);
+        // Express would read an unreadable target with the legacy `url.parse`, which prints it (query and token included) in a deprecation warning.
+        if (!adoptTargetAuthority(req)) return answerPlain(res, 400, 'malformed request target', true);
         if (this.front === null || !this.front(req, res)) express(req, res);
       },
     );
     this.httpServer = server;
   }
-}
-
-/** Express reads an unreadable target with the legacy `url.parse`, which prints it (query and token included) in a deprecation warning. */
-function refuseTarget(res: ServerResponse): void {
-  res.statusCode = 400;
-  res.setHeader('content-type', 'text/plain; charset=utf-8');
-  res.setHeader('connection', 'close');
-  res.end('malformed request target\n');
 }

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { statusText } from '../common/refusal.js';
 
@@ -19,4 +20,22 @@ export function writeHttpRefusal(socket: Duplex, status: number, reason: string,
   socket.end(headers.join('\r\n') + '\r\n\r\n' + body);
   // A peer that never reads must not keep the socket open.
   setTimeout(() => socket.destroy(), 5000).unref();
+}
+
+/**
+ * Answers an HTTP request with a short plain-text reason (never anything from
+ * a tunnel), or destroys it when its head already went out.
+ */
+export function answerPlain(res: ServerResponse, status: number, reason: string, close = false): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = reason + '\n';
+  res.statusCode = status;
+  res.setHeader('content-type', 'text/plain; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.setHeader('cache-control', 'no-store');
+  if (close) res.setHeader('connection', 'close');
+  res.end(body);
 }

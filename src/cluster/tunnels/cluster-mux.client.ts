@@ -6,7 +6,7 @@ import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.conf
 import { PINO, type Pino } from '../../logging/logging.module.js';
 import { TunnelSession } from '../../tunnel/core/tunnel-session.js';
 import type { RemoteTunnelHttp, RemoteTunnelRequest } from '../../tunnel/http/remote-tunnel.js';
-import { answerPlain } from '../../tunnel/http/response-sink.js';
+import { answerPlain } from '../../upgrade/raw-response.js';
 import { V2_MAX_FRAME_BYTES } from '../../tunnel/protocol/v2.js';
 import { V2Wire } from '../../tunnel/v2/v2-wire.js';
 import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../internal-auth.js';

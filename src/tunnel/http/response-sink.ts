@@ -1,22 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpResponseSink } from '../core/http-exchange.js';
 import type { ResponseHead } from '../core/stream-types.js';
+import { answerPlain } from '../../upgrade/raw-response.js';
 import { isForwardableStatus, responseHeadersForRequester } from './header-hygiene.js';
-
-/** Answers a request with a short plain-text reason (never anything from a tunnel). */
-export function answerPlain(res: ServerResponse, status: number, reason: string, close = false): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = reason + '\n';
-  res.statusCode = status;
-  res.setHeader('content-type', 'text/plain; charset=utf-8');
-  res.setHeader('content-length', Buffer.byteLength(body));
-  res.setHeader('cache-control', 'no-store');
-  if (close) res.setHeader('connection', 'close');
-  res.end(body);
-}
 
 /** How refusals made by another replica are told apart from a tunnel's response (cluster mode). */
 export interface PlainRefusals {
