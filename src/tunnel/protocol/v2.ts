@@ -16,6 +16,8 @@
  * before anything else is looked at.
  */
 
+import { MAX_CLOSE_REASON_BYTES } from '../../common/close-reason.js';
+
 export const V2_HEADER_BYTES = 6;
 /** Largest payload of any frame. */
 export const V2_MAX_PAYLOAD = 1024 * 1024;
@@ -410,5 +412,5 @@ export function isSendableCloseCode(code: number): boolean {
 
 /** A close reason that fits a WebSocket close frame (at most 123 UTF-8 bytes), else empty. */
 export function sendableCloseReason(reason: string): string {
-  return encoder.encode(reason).length <= 123 ? reason : '';
+  return encoder.encode(reason).length <= MAX_CLOSE_REASON_BYTES ? reason : '';
 }
