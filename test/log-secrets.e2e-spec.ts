@@ -3,26 +3,10 @@
  * service's output: the built service runs as a process at debug level and
  * every line it prints (stdout and stderr) is searched for the secrets sent.
  */
-import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServiceProcess, type ServiceProcess } from './support/process.js';
-
-/** Sends one raw HTTP/1.1 request and returns the status line and body. */
-function rawRequest(port: number, requestLine: string, extraHeaders = ''): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port }, () => s.write(`${requestLine}\r\nHost: 127.0.0.1\r\n${extraHeaders}Connection: close\r\n\r\n`));
-    const chunks: Buffer[] = [];
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', reject);
-    s.on('close', () => {
-      const text = Buffer.concat(chunks).toString('latin1');
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
-      if (!m) return reject(new Error(`no status line in ${JSON.stringify(text.slice(0, 200))}`));
-      resolve({ status: Number(m[1]), text });
-    });
-  });
-}
+import { rawRequest } from './support/raw-http.js';
 
 describe('secrets in odd request targets stay out of the logs', () => {
   let svc: ServiceProcess;
@@ -47,7 +31,7 @@ describe('secrets in odd request targets stay out of the logs', () => {
     const res = await rawRequest(
       svc.port,
       'GET /relay??token=SECRET-DOUBLE-Q&host=10.1.2.3&port=22 HTTP/1.1',
-      'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n',
+      { headers: 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' },
     );
     assert.equal(res.status, 403);
     const deadline = Date.now() + 5000;

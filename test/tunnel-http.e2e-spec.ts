@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { RawV2Tunnel } from './tunnel-v2-support.js';
+import { rawRequest } from './support/raw-http.js';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { startApp, type TestApp } from './support/app.js';
@@ -347,15 +348,7 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
 
   it('routes an absolute-form request by the authority in its target, not by its Host header (RFC 9112 §3.2.2)', async () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
-    /** One raw request; resolves with the status line's code. */
-    const raw = (requestLine: string, host: string): Promise<number> =>
-      new Promise((resolve, reject) => {
-        const c = connect({ host: '127.0.0.1', port: app.port }, () => c.write(`${requestLine}\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
-        let text = '';
-        c.on('data', (d: Buffer) => (text += d.toString('latin1')));
-        c.on('error', reject);
-        c.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)));
-      });
+    const raw = async (requestLine: string, host: string): Promise<number> => (await rawRequest(app.port, requestLine, { host })).status;
     try {
       const live = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
       // The authority names the tunnel, the Host header the proxy itself: the tunnel gets it.

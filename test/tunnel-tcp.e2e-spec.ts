@@ -9,7 +9,7 @@ import { PORT_POOL, type PortPool } from '../src/tunnel/state/port-pool.js';
 import { dial, readBytes } from './support/tcp-client.js';
 import { within } from './support/within.js';
 import { startApp, type TestApp } from './support/app.js';
-import { echoTarget, randomPayload, sha256, sinkTarget, sourceTarget, type TestTarget } from './support/targets.js';
+import { echoTarget, floodTarget, randomPayload, sha256, sinkTarget, sourceTarget, type TestTarget } from './support/targets.js';
 import { RawTunnel, dataFrame, isControl, portIsFree, tunnelEnv, waitFor } from './support/tunnel.js';
 
 const MiB = 1024 * 1024;
@@ -317,19 +317,9 @@ describe('raw port pool', () => {
 
 describe('TCP peers that never read, one after another (v1 stall budget)', () => {
   it('share one stall allowance: the tunnel lives on and a reading peer keeps getting data', async () => {
-    // A local service that sends as fast as it is read, on every connection.
-    const chunk = Buffer.alloc(64 * 1024, 0x61);
-    const source = createServer((s) => {
-      s.on('error', () => undefined);
-      const pump = (): void => {
-        while (!s.destroyed && s.write(chunk));
-      };
-      s.on('drain', pump);
-      pump();
-    });
-    await new Promise<void>((r) => source.listen(0, '127.0.0.1', r));
+    const source = await floodTarget();
     const app = await startApp(await tunnelEnv({ PING_INTERVAL_MS: '2000' }, 2));
-    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, tcpTo: `127.0.0.1:${(source.address() as { port: number }).port}` });
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, tcpTo: `127.0.0.1:${source.port}` });
     let closedEarly: unknown = null;
     void client.closed.then((c) => (closedEarly = c));
     const sockets: Socket[] = [];
@@ -354,7 +344,7 @@ describe('TCP peers that never read, one after another (v1 stall budget)', () =>
       for (const s of sockets) s.destroy();
       await client.close();
       await app.close();
-      await new Promise<void>((r) => source.close(() => r()));
+      await source.close();
     }
   });
 });
@@ -439,19 +429,10 @@ describe('a local TCP service that never reads (reference v1 client)', () => {
 
 describe('a TCP peer that reads slowly (v1 stall budget)', () => {
   it('is never reset while it keeps reading, however long the tunnel waits on it', async () => {
-    const chunk = Buffer.alloc(64 * 1024, 0x62);
-    const source = createServer((s) => {
-      s.on('error', () => undefined);
-      const pump = (): void => {
-        while (!s.destroyed && s.write(chunk));
-      };
-      s.on('drain', pump);
-      pump();
-    });
-    await new Promise<void>((r) => source.listen(0, '127.0.0.1', r));
+    const source = await floodTarget();
     // One stall allowance is one ping interval: 1 s here, far shorter than the test.
     const app = await startApp(await tunnelEnv({ PING_INTERVAL_MS: '1000' }, 2));
-    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, tcpTo: `127.0.0.1:${(source.address() as { port: number }).port}` });
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, tcpTo: `127.0.0.1:${source.port}` });
     let visitor: Socket | undefined;
     try {
       visitor = await dial(client.rawPort);
@@ -472,7 +453,7 @@ describe('a TCP peer that reads slowly (v1 stall budget)', () => {
       visitor?.destroy();
       await client.close();
       await app.close();
-      await new Promise<void>((r) => source.close(() => r()));
+      await source.close();
     }
   });
 });

@@ -57,6 +57,18 @@ export function sourceTarget(payload: Buffer): Promise<TestTarget> {
   });
 }
 
+/** Sends to each client as fast as it reads, until it goes away. */
+export function floodTarget(): Promise<TestTarget> {
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  return startTarget((s) => {
+    const pump = (): void => {
+      while (!s.destroyed && s.write(chunk));
+    };
+    s.on('drain', pump);
+    pump();
+  });
+}
+
 /** Accepts connections and never reads from them. */
 export function stalledTarget(): Promise<TestTarget> {
   return startTarget((s) => s.pause());

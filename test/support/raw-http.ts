@@ -1,0 +1,23 @@
+import { connect } from 'node:net';
+
+/**
+ * Sends one HTTP/1.1 request exactly as written (`requestLine`, then `Host`,
+ * any `headers` lines, `Connection: close`) to 127.0.0.1:`port` and resolves
+ * with the status and the whole response text once the server closes.
+ */
+export function rawRequest(port: number, requestLine: string, opts: { host?: string; headers?: string } = {}): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port }, () =>
+      s.write(`${requestLine}\r\nHost: ${opts.host ?? '127.0.0.1'}\r\n${opts.headers ?? ''}Connection: close\r\n\r\n`),
+    );
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', reject);
+    s.on('close', () => {
+      const text = Buffer.concat(chunks).toString('latin1');
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      if (!m) return reject(new Error(`no status line in ${JSON.stringify(text.slice(0, 200))}`));
+      resolve({ status: Number(m[1]), text });
+    });
+  });
+}
