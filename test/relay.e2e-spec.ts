@@ -605,4 +605,36 @@ describe('keepalive', () => {
       await echo.close();
     }
   });
+
+  it('keeps a relay whose target stops reading for several intervals (its paused WebSocket cannot read pongs), and delivers every byte once it reads again', async () => {
+    const app = await startApp({ PING_INTERVAL_MS: '1000' });
+    let targetSocket: import('node:net').Socket | null = null;
+    const received: Buffer[] = [];
+    const target = await startTarget((s) => {
+      targetSocket = s;
+      s.pause();
+      s.on('data', (c: Buffer) => received.push(c));
+    });
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}`);
+      const payload = randomPayload(48 * MiB);
+      for (let off = 0; off < payload.length; off += 64 * 1024) ws.send(payload.subarray(off, off + 64 * 1024));
+      await new Promise((r) => setTimeout(r, 4500));
+      const mine = [...app.app.get(RelayService).liveRelays()].find((r) => r.socket.remotePort === target.port);
+      assert.ok(mine, 'relay is live after four ping intervals');
+      assert.ok(mine.ws.isPaused, 'the proxy had stopped reading the client');
+      assert.equal(ws.readyState, WebSocket.OPEN);
+      targetSocket!.resume();
+      await waitFor(() => received.reduce((n, c) => n + c.length, 0) >= payload.length, 20_000, 'every byte at the target');
+      assert.equal(sha256(Buffer.concat(received)), sha256(payload));
+      // Reading again, the relay answers keepalive as before: still open two intervals later.
+      await new Promise((r) => setTimeout(r, 2500));
+      assert.equal(ws.readyState, WebSocket.OPEN);
+      ws.close(1000);
+      await closed(ws);
+    } finally {
+      await app.close();
+      await target.close();
+    }
+  });
 });

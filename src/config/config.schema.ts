@@ -238,7 +238,7 @@ export const CONFIG_VARS = {
     'PING_INTERVAL_MS',
     '30000',
     '1000..600000',
-    'WebSocket keepalive ping interval; a peer missing two pongs is terminated, ms.',
+    'WebSocket keepalive ping interval; a peer missing two pongs is terminated (not counted while the proxy has paused reading it), ms.',
     int(1000, 600000),
   ),
   maxMessageBytes: spec(

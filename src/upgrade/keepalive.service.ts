@@ -11,6 +11,10 @@ interface Watched {
 /**
  * WebSocket keepalive on one timer for all connections: every interval each
  * socket is pinged; one that has missed two pongs in a row is terminated.
+ * Pongs are not counted while the proxy itself has paused reading a socket
+ * (backpressure from its target or tunnel stream): they wait unread behind
+ * the data the peer sent, so silence proves nothing then. The pings still go
+ * out, and a peer that is really gone fails them at the TCP level.
  */
 @Injectable()
 export class KeepaliveService implements OnModuleInit, OnApplicationShutdown {
@@ -44,7 +48,8 @@ export class KeepaliveService implements OnModuleInit, OnApplicationShutdown {
         ws.terminate();
         continue;
       }
-      entry.missed++;
+      if (ws.isPaused) entry.missed = 0;
+      else entry.missed++;
       try {
         ws.ping();
       } catch {
