@@ -6,7 +6,7 @@ import { MetricsListener } from '../src/metrics/metrics-listener.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { echoTarget, randomPayload, startTarget, type TestTarget } from './support/targets.js';
 import { closed, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
-import { unreachableJwksUrl } from './support/jwks.js';
+import { makeKey, mintToken, unreachableJwksUrl } from './support/jwks.js';
 import { createServer } from 'node:net';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { ResumeService } from '../src/resume/resume.service.js';
@@ -302,8 +302,11 @@ describe('authentication refusals', () => {
   test('an unreachable JWKS endpoint (503) counts as reason "auth"', async () => {
     const app = await startApp({ CLERK_JWKS_URL: await unreachableJwksUrl(), JWKS_REFETCH_COOLDOWN_S: '0' });
     try {
-      const refusal = await expectRefusal(`${app.wsUrl}/relay?host=127.0.0.1&port=22&token=x.y.z`);
-      assert.ok([401, 503].includes(refusal.status), `status ${refusal.status}`);
+      // A well-formed token, so the refusal comes from the key lookup, not the token's shape.
+      const token = await mintToken(await makeKey('k-unreachable'), { sub: 'user_metrics' });
+      const refusal = await expectRefusal(`${app.wsUrl}/relay?host=127.0.0.1&port=22&token=${token}`);
+      assert.equal(refusal.status, 503);
+      assert.match(refusal.body, /authentication unavailable/);
       const s = await scrape(`${app.baseUrl}/metrics`);
       assert.equal(s.value('wsproxy_admission_refusals_total{reason="auth"}'), 1);
     } finally {
@@ -342,14 +345,27 @@ describe('METRICS_PORT', () => {
     try {
       const port = app.app.get(MetricsListener).port;
       const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+      const other = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+      const payload = randomPayload(1000);
+      const echoed = receiveBytes(ws, payload.length);
+      ws.send(payload);
+      await echoed;
       const closing = app.close();
       await new Promise((r) => setTimeout(r, 200));
       const refused = await expectRefusal(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
       assert.equal(refused.status, 503);
       const during = await scrape(`http://127.0.0.1:${port}/metrics`);
       assert.equal(during.value('wsproxy_admission_refusals_total{reason="draining"}'), 1);
+      // One of the relays the drain waits for ends: it is counted, bytes and all, while the other keeps the drain going.
       ws.close(1000);
       await closed(ws);
+      const url = `http://127.0.0.1:${port}/metrics`;
+      const after = await scrapeUntil(url, (m) => m.value('wsproxy_relays_ended_total') === 1, 'the ended relay counted during the drain');
+      assert.equal(after.value('wsproxy_relay_bytes_total{direction="up"}'), payload.length);
+      assert.equal(after.value('wsproxy_relay_bytes_total{direction="down"}'), payload.length);
+      assert.equal(after.value('wsproxy_relays_active'), 1);
+      other.close(1000);
+      await closed(other);
       await closing;
     } finally {
       await echo.close();
