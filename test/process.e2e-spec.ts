@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { echoTarget, type TestTarget } from './support/targets.js';
 import { join } from 'node:path';
 import { MAIN_JS, REPO_ROOT, startServiceProcess } from './support/process.js';
-import { closed, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
+import { closed, expectCloseRefusal, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
 
 describe('the built service as a process', () => {
   let echo: TestTarget;
@@ -28,6 +28,8 @@ describe('the built service as a process', () => {
     const refused = await expectRefusal(`ws://${base}/relay?host=127.0.0.1&port=${echo.port}`);
     assert.equal(refused.status, 503);
     assert.equal(refused.body, 'server is draining');
+    const closedRefusal = await expectCloseRefusal(`ws://${base}/relay?host=127.0.0.1&port=${echo.port}&errors=close`);
+    assert.deepEqual(closedRefusal, { code: 4503, reason: 'server is draining' }, 'errors=close holds while draining');
     const got = receiveBytes(ws, 4);
     ws.send(Buffer.from('ping'));
     assert.equal((await got).toString(), 'ping', 'the live relay still carries bytes');

@@ -42,11 +42,10 @@ export class ClusterHeartbeat implements OnModuleInit, OnApplicationBootstrap, O
 
   async onApplicationBootstrap(): Promise<void> {
     await this.redis.connect();
-    if (!this.config.clusterAdvertiseUrl) {
-      this.log.warn({ event: 'cluster_no_advertise_url' }, 'CLUSTER_ADVERTISE_URL is empty: other replicas cannot reach this one');
-    }
+    // An empty CLUSTER_ADVERTISE_URL is derived from BIND_HOST (the configuration refuses it with a wildcard bind).
+    const advertise = this.config.clusterAdvertiseUrl || 'derived: http://BIND_HOST:<listening port>';
     this.log.info(
-      { event: 'cluster_member', replica: this.identity.id, heartbeatMs: this.config.clusterHeartbeatMs, ttlMs: livenessTtlMs(this.config) },
+      { event: 'cluster_member', replica: this.identity.id, advertise, heartbeatMs: this.config.clusterHeartbeatMs, ttlMs: livenessTtlMs(this.config) },
       'cluster mode: counts shared in Redis',
     );
     this.timer = setInterval(() => void this.beat(), this.config.clusterHeartbeatMs);

@@ -107,7 +107,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     }
     const clientIp = this.clientIps.resolve(req);
     if (this.drain.draining) {
-      this.refuse(socket, req, path, query, clientIp, new Refusal(503, 'server is draining', 'draining'), null);
+      this.refuse(socket, req, path, query, clientIp, new Refusal(503, 'server is draining', 'draining'), endpoint.server, head);
       return;
     }
     const handshakeProblem = checkHandshake(req);
