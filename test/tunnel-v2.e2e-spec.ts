@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
+import { MAX_REQUEST_HEADER_FIELDS } from '../src/tunnel/http/header-hygiene.js';
 import { V2_INITIAL_WINDOW } from '../src/tunnel/protocol/v2.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import type { V2Wire } from '../src/tunnel/v2/v2-wire.js';
@@ -287,6 +288,93 @@ describe('tunnel protocol v2 with the reference client', () => {
     stuck.resume();
     assert.equal(sha256(await all), sentHash.digest('hex'));
     stuck.destroy();
+  });
+});
+
+describe('tunnel protocol v2: request framing cannot be used to smuggle a request to the local service', () => {
+  interface Seen {
+    readonly method: string;
+    readonly url: string;
+    readonly headers: IncomingMessage['headers'];
+    readonly body: string;
+  }
+  let app: TestApp;
+  let client: TunnelClient;
+  let host: string;
+  let local: Server;
+  const seen: Seen[] = [];
+  const smuggled = 'GET /admin HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: 127.0.0.1\r\nCookie: session=attacker\r\n\r\n';
+
+  before(async () => {
+    app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }, 1));
+    local = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('latin1') });
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+    client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: `127.0.0.1:${(local.address() as AddressInfo).port}`, protocol: 2 });
+    host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+  });
+  after(async () => {
+    await client.close();
+    await app.close();
+    local.closeAllConnections();
+    await new Promise<void>((resolve) => local.close(() => resolve()));
+  });
+
+  /** Sends `head` + `body` raw, reads the whole answer (the request says Connection: close). */
+  async function raw(head: string, body = ''): Promise<string> {
+    const s = await dial(app.port);
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.write(head + body);
+    await once(s, 'close');
+    return Buffer.concat(chunks).toString('latin1');
+  }
+
+  it('a GET with a chunked body reaches the service as one request, its body intact', async () => {
+    seen.length = 0;
+    const chunked = `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
+    const answer = await raw(`GET /a HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`, chunked);
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(seen.map((r) => `${r.method} ${r.url}`), ['GET /a'], 'one request, no second one made of the body');
+    assert.equal(seen[0]!.body, smuggled);
+  });
+
+  it('a Connection header naming Content-Length or Host removes neither', async () => {
+    seen.length = 0;
+    const answer = await raw(
+      `GET /b HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${smuggled.length}\r\nConnection: close, content-length, host\r\n\r\n`,
+      smuggled,
+    );
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(seen.map((r) => `${r.method} ${r.url}`), ['GET /b'], 'one request, no second one made of the body');
+    assert.equal(seen[0]!.body, smuggled);
+    assert.equal(seen[0]!.headers['content-length'], String(smuggled.length));
+    assert.equal(seen[0]!.headers.host, host, 'the requester’s Host, not the local service’s');
+  });
+
+  it('431 for a head with more than MAX_REQUEST_HEADER_FIELDS fields, so the forwarding headers always fit', async () => {
+    seen.length = 0;
+    const padding = Array.from({ length: MAX_REQUEST_HEADER_FIELDS + 1 }, (_, i) => `x-pad-${i}: 1\r\n`).join('');
+    const answer = await raw(`GET /c HTTP/1.1\r\nHost: ${host}\r\n${padding}Connection: close\r\n\r\n`);
+    assert.match(answer, /^HTTP\/1\.1 431 /);
+    assert.match(answer, /too many header fields/);
+    const upgrade = await raw(
+      `GET /ws HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${padding}\r\n`,
+    );
+    assert.match(upgrade, /^HTTP\/1\.1 431 /);
+    const fits = Array.from({ length: MAX_REQUEST_HEADER_FIELDS - 2 }, (_, i) => `x-pad-${i}: 1\r\n`).join('');
+    assert.match(await raw(`GET /d HTTP/1.1\r\nHost: ${host}\r\n${fits}Connection: close\r\n\r\n`), /^HTTP\/1\.1 200 /);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.headers['x-forwarded-host'], host);
+    assert.equal(seen[0]!.headers['x-forwarded-for'], '127.0.0.1');
   });
 });
 

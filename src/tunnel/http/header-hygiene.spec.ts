@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { isForwardableStatus, requestHeadersForClient, responseHeadersForRequester } from './header-hygiene.js';
+import { V2_MAX_HEADER_FIELDS } from '../protocol/v2.js';
+import { MAX_REQUEST_HEADER_FIELDS, hasTooManyFields, isForwardableStatus, requestHeadersForClient, responseHeadersForRequester } from './header-hygiene.js';
 
 describe('request header hygiene', () => {
   it('keeps order and repeats, drops credentials, hop-by-hop, spoofable forwarding headers and x-wsproxy-*, adds X-Forwarded-*', () => {
@@ -21,6 +22,27 @@ describe('request header hygiene', () => {
       ['x-forwarded-proto', 'https'],
       ['x-forwarded-host', 'a.t'],
     ]);
+  });
+
+  it('a Connection header cannot remove Host or Content-Length (end-to-end fields), only hop-by-hop ones', () => {
+    const out = requestHeadersForClient(
+      ['Host', 'a.t', 'Content-Length', '12', 'X-Hop', '1', 'Connection', 'close, host, content-length, x-hop'],
+      { clientIp: '203.0.113.9', proto: 'https', host: 'a.t' },
+    );
+    assert.deepEqual(out, [
+      ['host', 'a.t'],
+      ['content-length', '12'],
+      ['x-forwarded-for', '203.0.113.9'],
+      ['x-forwarded-proto', 'https'],
+      ['x-forwarded-host', 'a.t'],
+    ]);
+  });
+
+  it('counts a head beyond MAX_REQUEST_HEADER_FIELDS as too many', () => {
+    const fields = (n: number): string[] => Array.from({ length: n }, (_, i) => [`x-${i}`, 'v']).flat();
+    assert.equal(hasTooManyFields(fields(MAX_REQUEST_HEADER_FIELDS)), false);
+    assert.equal(hasTooManyFields(fields(MAX_REQUEST_HEADER_FIELDS + 1)), true);
+    assert.ok(MAX_REQUEST_HEADER_FIELDS + 3 <= V2_MAX_HEADER_FIELDS, 'the forwarding headers fit in a v2 head');
   });
 });
 

@@ -1,5 +1,18 @@
 import type { HeaderList } from '../core/stream-types.js';
 
+/**
+ * A request for a tunnel with more header fields than this is answered 431.
+ * Browsers send a few dozen; the bound keeps every head well inside what the
+ * v2 wire carries (`V2_MAX_HEADER_FIELDS`), so the forwarding headers the
+ * proxy appends always reach the client.
+ */
+export const MAX_REQUEST_HEADER_FIELDS = 200;
+
+/** Whether a request head (`rawHeaders`) has more fields than MAX_REQUEST_HEADER_FIELDS. */
+export function hasTooManyFields(rawHeaders: readonly string[]): boolean {
+  return rawHeaders.length > 2 * MAX_REQUEST_HEADER_FIELDS;
+}
+
 /** At most this many header fields are taken from a client's response. */
 export const MAX_RESPONSE_HEADERS = 100;
 /** A response header field (name + value) longer than this is dropped. */
@@ -47,6 +60,14 @@ export interface ForwardingInfo {
   readonly host: string;
 }
 
+/**
+ * Fields a `Connection` header cannot remove: the message's routing and body
+ * framing are meant for every recipient (RFC 9110 §7.6.1). Without its
+ * Content-Length, a body would reach the client unframed, and a local
+ * service could read it as a second request.
+ */
+const END_TO_END = new Set(['host', 'content-length']);
+
 /** Header names listed in Connection headers: hop-by-hop for this message. */
 function connectionTokens(pairs: Iterable<readonly [string, string]>): Set<string> {
   const out = new Set<string>();
@@ -71,7 +92,9 @@ export function requestHeadersForClient(rawHeaders: readonly string[], fwd: Forw
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) pairs.push([rawHeaders[i].toLowerCase(), rawHeaders[i + 1]]);
   const listed = connectionTokens(pairs);
   // `x-wsproxy-*` is the proxy's own namespace (replica-to-replica headers): never a requester's to send on.
-  const out = pairs.filter(([name]) => !REQUEST_DROP.has(name) && !listed.has(name) && !name.startsWith('x-forwarded-') && !name.startsWith('x-wsproxy-'));
+  const out = pairs.filter(
+    ([name]) => !REQUEST_DROP.has(name) && !(listed.has(name) && !END_TO_END.has(name)) && !name.startsWith('x-forwarded-') && !name.startsWith('x-wsproxy-'),
+  );
   out.push(['x-forwarded-for', fwd.clientIp], ['x-forwarded-proto', fwd.proto], ['x-forwarded-host', fwd.host]);
   return out;
 }

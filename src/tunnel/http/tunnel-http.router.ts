@@ -12,7 +12,7 @@ import type { HeaderList } from '../core/stream-types.js';
 import type { TunnelSession } from '../core/tunnel-session.js';
 import { V1_MAX_BODY_BYTES } from '../v1/v1-wire.js';
 import { TunnelService } from '../tunnel.service.js';
-import { requestHeadersForClient } from './header-hygiene.js';
+import { hasTooManyFields, requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
 import { NodeResponseSink, type PlainRefusals } from './response-sink.js';
 import { hasRepeatedHost, matchTunnelHost } from './tunnel-host.js';
@@ -62,6 +62,10 @@ export class TunnelHttpRouter {
     if (match.kind === 'other') return false;
     if (hasRepeatedHost(req.rawHeaders)) {
       answerPlain(res, 400, 'more than one Host header', true);
+      return true;
+    }
+    if (hasTooManyFields(req.rawHeaders)) {
+      answerPlain(res, 431, 'too many header fields', true);
       return true;
     }
     this.route(req, res, match.kind === 'tunnel' ? match.subdomain : null);
@@ -153,6 +157,7 @@ export class TunnelHttpRouter {
     if (match.kind === 'other') return null;
     return (_req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (hasRepeatedHost(req.rawHeaders)) return writeHttpRefusal(socket, 400, 'more than one Host header');
+      if (hasTooManyFields(req.rawHeaders)) return writeHttpRefusal(socket, 431, 'too many header fields');
       if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
       const session = this.tunnels.find(match.subdomain);
       const clientIp = this.ips.resolve(req);

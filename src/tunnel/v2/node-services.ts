@@ -59,8 +59,8 @@ const LENGTHLESS_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE',
  * no headers object is built and no `setHeader` runs per field. Given a list,
  * Node adds no `Host` and decides on chunked encoding before the body is
  * known, so those two are settled here: a missing `Host` names the local
- * service, and a bodyless POST (say) says `content-length: 0` instead of
- * going out chunked.
+ * service, a bodyless POST (say) says `content-length: 0` instead of
+ * going out chunked, and a body without a length goes out chunked.
  */
 function requestHeaders(target: LocalEndpoint, head: V2ForwardedRequest): string[] {
   const out: string[] = [];
@@ -72,7 +72,13 @@ function requestHeaders(target: LocalEndpoint, head: V2ForwardedRequest): string
     else if (name === 'content-length') length = true;
   }
   if (!host) out.push('host', hostPort(target.host, target.port));
-  if (head.bodyless && !length && !LENGTHLESS_METHODS.has(head.method.toUpperCase())) out.push('content-length', '0');
+  if (head.bodyless) {
+    if (!length && !LENGTHLESS_METHODS.has(head.method.toUpperCase())) out.push('content-length', '0');
+  } else if (!length) {
+    // A body of unknown length (the requester's was chunked; the proxy decoded it) goes out chunked
+    // whatever the method: Node sends a GET's body unframed, and the service would read it as another request.
+    out.push('transfer-encoding', 'chunked');
+  }
   return out;
 }
 
