@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { request, type IncomingMessage } from 'node:http';
 import { TunnelHttpRouter } from '../src/tunnel/http/tunnel-http.router.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
@@ -16,6 +17,7 @@ import type { V2Wire } from '../src/tunnel/v2/v2-wire.js';
 import { startApp, type TestApp } from './support/app.js';
 import { randomPayload, sha256 } from './support/targets.js';
 import { rawRequest } from './support/raw-http.js';
+import { dial } from './support/tcp-client.js';
 import { expectRefusal } from './support/ws-client.js';
 import { TUNNEL_DOMAIN, httpTo, subdomainOf, tunnelEnv, waitFor } from './support/tunnel.js';
 import { RawV2Tunnel, timedGet } from './tunnel-v2-support.js';
@@ -130,6 +132,34 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.match(longRes.text, /\r\ncontent-length: 3\r\n/i);
       assert.equal(longRes.text.slice(longRes.text.indexOf('\r\n\r\n') + 4), 'muc', 'the declared 3 bytes and nothing after them');
     } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('an early answer while the upload is still coming: the rest of the body is dropped and the pipelined next request is served', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const s = await dial(app.port);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      // More than the initial window, which the client never extends: the proxy must stop reading the upload.
+      const body = randomPayload(V2_INITIAL_WINDOW + 150_000);
+      s.write(`POST /upload HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${body.length}\r\n\r\n`);
+      s.write(body);
+      s.write(`GET /second HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      const first = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(first.stream, { status: 413, headers: [], length: 5 }));
+      tunnel.send(encodeData(first.stream, Buffer.from('early'), true));
+      const second = await within(tunnel.nextOpen(), 5000, 'the pipelined request reaches the tunnel');
+      assert.equal(second.head.kind === 'http' && second.head.path, '/second');
+      tunnel.send(encodeResponse(second.stream, { status: 200, headers: [], length: 6 }));
+      tunnel.send(encodeData(second.stream, Buffer.from('second'), true));
+      await within(once(s, 'close'), 5000, 'the connection closes after the second answer');
+      const text = Buffer.concat(chunks).toString('latin1');
+      assert.match(text, /^HTTP\/1\.1 413 [\s\S]*\r\n\r\nearlyHTTP\/1\.1 200 [\s\S]*\r\n\r\nsecond$/);
+    } finally {
+      s.destroy();
       await tunnel.close();
     }
   });

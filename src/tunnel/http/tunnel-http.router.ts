@@ -123,10 +123,15 @@ export class TunnelHttpRouter {
 
     let size = 0;
     let refused = false;
+    let discarding = false;
     body.onWritable(() => req.resume());
     req.on('data', (chunk: Buffer) => {
-      if (refused) return;
       size += chunk.length;
+      if (discarding) {
+        if (size > max) req.socket.destroy();
+        return;
+      }
+      if (refused) return;
       if (size > max) {
         refused = true;
         body.abort();
@@ -140,6 +145,14 @@ export class TunnelHttpRouter {
     });
     res.once('close', () => {
       if (!res.writableFinished) body.abort();
+    });
+    // An early answer (the client responded before the upload ended): the rest
+    // of the body is read and dropped, as Node does for a request nobody reads,
+    // so the connection goes on to the requester's next request.
+    res.once('finish', () => {
+      if (req.complete || refused) return;
+      discarding = true;
+      req.resume();
     });
   }
 
