@@ -45,7 +45,7 @@ if (opts.help) {
   --quick    smaller sizes, 1 repeat: a smoke check in under a minute
   --only     comma-separated figure ids to run (see --list)
   --skip     comma-separated figure ids not to run
-  --repeats  samples per competitor and figure (default 5; quick 2)
+  --repeats  samples per competitor and figure (default 5; quick 1)
   --out      results file (default bench/results/<date>.json; -quick, -diagnose, -partial suffixes mark the other kinds)
   --chart    also write the ratio chart (SVG) there, e.g. docs/performance-ratios.svg
   --diagnose also run the figures' diagnostic competitors (pipeRelay alone: wsproxy's byte pipe without the framework)

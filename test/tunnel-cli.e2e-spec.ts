@@ -46,11 +46,14 @@ describe('wsproxy-tunnel bin against the wsproxy server process', () => {
   });
 
   it('prints the URL and raw port, forwards HTTP and TCP, exits 0 on SIGINT; the server logs the tunnel without bodies', async () => {
-    const cli = runCli(CLI, ['--proxy', `ws://127.0.0.1:${port}/tunnel`, '--to', svc.target, '--tcp-to', `127.0.0.1:${echo.port}`]);
+    // `--to` as a bare port: the local service on 127.0.0.1, and printed so.
+    const svcPort = svc.target.split(':')[1]!;
+    const cli = runCli(CLI, ['--proxy', `ws://127.0.0.1:${port}/tunnel`, '--to', svcPort, '--tcp-to', `127.0.0.1:${echo.port}`]);
     try {
       await waitFor(() => cli.lines.length >= 2, 10000, 'CLI ready lines');
-      const url = /^tunnel url: (http:\/\/([0-9a-f]{16})\.tunnel\.test) -> http:\/\/127\.0\.0\.1:\d+$/.exec(cli.lines[0]);
+      const url = /^tunnel url: (http:\/\/([0-9a-f]{16})\.tunnel\.test) -> http:\/\/127\.0\.0\.1:(\d+)$/.exec(cli.lines[0]);
       assert.ok(url, cli.lines[0]);
+      assert.equal(url[3], svcPort);
       const raw = /^raw port: (\d+) -> 127\.0\.0\.1:\d+$/.exec(cli.lines[1]);
       assert.ok(raw, cli.lines[1]);
 

@@ -50,7 +50,7 @@ options:
   --origin O             Origin header to send (for relays with ALLOWED_ORIGINS set)
   -h, --help             this text
 
-exit status: 0 when the relay closes normally (1000), 255 on any connection error.`;
+exit status: 0 when the relay closes normally (1000), 255 on any connection error, 2 for a bad command line.`;
 
 const CARRIERS: readonly TokenCarrier[] = ['query', 'header'];
 

@@ -7,6 +7,7 @@
  *                  [--token T | WSPROXY_TOKEN=T] [--protocol 1|2] [--control binary]
  */
 import { parseArgs } from 'node:util';
+import { hostPort } from '../common/host-port.js';
 import { TunnelClient, TunnelRefusedError, parseTarget } from '../tunnel/client/tunnel-client.js';
 
 const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port [--tcp-to host:port] [--token T] [--protocol 1|2] [--control binary]
@@ -79,8 +80,8 @@ async function main(): Promise<void> {
   }
 
   const lines = [
-    `tunnel url: ${client.tunnelUrl || '(none: the proxy has no TUNNEL_DOMAIN)'}${to ? ` -> http://${to}` : ''}`,
-    `raw port: ${client.rawPort || '(none)'}${tcpTo && client.rawPort ? ` -> ${tcpTo}` : ''}`,
+    `tunnel url: ${client.tunnelUrl || '(none: the proxy has no TUNNEL_DOMAIN)'}${to ? ` -> http://${shown(to)}` : ''}`,
+    `raw port: ${client.rawPort || '(none)'}${tcpTo && client.rawPort ? ` -> ${shown(tcpTo)}` : ''}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
   if (protocol === '2' && client.protocol !== 2) process.stderr.write(`note: the proxy speaks tunnel protocol v${client.protocol}; no WebSockets through this tunnel\n`);
@@ -97,3 +98,9 @@ main().catch((err: unknown) => {
   process.stderr.write(`wsproxy-tunnel: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });
+
+/** A local target as the client resolves it (a bare port is 127.0.0.1:port). */
+function shown(target: string): string {
+  const { host, port } = parseTarget(target);
+  return hostPort(host, port);
+}

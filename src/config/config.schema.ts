@@ -265,7 +265,7 @@ export const CONFIG_VARS = {
   metricsPort: spec(
     'METRICS_PORT',
     '',
-    '1..65535, or empty for the main port',
+    '0..65535 (0: any free port, logged), or empty for the main port',
     'Serve /metrics on a separate listener (kept off the public port).',
     (raw: string, name: string): number | null => (raw.trim() === '' ? null : int(0, 65535)(raw, name)),
   ),
