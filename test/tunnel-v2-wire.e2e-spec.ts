@@ -131,6 +131,14 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.equal(longRes.status, 200);
       assert.match(longRes.text, /\r\ncontent-length: 3\r\n/i);
       assert.equal(longRes.text.slice(longRes.text.indexOf('\r\n\r\n') + 4), 'muc', 'the declared 3 bytes and nothing after them');
+      // A declared length and not one byte of it: nothing was sent yet, so a clean 502, not an empty reply.
+      const empty = rawRequest(app.port, 'GET / HTTP/1.1', { host });
+      const d = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(d.stream, { status: 200, headers: [['x-service', '1']], length: 5 }, true));
+      const emptyRes = await empty;
+      assert.equal(emptyRes.status, 502);
+      assert.match(emptyRes.text, /tunnel response shorter than its declared length/);
+      assert.doesNotMatch(emptyRes.text, /x-service/i);
     } finally {
       await tunnel.close();
     }

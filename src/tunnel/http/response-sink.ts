@@ -87,9 +87,18 @@ export class NodeResponseSink implements HttpResponseSink {
   end(): void {
     const { res } = this;
     if (res.destroyed || res.writableEnded) return;
-    // Less than the declared Content-Length: what was written goes out, then the connection ends, so the requester sees a truncated response.
-    if (this.expected >= 0 && this.written < this.expected) res.socket?.end();
-    else res.end();
+    if (this.expected >= 0 && this.written < this.expected) {
+      // Nothing of it sent yet: the requester can still get a clean 502 instead of an empty reply.
+      if (!res.headersSent) {
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        answerPlain(res, 502, 'tunnel response shorter than its declared length');
+        return;
+      }
+      // Less than the declared Content-Length: what was written goes out, then the connection ends, so the requester sees a truncated response.
+      res.socket?.end();
+    } else {
+      res.end();
+    }
   }
 
   fail(status: number, reason: string): void {

@@ -23,7 +23,8 @@ export function matchTunnelHost(host: string | undefined, domain: string): Tunne
   const colon = h.lastIndexOf(':');
   let badPort = false;
   if (colon !== -1) {
-    badPort = !/^\d{0,5}$/.test(h.slice(colon + 1));
+    const port = h.slice(colon + 1);
+    badPort = !/^\d{0,5}$/.test(port) || Number(port) > 65535;
     h = h.slice(0, colon);
   }
   if (h.endsWith('.')) h = h.slice(0, -1);
