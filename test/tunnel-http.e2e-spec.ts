@@ -500,6 +500,42 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
   });
 });
 
+describe('v1 request bodies held in memory', () => {
+  it('503 once the bodies all v1 tunnels hold would pass TUNNEL_V1_BODY_BUFFER_BYTES; the bytes come back as requests end', async () => {
+    const KiB = 1024;
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', TUNNEL_V1_BODY_BUFFER_BYTES: String(1024 * KiB), TUNNEL_MAX_BODY_BYTES: String(4096 * KiB) }));
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+    const service = app.app.get(TunnelService);
+    const slow = connect({ host: '127.0.0.1', port: app.port });
+    try {
+      // A visitor trickles a large body: the proxy holds what arrived.
+      slow.write(`POST /a HTTP/1.1\r\nHost: ${h}\r\nContent-Length: ${900 * KiB}\r\n\r\n`);
+      slow.write(Buffer.alloc(700 * KiB, 1));
+      await waitFor(() => service.v1BodyBytesHeld === 700 * KiB, 5000, 'the first body held');
+      const refused = await httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(500 * KiB, 2) });
+      assert.equal(refused.status, 503);
+      assert.equal(refused.body.toString().trim(), 'too many request bodies in transit');
+      await waitFor(() => service.v1BodyBytesHeld === 700 * KiB, 5000, 'the refused body given back');
+      // The first body completes: forwarded whole, its bytes given back.
+      slow.write(Buffer.alloc(200 * KiB, 1));
+      const first = await tunnel.nextJson('http_request');
+      assert.equal(Buffer.from(first.body as string, 'base64').length, 900 * KiB);
+      assert.equal(service.v1BodyBytesHeld, 0);
+      // Now the same request fits.
+      const again = httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(500 * KiB, 3) });
+      const second = await tunnel.nextJson('http_request');
+      assert.equal(Buffer.from(second.body as string, 'base64').length, 500 * KiB);
+      tunnel.sendJson({ type: 'http_response', id: second.id, status: 200, headers: {}, body: 'ok' });
+      assert.equal((await again).status, 200);
+    } finally {
+      slow.destroy();
+      await tunnel.close();
+      await app.close();
+    }
+  });
+});
+
 describe('a v1 tunnel client that stops reading', () => {
   let app: TestApp;
 

@@ -339,6 +339,13 @@ export const CONFIG_VARS = {
     'Largest HTTP request body forwarded into a tunnel (413 beyond).',
     int(0, 1024 * MiB),
   ),
+  tunnelV1BodyBufferBytes: spec(
+    'TUNNEL_V1_BODY_BUFFER_BYTES',
+    String(256 * MiB),
+    '1048576..17179869184',
+    'Tunnel protocol v1 holds each request body whole until it has arrived: the most all v1 tunnels together hold (503 beyond).',
+    int(MiB, 16 * 1024 * MiB),
+  ),
   tunnelRequesterStallMs: spec(
     'TUNNEL_REQUESTER_STALL_MS',
     '60000',

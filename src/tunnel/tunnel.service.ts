@@ -15,6 +15,7 @@ import { TUNNEL_REGISTRY, type TunnelRegistry } from './state/tunnel-registry.js
 import { TcpPortBinder } from './tcp/port-binder.js';
 import type { TunnelParams } from './tunnel-params.js';
 import { TunnelReservation } from './tunnel-reservation.js';
+import { ByteBudget } from './v1/byte-budget.js';
 import { V1Wire, v1MaxMessageBytes } from './v1/v1-wire.js';
 import { V2Wire } from './v2/v2-wire.js';
 import type { GoneSignal } from '../upgrade/client-gone.js';
@@ -33,6 +34,7 @@ export class TunnelService implements OnApplicationShutdown {
   private readonly live = new Map<string, TunnelSession>();
   private readonly pending = new Set<TunnelReservation>();
   private tcpOpen = 0;
+  private readonly v1BodyBudget: ByteBudget;
   /** The global cap on raw TCP connections over all tunnels of this replica. */
   readonly tcpGate: ConnectionGate = {
     tryAcquire: () => {
@@ -55,6 +57,7 @@ export class TunnelService implements OnApplicationShutdown {
     private readonly drain: DrainService,
     private readonly keepalive: KeepaliveService,
   ) {
+    this.v1BodyBudget = new ByteBudget(config.tunnelV1BodyBufferBytes);
     // Cluster mode: a port whose claim lapsed during a partition and went to
     // another tunnel must not lead to two tunnels. This one ends; its client
     // reconnects and gets a port of its own.
@@ -79,6 +82,11 @@ export class TunnelService implements OnApplicationShutdown {
   /** Raw TCP connections open over all tunnels. */
   get tcpConnections(): number {
     return this.tcpOpen;
+  }
+
+  /** Request body bytes v1 tunnels hold while those bodies arrive (`TUNNEL_V1_BODY_BUFFER_BYTES` at most). */
+  get v1BodyBytesHeld(): number {
+    return this.v1BodyBudget.inUse;
   }
 
   /** The public URL of a subdomain; empty without `TUNNEL_DOMAIN`. */
@@ -191,6 +199,7 @@ export class TunnelService implements OnApplicationShutdown {
       inboundStallMs: Math.min(30_000, this.config.pingIntervalMs),
       // Room for two of the largest requests on top of ordinary traffic.
       requestBacklogBytes: Math.max(16 * 1024 * 1024, 2 * v1MaxMessageBytes(this.config.tunnelMaxBodyBytes)),
+      bodyBudget: this.v1BodyBudget,
     });
   }
 

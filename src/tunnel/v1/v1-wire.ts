@@ -1,3 +1,4 @@
+import type { ByteBudget } from './byte-budget.js';
 import { WebSocket } from 'ws';
 import { ChurnMap } from '../../common/churn-map.js';
 import {
@@ -57,13 +58,21 @@ export interface V1WireOptions {
    * visitor's whole request in the proxy's memory.
    */
   readonly requestBacklogBytes: number;
+  /**
+   * Request body bytes held until each body has arrived, shared by every v1
+   * tunnel of the process: a request that would pass it is answered 503, so
+   * visitors trickling large bodies cannot fill the proxy's memory.
+   */
+  readonly bodyBudget: ByteBudget;
 }
 
 interface HttpState {
   readonly kind: 'http';
   readonly head: HttpRequestHead;
   chunks: Uint8Array[];
-  /** The `http_request` went out; an `http_response` is awaited. */
+  /** Bytes of `chunks`, taken from the body budget. */
+  held: number;
+  /** The `http_request` went out (or the request was refused); an `http_response` is awaited. */
   sent: boolean;
 }
 
@@ -129,7 +138,7 @@ export class V1Wire implements TunnelWire {
 
   open(streamId: string, open: StreamOpen): void {
     if (open.kind === 'http') {
-      this.streams.set(streamId, { kind: 'http', head: open.head, chunks: [], sent: false });
+      this.streams.set(streamId, { kind: 'http', head: open.head, chunks: [], held: 0, sent: false });
     } else {
       this.streams.set(streamId, { kind: 'tcp', closed: false });
       this.sendControl(encodeTcpOpen(streamId));
@@ -140,7 +149,15 @@ export class V1Wire implements TunnelWire {
     const s = this.streams.get(streamId);
     if (!s) return true;
     if (s.kind === 'http') {
-      if (!s.sent) s.chunks.push(chunk);
+      if (s.sent) return true;
+      if (!this.options.bodyBudget.take(chunk.length)) {
+        this.dropBody(s);
+        s.sent = true;
+        queueMicrotask(() => this.handler?.onStreamEvent(streamId, { type: 'reset', reason: 'too many request bodies in transit', status: 503 }));
+        return true;
+      }
+      s.held += chunk.length;
+      s.chunks.push(chunk);
       return true;
     }
     if (s.closed || chunk.length === 0) return true;
@@ -155,12 +172,12 @@ export class V1Wire implements TunnelWire {
       if (s.sent) return;
       s.sent = true;
       if (this.ws.bufferedAmount > this.options.requestBacklogBytes) {
-        s.chunks = [];
+        this.dropBody(s);
         queueMicrotask(() => this.handler?.onStreamEvent(streamId, { type: 'reset', reason: 'tunnel client is not reading', status: 503 }));
         return;
       }
       const body = s.chunks.length === 0 ? null : s.chunks.length === 1 ? s.chunks[0] : Buffer.concat(s.chunks);
-      s.chunks = [];
+      this.dropBody(s);
       this.sendControl(encodeHttpRequest(streamId, s.head.method, s.head.path, joinHeaders(s.head.headers), body));
       return;
     }
@@ -175,8 +192,16 @@ export class V1Wire implements TunnelWire {
     const s = this.streams.get(streamId);
     if (!s) return;
     this.streams.delete(streamId);
+    if (s.kind === 'http') this.dropBody(s);
     this.resumeInbound(streamId);
     if (s.kind === 'tcp' && !s.closed) this.sendControl(encodeTcpClose(streamId));
+  }
+
+  /** Forgets a request's body chunks and gives their bytes back to the budget. */
+  private dropBody(s: HttpState): void {
+    s.chunks = [];
+    this.options.bodyBudget.give(s.held);
+    s.held = 0;
   }
 
   pauseInbound(streamId: string): void {
