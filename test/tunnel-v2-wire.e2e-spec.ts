@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { WebSocket } from 'ws';
 import { request, type IncomingMessage } from 'node:http';
 import { TunnelHttpRouter } from '../src/tunnel/http/tunnel-http.router.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
@@ -10,6 +11,7 @@ import {
   V2_INITIAL_WINDOW,
   encodeData,
   encodeFrame,
+  encodeMessage,
   encodeReset,
   encodeResponse,
 } from '../src/tunnel/protocol/v2.js';
@@ -168,6 +170,33 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.match(text, /^HTTP\/1\.1 413 [\s\S]*\r\n\r\nearlyHTTP\/1\.1 200 [\s\S]*\r\n\r\nsecond$/);
     } finally {
       s.destroy();
+      await tunnel.close();
+    }
+  });
+
+  it('a text message that is not UTF-8 never reaches the requester: its WebSocket closes 1011; a character split across fragments passes', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
+      ws.on('error', () => undefined);
+      const got: string[] = [];
+      ws.on('message', (d: Buffer, isBinary: boolean) => got.push(isBinary ? 'binary' : d.toString()));
+      const open = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(open.stream, { status: 101, headers: [] }));
+      await once(ws, 'open');
+      const euro = Buffer.from('€ok');
+      tunnel.send(encodeMessage(open.stream, euro.subarray(0, 2), false, false));
+      tunnel.send(encodeMessage(open.stream, euro.subarray(2), false, true));
+      tunnel.send(encodeMessage(open.stream, Buffer.from([0xff, 0xfe]), true, true));
+      await waitFor(() => got.length === 2, 5000, 'the valid text and the binary message');
+      const closing = once(ws, 'close');
+      tunnel.send(encodeMessage(open.stream, Buffer.from([0x61, 0xff, 0xfe]), false, true));
+      const [code, reason] = (await closing) as [number, Buffer];
+      assert.equal(code, 1011);
+      assert.equal(reason.toString(), 'invalid UTF-8 text from the tunnel');
+      assert.deepEqual(got, ['€ok', 'binary']);
+    } finally {
       await tunnel.close();
     }
   });

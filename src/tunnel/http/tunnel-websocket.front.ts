@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import { WebSocket, WebSocketServer } from 'ws';
 import { WsproxyEvents } from '../../common/events.js';
+import { Utf8Stream } from '../../common/utf8-stream.js';
 import { statusText } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
@@ -134,6 +135,9 @@ class RequesterWebSocket implements WebSocketSink {
   private ws: WebSocket | null = null;
   private drainWaiter: (() => void) | null = null;
   private readonly afterFlush = (): void => this.checkDrained();
+  /** Whether the message being sent is text (null between messages), and the check of its UTF-8. */
+  private messageIsText: boolean | null = null;
+  private readonly text = new Utf8Stream();
 
   constructor(
     private readonly req: IncomingMessage,
@@ -200,6 +204,14 @@ class RequesterWebSocket implements WebSocketSink {
   send(chunk: Uint8Array, binary: boolean, fin: boolean): boolean {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return true;
+    // A message's first fragment says what it is; the requester must never get invalid text.
+    this.messageIsText ??= !binary;
+    const valid = !this.messageIsText || this.text.push(chunk, fin);
+    if (fin) this.messageIsText = null;
+    if (!valid) {
+      this.close(1011, 'invalid UTF-8 text from the tunnel');
+      return true;
+    }
     ws.send(chunk, { binary, fin }, this.afterFlush);
     return ws.bufferedAmount < REQUESTER_HIGH_WATER;
   }
