@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { WebSocket } from 'ws';
 import { ReplicaIdentity } from '../src/cluster/replica-identity.js';
 import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../src/cluster/internal-auth.js';
+import { REDIS_COMMAND_TIMEOUT_MS } from '../src/cluster/cluster-settings.js';
 import { LimitsService } from '../src/limits/limits.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { JwksServer, makeKey, mintToken, type TestKey } from './support/jwks.js';
@@ -10,6 +11,7 @@ import { clusterEnv, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
 import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
 import { httpTo, TUNNEL_DOMAIN, waitFor } from './support/tunnel.js';
 import { closed, expectCloseRefusal, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
+import { within } from './support/within.js';
 
 let redis: TestRedis;
 let echo: TestTarget;
@@ -187,7 +189,8 @@ describe('Redis loss', () => {
     const held = await relay(a);
     redis.pause();
     try {
-      const r = await expectRefusal(relayUrl(b));
+      // Fast: within a few of the cluster's Redis command timeouts (REDIS_COMMAND_TIMEOUT_MS), not a connection timeout.
+      const r = await within(expectRefusal(relayUrl(b)), 4 * REDIS_COMMAND_TIMEOUT_MS, 'the refusal');
       assert.equal(r.status, 503);
       assert.equal(r.body, 'cluster state unavailable');
       await echoes(held);

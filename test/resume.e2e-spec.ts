@@ -426,6 +426,7 @@ describe('resumable relays', () => {
     it('calls the token provider on every attach, and ends with 4404 when the session is gone', async () => {
       const box = await startMiddlebox(app.port);
       let calls = 0;
+      let beforeThirdAttach: () => Promise<void> = async () => undefined;
       try {
         const relay = new ResumableRelay({
           url: `${box.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`,
@@ -433,22 +434,29 @@ describe('resumable relays', () => {
           initialBackoffMs: 20,
           token: async () => {
             calls++;
+            if (calls === 3) await beforeThirdAttach();
             return null;
           },
         });
         const ended = new Promise<{ code: number; reason: string }>((r) => relay.on('close', r));
+        let reattaches = 0;
+        relay.on('reattach', () => reattaches++);
         const info = await relay.opened;
         assert.match(String(info.id), /^[0-9a-f]{32}$/);
         box.cut();
-        await new Promise<void>((r) => relay.on('reattach', () => r()));
+        await waitFor(() => reattaches === 1, 'the first reattach');
         assert.equal(calls, 2);
 
-        // The proxy ends the session behind the client's back; the next reattach is refused for good.
-        const session = sessionsOf(app).find((s) => s.id === info.id)!;
-        session.shutdown(4408, 'test');
+        // The proxy ends the session while the client is away: the next reattach is refused for good (4404), not retried.
+        beforeThirdAttach = async () => {
+          sessionsOf(app).find((s) => s.id === info.id)!.shutdown(4408, 'test');
+          await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        };
+        box.cut();
         const end = await ended;
-        assert.equal(end.code, 4408);
-        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        assert.equal(end.code, 4404);
+        assert.equal(calls, 3, 'no attempt after 4404');
+        assert.equal(reattaches, 1);
       } finally {
         await box.close();
       }

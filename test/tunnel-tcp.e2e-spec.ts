@@ -177,11 +177,11 @@ describe('raw TCP wire format and flow control (raw protocol client)', () => {
       const keep = [await dial(a.ready.rawPort as number), await dial(a.ready.rawPort as number)];
       await waitFor(() => service.tcpConnections === 2, 5000, 'two connections');
       const excess = await dial(a.ready.rawPort as number);
-      await once(excess, 'close');
+      await within(once(excess, 'close'), 2000, 'the connection over the per-tunnel cap closed');
       const third = await dial(b.ready.rawPort as number);
       await waitFor(() => service.tcpConnections === 3, 5000, 'three connections');
       const overGlobal = await dial(b.ready.rawPort as number);
-      await once(overGlobal, 'close');
+      await within(once(overGlobal, 'close'), 2000, 'the connection over the global cap closed');
       assert.equal(service.tcpConnections, 3);
       for (const s of [...keep, third]) s.destroy();
       await waitFor(() => service.tcpConnections === 0, 5000, 'connections released');
@@ -222,11 +222,15 @@ describe('raw TCP wire format and flow control (raw protocol client)', () => {
       const s = await dial(ready.rawPort as number);
       s.pause();
       const open = await tunnel.nextJson<{ connId: string }>('tcp_open');
+      const session = [...app.app.get(TunnelService).sessions().values()].find((t) => t.info.rawPort === ready.rawPort)!;
+      const wire = session.wire as unknown as { ws: { isPaused: boolean } };
       const chunk = randomPayload(256 * 1024);
       for (let i = 0; i < 64; i++) tunnel.send(dataFrame(open.connId, chunk));
+      await waitFor(() => wire.ws.isPaused, 5000, 'the proxy stops reading the tunnel while the peer does not read');
       s.resume();
       const got = await readBytes(s, 64 * chunk.length);
       assert.equal(got.length, 64 * chunk.length);
+      await waitFor(() => !wire.ws.isPaused, 5000, 'reading the tunnel again');
       s.destroy();
     } finally {
       await tunnel.close();

@@ -32,9 +32,21 @@ function stubResolver(table: Record<string, string[]> | Lookup): TargetResolver 
   } as TargetResolver & { calls: string[] };
 }
 
-function policy(env: Record<string, string>, resolver: TargetResolver): TargetPolicyService {
+function policy(env: Record<string, string>, resolver: TargetResolver, blocklist?: BlocklistService): TargetPolicyService {
   const config = parseConfig(env);
-  return new TargetPolicyService(config, new BlocklistService(config), resolver);
+  return new TargetPolicyService(config, blocklist ?? new BlocklistService(config), resolver);
+}
+
+/** A blocklist that counts the addresses it is asked about. */
+function countingBlocklist(): BlocklistService & { checks: number } {
+  const b = new BlocklistService(parseConfig({})) as BlocklistService & { checks: number };
+  b.checks = 0;
+  const isBlocked = b.isBlocked.bind(b);
+  b.isBlocked = (address: string) => {
+    b.checks++;
+    return isBlocked(address);
+  };
+  return b;
 }
 
 async function refusal(p: Promise<unknown>): Promise<Refusal> {
@@ -149,8 +161,11 @@ describe('TargetPolicyService', () => {
   });
 
   it('gives the same answer each time it is asked about an IP literal (decisions are kept), per port', async () => {
-    const p = policy({ ALLOWED_TARGETS: '8.8.8.0/24:22' }, stubResolver(DNS));
+    const blocklist = countingBlocklist();
+    const p = policy({ ALLOWED_TARGETS: '8.8.8.0/24:22' }, stubResolver(DNS), blocklist);
+    let checksAfterFirstRound = -1;
     for (let i = 0; i < 3; i++) {
+      if (i === 1) checksAfterFirstRound = blocklist.checks;
       assert.deepEqual(await p.resolveTarget('8.8.8.8', 22), { address: '8.8.8.8', family: 4, port: 22 });
       const other = await refusal(p.resolveTarget('8.8.8.8', 23));
       assert.deepEqual([other.status, other.reason, other.kind], [403, 'target not allowed', 'blocked']);
@@ -158,6 +173,8 @@ describe('TargetPolicyService', () => {
       assert.deepEqual([blocked.status, blocked.reason, blocked.kind], [403, 'target blocked', 'blocked']);
       assert.equal((await refusal(p.resolveTarget('8.8.8.8', 0))).reason, 'invalid port');
     }
+    assert.ok(checksAfterFirstRound > 0);
+    assert.equal(blocklist.checks, checksAfterFirstRound, 'the later rounds were answered from the kept decisions');
   });
 
   it('resolves a name on every request (only literal decisions are kept), and keeps at most 1024 of those', async () => {
@@ -167,7 +184,8 @@ describe('TargetPolicyService', () => {
     await p.resolveTarget('public.example', 22);
     assert.deepEqual(r.calls, ['public.example', 'public.example']);
     for (let i = 0; i < 3000; i++) await p.resolveTarget(String(134744072 + i), 22);
-    assert.ok((p as unknown as { literalDecisions: Map<string, unknown> }).literalDecisions.size <= 1024);
+    const kept = (p as unknown as { literalDecisions: Map<string, unknown> }).literalDecisions.size;
+    assert.ok(kept > 0 && kept <= 1024, `${kept} decisions kept`);
   });
 
   describe('with ALLOWED_TARGETS', () => {
