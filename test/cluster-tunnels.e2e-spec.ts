@@ -210,6 +210,16 @@ describe('tunnels across replicas', () => {
     assert.equal(channels.channelCount, 1);
   });
 
+  it('keeps an idle channel past three heartbeats: the owner answers the entry’s pings', async () => {
+    const endpoint = a.app.get(ClusterMuxEndpoint);
+    assert.equal((await httpTo(b.port, host, { path: '/before-idle' })).status, 200);
+    const accepted = endpoint.channelsAccepted;
+    // Heartbeat 200 ms here: the entry pings every second and drops a channel silent for three.
+    await new Promise((r) => setTimeout(r, 4500));
+    assert.equal((await httpTo(b.port, host, { path: '/after-idle' })).status, 200);
+    assert.equal(endpoint.channelsAccepted, accepted, 'the same channel, not a new one');
+  });
+
   it('drops a channel whose entry went silent (no frame, no ping) for three heartbeats', async () => {
     const endpoint = a.app.get(ClusterMuxEndpoint);
     const before = endpoint.channelCount;

@@ -606,6 +606,41 @@ describe('keepalive', () => {
     }
   });
 
+  it('answers pings with their payload; a client that floods pings and never reads gets the latest answered, not a pong queued per ping', async () => {
+    const app = await startApp();
+    const echo = await echoTarget();
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+      const first = once(ws, 'pong');
+      ws.ping(Buffer.from('hello'));
+      assert.equal(((await first) as [Buffer])[0].toString(), 'hello');
+
+      const pongs: string[] = [];
+      ws.on('pong', (d: Buffer) => pongs.push(d.toString().replace(/\.+$/, '')));
+      const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+      raw.pause();
+      // 200 000 masked pings of 125 bytes (26 MB): one pong each would be 25 MB queued for a client that reads nothing.
+      const count = 200_000;
+      const frame = (i: number): Buffer => Buffer.concat([Buffer.from([0x89, 0x80 | 125, 0, 0, 0, 0]), Buffer.from(`p${i}`.padEnd(125, '.'))]);
+      for (let i = 0; i < count; i += 1000) {
+        const batch = Buffer.concat(Array.from({ length: 1000 }, (_, k) => frame(i + k)));
+        if (!raw.write(batch)) await once(raw, 'drain');
+      }
+      const mine = [...app.app.get(RelayService).liveRelays()].find((r) => r.socket.remotePort === echo.port)!;
+      const serverSocket = (mine.ws as unknown as { _socket: import('node:net').Socket })._socket;
+      await waitFor(() => serverSocket.bytesRead >= count * 131, 20_000, 'the proxy has read every ping');
+      assert.ok(mine.ws.bufferedAmount < 64 * 1024, `the proxy holds ${mine.ws.bufferedAmount} bytes of pongs`);
+      raw.resume();
+      await waitFor(() => pongs.at(-1) === `p${count - 1}`, 10_000, 'the latest ping answered');
+      assert.ok(pongs.length < count / 10, `${pongs.length} pongs for ${count} pings`);
+      ws.close(1000);
+      await closed(ws);
+    } finally {
+      await app.close();
+      await echo.close();
+    }
+  });
+
   it('keeps a relay whose target stops reading for several intervals (its paused WebSocket cannot read pongs), and delivers every byte once it reads again', async () => {
     const app = await startApp({ PING_INTERVAL_MS: '1000' });
     let targetSocket: import('node:net').Socket | null = null;

@@ -16,6 +16,7 @@ import { echoTarget, randomPayload, sha256, type TestTarget } from './support/ta
 import { closed, expectRefusal, openWs } from './support/ws-client.js';
 import { TUNNEL_DOMAIN, httpTo, tunnelEnv, waitFor } from './support/tunnel.js';
 import { timedGet } from './tunnel-v2-support.js';
+import { within } from './support/within.js';
 import { assertEchoes, attachWebSocketEchoApp, type WebSocketEchoApp } from './support/websocket-echo-app.js';
 
 const MiB = 1024 * 1024;
@@ -191,6 +192,10 @@ describe('tunnel protocol v2 with the reference client', () => {
       assert.equal(origin.app.lastUpgrade!.headers['x-forwarded-host'], host);
 
       await assertEchoes(ws, 'ü'.repeat(MiB / 2), randomPayload(MiB));
+      // The proxy answers the requester's pings itself (they are per hop).
+      const pong = within(once(ws, 'pong'), 5000, 'the pong');
+      ws.ping(Buffer.from('through'));
+      assert.equal(((await pong) as [Buffer])[0].toString(), 'through');
 
       // Small messages in a burst keep their order.
       const got: string[] = [];

@@ -14,6 +14,7 @@ import { redactUrl } from '../logging/redact.js';
 import { SocketGoneSignal } from './client-gone.js';
 import { ClientIpResolver } from './client-ip.js';
 import type { QueryParams } from './query-params.js';
+import { answerPings } from './answer-pings.js';
 import { quietRedundantEnds } from './quiet-ends.js';
 import { writeHttpRefusal } from './raw-response.js';
 import { adoptTargetAuthority, parseRequestTarget } from './request-target.js';
@@ -56,6 +57,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       noServer: true,
       perMessageDeflate: false,
       clientTracking: false,
+      autoPong: false,
       maxPayload: this.config.maxMessageBytes,
       // Answer a non-token protocol, as browsers require when they offered any.
       handleProtocols: (protocols) => selectResponseProtocol(protocols),
@@ -139,6 +141,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       server.handleUpgrade(req, socket, head, (ws) => {
         accepted = true;
         quietRedundantEnds(ws);
+        answerPings(ws);
         server.emit('connection', ws, req);
       });
     } catch (err) {

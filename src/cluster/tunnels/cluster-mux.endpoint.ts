@@ -1,3 +1,4 @@
+import { answerPings } from '../../upgrade/answer-pings.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
@@ -30,7 +31,7 @@ import { signedUpgrade } from './internal-upgrade.js';
 @Injectable()
 export class ClusterMuxEndpoint implements OnApplicationShutdown {
   private readonly logger = new Logger('ClusterMuxEndpoint');
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: V2_MAX_FRAME_BYTES });
+  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, autoPong: false, maxPayload: V2_MAX_FRAME_BYTES });
   private readonly channels = new Set<WebSocket>();
   /** Channels accepted so far (tests, diagnostics). */
   private accepted = 0;
@@ -81,7 +82,10 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
     if (!signedUpgrade(this.config.clusterSecret, req, socket)) return;
     if (this.closed) return writeHttpRefusal(socket, 503, 'server is shutting down');
     try {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.serveChannel(ws));
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        answerPings(ws);
+        this.serveChannel(ws);
+      });
     } catch (err) {
       this.logger.warn(`cluster channel handshake failed: ${(err as Error).message}`);
       socket.destroy();

@@ -8,6 +8,7 @@ import { Utf8Stream } from '../../common/utf8-stream.js';
 import { statusText } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
+import { answerPings } from '../../upgrade/answer-pings.js';
 import { KeepaliveService } from '../../upgrade/keepalive.service.js';
 import type { HeaderList, ResponseHead } from '../core/stream-types.js';
 import type { TunnelSession } from '../core/tunnel-session.js';
@@ -72,6 +73,7 @@ export class TunnelWebSocketFront {
       noServer: true,
       perMessageDeflate: false,
       clientTracking: false,
+      autoPong: false,
       maxPayload: config.maxMessageBytes,
       handleProtocols: (offered, req) => {
         const chosen = this.answers.get(req)?.protocol;
@@ -167,6 +169,7 @@ class RequesterWebSocket implements WebSocketSink {
       this.wss.handleUpgrade(this.req, this.socket, this.head, (ws) => {
         this.ws = ws;
         this.status = 101;
+        answerPings(ws);
         this.keepalive.watch(ws);
         ws.on('message', (data: Buffer, isBinary: boolean) => {
           if (!stream.message(data, isBinary)) ws.pause();
