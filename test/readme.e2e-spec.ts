@@ -1,7 +1,8 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { CONFIG_VARS } from '../src/config/config.schema.js';
+import { CONFIG_VARS, parseConfig } from '../src/config/config.schema.js';
+import { DEFAULT_BLOCKED_TARGETS } from '../src/policy/blocklist.service.js';
 import { REPO_ROOT } from './support/process.js';
 
 it('README documents every configuration variable with its default', () => {
@@ -13,4 +14,11 @@ it('README documents every configuration variable with its default', () => {
     const def = v.default === '' ? '(empty)' : '`' + v.default.replace(/\|/g, '\\|') + '`';
     assert.ok(row.includes(`| ${def} |`), `${v.name} default ${def} in README`);
   }
+});
+
+it('README writes the built-in blocklist as BLOCKED_TARGETS takes it, and completely', () => {
+  const readme = readFileSync(`${REPO_ROOT}README.md`, 'utf8');
+  assert.ok(readme.includes('`' + DEFAULT_BLOCKED_TARGETS.join(',') + '`'), 'the list in README matches DEFAULT_BLOCKED_TARGETS');
+  const parsed = parseConfig({ BLOCKED_TARGETS: DEFAULT_BLOCKED_TARGETS.join(',') });
+  assert.equal(parsed.blockedTargets.length, DEFAULT_BLOCKED_TARGETS.length, 'and the variable accepts it as written');
 });

@@ -6,7 +6,8 @@ import { cidrContains, embeddedIPv4, mappedCidrToIPv4, parseCidr, parseIpLiteral
 /**
  * The built-in `BLOCKED_TARGETS`: every range that is not public unicast.
  * IPv4 ranges also block the same addresses reached through IPv4-mapped,
- * IPv4-compatible, NAT64 (`64:ff9b::/96`) and 6to4 (`2002::/16`) IPv6 addresses.
+ * IPv4-compatible, IPv4-translated (`::ffff:0:0:0/96`), NAT64 (`64:ff9b::/96`)
+ * and 6to4 (`2002::/16`) IPv6 addresses.
  */
 export const DEFAULT_BLOCKED_TARGETS: readonly string[] = [
   '0.0.0.0/8', // "this network"
@@ -27,7 +28,13 @@ export const DEFAULT_BLOCKED_TARGETS: readonly string[] = [
   '::1/128', // loopback
   '64:ff9b:1::/48', // local-use NAT64
   '100::/64', // discard-only
+  '2001::/32', // Teredo (its relays reach embedded IPv4)
+  '2001:2::/48', // benchmarking
+  '2001:10::/28', // ORCHID (deprecated)
+  '2001:20::/28', // ORCHIDv2
   '2001:db8::/32', // documentation
+  '3fff::/20', // documentation (RFC 9637)
+  '5f00::/16', // SRv6 SIDs (RFC 9602)
   'fc00::/7', // unique local
   'fe80::/10', // link-local
   'fec0::/10', // deprecated site-local
@@ -63,7 +70,7 @@ export class BlocklistService {
 
   /**
    * Whether an IP literal is blocked. An IPv6 address carrying an IPv4 address
-   * (mapped, compatible, NAT64, 6to4) is also checked as that IPv4 address.
+   * (mapped, compatible, translated, NAT64, 6to4) is also checked as that IPv4 address.
    * Anything that is not an IP literal is blocked (fail closed).
    */
   isBlocked(address: string): boolean {

@@ -37,6 +37,8 @@ describe('ip helpers', () => {
     };
     assert.equal(v4('::ffff:10.1.2.3'), '10.1.2.3');
     assert.equal(v4('::10.1.2.3'), '10.1.2.3');
+    assert.equal(v4('::ffff:0:10.1.2.3'), '10.1.2.3');
+    assert.equal(v4('::ffff:0:a01:203'), '10.1.2.3');
     assert.equal(v4('64:ff9b::10.1.2.3'), '10.1.2.3');
     assert.equal(v4('2002:a01:203::'), '10.1.2.3');
     assert.equal(v4('2606:4700::1111'), null);

@@ -119,13 +119,15 @@ export function cidrContains(cidr: Cidr, ip: IpWords): boolean {
 
 /**
  * The IPv4 address an IPv6 address carries to an IPv4 host, as one word, or null:
- * IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96`, NAT64 `64:ff9b::/96`
- * (last 32 bits) and 6to4 `2002::/16` (bits 16..48).
+ * IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96`, IPv4-translated
+ * `::ffff:0:0:0/96` (SIIT), NAT64 `64:ff9b::/96` (last 32 bits) and 6to4
+ * `2002::/16` (bits 16..48).
  */
 export function embeddedIPv4(ip: IpWords): number | null {
   if (ip.family !== 6) return null;
   const [w0, w1, w2, w3] = ip.words;
   if (w0 === 0 && w1 === 0 && (w2 === 0xffff || w2 === 0)) return w3;
+  if (w0 === 0 && w1 === 0 && w2 === 0xffff0000) return w3;
   if (w0 === 0x0064ff9b && w1 === 0 && w2 === 0) return w3;
   if (w0 >>> 16 === 0x2002) return (((w0 & 0xffff) << 16) | (w1 >>> 16)) >>> 0;
   return null;
