@@ -103,6 +103,7 @@ describe('the built service as a process', () => {
     [{ CLERK_JWKS_URL: 'http://jwks.example.com/keys' }, /^invalid configuration: CLERK_JWKS_URL uses http:/],
     [{ BLOCKED_TARGETS: '10/8' }, /^invalid configuration: BLOCKED_TARGETS has "10\/8"/],
     [{ TRUSTED_PROXIES: 'proxy.local' }, /^invalid configuration: TRUSTED_PROXIES/],
+    [{ TUNNEL_V1_BODY_BUFFER_BYTES: '1048576' }, /^invalid configuration: TUNNEL_V1_BODY_BUFFER_BYTES \(1048576\) cannot hold one of the largest v1 request bodies \(10485760/],
     [{ ALLOWED_TARGETS: '0.0.0.0/0:99999' }, /^invalid configuration: ALLOWED_TARGETS/],
     [{ LOG_LEVEL: 'loud' }, /^invalid configuration: LOG_LEVEL is "loud"/],
     [{ ALLOWED_ORIGINS: 'app.example.com' }, /^invalid configuration: ALLOWED_ORIGINS has "app\.example\.com", not an origin/],

@@ -4,7 +4,10 @@ import { once } from 'node:events';
 import { WebSocket } from 'ws';
 import { RelayService } from '../src/relay/relay.service.js';
 import { LimitsService } from '../src/limits/limits.service.js';
+import { PAUSED_SILENT_INTERVALS } from '../src/upgrade/keepalive.service.js';
 import { startApp, type TestApp } from './support/app.js';
+import { within } from './support/within.js';
+import { FLOOD_PING_BYTES, floodPings } from './support/ping-flood.js';
 import {
   echoTarget,
   randomPayload,
@@ -606,6 +609,27 @@ describe('keepalive', () => {
     }
   });
 
+  it('still ends a relay it has stopped reading whose peer stays silent, after PAUSED_SILENT_INTERVALS', async () => {
+    const app = await startApp({ PING_INTERVAL_MS: '1000' });
+    const target = await stalledTarget();
+    try {
+      // A client that answers no ping, fills the proxy's buffers towards a target that never reads, then goes quiet.
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}`, { autoPong: false });
+      const chunk = randomPayload(64 * 1024);
+      for (let i = 0; i < 768; i++) ws.send(chunk);
+      await waitFor(() => [...app.app.get(RelayService).liveRelays()].some((r) => r.ws.isPaused), 5000, 'the proxy stops reading the client');
+      const started = Date.now();
+      const { code } = await within(closed(ws), (PAUSED_SILENT_INTERVALS + 6) * 1000, 'the relay ended');
+      const elapsed = Date.now() - started;
+      assert.equal(code, 1006);
+      assert.ok(elapsed > (PAUSED_SILENT_INTERVALS - 3) * 1000 && elapsed < (PAUSED_SILENT_INTERVALS + 4) * 1000, `terminated after ${elapsed} ms`);
+      await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'the slot released');
+    } finally {
+      await app.close();
+      await target.close();
+    }
+  });
+
   it('answers pings with their payload; a client that floods pings and never reads gets the latest answered, not a pong queued per ping', async () => {
     const app = await startApp();
     const echo = await echoTarget();
@@ -615,20 +639,12 @@ describe('keepalive', () => {
       ws.ping(Buffer.from('hello'));
       assert.equal(((await first) as [Buffer])[0].toString(), 'hello');
 
-      const pongs: string[] = [];
-      ws.on('pong', (d: Buffer) => pongs.push(d.toString().replace(/\.+$/, '')));
-      const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
-      raw.pause();
-      // 200 000 masked pings of 125 bytes (26 MB): one pong each would be 25 MB queued for a client that reads nothing.
+      // 200 000 pings of 125 bytes (26 MB): one pong each would be 25 MB queued for a client that reads nothing.
       const count = 200_000;
-      const frame = (i: number): Buffer => Buffer.concat([Buffer.from([0x89, 0x80 | 125, 0, 0, 0, 0]), Buffer.from(`p${i}`.padEnd(125, '.'))]);
-      for (let i = 0; i < count; i += 1000) {
-        const batch = Buffer.concat(Array.from({ length: 1000 }, (_, k) => frame(i + k)));
-        if (!raw.write(batch)) await once(raw, 'drain');
-      }
+      const { raw, pongs } = await floodPings(ws, count);
       const mine = [...app.app.get(RelayService).liveRelays()].find((r) => r.socket.remotePort === echo.port)!;
       const serverSocket = (mine.ws as unknown as { _socket: import('node:net').Socket })._socket;
-      await waitFor(() => serverSocket.bytesRead >= count * 131, 20_000, 'the proxy has read every ping');
+      await waitFor(() => serverSocket.bytesRead >= count * FLOOD_PING_BYTES, 20_000, 'the proxy has read every ping');
       assert.ok(mine.ws.bufferedAmount < 64 * 1024, `the proxy holds ${mine.ws.bufferedAmount} bytes of pongs`);
       raw.resume();
       await waitFor(() => pongs.at(-1) === `p${count - 1}`, 10_000, 'the latest ping answered');

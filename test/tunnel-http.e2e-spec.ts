@@ -503,7 +503,7 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
 describe('v1 request bodies held in memory', () => {
   it('503 once the bodies all v1 tunnels hold would pass TUNNEL_V1_BODY_BUFFER_BYTES; the bytes come back as requests end', async () => {
     const KiB = 1024;
-    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', TUNNEL_V1_BODY_BUFFER_BYTES: String(1024 * KiB), TUNNEL_MAX_BODY_BYTES: String(4096 * KiB) }));
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', TUNNEL_V1_BODY_BUFFER_BYTES: String(1024 * KiB), TUNNEL_MAX_BODY_BYTES: String(1024 * KiB) }));
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
     const service = app.app.get(TunnelService);
@@ -528,8 +528,53 @@ describe('v1 request bodies held in memory', () => {
       assert.equal(Buffer.from(second.body as string, 'base64').length, 500 * KiB);
       tunnel.sendJson({ type: 'http_response', id: second.id, status: 200, headers: {}, body: 'ok' });
       assert.equal((await again).status, 200);
+
+      // A tunnel that ends while a body is arriving gives its bytes back too.
+      const trickle = connect({ host: '127.0.0.1', port: app.port });
+      trickle.on('error', () => undefined);
+      trickle.write(`POST /c HTTP/1.1\r\nHost: ${h}\r\nContent-Length: ${900 * KiB}\r\n\r\n`);
+      trickle.write(Buffer.alloc(700 * KiB, 4));
+      await waitFor(() => service.v1BodyBytesHeld === 700 * KiB, 5000, 'the third body held');
+      tunnel.ws.terminate();
+      await waitFor(() => service.v1BodyBytesHeld === 0, 5000, 'the bytes of a tunnel that ended given back');
+      trickle.destroy();
     } finally {
       slow.destroy();
+      await tunnel.close();
+      await app.close();
+    }
+  });
+
+  it('holds one requester address to its share (an eighth, or one largest body), so it cannot take the budget from the others', async () => {
+    const KiB = 1024;
+    // 8 MiB in all, 1 MiB per address (the largest body).
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', TUNNEL_V1_BODY_BUFFER_BYTES: String(8192 * KiB), TUNNEL_MAX_BODY_BYTES: String(1024 * KiB) }));
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+    const service = app.app.get(TunnelService);
+    const trickle = (from: string, declared: number, sent: number) => {
+      const s = connect({ host: '127.0.0.1', port: app.port, localAddress: from });
+      s.on('error', () => undefined);
+      s.write(`POST /t HTTP/1.1\r\nHost: ${h}\r\nContent-Length: ${declared}\r\nConnection: close\r\n\r\n`);
+      s.write(Buffer.alloc(sent, 5));
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      return { s, answer: () => Buffer.concat(chunks).toString('latin1') };
+    };
+    const sockets: import('node:net').Socket[] = [];
+    try {
+      const a = trickle('127.0.0.1', 1000 * KiB, 900 * KiB);
+      sockets.push(a.s);
+      await waitFor(() => service.v1BodyBytesHeld === 900 * KiB, 5000, 'the first body of 127.0.0.1 held');
+      const b = trickle('127.0.0.1', 300 * KiB, 200 * KiB);
+      sockets.push(b.s);
+      await waitFor(() => /^HTTP\/1\.1 503 /.test(b.answer()), 5000, 'a second body from the same address refused');
+      assert.match(b.answer(), /too many request bodies in transit/);
+      const c = trickle('127.0.0.2', 300 * KiB, 200 * KiB);
+      sockets.push(c.s);
+      await waitFor(() => service.v1BodyBytesHeld === 1100 * KiB, 5000, 'another address still fits');
+    } finally {
+      for (const s of sockets) s.destroy();
       await tunnel.close();
       await app.close();
     }

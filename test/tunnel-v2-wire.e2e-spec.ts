@@ -141,6 +141,14 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.equal(emptyRes.status, 502);
       assert.match(emptyRes.text, /tunnel response shorter than its declared length/);
       assert.doesNotMatch(emptyRes.text, /x-service/i);
+      // The same for a reset after a head that has not gone out: the 502 carries none of the service's headers.
+      const reset = rawRequest(app.port, 'GET / HTTP/1.1', { host });
+      const e = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(e.stream, { status: 200, headers: [['x-service', '1']], length: 5 }));
+      tunnel.send(encodeReset(e.stream, R.INTERNAL_ERROR, 'gone'));
+      const resetRes = await reset;
+      assert.equal(resetRes.status, 502);
+      assert.doesNotMatch(resetRes.text, /x-service/i);
     } finally {
       await tunnel.close();
     }

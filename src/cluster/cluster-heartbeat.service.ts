@@ -1,3 +1,4 @@
+import ipaddr from 'ipaddr.js';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { HealthIndicatorResult } from '@nestjs/terminus';
 import { WsproxyEvents } from '../common/events.js';
@@ -43,7 +44,13 @@ export class ClusterHeartbeat implements OnModuleInit, OnApplicationBootstrap, O
   async onApplicationBootstrap(): Promise<void> {
     await this.redis.connect();
     // An empty CLUSTER_ADVERTISE_URL is derived from BIND_HOST (the configuration refuses it with a wildcard bind).
-    const advertise = this.config.clusterAdvertiseUrl || 'derived: http://BIND_HOST:<listening port>';
+    const advertise = this.config.clusterAdvertiseUrl || `derived: http://${this.config.bindHost} and the listening port`;
+    if (!this.config.clusterAdvertiseUrl && isLoopback(this.config.bindHost)) {
+      this.log.warn(
+        { event: 'cluster_loopback_advertise_url', bindHost: this.config.bindHost },
+        'CLUSTER_ADVERTISE_URL is derived from a loopback BIND_HOST: only replicas on this host can reach this one',
+      );
+    }
     this.log.info(
       { event: 'cluster_member', replica: this.identity.id, advertise, heartbeatMs: this.config.clusterHeartbeatMs, ttlMs: livenessTtlMs(this.config) },
       'cluster mode: counts shared in Redis',
@@ -96,4 +103,9 @@ export class ClusterHeartbeat implements OnModuleInit, OnApplicationBootstrap, O
       this.events.emit('cluster.heartbeat', { ok: false });
     }
   }
+}
+
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || (ipaddr.isValid(h) && ipaddr.parse(h).range() === 'loopback');
 }

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { parseAllowedTargets } from '../policy/allowed-targets.js';
+import { v1MaxBodyBytes } from '../tunnel/v1/v1-limits.js';
 import { isOriginEntry } from '../upgrade/origin-policy.js';
 
 /**
@@ -238,7 +239,7 @@ export const CONFIG_VARS = {
     'PING_INTERVAL_MS',
     '30000',
     '1000..600000',
-    'WebSocket keepalive ping interval; a peer missing two pongs is terminated (not counted while the proxy has paused reading it), ms.',
+    'WebSocket keepalive ping interval; a peer missing two pongs is terminated (ten while the proxy has paused reading it), ms.',
     int(1000, 600000),
   ),
   maxMessageBytes: spec(
@@ -342,8 +343,8 @@ export const CONFIG_VARS = {
   tunnelV1BodyBufferBytes: spec(
     'TUNNEL_V1_BODY_BUFFER_BYTES',
     String(256 * MiB),
-    '1048576..17179869184',
-    'Tunnel protocol v1 holds each request body whole until it has arrived: the most all v1 tunnels together hold (503 beyond).',
+    '1048576..17179869184, at least the largest v1 body (TUNNEL_MAX_BODY_BYTES, at most 256 MiB)',
+    'Tunnel protocol v1 holds each request body whole until it has arrived: the most all v1 tunnels together hold, one requester address an eighth of it or one largest body (503 beyond).',
     int(MiB, 16 * 1024 * MiB),
   ),
   tunnelRequesterStallMs: spec(
@@ -434,8 +435,15 @@ export function parseConfig(env: Env): WsproxyConfig {
   if (cfg.redisUrl !== '' && cfg.clusterSecret.length < 16) {
     fail('CLUSTER_SECRET', 'is missing or shorter than 16 characters while REDIS_URL is set', 'a string of at least 16 characters');
   }
+  if (cfg.tunnelV1BodyBufferBytes < v1MaxBodyBytes(cfg.tunnelMaxBodyBytes)) {
+    fail(
+      'TUNNEL_V1_BODY_BUFFER_BYTES',
+      `(${cfg.tunnelV1BodyBufferBytes}) cannot hold one of the largest v1 request bodies (${v1MaxBodyBytes(cfg.tunnelMaxBodyBytes)}, TUNNEL_MAX_BODY_BYTES up to 256 MiB)`,
+      'at least TUNNEL_MAX_BODY_BYTES (or 268435456)',
+    );
+  }
   // Tunnels across replicas need this replica's address; it can be derived only from a BIND_HOST naming one address.
-  if (cfg.redisUrl !== '' && cfg.clusterAdvertiseUrl === '' && ['', '0.0.0.0', '::', '[::]'].includes(cfg.bindHost)) {
+  if (cfg.redisUrl !== '' && cfg.clusterAdvertiseUrl === '' && listensOnAllInterfaces(cfg.bindHost)) {
     fail(
       'CLUSTER_ADVERTISE_URL',
       'is missing while REDIS_URL is set and BIND_HOST listens on all interfaces',
@@ -443,4 +451,10 @@ export function parseConfig(env: Env): WsproxyConfig {
     );
   }
   return cfg;
+}
+
+/** Whether `host` (BIND_HOST) is empty or the unspecified address in any spelling (`0.0.0.0`, `::`, `0`, `[::]`, …). */
+function listensOnAllInterfaces(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === '' || (ipaddr.isValid(h) && ipaddr.parse(h).range() === 'unspecified');
 }

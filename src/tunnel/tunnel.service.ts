@@ -16,7 +16,8 @@ import { TcpPortBinder } from './tcp/port-binder.js';
 import type { TunnelParams } from './tunnel-params.js';
 import { TunnelReservation } from './tunnel-reservation.js';
 import { ByteBudget } from './v1/byte-budget.js';
-import { V1Wire, v1MaxMessageBytes } from './v1/v1-wire.js';
+import { v1MaxBodyBytes, v1MaxMessageBytes } from './v1/v1-limits.js';
+import { V1Wire } from './v1/v1-wire.js';
 import { V2Wire } from './v2/v2-wire.js';
 import type { GoneSignal } from '../upgrade/client-gone.js';
 
@@ -57,7 +58,8 @@ export class TunnelService implements OnApplicationShutdown {
     private readonly drain: DrainService,
     private readonly keepalive: KeepaliveService,
   ) {
-    this.v1BodyBudget = new ByteBudget(config.tunnelV1BodyBufferBytes);
+    // One address may hold an eighth of it, or one largest body if that is more.
+    this.v1BodyBudget = new ByteBudget(config.tunnelV1BodyBufferBytes, Math.max(Math.floor(config.tunnelV1BodyBufferBytes / 8), v1MaxBodyBytes(config.tunnelMaxBodyBytes)));
     // Cluster mode: a port whose claim lapsed during a partition and went to
     // another tunnel must not lead to two tunnels. This one ends; its client
     // reconnects and gets a port of its own.

@@ -133,7 +133,9 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
     const headers = request.headers.filter(([name]) => !name.startsWith(':'));
     const session = this.tunnels.find(subdomain);
     const sink = new ChannelResponseSink(stream);
-    const body = session?.live ? session.openHttp({ method: request.method, path: request.path, headers, bodyless: request.bodyless }, sink) : null;
+    // The requester's IP as the entry replica set it (its X-Forwarded-For, last in the head).
+    const requester = headers.findLast(([name]) => name === 'x-forwarded-for')?.[1];
+    const body = session?.live ? session.openHttp({ method: request.method, path: request.path, headers, bodyless: request.bodyless, requester }, sink) : null;
     if (!body) return sink.fail(404, 'tunnel not found');
     stream.onreset = () => body.abort();
     stream.onend = () => body.end();

@@ -20,6 +20,8 @@ export interface HttpRequestHead {
   readonly headers: HeaderList;
   /** The request has no body (no Transfer-Encoding, no or a zero Content-Length): a codec may say so with the head. */
   readonly bodyless?: boolean;
+  /** The requester's IP, for accounting per requester; never sent to the client. */
+  readonly requester?: string;
 }
 
 /** The opening of a stream, by kind. `websocket` (a WebSocket upgrade request) needs a wire that `carriesWebSockets`. */

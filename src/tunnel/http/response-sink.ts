@@ -89,11 +89,7 @@ export class NodeResponseSink implements HttpResponseSink {
     if (res.destroyed || res.writableEnded) return;
     if (this.expected >= 0 && this.written < this.expected) {
       // Nothing of it sent yet: the requester can still get a clean 502 instead of an empty reply.
-      if (!res.headersSent) {
-        for (const name of res.getHeaderNames()) res.removeHeader(name);
-        answerPlain(res, 502, 'tunnel response shorter than its declared length');
-        return;
-      }
+      if (!res.headersSent) return this.fail(502, 'tunnel response shorter than its declared length');
       // Less than the declared Content-Length: what was written goes out, then the connection ends, so the requester sees a truncated response.
       res.socket?.end();
     } else {
@@ -102,8 +98,11 @@ export class NodeResponseSink implements HttpResponseSink {
   }
 
   fail(status: number, reason: string): void {
-    if (this.res.destroyed || this.res.writableEnded) return;
-    answerPlain(this.res, status, reason, status === 413);
+    const { res } = this;
+    if (res.destroyed || res.writableEnded) return;
+    // A head the client sent but that has not gone out yet (a declared length holds it back) is not part of the refusal.
+    if (!res.headersSent) for (const name of res.getHeaderNames()) res.removeHeader(name);
+    answerPlain(res, status, reason, status === 413);
   }
 }
 

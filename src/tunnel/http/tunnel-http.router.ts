@@ -10,7 +10,7 @@ import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
 import type { HeaderList } from '../core/stream-types.js';
 import type { TunnelSession } from '../core/tunnel-session.js';
-import { V1_MAX_BODY_BYTES } from '../v1/v1-wire.js';
+import { v1MaxBodyBytes } from '../v1/v1-limits.js';
 import { TunnelService } from '../tunnel.service.js';
 import { hasTooManyFields, requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
@@ -106,7 +106,7 @@ export class TunnelHttpRouter {
     through?: { headersFirst: HeaderList; plain: PlainRefusals },
   ): void {
     // v1 carries a body inside one JSON string, which has a ceiling of its own.
-    const max = session.wire.version === 1 ? Math.min(this.config.tunnelMaxBodyBytes, V1_MAX_BODY_BYTES) : this.config.tunnelMaxBodyBytes;
+    const max = session.wire.version === 1 ? v1MaxBodyBytes(this.config.tunnelMaxBodyBytes) : this.config.tunnelMaxBodyBytes;
     if (declaresMore(req, max)) return answerPlain(res, 413, 'request body too large', true);
     const sink = new NodeResponseSink(req, res, through?.plain);
     dropStuckRequester(res, this.config.tunnelRequesterStallMs);
@@ -117,7 +117,7 @@ export class TunnelHttpRouter {
     });
     const headers = through ? [...through.headersFirst, ...cleaned] : cleaned;
     const bodyless = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
-    const body = session.openHttp({ method: req.method ?? 'GET', path, headers, bodyless }, sink);
+    const body = session.openHttp({ method: req.method ?? 'GET', path, headers, bodyless, requester: fwd.clientIp }, sink);
     // A channel to another replica that closed in the meantime is that replica not answering.
     if (!body) return through ? answerPlain(res, 502, 'tunnel owner unreachable') : answerPlain(res, 404, 'tunnel not found');
 

@@ -1,4 +1,5 @@
 import type { ByteBudget } from './byte-budget.js';
+export { V1_MAX_BODY_BYTES, v1MaxBodyBytes, v1MaxMessageBytes } from './v1-limits.js';
 import { WebSocket } from 'ws';
 import { ChurnMap } from '../../common/churn-map.js';
 import {
@@ -29,17 +30,6 @@ import { StallBudget } from './stall-budget.js';
  */
 export const TUNNEL_WS_HIGH_WATER = 256 * 1024;
 
-/**
- * The largest request body v1 carries, whatever `TUNNEL_MAX_BODY_BYTES` says:
- * v1 puts a body, base64-encoded, in one JSON string, and V8 strings end near
- * 512 MiB. 256 MiB of body is 342 MiB of base64.
- */
-export const V1_MAX_BODY_BYTES = 256 * 1024 * 1024;
-
-/** The largest message a v1 tunnel client may send: a whole `http_response` of `maxBodyBytes`, base64, plus room for the rest. */
-export function v1MaxMessageBytes(maxBodyBytes: number): number {
-  return Math.ceil(Math.min(maxBodyBytes, V1_MAX_BODY_BYTES) / 3) * 4 + 1024 * 1024;
-}
 
 export interface V1WireOptions {
   /** Send control messages as binary frames (`control=binary`). */
@@ -60,8 +50,9 @@ export interface V1WireOptions {
   readonly requestBacklogBytes: number;
   /**
    * Request body bytes held until each body has arrived, shared by every v1
-   * tunnel of the process: a request that would pass it is answered 503, so
-   * visitors trickling large bodies cannot fill the proxy's memory.
+   * tunnel of the process, with a share per requester IP: a request that would
+   * pass either is answered 503, so visitors trickling large bodies cannot fill
+   * the proxy's memory, and one address cannot take it all.
    */
   readonly bodyBudget: ByteBudget;
 }
@@ -118,6 +109,7 @@ export class V1Wire implements TunnelWire {
     this.ws.once('close', (code: number, reason: Buffer) => {
       for (const timer of this.pausedInbound.values()) clearTimeout(timer);
       this.pausedInbound.clear();
+      for (const s of this.streams.values()) if (s.kind === 'http') this.dropBody(s);
       this.streams.clear();
       handler.onClose(code, reason.toString());
     });
@@ -150,7 +142,7 @@ export class V1Wire implements TunnelWire {
     if (!s) return true;
     if (s.kind === 'http') {
       if (s.sent) return true;
-      if (!this.options.bodyBudget.take(chunk.length)) {
+      if (!this.options.bodyBudget.take(chunk.length, s.head.requester ?? '')) {
         this.dropBody(s);
         s.sent = true;
         queueMicrotask(() => this.handler?.onStreamEvent(streamId, { type: 'reset', reason: 'too many request bodies in transit', status: 503 }));
@@ -200,7 +192,7 @@ export class V1Wire implements TunnelWire {
   /** Forgets a request's body chunks and gives their bytes back to the budget. */
   private dropBody(s: HttpState): void {
     s.chunks = [];
-    this.options.bodyBudget.give(s.held);
+    this.options.bodyBudget.give(s.held, s.head.requester ?? '');
     s.held = 0;
   }
 

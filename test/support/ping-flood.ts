@@ -1,0 +1,30 @@
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+
+/** Bytes of one flood ping on the wire: a masked frame with 125 bytes of payload. */
+export const FLOOD_PING_BYTES = 131;
+
+/** A client under test: its raw socket, and the pongs it has got (payloads `p<i>`). */
+export interface PingFlood {
+  readonly raw: Socket;
+  readonly pongs: string[];
+}
+
+/**
+ * Pauses the client's socket (it reads nothing from then on) and writes
+ * `count` pings of 125 bytes (payload `p<i>`, padded with dots) straight to it;
+ * resolves once all are handed to the kernel. Resume `raw` to read the pongs.
+ */
+export async function floodPings(ws: WebSocket, count: number): Promise<PingFlood> {
+  const pongs: string[] = [];
+  ws.on('pong', (d: Buffer) => pongs.push(d.toString().replace(/\.+$/, '')));
+  const raw = (ws as unknown as { _socket: Socket })._socket;
+  raw.pause();
+  const frame = (i: number): Buffer => Buffer.concat([Buffer.from([0x89, 0x80 | 125, 0, 0, 0, 0]), Buffer.from(`p${i}`.padEnd(125, '.'))]);
+  for (let i = 0; i < count; i += 1000) {
+    const batch = Buffer.concat(Array.from({ length: Math.min(1000, count - i) }, (_, k) => frame(i + k)));
+    if (!raw.write(batch)) await once(raw, 'drain');
+  }
+  return { raw, pongs };
+}
