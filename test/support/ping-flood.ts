@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
@@ -27,4 +28,22 @@ export async function floodPings(ws: WebSocket, count: number): Promise<PingFloo
     if (!raw.write(batch)) await once(raw, 'drain');
   }
   return { raw, pongs };
+}
+
+/**
+ * Floods the peer of `ws` with `count` pings without reading, gives it time to
+ * read them (a test that cannot ask the peer how far it got), then reads:
+ * the latest ping must be answered, and far fewer pongs than pings must come
+ * back (one pong per ping would be all of them).
+ */
+export async function expectCoalescedPongs(ws: WebSocket, count: number): Promise<void> {
+  const flood = await floodPings(ws, count);
+  await new Promise((r) => setTimeout(r, 1500));
+  flood.raw.resume();
+  const deadline = Date.now() + 10_000;
+  while (flood.pongs.at(-1) !== `p${count - 1}`) {
+    assert.ok(Date.now() < deadline, `the latest ping answered (last pong: ${flood.pongs.at(-1)})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(flood.pongs.length < count / 2, `${flood.pongs.length} pongs for ${count} pings`);
 }
