@@ -83,6 +83,9 @@ describe('Redis with a password', () => {
     ws.close(1000);
     await closed(ws);
     assert.equal((await fetch(`http://127.0.0.1:${good.port}/health/ready`)).status, 200);
+    // Its address is derived from a loopback BIND_HOST: said once, as a warning, since other hosts cannot reach it.
+    assert.ok(good.lines.some((l) => l.includes('"event":"cluster_loopback_advertise_url"') && l.includes('"level":40')), good.lines.join('\n'));
+    assert.ok(good.lines.some((l) => l.includes('"event":"cluster_member"') && l.includes('derived: http://127.0.0.1')), good.lines.join('\n'));
 
     const wrongPassword = 'not-the-redis-password';
     const bad = await startServiceProcess(clusterEnv(redis, { REDIS_URL: `redis://:${wrongPassword}@127.0.0.1:${redis.port}` }));
