@@ -4,6 +4,8 @@ import type { WebSocket } from 'ws';
 import { ReplicaIdentity } from '../src/cluster/replica-identity.js';
 import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../src/cluster/internal-auth.js';
 import { REDIS_COMMAND_TIMEOUT_MS } from '../src/cluster/cluster-settings.js';
+import { PORTS_CHANNEL } from '../src/cluster/tunnels/tunnel-keys.js';
+import { Redis } from 'ioredis';
 import { LimitsService } from '../src/limits/limits.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { JwksServer, makeKey, mintToken, type TestKey } from './support/jwks.js';
@@ -216,6 +218,15 @@ describe('Redis loss', () => {
     await redis.restart();
     await waitFor(async () => (await status(`${a.baseUrl}/health/ready`)) === 200, 10_000, 'readiness');
     await echoes(await relay(a));
+    // It also hears port changes at once, not only at its beats: its subscription was made once Redis came.
+    const probe = new Redis(redis.url, { lazyConnect: true });
+    try {
+      await probe.connect();
+      const subscribers = async (): Promise<number> => Number(((await probe.pubsub('NUMSUB', PORTS_CHANNEL)) as [string, number])[1]);
+      await waitFor(async () => (await subscribers()) === 1, 5000, 'the replica subscribed to port changes');
+    } finally {
+      probe.disconnect();
+    }
   });
 });
 

@@ -32,10 +32,13 @@ export class ClusterTunnelBeat implements OnApplicationBootstrap, OnApplicationS
     this.subscriber = sub;
     sub.on('error', () => undefined);
     sub.on('message', () => void this.beat());
+    // Subscribed on every (re)connect: a subscription refused while Redis was down is not retried by the client.
     // Messages lost while the subscriber was away are made up by the next beat.
-    sub.on('ready', () => void this.beat());
+    sub.on('ready', () => {
+      void sub.subscribe(PORTS_CHANNEL).catch(() => undefined);
+      void this.beat();
+    });
     void sub.connect().catch(() => undefined);
-    void sub.subscribe(PORTS_CHANNEL).catch(() => undefined);
     this.timer = setInterval(() => void this.beat(), this.config.clusterHeartbeatMs);
     this.timer.unref();
     if (this.redis.ready) await this.beat();
