@@ -9,6 +9,7 @@ import { ClusterMuxClient } from '../src/cluster/tunnels/cluster-mux.client.js';
 import { ClusterMuxEndpoint } from '../src/cluster/tunnels/cluster-mux.endpoint.js';
 import { CLUSTER_AUTH_HEADER, signClusterRequest } from '../src/cluster/internal-auth.js';
 import { WsproxyEvents } from '../src/common/events.js';
+import { DrainService } from '../src/lifecycle/drain.service.js';
 import { TunnelClient, TunnelRefusedError } from '../src/tunnel/client/tunnel-client.js';
 import { TunnelHttpRouter } from '../src/tunnel/http/tunnel-http.router.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
@@ -101,13 +102,14 @@ describe('tunnels across replicas', () => {
   /** A protocol v2 tunnel on replica A, to the WebSocket origin. */
   let v2: TunnelClient;
   let v2Host: string;
+  let env: Record<string, string>;
 
   before(async () => {
     redis = await TestRedis.start();
     service = await reflector();
     echo = await echoTarget();
     wsOrigin = await webSocketOrigin();
-    const env = clusterEnv(redis, await tunnelEnv({}, 6));
+    env = clusterEnv(redis, await tunnelEnv({}, 6));
     a = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
     b = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
     client = await TunnelClient.connect({ proxy: `${a.wsUrl}/tunnel`, to: service.target, tcpTo: `127.0.0.1:${echo.port}` });
@@ -363,6 +365,41 @@ describe('tunnels across replicas', () => {
     assert.equal(r.status, 200);
     assert.equal(r.headers['x-path'], path);
     assert.equal(service.requests, before + 1);
+  });
+
+  it('drains what entered through a replica for a tunnel held elsewhere: a WebSocket and a raw TCP connection run on, then are cut', async () => {
+    const c = await startApp({ ...env, TUNNEL_BIND_HOST: '127.0.0.4', SHUTDOWN_TIMEOUT_MS: '1500' });
+    let closing: Promise<void> | null = null;
+    let ws: WebSocket | null = null;
+    let tcp: Socket | null = null;
+    try {
+      await waitFor(() => c.app.get(TunnelTcpForwarding).followedPorts().includes(client.rawPort), 5000, 'the third replica follows the raw port');
+      const socket = await openWs(`ws://127.0.0.1:${c.port}/echo-ws?room=drain`, { headers: { host: v2Host } });
+      ws = socket;
+      const conn = await dial(client.rawPort, '127.0.0.4');
+      tcp = conn;
+      const tcpClosed = new Promise<void>((r) => conn.once('close', () => r()));
+      const drain = c.app.get(DrainService);
+      await waitFor(() => drain.liveCount === 2, 5000, 'both tracked by the drain');
+      const started = Date.now();
+      closing = c.close();
+      await new Promise((r) => setTimeout(r, 500));
+      // Still carrying both, half a second into the drain.
+      await assertEchoes(socket, 'still here', randomPayload(1024));
+      const echoed = readBytes(conn, 4);
+      conn.write('ping');
+      assert.equal((await echoed).toString(), 'ping');
+      const { code } = await within(closed(socket), 5000, 'the WebSocket cut at the drain’s end');
+      assert.equal(code, 1006, 'only bytes pass the entry: no close frame of its own');
+      await within(tcpClosed, 5000, 'the TCP connection cut at the drain’s end');
+      assert.ok(Date.now() - started >= 1400, `cut after ${Date.now() - started} ms, not before the timeout`);
+      await within(closing, 5000, 'the replica closes right after its drain');
+    } finally {
+      // Without drain tracking the close would wait on these for good.
+      ws?.terminate();
+      tcp?.destroy();
+      await (closing ?? c.close());
+    }
   });
 
   it('counts tunnels per user cluster-wide', async () => {

@@ -5,6 +5,7 @@ import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } fro
 import { ChurnSet } from '../../common/churn-map.js';
 import { WsproxyEvents } from '../../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
+import { DrainService } from '../../lifecycle/drain.service.js';
 import { PINO, type Pino } from '../../logging/logging.module.js';
 import { matchTunnelHost } from '../../tunnel/http/tunnel-host.js';
 import { SUBDOMAIN_RE } from '../../tunnel/state/subdomain.js';
@@ -53,6 +54,7 @@ export class TunnelTcpForwarding implements OnModuleInit, OnApplicationShutdown 
     private readonly binder: TcpPortBinder,
     upgrades: UpgradeRouter,
     @Inject(PINO) private readonly log: Pino,
+    private readonly drain: DrainService,
   ) {
     upgrades.registerHostMatcher({ match: (req) => this.matchInternal(req) });
   }
@@ -109,6 +111,8 @@ export class TunnelTcpForwarding implements OnModuleInit, OnApplicationShutdown 
     socket.pause();
     const handle = this.piped.add(socket);
     socket.once('close', () => this.piped.delete(handle));
+    // Drained like the owner's own tunnel connections: it runs on for the drain, then is cut.
+    socket.once('close', this.drain.track({ shutdown: () => socket.destroy() }));
     const path = internalTcpPath(holder.subdomain);
     const req = ownerUpgradeRequest(holder.url, path, [
       'connection',

@@ -7,6 +7,7 @@ import { ChurnSet } from '../../common/churn-map.js';
 import { WsproxyEvents } from '../../common/events.js';
 import { isRefusal, statusText } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
+import { DrainService } from '../../lifecycle/drain.service.js';
 import { PINO, type Pino } from '../../logging/logging.module.js';
 import type { RemoteTunnelUpgrade, RemoteTunnelWebSocket } from '../../tunnel/http/remote-tunnel.js';
 import { checkHandshake } from '../../upgrade/handshake.js';
@@ -43,6 +44,7 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
     private readonly state: ClusterTunnelState,
     private readonly events: WsproxyEvents,
     @Inject(PINO) private readonly log: Pino,
+    private readonly drain: DrainService,
   ) {}
 
   forward(u: RemoteTunnelUpgrade): void {
@@ -110,6 +112,8 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
       status = 101;
       socket.write(responseHead(res.statusCode ?? 101, res.statusMessage ?? '', res.rawHeaders));
       if (u.head.length > 0) upstream.write(u.head);
+      // Drained like the owner's own connections: it runs on, and is cut at the drain's end (only bytes pass here, no frames).
+      socket.once('close', this.drain.track({ shutdown: () => socket.destroy() }));
       spliceToOwner(socket, upstream, head);
     });
     upstreamReq.on('response', (res: IncomingMessage) => {
