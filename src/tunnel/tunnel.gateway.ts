@@ -11,7 +11,7 @@ import { V2_MAX_FRAME_BYTES } from './protocol/v2.js';
 import { parseTunnelParams, type TunnelParams } from './tunnel-params.js';
 import type { TunnelReservation } from './tunnel-reservation.js';
 import { TunnelService } from './tunnel.service.js';
-import { v1MaxMessageBytes } from './v1/v1-wire.js';
+import { v1MaxMessageBytes } from './v1/v1-limits.js';
 
 interface AdmittedTunnel extends Admitted {
   readonly params: TunnelParams;

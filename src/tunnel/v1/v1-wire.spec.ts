@@ -1,7 +1,7 @@
 import { constants } from 'node:buffer';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { V1_MAX_BODY_BYTES, v1MaxMessageBytes } from './v1-wire.js';
+import { V1_MAX_BODY_BYTES, v1MaxMessageBytes } from './v1-limits.js';
 
 const MiB = 1024 * 1024;
 

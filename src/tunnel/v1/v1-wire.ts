@@ -1,5 +1,3 @@
-import type { ByteBudget } from './byte-budget.js';
-export { V1_MAX_BODY_BYTES, v1MaxBodyBytes, v1MaxMessageBytes } from './v1-limits.js';
 import { WebSocket } from 'ws';
 import { ChurnMap } from '../../common/churn-map.js';
 import {
@@ -22,6 +20,7 @@ import type {
   TunnelWireHandler,
 } from '../core/stream-types.js';
 import { FrameSender } from '../core/frame-sender.js';
+import type { ByteBudget } from './byte-budget.js';
 import { StallBudget } from './stall-budget.js';
 
 /**
@@ -29,7 +28,6 @@ import { StallBudget } from './stall-budget.js';
  * asks every stream feeding it to wait (pauses their TCP sockets).
  */
 export const TUNNEL_WS_HIGH_WATER = 256 * 1024;
-
 
 export interface V1WireOptions {
   /** Send control messages as binary frames (`control=binary`). */
