@@ -1,8 +1,8 @@
-import ipaddr from 'ipaddr.js';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { HealthIndicatorResult } from '@nestjs/terminus';
 import { WsproxyEvents } from '../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+import { isLoopbackHost } from '../config/config.schema.js';
 import { ReadinessRegistry } from '../health/readiness.registry.js';
 import { PINO, type Pino } from '../logging/logging.module.js';
 import { ClusterRedis } from './cluster-redis.service.js';
@@ -45,7 +45,7 @@ export class ClusterHeartbeat implements OnModuleInit, OnApplicationBootstrap, O
     await this.redis.connect();
     // An empty CLUSTER_ADVERTISE_URL is derived from BIND_HOST (the configuration refuses it with a wildcard bind).
     const advertise = this.config.clusterAdvertiseUrl || `derived: http://${this.config.bindHost} and the listening port`;
-    if (!this.config.clusterAdvertiseUrl && isLoopback(this.config.bindHost)) {
+    if (!this.config.clusterAdvertiseUrl && isLoopbackHost(this.config.bindHost)) {
       this.log.warn(
         { event: 'cluster_loopback_advertise_url', bindHost: this.config.bindHost },
         'CLUSTER_ADVERTISE_URL is derived from a loopback BIND_HOST: only replicas on this host can reach this one',
@@ -103,9 +103,4 @@ export class ClusterHeartbeat implements OnModuleInit, OnApplicationBootstrap, O
       this.events.emit('cluster.heartbeat', { ok: false });
     }
   }
-}
-
-function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || (ipaddr.isValid(h) && ipaddr.parse(h).range() === 'loopback');
 }

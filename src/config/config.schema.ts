@@ -71,12 +71,15 @@ function oneOf<T extends string>(values: readonly T[]) {
   };
 }
 
-function isLoopbackHost(host: string): boolean {
+/** The ipaddr.js range of `host` (an IPv6 literal may be in brackets), or null when it is not an IP literal. */
+function addressRange(host: string): string | null {
   const h = host.replace(/^\[|\]$/g, '');
-  if (h === 'localhost') return true;
-  if (!ipaddr.isValid(h)) return false;
-  const addr = ipaddr.process(h);
-  return addr.range() === 'loopback';
+  return ipaddr.isValid(h) ? ipaddr.process(h).range() : null;
+}
+
+/** Whether `host` is `localhost` or a loopback address in any spelling. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || addressRange(host) === 'loopback';
 }
 
 function optionalUrl(protocols: string[], loopbackHttpOk: boolean) {
@@ -455,6 +458,5 @@ export function parseConfig(env: Env): WsproxyConfig {
 
 /** Whether `host` (BIND_HOST) is empty or the unspecified address in any spelling (`0.0.0.0`, `::`, `0`, `[::]`, …). */
 function listensOnAllInterfaces(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '');
-  return h === '' || (ipaddr.isValid(h) && ipaddr.parse(h).range() === 'unspecified');
+  return host.replace(/^\[|\]$/g, '') === '' || addressRange(host) === 'unspecified';
 }

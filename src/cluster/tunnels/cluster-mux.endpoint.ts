@@ -1,4 +1,3 @@
-import { answerPings } from '../../upgrade/answer-pings.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
@@ -17,6 +16,7 @@ import { DrainService } from '../../lifecycle/drain.service.js';
 import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
+import { answerPings } from '../../upgrade/answer-pings.js';
 import { MUX_PATH, MUX_PLAIN_HEADER, MUX_SUBDOMAIN_HEADER, channelKeepalive } from './cluster-mux.js';
 import { signedUpgrade } from './internal-upgrade.js';
 
