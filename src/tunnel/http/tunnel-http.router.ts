@@ -60,12 +60,9 @@ export class TunnelHttpRouter {
   private handle(req: IncomingMessage, res: ServerResponse): boolean {
     const match = matchTunnelHost(req.headers.host, this.domain);
     if (match.kind === 'other') return false;
-    if (hasRepeatedHost(req.rawHeaders)) {
-      answerPlain(res, 400, 'more than one Host header', true);
-      return true;
-    }
-    if (hasTooManyFields(req.rawHeaders)) {
-      answerPlain(res, 431, 'too many header fields', true);
+    const problem = headProblem(req.rawHeaders);
+    if (problem) {
+      answerPlain(res, problem.status, problem.reason, true);
       return true;
     }
     this.route(req, res, match.kind === 'tunnel' ? match.subdomain : null);
@@ -169,8 +166,8 @@ export class TunnelHttpRouter {
     const match = matchTunnelHost(req.headers.host, this.domain);
     if (match.kind === 'other') return null;
     return (_req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (hasRepeatedHost(req.rawHeaders)) return writeHttpRefusal(socket, 400, 'more than one Host header');
-      if (hasTooManyFields(req.rawHeaders)) return writeHttpRefusal(socket, 431, 'too many header fields');
+      const problem = headProblem(req.rawHeaders);
+      if (problem) return writeHttpRefusal(socket, problem.status, problem.reason);
       if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
       const session = this.tunnels.find(match.subdomain);
       const clientIp = this.ips.resolve(req);
@@ -213,6 +210,13 @@ export class TunnelHttpRouter {
     };
     this.remoteWebSockets!.forward({ req, socket, head, subdomain, clientIp, release });
   }
+}
+
+/** What a request or upgrade for a tunnel host is refused for before any tunnel is looked up, by its head alone. */
+function headProblem(rawHeaders: readonly string[]): { readonly status: number; readonly reason: string } | null {
+  if (hasRepeatedHost(rawHeaders)) return { status: 400, reason: 'more than one Host header' };
+  if (hasTooManyFields(rawHeaders)) return { status: 431, reason: 'too many header fields' };
+  return null;
 }
 
 /**
