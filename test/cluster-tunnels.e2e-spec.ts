@@ -226,9 +226,7 @@ describe('tunnels across replicas', () => {
   it('answers a flood of pings on a channel with the latest, not a pong queued per ping', async () => {
     const endpoint = a.app.get(ClusterMuxEndpoint);
     const before = endpoint.channelCount;
-    const ws = new WebSocket(`${a.wsUrl}${MUX_PATH}`, { headers: { [CLUSTER_AUTH_HEADER]: signClusterRequest(TEST_CLUSTER_SECRET, 'GET', MUX_PATH) } });
-    ws.on('error', () => undefined);
-    await new Promise((resolve) => ws.once('open', resolve));
+    const ws = await openRawChannel(a);
     try {
       await expectCoalescedPongs(ws, 100_000);
     } finally {
@@ -240,9 +238,7 @@ describe('tunnels across replicas', () => {
   it('drops a channel whose entry went silent (no frame, no ping) for three heartbeats', async () => {
     const endpoint = a.app.get(ClusterMuxEndpoint);
     const before = endpoint.channelCount;
-    const ws = new WebSocket(`${a.wsUrl}${MUX_PATH}`, { headers: { [CLUSTER_AUTH_HEADER]: signClusterRequest(TEST_CLUSTER_SECRET, 'GET', MUX_PATH) } });
-    ws.on('error', () => undefined);
-    await new Promise((resolve) => ws.once('open', resolve));
+    const ws = await openRawChannel(a);
     assert.equal(endpoint.channelCount, before + 1);
     const opened = Date.now();
     // A silent client: `ws` answers the owner's nothing, and sends no ping of its own.
@@ -419,6 +415,14 @@ describe('tunnels across replicas', () => {
     }
   });
 });
+
+/** A channel to `replica`'s mux endpoint, signed as another replica would, with nothing on it. */
+async function openRawChannel(replica: TestApp): Promise<WebSocket> {
+  const ws = new WebSocket(`${replica.wsUrl}${MUX_PATH}`, { headers: { [CLUSTER_AUTH_HEADER]: signClusterRequest(TEST_CLUSTER_SECRET, 'GET', MUX_PATH) } });
+  ws.on('error', () => undefined);
+  await new Promise((resolve) => ws.once('open', resolve));
+  return ws;
+}
 
 function upgradeStatus(port: number, path: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -501,17 +501,26 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
 });
 
 describe('v1 request bodies held in memory', () => {
+  /** A POST that declares `declared` body bytes and sends `sent` of them (from `from`), and the answer read so far. */
+  function trickleUpload(port: number, host: string, declared: number, sent: number, from = '127.0.0.1'): { socket: import('node:net').Socket; answer(): string } {
+    const socket = connect({ host: '127.0.0.1', port, localAddress: from });
+    socket.on('error', () => undefined);
+    socket.write(`POST /upload HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${declared}\r\nConnection: close\r\n\r\n`);
+    socket.write(Buffer.alloc(sent, 1));
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    return { socket, answer: () => Buffer.concat(chunks).toString('latin1') };
+  }
+
   it('503 once the bodies all v1 tunnels hold would pass TUNNEL_V1_BODY_BUFFER_BYTES; the bytes come back as requests end', async () => {
     const KiB = 1024;
     const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', TUNNEL_V1_BODY_BUFFER_BYTES: String(1024 * KiB), TUNNEL_MAX_BODY_BYTES: String(1024 * KiB) }));
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
     const service = app.app.get(TunnelService);
-    const slow = connect({ host: '127.0.0.1', port: app.port });
+    // A visitor trickles a large body: the proxy holds what arrived.
+    const slow = trickleUpload(app.port, h, 900 * KiB, 700 * KiB).socket;
     try {
-      // A visitor trickles a large body: the proxy holds what arrived.
-      slow.write(`POST /a HTTP/1.1\r\nHost: ${h}\r\nContent-Length: ${900 * KiB}\r\n\r\n`);
-      slow.write(Buffer.alloc(700 * KiB, 1));
       await waitFor(() => service.v1BodyBytesHeld === 700 * KiB, 5000, 'the first body held');
       const refused = await httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(500 * KiB, 2) });
       assert.equal(refused.status, 503);
@@ -530,10 +539,7 @@ describe('v1 request bodies held in memory', () => {
       assert.equal((await again).status, 200);
 
       // A tunnel that ends while a body is arriving gives its bytes back too.
-      const trickle = connect({ host: '127.0.0.1', port: app.port });
-      trickle.on('error', () => undefined);
-      trickle.write(`POST /c HTTP/1.1\r\nHost: ${h}\r\nContent-Length: ${900 * KiB}\r\n\r\n`);
-      trickle.write(Buffer.alloc(700 * KiB, 4));
+      const trickle = trickleUpload(app.port, h, 900 * KiB, 700 * KiB).socket;
       await waitFor(() => service.v1BodyBytesHeld === 700 * KiB, 5000, 'the third body held');
       tunnel.ws.terminate();
       await waitFor(() => service.v1BodyBytesHeld === 0, 5000, 'the bytes of a tunnel that ended given back');
@@ -552,26 +558,17 @@ describe('v1 request bodies held in memory', () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
     const service = app.app.get(TunnelService);
-    const trickle = (from: string, declared: number, sent: number) => {
-      const s = connect({ host: '127.0.0.1', port: app.port, localAddress: from });
-      s.on('error', () => undefined);
-      s.write(`POST /t HTTP/1.1\r\nHost: ${h}\r\nContent-Length: ${declared}\r\nConnection: close\r\n\r\n`);
-      s.write(Buffer.alloc(sent, 5));
-      const chunks: Buffer[] = [];
-      s.on('data', (c: Buffer) => chunks.push(c));
-      return { s, answer: () => Buffer.concat(chunks).toString('latin1') };
-    };
     const sockets: import('node:net').Socket[] = [];
     try {
-      const a = trickle('127.0.0.1', 1000 * KiB, 900 * KiB);
-      sockets.push(a.s);
+      const a = trickleUpload(app.port, h, 1000 * KiB, 900 * KiB);
+      sockets.push(a.socket);
       await waitFor(() => service.v1BodyBytesHeld === 900 * KiB, 5000, 'the first body of 127.0.0.1 held');
-      const b = trickle('127.0.0.1', 300 * KiB, 200 * KiB);
-      sockets.push(b.s);
+      const b = trickleUpload(app.port, h, 300 * KiB, 200 * KiB);
+      sockets.push(b.socket);
       await waitFor(() => /^HTTP\/1\.1 503 /.test(b.answer()), 5000, 'a second body from the same address refused');
       assert.match(b.answer(), /too many request bodies in transit/);
-      const c = trickle('127.0.0.2', 300 * KiB, 200 * KiB);
-      sockets.push(c.s);
+      const c = trickleUpload(app.port, h, 300 * KiB, 200 * KiB, '127.0.0.2');
+      sockets.push(c.socket);
       await waitFor(() => service.v1BodyBytesHeld === 1100 * KiB, 5000, 'another address still fits');
     } finally {
       for (const s of sockets) s.destroy();
