@@ -38,6 +38,7 @@ for (const f of r.figures) {
   const ts = f.metrics.flatMap((met) => met.targets);
   for (const t of ts) out.push(`- ${t.pass === true ? '✅' : t.pass === false ? '❌' : '➖'} ${t.text} → ${verdict(t)}`);
   for (const [c, why] of Object.entries(f.skipped ?? {})) out.push(`- skipped ${label(c)}: ${why}`);
+  for (const [c, errs] of Object.entries(f.errors ?? {})) for (const e of errs) out.push(`- failed sample of ${label(c)}: ${e.split('\n')[0]}`);
   out.push('');
 }
 if (r.skippedFigures?.length) {

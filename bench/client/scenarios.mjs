@@ -145,15 +145,16 @@ function errorKey(err) {
  * handshake, the JWT check, the dial and the first relayed byte), then closed.
  * `tokens`: one per connection, so no verification result could be reused.
  */
-export async function setup({ endpoint, ports, count, inflight, tokens }) {
+export async function setup({ endpoint, ports, count, inflight, tokens, maxSeconds = Infinity }) {
   let next = 0;
   let failures = 0;
   const errors = {};
   const lat = [];
   const t0 = now();
+  const stopAt = t0 + maxSeconds * 1000;
   const cpu0 = process.cpuUsage();
   const lane = async () => {
-    while (next < count) {
+    while (next < count && now() < stopAt) {
       const i = next++;
       const port = ports[i % ports.length];
       const s = now();
@@ -172,7 +173,7 @@ export async function setup({ endpoint, ports, count, inflight, tokens }) {
   const seconds = (now() - t0) / 1000;
   const cu = process.cpuUsage(cpu0);
   const clientCpuMs = (cu.user + cu.system) / 1000;
-  return { count, failures, errors, seconds, perSecond: (count - failures) / seconds, p50us: percentile(lat, 50), p99us: percentile(lat, 99), clientCpuMs };
+  return { count: next, failures, errors, seconds, perSecond: (next - failures) / seconds, p50us: percentile(lat, 50), p99us: percentile(lat, 99), clientCpuMs };
 }
 
 /** Connections held open by `hold`, released by `release`. */
@@ -204,10 +205,11 @@ export async function hold({ endpoint, ports, count, inflight = 100, sourceAddre
   return { established: held.length, failures, errors, seconds: (now() - t0) / 1000 };
 }
 
-/** Closes every held connection and waits (bounded) for them to finish closing. */
+/** Closes every held connection and waits (bounded) for them to finish closing; counts those still open until then. */
 export async function release() {
   const conns = held;
   held = [];
+  const openAtRelease = conns.filter((c) => !c.closed).length;
   await Promise.race([
     Promise.all(
       conns.map(
@@ -222,7 +224,7 @@ export async function release() {
     new Promise((r) => setTimeout(r, 20_000)),
   ]);
   for (const c of conns) c.destroy();
-  return { released: conns.length };
+  return { released: conns.length, openAtRelease };
 }
 
 /**
@@ -237,14 +239,24 @@ export async function push({ endpoint, port, bytes, seconds, hwm = 1 * MiB }) {
   const timeline = [];
   let written = () => 0;
   const sampler = setInterval(() => timeline.push([Math.round(now() - t0), written() - conn.buffered]), 250);
-  const sent = await new Promise((resolve) => {
-    const stopTimer = setTimeout(() => resolve(written()), seconds * 1000);
-    written = pump(conn, bytes, 64 * 1024, hwm, (off) => {
-      clearTimeout(stopTimer);
-      resolve(off);
-    }, () => now() >= deadline);
-  });
-  clearInterval(sampler);
+  let sent;
+  try {
+    // A relay that drops the connection also stops growing: that must fail the sample, not pass it.
+    sent = await new Promise((resolve, reject) => {
+      const stopTimer = setTimeout(() => resolve(written()), seconds * 1000);
+      conn.onClose(() => {
+        clearTimeout(stopTimer);
+        reject(new Error(`connection closed after ${((now() - t0) / 1000).toFixed(1)} s of the push`));
+      });
+      written = pump(conn, bytes, 64 * 1024, hwm, (off, err) => {
+        clearTimeout(stopTimer);
+        if (err) reject(new Error(`push failed: ${err.message}`));
+        else resolve(off);
+      }, () => now() >= deadline);
+    });
+  } finally {
+    clearInterval(sampler);
+  }
   const accepted = sent - conn.buffered;
   conn.destroy();
   return { seconds: (now() - t0) / 1000, accepted, finished: sent >= bytes, timeline };

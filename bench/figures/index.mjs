@@ -35,7 +35,7 @@ const resumeThroughput = {
     { id: 'upload', label: 'upload', unit: 'MiB/s', better: 'higher', targets: [{ vs: 'wsproxy', op: '>=', value: 0.9 }] },
   ],
   method:
-    'As the throughput figure, through two instances of the service: relays opened with resume=1 by the shipped ResumableRelay client (every sent byte kept until acknowledged, acks every 64 KiB or 250 ms both ways) against plain relays; interleaved.',
+    'As the throughput figure, through one instance of the service: relays opened with resume=1 by the shipped ResumableRelay client (every sent byte kept until acknowledged, acks every 64 KiB or 250 ms both ways) against plain relays; interleaved.',
   diagnostic: [],
   warmup: bulkBothWays,
   sample: bulkBothWays,

@@ -41,5 +41,5 @@ export function figureTable(fig, labels) {
 export function verdict(t) {
   const m = t.measured === null ? '' : ` (${Number.isInteger(t.measured) ? t.measured : t.measured.toFixed(2)})`;
   if (t.pass === null) return `not judged${t.note ? ': ' + t.note : ''}`;
-  return (t.pass ? 'PASS' : 'MISS') + m;
+  return (t.pass ? 'PASS' : 'MISS') + m + (t.note ? `: ${t.note}` : '');
 }
