@@ -165,6 +165,41 @@ describe('relay data path', () => {
   });
 });
 
+describe('relay lifetime (MAX_CONNECTION_S)', () => {
+  it('closes a relay with 4408 at its maximum age and gives its slot back', async () => {
+    const app = await startApp({ MAX_CONNECTION_S: '1' });
+    const echo = await echoTarget();
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+      const { code, reason } = await closed(ws);
+      assert.equal(code, 4408);
+      assert.equal(reason, 'maximum connection age reached');
+      await waitFor(async () => (await slotsInUse(app)) === 0, 5000, 'slot released');
+    } finally {
+      await app.close();
+      await echo.close();
+    }
+  });
+
+  it('keeps relaying under a year-long maximum age (longer than one setTimeout can wait)', async () => {
+    const app = await startApp({ MAX_CONNECTION_S: '31536000' });
+    const echo = await echoTarget();
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(ws.readyState, WebSocket.OPEN);
+      const got = receiveBytes(ws, 4);
+      ws.send(Buffer.from('ping'));
+      assert.equal((await got).toString(), 'ping');
+      ws.close(1000);
+      assert.equal((await closed(ws)).code, 1000);
+    } finally {
+      await app.close();
+      await echo.close();
+    }
+  });
+});
+
 describe('relay admission', () => {
   let app: TestApp;
   let echo: TestTarget;

@@ -4,6 +4,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { WebSocket } from 'ws';
 import { ChurnSet } from '../common/churn-map.js';
 import { WsproxyEvents, type RelayOpenedEvent } from '../common/events.js';
+import { armMaxAge, UNARMED } from '../common/max-age.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { DrainService } from '../lifecycle/drain.service.js';
 import type { Lease } from '../limits/limits.service.js';
@@ -69,10 +70,10 @@ export class RelayService {
     const entry: LiveRelay = { ws, socket: setup.socket };
     const handle = this.live.add(entry);
     this.keepalive.watch(ws);
-    let maxAge: NodeJS.Timeout | null = null;
+    let cancelMaxAge = UNARMED;
 
     const pipe = pipeRelay(ws, setup.socket, (end) => {
-      if (maxAge) clearTimeout(maxAge);
+      cancelMaxAge();
       untrack();
       this.live.delete(handle);
       setup.lease.release();
@@ -81,10 +82,7 @@ export class RelayService {
       this.events.emit('relay.closed', closed);
     });
     const untrack = this.drain.track({ shutdown: (code, reason) => pipe.close(code, reason) });
-    if (this.config.maxConnectionS > 0) {
-      maxAge = setTimeout(() => pipe.close(4408, 'maximum connection age reached'), this.config.maxConnectionS * 1000);
-      maxAge.unref();
-    }
+    cancelMaxAge = armMaxAge(this.config.maxConnectionS, () => pipe.close(4408, 'maximum connection age reached'));
     if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_start', ...opened }, 'relay started');
     this.events.emit('relay.opened', opened);
   }

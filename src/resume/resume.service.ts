@@ -2,6 +2,7 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { WebSocket } from 'ws';
 import { ChurnMap } from '../common/churn-map.js';
 import { WsproxyEvents, type RelayOpenedEvent } from '../common/events.js';
+import { armMaxAge } from '../common/max-age.js';
 import { Refusal } from '../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { DrainService } from '../lifecycle/drain.service.js';
@@ -32,7 +33,7 @@ export class ResumeService implements OnApplicationShutdown {
   /** By session id: ends the drain's tracking of an attached session. */
   private readonly untrack = new ChurnMap<string, () => void>();
   /** By session id: the `MAX_CONNECTION_S` timer. */
-  private readonly maxAge = new ChurnMap<string, NodeJS.Timeout>();
+  private readonly maxAge = new ChurnMap<string, () => void>();
   private readonly host: SessionHost;
 
   constructor(
@@ -78,9 +79,7 @@ export class ResumeService implements OnApplicationShutdown {
     this.sessions.set(id, session);
     this.track(session);
     if (this.config.maxConnectionS > 0) {
-      const timer = setTimeout(() => session.shutdown(4408, 'maximum connection age reached'), this.config.maxConnectionS * 1000);
-      timer.unref();
-      this.maxAge.set(id, timer);
+      this.maxAge.set(id, armMaxAge(this.config.maxConnectionS, () => session.shutdown(4408, 'maximum connection age reached')));
     }
     session.attach(ws, null);
     const opened = this.describe(session);
@@ -142,8 +141,7 @@ export class ResumeService implements OnApplicationShutdown {
   private onEnded(s: ResumableSession, end: PipeEnd & { readonly expired: boolean }): void {
     this.sessions.delete(s.id);
     this.stopTracking(s);
-    const timer = this.maxAge.get(s.id);
-    if (timer) clearTimeout(timer);
+    this.maxAge.get(s.id)?.();
     this.maxAge.delete(s.id);
     s.setup.lease.release();
     if (end.expired) {

@@ -2,6 +2,7 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { WebSocket } from 'ws';
 import { Refusal } from '../common/refusal.js';
 import { WsproxyEvents } from '../common/events.js';
+import { armMaxAge, UNARMED } from '../common/max-age.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { DrainService } from '../lifecycle/drain.service.js';
 import type { Lease } from '../limits/limits.service.js';
@@ -139,7 +140,7 @@ export class TunnelService implements OnApplicationShutdown {
       rawPort: reservation.rawPort,
       tunnelUrl: this.tunnelUrl(reservation.subdomain),
     };
-    let maxAge: NodeJS.Timeout | null = null;
+    let cancelMaxAge = UNARMED;
     let untrack: () => void = () => undefined;
     const session = new TunnelSession(
       info,
@@ -150,7 +151,7 @@ export class TunnelService implements OnApplicationShutdown {
         tcpGate: this.tcpGate,
       },
       (s, end) => {
-        if (maxAge) clearTimeout(maxAge);
+        cancelMaxAge();
         untrack();
         this.ended(s, end, reservation, lease);
       },
@@ -164,10 +165,7 @@ export class TunnelService implements OnApplicationShutdown {
     });
     this.keepalive.watch(ws);
     untrack = this.drain.track({ shutdown: (code, reason) => session.close(code, reason) });
-    if (this.config.maxConnectionS > 0) {
-      maxAge = setTimeout(() => session.close(4408, 'maximum connection age reached'), this.config.maxConnectionS * 1000);
-      maxAge.unref();
-    }
+    cancelMaxAge = armMaxAge(this.config.maxConnectionS, () => session.close(4408, 'maximum connection age reached'));
     session.start();
     this.log.info(
       {
