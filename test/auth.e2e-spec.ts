@@ -206,3 +206,42 @@ describe('authentication end to end', () => {
     });
   });
 });
+
+describe('readiness follows the JWKS', () => {
+  async function ready(app: TestApp): Promise<{ status: number; body: { details?: Record<string, { status: string }> } }> {
+    const res = await fetch(`${app.baseUrl}/health/ready`);
+    return { status: res.status, body: (await res.json()) as { details?: Record<string, { status: string }> } };
+  }
+
+  it('is not ready while no JWKS key was ever loaded, stays live, and becomes ready once the JWKS answers, with no request needed', async () => {
+    const key = await makeKey('k-ready');
+    const jwks = await JwksServer.start();
+    jwks.answerRaw(503, '{}');
+    const app = await startApp({ CLERK_JWKS_URL: jwks.url, JWKS_REFETCH_COOLDOWN_S: '0' });
+    try {
+      await waitFor(async () => jwks.requests > 0, 3000, 'the first JWKS fetch');
+      const down = await ready(app);
+      assert.equal(down.status, 503);
+      assert.equal(down.body.details?.jwks?.status, 'down');
+      assert.equal((await fetch(`${app.baseUrl}/health`)).status, 200);
+      jwks.publish([key]);
+      // Nothing connects to an unready replica: the probe itself has to bring the keys in.
+      await waitFor(async () => (await ready(app)).status === 200, 5000, 'readiness');
+      assert.equal((await ready(app)).body.details?.jwks?.status, 'up');
+    } finally {
+      await app.close();
+      await jwks.stop();
+    }
+  });
+
+  it('has no jwks check while authentication is off', async () => {
+    const app = await startApp();
+    try {
+      const r = await ready(app);
+      assert.equal(r.status, 200);
+      assert.equal(r.body.details?.jwks, undefined);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -108,7 +108,7 @@ describe('cluster configuration', () => {
     [{ REDIS_URL: 'redis://127.0.0.1:6379' }, /^invalid configuration: CLUSTER_SECRET is missing or shorter than 16 characters while REDIS_URL is set/],
     [{ REDIS_URL: 'redis://127.0.0.1:6379', CLUSTER_SECRET: 'short-secret' }, /^invalid configuration: CLUSTER_SECRET is missing or shorter/],
     [{ REDIS_URL: 'http://127.0.0.1:6379', CLUSTER_SECRET: 'a-long-enough-cluster-secret' }, /^invalid configuration: REDIS_URL uses http:/],
-    ...['::0', '0', '0:0:0:0:0:0:0:0'].map(
+    ...['::0', '[::]', '0:0:0:0:0:0:0:0'].map(
       (bindHost): [Record<string, string>, RegExp] => [
         { REDIS_URL: 'redis://127.0.0.1:6379', CLUSTER_SECRET: 'a-long-enough-cluster-secret', BIND_HOST: bindHost },
         /^invalid configuration: CLUSTER_ADVERTISE_URL is missing while REDIS_URL is set and BIND_HOST listens on all interfaces/,

@@ -230,6 +230,26 @@ describe('Redis loss', () => {
   });
 });
 
+describe('Redis configuration', () => {
+  it('stays unready and refuses relays when Redis refuses the database REDIS_URL selects, writing nothing into database 0', async () => {
+    const probe = new Redis(redis.url, { lazyConnect: true });
+    try {
+      await probe.connect();
+      await probe.flushall();
+      const a = await replica({ REDIS_URL: `${redis.url}/99` });
+      assert.equal(await status(`${a.baseUrl}/health`), 200);
+      assert.equal(await status(`${a.baseUrl}/health/ready`), 503);
+      assert.equal((await expectRefusal(relayUrl(a))).status, 503);
+      // Several heartbeat periods (200 ms): a replica that carried on in database 0 would have beaten there by now.
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(await status(`${a.baseUrl}/health/ready`), 503);
+      assert.equal(await probe.dbsize(), 0);
+    } finally {
+      probe.disconnect();
+    }
+  });
+});
+
 describe('internal endpoints', () => {
   const PING = '/_cluster/ping';
 

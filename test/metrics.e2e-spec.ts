@@ -6,7 +6,7 @@ import { MetricsListener } from '../src/metrics/metrics-listener.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { echoTarget, randomPayload, startTarget, type TestTarget } from './support/targets.js';
 import { closed, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
-import { makeKey, mintToken, unreachableJwksUrl } from './support/jwks.js';
+import { JwksServer, makeKey, mintToken, unreachableJwksUrl } from './support/jwks.js';
 import { createServer } from 'node:net';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { ResumeService } from '../src/resume/resume.service.js';
@@ -309,8 +309,31 @@ describe('authentication refusals', () => {
       assert.match(refusal.body, /authentication unavailable/);
       const s = await scrape(`${app.baseUrl}/metrics`);
       assert.equal(s.value('wsproxy_admission_refusals_total{reason="auth"}'), 1);
+      // The JWKS service's own fetches, failed ones among them (the series stayed at 0 when it got no event emitter).
+      assert.ok(s.value('wsproxy_jwks_fetches_total') >= 1);
+      assert.equal(s.value('wsproxy_jwks_fetch_failures_total'), s.value('wsproxy_jwks_fetches_total'));
     } finally {
       await app.close();
+    }
+  });
+
+  test('a JWKS fetch that succeeds is counted, and not as a failure', async () => {
+    const key = await makeKey('k-metrics');
+    const jwks = await JwksServer.start([key]);
+    const target = await echoTarget();
+    const app = await startApp({ CLERK_JWKS_URL: jwks.url });
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}&token=${await mintToken(key, { sub: 'user_metrics' })}`);
+      ws.close(1000);
+      await closed(ws);
+      const s = await scrape(`${app.baseUrl}/metrics`);
+      assert.equal(s.value('wsproxy_jwks_fetches_total'), jwks.requests);
+      assert.ok(jwks.requests >= 1);
+      assert.equal(s.value('wsproxy_jwks_fetch_failures_total'), 0);
+    } finally {
+      await app.close();
+      await target.close();
+      await jwks.stop();
     }
   });
 });

@@ -109,6 +109,9 @@ describe('the built service as a process', () => {
     [{ ALLOWED_ORIGINS: 'app.example.com' }, /^invalid configuration: ALLOWED_ORIGINS has "app\.example\.com", not an origin/],
     [{ ALLOWED_ORIGINS: 'https://ok.example.com,https://app.example.com/login' }, /^invalid configuration: ALLOWED_ORIGINS has "https:\/\/app\.example\.com\/login"/],
     [{ TUNNEL_PORT_MIN: '2000', TUNNEL_PORT_MAX: '1000' }, /^invalid configuration: TUNNEL_PORT_MAX/],
+    [{ BLOCKED_TARGETS: ',' }, /^invalid configuration: BLOCKED_TARGETS is ",", a list without entries/],
+    [{ BIND_HOST: 'localhost' }, /^invalid configuration: BIND_HOST is "localhost", not an IP address/],
+    [{ CLERK_JWKS_URL: 'https://user:TOPSECRET@clerk.example.com/jwks' }, /^invalid configuration: CLERK_JWKS_URL has a user or password in it \(accepted: [^)]*\)$/],
   ];
   for (const [env, pattern] of badConfigs) {
     it(`refuses to start on ${Object.keys(env).join(', ')} with one line and exit 1`, () => {

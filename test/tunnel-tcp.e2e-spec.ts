@@ -6,6 +6,7 @@ import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { TUNNEL_WS_HIGH_WATER } from '../src/tunnel/v1/v1-wire.js';
 import { PORT_POOL, type PortPool } from '../src/tunnel/state/port-pool.js';
+import { startServiceProcess } from './support/process.js';
 import { dial, readBytes } from './support/tcp-client.js';
 import { within } from './support/within.js';
 import { startApp, type TestApp } from './support/app.js';
@@ -458,6 +459,28 @@ describe('a TCP peer that reads slowly (v1 stall budget)', () => {
       await client.close();
       await app.close();
       await source.close();
+    }
+  });
+});
+
+describe('raw tunnel ports that cannot be bound', () => {
+  it('registers the tunnel without a TCP port (rawPort 0) and says why in a warning', async () => {
+    // 192.0.2.1 (TEST-NET-1) is no local address: the bind fails with EADDRNOTAVAIL and no packet is sent.
+    const svc = await startServiceProcess({ ...(await tunnelEnv({ TUNNEL_BIND_HOST: '192.0.2.1', LOG_LEVEL: 'info' }, 2)), SHUTDOWN_TIMEOUT_MS: '0' });
+    try {
+      const { tunnel, ready } = await RawTunnel.open(`ws://127.0.0.1:${svc.port}`);
+      assert.equal(ready.rawPort, 0);
+      const warning = () =>
+        svc.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.event === 'tunnel_port_bind_failed');
+      await waitFor(() => warning() !== undefined, 5000, 'the bind warning');
+      const w = warning()!;
+      assert.equal(w.host, '192.0.2.1');
+      assert.equal(w.rawPort, 0);
+      assert.deepEqual(Object.keys(w.refused as object), ['EADDRNOTAVAIL']);
+      tunnel.ws.close(1000);
+    } finally {
+      svc.child.kill('SIGTERM');
+      await svc.exited;
     }
   });
 });

@@ -1,11 +1,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Logger, type INestApplication, type LoggerService } from '@nestjs/common';
+import { Global, Logger, Module, type INestApplication, type LoggerService } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { ConfigModule, registerAs } from '@nestjs/config';
 import { parseConfig } from '../config/config.schema.js';
 import { JwksServer, makeKey, mintToken, unreachableJwksUrl, type TestKey } from '../../test/support/jwks.js';
+import { ReadinessRegistry } from '../health/readiness.registry.js';
 import { AuthModule } from './auth.module.js';
+
+/** The one global AuthModule needs from the app's HealthModule (which would bring the drain and Terminus along). */
+@Global()
+@Module({ providers: [ReadinessRegistry], exports: [ReadinessRegistry] })
+class ReadinessRegistryModule {}
 
 const quiet: LoggerService = { log() {}, error() {}, warn() {}, debug() {}, verbose() {} };
 
@@ -13,7 +19,7 @@ const quiet: LoggerService = { log() {}, error() {}, warn() {}, debug() {}, verb
 async function bootAuthApp(env: Record<string, string>): Promise<{ app: INestApplication; base: string }> {
   const config = parseConfig(env);
   const moduleRef = await Test.createTestingModule({
-    imports: [ConfigModule.forRoot({ ignoreEnvFile: true, isGlobal: true, load: [registerAs('wsproxy', () => config)] }), AuthModule],
+    imports: [ConfigModule.forRoot({ ignoreEnvFile: true, isGlobal: true, load: [registerAs('wsproxy', () => config)] }), ReadinessRegistryModule, AuthModule],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
   await app.listen(0, '127.0.0.1');

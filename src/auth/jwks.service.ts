@@ -72,7 +72,8 @@ export class JwksService implements OnApplicationBootstrap {
   constructor(
     @Inject(wsproxyConfig.KEY) config: WsproxyConfig,
     @Optional() @Inject(AUTH_CLOCK) private readonly clock: Clock = systemClock,
-    @Optional() private readonly events: WsproxyEvents | null = null,
+    // Named explicitly: the union type would reach Nest's metadata as Object, and nothing would be injected.
+    @Optional() @Inject(WsproxyEvents) private readonly events: WsproxyEvents | null = null,
   ) {
     this.url = config.clerkJwksUrl;
     this.ttlMs = config.jwksCacheTtlS * 1000;
@@ -89,6 +90,19 @@ export class JwksService implements OnApplicationBootstrap {
   /** Fetches the JWKS now unless a fetch is running or the cooldown forbids it; never throws. */
   warmUp(): Promise<void> {
     return this.refetch('initial');
+  }
+
+  /**
+   * Whether tokens can be verified now: a key set with at least one key, within
+   * its TTL plus `JWKS_MAX_STALE_S`. When not, starts a fetch (the cooldown
+   * still applies), so a replica that no request reaches, an unready one,
+   * still recovers.
+   */
+  canVerify(): boolean {
+    const set = this.current;
+    if (set !== null && set.keys.size > 0 && this.isUsable(set)) return true;
+    if (this.url !== '') void this.refetch(set === null ? 'initial' : 'expired');
+    return false;
   }
 
   status(): JwksStatus {

@@ -15,6 +15,11 @@ export interface ClusterScripts {
   wsproxyLeave(...keysAndArgs: string[]): Promise<number>;
 }
 
+/** Whether `err` is Redis refusing the SELECT of the database in REDIS_URL. */
+function isSelectRefusal(err: Error | undefined): boolean {
+  return (err as { command?: { name?: string } } | undefined)?.command?.name === 'select';
+}
+
 /** Where Redis is, for logs: never the password. */
 function describe(url: string): string {
   try {
@@ -36,8 +41,11 @@ function describe(url: string): string {
 @Injectable()
 export class ClusterRedis {
   readonly client: Redis & ClusterScripts;
-  /** For logging transitions once: `start` until the first connection or failure. */
-  private state: 'start' | 'up' | 'down' | 'closed' = 'start';
+  /**
+   * For logging transitions once: `start` until the first connection or
+   * failure; `invalid` for good once Redis refused the database REDIS_URL selects.
+   */
+  private state: 'start' | 'up' | 'down' | 'closed' | 'invalid' = 'start';
   private readonly where: string;
 
   constructor(
@@ -73,6 +81,17 @@ export class ClusterRedis {
       this.state = 'up';
     });
     const down = (err?: Error): void => {
+      if (this.state === 'invalid') return;
+      if (isSelectRefusal(err)) {
+        // ioredis carries on in database 0 after a refused SELECT: replicas would share state nobody asked for.
+        this.state = 'invalid';
+        this.log.error(
+          { event: 'cluster_redis_db_refused', redis: this.where, db: new URL(config.redisUrl).pathname.slice(1), err: err?.message },
+          'Redis refused the database REDIS_URL selects: new connections are refused with 503 until wsproxy restarts with a valid REDIS_URL',
+        );
+        client.disconnect();
+        return;
+      }
       if (this.state === 'down' || this.state === 'closed') {
         if (err) this.log.debug({ event: 'cluster_redis_error', err: err.message }, 'cluster state store error');
         return;

@@ -63,6 +63,16 @@ function list(raw: string): string[] {
     .filter((s) => s.length > 0);
 }
 
+/**
+ * `list`, refusing a value that is set but holds no entry (`,`, ` , `): read as
+ * empty, it would silently mean "no restriction" or "nothing allowed".
+ */
+function entries(raw: string, name: string, accepted: string): string[] {
+  const out = list(raw);
+  if (out.length === 0 && raw.trim() !== '') fail(name, `is "${raw}", a list without entries`, accepted);
+  return out;
+}
+
 function oneOf<T extends string>(values: readonly T[]) {
   return (raw: string, name: string): T => {
     const v = raw.trim().toLowerCase() as T;
@@ -82,7 +92,12 @@ export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || addressRange(host) === 'loopback';
 }
 
-function optionalUrl(protocols: string[], loopbackHttpOk: boolean) {
+/**
+ * An optional absolute URL. Never with a user or password: they would be
+ * written into logs with every error that quotes the URL. `originOnly`: no
+ * path, query or fragment either (paths are appended to it).
+ */
+function optionalUrl(protocols: string[], loopbackHttpOk: boolean, originOnly = false) {
   return (raw: string, name: string): string => {
     const v = raw.trim();
     if (v === '') return '';
@@ -91,6 +106,10 @@ function optionalUrl(protocols: string[], loopbackHttpOk: boolean) {
       url = new URL(v);
     } catch {
       return fail(name, `is not a URL`, `an absolute ${protocols.join(' or ')} URL`);
+    }
+    if (url.username !== '' || url.password !== '') fail(name, 'has a user or password in it', `a ${protocols.join(' or ')} URL without credentials`);
+    if (originOnly && (url.pathname !== '/' || url.search !== '' || url.hash !== '')) {
+      fail(name, 'has a path, query or fragment', `scheme, host and port only, e.g. ${protocols[0]}://10.1.2.3:8080`);
     }
     const scheme = url.protocol.replace(/:$/, '');
     if (protocols.includes(scheme)) return v;
@@ -106,15 +125,22 @@ function optionalUrl(protocols: string[], loopbackHttpOk: boolean) {
 /** A comma-separated list whose every entry passes `valid`; the first that does not is refused as "not <what>". */
 function listOf(valid: (entry: string) => boolean, what: string, accepted: string) {
   return (raw: string, name: string): string[] => {
-    const entries = list(raw);
-    for (const e of entries) {
+    const found = entries(raw, name, accepted);
+    for (const e of found) {
       if (!valid(e)) fail(name, `has "${e}", not ${what}`, accepted);
     }
-    return entries;
+    return found;
   };
 }
 
-const originList = listOf(isOriginEntry, 'an origin', '`*`, or origins such as https://app.example.com, https://*.example.com, http://localhost:*');
+const ORIGINS_ACCEPTED = '`*`, or origins such as https://app.example.com, https://*.example.com, http://localhost:*';
+const originEntries = listOf(isOriginEntry, 'an origin', ORIGINS_ACCEPTED);
+
+/** An empty ALLOWED_ORIGINS would refuse every browser without a word: refused here instead. */
+function originList(raw: string, name: string): string[] {
+  if (raw.trim() === '') fail(name, 'is empty', ORIGINS_ACCEPTED);
+  return originEntries(raw, name);
+}
 const cidrList = listOf(isCidrOrIp, 'an IP address or CIDR', 'comma-separated IPs or CIDRs, e.g. 10.0.0.0/8,::1');
 
 /** Standard notation only: ipaddr.js would also read legacy forms such as `10/8` as 0.0.0.10/8. */
@@ -152,7 +178,12 @@ const MiB = 1024 * 1024;
 /** Every variable, in the order the README lists them. */
 export const CONFIG_VARS = {
   port: spec('PORT', '8080', '1..65535 (0 = any free port)', 'HTTP/WebSocket listen port.', int(0, 65535)),
-  bindHost: spec('BIND_HOST', '', 'an IP address, or empty for all interfaces', 'Address the HTTP listener binds.', str),
+  bindHost: spec('BIND_HOST', '', 'an IP address, or empty for all interfaces', 'Address the HTTP listener binds.', (raw: string, name: string): string => {
+    // Brackets are how URLs write IPv6; the listener wants the bare address.
+    const v = raw.trim().replace(/^\[(.*)\]$/, '$1');
+    if (v !== '' && isIP(v) === 0) fail(name, `is "${raw}", not an IP address`, 'an IP address such as 0.0.0.0, ::, 127.0.0.1, or empty for all interfaces');
+    return v;
+  }),
   logLevel: spec(
     'LOG_LEVEL',
     'info',
@@ -168,7 +199,9 @@ export const CONFIG_VARS = {
     optionalUrl(['https'], true),
   ),
   jwtIssuer: spec('JWT_ISSUER', '', 'the exact `iss` string, or empty', 'Required `iss` claim when set.', str),
-  jwtAudience: spec('JWT_AUDIENCE', '', 'comma-separated audiences, or empty', 'Required `aud` (one of) when set.', list),
+  jwtAudience: spec('JWT_AUDIENCE', '', 'comma-separated audiences, or empty', 'Required `aud` (one of) when set.', (raw: string, name: string) =>
+    entries(raw, name, 'comma-separated audiences, or empty'),
+  ),
   jwtAlgorithms: spec('JWT_ALGORITHMS', 'RS256', JWT_ALGS.join(', '), 'Accepted JWT signature algorithms.', jwtAlgorithms),
   jwtClockToleranceS: spec('JWT_CLOCK_TOLERANCE_S', '5', '0..300', 'Clock skew allowed on exp/nbf/iat, seconds.', int(0, 300)),
   jwksCacheTtlS: spec('JWKS_CACHE_TTL_S', '900', '1..86400', 'How long fetched JWKS keys are used before a refetch, seconds.', int(1, 86400)),
@@ -386,6 +419,8 @@ export const CONFIG_VARS = {
         return fail(name, 'is not a URL', 'redis://host:6379 or rediss://…');
       }
       if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') fail(name, `uses ${url.protocol}`, 'redis:// or rediss://');
+      // ioredis reads the path as the database number and sends SELECT NaN for anything else.
+      if (!/^\/?(\d{1,9})?$/.test(url.pathname)) fail(name, 'has a path that is not a database number', 'redis://host:6379 or redis://host:6379/<database number>');
       return v;
     },
   ),
@@ -394,7 +429,7 @@ export const CONFIG_VARS = {
     '',
     'http(s) URL, e.g. http://10.1.2.3:8080',
     'How other replicas reach this one (cluster mode).',
-    optionalUrl(['http', 'https'], false),
+    optionalUrl(['http', 'https'], false, true),
   ),
   clusterSecret: spec('CLUSTER_SECRET', '', 'a string of at least 16 characters', 'Shared secret of replica-to-replica requests.', str),
   clusterHeartbeatMs: spec(
@@ -434,6 +469,15 @@ export function parseConfig(env: Env): WsproxyConfig {
   const cfg = out as WsproxyConfig;
   if (cfg.tunnelPortMin > cfg.tunnelPortMax) {
     fail('TUNNEL_PORT_MAX', `(${cfg.tunnelPortMax}) is below TUNNEL_PORT_MIN (${cfg.tunnelPortMin})`, 'TUNNEL_PORT_MIN <= TUNNEL_PORT_MAX');
+  }
+  if (cfg.metricsPort !== null && cfg.metricsPort !== 0 && cfg.metricsPort === cfg.port) {
+    fail('METRICS_PORT', `is ${cfg.metricsPort}, the same as PORT`, 'a port other than PORT, 0, or empty to serve /metrics on PORT');
+  }
+  // A listener inside the pool would take a tunnel's port, or the tunnel its.
+  for (const [variable, value] of [['PORT', cfg.port], ['METRICS_PORT', cfg.metricsPort]] as const) {
+    if (cfg.tunnelTcpEnabled && value !== null && value >= cfg.tunnelPortMin && value <= cfg.tunnelPortMax) {
+      fail(variable, `is ${value}, inside the tunnel port pool TUNNEL_PORT_MIN..TUNNEL_PORT_MAX (${cfg.tunnelPortMin}..${cfg.tunnelPortMax})`, 'a port outside the tunnel pool');
+    }
   }
   if (cfg.redisUrl !== '' && cfg.clusterSecret.length < 16) {
     fail('CLUSTER_SECRET', 'is missing or shorter than 16 characters while REDIS_URL is set', 'a string of at least 16 characters');

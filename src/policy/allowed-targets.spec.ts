@@ -24,9 +24,10 @@ describe('parseAllowedTargets', () => {
     );
   });
 
-  it('is an empty list when empty', () => {
+  it('is an empty list when empty, and refuses a value with commas but no entry (read as empty, it would allow every target)', () => {
     assert.deepEqual(parseAllowedTargets(''), []);
-    assert.deepEqual(parseAllowedTargets(' , '), []);
+    assert.deepEqual(parseAllowedTargets('  '), []);
+    assert.throws(() => parseAllowedTargets(' , '), /ALLOWED_TARGETS is " , ", a list without entries/);
   });
 
   it('clears host bits of a CIDR', () => {

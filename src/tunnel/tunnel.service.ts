@@ -2,6 +2,7 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { WebSocket } from 'ws';
 import { Refusal } from '../common/refusal.js';
 import { WsproxyEvents } from '../common/events.js';
+import { LogThrottle } from '../common/log-throttle.js';
 import { armMaxAge, UNARMED } from '../common/max-age.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { DrainService } from '../lifecycle/drain.service.js';
@@ -35,6 +36,8 @@ const SUBDOMAIN_ATTEMPTS = 8;
 export class TunnelService implements OnApplicationShutdown {
   private readonly live = new Map<string, TunnelSession>();
   private readonly pending = new Set<TunnelReservation>();
+  /** One warning a minute per kind of failure to bind a raw port. */
+  private readonly bindWarnings = new LogThrottle(60_000);
   private tcpOpen = 0;
   private readonly v1BodyBudget: ByteBudget;
   /** The global cap on raw TCP connections over all tunnels of this replica. */
@@ -205,18 +208,40 @@ export class TunnelService implements OnApplicationShutdown {
 
   private async bindPort(reservation: TunnelReservation, signal: GoneSignal): Promise<void> {
     let from = this.pool.min;
+    const refusals = new Map<string, number[]>();
     while (!signal.aborted) {
       const port = await this.pool.claim(reservation.subdomain, from);
-      if (port === null) return;
-      const server = await this.binder.listen(port, this.config.tunnelBindHost, reservation.onTcpConnection);
+      if (port === null) break;
+      const server = await this.binder.listen(port, this.config.tunnelBindHost, reservation.onTcpConnection, (code) => {
+        const ports = refusals.get(code) ?? [];
+        if (ports.length < 5) ports.push(port);
+        refusals.set(code, ports);
+      });
       if (server) {
         reservation.rawPort = port;
         reservation.listener = server;
-        return;
+        break;
       }
-      // Held by another program: skip it.
+      // Held by another program, or not permitted: skip it.
       await this.pool.release(port, reservation.subdomain);
       from = port + 1;
+    }
+    // An operator must hear why tunnels get no TCP port (rawPort 0): a bad TUNNEL_BIND_HOST or ports below 1024 fail them all.
+    if (refusals.size > 0 || (reservation.rawPort === 0 && !signal.aborted)) {
+      const reason = refusals.size > 0 ? [...refusals.keys()].join(',') : 'pool_exhausted';
+      const suppressed = this.bindWarnings.take(reason);
+      if (suppressed !== null) {
+        this.log.warn(
+          {
+            event: 'tunnel_port_bind_failed',
+            host: this.config.tunnelBindHost,
+            refused: Object.fromEntries(refusals),
+            rawPort: reservation.rawPort,
+            suppressed,
+          },
+          reservation.rawPort === 0 ? 'no raw TCP port for this tunnel' : 'some tunnel ports could not be bound',
+        );
+      }
     }
   }
 

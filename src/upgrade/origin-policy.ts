@@ -12,6 +12,8 @@ export function isOriginEntry(entry: string): boolean {
   return entry === '*' || ORIGIN_ENTRY.test(entry);
 }
 
+const DEFAULT_PORTS: Readonly<Record<string, string>> = { http: '80', https: '443', ws: '80', wss: '443' };
+
 export class OriginPolicy {
   private readonly any: boolean;
   private readonly exact = new Set<string>();
@@ -33,7 +35,8 @@ export class OriginPolicy {
         hostSuffix: wildcardHost ? '.' + host.toLowerCase() : null,
         host: wildcardHost ? null : host.toLowerCase(),
         anyPort: port === '*',
-        port: port && port !== '*' ? port : '',
+        // Browsers leave a scheme's default port out of Origin (https://a.example.com, never :443).
+        port: port && port !== '*' && port !== DEFAULT_PORTS[scheme.toLowerCase()] ? port : '',
       });
     }
   }

@@ -90,10 +90,11 @@ export class TunnelTcpForwarding implements OnModuleInit, OnApplicationShutdown 
     for (const port of wanted.keys()) {
       if (this.listeners.has(port) || this.binding.has(port)) continue;
       this.binding.add(port);
-      void this.binder.listen(port, this.config.tunnelBindHost, (socket) => this.entry(port, socket)).then((server) => {
+      let refusal = '';
+      void this.binder.listen(port, this.config.tunnelBindHost, (socket) => this.entry(port, socket), (code) => (refusal = code)).then((server) => {
         this.binding.delete(port);
         if (!server) {
-          this.log.warn({ event: 'cluster_port_bind_failed', port }, 'cannot listen on a tunnel port held by another replica; retrying at the next beat');
+          this.log.warn({ event: 'cluster_port_bind_failed', port, host: this.config.tunnelBindHost, code: refusal }, 'cannot listen on a tunnel port held by another replica; retrying at the next beat');
           return;
         }
         if (this.stopped || !this.holders.has(port) || this.listeners.has(port)) return void server.close();

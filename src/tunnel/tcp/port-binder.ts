@@ -20,14 +20,16 @@ export class TcpPortBinder {
 
   /**
    * Listens on `host:port` and hands every admitted connection to `onConnection`.
-   * Resolves `null` when the port cannot be bound (taken, not permitted).
+   * Resolves `null` when the port cannot be bound (taken, not permitted, no
+   * such local address), after telling `onRefused` why.
    */
-  listen(port: number, host: string, onConnection: (socket: Socket) => void): Promise<Server | null> {
+  listen(port: number, host: string, onConnection: (socket: Socket) => void, onRefused?: (code: string) => void): Promise<Server | null> {
     return new Promise((resolve) => {
       // Half-open kept: the stream layer decides when each direction ends.
       const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.admit(socket, onConnection));
-      const onError = (): void => {
+      const onError = (err: NodeJS.ErrnoException): void => {
         server.close();
+        onRefused?.(err.code ?? err.message);
         resolve(null);
       };
       server.once('error', onError);

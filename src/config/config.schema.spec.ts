@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, parseConfig } from './config.schema.js';
+
+/** The variable and problem `env` is refused for. */
+function refusal(env: Record<string, string>): string {
+  try {
+    parseConfig(env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return `${err.variable} ${err.problem}`;
+  }
+  assert.fail(`accepted ${JSON.stringify(env)}`);
+}
+
+const CLUSTER = { REDIS_URL: 'redis://127.0.0.1:6379', CLUSTER_SECRET: 'a-long-enough-cluster-secret', CLUSTER_ADVERTISE_URL: 'http://10.1.2.3:8080' };
+
+describe('parseConfig', () => {
+  it('refuses a list that is set but has no entries, instead of reading it as empty', () => {
+    // Read as empty, these mean "block nothing", "allow every target", "no audience check"…
+    for (const name of ['BLOCKED_TARGETS', 'TRUSTED_PROXIES', 'ALLOWED_TARGETS', 'JWT_AUDIENCE', 'ALLOWED_ORIGINS']) {
+      for (const raw of [',', ' , ', ',,']) assert.match(refusal({ [name]: raw }), new RegExp(`^${name} is ".*", a list without entries$`), `${name}=${raw}`);
+    }
+    assert.deepEqual(parseConfig({ BLOCKED_TARGETS: '10.0.0.0/8,' }).blockedTargets, ['10.0.0.0/8']);
+  });
+
+  it('refuses an empty ALLOWED_ORIGINS, which would turn every browser away without a word', () => {
+    assert.equal(refusal({ ALLOWED_ORIGINS: '' }), 'ALLOWED_ORIGINS is empty');
+    assert.equal(refusal({ ALLOWED_ORIGINS: '  ' }), 'ALLOWED_ORIGINS is empty');
+    assert.deepEqual(parseConfig({}).allowedOrigins, ['*']);
+  });
+
+  it('refuses URLs with a user or password (they would be logged with every fetch error)', () => {
+    assert.equal(refusal({ CLERK_JWKS_URL: 'https://user:secret@clerk.example.com/.well-known/jwks.json' }), 'CLERK_JWKS_URL has a user or password in it');
+    assert.equal(refusal({ ...CLUSTER, CLUSTER_ADVERTISE_URL: 'http://u:p@10.1.2.3:8080' }), 'CLUSTER_ADVERTISE_URL has a user or password in it');
+  });
+
+  it('takes scheme, host and port only for CLUSTER_ADVERTISE_URL (paths are appended to it)', () => {
+    for (const url of ['http://10.1.2.3:8080/prefix', 'http://10.1.2.3:8080/?x=1', 'http://10.1.2.3:8080#f']) {
+      assert.equal(refusal({ ...CLUSTER, CLUSTER_ADVERTISE_URL: url }), 'CLUSTER_ADVERTISE_URL has a path, query or fragment', url);
+    }
+    assert.equal(parseConfig({ ...CLUSTER, CLUSTER_ADVERTISE_URL: 'http://10.1.2.3:8080/' }).clusterAdvertiseUrl, 'http://10.1.2.3:8080/');
+  });
+
+  it('refuses a REDIS_URL path that is not a database number (ioredis would send SELECT NaN and crash)', () => {
+    assert.equal(refusal({ ...CLUSTER, REDIS_URL: 'redis://:pw@127.0.0.1:6379/abc' }), 'REDIS_URL has a path that is not a database number');
+    for (const url of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'redis://127.0.0.1:6379/3']) assert.equal(parseConfig({ ...CLUSTER, REDIS_URL: url }).redisUrl, url);
+  });
+
+  it('takes an IP address for BIND_HOST, IPv6 with or without brackets, and nothing that needs a name lookup', () => {
+    for (const raw of ['foo', 'localhost', '127.1', '0', 'example.com']) assert.match(refusal({ BIND_HOST: raw }), /^BIND_HOST is ".*", not an IP address$/, raw);
+    assert.equal(parseConfig({ BIND_HOST: '[::1]' }).bindHost, '::1');
+    assert.equal(parseConfig({ BIND_HOST: ' 127.0.0.1 ' }).bindHost, '127.0.0.1');
+    assert.equal(parseConfig({}).bindHost, '');
+  });
+
+  it('refuses listeners that would collide: METRICS_PORT on PORT, either inside the tunnel port pool', () => {
+    assert.equal(refusal({ PORT: '9000', METRICS_PORT: '9000' }), 'METRICS_PORT is 9000, the same as PORT');
+    assert.match(refusal({ PORT: '10050' }), /^PORT is 10050, inside the tunnel port pool/);
+    assert.match(refusal({ METRICS_PORT: '10000' }), /^METRICS_PORT is 10000, inside the tunnel port pool/);
+    assert.equal(parseConfig({ PORT: '10050', TUNNEL_TCP_ENABLED: 'false' }).port, 10050);
+    assert.equal(parseConfig({ PORT: '0', METRICS_PORT: '0' }).metricsPort, 0);
+  });
+});

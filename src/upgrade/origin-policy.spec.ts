@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { OriginPolicy } from './origin-policy.js';
+
+describe('OriginPolicy', () => {
+  it('matches a wildcard entry written with its scheme\'s default port (browsers leave :443 and :80 out of Origin)', () => {
+    const policy = new OriginPolicy(['https://*.example.com:443', 'http://*.example.org:80']);
+    assert.equal(policy.allows('https://app.example.com'), true);
+    assert.equal(policy.allows('http://app.example.org'), true);
+    assert.equal(policy.allows('https://app.example.com:8443'), false);
+    assert.equal(policy.allows('http://app.example.com'), false);
+  });
+
+  it('keeps a non-default port in a wildcard entry', () => {
+    const policy = new OriginPolicy(['https://*.example.com:8443']);
+    assert.equal(policy.allows('https://app.example.com:8443'), true);
+    assert.equal(policy.allows('https://app.example.com'), false);
+  });
+
+  it('allows an exact entry with its default port, and a request without Origin', () => {
+    const policy = new OriginPolicy(['https://app.example.com:443']);
+    assert.equal(policy.allows('https://app.example.com'), true);
+    assert.equal(policy.allows(undefined), true);
+    assert.equal(policy.allows('https://evil.example.com'), false);
+  });
+});
