@@ -441,6 +441,40 @@ describe('admission gives back what it took when the handshake cannot complete',
   });
 });
 
+describe('a client that leaves while its dial is slow', () => {
+  let app: TestApp;
+  before(async () => {
+    app = await startApp({ MAX_CONNS_PER_IP: '1', DIAL_TIMEOUT_MS: '8000' });
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  it('gets its slot back when it closes normally (FIN), not when the dial times out', async () => {
+    const { port, release } = await unresponsiveListener();
+    try {
+      const { connect } = await import('node:net');
+      const s = connect(app.port, '127.0.0.1');
+      s.on('error', () => undefined);
+      await once(s, 'connect');
+      s.write(
+        [`GET /relay?host=127.0.0.1&port=${port} HTTP/1.1`, `Host: 127.0.0.1:${app.port}`, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n'),
+      );
+      await waitFor(async () => (await slotsInUse(app)) === 1, 2000, 'the slot taken by the dial');
+      await new Promise((r) => setTimeout(r, 400));
+      const startedAt = Date.now();
+      const clientClosed = once(s, 'close');
+      s.end();
+      s.resume();
+      await waitFor(async () => (await slotsInUse(app)) === 0, 3000, 'the slot back');
+      assert.ok(Date.now() - startedAt < 3000, 'long before the 8 s dial timeout');
+      await clientClosed;
+    } finally {
+      release();
+    }
+  });
+});
+
 describe('client IP and trusted proxies', () => {
   let echo: TestTarget;
   before(async () => {

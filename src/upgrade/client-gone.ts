@@ -10,13 +10,29 @@ export interface GoneSignal {
   removeEventListener(type: 'abort', listener: () => void): void;
 }
 
+/** How long a step of admission may wait before the client's socket is watched for a FIN. */
+export const FIN_WATCH_AFTER_MS = 250;
+/** Bytes a watched client may send before its 101 (RFC 6455 says none) that are kept for the handshake. */
+const MAX_EARLY_BYTES = 64 * 1024;
+
 /**
  * A `GoneSignal` read straight from the client's socket: aborted once the
  * socket is destroyed, listeners on its `close`. An `AbortController` per
  * upgrade, and the listeners to attach and detach it, cost several
  * microseconds of every setup for an event that almost never fires.
+ *
+ * A client that closes normally only half-closes (FIN): the upgrade socket is
+ * not read during admission, so nothing would notice until the step's own
+ * timeout (a dial to an unresponsive target holds the limit slot for
+ * `DIAL_TIMEOUT_MS`). A step that has waited `FIN_WATCH_AFTER_MS` therefore
+ * starts reading the socket: its FIN destroys it, and any bytes before it are
+ * kept for the handshake (`release`). Fast admissions never pay for it.
  */
 export class SocketGoneSignal implements GoneSignal {
+  private watchTimer: NodeJS.Timeout | null = null;
+  private early: Buffer[] | null = null;
+  private earlyBytes = 0;
+
   constructor(private readonly socket: Duplex) {}
 
   get aborted(): boolean {
@@ -25,9 +41,55 @@ export class SocketGoneSignal implements GoneSignal {
 
   addEventListener(_type: 'abort', listener: () => void): void {
     this.socket.once('close', listener);
+    if (this.watchTimer === null && this.early === null) {
+      this.watchTimer = setTimeout(this.watch, FIN_WATCH_AFTER_MS);
+    }
   }
 
   removeEventListener(_type: 'abort', listener: () => void): void {
     this.socket.off('close', listener);
+    if (this.watchTimer !== null) {
+      clearTimeout(this.watchTimer);
+      this.watchTimer = null;
+    }
   }
+
+  /**
+   * Stops watching, before the handshake takes the socket over: returns the
+   * bytes read while watching (to go in front of the upgrade's `head`), or
+   * null when it never watched.
+   */
+  release(): Buffer | null {
+    if (this.watchTimer !== null) {
+      clearTimeout(this.watchTimer);
+      this.watchTimer = null;
+    }
+    const early = this.early;
+    if (early === null) return null;
+    this.early = null;
+    this.socket.off('data', this.keep);
+    this.socket.off('end', this.gone);
+    // Flowing again from the next tick, by when the handshake has its own 'data' listener.
+    this.socket.resume();
+    return early.length === 0 ? null : Buffer.concat(early);
+  }
+
+  private readonly watch = (): void => {
+    this.watchTimer = null;
+    if (this.socket.destroyed) return;
+    this.early = [];
+    this.socket.on('data', this.keep);
+    this.socket.once('end', this.gone);
+    this.socket.resume();
+  };
+
+  private readonly keep = (chunk: Buffer): void => {
+    this.earlyBytes += chunk.length;
+    if (this.earlyBytes > MAX_EARLY_BYTES) return void this.socket.destroy();
+    this.early?.push(chunk);
+  };
+
+  private readonly gone = (): void => {
+    this.socket.destroy();
+  };
 }

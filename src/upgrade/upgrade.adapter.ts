@@ -117,13 +117,16 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       this.refuse(socket, req, path, query, clientIp, new Refusal(400, handshakeProblem, 'bad_request'), null);
       return;
     }
-    const ctx: UpgradeContext = { req, socket, path, query, clientIp, signal: new SocketGoneSignal(socket) };
+    const signal = new SocketGoneSignal(socket);
+    const ctx: UpgradeContext = { req, socket, path, query, clientIp, signal };
     endpoint.route.admit(ctx).then(
       (admitted) => {
         endpoint.server.options.maxPayload = admitted.maxPayload ?? endpoint.route.maxPayload ?? this.config.maxMessageBytes;
-        this.complete(endpoint.server, req, socket, head, admitted);
+        const early = signal.release();
+        this.complete(endpoint.server, req, socket, early === null ? head : Buffer.concat([head, early]), admitted);
       },
       (err: unknown) => {
+        signal.release();
         const refusal = isRefusal(err) ? err : this.internalError(err, req);
         this.refuse(socket, req, path, query, clientIp, refusal, endpoint.server, head);
       },
