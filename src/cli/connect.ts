@@ -13,6 +13,7 @@ import { handshakeRequest, parseConnectArgs, scrub, TOKEN_ENV, UsageError, USAGE
 import { HandshakeRefused, openRelay } from './open-relay.js';
 import { runResumeBridge } from './resume-runner.js';
 import { bridgeStdio, type BridgeResult } from './stdio-bridge.js';
+import { printable } from '../common/refusal-body.js';
 
 const EXIT_OK = 0;
 const EXIT_USAGE = 2;
@@ -84,7 +85,7 @@ function describe(err: unknown): string {
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let secrets: (string | null | undefined)[] = [env[TOKEN_ENV]];
   const say = (message: string): void => {
-    process.stderr.write(`wsproxy-connect: ${scrub(message, secrets)}\n`);
+    process.stderr.write(`wsproxy-connect: ${printable(scrub(message, secrets))}\n`);
   };
   try {
     const parsed = parseConnectArgs(argv, env);

@@ -2,12 +2,11 @@ import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
 import type { HandshakeRequest } from './connect-args.js';
 import { maskingFor } from '../common/frame-masking.js';
+import { readRefusalBody } from '../common/refusal-body.js';
 
 /** How long the whole handshake (TCP, TLS, admission, the relay's dial) may take. */
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
 
-/** Longest refusal body kept for the message. */
-const MAX_REASON_BYTES = 1024;
 
 /** The relay answered the upgrade with an HTTP status instead of a WebSocket. */
 export class HandshakeRefused extends Error {
@@ -54,20 +53,10 @@ export function openRelay(request: HandshakeRequest, handshakeTimeout = HANDSHAK
       resolve(ws);
     });
     ws.once('unexpected-response', (req, res: IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const done = (): void => {
-        const reason = Buffer.concat(chunks).toString('utf8').trim();
+      readRefusalBody(res, (reason) => {
         fail(new HandshakeRefused(res.statusCode ?? 0, res.statusMessage ?? '', reason));
         req.destroy();
-      };
-      res.on('data', (c: Buffer) => {
-        if (size < MAX_REASON_BYTES) chunks.push(c.subarray(0, MAX_REASON_BYTES - size));
-        size += c.length;
       });
-      res.once('end', done);
-      res.once('error', done);
-      res.once('close', done);
     });
   });
 }

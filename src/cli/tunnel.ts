@@ -8,6 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import { hostPort } from '../common/host-port.js';
+import { printable } from '../common/refusal-body.js';
 import { TunnelClient, TunnelRefusedError, parseTarget } from '../tunnel/client/tunnel-client.js';
 
 const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port [--tcp-to host:port] [--token T] [--protocol 1|2] [--control binary]
@@ -75,12 +76,12 @@ async function main(): Promise<void> {
     });
   } catch (err) {
     const message = err instanceof TunnelRefusedError ? `refused: ${err.status} ${err.body}` : (err as Error).message;
-    process.stderr.write(`wsproxy-tunnel: ${message}\n`);
+    process.stderr.write(`wsproxy-tunnel: ${printable(message)}\n`);
     process.exit(1);
   }
 
   const lines = [
-    `tunnel url: ${client.tunnelUrl || '(none: the proxy has no TUNNEL_DOMAIN)'}${to ? ` -> http://${shown(to)}` : ''}`,
+    `tunnel url: ${printable(client.tunnelUrl) || '(none: the proxy has no TUNNEL_DOMAIN)'}${to ? ` -> http://${shown(to)}` : ''}`,
     `raw port: ${client.rawPort || '(none)'}${tcpTo && client.rawPort ? ` -> ${shown(tcpTo)}` : ''}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
@@ -90,12 +91,12 @@ async function main(): Promise<void> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const { code, reason } = await client.closed;
-  process.stderr.write(`tunnel closed: ${code}${reason ? ` ${reason}` : ''}\n`);
+  process.stderr.write(`tunnel closed: ${code}${reason ? ` ${printable(reason)}` : ''}\n`);
   process.exit(code === 1000 || code === 1005 ? 0 : 1);
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`wsproxy-tunnel: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`wsproxy-tunnel: ${printable(err instanceof Error ? err.message : String(err))}\n`);
   process.exit(1);
 });
 

@@ -13,12 +13,13 @@ const zeroMask = (mask: Buffer): void => {
 /**
  * `ws` client options for this URL's masking. Client frames are masked (RFC
  * 6455 §5.3) so that an intermediary that does not speak WebSocket can never
- * read attacker-chosen bytes as HTTP. Where no such intermediary can see the
- * frames — inside TLS (`wss:`), or on loopback — an all-zero key leaves the
- * payload as it is and `ws` skips the copy and the XOR on both ends: a
- * Node client relaying bulk data saves a pass over every byte. Browsers always
- * mask; this is for the Node CLIs.
+ * read attacker-chosen bytes as HTTP; a tunnel client carries bytes its
+ * visitors choose. On loopback no intermediary can see the frames: there an
+ * all-zero key leaves the payload as it is, and `ws` skips the copy and the
+ * XOR on both ends. Everywhere else, `wss:` included (a TLS-inspecting proxy
+ * reads the plaintext), `ws` keeps its random keys. Browsers always mask;
+ * this is for the Node CLIs.
  */
 export function maskingFor(url: URL): Pick<ClientOptions, 'generateMask'> {
-  return url.protocol === 'wss:' || LOOPBACK_HOST.test(url.hostname) ? { generateMask: zeroMask } : {};
+  return LOOPBACK_HOST.test(url.hostname) ? { generateMask: zeroMask } : {};
 }

@@ -14,6 +14,7 @@ import { FrameSender } from '../core/frame-sender.js';
 import { nodeLocalServices } from '../v2/node-services.js';
 import { T as V2_FRAME } from '../protocol/v2.js';
 import { maskingFor } from '../../common/frame-masking.js';
+import { readRefusalBody } from '../../common/refusal-body.js';
 
 export type { ForwardedHttpRequest, LocalHttpResponse, TunnelReady } from './client-session.js';
 export { TunnelClientSession } from './client-session.js';
@@ -199,16 +200,11 @@ export class TunnelClient {
     const client = new TunnelClient(ws, options);
     const settled = new Promise<TunnelClient>((resolve, reject) => {
       ws.once('unexpected-response', (_req, res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        const refused = (): void => {
-          reject(new TunnelRefusedError(res.statusCode ?? 0, body.trim()));
+        readRefusalBody(res, (body) => {
+          reject(new TunnelRefusedError(res.statusCode ?? 0, body));
           // With this listener attached, ws leaves aborting the handshake to us.
           ws.terminate();
-        };
-        res.on('end', refused);
-        res.on('error', refused);
+        });
       });
       ws.on('error', (err) => reject(err));
       client.readyPromise.then(

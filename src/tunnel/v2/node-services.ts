@@ -188,6 +188,24 @@ function forwardHttp(target: LocalEndpoint, stream: V2ClientStream): void {
   });
 }
 
+/**
+ * The local service's URL for a WebSocket stream, or null when the proxy's
+ * path is not an origin-form path on it: the path is pasted after the
+ * authority, so `@other-host/` would turn the configured host into a user name
+ * and connect elsewhere.
+ */
+export function localWebSocketUrl(target: LocalEndpoint, path: string): URL | null {
+  if (!path.startsWith('/') || path.startsWith('//')) return null;
+  const authority = hostPort(target.host, target.port);
+  let url: URL;
+  try {
+    url = new URL(`ws://${authority}${path}`);
+  } catch {
+    return null;
+  }
+  return url.host === new URL(`ws://${authority}`).host && url.username === '' && url.password === '' ? url : null;
+}
+
 function forwardWebSocket(target: LocalEndpoint, stream: V2ClientStream): void {
   const head = stream.request!;
   const offered = head.headers
@@ -195,7 +213,9 @@ function forwardWebSocket(target: LocalEndpoint, stream: V2ClientStream): void {
     .flatMap(([, v]) => v.split(','))
     .map((p) => p.trim())
     .filter(Boolean);
-  const origin = new WebSocket(`ws://${hostPort(target.host, target.port)}${head.path}`, offered, {
+  const url = localWebSocketUrl(target, head.path);
+  if (url === null) return answer(stream, 400, 'invalid request target');
+  const origin = new WebSocket(url, offered, {
     headers: toNodeHeaders(head.headers, WS_OWN_HEADERS) as Record<string, string>,
     perMessageDeflate: false,
     followRedirects: false,
