@@ -7,6 +7,7 @@ import { LimitsService } from '../src/limits/limits.service.js';
 import { PAUSED_SILENT_INTERVALS } from '../src/upgrade/keepalive.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { within } from './support/within.js';
+import { rawRequest } from './support/raw-http.js';
 import { FLOOD_PING_BYTES, floodPings } from './support/ping-flood.js';
 import {
   echoTarget,
@@ -322,14 +323,14 @@ describe('relay admission', () => {
     assert.equal(res.status, 404);
   });
 
-  it('400 for a malformed WebSocket handshake', async () => {
+  it('400 for a malformed WebSocket handshake, 426 for another version', async () => {
     const res = await rawUpgrade(app.port, '/relay?host=127.0.0.1&port=22', { 'Sec-WebSocket-Key': 'short', 'Sec-WebSocket-Version': '13' });
     assert.match(res, /^HTTP\/1\.1 400 /);
     const res2 = await rawUpgrade(app.port, '/relay?host=127.0.0.1&port=22', {
       'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
       'Sec-WebSocket-Version': '8',
     });
-    assert.match(res2, /^HTTP\/1\.1 400 /);
+    assert.match(res2, /^HTTP\/1\.1 426 /);
   });
 });
 
@@ -599,6 +600,40 @@ describe('hostile input', () => {
   after(async () => {
     await app.close();
     await echo.close();
+  });
+
+  it('answers a 404 without echoing the query (a token in it stays out of the body)', async () => {
+    const res = await fetch(`${app.baseUrl}/nope?token=SECRET-TOKEN-VALUE&x=1`);
+    assert.equal(res.status, 404);
+    const body = await res.text();
+    assert.ok(!body.includes('SECRET-TOKEN-VALUE'), body);
+    assert.deepEqual(JSON.parse(body), { message: 'Cannot GET /nope', error: 'Not Found', statusCode: 404 });
+  });
+
+  it('answers CONNECT 405 instead of dropping it', async () => {
+    const r = await rawRequest(app.port, 'CONNECT 127.0.0.1:22 HTTP/1.1', { host: '127.0.0.1:22' });
+    assert.equal(r.status, 405);
+    assert.match(r.text, /\r\nAllow: GET, HEAD\r\n/);
+    assert.match(r.text, /CONNECT is not supported/);
+  });
+
+  it('answers an unsupported WebSocket version 426 with the version it speaks (RFC 6455 4.4)', async () => {
+    const res = await rawUpgrade(app.port, `/relay?host=127.0.0.1&port=${echo.port}`, { 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '8' });
+    assert.match(res, /^HTTP\/1\.1 426 Upgrade Required\r\n/);
+    assert.match(res, /\r\nSec-WebSocket-Version: 13\r\n/);
+  });
+
+  it('answers 400 to a request with two Host lines, upgrade or not (RFC 9112 3.2)', async () => {
+    const plain = await rawRequest(app.port, 'GET /health HTTP/1.1', { headers: 'Host: other.example\r\n' });
+    assert.equal(plain.status, 400);
+    assert.match(plain.text, /repeated Host header/);
+    const upgrade = await rawUpgrade(app.port, `/relay?host=127.0.0.1&port=${echo.port}`, {
+      Host: 'other.example',
+      'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version': '13',
+    });
+    assert.match(upgrade, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(upgrade, /repeated Host header/);
   });
 
   it('closes a slowloris handshake after HANDSHAKE_TIMEOUT_MS', async () => {

@@ -6,12 +6,15 @@ const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
  * Cheap RFC 6455 handshake validation, before any admission work is spent:
  * the problem as a short reason, or null for a valid handshake.
  */
+/** The problem `checkHandshake` names for a version other than 13: answered 426 with the version this server speaks (RFC 6455 §4.4). */
+export const UNSUPPORTED_VERSION = 'unsupported Sec-WebSocket-Version';
+
 export function checkHandshake(req: IncomingMessage): string | null {
   if (req.method !== 'GET') return 'WebSocket handshake must be GET';
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return 'Upgrade must be websocket';
   const key = req.headers['sec-websocket-key'];
   if (typeof key !== 'string' || !WS_KEY.test(key.trim())) return 'invalid Sec-WebSocket-Key';
-  if (req.headers['sec-websocket-version'] !== '13') return 'unsupported Sec-WebSocket-Version';
+  if (req.headers['sec-websocket-version'] !== '13') return UNSUPPORTED_VERSION;
   const protocols = req.headers['sec-websocket-protocol'];
   if (protocols !== undefined && !isProtocolList(protocols)) return 'invalid Sec-WebSocket-Protocol';
   return null;

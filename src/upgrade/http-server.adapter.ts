@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import type { Express } from 'express';
-import { answerPlain } from './raw-response.js';
+import type { Duplex } from 'node:stream';
+import { hasRepeatedHost } from '../tunnel/http/tunnel-host.js';
+import { answerPlain, writeHttpRefusal } from './raw-response.js';
 import { adoptTargetAuthority } from './request-target.js';
 
 /** Bounds for every connection of the public listener, upgrades included. */
@@ -44,11 +46,33 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         keepAliveTimeout: 5_000,
       },
       (req, res) => {
+        // RFC 9112 §3.2: a front proxy routing by another Host line than ours would see another request.
+        if (hasRepeatedHost(req.rawHeaders)) return answerPlain(res, 400, 'repeated Host header', true);
         // Express would read an unreadable target with the legacy `url.parse`, which prints it (query and token included) in a deprecation warning.
         if (!adoptTargetAuthority(req)) return answerPlain(res, 400, 'malformed request target', true);
         if (this.front === null || !this.front(req, res)) express(req, res);
       },
     );
+    // Without a listener Node drops a CONNECT without a word; this is no forward proxy.
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      socket.on('error', () => socket.destroy());
+      writeHttpRefusal(socket, 405, 'CONNECT is not supported', { Allow: 'GET, HEAD' });
+    });
     this.httpServer = server;
+  }
+
+  /**
+   * Nest's own not-found handler answers `Cannot GET <url>`: the query, a
+   * token included, echoed into the body. This one names the path only.
+   */
+  override setNotFoundHandler(_nestHandler: unknown, prefix?: string): void {
+    super.setNotFoundHandler((req: IncomingMessage, res: ServerResponse) => {
+      const path = (req.url ?? '/').split('?')[0]!;
+      const body = JSON.stringify({ message: `Cannot ${req.method} ${path}`, error: 'Not Found', statusCode: 404 });
+      res.statusCode = 404;
+      res.setHeader('content-type', 'application/json; charset=utf-8');
+      res.setHeader('content-length', Buffer.byteLength(body));
+      res.end(body);
+    }, prefix);
   }
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { checkHandshake } from './handshake.js';
+import { checkHandshake, UNSUPPORTED_VERSION } from './handshake.js';
 import type { Duplex } from 'node:stream';
 import type { INestApplication } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
@@ -16,6 +16,7 @@ import { ClientIpResolver } from './client-ip.js';
 import type { QueryParams } from './query-params.js';
 import { answerPings } from './answer-pings.js';
 import { quietRedundantEnds } from './quiet-ends.js';
+import { hasRepeatedHost } from '../tunnel/http/tunnel-host.js';
 import { writeHttpRefusal } from './raw-response.js';
 import { adoptTargetAuthority, parseRequestTarget } from './request-target.js';
 import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
@@ -87,6 +88,11 @@ export class UpgradeAdapter extends AbstractWsAdapter {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    // RFC 9112 §3.2: a front proxy routing by another Host line than ours would see another request.
+    if (hasRepeatedHost(req.rawHeaders)) {
+      writeHttpRefusal(socket, 400, 'repeated Host header');
+      return;
+    }
     if (!adoptTargetAuthority(req)) {
       writeHttpRefusal(socket, 400, 'malformed request target');
       return;
@@ -114,7 +120,8 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     }
     const handshakeProblem = checkHandshake(req);
     if (handshakeProblem) {
-      this.refuse(socket, req, path, query, clientIp, new Refusal(400, handshakeProblem, 'bad_request'), null);
+      const status = handshakeProblem === UNSUPPORTED_VERSION ? 426 : 400;
+      this.refuse(socket, req, path, query, clientIp, new Refusal(status, handshakeProblem, 'bad_request'), null);
       return;
     }
     const signal = new SocketGoneSignal(socket);
@@ -176,7 +183,8 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     this.events.emit('admission.refused', { route: path, kind: refusal.kind, status: refusal.status, clientIp });
     this.logger.debug(`refused ${redactUrl(req.url)} from ${clientIp}: ${refusal.status} ${refusal.reason}`);
     if (socket.destroyed) return;
-    const extra: Record<string, string> = refusal.status === 503 ? { 'Retry-After': '5' } : {};
+    const extra: Record<string, string> =
+      refusal.status === 503 ? { 'Retry-After': '5' } : refusal.status === 426 ? { 'Sec-WebSocket-Version': '13' } : {};
     if (server && query.get('errors') === 'close' && !checkHandshake(req)) {
       let upgraded = false;
       try {
