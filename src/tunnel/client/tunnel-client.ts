@@ -56,6 +56,13 @@ export interface TunnelClientOptions {
   readonly maxResponseBodyBytes?: number;
   /** v1: how long one local TCP service may hold the tunnel paused by not reading before its connection is dropped (default 10 s). */
   readonly localStallMs?: number;
+  /**
+   * v1: how long the local HTTP service may stay silent on a request before it
+   * is dropped and answered 504 (default 60 s, the proxy's default
+   * `TUNNEL_RESPONSE_TIMEOUT_MS`). v1 cannot cancel a request, so without it
+   * every request the proxy gave up on would hold a local connection.
+   */
+  readonly localResponseTimeoutMs?: number;
   /** Time the proxy has to complete the handshake and send `tunnel_ready` (default 30 s); `connect` rejects beyond. */
   readonly readyTimeoutMs?: number;
 }
@@ -80,6 +87,7 @@ export class TunnelRefusedError extends Error {
 const HIGH_WATER = 1024 * 1024;
 /** v1: how long one local TCP service may hold the tunnel WebSocket paused by not reading (see forwardTcp). */
 const LOCAL_STALL_MS = 10_000;
+const LOCAL_RESPONSE_TIMEOUT_MS = 60_000;
 const DEFAULT_MAX_RESPONSE_BODY = 10 * 1024 * 1024;
 const DEFAULT_V2_WINDOW = 1024 * 1024;
 const DEFAULT_READY_TIMEOUT_MS = 30_000;
@@ -144,11 +152,12 @@ export class TunnelClient {
     const http = options.to === undefined ? null : parseTarget(options.to);
     const tcp = options.tcpTo === undefined ? null : parseTarget(options.tcpTo);
     const maxBody = options.maxResponseBodyBytes ?? DEFAULT_MAX_RESPONSE_BODY;
+    const responseTimeoutMs = options.localResponseTimeoutMs ?? LOCAL_RESPONSE_TIMEOUT_MS;
     this.makeV1 = () =>
       new TunnelClientSession(
         { send: (frame) => this.sender.send(frame) },
         {
-          http: (req) => (http ? forwardHttp(http, req, maxBody) : Promise.resolve(plain(502, 'no local HTTP service'))),
+          http: (req) => (http ? forwardHttp(http, req, maxBody, responseTimeoutMs) : Promise.resolve(plain(502, 'no local HTTP service'))),
           tcp: (conn) => (tcp ? this.forwardTcp(tcp, conn) : closedConnection(conn)),
         },
       );
@@ -309,11 +318,22 @@ function plain(status: number, text: string): LocalHttpResponse {
 }
 
 /** Sends a forwarded request to the local service and collects the whole response (v1 carries whole bodies). */
-function forwardHttp(target: LocalTarget, req: ForwardedHttpRequest, maxBody: number): Promise<LocalHttpResponse> {
+function forwardHttp(target: LocalTarget, req: ForwardedHttpRequest, maxBody: number, timeoutMs: number): Promise<LocalHttpResponse> {
   return new Promise((resolve) => {
-    const headers: Record<string, string> = { ...req.headers };
-    if (req.body && headers['content-length'] === undefined) headers['content-length'] = String(req.body.length);
+    // v1 bodies arrive whole: the length is the body's own, whatever the message declared (a shorter
+    // declared length would leave the rest to be read as a second request, a longer one hang the service).
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      const lower = name.toLowerCase();
+      if (lower !== 'content-length' && lower !== 'transfer-encoding') headers[name] = value;
+    }
+    const declared = Object.keys(req.headers).some((n) => n.toLowerCase() === 'content-length' || n.toLowerCase() === 'transfer-encoding');
+    if (req.body || declared) headers['content-length'] = String(req.body?.length ?? 0);
     const r = httpRequest({ host: target.host, port: target.port, method: req.method, path: req.path, headers });
+    r.setTimeout(timeoutMs, () => {
+      r.destroy();
+      resolve(plain(504, 'local service timed out'));
+    });
     r.on('response', (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
