@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
 import { RelayService } from '../src/relay/relay.service.js';
+import { WsproxyEvents } from '../src/common/events.js';
 import { LimitsService } from '../src/limits/limits.service.js';
 import { PAUSED_SILENT_INTERVALS } from '../src/upgrade/keepalive.service.js';
 import { startApp, type TestApp } from './support/app.js';
@@ -663,11 +664,18 @@ describe('hostile input', () => {
     assert.match(res, /^HTTP\/1\.1 431 /);
   });
 
+  /** The close code the end-of-relay event (and log line) reports for the next relay to end. */
+  function nextRelayEnd(): Promise<number> {
+    return new Promise((resolve) => app.app.get(WsproxyEvents).once('relay.closed', (e) => resolve(e.closeCode)));
+  }
+
   it('closes 1009 on a message over MAX_MESSAGE_BYTES, and the slot comes back', async () => {
     const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+    const ended = nextRelayEnd();
     ws.send(randomPayload(65537));
     const { code } = await closed(ws);
     assert.equal(code, 1009);
+    assert.equal(await ended, 1009, 'relay_end says 1009, not 1006');
     await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slot release');
   });
 
@@ -679,9 +687,11 @@ describe('hostile input', () => {
       const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
       const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
       const done = closed(ws);
+      const ended = nextRelayEnd();
       raw.write(frame);
       const { code } = await done;
       assert.equal(code, 1002);
+      assert.equal(await ended, 1002, 'relay_end says 1002, not 1006');
     }
     await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slot release');
   });

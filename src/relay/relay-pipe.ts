@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { endTarget } from './end-target.js';
+import { protocolCloseCode } from '../common/protocol-close.js';
 
 /**
  * Largest amount the proxy lets pile up in a WebSocket's send buffer before it
@@ -105,7 +106,11 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
     finish();
   });
 
-  ws.on('error', () => ws.terminate());
+  ws.on('error', (err: Error) => {
+    const code = protocolCloseCode(err);
+    if (code !== null) markEnd({ closeCode: code, closeReason: err.message, endedBy: 'client' });
+    ws.terminate();
+  });
   ws.on('close', (code: number, reason: Buffer) => {
     wsClosed = true;
     markEnd({ closeCode: code, closeReason: reason.toString(), endedBy: 'client' });
