@@ -69,6 +69,9 @@ describe('the built service as a process', () => {
       const took = Date.now() - started;
       s.destroy();
       assert.ok(took < 10_000, `exited after ${took} ms`);
+      // Terminated after its close frame's moment, the relay still ends in the log before the exit.
+      const ends = svc.lines.filter((l) => l.includes('"event":"relay_end"')).map((l) => JSON.parse(l) as { closeCode: number; endedBy: string });
+      assert.deepEqual(ends.map((e) => [e.closeCode, e.endedBy]), [[1001, 'server']]);
     });
   }
 

@@ -48,4 +48,22 @@ describe('DrainService', () => {
     assert.deepEqual(closed, [[1001, 'server shutting down']]);
     assert.equal(drain.liveCount, 0);
   });
+
+  it('terminates what a close frame did not end (a peer that never answers it), so its end is still seen', async () => {
+    const drain = drainService(50);
+    const calls: string[] = [];
+    let untrack: () => void = () => undefined;
+    untrack = drain.track({
+      shutdown: () => calls.push('shutdown'),
+      terminate: () => {
+        calls.push('terminate');
+        setTimeout(untrack, 10);
+      },
+    });
+    const server = setInterval(() => undefined, 1000);
+    await drain.beforeApplicationShutdown();
+    clearInterval(server);
+    assert.deepEqual(calls, ['shutdown', 'terminate']);
+    assert.equal(drain.liveCount, 0);
+  });
 });

@@ -6,6 +6,12 @@ import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.
 export interface Drainable {
   /** Ends it now with a close frame of `code`. */
   shutdown(code: number, reason: string): void;
+  /**
+   * Ends it at once, once `shutdown`'s close frame has had its moment: a peer
+   * that never answers it would otherwise outlive the process, and its end
+   * (the `relay_end` line) would never be logged.
+   */
+  terminate?(): void;
 }
 
 /**
@@ -84,14 +90,22 @@ export class DrainService implements BeforeApplicationShutdown {
       this.logger.warn(`shutdown timeout: closing ${this.live.size} live connections with 1001`);
       for (const item of this.live.values()) item.shutdown(1001, 'server shutting down');
       // Give the close frames a moment to flush before the server is disposed.
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 1000);
-        this.idle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        if (this.live.size === 0) resolve();
-      });
+      await this.idleWithin(1000);
+      if (this.live.size > 0) {
+        for (const item of this.live.values()) item.terminate?.();
+        await this.idleWithin(500);
+      }
     }
+  }
+
+  private idleWithin(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.idle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      if (this.live.size === 0) resolve();
+    });
   }
 }

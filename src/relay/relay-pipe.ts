@@ -28,6 +28,8 @@ export interface PipeEnd {
 export interface RelayPipe {
   /** Closes the WebSocket with `code` after what is queued, and the target with it. */
   close(code: number, reason: string): void;
+  /** Drops both sockets now (a peer that does not answer `close`'s frame); the end keeps what `close` said. */
+  terminate(): void;
 }
 
 /**
@@ -129,6 +131,10 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
       markEnd({ closeCode: code, closeReason: reason, endedBy: 'server' });
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(code, reason);
       else target.destroy();
+    },
+    terminate(): void {
+      ws.terminate();
+      target.destroy();
     },
   };
 }

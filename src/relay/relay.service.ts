@@ -81,7 +81,7 @@ export class RelayService {
       if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_end', ...closed, endedBy: end.endedBy }, 'relay ended');
       this.events.emit('relay.closed', closed);
     });
-    const untrack = this.drain.track({ shutdown: (code, reason) => pipe.close(code, reason) });
+    const untrack = this.drain.track({ shutdown: (code, reason) => pipe.close(code, reason), terminate: () => pipe.terminate() });
     cancelMaxAge = armMaxAge(this.config.maxConnectionS, () => pipe.close(4408, 'maximum connection age reached'));
     if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_start', ...opened }, 'relay started');
     this.events.emit('relay.opened', opened);
