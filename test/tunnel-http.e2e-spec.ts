@@ -738,3 +738,26 @@ describe('v1 reference client and a local service that never answers', () => {
     }
   });
 });
+
+describe('v1 responses and a small TUNNEL_MAX_BODY_BYTES', () => {
+  it('carries a local response larger than TUNNEL_MAX_BODY_BYTES (a request limit) instead of closing the tunnel', async () => {
+    const big = randomPayload(5 * 1024 * 1024);
+    const svc = await startHttpService((req, _body, res) => {
+      if (req.url === '/big') res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(big);
+      else res.writeHead(200).end('ok');
+    });
+    const app = await startApp(await tunnelEnv({ TUNNEL_MAX_BODY_BYTES: String(1024 * 1024), TUNNEL_TCP_ENABLED: 'false' }, 2));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: svc.target });
+    try {
+      const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+      const res = await httpTo(app.port, host, { path: '/big' });
+      assert.equal(res.status, 200);
+      assert.equal(sha(res.body), sha(big));
+      assert.equal((await httpTo(app.port, host, { path: '/' })).status, 200, 'the tunnel is still there');
+    } finally {
+      await client.close();
+      await app.close();
+      await svc.close();
+    }
+  });
+});

@@ -11,7 +11,7 @@ import { V2_MAX_FRAME_BYTES } from './protocol/v2.js';
 import { parseTunnelParams, type TunnelParams } from './tunnel-params.js';
 import type { TunnelReservation } from './tunnel-reservation.js';
 import { TunnelService } from './tunnel.service.js';
-import { v1MaxMessageBytes } from './v1/v1-limits.js';
+import { V1_CLIENT_MAX_RESPONSE_BODY, v1MaxMessageBytes } from './v1/v1-limits.js';
 
 interface AdmittedTunnel extends Admitted {
   readonly params: TunnelParams;
@@ -35,7 +35,7 @@ export class TunnelGateway implements OnGatewayConnection, OnModuleInit, Upgrade
     private readonly admission: AdmissionService,
     private readonly tunnels: TunnelService,
   ) {
-    this.maxPayload = Math.max(config.maxMessageBytes, v1MaxMessageBytes(config.tunnelMaxBodyBytes));
+    this.maxPayload = Math.max(config.maxMessageBytes, v1MaxMessageBytes(Math.max(config.tunnelMaxBodyBytes, V1_CLIENT_MAX_RESPONSE_BODY)));
   }
 
   onModuleInit(): void {

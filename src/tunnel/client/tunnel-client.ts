@@ -15,6 +15,7 @@ import { nodeLocalServices } from '../v2/node-services.js';
 import { T as V2_FRAME } from '../protocol/v2.js';
 import { maskingFor } from '../../common/frame-masking.js';
 import { readRefusalBody } from '../../common/refusal-body.js';
+import { V1_CLIENT_MAX_RESPONSE_BODY } from '../v1/v1-limits.js';
 
 export type { ForwardedHttpRequest, LocalHttpResponse, TunnelReady } from './client-session.js';
 export { TunnelClientSession } from './client-session.js';
@@ -51,7 +52,8 @@ export interface TunnelClientOptions {
   /**
    * v1 only: largest local response body forwarded; larger answers 502. v1 carries a
    * body base64-encoded inside one WebSocket message, which the proxy's
-   * `/tunnel` endpoint accepts up to `TUNNEL_MAX_BODY_BYTES` of body (default 10 MiB).
+   * `/tunnel` endpoint accepts up to the larger of `TUNNEL_MAX_BODY_BYTES` and
+   * this option's default (10 MiB) of body.
    */
   readonly maxResponseBodyBytes?: number;
   /** v1: how long one local TCP service may hold the tunnel paused by not reading before its connection is dropped (default 10 s). */
@@ -88,7 +90,6 @@ const HIGH_WATER = 1024 * 1024;
 /** v1: how long one local TCP service may hold the tunnel WebSocket paused by not reading (see forwardTcp). */
 const LOCAL_STALL_MS = 10_000;
 const LOCAL_RESPONSE_TIMEOUT_MS = 60_000;
-const DEFAULT_MAX_RESPONSE_BODY = 10 * 1024 * 1024;
 const DEFAULT_V2_WINDOW = 1024 * 1024;
 const DEFAULT_READY_TIMEOUT_MS = 30_000;
 
@@ -151,7 +152,7 @@ export class TunnelClient {
     this.sender = new FrameSender(ws, HIGH_WATER, () => this.onDrained());
     const http = options.to === undefined ? null : parseTarget(options.to);
     const tcp = options.tcpTo === undefined ? null : parseTarget(options.tcpTo);
-    const maxBody = options.maxResponseBodyBytes ?? DEFAULT_MAX_RESPONSE_BODY;
+    const maxBody = options.maxResponseBodyBytes ?? V1_CLIENT_MAX_RESPONSE_BODY;
     const responseTimeoutMs = options.localResponseTimeoutMs ?? LOCAL_RESPONSE_TIMEOUT_MS;
     this.makeV1 = () =>
       new TunnelClientSession(

@@ -5,6 +5,14 @@
  */
 export const V1_MAX_BODY_BYTES = 256 * 1024 * 1024;
 
+/**
+ * The largest local response body the reference v1 client forwards by default
+ * (it answers 502 itself beyond). The proxy takes v1 messages that large
+ * whatever `TUNNEL_MAX_BODY_BYTES` says: that variable bounds request bodies,
+ * and a smaller one closed the whole tunnel (1009) on one visitor's larger response.
+ */
+export const V1_CLIENT_MAX_RESPONSE_BODY = 10 * 1024 * 1024;
+
 /** The largest request body a v1 tunnel takes with `TUNNEL_MAX_BODY_BYTES` set to `maxBodyBytes`. */
 export function v1MaxBodyBytes(maxBodyBytes: number): number {
   return Math.min(maxBodyBytes, V1_MAX_BODY_BYTES);
