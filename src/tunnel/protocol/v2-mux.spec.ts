@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { V2Mux, type V2MuxHandler } from './v2-mux.js';
+import { MAX_CLIENT_STREAMS, V2Mux, type V2MuxHandler } from './v2-mux.js';
 import { FLAG_BINARY, FLAG_BODY, FLAG_END, FLAG_FIN, R, T, V2_DATA_CHUNK, V2_INITIAL_WINDOW, V2_MIN_SPLIT, decodeFrame, encodeData, encodeFrame, encodeOpen, encodeReady, encodeResponse } from './v2.js';
 
 type Log = { ev: string; id: number; data?: Uint8Array; extra?: unknown }[];
@@ -361,6 +361,21 @@ describe('V2Mux', () => {
     client.receive(encodeFrame(T.OPEN, 0, 6, Buffer.from('{"kind":')));
     const reset = decodeFrame(sent.at(-1)!);
     assert.ok(reset.ok && reset.frame.type === 'reset' && reset.frame.stream === 6);
+  });
+
+  it('client: refuses OPENs beyond MAX_CLIENT_STREAMS open at once (each would be a local connection)', () => {
+    const sent: Uint8Array[] = [];
+    const log: Log = [];
+    const client = new V2Mux({ role: 'client', send: (f) => sent.push(f) });
+    client.attach(recorder(log));
+    for (let id = 1; id <= MAX_CLIENT_STREAMS; id++) client.receive(encodeOpen(id, { kind: 'tcp' }));
+    assert.equal(log.filter((e) => e.ev === 'open').length, MAX_CLIENT_STREAMS);
+    const before = sent.length;
+    client.receive(encodeOpen(MAX_CLIENT_STREAMS + 1, { kind: 'tcp' }));
+    assert.equal(log.filter((e) => e.ev === 'open').length, MAX_CLIENT_STREAMS);
+    assert.equal(sent.length, before + 1);
+    const reset = decodeFrame(sent.at(-1)!);
+    assert.ok(reset.ok && reset.frame.type === 'reset' && reset.frame.stream === MAX_CLIENT_STREAMS + 1 && reset.frame.code === R.REFUSED);
   });
 
   it('fuzz: random frames into both roles never throw, and never hold more than the window per stream', () => {

@@ -318,6 +318,11 @@ export class V2Mux {
       case 'open': {
         if (this.options.role !== 'client' || f.stream <= this.lastOpened) return;
         this.lastOpened = f.stream;
+        // Each stream is a local connection on the user's machine: a proxy that opens without end is refused.
+        if (this.streams.size >= MAX_CLIENT_STREAMS) {
+          this.options.send(encodeReset(f.stream, R.REFUSED, 'too many streams'));
+          return;
+        }
         const s = new MuxStream(f.stream, f.head.kind, this.window);
         this.streams.set(f.stream, s);
         const ended = f.end && s.mode === 'bytes';
@@ -559,3 +564,9 @@ const EMPTY = new Uint8Array(0);
  * bounds their count, as each costs an object or two.
  */
 const MAX_HELD_EVENTS = 16_384;
+/**
+ * Streams a client keeps open at once; beyond, OPEN is answered RESET
+ * (REFUSED). Far above what the proxy's own limits let visitors open, it
+ * bounds the local connections a broken or hostile proxy can make.
+ */
+export const MAX_CLIENT_STREAMS = 10_000;
