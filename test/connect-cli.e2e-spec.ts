@@ -160,6 +160,16 @@ describe('wsproxy-connect', () => {
     assert.match(r.stderr, /^wsproxy-connect: cannot connect to ws:\/\/127\.0\.0\.1:\d+\/relay\?host=127\.0\.0\.1&port=22: .*ECONNREFUSED/);
   });
 
+  it('with --resume too: nothing listening is not a refusal', async () => {
+    const closedApp = await startApp();
+    const url = `${closedApp.wsUrl}/relay?host=127.0.0.1&port=22`;
+    await closedApp.close();
+    const r = await connect(['--resume', url]);
+    assert.equal(r.code, 255);
+    assert.match(r.stderr, /^wsproxy-connect: cannot connect to ws:\/\/127\.0\.0\.1:\d+\/relay\?host=127\.0\.0\.1&port=22.*: .*ECONNREFUSED/m);
+    assert.ok(!r.stderr.includes('refused the connection'), r.stderr);
+  });
+
   it('exits 2 with the usage on a bad command line, and 0 with --help', async () => {
     const bad = await connect([]);
     assert.equal(bad.code, 2);

@@ -30,6 +30,8 @@ export interface ResumeBridgeOptions {
  */
 export function runResumeBridge({ options, input, output, say }: ResumeBridgeOptions): Promise<number> {
   const carrier = options.tokenCarrier;
+  // Why the last connection attempt failed, for a first attach that never opened (ECONNREFUSED is no refusal).
+  let lastError: Error | null = null;
   const relay = new ResumableRelay({
     url: options.url.toString(),
     token: () => options.token,
@@ -42,6 +44,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
         origin: options.origin ?? undefined,
         headers: token !== null && carrier === 'header' ? { Authorization: `Bearer ${token}` } : {},
       });
+      ws.on('error', (err: Error) => (lastError = err));
       // A path that dies silently would otherwise never be noticed, so never reattached.
       watchLiveness(ws);
       return ws as unknown as WebSocketLike;
@@ -122,6 +125,10 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
           return 255;
         }
         if (end.code === 1000) return 0;
+        if (!opened && end.code === 1006) {
+          say(`cannot connect to ${options.url.toString()}: ${lastError?.message || 'connection failed'}`);
+          return 255;
+        }
         const what = opened ? 'relay closed the connection' : 'relay refused the connection';
         say(`${what}: ${end.code}${end.reason ? ` ${end.reason}` : ''}`);
         return 255;
