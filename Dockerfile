@@ -52,9 +52,9 @@ USER 65532:65532
 EXPOSE 8080 10000-10100
 STOPSIGNAL SIGTERM
 # Liveness only: /health never depends on anything outside the process.
-# Asks the address the service listens on: loopback for a wildcard BIND_HOST, else BIND_HOST itself (IPv6 in brackets).
+# Asks the address the service listens on: 127.0.0.1 for a wildcard BIND_HOST (:: listens on both families), else BIND_HOST itself (IPv6 in brackets).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["/nodejs/bin/node", "-e", "const h=(process.env.BIND_HOST||'').trim().replace(/^\\[|\\]$/g,'');const a=h===''||h==='0.0.0.0'?'127.0.0.1':h==='::'?'[::1]':h.includes(':')?'['+h+']':h;fetch('http://'+a+':'+((process.env.PORT||'').trim()||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["/nodejs/bin/node", "-e", "const h=(process.env.BIND_HOST||'').trim().replace(/^\\[|\\]$/g,'');const a=h===''||h==='0.0.0.0'||h==='::'?'127.0.0.1':h.includes(':')?'['+h+']':h;fetch('http://'+a+':'+((process.env.PORT||'').trim()||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Exec form, no shell: SIGTERM reaches node, which drains (SHUTDOWN_TIMEOUT_MS) and exits 0.
 ENTRYPOINT ["/nodejs/bin/node"]
 CMD ["dist/main.js"]

@@ -19,6 +19,15 @@ function check(env: Record<string, string>): number | null {
   return spawnSync(process.execPath, ['-e', healthcheckScript()], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 10_000 }).status;
 }
 
+async function hasIpv6Loopback(): Promise<boolean> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(0, '::1', () => s.close(() => resolve(true)));
+  });
+}
+
 async function stop(svc: ServiceProcess): Promise<void> {
   svc.child.kill('SIGTERM');
   await svc.exited;
@@ -31,13 +40,15 @@ describe('the Dockerfile HEALTHCHECK', () => {
       assert.equal(check({ PORT: String(svc.port), BIND_HOST: '127.0.0.1' }), 0);
       assert.equal(check({ PORT: ` ${svc.port} `, BIND_HOST: '' }), 0);
       assert.equal(check({ PORT: String(svc.port) }), 0);
+      assert.equal(check({ PORT: String(svc.port), BIND_HOST: '::' }), 0, 'a wildcard asks 127.0.0.1');
     } finally {
       await stop(svc);
     }
     assert.equal(check({ PORT: String(svc.port) }), 1, 'nothing listens there any more');
   });
 
-  it('asks an IPv6 BIND_HOST at its own address', async () => {
+  it('asks an IPv6 BIND_HOST at its own address', async (t) => {
+    if (!(await hasIpv6Loopback())) return t.skip('no ::1 on this host');
     const svc = await startServiceProcess({ BIND_HOST: '::1', SHUTDOWN_TIMEOUT_MS: '0' });
     try {
       assert.equal(check({ PORT: String(svc.port), BIND_HOST: '::1' }), 0);

@@ -723,13 +723,13 @@ describe('v1 reference client and a local service that never answers', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
     const port = (silent.address() as import('node:net').AddressInfo).port;
     const app = await startApp(await tunnelEnv({ TUNNEL_RESPONSE_TIMEOUT_MS: '300', TUNNEL_TCP_ENABLED: 'false' }, 2));
-    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: `127.0.0.1:${port}`, localResponseTimeoutMs: 700 });
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: `127.0.0.1:${port}`, localResponseTimeoutMs: 2500 });
     try {
       const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
       const answers = await Promise.all([1, 2, 3].map(() => httpTo(app.port, host, { path: '/' })));
       assert.deepEqual(answers.map((a) => a.status), [504, 504, 504]);
       assert.equal(open.size, 3, 'the local requests are still waiting');
-      await waitFor(() => open.size === 0, 3000, 'the local connections dropped');
+      await waitFor(() => open.size === 0, 6000, 'the local connections dropped');
     } finally {
       await client.close();
       await app.close();

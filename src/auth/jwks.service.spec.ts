@@ -60,6 +60,51 @@ describe('JwksService', () => {
     [keyA, keyB, stranger] = await Promise.all([makeKey('kid-a'), makeKey('kid-b'), makeKey('kid-stranger')]);
   });
 
+  describe('canVerify (the readiness check)', () => {
+    let server: JwksServer;
+    before(async () => {
+      server = await JwksServer.start([keyA]);
+    });
+    after(() => server.stop());
+
+    it('refreshes an idle replica\'s keys once they pass their TTL, while still usable, so readiness does not drop at the stale limit', async () => {
+      server.publish([keyA]);
+      const r = rig(server.url, { JWKS_CACHE_TTL_S: '60', JWKS_MAX_STALE_S: '60', JWKS_REFETCH_COOLDOWN_S: '30' });
+      await r.jwks.warmUp();
+      assert.equal(r.jwks.status().fetchCount, 1);
+      assert.equal(r.jwks.canVerify(), true);
+      assert.equal(r.jwks.status().fetchCount, 1, 'fresh keys: no fetch');
+      r.clock.advance(61 * S);
+      assert.equal(r.jwks.canVerify(), true, 'past the TTL, still usable');
+      assert.equal(r.jwks.status().fetchCount, 2, 'the probe started a refresh');
+      const deadline = Date.now() + 5000;
+      while (r.jwks.status().fetchedAt !== r.clock.now()) {
+        assert.ok(Date.now() < deadline, 'the refresh never landed');
+        await new Promise((res) => setTimeout(res, 5));
+      }
+      r.clock.advance(61 * S);
+      assert.equal(r.jwks.canVerify(), true, 'past the first key set\'s stale limit: the refresh keeps it ready');
+      await r.jwks.warmUp(); // the refresh that last probe started
+    });
+
+    it('fetches at most once per cooldown while the JWKS holds no usable key, however often it is probed', async () => {
+      server.publish([]);
+      server.resetCount();
+      const r = rig(server.url, { JWKS_REFETCH_COOLDOWN_S: '30' });
+      await r.jwks.warmUp();
+      for (let i = 0; i < 20; i++) {
+        assert.equal(r.jwks.canVerify(), false);
+        await r.jwks.warmUp();
+      }
+      assert.equal(server.requests, 1);
+      r.clock.advance(31 * S);
+      assert.equal(r.jwks.canVerify(), false);
+      await r.jwks.warmUp();
+      assert.equal(server.requests, 2);
+      server.publish([keyA]);
+    });
+  });
+
   describe('unknown kid flood', () => {
     let server: JwksServer;
     before(async () => {

@@ -21,7 +21,7 @@ interface KeySet {
 }
 
 /** Why a fetch is wanted; decides whether the cooldown applies. */
-type FetchCause = 'initial' | 'expired' | 'unknown-kid';
+type FetchCause = 'initial' | 'expired' | 'unknown-kid' | 'probe';
 
 /** What the cache holds, for health checks and tests. */
 export interface JwksStatus {
@@ -94,15 +94,15 @@ export class JwksService implements OnApplicationBootstrap {
 
   /**
    * Whether tokens can be verified now: a key set with at least one key, within
-   * its TTL plus `JWKS_MAX_STALE_S`. When not, starts a fetch (the cooldown
-   * still applies), so a replica that no request reaches, an unready one,
-   * still recovers.
+   * its TTL plus `JWKS_MAX_STALE_S`. Keys past their TTL, or none, start a
+   * background fetch, at most one per cooldown: an idle replica refreshes
+   * before its keys stop being usable, and one that no request reaches (an
+   * unready one) still recovers.
    */
   canVerify(): boolean {
     const set = this.current;
-    if (set !== null && set.keys.size > 0 && this.isUsable(set)) return true;
-    if (this.url !== '') void this.refetch(set === null ? 'initial' : 'expired');
-    return false;
+    if (this.url !== '' && (set === null || set.keys.size === 0 || !this.isFresh(set))) void this.refetch('probe');
+    return set !== null && set.keys.size > 0 && this.isUsable(set);
   }
 
   status(): JwksStatus {

@@ -15,9 +15,20 @@ export interface ClusterScripts {
   wsproxyLeave(...keysAndArgs: string[]): Promise<number>;
 }
 
-/** Whether `err` is Redis refusing the SELECT of the database in REDIS_URL. */
+/**
+ * Whether `err` is Redis refusing the SELECT of the database in REDIS_URL
+ * because it has no such database: that does not pass with time. Other
+ * SELECT errors (BUSY while a script runs, LOADING) do, and the connection
+ * carries on.
+ */
 function isSelectRefusal(err: Error | undefined): boolean {
-  return (err as { command?: { name?: string } } | undefined)?.command?.name === 'select';
+  return (err as { command?: { name?: string } } | undefined)?.command?.name === 'select' && /DB index/i.test(err?.message ?? '');
+}
+
+/** The database REDIS_URL selects (its path, or ioredis's `db` query parameter), for logs. */
+function redisDb(url: string): string {
+  const u = new URL(url);
+  return u.pathname.slice(1) || (u.searchParams.get('db') ?? '');
 }
 
 /** Where Redis is, for logs: never the password. */
@@ -86,7 +97,7 @@ export class ClusterRedis {
         // ioredis carries on in database 0 after a refused SELECT: replicas would share state nobody asked for.
         this.state = 'invalid';
         this.log.error(
-          { event: 'cluster_redis_db_refused', redis: this.where, db: new URL(config.redisUrl).pathname.slice(1), err: err?.message },
+          { event: 'cluster_redis_db_refused', redis: this.where, db: redisDb(config.redisUrl), err: err?.message },
           'Redis refused the database REDIS_URL selects: new connections are refused with 503 until wsproxy restarts with a valid REDIS_URL',
         );
         client.disconnect();

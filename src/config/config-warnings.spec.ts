@@ -19,6 +19,14 @@ describe('configWarnings', () => {
     }
   });
 
+  it('warns about a single node listening inside its own tunnel port pool, only with raw tunnels on', () => {
+    assert.deepEqual(configWarnings(parseConfig({ PORT: '10050', METRICS_PORT: '10051' })), [
+      'PORT 10050 is inside the tunnel port pool (TUNNEL_PORT_MIN..TUNNEL_PORT_MAX): tunnels skip it',
+      'METRICS_PORT 10051 is inside the tunnel port pool (TUNNEL_PORT_MIN..TUNNEL_PORT_MAX): tunnels skip it',
+    ]);
+    assert.deepEqual(configWarnings(parseConfig({ PORT: '10050', TUNNEL_TCP_ENABLED: 'false' })), []);
+  });
+
   it('warns about a JWKS refetch with no cooldown, only with authentication on', () => {
     assert.match(configWarnings(parseConfig({ CLERK_JWKS_URL: JWKS, JWKS_REFETCH_COOLDOWN_S: '0' }))[0]!, /^JWKS_REFETCH_COOLDOWN_S is 0/);
     assert.deepEqual(configWarnings(parseConfig({ JWKS_REFETCH_COOLDOWN_S: '0' })), []);

@@ -54,11 +54,18 @@ describe('parseConfig', () => {
     assert.equal(parseConfig({}).bindHost, '');
   });
 
-  it('refuses listeners that would collide: METRICS_PORT on PORT, either inside the tunnel port pool', () => {
+  it('refuses listeners that would collide: METRICS_PORT on PORT; in cluster mode, either inside the tunnel port pool', () => {
     assert.equal(refusal({ PORT: '9000', METRICS_PORT: '9000' }), 'METRICS_PORT is 9000, the same as PORT');
-    assert.match(refusal({ PORT: '10050' }), /^PORT is 10050, inside the tunnel port pool/);
-    assert.match(refusal({ METRICS_PORT: '10000' }), /^METRICS_PORT is 10000, inside the tunnel port pool/);
-    assert.equal(parseConfig({ PORT: '10050', TUNNEL_TCP_ENABLED: 'false' }).port, 10050);
+    assert.match(refusal({ ...CLUSTER, PORT: '10050' }), /^PORT is 10050, inside the tunnel port pool/);
+    assert.match(refusal({ ...CLUSTER, METRICS_PORT: '10000' }), /^METRICS_PORT is 10000, inside the tunnel port pool/);
+    // A single node only loses that one port to its own listener: it starts (with a warning).
+    assert.equal(parseConfig({ PORT: '10050' }).port, 10050);
+    assert.equal(parseConfig({ ...CLUSTER, PORT: '10050', TUNNEL_TCP_ENABLED: 'false' }).port, 10050);
     assert.equal(parseConfig({ PORT: '0', METRICS_PORT: '0' }).metricsPort, 0);
+  });
+
+  it('refuses a REDIS_URL db parameter that is not a database number', () => {
+    assert.equal(refusal({ ...CLUSTER, REDIS_URL: 'redis://127.0.0.1:6379?db=abc' }), 'REDIS_URL has a db parameter that is not a database number');
+    assert.equal(parseConfig({ ...CLUSTER, REDIS_URL: 'redis://127.0.0.1:6379?db=2' }).redisUrl, 'redis://127.0.0.1:6379?db=2');
   });
 });

@@ -421,6 +421,8 @@ export const CONFIG_VARS = {
       if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') fail(name, `uses ${url.protocol}`, 'redis:// or rediss://');
       // ioredis reads the path as the database number and sends SELECT NaN for anything else.
       if (!/^\/?(\d{1,9})?$/.test(url.pathname)) fail(name, 'has a path that is not a database number', 'redis://host:6379 or redis://host:6379/<database number>');
+      const db = url.searchParams.get('db');
+      if (db !== null && !/^\d{1,9}$/.test(db)) fail(name, 'has a db parameter that is not a database number', 'redis://host:6379 or redis://host:6379/<database number>');
       return v;
     },
   ),
@@ -473,9 +475,10 @@ export function parseConfig(env: Env): WsproxyConfig {
   if (cfg.metricsPort !== null && cfg.metricsPort !== 0 && cfg.metricsPort === cfg.port) {
     fail('METRICS_PORT', `is ${cfg.metricsPort}, the same as PORT`, 'a port other than PORT, 0, or empty to serve /metrics on PORT');
   }
-  // A listener inside the pool would take a tunnel's port, or the tunnel its.
-  for (const [variable, value] of [['PORT', cfg.port], ['METRICS_PORT', cfg.metricsPort]] as const) {
-    if (cfg.tunnelTcpEnabled && value !== null && value >= cfg.tunnelPortMin && value <= cfg.tunnelPortMax) {
+  // In cluster mode another replica may hand a tunnel that port, and this one must listen on it to forward it
+  // (a single node only skips the port it holds itself: a warning, see config-warnings).
+  for (const [variable, value] of listenersInTunnelPool(cfg)) {
+    if (cfg.redisUrl !== '') {
       fail(variable, `is ${value}, inside the tunnel port pool TUNNEL_PORT_MIN..TUNNEL_PORT_MAX (${cfg.tunnelPortMin}..${cfg.tunnelPortMax})`, 'a port outside the tunnel pool');
     }
   }
@@ -498,6 +501,13 @@ export function parseConfig(env: Env): WsproxyConfig {
     );
   }
   return cfg;
+}
+
+/** PORT and METRICS_PORT where they fall inside the raw tunnel port pool (with raw tunnels on). */
+export function listenersInTunnelPool(cfg: WsproxyConfig): [string, number][] {
+  if (!cfg.tunnelTcpEnabled) return [];
+  const listeners: [string, number | null][] = [['PORT', cfg.port], ['METRICS_PORT', cfg.metricsPort]];
+  return listeners.filter((l): l is [string, number] => l[1] !== null && l[1] >= cfg.tunnelPortMin && l[1] <= cfg.tunnelPortMax);
 }
 
 /** Whether `host` (BIND_HOST) is empty or the unspecified address in any spelling (`0.0.0.0`, `::`, `0`, `[::]`, …). */
