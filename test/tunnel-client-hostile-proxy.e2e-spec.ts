@@ -1,0 +1,97 @@
+/**
+ * The reference tunnel client (v1) against a proxy that sends what the real
+ * one never does: a fake `/tunnel` endpoint on loopback.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
+
+describe('v1 reference client and a proxy that declares a wrong Content-Length', () => {
+  it('sends the local service the body it carries, with its own length: nothing left over to be read as a second request', async () => {
+    const seen: { method: string; url: string; body: string }[] = [];
+    const local = createServer((req: IncomingMessage, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        seen.push({ method: req.method ?? '', url: req.url ?? '', body: Buffer.concat(chunks).toString() });
+        res.end('ok');
+      });
+    });
+    local.keepAliveTimeout = 10_000;
+    await new Promise<void>((r) => local.listen(0, '127.0.0.1', () => r()));
+    const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(fake, 'listening');
+    const connected = once(fake, 'connection') as Promise<[WebSocket]>;
+    const client = await Promise.all([
+      TunnelClient.connect({ proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`, to: `127.0.0.1:${(local.address() as AddressInfo).port}` }),
+      connected.then(([ws]) => {
+        ws.send(JSON.stringify({ type: 'tunnel_ready', tunnelUrl: 'http://0123456789abcdef.tunnel.test', rawPort: 0 }));
+        return ws;
+      }),
+    ]);
+    const [tunnel, ws] = client;
+    try {
+      const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: local\r\n\r\n';
+      const body = 'ab' + smuggled;
+      const answered = new Promise<Record<string, unknown>>((resolve) =>
+        ws.on('message', (m) => {
+          const msg = JSON.parse(m.toString()) as Record<string, unknown>;
+          if (msg.type === 'http_response') resolve(msg);
+        }),
+      );
+      ws.send(
+        JSON.stringify({
+          type: 'http_request',
+          id: '0c41d9e2b7aa',
+          method: 'POST',
+          path: '/upload',
+          headers: { host: '0123456789abcdef.tunnel.test', 'content-length': '2' },
+          body: Buffer.from(body).toString('base64'),
+          bodyEncoding: 'base64',
+        }),
+      );
+      const response = await answered;
+      assert.equal(response.status, 200);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(seen, [{ method: 'POST', url: '/upload', body }]);
+    } finally {
+      await tunnel.close();
+      fake.close();
+      local.closeAllConnections();
+      local.close();
+    }
+  });
+});
+
+describe('TunnelClient and a refusal with an endless body', () => {
+  it('keeps the first KiB of the reason and stops reading', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 0x41);
+    let written = 0;
+    const fake = createServer((_req, res) => {
+      res.writeHead(401, { 'content-type': 'text/plain' });
+      const pump = (): void => {
+        while (written < 256 * 1024 * 1024 && res.write(chunk)) written += chunk.length;
+        if (written < 256 * 1024 * 1024) res.once('drain', pump);
+        else res.end();
+      };
+      pump();
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
+    try {
+      const err = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`, readyTimeoutMs: 10_000 }).then(
+        () => assert.fail('connected'),
+        (e: unknown) => e as { status: number; body: string },
+      );
+      assert.equal(err.status, 401);
+      assert.ok(err.body.length <= 1024, `kept ${err.body.length} characters`);
+      assert.ok(written < 256 * 1024 * 1024, 'stopped reading before the end');
+    } finally {
+      fake.closeAllConnections();
+      fake.close();
+    }
+  });
+});
