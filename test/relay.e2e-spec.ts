@@ -651,8 +651,19 @@ describe('hostile input', () => {
     const elapsed = Date.now() - started;
     assert.ok(s.destroyed || s.readableEnded, 'the server closed the connection');
     assert.ok(elapsed < 5000, `closed after ${elapsed} ms`);
-    assert.match(data, /^HTTP\/1\.1 408 |^$/);
+    assert.match(data, /^HTTP\/1\.1 408 [^]*\r\n\r\nrequest head not received in time\n$|^$/);
     s.destroy();
+  });
+
+  it('says why when Node\'s parser refuses a request (a malformed request line)', async () => {
+    const { connect } = await import('node:net');
+    const s = connect(app.port, '127.0.0.1');
+    await once(s, 'connect');
+    let data = '';
+    s.on('data', (c: Buffer) => (data += c.toString()));
+    s.write('GET /\x01bad HTTP/1.1\r\nHost: x\r\n\r\n');
+    await once(s, 'close');
+    assert.match(data, /^HTTP\/1\.1 400 Bad Request\r\n[^]*\r\n\r\nmalformed HTTP request\n$/);
   });
 
   it('answers a header flood with 431', async () => {
@@ -661,7 +672,7 @@ describe('hostile input', () => {
       'Sec-WebSocket-Version': '13',
       'X-Flood': 'a'.repeat(32 * 1024),
     });
-    assert.match(res, /^HTTP\/1\.1 431 /);
+    assert.match(res, /^HTTP\/1\.1 431 [^]*\r\n\r\nrequest head too large\n$/);
   });
 
   /** The close code the end-of-relay event (and log line) reports for the next relay to end. */

@@ -6,6 +6,13 @@ import { hasRepeatedHost } from '../tunnel/http/tunnel-host.js';
 import { answerPlain, writeHttpRefusal } from './raw-response.js';
 import { adoptTargetAuthority } from './request-target.js';
 
+/** Answers to what Node's HTTP parser refuses, by error code (anything else: 400). */
+const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string]>> = {
+  HPE_HEADER_OVERFLOW: [431, 'request head too large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request head not received in time'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'chunk extensions too large'],
+};
+
 /** Bounds for every connection of the public listener, upgrades included. */
 export interface ListenerBounds {
   /** Time a client has to send complete request headers (slowloris). */
@@ -53,6 +60,15 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         if (this.front === null || !this.front(req, res)) express(req, res);
       },
     );
+    // Node answers requests its parser refuses with an empty 400/431/408; these say why.
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      socket.on('error', () => undefined);
+      const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+      // A response already under way on this connection must not get a second head.
+      if (!socket.writable || inFlight?.headersSent) return void socket.destroy();
+      const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'malformed HTTP request'];
+      writeHttpRefusal(socket, status, reason);
+    });
     // Without a listener Node drops a CONNECT without a word; this is no forward proxy.
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       socket.on('error', () => socket.destroy());
