@@ -2,9 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ExpressAdapter } from '@nestjs/platform-express';
 import type { Express } from 'express';
 import type { Duplex } from 'node:stream';
-import { hasRepeatedHost } from '../tunnel/http/tunnel-host.js';
 import { answerPlain, writeHttpRefusal } from './raw-response.js';
-import { adoptTargetAuthority } from './request-target.js';
+import { frontRequestProblem } from './request-target.js';
 
 /** Answers to what Node's HTTP parser refuses, by error code (anything else: 400). */
 const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string]>> = {
@@ -53,10 +52,10 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         keepAliveTimeout: 5_000,
       },
       (req, res) => {
-        // RFC 9112 §3.2: a front proxy routing by another Host line than ours would see another request.
-        if (hasRepeatedHost(req.rawHeaders)) return answerPlain(res, 400, 'repeated Host header', true);
-        // Express would read an unreadable target with the legacy `url.parse`, which prints it (query and token included) in a deprecation warning.
-        if (!adoptTargetAuthority(req)) return answerPlain(res, 400, 'malformed request target', true);
+        // Refused before Express, which would also read an unreadable target with the legacy `url.parse`
+        // and print it (query and token included) in a deprecation warning.
+        const problem = frontRequestProblem(req);
+        if (problem) return answerPlain(res, 400, problem, true);
         if (this.front === null || !this.front(req, res)) express(req, res);
       },
     );

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseRequestTarget } from './request-target.js';
+import { hasRepeatedHost, parseRequestTarget } from './request-target.js';
 
 /** The path and what `get` answers for `names` (null when absent). */
 const parsed = (t: string | undefined, names: string[]): [string, Record<string, string | null>] | null => {
@@ -28,5 +28,15 @@ describe('parseRequestTarget', () => {
     assert.deepEqual(parsed('http://example.com/relay?v=1', ['v']), ['/relay', { v: '1' }]);
     assert.deepEqual(parsed('/relay?v=1#frag=2', ['v', 'frag']), ['/relay', { v: '1', frag: null }], 'a fragment is not part of the query');
     assert.equal(parsed('http://[::1/relay', []), null);
+  });
+});
+
+describe('hasRepeatedHost', () => {
+  it('finds a second Host line in any case, and only Host', () => {
+    assert.equal(hasRepeatedHost(['Host', 'a', 'Accept', '*/*']), false);
+    assert.equal(hasRepeatedHost(['Host', 'a', 'host', 'b']), true);
+    assert.equal(hasRepeatedHost(['HOST', 'a', 'X', 'y', 'hOsT', 'a']), true);
+    assert.equal(hasRepeatedHost(['Hosts', 'a', 'Host', 'b', 'X-Host', 'c']), false);
+    assert.equal(hasRepeatedHost([]), false);
   });
 });

@@ -54,3 +54,32 @@ export function adoptTargetAuthority(req: IncomingMessage): boolean {
   }
   return true;
 }
+
+/**
+ * Whether a request carries more than one Host line (`rawHeaders` are
+ * name/value pairs). RFC 9112 §3.2 answers that 400: routing reads the first,
+ * a tunnel's service might read another.
+ */
+export function hasRepeatedHost(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      if (seen) return true;
+      seen = true;
+    }
+  }
+  return false;
+}
+
+/**
+ * What any request or upgrade is refused for (400) by its head alone, before
+ * routing, or null. Adopts an absolute-form target's authority as it checks
+ * (`adoptTargetAuthority`). The HTTP listener and the upgrade router both ask.
+ */
+export function frontRequestProblem(req: IncomingMessage): string | null {
+  // RFC 9112 §3.2: a front proxy routing by another Host line than ours would see another request.
+  if (hasRepeatedHost(req.rawHeaders)) return 'repeated Host header';
+  if (!adoptTargetAuthority(req)) return 'malformed request target';
+  return null;
+}

@@ -16,9 +16,8 @@ import { ClientIpResolver } from './client-ip.js';
 import type { QueryParams } from './query-params.js';
 import { answerPings } from './answer-pings.js';
 import { quietRedundantEnds } from './quiet-ends.js';
-import { hasRepeatedHost } from '../tunnel/http/tunnel-host.js';
 import { writeHttpRefusal } from './raw-response.js';
-import { adoptTargetAuthority, parseRequestTarget } from './request-target.js';
+import { frontRequestProblem, parseRequestTarget } from './request-target.js';
 import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
 import type { Admitted, UpgradeContext } from './upgrade-route.js';
 
@@ -88,13 +87,9 @@ export class UpgradeAdapter extends AbstractWsAdapter {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
-    // RFC 9112 §3.2: a front proxy routing by another Host line than ours would see another request.
-    if (hasRepeatedHost(req.rawHeaders)) {
-      writeHttpRefusal(socket, 400, 'repeated Host header');
-      return;
-    }
-    if (!adoptTargetAuthority(req)) {
-      writeHttpRefusal(socket, 400, 'malformed request target');
+    const problem = frontRequestProblem(req);
+    if (problem) {
+      writeHttpRefusal(socket, 400, problem);
       return;
     }
     const hostHandler = this.router.matchHost(req);

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { hasRepeatedHost, matchTunnelHost } from './tunnel-host.js';
+import { matchTunnelHost } from './tunnel-host.js';
 
 const D = 'tunnel.example.com';
 const SUB = '3f9c2a7b1d0e4c55';
@@ -26,15 +26,5 @@ describe('matchTunnelHost', () => {
 
   it('matches nothing without a tunnel domain', () => {
     assert.deepEqual(matchTunnelHost(`${SUB}.${D}`, ''), { kind: 'other' });
-  });
-});
-
-describe('hasRepeatedHost', () => {
-  it('finds a second Host line in any case, and only Host', () => {
-    assert.equal(hasRepeatedHost(['Host', 'a', 'Accept', '*/*']), false);
-    assert.equal(hasRepeatedHost(['Host', 'a', 'host', 'b']), true);
-    assert.equal(hasRepeatedHost(['HOST', 'a', 'X', 'y', 'hOsT', 'a']), true);
-    assert.equal(hasRepeatedHost(['Hosts', 'a', 'Host', 'b', 'X-Host', 'c']), false);
-    assert.equal(hasRepeatedHost([]), false);
   });
 });

@@ -34,20 +34,3 @@ export function matchTunnelHost(host: string | undefined, domain: string): Tunne
   if (badPort || !SUBDOMAIN_RE.test(label)) return INVALID;
   return { kind: 'tunnel', subdomain: label };
 }
-
-/**
- * Whether a request carries more than one Host line (`rawHeaders` are
- * name/value pairs). RFC 9112 §3.2 answers that 400: routing reads the first,
- * a tunnel's service might read another.
- */
-export function hasRepeatedHost(rawHeaders: readonly string[]): boolean {
-  let seen = false;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') {
-      if (seen) return true;
-      seen = true;
-    }
-  }
-  return false;
-}

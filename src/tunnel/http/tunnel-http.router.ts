@@ -15,7 +15,7 @@ import { TunnelService } from '../tunnel.service.js';
 import { hasTooManyFields, requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
 import { NodeResponseSink, type PlainRefusals } from './response-sink.js';
-import { hasRepeatedHost, matchTunnelHost } from './tunnel-host.js';
+import { matchTunnelHost } from './tunnel-host.js';
 import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET, type RemoteTunnelHttp, type RemoteTunnelWebSocket } from './remote-tunnel.js';
 import { TunnelWebSocketFront, type WebSocketRequest } from './tunnel-websocket.front.js';
 
@@ -60,9 +60,8 @@ export class TunnelHttpRouter {
   private handle(req: IncomingMessage, res: ServerResponse): boolean {
     const match = matchTunnelHost(req.headers.host, this.domain);
     if (match.kind === 'other') return false;
-    const problem = headProblem(req.rawHeaders);
-    if (problem) {
-      answerPlain(res, problem.status, problem.reason, true);
+    if (hasTooManyFields(req.rawHeaders)) {
+      answerPlain(res, 431, TOO_MANY_FIELDS, true);
       return true;
     }
     this.route(req, res, match.kind === 'tunnel' ? match.subdomain : null);
@@ -166,8 +165,7 @@ export class TunnelHttpRouter {
     const match = matchTunnelHost(req.headers.host, this.domain);
     if (match.kind === 'other') return null;
     return (_req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const problem = headProblem(req.rawHeaders);
-      if (problem) return writeHttpRefusal(socket, problem.status, problem.reason);
+      if (hasTooManyFields(req.rawHeaders)) return writeHttpRefusal(socket, 431, TOO_MANY_FIELDS);
       if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
       const session = this.tunnels.find(match.subdomain);
       const clientIp = this.ips.resolve(req);
@@ -212,12 +210,12 @@ export class TunnelHttpRouter {
   }
 }
 
-/** What a request or upgrade for a tunnel host is refused for before any tunnel is looked up, by its head alone. */
-function headProblem(rawHeaders: readonly string[]): { readonly status: number; readonly reason: string } | null {
-  if (hasRepeatedHost(rawHeaders)) return { status: 400, reason: 'more than one Host header' };
-  if (hasTooManyFields(rawHeaders)) return { status: 431, reason: 'too many header fields' };
-  return null;
-}
+/**
+ * A request or upgrade for a tunnel host with more fields than a v2 head can
+ * carry with the proxy's own is refused before any tunnel is looked up. (A
+ * repeated Host never gets here: the listener refuses it for every request.)
+ */
+const TOO_MANY_FIELDS = 'too many header fields';
 
 /**
  * Ends the exchange of a requester that stops reading: once bytes wait for it
