@@ -7,7 +7,6 @@ import { readRefusalBody } from '../common/refusal-body.js';
 /** How long the whole handshake (TCP, TLS, admission, the relay's dial) may take. */
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
 
-
 /** The relay answered the upgrade with an HTTP status instead of a WebSocket. */
 export class HandshakeRefused extends Error {
   override readonly name = 'HandshakeRefused';

@@ -477,10 +477,9 @@ export function parseConfig(env: Env): WsproxyConfig {
   }
   // In cluster mode another replica may hand a tunnel that port, and this one must listen on it to forward it
   // (a single node only skips the port it holds itself: a warning, see config-warnings).
-  for (const [variable, value] of listenersInTunnelPool(cfg)) {
-    if (cfg.redisUrl !== '') {
-      fail(variable, `is ${value}, inside the tunnel port pool TUNNEL_PORT_MIN..TUNNEL_PORT_MAX (${cfg.tunnelPortMin}..${cfg.tunnelPortMax})`, 'a port outside the tunnel pool');
-    }
+  const [inPool] = cfg.redisUrl === '' ? [] : listenersInTunnelPool(cfg);
+  if (inPool) {
+    fail(inPool[0], `is ${inPool[1]}, inside the tunnel port pool TUNNEL_PORT_MIN..TUNNEL_PORT_MAX (${cfg.tunnelPortMin}..${cfg.tunnelPortMax})`, 'a port outside the tunnel pool');
   }
   if (cfg.redisUrl !== '' && cfg.clusterSecret.length < 16) {
     fail('CLUSTER_SECRET', 'is missing or shorter than 16 characters while REDIS_URL is set', 'a string of at least 16 characters');
@@ -510,7 +509,7 @@ export function listenersInTunnelPool(cfg: WsproxyConfig): [string, number][] {
   return listeners.filter((l): l is [string, number] => l[1] !== null && l[1] >= cfg.tunnelPortMin && l[1] <= cfg.tunnelPortMax);
 }
 
-/** Whether `host` (BIND_HOST) is empty or the unspecified address in any spelling (`0.0.0.0`, `::`, `0`, `[::]`, …). */
+/** Whether `host` (BIND_HOST, parsed bare) is empty or the unspecified address in any spelling (`0.0.0.0`, `::`, `0:0:0:0:0:0:0:0`, …). */
 function listensOnAllInterfaces(host: string): boolean {
-  return host.replace(/^\[|\]$/g, '') === '' || addressRange(host) === 'unspecified';
+  return host === '' || addressRange(host) === 'unspecified';
 }

@@ -48,10 +48,7 @@ export class SocketGoneSignal implements GoneSignal {
 
   removeEventListener(_type: 'abort', listener: () => void): void {
     this.socket.off('close', listener);
-    if (this.watchTimer !== null) {
-      clearTimeout(this.watchTimer);
-      this.watchTimer = null;
-    }
+    this.stopWatchTimer();
   }
 
   /**
@@ -60,10 +57,7 @@ export class SocketGoneSignal implements GoneSignal {
    * null when it never watched.
    */
   release(): Buffer | null {
-    if (this.watchTimer !== null) {
-      clearTimeout(this.watchTimer);
-      this.watchTimer = null;
-    }
+    this.stopWatchTimer();
     const early = this.early;
     if (early === null) return null;
     this.early = null;
@@ -72,6 +66,12 @@ export class SocketGoneSignal implements GoneSignal {
     // Flowing again from the next tick, by when the handshake has its own 'data' listener.
     this.socket.resume();
     return early.length === 0 ? null : Buffer.concat(early);
+  }
+
+  private stopWatchTimer(): void {
+    if (this.watchTimer === null) return;
+    clearTimeout(this.watchTimer);
+    this.watchTimer = null;
   }
 
   private readonly watch = (): void => {

@@ -2,13 +2,13 @@ import type { IncomingMessage } from 'node:http';
 
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
 
+/** The problem `checkHandshake` names for a version other than 13: answered 426 with the version this server speaks (RFC 6455 §4.4). */
+export const UNSUPPORTED_VERSION = 'unsupported Sec-WebSocket-Version';
+
 /**
  * Cheap RFC 6455 handshake validation, before any admission work is spent:
  * the problem as a short reason, or null for a valid handshake.
  */
-/** The problem `checkHandshake` names for a version other than 13: answered 426 with the version this server speaks (RFC 6455 §4.4). */
-export const UNSUPPORTED_VERSION = 'unsupported Sec-WebSocket-Version';
-
 export function checkHandshake(req: IncomingMessage): string | null {
   if (req.method !== 'GET') return 'WebSocket handshake must be GET';
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return 'Upgrade must be websocket';

@@ -324,11 +324,12 @@ function forwardHttp(target: LocalTarget, req: ForwardedHttpRequest, maxBody: nu
     // v1 bodies arrive whole: the length is the body's own, whatever the message declared (a shorter
     // declared length would leave the rest to be read as a second request, a longer one hang the service).
     const headers: Record<string, string> = {};
+    let declared = false;
     for (const [name, value] of Object.entries(req.headers)) {
       const lower = name.toLowerCase();
-      if (lower !== 'content-length' && lower !== 'transfer-encoding') headers[name] = value;
+      if (lower === 'content-length' || lower === 'transfer-encoding') declared = true;
+      else headers[name] = value;
     }
-    const declared = Object.keys(req.headers).some((n) => n.toLowerCase() === 'content-length' || n.toLowerCase() === 'transfer-encoding');
     if (req.body || declared) headers['content-length'] = String(req.body?.length ?? 0);
     const r = httpRequest({ host: target.host, port: target.port, method: req.method, path: req.path, headers });
     r.setTimeout(timeoutMs, () => {
