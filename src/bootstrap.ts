@@ -5,6 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import express from 'express';
 import { AppModule, type AppModuleOptions } from './app.module.js';
+import { WsproxyEvents } from './common/events.js';
 import { configWarnings } from './config/config-warnings.js';
 import { createPino, NestPinoLogger } from './logging/app-logger.js';
 import { BoundedExpressAdapter } from './upgrade/http-server.adapter.js';
@@ -40,6 +41,8 @@ export async function startWsproxy(options: AppModuleOptions): Promise<RunningAp
   // Tunnel subdomains are answered before Express sees them.
   const front = app.get(FrontRequestHandlers);
   httpAdapter.setFrontHandler((req, res) => front.dispatch(req, res));
+  const events = app.get(WsproxyEvents);
+  httpAdapter.setRefusalListener((reason) => events.emit('request.refused', { reason }));
   app.useWebSocketAdapter(new UpgradeAdapter(app));
   await app.init();
   const server = app.getHttpServer() as Server;

@@ -12,6 +12,10 @@ import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { ResumeService } from '../src/resume/resume.service.js';
 import { RawResumeClient } from './support/resume-client.js';
 import { TUNNEL_DOMAIN, httpTo, startHttpService, tunnelEnv, type HttpService } from './support/tunnel.js';
+import { rawRequest } from './support/raw-http.js';
+import { connect as tcpConnect } from 'node:net';
+import { once } from 'node:events';
+import { LISTENER_REFUSAL_LABELS } from '../src/upgrade/listener-refusals.js';
 
 /** One scrape: `name{labels}` → value, plus the raw text. */
 interface Scrape {
@@ -75,6 +79,7 @@ const WSPROXY_SERIES = [
   'wsproxy_tunnels_opened_total',
   'wsproxy_tunnels_ended_total',
   ...REFUSAL_REASONS.map((r) => `wsproxy_admission_refusals_total{reason="${r}"}`),
+  ...LISTENER_REFUSAL_LABELS.map((r) => `wsproxy_http_refusals_total{reason="${r}"}`),
   'wsproxy_dial_duration_seconds_count{result="ok"}',
   'wsproxy_dial_duration_seconds_count{result="error"}',
   'wsproxy_dial_duration_seconds_bucket{le="0.1",result="ok"}',
@@ -295,6 +300,74 @@ describe('admission refusals by reason', () => {
     assert.equal(delta('wsproxy_admission_refusals_total{reason="auth"}'), 0);
     assert.equal(delta('wsproxy_dial_duration_seconds_count{result="error"}'), 1);
     assert.equal(delta('wsproxy_dial_duration_seconds_count{result="ok"}'), 1);
+  });
+});
+
+/** Writes `head` on a new connection and resolves with everything the server sends before it closes. */
+async function rawExchange(port: number, head: string, after?: (s: import('node:net').Socket) => void): Promise<string> {
+  const s = tcpConnect({ host: '127.0.0.1', port });
+  await once(s, 'connect');
+  let text = '';
+  s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  s.on('error', () => undefined);
+  s.write(head);
+  after?.(s);
+  await once(s, 'close');
+  return text;
+}
+
+const UPGRADE_HEADERS = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+
+describe('refusals at the listener, before any route', () => {
+  let app: TestApp;
+  let url: string;
+
+  before(async () => {
+    app = await startApp({ HANDSHAKE_TIMEOUT_MS: '1000' });
+    url = `${app.baseUrl}/metrics`;
+  });
+  after(() => app.close());
+
+  test('each is counted under its reason, plain requests and upgrades alike; a reset connection is not a refusal', async () => {
+    const before = await scrape(url);
+    const port = app.port;
+    // malformed_request: Node's parser refuses the request line.
+    assert.match(await rawExchange(port, 'GET /\x01bad HTTP/1.1\r\nHost: x\r\n\r\n'), /^HTTP\/1\.1 400 /);
+    // head_too_large, twice: a plain request and an upgrade.
+    const flood = `X-Flood: ${'a'.repeat(32 * 1024)}\r\n`;
+    assert.match(await rawExchange(port, `GET /health HTTP/1.1\r\nHost: x\r\n${flood}\r\n`), /^HTTP\/1\.1 431 /);
+    assert.match(await rawExchange(port, `GET /relay?host=127.0.0.1&port=22 HTTP/1.1\r\nHost: x\r\n${UPGRADE_HEADERS}${flood}\r\n`), /^HTTP\/1\.1 431 /);
+    // head_timeout: a head that never ends.
+    assert.match(await rawExchange(port, 'GET /health HTTP/1.1\r\nHost: x\r\n'), /^HTTP\/1\.1 408 /);
+    // connect
+    assert.equal((await rawRequest(port, 'CONNECT 127.0.0.1:22 HTTP/1.1', { host: '127.0.0.1:22' })).status, 405);
+    // repeated_host: a plain request and an upgrade.
+    assert.equal((await rawRequest(port, 'GET /health HTTP/1.1', { headers: 'Host: other.example\r\n' })).status, 400);
+    assert.match(await rawExchange(port, `GET /relay?host=127.0.0.1&port=22 HTTP/1.1\r\nHost: x\r\nHost: y\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 [^]*repeated Host header/);
+    // malformed_target: a plain request and an upgrade.
+    assert.equal((await rawRequest(port, 'GET http://[::1/health HTTP/1.1')).status, 400);
+    assert.match(await rawExchange(port, `GET http://[::1/relay HTTP/1.1\r\nHost: x\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 [^]*malformed request target/);
+    // chunk_extensions_too_large: a chunk extension past Node's bound. No route reads a body, so the 404
+    // has gone out before the parser reaches it; the connection is ended then, with no second head.
+    const chunked = `POST /nothing HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;${'e'.repeat(40 * 1024)}\r\n`;
+    const answered = await rawExchange(port, chunked);
+    assert.match(answered, /^HTTP\/1\.1 404 /);
+    assert.equal(answered.match(/HTTP\/1\.1 /g)?.length, 1);
+    // A client that resets half-way through its head: no reply and no count.
+    assert.equal(await rawExchange(port, 'GET /health HTTP/1.1\r\nHost: x\r\n', (s) => setTimeout(() => s.resetAndDestroy(), 50)), '');
+
+    const s = await scrape(url);
+    const delta = (reason: string): number => s.value(`wsproxy_http_refusals_total{reason="${reason}"}`) - before.value(`wsproxy_http_refusals_total{reason="${reason}"}`);
+    const expected: Record<string, number> = {
+      malformed_request: 1,
+      head_too_large: 2,
+      head_timeout: 1,
+      connect: 1,
+      repeated_host: 2,
+      malformed_target: 2,
+      chunk_extensions_too_large: 1,
+    };
+    for (const reason of LISTENER_REFUSAL_LABELS) assert.equal(delta(reason), expected[reason], reason);
   });
 });
 

@@ -19,8 +19,9 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth'];
 /**
  * Parses a JWKS document and keeps the keys usable for verifying signatures:
  * asymmetric (`RSA`, `EC`, `OKP`), with a `kid`, public only, `use` (when
- * present) `sig`. Throws when the body is not a JWKS or holds no usable key,
- * so that a broken response never replaces a good cached set.
+ * present) `sig`. Throws when the body is not a JWKS, so that a broken
+ * response never replaces a good cached set; a JWKS with no usable key is
+ * returned (empty): the issuer withdrew its keys.
  */
 export function parseJwks(text: string): ParsedJwks {
   let doc: unknown;

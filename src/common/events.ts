@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Injectable } from '@nestjs/common';
+import type { ListenerRefusal } from '../upgrade/listener-refusals.js';
 
 /** Emitted once when a relay's WebSocket is accepted and its target is connected. */
 export interface RelayOpenedEvent {
@@ -51,6 +52,8 @@ export interface WsproxyEventMap {
   'relay.opened': [RelayOpenedEvent];
   'relay.closed': [RelayClosedEvent];
   'admission.refused': [AdmissionRefusedEvent];
+  /** A request (or upgrade) the listener refused before any route: unreadable, too slow, too large. */
+  'request.refused': [{ readonly reason: ListenerRefusal }];
   dial: [DialEvent];
   'tunnel.opened': [TunnelEvent];
   'tunnel.closed': [TunnelEvent & { readonly httpRequests: number; readonly tcpConnections: number; readonly durationMs: number }];

@@ -177,7 +177,7 @@ const MiB = 1024 * 1024;
 
 /** Every variable, in the order the README lists them. */
 export const CONFIG_VARS = {
-  port: spec('PORT', '8080', '1..65535 (0 = any free port)', 'HTTP/WebSocket listen port.', int(0, 65535)),
+  port: spec('PORT', '8080', '1..65535 (0 = any free port)', 'HTTP/WebSocket listen port. 0 is for tests: the image\'s HEALTHCHECK cannot find the port it picked.', int(0, 65535)),
   bindHost: spec('BIND_HOST', '', 'an IP address, or empty for all interfaces', 'Address the HTTP listener binds.', (raw: string, name: string): string => {
     // Brackets are how URLs write IPv6; the listener wants the bare address.
     const v = raw.trim().replace(/^\[(.*)\]$/, '$1');

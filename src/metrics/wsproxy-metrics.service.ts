@@ -6,6 +6,7 @@ import { WsproxyEvents, type WsproxyEventMap } from '../common/events.js';
 import { RelayService } from '../relay/relay.service.js';
 import { METRICS_REGISTRY } from './metrics.registry.js';
 import { REFUSAL_LABELS, refusalLabel, statusClass } from './refusal-label.js';
+import { LISTENER_REFUSAL_LABELS } from '../upgrade/listener-refusals.js';
 
 type Listener<K extends keyof WsproxyEventMap> = (...args: WsproxyEventMap[K]) => void;
 
@@ -33,6 +34,7 @@ export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
   private readonly tunnelsOpened: Counter;
   private readonly tunnelsEnded: Counter;
   private readonly refusals: Counter<'reason'>;
+  private readonly listenerRefusals: Counter<'reason'>;
   private readonly dials: Histogram<'result'>;
   private readonly jwksFetches: Counter;
   private readonly jwksFailures: Counter;
@@ -100,6 +102,13 @@ export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
       registers,
     });
     for (const reason of REFUSAL_LABELS) this.refusals.inc({ reason }, 0);
+    this.listenerRefusals = new Counter({
+      name: 'wsproxy_http_refusals_total',
+      help: 'Requests and upgrades the listener refused before any route (unreadable, too slow, too large, CONNECT, repeated Host), by reason.',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+    for (const reason of LISTENER_REFUSAL_LABELS) this.listenerRefusals.inc({ reason }, 0);
 
     this.dials = new Histogram({
       name: 'wsproxy_dial_duration_seconds',
@@ -169,6 +178,7 @@ export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
       this.tunnelsEnded.inc();
     });
     this.on('admission.refused', (e) => this.refusals.inc({ reason: refusalLabel(e.kind) }));
+    this.on('request.refused', (e) => this.listenerRefusals.inc({ reason: e.reason }));
     this.on('dial', (e) => this.dials.observe({ result: e.ok ? 'ok' : 'error' }, e.seconds));
     this.on('jwks.fetch', (e) => {
       this.jwksFetches.inc();

@@ -2,15 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ExpressAdapter } from '@nestjs/platform-express';
 import type { Express } from 'express';
 import type { Duplex } from 'node:stream';
+import { LISTENER_REFUSALS, refusalForClientError, type ListenerRefusal } from './listener-refusals.js';
 import { answerPlain, writeHttpRefusal } from './raw-response.js';
 import { frontRequestProblem } from './request-target.js';
-
-/** Answers to what Node's HTTP parser refuses, by error code (anything else: 400). */
-const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string]>> = {
-  HPE_HEADER_OVERFLOW: [431, 'request head too large'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request head not received in time'],
-  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'chunk extensions too large'],
-};
 
 /** Bounds for every connection of the public listener, upgrades included. */
 export interface ListenerBounds {
@@ -28,6 +22,7 @@ export interface ListenerBounds {
  */
 export class BoundedExpressAdapter extends ExpressAdapter {
   private front: ((req: IncomingMessage, res: ServerResponse) => boolean) | null = null;
+  private refused: (refusal: ListenerRefusal) => void = () => undefined;
 
   constructor(
     instance: Express,
@@ -39,6 +34,11 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   /** Requests this handler takes (returns true) never reach Express. */
   setFrontHandler(handler: (req: IncomingMessage, res: ServerResponse) => boolean): void {
     this.front = handler;
+  }
+
+  /** Told of every request the listener itself refuses (metrics). */
+  setRefusalListener(listener: (refusal: ListenerRefusal) => void): void {
+    this.refused = listener;
   }
 
   override initHttpServer(): void {
@@ -55,23 +55,34 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         // Refused before Express, which would also read an unreadable target with the legacy `url.parse`
         // and print it (query and token included) in a deprecation warning.
         const problem = frontRequestProblem(req);
-        if (problem) return answerPlain(res, 400, problem, true);
+        if (problem) {
+          this.refused(problem);
+          const [status, reason] = LISTENER_REFUSALS[problem];
+          return answerPlain(res, status, reason, true);
+        }
         if (this.front === null || !this.front(req, res)) express(req, res);
       },
     );
     // Node answers requests its parser refuses with an empty 400/431/408; these say why.
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       socket.on('error', () => undefined);
+      const refusal = refusalForClientError(err.code);
+      // Not a parser error: the connection failed (a reset). Not writable: already answered (the parser
+      // then reports the end of a request cut short by our own answer) or gone. Neither is a new refusal.
+      if (refusal === null || !socket.writable) return void socket.destroy();
+      this.refused(refusal);
       const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
       // A response already under way on this connection must not get a second head.
-      if (!socket.writable || inFlight?.headersSent) return void socket.destroy();
-      const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'malformed HTTP request'];
+      if (inFlight?.headersSent) return void socket.destroy();
+      const [status, reason] = LISTENER_REFUSALS[refusal];
       writeHttpRefusal(socket, status, reason);
     });
     // Without a listener Node drops a CONNECT without a word; this is no forward proxy.
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       socket.on('error', () => socket.destroy());
-      writeHttpRefusal(socket, 405, 'CONNECT is not supported', { Allow: 'GET, HEAD' });
+      this.refused('connect');
+      const [status, reason] = LISTENER_REFUSALS.connect;
+      writeHttpRefusal(socket, status, reason, { Allow: 'GET, HEAD' });
     });
     this.httpServer = server;
   }

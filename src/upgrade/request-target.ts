@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { ListenerRefusal } from './listener-refusals.js';
 import { parseQuery, type QueryParams } from './query-params.js';
 
 const PLAIN_PATH = /^\/[A-Za-z0-9/_-]*$/;
@@ -77,9 +78,9 @@ export function hasRepeatedHost(rawHeaders: readonly string[]): boolean {
  * routing, or null. Adopts an absolute-form target's authority as it checks
  * (`adoptTargetAuthority`). The HTTP listener and the upgrade router both ask.
  */
-export function frontRequestProblem(req: IncomingMessage): string | null {
+export function frontRequestProblem(req: IncomingMessage): ListenerRefusal | null {
   // RFC 9112 §3.2: a front proxy routing by another Host line than ours would see another request.
-  if (hasRepeatedHost(req.rawHeaders)) return 'repeated Host header';
-  if (!adoptTargetAuthority(req)) return 'malformed request target';
+  if (hasRepeatedHost(req.rawHeaders)) return 'repeated_host';
+  if (!adoptTargetAuthority(req)) return 'malformed_target';
   return null;
 }

@@ -15,6 +15,7 @@ import { SocketGoneSignal } from './client-gone.js';
 import { ClientIpResolver } from './client-ip.js';
 import type { QueryParams } from './query-params.js';
 import { answerPings } from './answer-pings.js';
+import { LISTENER_REFUSALS, type ListenerRefusal } from './listener-refusals.js';
 import { quietRedundantEnds } from './quiet-ends.js';
 import { writeHttpRefusal } from './raw-response.js';
 import { frontRequestProblem, parseRequestTarget } from './request-target.js';
@@ -88,20 +89,14 @@ export class UpgradeAdapter extends AbstractWsAdapter {
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const problem = frontRequestProblem(req);
-    if (problem) {
-      writeHttpRefusal(socket, 400, problem);
-      return;
-    }
+    if (problem) return this.refuseAtListener(socket, problem);
     const hostHandler = this.router.matchHost(req);
     if (hostHandler) {
       hostHandler(req, socket, head);
       return;
     }
     const target = parseRequestTarget(req.url);
-    if (!target) {
-      writeHttpRefusal(socket, 400, 'malformed request target');
-      return;
-    }
+    if (!target) return this.refuseAtListener(socket, 'malformed_target');
     const { path, query } = target;
     const endpoint = this.router.resolvePath(path);
     if (!endpoint) {
@@ -165,6 +160,13 @@ export class UpgradeAdapter extends AbstractWsAdapter {
    * accepted WebSocket closed at once with `4000 + status`, since a browser
    * cannot read the status of a failed handshake.
    */
+  /** A refusal before routing, made as the HTTP listener makes it for a plain request. */
+  private refuseAtListener(socket: Duplex, refusal: ListenerRefusal): void {
+    this.events.emit('request.refused', { reason: refusal });
+    const [status, reason] = LISTENER_REFUSALS[refusal];
+    writeHttpRefusal(socket, status, reason);
+  }
+
   private refuse(
     socket: Duplex,
     req: IncomingMessage,

@@ -22,7 +22,7 @@ export const MUX_PLAIN_HEADER = ':plain';
 
 /**
  * The channel's keepalive, the same on both sides: the entry pings every
- * heartbeat (at least every second); either side drops a channel silent (no
+ * heartbeat (no more often than once a second); either side drops a channel silent (no
  * frame, no ping or pong) for three of them.
  */
 export function channelKeepalive(heartbeatMs: number): { readonly pingEveryMs: number; readonly silentAfterMs: number } {
