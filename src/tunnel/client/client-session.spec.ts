@@ -34,6 +34,22 @@ describe('TunnelClientSession', () => {
     assert.equal(sent[0], '{"type":"http_response","id":"abc","status":200,"headers":{"x-path":"/p"},"body":"aGk=","bodyEncoding":"base64"}');
   });
 
+  it('answers 400 at once to a request whose body is not base64, without calling the local service', async () => {
+    const { sent } = harness();
+    const calls: string[] = [];
+    const session = new TunnelClientSession(
+      { send: (f) => sent.push(f) },
+      { http: async (req) => (calls.push(req.path), { status: 200, headers: {}, body: null }), tcp: () => ({ write: () => undefined, close: () => undefined }) },
+    );
+    session.receive('{"type":"http_request","id":"x1","method":"POST","path":"/p","headers":{"content-length":"5"},"body":"a*b!","bodyEncoding":"base64"}', false);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(calls, []);
+    const answer = JSON.parse(sent[0] as string) as { id: string; status: number; body: string };
+    assert.equal(answer.id, 'x1');
+    assert.equal(answer.status, 400);
+    assert.equal(Buffer.from(answer.body, 'base64').toString(), 'request body is not base64\n');
+  });
+
   it('opens, feeds and closes local connections; tcp_close goes out once', () => {
     const { session, sent, conns } = harness();
     session.receive('{"type":"tcp_open","connId":"c1"}', false);

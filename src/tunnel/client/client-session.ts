@@ -152,6 +152,11 @@ export class TunnelClientSession {
     const id = m.id;
     let body: Uint8Array | null = null;
     if (typeof m.body === 'string') body = m.bodyEncoding === 'base64' ? base64ToBytes(m.body) : utf8ToBytes(m.body);
+    if (typeof m.body === 'string' && body === null) {
+      // Without its body the local service would wait for the bytes its Content-Length promises.
+      this.sendControl(encodeHttpResponse(id, 400, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes('request body is not base64\n')));
+      return;
+    }
     const headers: Record<string, string> = {};
     if (typeof m.headers === 'object' && m.headers !== null) {
       for (const [k, v] of Object.entries(m.headers as Record<string, unknown>)) if (typeof v === 'string') headers[k] = v;
