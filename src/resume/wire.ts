@@ -206,6 +206,11 @@ export class AckScheduler {
     this.maybeAck();
   }
 
+  /** Bytes received and not yet acknowledged (all of them while acks are held). */
+  get unacked(): number {
+    return this.received - this.acked;
+  }
+
   /** Sets the count already known to the peer (the session frame carries it on a reattach). */
   resetAcked(n: number): void {
     this.acked = n;

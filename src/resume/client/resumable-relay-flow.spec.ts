@@ -14,6 +14,10 @@ interface FakeProxy {
   readonly messages: Buffer[];
   readonly events: string[];
   ack(received: number): void;
+  /** Sends target bytes to the client (text control mode: a binary frame is data). */
+  sendData(bytes: Uint8Array): Promise<void>;
+  /** The `received` of every ack the client sent. */
+  readonly acks: number[];
 }
 
 describe('ResumableRelay sending', () => {
@@ -35,11 +39,16 @@ describe('ResumableRelay sending', () => {
         messages: [],
         events: [],
         ack: (received) => control({ type: 'ack', received }),
+        sendData: (bytes) => new Promise<void>((resolve, reject) => ws.send(bytes, { binary: true }, (err) => (err ? reject(err) : resolve()))),
+        acks: [],
       };
       ws.on('message', (data: RawData, isBinary) => {
         if (isBinary && (!binary || (data as Buffer)[0] === 0)) {
           proxy.messages.push(data as Buffer);
           proxy.events.push(`data:${(data as Buffer).length}`);
+        } else if (!isBinary) {
+          const m = JSON.parse(data.toString()) as { type: string; received?: number };
+          if (m.type === 'ack') proxy.acks.push(m.received!);
         }
       });
       ws.on('close', (code) => proxy.events.push(`close:${code}`));
@@ -125,6 +134,47 @@ describe('ResumableRelay sending', () => {
     proxy.ack(128 * KiB);
     await until(() => drains === 1, 'the drain');
     assert.equal(relay.bufferedAmount, 128 * KiB);
+    relay.close();
+  });
+
+  it('a paused reader takes up to the largest proxy window unacknowledged, and ends the relay 1008 past it', async () => {
+    const { relay, proxy } = await open();
+    const MiB = 1024 * KiB;
+    let received = 0;
+    relay.on('data', (b) => (received += b.length));
+    const ended = new Promise<{ code: number; reason: string }>((r) => relay.on('close', r));
+    relay.pause();
+    const piece = new Uint8Array(MiB);
+    // RESUME_BUFFER_BYTES at its largest (64 MiB) plus one message: what a proxy keeping to its window can send.
+    for (let i = 0; i < 65; i++) await proxy.sendData(piece);
+    await until(() => received === 65 * MiB, 'the whole window');
+    assert.equal(relay.state, 'open', 'a full window is within flow control');
+    assert.deepEqual(proxy.acks, [], 'acks held while paused');
+    await proxy.sendData(new Uint8Array(1));
+    const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000).unref());
+    const end = await Promise.race([ended, timeout]);
+    if (end === null) relay.close();
+    assert.ok(end, 'the relay ended past the window');
+    const { code, reason } = end;
+    assert.equal(code, 1008);
+    assert.equal(reason, 'proxy sent past its window');
+    assert.equal(received, 65 * MiB, 'the byte past the window is not delivered');
+  });
+
+  it('a reader that resumes acknowledges what it held, and the count starts over', async () => {
+    const { relay, proxy } = await open();
+    const MiB = 1024 * KiB;
+    let received = 0;
+    relay.on('data', (b) => (received += b.length));
+    relay.pause();
+    for (let i = 0; i < 40; i++) await proxy.sendData(new Uint8Array(MiB));
+    await until(() => received === 40 * MiB, 'the held bytes');
+    relay.resume();
+    await until(() => proxy.acks.at(-1) === 40 * MiB, 'the ack of everything held');
+    relay.pause();
+    for (let i = 0; i < 40; i++) await proxy.sendData(new Uint8Array(MiB));
+    await until(() => received === 80 * MiB, 'the second batch');
+    assert.equal(relay.state, 'open', '80 MiB in all, but never more than 40 MiB unacknowledged');
     relay.close();
   });
 });

@@ -122,6 +122,13 @@ const RETRYABLE = new Set([1001, 1005, 1006, 1012, 1013, 1014, 4500, 4502, 4503,
 
 /** Largest message sent; bigger `send`s are split. */
 const MAX_MESSAGE = 1024 * 1024;
+/**
+ * Unacknowledged bytes past which the proxy is ignoring flow control: its
+ * window is `RESUME_BUFFER_BYTES` (at most 64 MiB) plus one read. Without a
+ * bound, a proxy that keeps sending while a paused reader holds its acks
+ * would pile everything up in the reader.
+ */
+const PROXY_UNACKED_MAX = 64 * 1024 * 1024 + MAX_MESSAGE;
 const OPEN = 1;
 const CONNECTING = 0;
 const encoder = new TextEncoder();
@@ -449,7 +456,10 @@ export class ResumableRelay {
     }
     if (!this.attached) return this.fail(1002, 'data before the session frame');
     if (bytes.length === 0) return;
-    if (!plain) this.acks.add(bytes.length);
+    if (!plain) {
+      this.acks.add(bytes.length);
+      if (this.acks.unacked > PROXY_UNACKED_MAX) return this.fail(1008, 'proxy sent past its window');
+    }
     this.emit('data', bytes);
   }
 
