@@ -301,6 +301,100 @@ describe('AuthService', () => {
       await refusedWith(auth.authenticate(fakeReq(), q(`token=${h}.${p}.${s}`)), 401, 'signature invalid');
     });
 
+    it('puts each check exactly where it says: bounds, segments and time claims, on tokens that are otherwise valid', async () => {
+      // On a whole second, so that the boundaries below are exact.
+      const clock = new ManualClock(Math.floor(Date.now() / 1000) * 1000);
+      const auth = makeAuth({ JWT_CLOCK_TOLERANCE_S: '5', JWKS_REFETCH_COOLDOWN_S: '0' }, clock);
+      const now = clock.seconds();
+      const rsPrivate = KeyObject.from(key.privateKey);
+      const rs = (input: Buffer): Buffer => sign('sha256', input, rsPrivate);
+      const ok = (t: string, who = 'x'): Promise<void> => auth.authenticate(fakeReq(), q(`token=${t}`)).then((id) => assert.equal(id.userId, who));
+      const no = (t: string, reason: string): Promise<void> => refusedWith(auth.authenticate(fakeReq(), q(`token=${t}`)), 401, reason);
+      const claims = { sub: 'x', exp: now + 60 };
+      const good = signRaw({ alg: 'RS256', kid: key.kid }, claims, rs);
+      await ok(good);
+
+      // At most 16 KiB: a signed token of exactly 16 384 characters passes, one more is malformed.
+      // base64url never ends a segment on 1 character mod 4: a header field of 0–3 characters shifts it.
+      const sized = (chars: number): string | null => {
+        const signatureChars = 342; // RS256 with a 2048-bit key
+        for (let typ = 0; typ < 4; typ++) {
+          const header = { alg: 'RS256', kid: key.kid, typ: 't'.repeat(typ) };
+          const headerChars = base64url.encode(JSON.stringify(header)).length;
+          for (let pad = 11_000; pad < 12_400; pad++) {
+            const body = { ...claims, pad: 'p'.repeat(pad) };
+            if (headerChars + 1 + base64url.encode(JSON.stringify(body)).length + 1 + signatureChars === chars) return signRaw(header, body, rs);
+          }
+        }
+        return null;
+      };
+      const atBound = sized(16_384) ?? assert.fail('no token of 16 384 characters');
+      await ok(atBound);
+      const over = sized(16_385) ?? sized(16_386) ?? assert.fail('no token just over 16 KiB');
+      await no(over, 'token malformed');
+
+      // Three segments exactly, and a signature in the base64url alphabet (Node's decoder would skip the rest).
+      await no(`${good}.extra`, 'token malformed');
+      await no(`${good}==`, 'token malformed');
+      await no(`${good.slice(0, -4)}+${good.slice(-3)}`, 'token malformed');
+
+      // A token without a kid names no key, and costs no JWKS fetch (one naming an unknown kid does: no cooldown here).
+      server.resetCount();
+      await no(signRaw({ alg: 'RS256' }, claims, rs), 'unknown key');
+      await no(signRaw({ alg: 'RS256', kid: '' }, claims, rs), 'unknown key');
+      assert.equal(server.requests, 0, 'no fetch for a token that names no kid');
+      await no(signRaw({ alg: 'RS256', kid: 'nope' }, claims, rs), 'unknown key');
+      assert.equal(server.requests, 1, 'an unknown kid is looked up');
+
+      // exp: expired once exp <= now - tolerance; nbf: valid up to now + tolerance.
+      await no(signRaw({ alg: 'RS256', kid: key.kid }, { sub: 'x', exp: now - 5 }, rs), 'token expired');
+      await no(signRaw({ alg: 'RS256', kid: key.kid }, { sub: 'x', exp: now - 6 }, rs), 'token expired');
+      await ok(signRaw({ alg: 'RS256', kid: key.kid }, { sub: 'x', exp: now - 4 }, rs));
+      await ok(signRaw({ alg: 'RS256', kid: key.kid }, { ...claims, nbf: now + 5 }, rs));
+      await no(signRaw({ alg: 'RS256', kid: key.kid }, { ...claims, nbf: now + 6 }, rs), 'token not yet valid');
+      await no(signRaw({ alg: 'RS256', kid: key.kid }, { ...claims, nbf: now + 11 }, rs), 'token not yet valid');
+
+      // A time that JSON can write but is no finite number.
+      const header = base64url.encode(JSON.stringify({ alg: 'RS256', kid: key.kid }));
+      const infinite = `${header}.${base64url.encode('{"sub":"x","exp":1e400}')}`;
+      await no(`${infinite}.${rs(Buffer.from(infinite)).toString('base64url')}`, 'token malformed');
+
+      // sub: up to 256 characters.
+      await ok(signRaw({ alg: 'RS256', kid: key.kid }, { ...claims, sub: 's'.repeat(256) }, rs), 's'.repeat(256));
+      await no(signRaw({ alg: 'RS256', kid: key.kid }, { ...claims, sub: 's'.repeat(257) }, rs), 'subject missing');
+    });
+
+    it('holds a key without an alg member to its own type and curve', async () => {
+      const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+      const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const bare = (kid: string, k: KeyObject): TestKey => ({ ...key, kid, jwk: { ...k.export({ format: 'jwk' }), kid } });
+      server.publish([key, bare('p384', p384.publicKey), bare('p256', p256.publicKey)]);
+      const auth = makeAuth({ JWT_ALGORITHMS: 'RS256,ES256' });
+      const claims = { sub: 'x', exp: Math.floor(Date.now() / 1000) + 60 };
+      // ES256 names P-256: a P-384 key is refused even though ECDSA over SHA-256 would verify.
+      const wrongCurve = signRaw({ alg: 'ES256', kid: 'p384' }, claims, (input) => sign('sha256', input, { key: p384.privateKey, dsaEncoding: 'ieee-p1363' }));
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${wrongCurve}`)), 401, 'algorithm not allowed');
+      // RS256 names RSA: an EC key's (DER) signature is refused even though crypto.verify would take it.
+      const wrongType = signRaw({ alg: 'RS256', kid: 'p256' }, claims, (input) => sign('sha256', input, p256.privateKey));
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${wrongType}`)), 401, 'algorithm not allowed');
+      // The same P-256 key does verify ES256: the refusals above are about type and curve.
+      const right = signRaw({ alg: 'ES256', kid: 'p256' }, claims, (input) => sign('sha256', input, { key: p256.privateKey, dsaEncoding: 'ieee-p1363' }));
+      assert.equal((await auth.authenticate(fakeReq(), q(`token=${right}`))).userId, 'x');
+    });
+
+    it('verifies PS256 with the salt length RFC 7518 fixes (the digest length), not any salt', async () => {
+      const ps = await makeKey('ps', 'PS256');
+      server.publish([key, ps]);
+      const auth = makeAuth({ JWT_ALGORITHMS: 'PS256' });
+      const claims = { sub: 'x', exp: Math.floor(Date.now() / 1000) + 60 };
+      const psPrivate = KeyObject.from(ps.privateKey);
+      const withSalt = (saltLength: number): string =>
+        signRaw({ alg: 'PS256', kid: 'ps' }, claims, (input) => sign('sha256', input, { key: psPrivate, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }));
+      assert.equal((await auth.authenticate(fakeReq(), q(`token=${withSalt(32)}`))).userId, 'x');
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${withSalt(0)}`)), 401, 'signature invalid');
+      await refusedWith(auth.authenticate(fakeReq(), q(`token=${withSalt(64)}`)), 401, 'signature invalid');
+    });
+
     it('refuses malformed tokens', async () => {
       const auth = makeAuth();
       for (const t of ['abc', 'a.b.c', 'a.b.c.d.e', `${'x'.repeat(20000)}.a.b`, '..']) {
