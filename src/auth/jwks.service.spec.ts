@@ -7,7 +7,8 @@ import { Refusal } from '../common/refusal.js';
 import { parseConfig } from '../config/config.schema.js';
 import { JwksServer, makeKey, ManualClock, mintToken, unreachableJwksUrl, type TestKey } from '../../test/support/jwks.js';
 import { AuthService } from './auth.service.js';
-import { parseJwks } from './jwks-document.js';
+import { parseJwks, readCappedText } from './jwks-document.js';
+import { extractToken } from './token-carriers.js';
 import { JwksService } from './jwks.service.js';
 
 const quiet: LoggerService = { log() {}, error() {}, warn() {}, debug() {}, verbose() {} };
@@ -222,6 +223,18 @@ describe('JwksService', () => {
       assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
     });
 
+    it('takes only a 200 as a key set: another 2xx with a JWKS body is a failed fetch', async () => {
+      const server = await JwksServer.start([keyA]);
+      try {
+        server.answerRaw(203, JSON.stringify({ keys: [keyA.jwk] }));
+        const r = rig(server.url, { JWKS_REFETCH_COOLDOWN_S: '30' });
+        assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
+        assert.equal(r.jwks.status().lastFetchOk, false);
+      } finally {
+        await server.stop();
+      }
+    });
+
     it('answers 503 when the JWKS was never reachable (connection refused)', async () => {
       const r = rig(await unreachableJwksUrl(), { JWKS_REFETCH_COOLDOWN_S: '30' });
       assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
@@ -326,6 +339,35 @@ describe('JwksService', () => {
     });
   });
 
+  describe('readCappedText', () => {
+    const streamOf = (bytes: number): ReadableStream<Uint8Array> =>
+      new ReadableStream({
+        start(c) {
+          for (let left = bytes; left > 0; left -= 65536) c.enqueue(new Uint8Array(Math.min(65536, left)).fill(0x20));
+          c.close();
+        },
+      });
+
+    it('reads up to the bound, and refuses a body over it whether its length is declared or not', async () => {
+      assert.equal((await readCappedText(new Response(streamOf(1000)), 1000)).length, 1000);
+      await assert.rejects(readCappedText(new Response(streamOf(1001)), 1000), /larger than 1000 bytes/);
+      // Declared too large: refused before reading (the body here is small, so only the header can tell).
+      await assert.rejects(readCappedText(new Response('{}', { headers: { 'content-length': '1001' } }), 1000), /larger than 1000 bytes/);
+    });
+  });
+
+  describe('token carriers', () => {
+    it('takes an Authorization header only when it is exactly "Bearer <token>"', () => {
+      const req = (authorization: string): IncomingMessage => ({ headers: { authorization } }) as unknown as IncomingMessage;
+      const none = new URLSearchParams();
+      assert.equal(extractToken(req('Bearer abc'), none)?.token, 'abc');
+      assert.equal(extractToken(req('bearer\tabc '), none)?.token, 'abc');
+      for (const value of ['Bearer abc def', 'XBearer abc', 'Basic Bearer abc', 'Bearer', 'Bearerabc']) {
+        assert.equal(extractToken(req(value), none), null, value);
+      }
+    });
+  });
+
   describe('parseJwks', () => {
     it('keeps public signing keys and skips the rest', () => {
       const good = keyA.jwk;
@@ -348,6 +390,24 @@ describe('JwksService', () => {
       );
       assert.equal(skipped.length, 6);
       assert.ok(skipped.every((s) => !s.includes('private"') && !s.includes(String(keyB.jwk.n))));
+    });
+
+    it('skips a key whose key_ops lacks verify, and a kid longer than 256 characters', () => {
+      const { keys, skipped } = parseJwks(
+        JSON.stringify({
+          keys: [
+            { ...keyA.jwk, kid: 'ops-enc', key_ops: ['encrypt'] },
+            { ...keyA.jwk, kid: 'ops-verify', key_ops: ['verify'] },
+            { ...keyA.jwk, kid: 'k'.repeat(257) },
+            { ...keyA.jwk, kid: 'k'.repeat(256) },
+          ],
+        }),
+      );
+      assert.deepEqual(
+        keys.map((k) => k.kid),
+        ['ops-verify', 'k'.repeat(256)],
+      );
+      assert.equal(skipped.length, 2);
     });
 
     it('throws on documents that are not a JWKS', () => {
