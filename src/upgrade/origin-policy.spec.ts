@@ -23,4 +23,20 @@ describe('OriginPolicy', () => {
     assert.equal(policy.allows(undefined), true);
     assert.equal(policy.allows('https://evil.example.com'), false);
   });
+
+  it('matches a wildcard on whole labels only: not a look-alike host, not the bare suffix', () => {
+    const policy = new OriginPolicy(['https://*.example.com']);
+    assert.equal(policy.allows('https://a.b.example.com'), true);
+    assert.equal(policy.allows('https://app.example.com.evil.net'), false);
+    assert.equal(policy.allows('https://appexample.com'), false);
+    assert.equal(policy.allows('https://example.com'), false);
+    assert.equal(policy.allows('https://.example.com'), false);
+  });
+
+  it('compares an exact entry with the origin as a browser would write it (case, default port)', () => {
+    const policy = new OriginPolicy(['https://app.example.com']);
+    assert.equal(policy.allows('https://APP.Example.com'), true);
+    assert.equal(policy.allows('https://app.example.com:443'), true);
+    assert.equal(policy.allows('https://app.example.com:8443'), false);
+  });
 });
