@@ -19,6 +19,14 @@ describe('ClientIpResolver', () => {
 
   it('ignores the headers of an untrusted peer', () => {
     assert.equal(behindOneProxy.resolve(request('192.0.2.1', { 'x-forwarded-for': '203.0.113.1' })), '192.0.2.1');
+    assert.equal(behindOneProxy.resolve(request('192.0.2.1', { 'x-real-ip': '203.0.113.2' })), '192.0.2.1');
+  });
+
+  it('reads a trusted range written IPv4-mapped (::ffff:a.b.c.d/N) as the IPv4 range it maps', () => {
+    const mapped = new ClientIpResolver(['::ffff:127.0.0.0/104']);
+    assert.equal(mapped.resolve(request('127.0.0.5', { 'x-forwarded-for': '203.0.113.1' })), '203.0.113.1');
+    assert.equal(mapped.resolve(request('::ffff:127.0.0.5', { 'x-forwarded-for': '203.0.113.1' })), '203.0.113.1');
+    assert.equal(mapped.resolve(request('128.0.0.1', { 'x-forwarded-for': '203.0.113.1' })), '128.0.0.1');
   });
 
   it('takes the address the trusted proxy appended, not what the client put to its left', () => {
