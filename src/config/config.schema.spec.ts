@@ -24,6 +24,31 @@ describe('parseConfig', () => {
     assert.deepEqual(parseConfig({ BLOCKED_TARGETS: '10.0.0.0/8,' }).blockedTargets, ['10.0.0.0/8']);
   });
 
+  it('holds integers to both ends of their range', () => {
+    assert.equal(refusal({ HANDSHAKE_TIMEOUT_MS: '0' }), 'HANDSHAKE_TIMEOUT_MS is 0, out of range');
+    assert.equal(refusal({ TUNNEL_PORT_MIN: '0' }), 'TUNNEL_PORT_MIN is 0, out of range');
+    assert.equal(refusal({ PORT: '65536' }), 'PORT is 65536, out of range');
+    assert.equal(parseConfig({ TUNNEL_PORT_MIN: '1', TUNNEL_PORT_MAX: '65535' }).tunnelPortMax, 65535);
+  });
+
+  it('takes only the asymmetric JWT algorithms: never none or an HMAC one', () => {
+    for (const alg of ['none', 'HS256', 'rs256']) assert.match(refusal({ JWT_ALGORITHMS: `RS256,${alg}` }), new RegExp(`^JWT_ALGORITHMS has "${alg}"`));
+    assert.deepEqual(parseConfig({ JWT_ALGORITHMS: 'RS256,EdDSA' }).jwtAlgorithms, ['RS256', 'EdDSA']);
+  });
+
+  it('holds a CIDR prefix to its family: /32 for IPv4, /128 for IPv6', () => {
+    assert.match(refusal({ BLOCKED_TARGETS: '10.0.0.0/33' }), /^BLOCKED_TARGETS /);
+    assert.match(refusal({ TRUSTED_PROXIES: '10.0.0.0/64' }), /^TRUSTED_PROXIES /);
+    assert.match(refusal({ BLOCKED_TARGETS: 'fc00::/129' }), /^BLOCKED_TARGETS /);
+    assert.deepEqual(parseConfig({ BLOCKED_TARGETS: '10.0.0.0/32,fc00::/128' }).blockedTargets, ['10.0.0.0/32', 'fc00::/128']);
+  });
+
+  it('takes plain http for CLERK_JWKS_URL on loopback only', () => {
+    assert.equal(parseConfig({ CLERK_JWKS_URL: 'http://127.0.0.1:8080/jwks.json' }).clerkJwksUrl, 'http://127.0.0.1:8080/jwks.json');
+    assert.match(refusal({ CLERK_JWKS_URL: 'http://clerk.example.com/jwks.json' }), /^CLERK_JWKS_URL uses http:/);
+    assert.match(refusal({ CLERK_JWKS_URL: 'http://10.0.0.1/jwks.json' }), /^CLERK_JWKS_URL uses http:/);
+  });
+
   it('refuses an empty ALLOWED_ORIGINS, which would turn every browser away without a word', () => {
     assert.equal(refusal({ ALLOWED_ORIGINS: '' }), 'ALLOWED_ORIGINS is empty');
     assert.equal(refusal({ ALLOWED_ORIGINS: '  ' }), 'ALLOWED_ORIGINS is empty');
