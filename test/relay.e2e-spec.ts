@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
 import { RelayService } from '../src/relay/relay.service.js';
+import { DrainService } from '../src/lifecycle/drain.service.js';
 import { WsproxyEvents } from '../src/common/events.js';
 import { LimitsService } from '../src/limits/limits.service.js';
 import { PAUSED_SILENT_INTERVALS } from '../src/upgrade/keepalive.service.js';
@@ -622,6 +623,49 @@ describe('hostile input', () => {
     const res = await rawUpgrade(app.port, `/relay?host=127.0.0.1&port=${echo.port}`, { 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '8' });
     assert.match(res, /^HTTP\/1\.1 426 Upgrade Required\r\n/);
     assert.match(res, /\r\nSec-WebSocket-Version: 13\r\n/);
+  });
+
+  it('refuses an upgrade that is not a GET before admission: 400, and the target is never dialled', async () => {
+    let dialled = 0;
+    const counted = await startTarget(() => dialled++);
+    try {
+      const { connect } = await import('node:net');
+      const s = connect(app.port, '127.0.0.1');
+      await once(s, 'connect');
+      let text = '';
+      s.on('data', (c: Buffer) => (text += c.toString()));
+      s.write(
+        `POST /relay?host=127.0.0.1&port=${counted.port} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+          'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 0\r\n\r\n',
+      );
+      await once(s, 'close');
+      assert.match(text, /^HTTP\/1\.1 400 [^]*WebSocket handshake must be GET/);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(dialled, 0);
+    } finally {
+      await counted.close();
+    }
+  });
+
+  it('answers a bad handshake with its HTTP status even with errors=close (no WebSocket to close)', async () => {
+    const res = await rawUpgrade(app.port, `/relay?host=127.0.0.1&port=${echo.port}&errors=close`, { 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '8' });
+    assert.match(res, /^HTTP\/1\.1 426 Upgrade Required\r\n/);
+    assert.match(res, /\r\nSec-WebSocket-Version: 13\r\n/);
+  });
+
+  it('tells a client refused while draining when to retry (503, Retry-After)', async () => {
+    const draining = await startApp();
+    try {
+      draining.app.get(DrainService).startDraining();
+      const res = await rawUpgrade(draining.port, `/relay?host=127.0.0.1&port=${echo.port}`, { 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13' });
+      assert.match(res, /^HTTP\/1\.1 503 /);
+      assert.match(res, /\r\nRetry-After: 5\r\n/);
+      // errors=close asks for a WebSocket closed with 4503; a handshake that cannot become one keeps the 503.
+      const bad = await rawUpgrade(draining.port, `/relay?host=127.0.0.1&port=${echo.port}&errors=close`, { 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '8' });
+      assert.match(bad, /^HTTP\/1\.1 503 /);
+    } finally {
+      await draining.close();
+    }
   });
 
   it('answers 400 to a request with two Host lines, upgrade or not (RFC 9112 3.2)', async () => {
