@@ -103,6 +103,32 @@ describe('relay data path', () => {
     }
   });
 
+  it('writes every byte a client sent before its close to a target that reads slowly', async () => {
+    const payload = randomPayload(4 * MiB);
+    let received: Promise<Buffer> = Promise.resolve(Buffer.alloc(0));
+    // Reads a chunk, then pauses 5 ms: the proxy still has bytes queued for it when the close frame arrives.
+    const slow = await startTarget((socket) => {
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => {
+        chunks.push(c);
+        socket.pause();
+        setTimeout(() => socket.resume(), 5);
+      });
+      received = new Promise((resolve) => socket.on('end', () => resolve(Buffer.concat(chunks))));
+    });
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${slow.port}`);
+      await sendChunked(ws, payload);
+      ws.close(1000);
+      const got = await received;
+      assert.equal(got.length, payload.length);
+      assert.equal(sha256(got), sha256(payload));
+      await closed(ws);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('bounds buffering towards a target that never reads', async () => {
     const stalled = await stalledTarget();
     try {
