@@ -394,10 +394,17 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     try {
       const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
-      const declared = await httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(2048) });
+      // One byte over the limit (1024 here), declared and chunked.
+      const declared = await httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(1025) });
       assert.equal(declared.status, 413);
-      const chunked = await httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(2048), chunked: true });
+      const chunked = await httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(1025), chunked: true });
       assert.equal(chunked.status, 413);
+      // A declared length over the limit is answered before any of the body is sent.
+      const early = await Promise.race([
+        rawRequest(app.port, 'POST / HTTP/1.1', { host: h, headers: 'Content-Length: 1025\r\n' }),
+        new Promise<null>((r) => setTimeout(() => r(null), 3000).unref()),
+      ]);
+      assert.equal(early?.status, 413, 'answered without waiting for the body');
       assert.equal(tunnel.received.filter((m) => m.data.includes('http_request')).length, 0);
       // At the limit passes.
       const ok = httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(1024, 7) });
