@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_CLIENT_STREAMS, V2Mux, type V2MuxHandler } from './v2-mux.js';
-import { FLAG_BINARY, FLAG_BODY, FLAG_END, FLAG_FIN, R, T, V2_DATA_CHUNK, V2_INITIAL_WINDOW, V2_MIN_SPLIT, decodeFrame, encodeData, encodeFrame, encodeOpen, encodeReady, encodeResponse } from './v2.js';
+import { FLAG_BINARY, FLAG_BODY, FLAG_END, FLAG_FIN, R, T, V2_DATA_CHUNK, V2_INITIAL_WINDOW, V2_MAX_WINDOW, V2_MIN_SPLIT, decodeFrame, encodeData, encodeFrame, encodeOpen, encodeReady, encodeResponse, encodeWindowUpdate } from './v2.js';
 
 type Log = { ev: string; id: number; data?: Uint8Array; extra?: unknown }[];
 
@@ -347,6 +347,23 @@ describe('V2Mux', () => {
     proxy.receive(encodeResponse(3, { status: 200, headers: [] }, true));
     proxy.receive(encodeData(3, bytes(1)));
     assert.deepEqual(log.at(-1), { ev: 'malformed', id: 3, extra: 'DATA after END' });
+  });
+
+  it('resets a stream whose peer grants more than the largest window (2^31 - 1) in all', () => {
+    const sent: Uint8Array[] = [];
+    const log: Log = [];
+    const proxy = new V2Mux({ role: 'proxy', send: (f) => sent.push(f) });
+    proxy.attach(recorder(log));
+    proxy.open(1, { kind: 'tcp' });
+    // The initial window plus this increment is exactly the largest: allowed.
+    proxy.receive(encodeWindowUpdate(1, V2_MAX_WINDOW - V2_INITIAL_WINDOW));
+    assert.equal(proxy.has(1), true);
+    assert.equal(log.filter((e) => e.ev === 'malformed').length, 0);
+    proxy.receive(encodeWindowUpdate(1, 1));
+    assert.deepEqual(log.at(-1), { ev: 'malformed', id: 1, extra: 'window overflow' });
+    const reset = decodeFrame(sent.at(-1)!);
+    assert.ok(reset.ok && reset.frame.type === 'reset' && reset.frame.code === R.FLOW_CONTROL_ERROR);
+    assert.equal(proxy.has(1), false);
   });
 
   it('client: ignores a reopened or lower stream id, refuses an unreadable OPEN', () => {
