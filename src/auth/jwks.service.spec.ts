@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Logger, type LoggerService } from '@nestjs/common';
 import { Refusal } from '../common/refusal.js';
@@ -221,6 +222,21 @@ describe('JwksService', () => {
       // TTL + max stale since the last good fetch: nothing usable any more.
       r.clock.advance(1800 * S);
       assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
+    });
+
+    it('follows no redirect: a 302 to a good JWKS is a failed fetch', async () => {
+      const server = await JwksServer.start([keyA]);
+      const redirector = createServer((_req, res) => res.writeHead(302, { location: server.url }).end());
+      await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', r));
+      try {
+        const r = rig(`http://127.0.0.1:${(redirector.address() as AddressInfo).port}/jwks.json`, { JWKS_REFETCH_COOLDOWN_S: '30' });
+        assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
+        assert.equal(server.requests, 0, 'the redirect was not followed');
+      } finally {
+        redirector.closeAllConnections();
+        await new Promise<void>((r) => redirector.close(() => r()));
+        await server.stop();
+      }
     });
 
     it('takes only a 200 as a key set: another 2xx with a JWKS body is a failed fetch', async () => {
