@@ -224,6 +224,26 @@ describe('JwksService', () => {
       assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
     });
 
+    it('answers from stale keys at once while a retry hangs in the background', async () => {
+      const server = await JwksServer.start([keyA]);
+      try {
+        const r = rig(server.url, { JWKS_CACHE_TTL_S: '60', JWKS_MAX_STALE_S: '3600', JWKS_REFETCH_COOLDOWN_S: '30', JWKS_FETCH_TIMEOUT_MS: '20000' });
+        await r.jwks.warmUp();
+        // Past the TTL the first lookup waits for the refetch; it fails, and the stale keys serve.
+        server.answerRaw(500, 'down');
+        r.clock.advance(61 * S);
+        assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+        assert.equal(r.jwks.status().lastFetchOk, false);
+        // After the cooldown the retry hangs (up to its 20 s timeout): the lookup must not wait for it.
+        server.hang();
+        r.clock.advance(31 * S);
+        const answer = await Promise.race([r.check(await r.mint(keyA)), new Promise((res) => setTimeout(() => res('waited'), 2000).unref())]);
+        assert.equal(answer, 'sub-of-kid-a');
+      } finally {
+        await server.stop();
+      }
+    });
+
     it('follows no redirect: a 302 to a good JWKS is a failed fetch', async () => {
       const server = await JwksServer.start([keyA]);
       const redirector = createServer((_req, res) => res.writeHead(302, { location: server.url }).end());
