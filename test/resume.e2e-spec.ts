@@ -516,6 +516,35 @@ describe('a target that stops reading', () => {
     assert.ok(target.writableLength <= bound, `held ${target.writableLength} bytes after 10 reattaches of 2 MiB, bound ${bound}`);
     ws.terminate();
   });
+
+  it('withholds its acks while the target is not taking bytes, so a client keeping to its window stops', async () => {
+    const acks: number[] = [];
+    let id = '';
+    const ws = await openListening(`${app.wsUrl}/relay?host=127.0.0.1&port=${deaf.port}&resume=1`, (data, isBinary) => {
+      if (isBinary) return;
+      const m = JSON.parse(data.toString()) as { type: string; received?: number; id?: string };
+      if (m.type === 'ack') acks.push(m.received!);
+      if (m.type === 'session') id = m.id!;
+    });
+    await waitFor(() => id !== '', 'the session frame');
+    const target = sessionsOf(app).find((s) => s.id === id)!.setup.socket;
+    const message = Buffer.alloc(1 * MiB, 0x62);
+    let sent = 0;
+    for (let i = 0; i < 32 && !target.writableNeedDrain; i++) {
+      ws.send(message);
+      sent += message.length;
+      await waitFor(() => target.writableNeedDrain || target.bytesWritten + target.writableLength >= sent, 'the message reached the target socket');
+    }
+    assert.ok(target.writableNeedDrain, 'the target stopped taking bytes');
+    ws.send(message);
+    sent += message.length;
+    await waitFor(() => target.bytesWritten + target.writableLength >= sent, 'the last message reached the target socket');
+    await sleep(600);
+    const acked = acks.at(-1) ?? 0;
+    assert.ok(acked < sent, `acked ${acked} of ${sent} bytes while the target took none of the last ones`);
+    assert.ok(acked <= target.bytesWritten, `acked ${acked}, but only ${target.bytesWritten} bytes reached the target`);
+    ws.terminate();
+  });
 });
 
 describe('resume window', () => {
