@@ -17,7 +17,7 @@ import { startApp, type TestApp } from './support/app.js';
 import { duplexTarget } from './support/duplex-target.js';
 import { startMiddlebox } from './support/middlebox.js';
 import { RawResumeClient } from './support/resume-client.js';
-import { echoTarget, sha256, sourceTarget, startTarget, type TestTarget } from './support/targets.js';
+import { echoTarget, floodTarget, sha256, sourceTarget, startTarget, type TestTarget } from './support/targets.js';
 import { closed, expectCloseRefusal, expectRefusal, receiveBytes, track } from './support/ws-client.js';
 
 const KiB = 1024;
@@ -544,6 +544,29 @@ describe('a target that stops reading', () => {
     assert.ok(acked < sent, `acked ${acked} of ${sent} bytes while the target took none of the last ones`);
     assert.ok(acked <= target.bytesWritten, `acked ${acked}, but only ${target.bytesWritten} bytes reached the target`);
     ws.terminate();
+  });
+});
+
+describe('a detached session in front of a flooding target', () => {
+  it('stops reading the target once its replay buffer is full', async () => {
+    const app = await startApp({ MAX_CONNS_PER_IP: '100', MAX_CONNS_PER_USER: '100', SHUTDOWN_TIMEOUT_MS: '0', RESUME_WINDOW_S: '60' });
+    const flood = await floodTarget();
+    try {
+      let id = '';
+      const ws = await openListening(`${app.wsUrl}/relay?host=127.0.0.1&port=${flood.port}&resume=1`, (data, isBinary) => {
+        if (!isBinary && (JSON.parse(data.toString()) as { type: string }).type === 'session') id = (JSON.parse(data.toString()) as { id: string }).id;
+      });
+      await waitFor(() => id !== '', 'the session frame');
+      ws.terminate();
+      const session = (): ResumableSession => sessionsOf(app).find((s) => s.id === id)!;
+      await waitFor(() => session().bufferedBytes >= MiB, 'the replay buffer to fill');
+      await sleep(500);
+      // RESUME_BUFFER_BYTES (1 MiB) plus one read of up to 256 KiB: the target is no longer read.
+      assert.ok(session().bufferedBytes <= MiB + 256 * 1024, `holds ${session().bufferedBytes} bytes for a detached client`);
+    } finally {
+      await app.close();
+      await flood.close();
+    }
   });
 });
 
