@@ -403,13 +403,15 @@ describe('tunnels across replicas', () => {
     // A second, separate pair would share the same anonymous user; this test uses its own limit on the same Redis.
     const c = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
     const d = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
+    // The pair above may hold a tunnel for the anonymous user; this one makes sure the user is at its limit either way.
+    const own = await TunnelClient.connect({ proxy: `${c.wsUrl}/tunnel` }).catch((err: unknown) => err);
     try {
-      // The pair above already holds one tunnel for the anonymous user.
       const refused = await TunnelClient.connect({ proxy: `${d.wsUrl}/tunnel` }).catch((err: unknown) => err);
       assert.ok(refused instanceof TunnelRefusedError, String(refused));
       assert.equal(refused.status, 429);
       assert.equal(refused.body, 'too many tunnels for this user');
     } finally {
+      if (own instanceof TunnelClient) await own.close();
       await d.close();
       await c.close();
     }
