@@ -181,6 +181,8 @@ describe('resumable relays', () => {
 
         // Out of range: below what the client acked, or beyond what was sent.
         assert.equal((await expectRefusal(reattachUrl(session.id!, 20_000))).status, 400);
+        // One byte below the ack already is: the proxy no longer holds byte 29999, and replaying from 30000 would skip it.
+        assert.equal((await expectRefusal(reattachUrl(session.id!, 29_999))).status, 400);
         assert.equal((await expectRefusal(reattachUrl(session.id!, down.length + 1))).status, 400);
 
         // The client claims 60000 bytes received; the proxy says it has 5000.
@@ -247,6 +249,33 @@ describe('resumable relays', () => {
         assert.ok(again.data().equals(down));
         await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
         assert.equal(await slotsInUse(app), 0);
+      } finally {
+        await gate.close();
+      }
+    });
+
+    it('keeps the tail for a client that drops during the final close handshake (1006), and ends once one completes it', async () => {
+      const down = randomBytes(50 * KiB);
+      const gate = await duplexTarget();
+      try {
+        const { client, session } = await RawResumeClient.open(openUrl(gate.port));
+        const proxied = onlySession(app);
+        // The client stops reading: the tail and the proxy's close frame wait unread, so the handshake cannot complete.
+        client.ws.pause();
+        const s = await gate.socket;
+        s.end(down);
+        await waitFor(() => proxied.sentBytes === down.length && proxied.setup.socket.readableEnded, 'the proxy to read the tail and the FIN');
+        // The connection dies before the client has seen the close frame: the proxy sees 1006, not a completed close.
+        client.drop();
+        await waitFor(() => proxied.state !== 'attached', 'the proxy to see the drop');
+        assert.equal(proxied.state, 'detached', 'a drop during the final close is not a delivery: the session waits for a reattach');
+        const again = await RawResumeClient.connect(reattachUrl(session.id!, 0));
+        const end = await again.closed();
+        assert.deepEqual(end, { code: 1000, reason: 'target closed' });
+        assert.ok(again.data().equals(down), 'the reattached client gets the whole tail');
+        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        assert.equal(await slotsInUse(app), 0);
+        assert.equal((await expectRefusal(reattachUrl(session.id!, down.length))).status, 404, 'delivered: the session is gone');
       } finally {
         await gate.close();
       }
@@ -615,6 +644,25 @@ describe('resume window', () => {
         const m = new RegExp(`^wsproxy_resume_sessions_total\\{event="${event}"\\} (\\d+)`, 'm').exec(metrics);
         assert.ok(m && Number(m[1]) >= 1, `wsproxy_resume_sessions_total{event="${event}"} ≥ 1`);
       }
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('ends a detached session windowS seconds after the drop, not later', async () => {
+    const target = await duplexTarget();
+    try {
+      const { client, session } = await RawResumeClient.open(`${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}&resume=1`);
+      assert.equal(session.windowS, 1);
+      const proxied = sessionsOf(app).find((s) => s.id === session.id)!;
+      client.drop();
+      await waitFor(() => proxied.state === 'detached', 'the detach');
+      // The window's timer was armed at the detach, before this one: timers run in due order, so
+      // when this sleep ends the window has been checked, however late the event loop wakes up.
+      await sleep(1250);
+      assert.equal(proxied.state, 'ended', 'the window (1 s) is over a quarter of a second ago');
+      assert.deepEqual(await expectRefusal(`${app.wsUrl}/relay?resume=${session.id}&received=0`), { status: 404, body: 'unknown session' });
+      await target.closed;
     } finally {
       await target.close();
     }

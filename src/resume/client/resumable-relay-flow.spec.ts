@@ -137,6 +137,25 @@ describe('ResumableRelay sending', () => {
     relay.close();
   });
 
+  it('takes an ack of everything it sent, and ends the relay 1002 on an ack of one byte more', async () => {
+    const { relay, proxy } = await open();
+    const ended = new Promise<{ code: number; reason: string }>((r) => relay.on('close', r));
+    relay.send(chunk(10, 1));
+    await until(() => proxy.messages.length === 1, 'the data');
+    proxy.ack(10);
+    await until(() => relay.bufferedAmount === 0, 'the ack of everything sent');
+    assert.equal(relay.state, 'open');
+
+    // A proxy acknowledging bytes that were never sent has lost count: nothing it says about the stream can be trusted.
+    proxy.ack(11);
+    const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000).unref());
+    const end = await Promise.race([ended, timeout]);
+    if (end === null) relay.close();
+    assert.deepEqual(end, { code: 1002, reason: 'ack beyond the bytes sent' });
+    assert.equal(relay.state, 'closed');
+    await until(() => proxy.events.includes('close:4000'), 'the socket to be dropped');
+  });
+
   it('a paused reader takes up to the largest proxy window unacknowledged, and ends the relay 1008 past it', async () => {
     const { relay, proxy } = await open();
     const MiB = 1024 * KiB;
