@@ -80,6 +80,27 @@ describe('V2Mux', () => {
     assert.equal(client.size, 0);
   });
 
+  it('END rides on the last DATA chunk also when the bytes end exactly on a chunk boundary', () => {
+    for (const n of [V2_DATA_CHUNK, 2 * V2_DATA_CHUNK, 2 * V2_DATA_CHUNK + 1]) {
+      const { proxy, client, clientLog, proxyLog, pump, toProxy } = pair();
+      proxy.open(1, { kind: 'http', method: 'GET', path: '/', headers: [] }, true);
+      pump();
+      client.respond(1, { status: 200, headers: [] });
+      const body = bytes(n);
+      client.data(1, body, true);
+      const data = toProxy.filter((f) => f[0] === T.DATA);
+      const frames = Math.ceil(n / V2_DATA_CHUNK);
+      const expected = Array.from({ length: frames }, (_: unknown, i: number) => [Math.min(V2_DATA_CHUNK, n - i * V2_DATA_CHUNK), i === frames - 1 ? FLAG_END : 0]);
+      assert.deepEqual(data.map((f) => [f.length - 6, f[1]]), expected, `${n} bytes: full chunks, END on the last, no empty END frame`);
+      pump();
+      assert.deepEqual(join(proxyLog, 'data', 1), Buffer.from(body));
+      assert.equal(proxyLog.at(-1)!.ev, 'end', `${n} bytes: the proxy saw the end`);
+      assert.equal(proxy.size, 0);
+      assert.equal(client.size, 0);
+      assert.equal(clientLog.filter((e) => e.ev === 'malformed' || e.ev === 'reset').length, 0);
+    }
+  });
+
   it('after a READY with inlineBody, a small complete response is one frame: head, body and END', () => {
     const { proxy, client, proxyLog, pump, toProxy } = pair();
     proxy.ready('http://x.tunnel.test', 0);
