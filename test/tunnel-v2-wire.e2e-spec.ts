@@ -9,6 +9,8 @@ import {
   R,
   T,
   V2_INITIAL_WINDOW,
+  V2_MAX_FRAME_BYTES,
+  V2_MAX_PAYLOAD,
   encodeData,
   encodeFrame,
   encodeMessage,
@@ -418,6 +420,27 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     for (const r of await Promise.all(waiting)) {
       assert.equal(r.status, 502);
       assert.equal(r.body.toString().trim(), 'tunnel closed');
+    }
+  });
+
+  it('takes a message of 1 MiB + 6 bytes on a v2 tunnel and closes it with 1009 on a larger one (the v1 whole-body limit is not a v2 limit)', async () => {
+    const { tunnel } = await RawV2Tunnel.open(app.wsUrl);
+    const { ws } = tunnel;
+    try {
+      // The largest frame: a DATA on a stream never opened, ignored; a ping after it is answered.
+      const largest = encodeData(999, Buffer.alloc(V2_MAX_PAYLOAD));
+      assert.equal(largest.length, V2_MAX_FRAME_BYTES);
+      tunnel.send(largest);
+      ws.ping();
+      await within(once(ws, 'pong'), 5000, 'pong after the largest frame');
+      // One byte more: the proxy closes 1009 and never gets to the ping behind it.
+      const closed = once(ws, 'close').then(([code]) => `close ${code as number}`);
+      const ponged = once(ws, 'pong').then(() => 'pong');
+      tunnel.send(encodeData(999, Buffer.alloc(V2_MAX_PAYLOAD + 1)));
+      ws.ping();
+      assert.equal(await within(Promise.race([closed, ponged]), 5000, 'close or pong'), 'close 1009');
+    } finally {
+      await tunnel.close();
     }
   });
 
