@@ -184,6 +184,30 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     }
   });
 
+  it('a body shorter than its declared length ends the keep-alive connection after it: a pipelined request behind it is not answered there', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const s = await dial(app.port);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      const closed = once(s, 'close');
+      // Keep-alive (HTTP/1.1's default), a second request right behind the first (to the proxy's own /health,
+      // which answers at once, so only the connection's end can keep it from the requester).
+      s.write(`GET /first HTTP/1.1\r\nHost: ${host}\r\n\r\nGET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      const first = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(first.stream, { status: 200, headers: [], length: 100 }));
+      tunnel.send(encodeData(first.stream, Buffer.from('short'), true));
+      await within(closed, 10_000, 'the connection closes');
+      // Had the connection gone on, the requester would take the next response for the missing 95 bytes.
+      const text = Buffer.concat(chunks).toString('latin1');
+      assert.match(text, /^HTTP\/1\.1 200 [\s\S]*\r\ncontent-length: 100\r\n[\s\S]*\r\n\r\nshort$/i);
+    } finally {
+      s.destroy();
+      await tunnel.close();
+    }
+  });
+
   it('a text message that is not UTF-8 never reaches the requester: its WebSocket closes 1011; a character split across fragments passes', async () => {
     const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
     try {
