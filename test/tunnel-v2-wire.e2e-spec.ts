@@ -235,6 +235,35 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     }
   });
 
+  it('a message is what its first fragment says: a later fragment flagged otherwise neither makes binary bytes text nor lets invalid text through', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
+      ws.on('error', () => undefined);
+      const got: [boolean, Buffer][] = [];
+      ws.on('message', (d: Buffer, isBinary: boolean) => got.push([isBinary, d]));
+      const open = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(open.stream, { status: 101, headers: [] }));
+      await once(ws, 'open');
+      // Binary, then a fragment without the binary flag: still binary, its bytes never checked as UTF-8.
+      tunnel.send(encodeMessage(open.stream, Buffer.from([0xff]), true, false));
+      tunnel.send(encodeMessage(open.stream, Buffer.from([0xfe]), false, true));
+      await waitFor(() => got.length === 1, 5000, 'the binary message');
+      assert.deepEqual(got, [[true, Buffer.from([0xff, 0xfe])]]);
+      // Text, then a fragment flagged binary carrying bytes that are not UTF-8: the proxy closes, the requester never gets them.
+      const closing = once(ws, 'close');
+      tunnel.send(encodeMessage(open.stream, Buffer.from('a'), false, false));
+      tunnel.send(encodeMessage(open.stream, Buffer.from([0xff, 0xfe]), true, true));
+      const [code, reason] = (await within(closing, 5000, 'the requester closed')) as [number, Buffer];
+      assert.equal(code, 1011);
+      assert.equal(reason.toString(), 'invalid UTF-8 text from the tunnel');
+      assert.equal(got.length, 1);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
   it('sends at most the window of a request body until the client grants more; then the rest, byte-exact', async () => {
     const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
     try {
