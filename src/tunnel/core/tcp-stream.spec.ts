@@ -1,0 +1,82 @@
+import { describe, it, mock } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { within } from '../../../test/support/within.js';
+import type { TunnelWire } from './stream-types.js';
+import { TcpStream } from './tcp-stream.js';
+
+/** A connection on a tunnel's TCP port as the proxy accepts it (half-open allowed), and its peer, which never answers a FIN. */
+async function portConnection(): Promise<{ proxySide: Socket; peer: Socket; close(): void }> {
+  const server = createServer({ allowHalfOpen: true });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const peer = connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+  const [proxySide] = await accepted;
+  await once(peer, 'connect');
+  server.close();
+  peer.on('error', () => undefined);
+  return {
+    proxySide,
+    peer,
+    close: () => {
+      proxySide.destroy();
+      peer.destroy();
+    },
+  };
+}
+
+/** A wire that takes everything and records what the stream told it. */
+function recordingWire(calls: string[]): TunnelWire {
+  return {
+    version: 1,
+    carriesWebSockets: false,
+    bufferedAmount: 0,
+    attach: () => undefined,
+    ready: () => undefined,
+    allocateStreamId: () => '1',
+    open: () => void calls.push('open'),
+    data: () => true,
+    end: () => void calls.push('end'),
+    release: () => void calls.push('release'),
+    pauseInbound: () => undefined,
+    resumeInbound: () => undefined,
+    close: () => undefined,
+  };
+}
+
+describe('TcpStream', () => {
+  it('after the client closes the connection, queued bytes and a FIN reach the peer; a peer that never closes its side is dropped after a linger, and the stream released', async () => {
+    const { proxySide, peer, close } = await portConnection();
+    const calls: string[] = [];
+    let done = 0;
+    const stream = new TcpStream('1', proxySide, recordingWire(calls), () => done++);
+    stream.start();
+    const received: Buffer[] = [];
+    peer.on('data', (c: Buffer) => received.push(c));
+    // The linger is a 30 s timer: mocked here so the test does not wait for it.
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      stream.onEvent({ type: 'data', chunk: Buffer.from('last bytes') });
+      stream.onEvent({ type: 'close' });
+      await once(peer, 'end');
+      assert.equal(Buffer.concat(received).toString(), 'last bytes');
+      // The peer keeps its side open (and may still send: dropped by the client, not by the socket).
+      peer.write('still here');
+      assert.equal(proxySide.destroyed, false, 'not dropped at once');
+      assert.equal(done, 0);
+      mock.timers.tick(60 * 60_000);
+      assert.equal(proxySide.destroyed, true, 'dropped once the linger is over');
+    } finally {
+      mock.timers.reset();
+    }
+    try {
+      await within(once(proxySide, 'close'), 5000, 'the proxy side closed');
+      assert.equal(done, 1, 'the stream is done (its slot on the tunnel comes back)');
+      assert.deepEqual(calls, ['open', 'release']);
+    } finally {
+      close();
+    }
+  });
+});
