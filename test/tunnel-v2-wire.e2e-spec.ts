@@ -208,6 +208,28 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     }
   });
 
+  it('a pipelined request still queued when its connection dies gives its per-IP slot and its stream back', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const router = app.app.get(TunnelHttpRouter);
+    const s = await dial(app.port);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      // Two requests on one keep-alive connection: the second one's response waits behind the first's, which never comes.
+      s.write(`GET /first HTTP/1.1\r\nHost: ${host}\r\n\r\nGET /second HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      const first = await tunnel.nextOpen();
+      const second = await tunnel.nextOpen();
+      assert.equal(router.inFlightFrom('127.0.0.1'), 2);
+      s.destroy();
+      // Node 20 tells only the response holding the socket that the connection is gone.
+      await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, 'both per-IP slots back');
+      await tunnel.next((f) => f.type === 'reset' && f.stream === first.stream, 3000, 'the first stream reset');
+      await tunnel.next((f) => f.type === 'reset' && f.stream === second.stream, 3000, 'the queued stream reset');
+    } finally {
+      s.destroy();
+      await tunnel.close();
+    }
+  });
+
   it('a text message that is not UTF-8 never reaches the requester: its WebSocket closes 1011; a character split across fragments passes', async () => {
     const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
     try {

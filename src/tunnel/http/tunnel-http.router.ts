@@ -15,6 +15,7 @@ import { TunnelService } from '../tunnel.service.js';
 import { hasTooManyFields, requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
 import { NodeResponseSink, type PlainRefusals } from './response-sink.js';
+import { closeWithConnection } from './queued-response.js';
 import { matchTunnelHost } from './tunnel-host.js';
 import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET, type RemoteTunnelHttp, type RemoteTunnelWebSocket } from './remote-tunnel.js';
 import { TunnelWebSocketFront, type WebSocketRequest } from './tunnel-websocket.front.js';
@@ -70,6 +71,7 @@ export class TunnelHttpRouter {
 
   private route(req: IncomingMessage, res: ServerResponse, subdomain: string | null): void {
     let forwarded = false;
+    closeWithConnection(req, res);
     res.once('close', () => this.events.emit('tunnel.http', { status: res.headersSent ? res.statusCode : 499, forwarded }));
     if (subdomain === null) return answerPlain(res, 404, 'not found');
     const session = this.tunnels.find(subdomain);
