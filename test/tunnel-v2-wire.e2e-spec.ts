@@ -541,3 +541,128 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     }
   });
 });
+
+describe('a tunnel request body that stops arriving (TUNNEL_REQUESTER_STALL_MS)', () => {
+  let app: TestApp;
+  const STALL_MS = 1000;
+
+  before(async () => {
+    app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', TUNNEL_REQUESTER_STALL_MS: String(STALL_MS) }));
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  it('takes a body as long as it keeps arriving, past the stall time in all', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const s = await dial(app.port);
+    try {
+      const pieces = 14;
+      const received: Buffer[] = [];
+      s.on('data', (c: Buffer) => received.push(c));
+      s.write(`POST /slow HTTP/1.1\r\nHost: ${hostOf(ready.ready.tunnelUrl)}\r\nContent-Length: ${pieces * 10}\r\n\r\n`);
+      const open = await tunnel.nextOpen();
+      // One piece every 200 ms: 2.8 s in all, never more than a fifth of the stall time between two.
+      for (let i = 0; i < pieces; i++) {
+        s.write(String(i).padStart(10, '.'));
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await waitFor(() => tunnel.ended(open.stream), 5000, 'the whole body at the client');
+      assert.equal(tunnel.dataFor(open.stream).length, pieces * 10);
+      tunnel.send(encodeResponse(open.stream, { status: 201, headers: [] }, true));
+      await waitFor(() => Buffer.concat(received).toString('latin1').startsWith('HTTP/1.1 201 '), 5000, 'the response');
+    } finally {
+      s.destroy();
+      await tunnel.close();
+    }
+  });
+
+  /** Sends a head declaring `declared` body bytes and `sent` of them, then nothing; returns what the requester got. */
+  async function stalledUpload(
+    tunnel: RawV2Tunnel,
+    host: string,
+    declared: number,
+    sent: Buffer,
+    whileOpen?: (stream: number) => Promise<void>,
+  ): Promise<{ text: string; stream: number }> {
+    const s = await dial(app.port);
+    try {
+      const received: Buffer[] = [];
+      s.on('data', (c: Buffer) => received.push(c));
+      const closed = once(s, 'close');
+      s.write(`POST /stalls HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${declared}\r\n\r\n`);
+      if (sent.length > 0) s.write(sent);
+      const open = await tunnel.nextOpen();
+      await whileOpen?.(open.stream);
+      await within(closed, 10_000, 'the connection to end');
+      return { text: Buffer.concat(received).toString('latin1'), stream: open.stream };
+    } finally {
+      s.destroy();
+    }
+  }
+
+  const STALLED = /^HTTP\/1\.1 408 Request Timeout\r\n[\s\S]*\r\nconnection: close\r\n[\s\S]*\r\n\r\nrequest body not received in time\n$/i;
+
+  it('answers 408 once no body bytes arrived for the stall time, ends the connection, resets the stream and gives the slot back', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const router = app.app.get(TunnelHttpRouter);
+    try {
+      // Some of the body and then nothing; none of it at all.
+      for (const sent of [Buffer.from('ten bytes.'), Buffer.alloc(0)]) {
+        const { text, stream } = await stalledUpload(tunnel, hostOf(ready.ready.tunnelUrl), 100, sent);
+        assert.match(text, STALLED);
+        await tunnel.next((f) => f.type === 'reset' && f.stream === stream, 3000, 'the stream reset');
+        assert.equal(tunnel.dataFor(stream).toString(), sent.toString());
+        assert.equal(tunnel.ended(stream), false, 'a cut body never ends as if it were whole');
+        await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, 'the per-IP slot back');
+      }
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('counts from when the proxy reads again after holding the body back: a requester that stops then gets 408', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const sent = randomPayload(MiB);
+      let heldAndResumed = false;
+      const { text, stream } = await stalledUpload(tunnel, hostOf(ready.ready.tunnelUrl), 2 * MiB, sent, async (id) => {
+        await waitFor(() => tunnel.dataFor(id).length >= V2_INITIAL_WINDOW, 5000, 'the first window');
+        // Held back past the stall time: not the requester's stall.
+        await new Promise((r) => setTimeout(r, 2.5 * STALL_MS));
+        // Then all of what the requester sent goes through; it never sends the rest.
+        while (tunnel.dataFor(id).length < sent.length) {
+          tunnel.grant(id, 512 * KiB);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        heldAndResumed = true;
+      });
+      assert.ok(heldAndResumed, 'the connection lasted through the hold');
+      assert.match(text, STALLED);
+      assert.equal(sha256(tunnel.dataFor(stream)), sha256(sent));
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('does not count the time the tunnel holds the body back (no credit) as a stall', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const body = randomPayload(2 * MiB);
+      const pending = httpTo(app.port, hostOf(ready.ready.tunnelUrl), { method: 'PUT', body });
+      const open = await tunnel.nextOpen();
+      await waitFor(() => tunnel.dataFor(open.stream).length >= V2_INITIAL_WINDOW, 5000, 'the first window');
+      // Well past the stall time with the requester ready to send and the proxy not reading.
+      await new Promise((r) => setTimeout(r, 2.5 * STALL_MS));
+      while (!tunnel.ended(open.stream)) {
+        tunnel.grant(open.stream, 512 * KiB);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.equal(sha256(tunnel.dataFor(open.stream)), sha256(body));
+      tunnel.send(encodeResponse(open.stream, { status: 204, headers: [] }, true));
+      assert.equal((await pending).status, 204);
+    } finally {
+      await tunnel.close();
+    }
+  });
+});

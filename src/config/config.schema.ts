@@ -387,7 +387,7 @@ export const CONFIG_VARS = {
     'TUNNEL_REQUESTER_STALL_MS',
     '60000',
     '1000..3600000',
-    'Time a tunnel HTTP requester may leave response bytes unread before it is dropped, ms.',
+    'Time a tunnel HTTP requester may stall before it is dropped: leave response bytes unread, or send no request body bytes while the proxy reads (408), ms.',
     int(1000, 3_600_000),
   ),
   tunnelResponseTimeoutMs: spec(

@@ -3,7 +3,7 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import type { Express } from 'express';
 import type { Duplex } from 'node:stream';
 import { LISTENER_REFUSALS, refusalForClientError, type ListenerRefusal } from './listener-refusals.js';
-import { answerPlain, writeHttpRefusal } from './raw-response.js';
+import { BODY_TIMEOUT_REASON, answerPlain, writeHttpRefusal } from './raw-response.js';
 import { frontRequestProblem } from './request-target.js';
 
 /** Bounds for every connection of the public listener, upgrades included. */
@@ -12,6 +12,26 @@ export interface ListenerBounds {
   readonly headersTimeoutMs: number;
   /** Largest request head accepted; larger gets 431 (header floods). */
   readonly maxHeaderBytes: number;
+  /** Time a request body to a route behind Express may take to arrive whole (default 60 s). */
+  readonly bodyDeadlineMs?: number;
+}
+
+/** Time a request body to a route behind Express (none of the service's own reads one) may take to arrive whole. */
+const BODY_DEADLINE_MS = 60_000;
+
+/**
+ * The whole-body deadline: 408 on the connection if the route answered nothing yet (written like the
+ * listener's own refusals, so the route's response object is left alone), else the connection is dropped.
+ */
+function boundBody(req: IncomingMessage, res: ServerResponse, ms: number): void {
+  if (req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0') return;
+  const timer = setTimeout(() => {
+    if (res.headersSent) req.socket.destroy();
+    else writeHttpRefusal(req.socket, 408, BODY_TIMEOUT_REASON);
+  }, ms);
+  timer.unref();
+  // After 'end', or when the request is destroyed with its connection.
+  req.once('close', () => clearTimeout(timer));
 }
 
 /**
@@ -46,7 +66,10 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     const server: Server = createServer(
       {
         headersTimeout: this.bounds.headersTimeoutMs,
-        requestTimeout: Math.max(this.bounds.headersTimeoutMs, 60_000),
+        // Node's requestTimeout would cut every body at one deadline, however fast it flows: a streamed
+        // tunnel upload included. Tunnel bodies have their stall timer; the routes behind Express get
+        // the whole-body deadline below.
+        requestTimeout: 0,
         connectionsCheckingInterval: Math.min(1000, this.bounds.headersTimeoutMs),
         maxHeaderSize: this.bounds.maxHeaderBytes,
         keepAliveTimeout: 5_000,
@@ -60,7 +83,9 @@ export class BoundedExpressAdapter extends ExpressAdapter {
           const [status, reason] = LISTENER_REFUSALS[problem];
           return answerPlain(res, status, reason, true);
         }
-        if (this.front === null || !this.front(req, res)) express(req, res);
+        if (this.front !== null && this.front(req, res)) return;
+        boundBody(req, res, this.bounds.bodyDeadlineMs ?? BODY_DEADLINE_MS);
+        express(req, res);
       },
     );
     // Node answers requests its parser refuses with an empty 400/431/408; these say why.

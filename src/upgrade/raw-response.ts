@@ -2,6 +2,9 @@ import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { statusText } from '../common/refusal.js';
 
+/** The reason of a 408 for a request body that stopped arriving. */
+export const BODY_TIMEOUT_REASON = 'request body not received in time';
+
 /**
  * Answers an upgrade request that will not become a WebSocket with a complete
  * HTTP response and closes the socket. Used before the handshake, where no

@@ -102,7 +102,8 @@ export class NodeResponseSink implements HttpResponseSink {
     if (res.destroyed || res.writableEnded) return;
     // A head the client sent but that has not gone out yet (a declared length holds it back) is not part of the refusal.
     if (!res.headersSent) for (const name of res.getHeaderNames()) res.removeHeader(name);
-    answerPlain(res, status, reason, status === 413);
+    // The rest of a refused or stalled body must not be read as the next request.
+    answerPlain(res, status, reason, status === 413 || status === 408);
   }
 }
 

@@ -5,7 +5,7 @@ import { WsproxyEvents } from '../../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { ClientIpResolver } from '../../upgrade/client-ip.js';
 import { FrontRequestHandlers } from '../../upgrade/front-requests.js';
-import { answerPlain, writeHttpRefusal } from '../../upgrade/raw-response.js';
+import { BODY_TIMEOUT_REASON, answerPlain, writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
 import type { HeaderList } from '../core/stream-types.js';
@@ -15,6 +15,7 @@ import { TunnelService } from '../tunnel.service.js';
 import { hasTooManyFields, requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
 import { NodeResponseSink, type PlainRefusals } from './response-sink.js';
+import { BodyStallTimer } from './body-stall.js';
 import { closeWithConnection } from './queued-response.js';
 import { matchTunnelHost } from './tunnel-host.js';
 import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET, type RemoteTunnelHttp, type RemoteTunnelWebSocket } from './remote-tunnel.js';
@@ -122,8 +123,22 @@ export class TunnelHttpRouter {
     let size = 0;
     let refused = false;
     let discarding = false;
-    body.onWritable(() => req.resume());
+    // A requester that stops sending its body would hold its per-IP slot and the stream: 408, and the connection ends.
+    const stall = bodyless
+      ? null
+      : new BodyStallTimer(this.config.tunnelRequesterStallMs, () => {
+          if (refused || discarding || res.headersSent) return void req.socket.destroy();
+          refused = true;
+          body.abort();
+          sink.fail(408, BODY_TIMEOUT_REASON);
+        });
+    stall?.reading();
+    body.onWritable(() => {
+      req.resume();
+      if (!req.complete) stall?.reading();
+    });
     req.on('data', (chunk: Buffer) => {
+      stall?.reading();
       size += chunk.length;
       if (discarding) {
         if (size > max) req.socket.destroy();
@@ -136,12 +151,17 @@ export class TunnelHttpRouter {
         sink.fail(413, 'request body too large');
         return;
       }
-      if (!body.write(chunk)) req.pause();
+      if (!body.write(chunk)) {
+        req.pause();
+        stall?.stop();
+      }
     });
     req.on('end', () => {
+      stall?.stop();
       if (!refused) body.end();
     });
     res.once('close', () => {
+      stall?.stop();
       if (!res.writableFinished) body.abort();
     });
     // An early answer (the client responded before the upload ended): the rest
