@@ -12,9 +12,7 @@ import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { ResumeService } from '../src/resume/resume.service.js';
 import { RawResumeClient } from './support/resume-client.js';
 import { TUNNEL_DOMAIN, httpTo, startHttpService, tunnelEnv, type HttpService } from './support/tunnel.js';
-import { rawRequest } from './support/raw-http.js';
-import { connect as tcpConnect } from 'node:net';
-import { once } from 'node:events';
+import { rawExchange, rawRequest } from './support/raw-http.js';
 import { LISTENER_REFUSAL_LABELS } from '../src/upgrade/listener-refusals.js';
 
 /** One scrape: `name{labels}` → value, plus the raw text. */
@@ -303,19 +301,6 @@ describe('admission refusals by reason', () => {
   });
 });
 
-/** Writes `head` on a new connection and resolves with everything the server sends before it closes. */
-async function rawExchange(port: number, head: string, after?: (s: import('node:net').Socket) => void): Promise<string> {
-  const s = tcpConnect({ host: '127.0.0.1', port });
-  await once(s, 'connect');
-  let text = '';
-  s.on('data', (c: Buffer) => (text += c.toString('latin1')));
-  s.on('error', () => undefined);
-  s.write(head);
-  after?.(s);
-  await once(s, 'close');
-  return text;
-}
-
 const UPGRADE_HEADERS = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
 
 describe('refusals at the listener, before any route', () => {
@@ -344,6 +329,9 @@ describe('refusals at the listener, before any route', () => {
     // repeated_host: a plain request and an upgrade.
     assert.equal((await rawRequest(port, 'GET /health HTTP/1.1', { headers: 'Host: other.example\r\n' })).status, 400);
     assert.match(await rawExchange(port, `GET /relay?host=127.0.0.1&port=22 HTTP/1.1\r\nHost: x\r\nHost: y\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 [^]*repeated Host header/);
+    // missing_host: an HTTP/1.1 plain request and an upgrade.
+    assert.match(await rawExchange(port, 'GET /health HTTP/1.1\r\n\r\n'), /^HTTP\/1\.1 400 [^]*missing Host header/);
+    assert.match(await rawExchange(port, `GET /relay?host=127.0.0.1&port=22 HTTP/1.1\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 [^]*missing Host header/);
     // malformed_target: a plain request and an upgrade.
     assert.equal((await rawRequest(port, 'GET http://[::1/health HTTP/1.1')).status, 400);
     assert.match(await rawExchange(port, `GET http://[::1/relay HTTP/1.1\r\nHost: x\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 [^]*malformed request target/);
@@ -364,6 +352,7 @@ describe('refusals at the listener, before any route', () => {
       head_timeout: 1,
       connect: 1,
       repeated_host: 2,
+      missing_host: 2,
       malformed_target: 2,
       chunk_extensions_too_large: 1,
     };

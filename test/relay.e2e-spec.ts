@@ -9,7 +9,7 @@ import { LimitsService } from '../src/limits/limits.service.js';
 import { PAUSED_SILENT_INTERVALS } from '../src/upgrade/keepalive.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { within } from './support/within.js';
-import { rawRequest } from './support/raw-http.js';
+import { rawExchange, rawRequest } from './support/raw-http.js';
 import { FLOOD_PING_BYTES, floodPings } from './support/ping-flood.js';
 import {
   echoTarget,
@@ -705,6 +705,20 @@ describe('hostile input', () => {
     });
     assert.match(upgrade, /^HTTP\/1\.1 400 Bad Request\r\n/);
     assert.match(upgrade, /repeated Host header/);
+  });
+
+  it('answers 400 to an HTTP/1.1 request or upgrade without Host (RFC 9112 3.2), and dials nothing', async () => {
+    let dialled = 0;
+    const target = await startTarget(() => void dialled++);
+    const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n';
+    for (const head of [`GET /relay?host=127.0.0.1&port=${target.port} HTTP/1.1\r\n${key}\r\n`, 'GET /health HTTP/1.1\r\nConnection: close\r\n\r\n']) {
+      const answer = await rawExchange(app.port, head);
+      assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n[^]*\r\n\r\nmissing Host header\n$/, head);
+    }
+    // HTTP/1.0 has no Host requirement.
+    assert.match(await rawExchange(app.port, 'GET /health HTTP/1.0\r\n\r\n'), /^HTTP\/1\.1 200 /);
+    await target.close();
+    assert.equal(dialled, 0, 'no dial');
   });
 
   it('closes a slowloris handshake after HANDSHAKE_TIMEOUT_MS', async () => {

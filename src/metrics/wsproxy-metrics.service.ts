@@ -104,7 +104,7 @@ export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
     for (const reason of REFUSAL_LABELS) this.refusals.inc({ reason }, 0);
     this.listenerRefusals = new Counter({
       name: 'wsproxy_http_refusals_total',
-      help: 'Requests and upgrades the listener refused before any route (unreadable, too slow, too large, CONNECT, repeated Host), by reason.',
+      help: 'Requests and upgrades the listener refused before any route (unreadable, too slow, too large, CONNECT, repeated or missing Host), by reason.',
       labelNames: ['reason'] as const,
       registers,
     });

@@ -72,6 +72,8 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         requestTimeout: 0,
         connectionsCheckingInterval: Math.min(1000, this.bounds.headersTimeoutMs),
         maxHeaderSize: this.bounds.maxHeaderBytes,
+        // frontRequestProblem answers an HTTP/1.1 request without Host, with a reason and a count.
+        requireHostHeader: false,
         keepAliveTimeout: 5_000,
       },
       (req, res) => {

@@ -12,6 +12,7 @@ export const LISTENER_REFUSALS = {
   chunk_extensions_too_large: [413, 'chunk extensions too large'],
   connect: [405, 'CONNECT is not supported'],
   repeated_host: [400, 'repeated Host header'],
+  missing_host: [400, 'missing Host header'],
   malformed_target: [400, 'malformed request target'],
 } as const satisfies Record<string, readonly [number, string]>;
 

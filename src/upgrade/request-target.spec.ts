@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { hasRepeatedHost, parseRequestTarget } from './request-target.js';
+import { hostLines, parseRequestTarget } from './request-target.js';
 
 /** The path and what `get` answers for `names` (null when absent). */
 const parsed = (t: string | undefined, names: string[]): [string, Record<string, string | null>] | null => {
@@ -31,12 +31,13 @@ describe('parseRequestTarget', () => {
   });
 });
 
-describe('hasRepeatedHost', () => {
-  it('finds a second Host line in any case, and only Host', () => {
-    assert.equal(hasRepeatedHost(['Host', 'a', 'Accept', '*/*']), false);
-    assert.equal(hasRepeatedHost(['Host', 'a', 'host', 'b']), true);
-    assert.equal(hasRepeatedHost(['HOST', 'a', 'X', 'y', 'hOsT', 'a']), true);
-    assert.equal(hasRepeatedHost(['Hosts', 'a', 'Host', 'b', 'X-Host', 'c']), false);
-    assert.equal(hasRepeatedHost([]), false);
+describe('hostLines', () => {
+  it('counts Host lines in any case, and only Host, up to two', () => {
+    assert.equal(hostLines(['Host', 'a', 'Accept', '*/*']), 1);
+    assert.equal(hostLines(['Host', 'a', 'host', 'b']), 2);
+    assert.equal(hostLines(['HOST', 'a', 'X', 'y', 'hOsT', 'a', 'host', 'c']), 2);
+    assert.equal(hostLines(['Hosts', 'a', 'Host', 'b', 'X-Host', 'c']), 1);
+    assert.equal(hostLines(['Hosts', 'a', 'X-Host', 'c']), 0);
+    assert.equal(hostLines([]), 0);
   });
 });

@@ -57,20 +57,21 @@ export function adoptTargetAuthority(req: IncomingMessage): boolean {
 }
 
 /**
- * Whether a request carries more than one Host line (`rawHeaders` are
- * name/value pairs). RFC 9112 §3.2 answers that 400: routing reads the first,
- * a tunnel's service might read another.
+ * How many Host lines a request carries (`rawHeaders` are name/value pairs),
+ * counting up to two. RFC 9112 §3.2 answers 400 to more than one (routing
+ * reads the first, a tunnel's service might read another) and to none in
+ * HTTP/1.1.
  */
-export function hasRepeatedHost(rawHeaders: readonly string[]): boolean {
-  let seen = false;
+export function hostLines(rawHeaders: readonly string[]): 0 | 1 | 2 {
+  let seen: 0 | 1 = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     if (name.length === 4 && name.toLowerCase() === 'host') {
-      if (seen) return true;
-      seen = true;
+      if (seen) return 2;
+      seen = 1;
     }
   }
-  return false;
+  return seen;
 }
 
 /**
@@ -79,8 +80,11 @@ export function hasRepeatedHost(rawHeaders: readonly string[]): boolean {
  * (`adoptTargetAuthority`). The HTTP listener and the upgrade router both ask.
  */
 export function frontRequestProblem(req: IncomingMessage): ListenerRefusal | null {
+  const hosts = hostLines(req.rawHeaders);
   // RFC 9112 §3.2: a front proxy routing by another Host line than ours would see another request.
-  if (hasRepeatedHost(req.rawHeaders)) return 'repeated_host';
+  if (hosts === 2) return 'repeated_host';
+  // Node refuses this itself for plain requests (without a reason) but not for upgrades; the listener lets it through to here.
+  if (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) return 'missing_host';
   if (!adoptTargetAuthority(req)) return 'malformed_target';
   return null;
 }

@@ -1,4 +1,5 @@
-import { connect } from 'node:net';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 
 /**
  * Sends one HTTP/1.1 request exactly as written (`requestLine`, then `Host`,
@@ -20,4 +21,17 @@ export function rawRequest(port: number, requestLine: string, opts: { host?: str
       resolve({ status: Number(m[1]), text });
     });
   });
+}
+
+/** Writes `head` on a new connection and resolves with everything the server sends before it closes. */
+export async function rawExchange(port: number, head: string, after?: (s: Socket) => void): Promise<string> {
+  const s = connect({ host: '127.0.0.1', port });
+  await once(s, 'connect');
+  let text = '';
+  s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  s.on('error', () => undefined);
+  s.write(head);
+  after?.(s);
+  await once(s, 'close');
+  return text;
 }
