@@ -354,6 +354,20 @@ describe('tunnel protocol v2: request framing cannot be used to smuggle a reques
     assert.equal(seen[0]!.body, smuggled);
   });
 
+  it('501 for a body with a transfer coding besides chunked; it never reaches the service', async () => {
+    seen.length = 0;
+    const chunked = `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
+    // On one line, and on two (which Node joins).
+    for (const te of ['Transfer-Encoding: gzip, chunked\r\n', 'Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n']) {
+      const answer = await raw(`POST /coded HTTP/1.1\r\nHost: ${host}\r\n${te}Connection: close\r\n\r\n`, chunked);
+      assert.match(answer, /^HTTP\/1\.1 501 Not Implemented\r\n[^]*\r\n\r\ntransfer coding not supported\n$/, te);
+    }
+    // Chunked alone, in any case, still goes through.
+    assert.match(await raw(`POST /plain HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n`, chunked), /^HTTP\/1\.1 200 /);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(seen.map((r) => `${r.method} ${r.url}`), ['POST /plain']);
+  });
+
   it('a Connection header naming Content-Length or Host removes neither', async () => {
     seen.length = 0;
     const answer = await raw(

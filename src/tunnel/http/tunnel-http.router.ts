@@ -83,6 +83,7 @@ export class TunnelHttpRouter {
     res.once('close', () => this.inFlight.release(ip));
 
     if (declaresMore(req, this.config.tunnelMaxBodyBytes)) return answerPlain(res, 413, 'request body too large', true);
+    if (codedBeyondChunked(req)) return answerPlain(res, 501, 'transfer coding not supported', true);
     const path = originFormPath(req.url);
     if (path === null) return answerPlain(res, 400, 'bad request target', true);
     const fwd = { clientIp: ip, host: req.headers.host ?? '' };
@@ -250,6 +251,16 @@ function dropStuckRequester(res: ServerResponse, ms: number): void {
     const socket = res.socket;
     if (socket && socket.writableLength > 0) socket.destroy();
   });
+}
+
+/**
+ * Whether the body carries a transfer coding besides `chunked` (`gzip, chunked`): Node takes the
+ * chunked framing off and hands over bytes still coded, which the tunnel's service could not tell
+ * from plain ones once the hop-by-hop header is gone. RFC 9112 §6.1: 501.
+ */
+function codedBeyondChunked(req: IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  return te !== undefined && te.trim().toLowerCase() !== 'chunked';
 }
 
 /** Whether the request's Content-Length is over `max` (413 before reading any of it). */
