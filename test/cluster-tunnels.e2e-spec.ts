@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { TunnelTcpForwarding } from '../src/cluster/tunnels/tcp-forwarding.js';
 import { MUX_PATH } from '../src/cluster/tunnels/cluster-mux.js';
@@ -17,7 +17,9 @@ import { dial, readBytes } from './support/tcp-client.js';
 import { startApp, type TestApp } from './support/app.js';
 import { startServiceProcess, type ServiceProcess } from './support/process.js';
 import { clusterEnv, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
-import { PORT_PREFIX } from '../src/cluster/tunnels/tunnel-keys.js';
+import { PORT_PREFIX, portKey, replicaPortsKey, tunnelKey } from '../src/cluster/tunnels/tunnel-keys.js';
+import { REPLICAS_KEY } from '../src/cluster/cluster-keys.js';
+import { ClusterRedis } from '../src/cluster/cluster-redis.service.js';
 import { within } from './support/within.js';
 import { assertEchoes, attachWebSocketEchoApp, type WebSocketEchoApp } from './support/websocket-echo-app.js';
 import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
@@ -30,6 +32,15 @@ const HOST_A = '127.0.0.2';
 const HOST_B = '127.0.0.3';
 
 /** Whether a TCP connection to host:port is accepted and stays open for a moment. */
+/** A port nothing listens on at `host` right now. */
+async function freePort(host: string): Promise<number> {
+  const server = createNetServer().listen(0, host);
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 async function accepts(host: string, port: number): Promise<boolean> {
   try {
     const s = await dial(port, host);
@@ -395,6 +406,56 @@ describe('tunnels across replicas', () => {
       ws?.terminate();
       tcp?.destroy();
       await (closing ?? c.close());
+    }
+  });
+
+  it('takes a tunnel record in Redis whose owner URL is not an http(s) URL as no tunnel: 404, no forward, the replica lives', async () => {
+    const store = b.app.get(ClusterRedis).client;
+    const forged = ['abc0000000000101', 'abc0000000000102'];
+    const record = (subdomain: string, url: unknown): string =>
+      JSON.stringify({ subdomain, user: 'anonymous', clientIp: '127.0.0.1', createdAt: 1, replica: 'feedfeedfeedfeed', url });
+    await store.set(tunnelKey(forged[0]!), record(forged[0]!, 'not a url'), 'EX', 60);
+    await store.set(tunnelKey(forged[1]!), record(forged[1]!, 123), 'EX', 60);
+    try {
+      for (const sub of forged) {
+        const plain = await httpTo(b.port, `${sub}.${TUNNEL_DOMAIN}`);
+        assert.deepEqual([plain.status, plain.body.toString()], [404, 'tunnel not found\n'], sub);
+        assert.equal((await expectRefusal(`ws://127.0.0.1:${b.port}/chat`, { headers: { host: `${sub}.${TUNNEL_DOMAIN}` } })).status, 404, sub);
+      }
+      assert.equal((await httpTo(b.port, '127.0.0.1', { path: '/health' })).status, 200, 'replica B is still up');
+    } finally {
+      await store.del(...forged.map(tunnelKey));
+    }
+  });
+
+  it('does not follow a raw port whose tunnel record has an owner URL that is not http(s); it follows one that has', async () => {
+    const store = b.app.get(ClusterRedis).client;
+    const following = b.app.get(TunnelTcpForwarding);
+    const replica = 'feedfeedfeedfeed';
+    const ports = [await freePort(HOST_B), await freePort(HOST_B)];
+    const subs = ['abc0000000000aaa', 'abc0000000000bbb'];
+    const urls = ['not a url', 'http://127.0.0.1:1'];
+    await store.zadd(REPLICAS_KEY, Date.now() + 120_000, replica);
+    for (let i = 0; i < 2; i++) {
+      await store.hset(replicaPortsKey(replica), String(ports[i]), subs[i]!);
+      await store.set(portKey(ports[i]!), `${replica} ${subs[i]}`, 'EX', 60);
+      await store.set(
+        tunnelKey(subs[i]!),
+        JSON.stringify({ subdomain: subs[i], user: 'anonymous', clientIp: '127.0.0.1', createdAt: 1, replica, url: urls[i] }),
+        'EX',
+        60,
+      );
+    }
+    try {
+      // The well-formed one shows the listing reached B; by then the other was listed too, and skipped.
+      await waitFor(() => following.followedPorts().includes(ports[1]!), 5000, 'replica B following the well-formed record’s port');
+      assert.ok(!following.followedPorts().includes(ports[0]!), 'no listener for the record B could not act on');
+      const s = await dial(ports[1]!, HOST_B);
+      await within(new Promise((resolve) => s.once('close', resolve)), 5000, 'the unreachable owner’s connection closed');
+      assert.equal((await httpTo(b.port, '127.0.0.1', { path: '/health' })).status, 200, 'replica B is still up');
+    } finally {
+      await store.zrem(REPLICAS_KEY, replica);
+      await store.del(replicaPortsKey(replica), ...ports.map((p) => portKey(p!)), ...subs.map(tunnelKey));
     }
   });
 

@@ -35,6 +35,32 @@ export interface ClusterTunnelRecord extends TunnelRecord {
   readonly url: string;
 }
 
+/**
+ * A tunnel record as read from Redis, or null when it is not one this replica
+ * can act on. Its `url` is dialled, and a signed request is sent to it, so it
+ * must be empty (owner not reachable yet) or an http(s) URL; a record written
+ * by anything else must not take the replica down when it is used.
+ */
+export function parseClusterTunnelRecord(json: string): ClusterTunnelRecord | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  const r = value as Record<string, unknown>;
+  if (typeof r.subdomain !== 'string' || typeof r.user !== 'string' || typeof r.replica !== 'string' || typeof r.url !== 'string') return null;
+  if (r.url !== '' && !isHttpUrl(r.url)) return null;
+  return value as ClusterTunnelRecord;
+}
+
+function isHttpUrl(text: string): boolean {
+  if (!URL.canParse(text)) return false;
+  const u = new URL(text);
+  return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+}
+
 /** An allocated raw port somewhere in the cluster, from the last heartbeat's listing. */
 export interface AllocatedPort {
   readonly port: number;
@@ -184,7 +210,7 @@ export class ClusterTunnelState {
     if (own) return JSON.parse(own.json) as ClusterTunnelRecord;
     if (!this.redis.ready) throw unavailable();
     const json = await this.redis.timed('tunnel_lookup', () => this.redis.client.get(tunnelKey(subdomain)));
-    return json ? (JSON.parse(json) as ClusterTunnelRecord) : null;
+    return json ? parseClusterTunnelRecord(json) : null;
   }
 
   /**
@@ -353,11 +379,9 @@ export class ClusterTunnelState {
         for (let k = 1; k <= lostCount; k++) this.portLost(Number(reply[k]));
         const listing: AllocatedPort[] = [];
         for (let i = 1 + lostCount; i + 1 < reply.length; i += 2) {
-          try {
-            listing.push({ port: Number(reply[i]), tunnel: JSON.parse(String(reply[i + 1])) as ClusterTunnelRecord });
-          } catch {
-            // A record that is not ours to read is skipped.
-          }
+          const tunnel = parseClusterTunnelRecord(String(reply[i + 1]));
+          // A record that is not ours to read is skipped.
+          if (tunnel) listing.push({ port: Number(reply[i]), tunnel });
         }
         this.allocated = listing;
         for (const l of this.listeners) l(listing);
