@@ -19,11 +19,13 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth'];
 /**
  * Parses a JWKS document and keeps the keys usable for verifying signatures:
  * asymmetric (`RSA`, `EC`, `OKP`), with a `kid`, public only, `use` (when
- * present) `sig`. Throws when the body is not a JWKS, so that a broken
+ * present) `sig`, and not refused by `unfit` (the caller's own test, run
+ * before duplicate kids are dropped, so an unfit key does not shadow a fit
+ * one). Throws when the body is not a JWKS, so that a broken
  * response never replaces a good cached set; a JWKS with no usable key is
  * returned (empty): the issuer withdrew its keys.
  */
-export function parseJwks(text: string): ParsedJwks {
+export function parseJwks(text: string, unfit: (key: JwksKey) => string | null = () => null): ParsedJwks {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -37,7 +39,7 @@ export function parseJwks(text: string): ParsedJwks {
   const skipped: string[] = [];
   const seen = new Set<string>();
   (doc as { keys: unknown[] }).keys.forEach((k, i) => {
-    const why = unusable(k);
+    const why = unusable(k) ?? unfit(k as JwksKey);
     if (why !== null) {
       skipped.push(`#${i}: ${why}`);
       return;

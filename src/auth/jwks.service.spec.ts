@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { Logger, type LoggerService } from '@nestjs/common';
 import { Refusal } from '../common/refusal.js';
 import { parseConfig } from '../config/config.schema.js';
@@ -360,6 +360,45 @@ describe('JwksService', () => {
         } finally {
           await server.stop();
         }
+      }
+    });
+
+    it('counts a key that verifies none of JWT_ALGORITHMS as no key: 503 and readiness down, not 401 for every token', async () => {
+      const ec = await makeKey('kid-ec', 'ES256');
+      const short = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
+      const unfit = [
+        { ...keyA.jwk, alg: 'RS512' }, // named for an algorithm JWT_ALGORITHMS (RS256) does not allow
+        { ...ec.jwk, kid: 'kid-a', alg: 'RS256' }, // an EC key named RS256
+        { ...short, kid: 'kid-a', use: 'sig' }, // an RSA key under 2048 bits
+      ];
+      for (const key of unfit) {
+        const server = await JwksServer.start([]);
+        try {
+          server.answerRaw(200, JSON.stringify({ keys: [key] }));
+          const r = rig(server.url);
+          await r.jwks.warmUp();
+          assert.equal(r.jwks.status().keyCount, 0, JSON.stringify(key));
+          assert.equal(r.jwks.canVerify(), false);
+          assert.ok(isRefusal(await r.check(await r.mint(keyA)), 503, 'authentication unavailable'));
+        } finally {
+          await server.stop();
+        }
+      }
+    });
+
+    it('lets no unfit entry shadow a fit one with the same kid', async () => {
+      const server = await JwksServer.start([]);
+      try {
+        server.answerRaw(200, JSON.stringify({ keys: [{ ...keyA.jwk, alg: 'RS512' }, keyA.jwk, { ...keyB.jwk, alg: 'RS512' }] }));
+        const r = rig(server.url, { JWKS_REFETCH_COOLDOWN_S: '0' });
+        await r.jwks.warmUp();
+        assert.equal(r.jwks.status().keyCount, 1);
+        assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+        // A kid the JWKS holds only unfit is known, not unknown: its reason, and no refetch for it.
+        assert.ok(isRefusal(await r.check(await r.mint(keyB)), 401, 'algorithm not allowed'));
+        assert.equal(r.jwks.status().fetchCount, 1);
+      } finally {
+        await server.stop();
       }
     });
 

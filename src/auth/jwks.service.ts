@@ -5,9 +5,9 @@ import type { WsproxyConfig } from '../config/config.schema.js';
 import { wsproxyConfig } from '../config/wsproxy.config.js';
 import { AUTH_CLOCK, systemClock, type Clock } from './clock.js';
 import { parseJwks, readCappedText, type JwksKey } from './jwks-document.js';
-import { importVerificationKey, type VerificationKey } from './jws-verifier.js';
+import { importVerificationKey, importVerificationKeys, type VerificationKey } from './jws-verifier.js';
 
-/** A verification key of the JWKS, imported lazily once per algorithm. */
+/** A verification key of the JWKS, imported at the fetch for each of JWT_ALGORITHMS. */
 interface CachedKey {
   readonly jwk: JwksKey;
   /** null: the key cannot do that algorithm. */
@@ -16,6 +16,8 @@ interface CachedKey {
 
 interface KeySet {
   readonly keys: ReadonlyMap<string, CachedKey>;
+  /** Kids of keys skipped because they verify none of JWT_ALGORITHMS: their tokens get 'algorithm not allowed'. */
+  readonly unfit: ReadonlySet<string>;
   /** Clock time of the successful fetch that produced this set. */
   readonly fetchedAt: number;
 }
@@ -62,6 +64,7 @@ export class JwksService implements OnApplicationBootstrap {
   private readonly cooldownMs: number;
   private readonly maxStaleMs: number;
   private readonly timeoutMs: number;
+  private readonly algorithms: readonly string[];
 
   private current: KeySet | null = null;
   private lastAttemptAt: number | null = null;
@@ -80,6 +83,7 @@ export class JwksService implements OnApplicationBootstrap {
     this.cooldownMs = config.jwksRefetchCooldownS * 1000;
     this.maxStaleMs = config.jwksMaxStaleS * 1000;
     this.timeoutMs = config.jwksFetchTimeoutMs;
+    this.algorithms = [...config.jwtAlgorithms];
   }
 
   /** Warms the cache at startup without holding startup up; a failure is logged and retried on demand. */
@@ -123,7 +127,7 @@ export class JwksService implements OnApplicationBootstrap {
     if (this.url === '') throw unavailable();
     let set = this.current;
     if (set !== null && this.isFresh(set)) {
-      if (!set.keys.has(kid)) await this.refetch('unknown-kid');
+      if (!set.keys.has(kid) && !set.unfit.has(kid)) await this.refetch('unknown-kid');
     } else if (set !== null && this.lastAttemptOk === false && this.isUsable(set)) {
       // Already serving stale keys: retry in the background, answer now.
       void this.refetch('expired');
@@ -135,7 +139,7 @@ export class JwksService implements OnApplicationBootstrap {
     // A JWKS that answered with no usable key withdrew the old ones: nothing verifies.
     if (set === null || !this.isUsable(set) || set.keys.size === 0) throw unavailable();
     const entry = set.keys.get(kid);
-    if (entry === undefined) throw refused('unknown key');
+    if (entry === undefined) throw refused(set.unfit.has(kid) ? 'algorithm not allowed' : 'unknown key');
     return this.importFor(entry, alg);
   }
 
@@ -168,9 +172,9 @@ export class JwksService implements OnApplicationBootstrap {
   private async fetchAndStore(): Promise<void> {
     this.fetchCount++;
     try {
-      const keys = await this.fetchKeys();
+      const { keys, unfit } = await this.fetchKeys();
       const previous = this.current;
-      this.current = { keys, fetchedAt: this.clock.now() };
+      this.current = { keys, unfit, fetchedAt: this.clock.now() };
       this.lastAttemptOk = true;
       this.events?.emit('jwks.fetch', { ok: true });
       if (keys.size === 0) {
@@ -192,7 +196,7 @@ export class JwksService implements OnApplicationBootstrap {
     }
   }
 
-  private async fetchKeys(): Promise<Map<string, CachedKey>> {
+  private async fetchKeys(): Promise<{ keys: Map<string, CachedKey>; unfit: Set<string> }> {
     let res: Response;
     try {
       res = await fetch(this.url, {
@@ -213,9 +217,23 @@ export class JwksService implements OnApplicationBootstrap {
     } catch (err) {
       throw new Error(describeFetchError(err, this.timeoutMs));
     }
-    const { keys, skipped } = parseJwks(text);
+    // A key that cannot verify any of JWT_ALGORITHMS (wrong type, curve or alg, too short) is not a
+    // usable key: with none left, authentication answers 503 and readiness is down, not 401 for everyone.
+    const imported = new Map<JwksKey, Map<string, VerificationKey | null>>();
+    const unfit = new Set<string>();
+    const { keys, skipped } = parseJwks(text, (jwk) => {
+      const forAlgs = importVerificationKeys(jwk, this.algorithms);
+      if (![...forAlgs.values()].some((k) => k !== null)) {
+        unfit.add(jwk.kid);
+        return `kid ${JSON.stringify(jwk.kid)}: verifies none of JWT_ALGORITHMS (${this.algorithms.join(', ')})`;
+      }
+      imported.set(jwk, forAlgs);
+      return null;
+    });
     for (const s of skipped) this.logger.warn(`JWKS key skipped: ${s}`);
-    return new Map(keys.map((jwk) => [jwk.kid, { jwk, imported: new Map() }]));
+    const usable = new Map(keys.map((jwk) => [jwk.kid, { jwk, imported: imported.get(jwk)! }]));
+    for (const kid of usable.keys()) unfit.delete(kid);
+    return { keys: usable, unfit };
   }
 
   private importFor(entry: CachedKey, alg: string): VerificationKey {

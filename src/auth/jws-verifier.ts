@@ -46,18 +46,38 @@ export interface VerificationKey {
  * type or curve, too short, or a JWK `alg` naming another algorithm).
  */
 export function importVerificationKey(jwk: JwksKey, alg: string): VerificationKey | null {
-  const spec = ALGS[alg];
-  if (!spec || jwk.kty !== spec.kty) return null;
-  if (jwk.alg !== undefined && jwk.alg !== alg) return null;
-  if (spec.curves && !spec.curves.includes(String(jwk.crv))) return null;
-  let key: KeyObject;
+  return importVerificationKeys(jwk, [alg]).get(alg)!;
+}
+
+/** `importVerificationKey` for each of `algs`, parsing the key material at most once. */
+export function importVerificationKeys(jwk: JwksKey, algs: readonly string[]): Map<string, VerificationKey | null> {
+  const out = new Map<string, VerificationKey | null>();
+  let key: KeyObject | null | undefined;
+  for (const alg of algs) {
+    const spec = ALGS[alg];
+    if (!spec || !fits(jwk, spec, alg)) {
+      out.set(alg, null);
+      continue;
+    }
+    if (key === undefined) key = importPublicKey(jwk);
+    const tooShort = spec.kty === 'RSA' && (key?.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS;
+    out.set(alg, key && !tooShort ? { alg, key } : null);
+  }
+  return out;
+}
+
+function fits(jwk: JwksKey, spec: AlgSpec, alg: string): boolean {
+  if (jwk.kty !== spec.kty) return false;
+  if (jwk.alg !== undefined && jwk.alg !== alg) return false;
+  return !spec.curves || spec.curves.includes(String(jwk.crv));
+}
+
+function importPublicKey(jwk: JwksKey): KeyObject | null {
   try {
-    key = createPublicKey({ key: jwk as unknown as JsonWebKey, format: 'jwk' });
+    return createPublicKey({ key: jwk as unknown as JsonWebKey, format: 'jwk' });
   } catch {
     return null;
   }
-  if (spec.kty === 'RSA' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) return null;
-  return { alg, key };
 }
 
 /** Whether `signature` over `signingInput` (`<header>.<payload>` as sent) verifies with `key`. */
