@@ -96,6 +96,40 @@ describe('wsproxy-tunnel bin against the wsproxy server process', () => {
     assert.match(cli.stderr, /refused: 400/);
   });
 
+  it('never prints the token, whole or in pieces, when a proxy echoes it in a refusal or a close reason', async () => {
+    const token = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyX2NsaSJ9.c2lnbmF0dXJlLXRoYXQtaXMtc2VjcmV0LXRvby1sb25n';
+    const [, payload, signature] = token.split('.') as [string, string, string];
+    // A stand-in for a proxy (or an ingress in front of it) that echoes what it was sent.
+    const { createServer } = await import('node:http');
+    const { WebSocketServer } = await import('ws');
+    const wss = new WebSocketServer({ noServer: true });
+    const echoing = createServer();
+    echoing.on('upgrade', (req, socket, head) => {
+      if (req.url?.includes('close')) return wss.handleUpgrade(req, socket, head, (ws) => ws.close(4000, `x ${token.slice(0, 100)}`));
+      const body = `bad token ${token} sig=${signature}`;
+      socket.end(`HTTP/1.1 401 Unauthorized\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    });
+    await new Promise<void>((resolve) => echoing.listen(0, '127.0.0.1', resolve));
+    const at = (echoing.address() as import('node:net').AddressInfo).port;
+    try {
+      for (const [path, how] of [
+        ['/tunnel', 'refusal'],
+        ['/tunnel?close=1', 'close reason'],
+      ] as const) {
+        for (const args of [['--token', token], []]) {
+          const cli = runCli(CLI, ['--proxy', `ws://127.0.0.1:${at}${path}`, '--to', svc.target, ...args], { WSPROXY_TOKEN: token });
+          assert.equal(await exitCode(cli), 1, cli.stderr);
+          assert.match(cli.stderr, how === 'refusal' ? /refused: 401 bad token \[REDACTED\] sig=\[REDACTED\]/ : /\[REDACTED\]/, how);
+          for (const piece of [token, payload, signature, token.slice(0, 40)]) assert.ok(!cli.stderr.includes(piece), `${how}: ${cli.stderr}`);
+        }
+      }
+    } finally {
+      wss.close();
+      echoing.closeAllConnections();
+      await new Promise((resolve) => echoing.close(resolve));
+    }
+  });
+
   it('exits 2 with usage on bad arguments', async () => {
     const cli = runCli(CLI, ['--to', svc.target]);
     assert.equal(await exitCode(cli), 2);

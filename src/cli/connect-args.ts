@@ -149,11 +149,3 @@ export function handshakeRequest(options: ConnectOptions): HandshakeRequest {
   return { url: url.toString(), headers, origin: options.origin ?? undefined };
 }
 
-/** Replaces every occurrence of each secret in `text` (and any `token=` query value) with `[REDACTED]`. */
-export function scrub(text: string, secrets: readonly (string | null | undefined)[]): string {
-  let out = text;
-  for (const s of secrets) {
-    if (s) out = out.split(s).join('[REDACTED]');
-  }
-  return out.replace(/([?&](?:token|access_token)=)[^&#\s]*/gi, '$1[REDACTED]');
-}

@@ -9,11 +9,12 @@
  * connection error, 2 on a bad command line. Messages go to stderr, prefixed
  * `wsproxy-connect:`; the token never appears in them.
  */
-import { handshakeRequest, parseConnectArgs, scrub, TOKEN_ENV, UsageError, USAGE, type ConnectMode, type ConnectOptions } from './connect-args.js';
+import { handshakeRequest, parseConnectArgs, TOKEN_ENV, UsageError, USAGE, type ConnectMode, type ConnectOptions } from './connect-args.js';
 import { HandshakeRefused, openRelay } from './open-relay.js';
 import { runResumeBridge } from './resume-runner.js';
 import { bridgeStdio, type BridgeResult } from './stdio-bridge.js';
 import { printable } from '../common/refusal-body.js';
+import { scrub } from './scrub.js';
 
 const EXIT_OK = 0;
 const EXIT_USAGE = 2;

@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import { hostPort } from '../common/host-port.js';
 import { printable } from '../common/refusal-body.js';
+import { scrub } from './scrub.js';
 import { TunnelClient, TunnelRefusedError, parseTarget } from '../tunnel/client/tunnel-client.js';
 
 const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port [--tcp-to host:port] [--token T] [--protocol 1|2] [--control binary]
@@ -64,24 +65,20 @@ async function main(): Promise<void> {
     fail((err as Error).message);
   }
 
+  const token = (values.token as string | undefined) ?? process.env.WSPROXY_TOKEN;
+  // What the proxy (or anything in front of it) says may echo the token: it never reaches the terminal.
+  secrets.push(token, process.env.WSPROXY_TOKEN);
   let client: TunnelClient;
   try {
-    client = await TunnelClient.connect({
-      proxy,
-      to,
-      tcpTo,
-      control,
-      protocol: protocol === '1' ? 1 : 2,
-      token: (values.token as string | undefined) ?? process.env.WSPROXY_TOKEN,
-    });
+    client = await TunnelClient.connect({ proxy, to, tcpTo, control, protocol: protocol === '1' ? 1 : 2, token });
   } catch (err) {
     const message = err instanceof TunnelRefusedError ? `refused: ${err.status} ${err.body}` : (err as Error).message;
-    process.stderr.write(`wsproxy-tunnel: ${printable(message)}\n`);
+    process.stderr.write(`wsproxy-tunnel: ${shownText(message)}\n`);
     process.exit(1);
   }
 
   const lines = [
-    `tunnel url: ${printable(client.tunnelUrl) || '(none: the proxy has no TUNNEL_DOMAIN)'}${to ? ` -> http://${shown(to)}` : ''}`,
+    `tunnel url: ${shownText(client.tunnelUrl) || '(none: the proxy has no TUNNEL_DOMAIN)'}${to ? ` -> http://${shown(to)}` : ''}`,
     `raw port: ${client.rawPort || '(none)'}${tcpTo && client.rawPort ? ` -> ${shown(tcpTo)}` : ''}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
@@ -91,12 +88,20 @@ async function main(): Promise<void> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const { code, reason } = await client.closed;
-  process.stderr.write(`tunnel closed: ${code}${reason ? ` ${printable(reason)}` : ''}\n`);
+  process.stderr.write(`tunnel closed: ${code}${reason ? ` ${shownText(reason)}` : ''}\n`);
   process.exit(code === 1000 || code === 1005 ? 0 : 1);
 }
 
+/** The token (from --token or WSPROXY_TOKEN), once known. */
+const secrets: (string | undefined)[] = [process.env.WSPROXY_TOKEN];
+
+/** Text from the proxy or an error, as the terminal gets it: no token, no control characters. */
+function shownText(text: string): string {
+  return printable(scrub(text, secrets));
+}
+
 main().catch((err: unknown) => {
-  process.stderr.write(`wsproxy-tunnel: ${printable(err instanceof Error ? err.message : String(err))}\n`);
+  process.stderr.write(`wsproxy-tunnel: ${shownText(err instanceof Error ? err.message : String(err))}\n`);
   process.exit(1);
 });
 

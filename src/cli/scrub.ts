@@ -1,0 +1,20 @@
+/** Shortest run of token characters taken for a piece of a secret (shorter ones are common words). */
+const MIN_PIECE = 12;
+
+/**
+ * Replaces secrets in `text` (a refusal body or close reason a proxy sent,
+ * an error message) with `[REDACTED]`, for the CLIs' error output: every
+ * occurrence of each secret; every run of token characters (base64url and
+ * dots) of at least 12 that is part of a secret, so a proxy echoing one
+ * segment of a JWT, or a close reason cut short in the middle of one, does
+ * not print it either; and any `token=` / `access_token=` query value.
+ */
+export function scrub(text: string, secrets: readonly (string | null | undefined)[]): string {
+  const known = secrets.filter((s): s is string => typeof s === 'string' && s !== '');
+  let out = text;
+  for (const s of known) out = out.split(s).join('[REDACTED]');
+  if (known.length > 0) {
+    out = out.replace(/[A-Za-z0-9_.-]{12,}/g, (run) => (run.length >= MIN_PIECE && known.some((s) => s.includes(run)) ? '[REDACTED]' : run));
+  }
+  return out.replace(/([?&](?:token|access_token)=)[^&#\s]*/gi, '$1[REDACTED]');
+}
