@@ -47,9 +47,12 @@ export async function startWsproxy(options: AppModuleOptions): Promise<RunningAp
   await app.init();
   const server = app.getHttpServer() as Server;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    // The operator's fix is in BIND_HOST or PORT: the error says which address it could not take.
+    const failed = (err: Error): void =>
+      reject(new Error(`cannot listen on BIND_HOST=${config.bindHost || '(all interfaces)'} PORT=${config.port}: ${err.message}`));
+    server.once('error', failed);
     server.listen(config.port, config.bindHost || undefined, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

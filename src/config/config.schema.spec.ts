@@ -43,6 +43,12 @@ describe('parseConfig', () => {
     assert.deepEqual(parseConfig({ BLOCKED_TARGETS: '10.0.0.0/32,fc00::/128' }).blockedTargets, ['10.0.0.0/32', 'fc00::/128']);
   });
 
+  it('refuses an IPv6 zone id in an address list: it names an interface, not addresses', () => {
+    assert.match(refusal({ BLOCKED_TARGETS: 'fe80::1%lo' }), /^BLOCKED_TARGETS /);
+    assert.match(refusal({ TRUSTED_PROXIES: 'fe80::1%eth0' }), /^TRUSTED_PROXIES /);
+    assert.match(refusal({ BLOCKED_TARGETS: 'fe80::%eth0/64' }), /^BLOCKED_TARGETS /);
+  });
+
   it('takes plain http for CLERK_JWKS_URL on loopback only', () => {
     assert.equal(parseConfig({ CLERK_JWKS_URL: 'http://127.0.0.1:8080/jwks.json' }).clerkJwksUrl, 'http://127.0.0.1:8080/jwks.json');
     assert.match(refusal({ CLERK_JWKS_URL: 'http://clerk.example.com/jwks.json' }), /^CLERK_JWKS_URL uses http:/);

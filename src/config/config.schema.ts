@@ -145,6 +145,8 @@ const cidrList = listOf(isCidrOrIp, 'an IP address or CIDR', 'comma-separated IP
 
 /** Standard notation only: ipaddr.js would also read legacy forms such as `10/8` as 0.0.0.10/8. */
 function isCidrOrIp(e: string): boolean {
+  // A zone id (`fe80::1%eth0`) names an interface, not addresses a range can hold; node:net reads it as an IP.
+  if (e.includes('%')) return false;
   const slash = e.indexOf('/');
   if (slash === -1) return isIP(e) !== 0;
   const family = isIP(e.slice(0, slash));
