@@ -280,6 +280,9 @@ describe('admission refusals by reason', () => {
     assert.equal((await expectRefusal(relay(ok), { headers: { Origin: 'https://evil.example' } })).status, 403);
     assert.equal((await expectRefusal(relay(`host=127.0.0.2&port=${target.port}`))).status, 403);
     assert.equal((await expectRefusal(relay(`host=127.0.0.1&port=${await closedPort()}`))).status, 502);
+    // An upgrade to a path no gateway serves.
+    const unknown = await expectRefusal(`${app.wsUrl}/nope?${ok}`);
+    assert.deepEqual([unknown.status, unknown.body], [404, 'not found']);
 
     const live = await openWs(relay(ok));
     assert.equal((await expectRefusal(relay(ok))).status, 429);
@@ -292,7 +295,7 @@ describe('admission refusals by reason', () => {
 
     const s = await scrape(url);
     const delta = (series: string): number => s.value(series) - before.value(series);
-    for (const reason of ['bad_request', 'origin', 'blocked', 'dial', 'limit', 'draining']) {
+    for (const reason of ['bad_request', 'origin', 'blocked', 'dial', 'limit', 'draining', 'not_found']) {
       assert.equal(delta(`wsproxy_admission_refusals_total{reason="${reason}"}`), 1, reason);
     }
     assert.equal(delta('wsproxy_admission_refusals_total{reason="auth"}'), 0);

@@ -99,11 +99,11 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     if (!target) return this.refuseAtListener(socket, 'malformed_target');
     const { path, query } = target;
     const endpoint = this.router.resolvePath(path);
+    const clientIp = this.clientIps.resolve(req);
     if (!endpoint) {
-      writeHttpRefusal(socket, 404, 'not found');
+      this.refuse(socket, req, path, query, clientIp, new Refusal(404, 'not found', 'not_found'), null);
       return;
     }
-    const clientIp = this.clientIps.resolve(req);
     if (this.drain.draining) {
       this.refuse(socket, req, path, query, clientIp, new Refusal(503, 'server is draining', 'draining'), endpoint.server, head);
       return;
