@@ -2,6 +2,7 @@
 import 'reflect-metadata';
 import { ConfigError, parseConfig, type WsproxyConfig } from './config/config.schema.js';
 import { startWsproxy } from './bootstrap.js';
+import { unknownVariableWarnings } from './config/config-warnings.js';
 import { exitOnSignals } from './lifecycle/exit-on-signals.js';
 import { PINO, type Pino } from './logging/logging.module.js';
 
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
   }
   const { app, port } = await startWsproxy({ config });
   const logger = app.get<Pino>(PINO);
+  for (const warning of unknownVariableWarnings(process.env)) logger.warn({ event: 'config_warning' }, warning);
   logger.info({ event: 'listening', port }, `wsproxy listening on port ${port}`);
   exitOnSignals(app, config.shutdownTimeoutMs);
 }

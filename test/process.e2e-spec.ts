@@ -117,6 +117,19 @@ describe('the built service as a process', () => {
     [{ BLOCKED_TARGETS: 'fe80::1%lo' }, /^invalid configuration: BLOCKED_TARGETS has "fe80::1%lo"/],
     [{ CLERK_JWKS_URL: 'https://user:TOPSECRET@clerk.example.com/jwks' }, /^invalid configuration: CLERK_JWKS_URL has a user or password in it \(accepted: [^)]*\)$/],
   ];
+  it('warns at boot of a variable that looks like a misspelt one, naming it and not its value', async () => {
+    const svc = await startServiceProcess({ MAX_CONN_PER_IP: 'VALUE-NOT-LOGGED' });
+    try {
+      const warnings = svc.lines.filter((l) => l.includes('"event":"config_warning"'));
+      assert.equal(warnings.length, 1, svc.lines.join('\n'));
+      assert.match(warnings[0]!, /MAX_CONN_PER_IP is not a wsproxy variable and is ignored: did you mean MAX_CONNS_PER_IP\?/);
+      assert.ok(!svc.lines.join('\n').includes('VALUE-NOT-LOGGED'));
+    } finally {
+      svc.child.kill('SIGTERM');
+      await svc.exited;
+    }
+  });
+
   it('names BIND_HOST and PORT when it cannot listen there, and exits 1 without a stack trace', async () => {
     const { createServer } = await import('node:net');
     const taken = createServer().listen(0, '127.0.0.1');

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from './config.schema.js';
-import { configWarnings } from './config-warnings.js';
+import { configWarnings, unknownVariableWarnings } from './config-warnings.js';
 
 const JWKS = 'https://clerk.example.com/.well-known/jwks.json';
 
@@ -30,5 +30,37 @@ describe('configWarnings', () => {
   it('warns about a JWKS refetch with no cooldown, only with authentication on', () => {
     assert.match(configWarnings(parseConfig({ CLERK_JWKS_URL: JWKS, JWKS_REFETCH_COOLDOWN_S: '0' }))[0]!, /^JWKS_REFETCH_COOLDOWN_S is 0/);
     assert.deepEqual(configWarnings(parseConfig({ JWKS_REFETCH_COOLDOWN_S: '0' })), []);
+  });
+});
+
+describe('unknownVariableWarnings', () => {
+  it('names a variable within two edits of a wsproxy one, in any case, and never its value', () => {
+    const warnings = unknownVariableWarnings({ MAX_CONN_PER_IP: 'secret-5', tunnel_domain: 'secret-x', LOG_LEVL: 'debug', TUNNEL_DOMIAN: 'x', METRIC_PORT: '9100' });
+    assert.deepEqual(warnings, [
+      'LOG_LEVL is not a wsproxy variable and is ignored: did you mean LOG_LEVEL?',
+      'MAX_CONN_PER_IP is not a wsproxy variable and is ignored: did you mean MAX_CONNS_PER_IP?',
+      'METRIC_PORT is not a wsproxy variable and is ignored: did you mean METRICS_PORT?',
+      'TUNNEL_DOMIAN is not a wsproxy variable and is ignored: did you mean TUNNEL_DOMAIN?',
+      'tunnel_domain is not a wsproxy variable and is ignored: did you mean TUNNEL_DOMAIN?',
+    ]);
+    assert.ok(!warnings.join('\n').includes('secret'));
+  });
+
+  it('leaves known variables, unrelated ones and Kubernetes service links alone', () => {
+    assert.deepEqual(
+      unknownVariableWarnings({
+        MAX_CONNS_PER_IP: '5',
+        PATH: '/usr/bin',
+        HOSTNAME: 'pod-1',
+        NODE_ENV: 'production',
+        KUBERNETES_SERVICE_HOST: '10.0.0.1',
+        KUBERNETES_SERVICE_PORT: '443',
+        REDIS_PORT: 'tcp://10.0.0.2:6379',
+        REDIS_PORT_6379_TCP_ADDR: '10.0.0.2',
+        WSPROXY_PORT: 'tcp://10.0.0.3:8080',
+        WSPROXY_SERVICE_PORT: '8080',
+      }),
+      [],
+    );
   });
 });

@@ -1,4 +1,4 @@
-import { listenersInTunnelPool, type WsproxyConfig } from './config.schema.js';
+import { CONFIG_VARS, listenersInTunnelPool, type WsproxyConfig } from './config.schema.js';
 
 /**
  * Settings that validate but weaken the service, each as one sentence for a
@@ -16,4 +16,42 @@ export function configWarnings(config: WsproxyConfig): string[] {
     warnings.push('JWKS_REFETCH_COOLDOWN_S is 0: every token naming an unknown kid fetches the JWKS again');
   }
   return warnings;
+}
+
+/** Kubernetes service links (`<SVC>_SERVICE_HOST`, `<SVC>_PORT=tcp://…`, `<SVC>_PORT_8080_TCP…`) are not the operator's typos. */
+function isServiceLink(name: string, value: string | undefined): boolean {
+  if (/_SERVICE_(HOST|PORT)/.test(name) || /_PORT_\d+_(TCP|UDP|SCTP)/.test(name)) return true;
+  return /_PORT$/.test(name) && /^(tcp|udp|sctp):\/\//.test(value ?? '');
+}
+
+/**
+ * A warning for each environment variable that looks like a misspelt wsproxy
+ * variable (`MAX_CONN_PER_IP`, `tunnel_domain`): within two edits of one,
+ * ignoring case. Such a setting is silently not applied otherwise. Names only:
+ * values may be secrets.
+ */
+export function unknownVariableWarnings(env: Readonly<Record<string, string | undefined>>): string[] {
+  const known = Object.values(CONFIG_VARS).map((s) => s.name);
+  const knownSet = new Set<string>(known);
+  const warnings: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (knownSet.has(name) || name.length < 6 || isServiceLink(name, env[name])) continue;
+    const upper = name.toUpperCase();
+    const near = known.find((k) => Math.abs(k.length - upper.length) <= 2 && editDistance(k, upper) <= 2);
+    if (near) warnings.push(`${name} is not a wsproxy variable and is ignored: did you mean ${near}?`);
+  }
+  return warnings;
+}
+
+/** Levenshtein distance. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
