@@ -43,6 +43,13 @@ describe('parseConfig', () => {
     assert.deepEqual(parseConfig({ BLOCKED_TARGETS: '10.0.0.0/32,fc00::/128' }).blockedTargets, ['10.0.0.0/32', 'fc00::/128']);
   });
 
+  it('takes a DNS name for TUNNEL_DOMAIN, not a lone dot or an IP address', () => {
+    assert.equal(parseConfig({ TUNNEL_DOMAIN: 'Tunnel.Example.com.' }).tunnelDomain, 'tunnel.example.com');
+    assert.equal(parseConfig({ TUNNEL_DOMAIN: '' }).tunnelDomain, '');
+    assert.match(refusal({ TUNNEL_DOMAIN: '.' }), /^TUNNEL_DOMAIN is "\."/);
+    assert.match(refusal({ TUNNEL_DOMAIN: '127.0.0.1' }), /^TUNNEL_DOMAIN is "127\.0\.0\.1", not a DNS name/);
+  });
+
   it('refuses an IPv6 zone id in an address list: it names an interface, not addresses', () => {
     assert.match(refusal({ BLOCKED_TARGETS: 'fe80::1%lo' }), /^BLOCKED_TARGETS /);
     assert.match(refusal({ TRUSTED_PROXIES: 'fe80::1%eth0' }), /^TRUSTED_PROXIES /);

@@ -315,9 +315,9 @@ export const CONFIG_VARS = {
     'Domain whose subdomains route HTTP to tunnels. Empty: no HTTP tunnels (tunnelUrl is empty).',
     (raw: string, name: string): string => {
       const v = raw.trim().toLowerCase().replace(/\.$/, '');
-      if (v !== '' && !/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v)) {
-        fail(name, `is "${raw}", not a DNS name`, 'a DNS name such as tunnel.example.com');
-      }
+      // A lone "." would read as empty (tunnels off); an IP address has no subdomains to route.
+      const notName = v === '' ? raw.trim() !== '' : !/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v) || isIP(v) !== 0;
+      if (notName) fail(name, `is "${raw}", not a DNS name`, 'a DNS name such as tunnel.example.com');
       return v;
     },
   ),
