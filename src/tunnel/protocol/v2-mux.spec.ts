@@ -21,6 +21,15 @@ function recorder(log: Log, extra: Partial<V2MuxHandler> = {}): V2MuxHandler {
 }
 
 /** A proxy mux and a client mux joined by in-memory queues; `pump()` delivers until both are quiet. */
+/** One mux with nobody on the other side: the frames it sends and what its handler hears. */
+function alone(role: 'proxy' | 'client'): { mux: V2Mux; sent: Uint8Array[]; log: Log } {
+  const sent: Uint8Array[] = [];
+  const log: Log = [];
+  const mux = new V2Mux({ role, send: (f) => sent.push(f) });
+  mux.attach(recorder(log));
+  return { mux, sent, log };
+}
+
 function pair(clientWindow?: number) {
   const toClient: Uint8Array[] = [];
   const toProxy: Uint8Array[] = [];
@@ -149,10 +158,7 @@ describe('V2Mux', () => {
   });
 
   it('proxy: an inline body beyond the credit, or on a 101, resets the stream', () => {
-    const sent: Uint8Array[] = [];
-    const log: Log = [];
-    const proxy = new V2Mux({ role: 'proxy', send: (f) => sent.push(f) });
-    proxy.attach(recorder(log));
+    const { mux: proxy, sent, log } = alone('proxy');
     proxy.open(1, { kind: 'http', method: 'GET', path: '/', headers: [] }, true);
     proxy.receive(encodeResponse(1, { status: 200, headers: [] }, false, bytes(V2_INITIAL_WINDOW + 1)));
     assert.deepEqual(log.at(-1), { ev: 'malformed', id: 1, extra: 'flow control violated' });
@@ -346,10 +352,7 @@ describe('V2Mux', () => {
   });
 
   it('resets a stream whose peer sends beyond its credit, or breaks the order', () => {
-    const sent: Uint8Array[] = [];
-    const log: Log = [];
-    const proxy = new V2Mux({ role: 'proxy', send: (f) => sent.push(f) });
-    proxy.attach(recorder(log));
+    const { mux: proxy, sent, log } = alone('proxy');
     proxy.open(1, { kind: 'tcp' });
     // Paused: nothing is handed on, so no credit goes back.
     proxy.pause(1);
@@ -371,10 +374,7 @@ describe('V2Mux', () => {
   });
 
   it('resets a stream whose peer grants more than the largest window (2^31 - 1) in all', () => {
-    const sent: Uint8Array[] = [];
-    const log: Log = [];
-    const proxy = new V2Mux({ role: 'proxy', send: (f) => sent.push(f) });
-    proxy.attach(recorder(log));
+    const { mux: proxy, sent, log } = alone('proxy');
     proxy.open(1, { kind: 'tcp' });
     // The initial window plus this increment is exactly the largest: allowed.
     proxy.receive(encodeWindowUpdate(1, V2_MAX_WINDOW - V2_INITIAL_WINDOW));
@@ -388,10 +388,7 @@ describe('V2Mux', () => {
   });
 
   it('client: ignores a reopened or lower stream id, refuses an unreadable OPEN', () => {
-    const sent: Uint8Array[] = [];
-    const log: Log = [];
-    const client = new V2Mux({ role: 'client', send: (f) => sent.push(f) });
-    client.attach(recorder(log));
+    const { mux: client, sent, log } = alone('client');
     client.receive(encodeOpen(5, { kind: 'tcp' }));
     client.receive(encodeOpen(5, { kind: 'tcp' }));
     client.receive(encodeOpen(3, { kind: 'tcp' }));
@@ -402,10 +399,7 @@ describe('V2Mux', () => {
   });
 
   it('client: refuses OPENs beyond MAX_CLIENT_STREAMS open at once (each would be a local connection)', () => {
-    const sent: Uint8Array[] = [];
-    const log: Log = [];
-    const client = new V2Mux({ role: 'client', send: (f) => sent.push(f) });
-    client.attach(recorder(log));
+    const { mux: client, sent, log } = alone('client');
     for (let id = 1; id <= MAX_CLIENT_STREAMS; id++) client.receive(encodeOpen(id, { kind: 'tcp' }));
     assert.equal(log.filter((e) => e.ev === 'open').length, MAX_CLIENT_STREAMS);
     const before = sent.length;
