@@ -94,6 +94,14 @@ export class RawV2Tunnel {
     this.send(encodeWindowUpdate(stream, bytes));
   }
 
+  /** Grants `stream` 512 KiB at a time, every few milliseconds, until `done()` says what was wanted arrived. */
+  async grantUntil(stream: number, done: () => boolean): Promise<void> {
+    while (!done()) {
+      this.grant(stream, 512 * 1024);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
   close(): Promise<void> {
     if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
     return new Promise((resolve) => {

@@ -303,10 +303,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       tunnel.send(encodeResponse(o.stream, { status: 200, headers: [] }, true));
       assert.equal((await other).status, 200);
 
-      while (!tunnel.ended(open.stream)) {
-        tunnel.grant(open.stream, 512 * KiB);
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      await tunnel.grantUntil(open.stream, () => tunnel.ended(open.stream));
       assert.equal(sha256(tunnel.dataFor(open.stream)), sha256(body));
       tunnel.send(encodeResponse(open.stream, { status: 204, headers: [] }, true));
       assert.equal((await pending).status, 204);
@@ -631,10 +628,7 @@ describe('a tunnel request body that stops arriving (TUNNEL_REQUESTER_STALL_MS)'
         // Held back past the stall time: not the requester's stall.
         await new Promise((r) => setTimeout(r, 2.5 * STALL_MS));
         // Then all of what the requester sent goes through; it never sends the rest.
-        while (tunnel.dataFor(id).length < sent.length) {
-          tunnel.grant(id, 512 * KiB);
-          await new Promise((r) => setTimeout(r, 5));
-        }
+        await tunnel.grantUntil(id, () => tunnel.dataFor(id).length >= sent.length);
         heldAndResumed = true;
       });
       assert.ok(heldAndResumed, 'the connection lasted through the hold');
@@ -654,10 +648,7 @@ describe('a tunnel request body that stops arriving (TUNNEL_REQUESTER_STALL_MS)'
       await waitFor(() => tunnel.dataFor(open.stream).length >= V2_INITIAL_WINDOW, 5000, 'the first window');
       // Well past the stall time with the requester ready to send and the proxy not reading.
       await new Promise((r) => setTimeout(r, 2.5 * STALL_MS));
-      while (!tunnel.ended(open.stream)) {
-        tunnel.grant(open.stream, 512 * KiB);
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      await tunnel.grantUntil(open.stream, () => tunnel.ended(open.stream));
       assert.equal(sha256(tunnel.dataFor(open.stream)), sha256(body));
       tunnel.send(encodeResponse(open.stream, { status: 204, headers: [] }, true));
       assert.equal((await pending).status, 204);
