@@ -1,7 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { socketPair } from '../../test/support/socket-pair.js';
 import { within } from '../../test/support/within.js';
 import { endTarget } from './end-target.js';
@@ -27,17 +26,7 @@ describe('endTarget', () => {
 
   it('destroys a target that ignores the FIN and keeps sending, at the deadline', async () => {
     // The target half-closes nothing: it keeps its side open and writing after the FIN.
-    const server = createServer({ allowHalfOpen: true });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const accepted = once(server, 'connection') as Promise<[Socket]>;
-    const proxySide = connect((server.address() as AddressInfo).port, '127.0.0.1');
-    const [target] = await accepted;
-    server.close();
-    const close = (): void => {
-      proxySide.destroy();
-      target.destroy();
-    };
+    const { client: proxySide, peer: target, close } = await socketPair({ server: { allowHalfOpen: true } });
     try {
       target.on('error', () => undefined);
       target.on('data', () => undefined);

@@ -1,21 +1,16 @@
 import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
+import { socketPair } from '../../test/support/socket-pair.js';
 import { within } from '../../test/support/within.js';
 import { TARGET_END_TIMEOUT_MS, pipeRelay, type PipeEnd } from './relay-pipe.js';
 
 describe('pipeRelay', () => {
   it('after a clean close from the client, a target that never closes its side is destroyed TARGET_END_TIMEOUT_MS after its FIN, and the relay ends', async () => {
     // The target: half-open allowed, it never answers the FIN.
-    const targetServer = createServer({ allowHalfOpen: true });
-    targetServer.listen(0, '127.0.0.1');
-    await once(targetServer, 'listening');
-    const accepted = once(targetServer, 'connection') as Promise<[Socket]>;
-    const proxySide = connect((targetServer.address() as AddressInfo).port, '127.0.0.1');
-    const [target] = await accepted;
-    targetServer.close();
+    const { client: proxySide, peer: target } = await socketPair({ server: { allowHalfOpen: true } });
     target.on('error', () => undefined);
 
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });

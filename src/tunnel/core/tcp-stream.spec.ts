@@ -1,30 +1,17 @@
 import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { socketPair } from '../../../test/support/socket-pair.js';
 import { within } from '../../../test/support/within.js';
 import type { TunnelWire } from './stream-types.js';
 import { TcpStream } from './tcp-stream.js';
 
 /** A connection on a tunnel's TCP port as the proxy accepts it (half-open allowed), and its peer, which never answers a FIN. */
 async function portConnection(): Promise<{ proxySide: Socket; peer: Socket; close(): void }> {
-  const server = createServer({ allowHalfOpen: true });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const peer = connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
-  const [proxySide] = await accepted;
-  await once(peer, 'connect');
-  server.close();
+  const { client: peer, peer: proxySide, close } = await socketPair({ server: { allowHalfOpen: true }, client: { allowHalfOpen: true } });
   peer.on('error', () => undefined);
-  return {
-    proxySide,
-    peer,
-    close: () => {
-      proxySide.destroy();
-      peer.destroy();
-    },
-  };
+  return { proxySide, peer, close };
 }
 
 /** A wire that takes everything and records what the stream told it. */
