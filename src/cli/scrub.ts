@@ -1,5 +1,5 @@
-/** Shortest run of token characters taken for a piece of a secret (shorter ones are common words). */
-const MIN_PIECE = 12;
+/** Runs of token characters (base64url and dots) at least 12 long: shorter ones are common words. */
+const TOKEN_RUN = /[A-Za-z0-9_.-]{12,}/g;
 
 /**
  * Replaces secrets in `text` (a refusal body or close reason a proxy sent,
@@ -14,7 +14,7 @@ export function scrub(text: string, secrets: readonly (string | null | undefined
   let out = text;
   for (const s of known) out = out.split(s).join('[REDACTED]');
   if (known.length > 0) {
-    out = out.replace(/[A-Za-z0-9_.-]{12,}/g, (run) => (run.length >= MIN_PIECE && known.some((s) => s.includes(run)) ? '[REDACTED]' : run));
+    out = out.replace(TOKEN_RUN, (run) => (known.some((s) => s.includes(run)) ? '[REDACTED]' : run));
   }
   return out.replace(/([?&](?:token|access_token)=)[^&#\s]*/gi, '$1[REDACTED]');
 }

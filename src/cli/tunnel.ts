@@ -67,7 +67,7 @@ async function main(): Promise<void> {
 
   const token = (values.token as string | undefined) ?? process.env.WSPROXY_TOKEN;
   // What the proxy (or anything in front of it) says may echo the token: it never reaches the terminal.
-  secrets.push(token, process.env.WSPROXY_TOKEN);
+  secrets.push(token);
   let client: TunnelClient;
   try {
     client = await TunnelClient.connect({ proxy, to, tcpTo, control, protocol: protocol === '1' ? 1 : 2, token });

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ExpressAdapter } from '@nestjs/platform-express';
 import type { Express } from 'express';
 import type { Duplex } from 'node:stream';
+import { declaresNoBody } from '../common/request-body.js';
 import { LISTENER_REFUSALS, refusalForClientError, type ListenerRefusal } from './listener-refusals.js';
 import { BODY_TIMEOUT_REASON, answerPlain, writeHttpRefusal } from './raw-response.js';
 import { frontRequestProblem } from './request-target.js';
@@ -24,7 +25,7 @@ const BODY_DEADLINE_MS = 60_000;
  * listener's own refusals, so the route's response object is left alone), else the connection is dropped.
  */
 function boundBody(req: IncomingMessage, res: ServerResponse, ms: number): void {
-  if (req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0') return;
+  if (declaresNoBody(req)) return;
   const timer = setTimeout(() => {
     if (res.headersSent) req.socket.destroy();
     else writeHttpRefusal(req.socket, 408, BODY_TIMEOUT_REASON);

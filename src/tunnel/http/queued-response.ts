@@ -23,19 +23,23 @@ export function closeWithConnection(req: IncomingMessage, res: ServerResponse): 
     closeOrphan(res);
     return;
   }
-  let queued = connection[QUEUED];
-  if (!queued) {
-    const set = (queued = connection[QUEUED] = new Set());
-    connection.once('close', () => {
-      for (const r of set) closeOrphan(r);
-      set.clear();
-    });
-  }
-  const set = queued;
+  const set = queuedOn(connection);
   set.add(res);
   const leave = (): void => void set.delete(res);
   res.once('socket', leave);
   res.once('close', leave);
+}
+
+/** The connection's queued responses, with the one `'close'` listener that closes them all. */
+function queuedOn(connection: Connection): Set<ServerResponse> {
+  const existing = connection[QUEUED];
+  if (existing) return existing;
+  const set = (connection[QUEUED] = new Set<ServerResponse>());
+  connection.once('close', () => {
+    for (const r of set) closeOrphan(r);
+    set.clear();
+  });
+  return set;
 }
 
 /** Destroys a response that will never get a socket and emits its `'close'` unless Node does (newer versions do, a tick later). */

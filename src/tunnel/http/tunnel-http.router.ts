@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { WsproxyEvents } from '../../common/events.js';
+import { declaresNoBody } from '../../common/request-body.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { ClientIpResolver } from '../../upgrade/client-ip.js';
 import { FrontRequestHandlers } from '../../upgrade/front-requests.js';
@@ -116,7 +117,7 @@ export class TunnelHttpRouter {
       host: fwd.host,
     });
     const headers = through ? [...through.headersFirst, ...cleaned] : cleaned;
-    const bodyless = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
+    const bodyless = declaresNoBody(req);
     const body = session.openHttp({ method: req.method ?? 'GET', path, headers, bodyless, requester: fwd.clientIp }, sink);
     // A channel to another replica that closed in the meantime is that replica not answering.
     if (!body) return through ? answerPlain(res, 502, 'tunnel owner unreachable') : answerPlain(res, 404, 'tunnel not found');
