@@ -3,8 +3,9 @@ const SECRET_PARAMS = new Set(['token', 'access_token']);
 
 /**
  * Replaces the value of every credential query parameter (`token`,
- * `access_token`) in a URL or path with `[REDACTED]`, and any fragment or user info, and shortens a resume
- * session id to its first 8 characters, as the relay's own log lines do. Names are compared
+ * `access_token`) in a URL or path with `[REDACTED]`, hides any fragment and
+ * user info, and shortens a resume session id to its first 8 characters, as
+ * the relay's own log lines do. Names are compared
  * decoded and case-insensitively, as a client may spell `token` as `%74oken`
  * and the query parser still finds it.
  */
