@@ -35,6 +35,7 @@ const { values: opts } = parseArgs({
     profile: { type: 'string' },
     competitors: { type: 'string' },
     diagnose: { type: 'boolean', default: false },
+    against: { type: 'string' },
     list: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -51,6 +52,7 @@ if (opts.help) {
   --diagnose also run the figures' diagnostic competitors (pipeRelay alone: wsproxy's byte pipe without the framework)
   --competitors  only these competitor ids (exploration only; ratios need the baseline)
   --set      override a figure parameter, e.g. --set inflight=1 --set seconds=2 (exploration only)
+  --against  DIR: also run the build in another checkout (DIR/dist/main.js) beside wsproxy in its figures, for an A/B of two builds in one interleaved run (exploration only)
   --profile  directory: run wsproxy and the plain relay with --cpu-prof there (numbers then include the profiler);
              summarize with node bench/profile-summary.mjs <file.cpuprofile>`);
   process.exit(0);
@@ -130,7 +132,8 @@ async function main() {
     for (let i = 0; i < n; i++) out.push(await auth.mint('bench-user', `t${++minted}`));
     return out;
   };
-  const ctx = { root, tmp, quick, nofile, nodeFlags, auth: { jwksUrl: auth.jwksUrl, token, mintMany }, targets, targetCtl, worker };
+  const againstRoot = opts.against ? resolve(opts.against) : null;
+  const ctx = { root, againstRoot, tmp, quick, nofile, nodeFlags, auth: { jwksUrl: auth.jwksUrl, token, mintMany }, targets, targetCtl, worker };
   pool = createPool(ctx);
   ctx.pool = pool;
   ctxForEnv = ctx;
@@ -148,7 +151,8 @@ async function main() {
     const params = { ...figure.params(ctx), ...overrides };
     const skipped = { ...(figure.skipNotes ?? {}) };
     const comps = [];
-    for (const id of [...figure.competitors, ...(opts.diagnose ? figure.diagnostic ?? [] : [])]) {
+    const against = opts.against && figure.subject === 'wsproxy' ? ['wsproxy-against'] : [];
+    for (const id of [...figure.competitors, ...against, ...(opts.diagnose ? figure.diagnostic ?? [] : [])]) {
       if (onlyComps && !onlyComps.has(id)) continue;
       const why = COMPETITORS[id] ? COMPETITORS[id].available(ctx) : 'unknown competitor';
       if (why) skipped[id] = why;
@@ -236,7 +240,8 @@ async function main() {
     date: started.toISOString(),
     quick,
     diagnose: opts.diagnose,
-    partial: Boolean(onlyComps || Object.keys(overrides).length),
+    partial: Boolean(onlyComps || Object.keys(overrides).length || opts.against),
+    against: opts.against ? resolve(opts.against) : null,
     only: only ? [...only] : null,
     overrides,
     repeats,
@@ -264,7 +269,7 @@ async function main() {
   for (const p of skippedOut) console.log(`  · [${p.id}] ${p.reason}`);
 
   const stamp = started.toISOString().slice(0, 16).replace(':', '-');
-  const suffix = `${quick ? '-quick' : ''}${opts.diagnose ? '-diagnose' : ''}${onlyComps || Object.keys(overrides).length ? '-partial' : ''}`;
+  const suffix = `${quick ? '-quick' : ''}${opts.diagnose ? '-diagnose' : ''}${onlyComps || Object.keys(overrides).length || opts.against ? '-partial' : ''}`;
   const out = opts.out ? resolve(opts.out) : join(root, 'bench/results', `${stamp}${suffix}.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(result, null, 2) + '\n');

@@ -118,11 +118,11 @@ export function wsproxyEnv(ctx, port, extra = {}) {
 }
 
 /** Starts dist/main.js; `extraEnv` makes variants (cluster, resumption…). */
-async function startWsproxy(ctx, id, { extraEnv = {}, query = '', nodeArgs = [] } = {}) {
+async function startWsproxy(ctx, id, { extraEnv = {}, query = '', nodeArgs = [], root = ctx.root } = {}) {
   const port = await freePort();
   const tunnelMin = await freePortRange(8);
   const env = wsproxyEnv(ctx, port, { TUNNEL_PORT_MIN: String(tunnelMin), TUNNEL_PORT_MAX: String(tunnelMin + 7), ...extraEnv });
-  const child = spawnRaised('node', [...ctx.nodeFlags, ...nodeArgs, join(ctx.root, 'dist/main.js')], { env, cwd: ctx.root });
+  const child = spawnRaised('node', [...ctx.nodeFlags, ...nodeArgs, join(root, 'dist/main.js')], { env, cwd: root });
   const out = tail(child.stdout);
   const err = tail(child.stderr);
   try {
@@ -160,6 +160,14 @@ export const COMPETITORS = {
       const proxy = await ctx.pool.get('wsproxy');
       return { ...proxy, id: 'wsproxy-resume', endpoint: { ...proxy.endpoint, kind: 'resumable', url: `${proxy.endpoint.url}&resume=1` }, stop: async () => {} };
     },
+  },
+
+  'wsproxy-against': {
+    label: 'wsproxy (--against)',
+    description: 'exploration (--against DIR): the build in another checkout, DIR/dist/main.js, with the same settings, beside this one in every wsproxy figure',
+    available: (ctx) =>
+      !ctx.againstRoot ? 'no --against' : existsSync(join(ctx.againstRoot, 'dist/main.js')) ? null : `${ctx.againstRoot}/dist/main.js missing`,
+    start: (ctx) => startWsproxy(ctx, 'wsproxy-against', { root: ctx.againstRoot }),
   },
 
   'wsproxy-noauth': {
