@@ -27,14 +27,14 @@ describe('replica loss', () => {
 
   it('frees the slots of a SIGKILLed replica within the liveness TTL', async (t) => {
     // TTL = 3 beats of 200 ms.
-    const env = clusterEnv(redis, { MAX_CONNS_PER_IP: '100', MAX_CONNS_PER_USER: '2' });
+    const env = clusterEnv(redis, { MAX_CONNS_PER_IP: '2', MAX_CONNS_PER_USER: '100' });
     a = await startServiceProcess(env);
     b = await startApp(env);
     const url = (port: number): string => `ws://127.0.0.1:${port}/relay?host=127.0.0.1&port=${echo.port}`;
     const held: WebSocket[] = [await openWs(url(a.port)), await openWs(url(a.port))];
     const refused = await expectRefusal(url(b.port));
     assert.equal(refused.status, 429);
-    assert.equal(refused.body, 'too many connections for this user');
+    assert.equal(refused.body, 'too many connections from this IP');
 
     a.child.kill('SIGKILL');
     await a.exited;

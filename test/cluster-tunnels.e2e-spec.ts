@@ -26,6 +26,7 @@ import { echoTarget, randomPayload, type TestTarget } from './support/targets.js
 import { closed, expectRefusal, openWs } from './support/ws-client.js';
 import { httpTo, RawTunnel, startHttpService, subdomainOf, tunnelEnv, TUNNEL_DOMAIN, waitFor, type HttpResult, type HttpService } from './support/tunnel.js';
 import { expectCoalescedPongs } from './support/ping-flood.js';
+import { JwksServer, makeKey, mintToken } from './support/jwks.js';
 
 const MiB = 1024 * 1024;
 const HOST_A = '127.0.0.2';
@@ -460,21 +461,23 @@ describe('tunnels across replicas', () => {
   });
 
   it('counts tunnels per user cluster-wide', async () => {
-    const env = clusterEnv(redis, await tunnelEnv({ MAX_TUNNELS_PER_USER: '1', TUNNEL_TCP_ENABLED: 'false' }, 2));
-    // A second, separate pair would share the same anonymous user; this test uses its own limit on the same Redis.
+    const key = await makeKey();
+    const jwks = await JwksServer.start([key]);
+    const env = clusterEnv(redis, await tunnelEnv({ CLERK_JWKS_URL: jwks.url, MAX_TUNNELS_PER_USER: '1', TUNNEL_TCP_ENABLED: 'false' }, 2));
     const c = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_A });
     const d = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
-    // The pair above may hold a tunnel for the anonymous user; this one makes sure the user is at its limit either way.
-    const own = await TunnelClient.connect({ proxy: `${c.wsUrl}/tunnel` }).catch((err: unknown) => err);
+    const token = (): Promise<string> => mintToken(key, { sub: 'carol-cluster-count' });
+    const own = await TunnelClient.connect({ proxy: `${c.wsUrl}/tunnel`, token: await token() });
     try {
-      const refused = await TunnelClient.connect({ proxy: `${d.wsUrl}/tunnel` }).catch((err: unknown) => err);
+      const refused = await TunnelClient.connect({ proxy: `${d.wsUrl}/tunnel`, token: await token() }).catch((err: unknown) => err);
       assert.ok(refused instanceof TunnelRefusedError, String(refused));
       assert.equal(refused.status, 429);
       assert.equal(refused.body, 'too many tunnels for this user');
     } finally {
-      if (own instanceof TunnelClient) await own.close();
+      await own.close();
       await d.close();
       await c.close();
+      await jwks.stop();
     }
   });
 });

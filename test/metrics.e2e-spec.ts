@@ -12,7 +12,7 @@ import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { ResumeService } from '../src/resume/resume.service.js';
 import { RawResumeClient } from './support/resume-client.js';
 import { TUNNEL_DOMAIN, httpTo, startHttpService, tunnelEnv, type HttpService } from './support/tunnel.js';
-import { rawExchange, rawRequest } from './support/raw-http.js';
+import { UPGRADE_HEADERS, rawExchange, rawRequest } from './support/raw-http.js';
 import { LISTENER_REFUSAL_LABELS } from '../src/upgrade/listener-refusals.js';
 
 /** One scrape: `name{labels}` → value, plus the raw text. */
@@ -304,8 +304,6 @@ describe('admission refusals by reason', () => {
   });
 });
 
-const UPGRADE_HEADERS = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
-
 describe('refusals at the listener, before any route', () => {
   let app: TestApp;
   let url: string;
@@ -338,6 +336,14 @@ describe('refusals at the listener, before any route', () => {
     // malformed_target: a plain request and an upgrade.
     assert.equal((await rawRequest(port, 'GET http://[::1/health HTTP/1.1')).status, 400);
     assert.match(await rawExchange(port, `GET http://[::1/relay HTTP/1.1\r\nHost: x\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 [^]*malformed request target/);
+    // unsupported_version, too_many_headers, invalid_host: a plain request and an upgrade each.
+    assert.match(await rawExchange(port, 'GET /health HTTP/2.0\r\nHost: x\r\n\r\n'), /^HTTP\/1\.1 505 [^]*HTTP version not supported/);
+    assert.match(await rawExchange(port, `GET /relay?host=127.0.0.1&port=22 HTTP/2.0\r\nHost: x\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 505 /);
+    const fields = Array.from({ length: 201 }, (_, i) => `x-${i}: 1\r\n`).join('');
+    assert.match(await rawExchange(port, `GET /health HTTP/1.1\r\nHost: x\r\n${fields}\r\n`), /^HTTP\/1\.1 431 [^]*too many header fields/);
+    assert.match(await rawExchange(port, `GET /relay?host=127.0.0.1&port=22 HTTP/1.1\r\nHost: x\r\n${UPGRADE_HEADERS}${fields}\r\n`), /^HTTP\/1\.1 431 /);
+    assert.match(await rawExchange(port, 'GET /health HTTP/1.1\r\nHost: a b\r\n\r\n'), /^HTTP\/1\.1 400 [^]*invalid Host header/);
+    assert.match(await rawExchange(port, `GET /relay?host=127.0.0.1&port=22 HTTP/1.1\r\nHost: u@x\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 [^]*invalid Host header/);
     // chunk_extensions_too_large: a chunk extension past Node's bound. No route reads a body, so the 404
     // has gone out before the parser reaches it; the connection is ended then, with no second head.
     const chunked = `POST /nothing HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;${'e'.repeat(40 * 1024)}\r\n`;
@@ -354,8 +360,11 @@ describe('refusals at the listener, before any route', () => {
       head_too_large: 2,
       head_timeout: 1,
       connect: 1,
+      unsupported_version: 2,
+      too_many_headers: 2,
       repeated_host: 2,
       missing_host: 2,
+      invalid_host: 2,
       malformed_target: 2,
       chunk_extensions_too_large: 1,
     };

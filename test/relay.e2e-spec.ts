@@ -9,7 +9,7 @@ import { LimitsService } from '../src/limits/limits.service.js';
 import { PAUSED_SILENT_INTERVALS } from '../src/upgrade/keepalive.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { within } from './support/within.js';
-import { rawExchange, rawRequest } from './support/raw-http.js';
+import { UPGRADE_HEADERS, rawExchange, rawRequest } from './support/raw-http.js';
 import { FLOOD_PING_BYTES, floodPings } from './support/ping-flood.js';
 import {
   echoTarget,
@@ -717,6 +717,42 @@ describe('hostile input', () => {
     }
     // HTTP/1.0 has no Host requirement.
     assert.match(await rawExchange(app.port, 'GET /health HTTP/1.0\r\n\r\n'), /^HTTP\/1\.1 200 /);
+    await target.close();
+    assert.equal(dialled, 0, 'no dial');
+  });
+
+  it('sees a second Host line however many fields come first: a head past MAX_REQUEST_HEADER_FIELDS is 431, never read in part', async () => {
+    let dialled = 0;
+    const target = await startTarget(() => void dialled++);
+    // Node keeps about a thousand fields of a head; a second Host past them went unseen.
+    const filler = Array.from({ length: 1100 }, (_, i) => `x-${i}: 1\r\n`).join('');
+    for (const head of [
+      `GET /relay?host=127.0.0.1&port=${target.port} HTTP/1.1\r\nHost: a\r\n${UPGRADE_HEADERS}${filler}Host: b\r\n\r\n`,
+      `GET /health HTTP/1.1\r\nHost: a\r\n${filler}Host: b\r\nConnection: close\r\n\r\n`,
+    ]) {
+      assert.match(await rawExchange(app.port, head), /^HTTP\/1\.1 431 [^]*\r\n\r\ntoo many header fields\n$/);
+    }
+    const fits = Array.from({ length: 190 }, (_, i) => `x-${i}: 1\r\n`).join('');
+    assert.match(await rawExchange(app.port, `GET /health HTTP/1.1\r\nHost: a\r\n${fits}Connection: close\r\n\r\n`), /^HTTP\/1\.1 200 /);
+    await target.close();
+    assert.equal(dialled, 0, 'no dial');
+  });
+
+  it('refuses a WebSocket handshake that is not HTTP/1.1 (RFC 6455 4.1), a request line of another HTTP version (505), and an invalid Host (400)', async () => {
+    let dialled = 0;
+    const target = await startTarget(() => void dialled++);
+    const ws = `GET /relay?host=127.0.0.1&port=${target.port}`;
+    assert.match(await rawExchange(app.port, `${ws} HTTP/1.0\r\nHost: a\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 [^]*WebSocket handshake requires HTTP\/1\.1/);
+    assert.match(await rawExchange(app.port, `${ws}&errors=close HTTP/1.0\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 /);
+    assert.match(await rawExchange(app.port, `${ws} HTTP/2.0\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 505 [^]*HTTP version not supported/);
+    assert.match(await rawExchange(app.port, 'GET /health HTTP/2.0\r\n\r\n'), /^HTTP\/1\.1 505 /);
+    for (const host of ['a b', 'u@a', 'a/b?c', 'a:999999']) {
+      assert.match(await rawExchange(app.port, `GET /health HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`), /^HTTP\/1\.1 400 [^]*invalid Host header/, host);
+      assert.match(await rawExchange(app.port, `${ws} HTTP/1.1\r\nHost: ${host}\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 [^]*invalid Host header/, host);
+    }
+    // What RFC 9112 allows still passes: an empty Host, an IPv6 literal with a port.
+    assert.match(await rawExchange(app.port, 'GET /health HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 200 /);
+    assert.match(await rawExchange(app.port, 'GET /health HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 200 /);
     await target.close();
     assert.equal(dialled, 0, 'no dial');
   });

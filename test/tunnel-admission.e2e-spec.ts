@@ -33,17 +33,18 @@ describe('tunnel registration admission', () => {
     await app.close();
   });
 
-  it('429 beyond MAX_TUNNELS_PER_USER; slots, subdomains and ports all come back', async () => {
+  it('with authentication off MAX_TUNNELS_PER_USER does not bind (every client is anonymous), MAX_CONNS_PER_IP does; everything comes back', async () => {
     const a = await RawTunnel.open(app.wsUrl);
     const b = await RawTunnel.open(app.wsUrl);
-    const refused = await expectRefusal(`${app.wsUrl}/tunnel`);
-    assert.deepEqual(refused, { status: 429, body: 'too many tunnels for this user' });
-    assert.equal(await slotsInUse(app), 2, 'the refused registration holds no slot');
-    await a.tunnel.close();
-    await waitFor(async () => (await app.app.get<TunnelRegistry>(TUNNEL_REGISTRY).countForUser('anonymous')) === 1, 5000, 'one tunnel left');
     const c = await RawTunnel.open(app.wsUrl);
-    await b.tunnel.close();
-    await c.tunnel.close();
+    assert.equal(await app.app.get<TunnelRegistry>(TUNNEL_REGISTRY).countForUser('anonymous'), 3, 'three tunnels of one user, over MAX_TUNNELS_PER_USER=2');
+    const refused = await expectRefusal(`${app.wsUrl}/tunnel`);
+    assert.deepEqual(refused, { status: 429, body: 'too many connections from this IP' });
+    assert.equal(await slotsInUse(app), 3, 'the refused registration holds no slot');
+    await a.tunnel.close();
+    await waitFor(async () => (await app.app.get<TunnelRegistry>(TUNNEL_REGISTRY).countForUser('anonymous')) === 2, 5000, 'two tunnels left');
+    const d = await RawTunnel.open(app.wsUrl);
+    for (const t of [b, c, d]) await t.tunnel.close();
     await waitFor(() => nothingHeld(app), 5000, 'everything released');
   });
 
@@ -102,7 +103,11 @@ describe('tunnel registration with authentication', () => {
     const bob = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, token: await mintToken(key, { sub: 'bob' }) });
     const users = [...app.app.get(TunnelService).sessions().values()].map((s) => s.info.user).sort();
     assert.deepEqual(users, ['alice', 'bob']);
+    assert.equal(await slotsInUse(app), 2, 'the refused registration holds no slot');
     await alice.close();
+    await waitFor(async () => (await app.app.get<TunnelRegistry>(TUNNEL_REGISTRY).countForUser('alice')) === 0, 5000, 'alice’s tunnel released');
+    const again = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, token: await mintToken(key, { sub: 'alice' }) });
+    await again.close();
     await bob.close();
     await waitFor(() => nothingHeld(app), 5000, 'released');
   });

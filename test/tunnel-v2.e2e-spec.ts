@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
-import { MAX_REQUEST_HEADER_FIELDS } from '../src/tunnel/http/header-hygiene.js';
+import { MAX_REQUEST_HEADER_FIELDS } from '../src/upgrade/request-target.js';
 import { V2_INITIAL_WINDOW } from '../src/tunnel/protocol/v2.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import type { V2Wire } from '../src/tunnel/v2/v2-wire.js';

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { Inject, Injectable, Logger, Optional, type OnModuleInit } from '@nestjs/common';
-import type { WsproxyConfig } from '../config/config.schema.js';
+import { authEnabled, type WsproxyConfig } from '../config/config.schema.js';
 import { wsproxyConfig } from '../config/wsproxy.config.js';
 import type { QueryParams } from '../upgrade/query-params.js';
 import { authRefusal } from './auth-reasons.js';
@@ -59,7 +59,7 @@ export class AuthService implements OnModuleInit {
     private readonly jwks: JwksService,
     @Optional() @Inject(AUTH_CLOCK) private readonly clock: Clock = systemClock,
   ) {
-    this.enabled = config.clerkJwksUrl !== '';
+    this.enabled = authEnabled(config);
     this.algorithms = [...config.jwtAlgorithms];
     this.claimRules = {
       issuer: config.jwtIssuer === '' ? undefined : config.jwtIssuer,

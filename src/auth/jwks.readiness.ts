@@ -1,5 +1,6 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import type { HealthIndicatorResult } from '@nestjs/terminus';
+import { authEnabled } from '../config/config.schema.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { ReadinessRegistry } from '../health/readiness.registry.js';
 import { JwksService } from './jwks.service.js';
@@ -19,7 +20,7 @@ export class JwksReadiness implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    if (this.config.clerkJwksUrl === '') return;
+    if (!authEnabled(this.config)) return;
     this.readiness.add((): HealthIndicatorResult<'jwks'> =>
       this.jwks.canVerify()
         ? { jwks: { status: 'up', keys: this.jwks.status().keyCount } }

@@ -1,4 +1,4 @@
-import { CONFIG_VARS, listenersInTunnelPool, type WsproxyConfig } from './config.schema.js';
+import { CONFIG_VARS, authEnabled, listenersInTunnelPool, type WsproxyConfig } from './config.schema.js';
 
 /**
  * Settings that validate but weaken the service, each as one sentence for a
@@ -12,7 +12,7 @@ export function configWarnings(config: WsproxyConfig): string[] {
   for (const [variable, port] of listenersInTunnelPool(config)) {
     warnings.push(`${variable} ${port} is inside the tunnel port pool (TUNNEL_PORT_MIN..TUNNEL_PORT_MAX): tunnels skip it`);
   }
-  if (config.clerkJwksUrl !== '' && config.jwksRefetchCooldownS === 0) {
+  if (authEnabled(config) && config.jwksRefetchCooldownS === 0) {
     warnings.push('JWKS_REFETCH_COOLDOWN_S is 0: every token naming an unknown kid fetches the JWKS again');
   }
   return warnings;

@@ -197,7 +197,7 @@ export const CONFIG_VARS = {
     'CLERK_JWKS_URL',
     '',
     'https URL (http only to a loopback host); empty turns auth off',
-    'JWKS endpoint of the token issuer (Clerk). Empty: no authentication, user `anonymous`.',
+    'JWKS endpoint of the token issuer (Clerk). Empty: no authentication, every client is user `anonymous`, and the per-user limits do not apply.',
     optionalUrl(['https'], true),
   ),
   jwtIssuer: spec('JWT_ISSUER', '', 'the exact `iss` string, or empty', 'Required `iss` claim when set.', str),
@@ -237,7 +237,7 @@ export const CONFIG_VARS = {
     cidrList,
   ),
   maxConnsPerIp: spec('MAX_CONNS_PER_IP', '10', '1..1000000', 'Concurrent relays + tunnels per client IP.', int(1, 1_000_000)),
-  maxConnsPerUser: spec('MAX_CONNS_PER_USER', '20', '1..1000000', 'Concurrent relays + tunnels per user (`sub`).', int(1, 1_000_000)),
+  maxConnsPerUser: spec('MAX_CONNS_PER_USER', '20', '1..1000000', 'Concurrent relays + tunnels per user (`sub`). Not applied with authentication off (one `anonymous` user).', int(1, 1_000_000)),
   blockedTargets: spec(
     'BLOCKED_TARGETS',
     '',
@@ -270,7 +270,7 @@ export const CONFIG_VARS = {
     'MAX_HEADER_BYTES',
     '16384',
     '1024..131072',
-    'Largest request head (request line + headers) accepted; larger is answered 431.',
+    'Largest request head accepted, as Node counts it (the request target, header names and values; not the whitespace and line breaks between them); larger is answered 431, as is a head of more than 200 header fields. A head still arriving after `HANDSHAKE_TIMEOUT_MS` gets 408.',
     int(1024, 131072),
   ),
   pingIntervalMs: spec(
@@ -342,7 +342,7 @@ export const CONFIG_VARS = {
     },
   ),
   tunnelTcpEnabled: spec('TUNNEL_TCP_ENABLED', 'true', 'true or false', 'Give tunnels a raw TCP port.', bool),
-  maxTunnelsPerUser: spec('MAX_TUNNELS_PER_USER', '5', '1..10000', 'Concurrent tunnels per user.', int(1, 10000)),
+  maxTunnelsPerUser: spec('MAX_TUNNELS_PER_USER', '5', '1..10000', 'Concurrent tunnels per user. Not applied with authentication off (one `anonymous` user).', int(1, 10000)),
   maxTunnelHttpPerIp: spec(
     'MAX_TUNNEL_HTTP_PER_IP',
     '50',
@@ -502,6 +502,11 @@ export function parseConfig(env: Env): WsproxyConfig {
     );
   }
   return cfg;
+}
+
+/** Whether tokens are checked: `CLERK_JWKS_URL` set. Off, every client is user `anonymous` and per-user limits do not apply. */
+export function authEnabled(cfg: Pick<WsproxyConfig, 'clerkJwksUrl'>): boolean {
+  return cfg.clerkJwksUrl !== '';
 }
 
 /** PORT and METRICS_PORT where they fall inside the raw tunnel port pool (with raw tunnels on). */

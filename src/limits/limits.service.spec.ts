@@ -21,4 +21,19 @@ describe('LimitsService', () => {
     await service.acquire('192.0.2.1', 'u3');
     await assert.rejects(service.acquire('192.0.2.1', 'u4'), refused(429));
   });
+
+  it('with authentication off counts per IP only: every client is user anonymous, so a per-user limit would cap the service', async () => {
+    const service = limits({ MAX_CONNS_PER_IP: '2', MAX_CONNS_PER_USER: '1' });
+    await service.acquire('192.0.2.1', 'anonymous');
+    await service.acquire('192.0.2.2', 'anonymous');
+    await service.acquire('192.0.2.1', 'anonymous');
+    await assert.rejects(service.acquire('192.0.2.1', 'anonymous'), refused(429));
+  });
+
+  it('with authentication on counts per user too', async () => {
+    const service = limits({ CLERK_JWKS_URL: 'https://issuer.example/.well-known/jwks.json', MAX_CONNS_PER_IP: '10', MAX_CONNS_PER_USER: '1' });
+    await service.acquire('192.0.2.1', 'alice');
+    await assert.rejects(service.acquire('192.0.2.2', 'alice'), (err: unknown) => refused(429)(err) && (err as Error).message.includes('user'));
+    await service.acquire('192.0.2.2', 'bob');
+  });
 });

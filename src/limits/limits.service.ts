@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { authEnabled } from '../config/config.schema.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { isRefusal, Refusal } from '../common/refusal.js';
 import { CONNECTION_COUNTER_STORE, type AcquireOutcome, type ConnectionCounterStore } from './connection-counter.store.js';
@@ -10,15 +11,25 @@ export interface Lease {
   release(): void;
 }
 
-/** Per-IP and per-user concurrent connection limits shared by relays and tunnels. */
+/** A per-user limit that never binds: with authentication off there are no users to tell apart. */
+export const NO_USER_LIMIT = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Per-IP and per-user concurrent connection limits shared by relays and tunnels.
+ * With authentication off every client is user `anonymous`, so only the per-IP
+ * limit applies (a per-user one would cap the whole service).
+ */
 @Injectable()
 export class LimitsService {
   private readonly logger = new Logger(LimitsService.name);
+  private readonly maxPerUser: number;
 
   constructor(
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
     @Inject(CONNECTION_COUNTER_STORE) private readonly store: ConnectionCounterStore,
-  ) {}
+  ) {
+    this.maxPerUser = authEnabled(config) ? config.maxConnsPerUser : NO_USER_LIMIT;
+  }
 
   /**
    * Takes one slot for `ip` and `user`, or throws `Refusal(429)`; when the
@@ -27,7 +38,7 @@ export class LimitsService {
   async acquire(ip: string, user: string): Promise<Lease> {
     let outcome: AcquireOutcome;
     try {
-      outcome = await this.store.tryAcquire(ip, user, this.config.maxConnsPerIp, this.config.maxConnsPerUser);
+      outcome = await this.store.tryAcquire(ip, user, this.config.maxConnsPerIp, this.maxPerUser);
     } catch (err) {
       if (isRefusal(err)) throw err;
       this.logger.debug?.(`counter store unavailable: ${err instanceof Error ? err.message : String(err)}`);

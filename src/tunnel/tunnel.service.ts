@@ -4,7 +4,9 @@ import { Refusal } from '../common/refusal.js';
 import { WsproxyEvents } from '../common/events.js';
 import { LogThrottle } from '../common/log-throttle.js';
 import { armMaxAge, UNARMED } from '../common/max-age.js';
+import { authEnabled } from '../config/config.schema.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+import { NO_USER_LIMIT } from '../limits/limits.service.js';
 import { DrainService } from '../lifecycle/drain.service.js';
 import type { Lease } from '../limits/limits.service.js';
 import { PINO, type Pino } from '../logging/logging.module.js';
@@ -40,6 +42,8 @@ export class TunnelService implements OnApplicationShutdown {
   private readonly bindWarnings = new LogThrottle(60_000);
   private tcpOpen = 0;
   private readonly v1BodyBudget: ByteBudget;
+  /** MAX_TUNNELS_PER_USER, or no bound with authentication off (every client is `anonymous`). */
+  private readonly maxTunnelsPerUser: number;
   /** The global cap on raw TCP connections over all tunnels of this replica. */
   readonly tcpGate: ConnectionGate = {
     tryAcquire: () => {
@@ -62,6 +66,7 @@ export class TunnelService implements OnApplicationShutdown {
     private readonly drain: DrainService,
     private readonly keepalive: KeepaliveService,
   ) {
+    this.maxTunnelsPerUser = authEnabled(config) ? config.maxTunnelsPerUser : NO_USER_LIMIT;
     // One address may hold an eighth of it, or one largest body if that is more.
     this.v1BodyBudget = new ByteBudget(config.tunnelV1BodyBufferBytes, Math.max(Math.floor(config.tunnelV1BodyBufferBytes / 8), v1MaxBodyBytes(config.tunnelMaxBodyBytes)));
     // Cluster mode: a port whose claim lapsed during a partition and went to
@@ -109,7 +114,7 @@ export class TunnelService implements OnApplicationShutdown {
     let reservation: TunnelReservation | null = null;
     for (let i = 0; i < SUBDOMAIN_ATTEMPTS && !reservation; i++) {
       const subdomain = newSubdomain();
-      const outcome = await this.registry.claim({ subdomain, user, clientIp, createdAt: Date.now() }, this.config.maxTunnelsPerUser);
+      const outcome = await this.registry.claim({ subdomain, user, clientIp, createdAt: Date.now() }, this.maxTunnelsPerUser);
       if (outcome === 'user_limit') throw new Refusal(429, 'too many tunnels for this user', 'limit');
       if (outcome === 'ok') reservation = new TunnelReservation(subdomain, user, clientIp, this.registry, this.pool);
     }

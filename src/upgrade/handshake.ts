@@ -11,6 +11,8 @@ export const UNSUPPORTED_VERSION = 'unsupported Sec-WebSocket-Version';
  */
 export function checkHandshake(req: IncomingMessage): string | null {
   if (req.method !== 'GET') return 'WebSocket handshake must be GET';
+  // RFC 6455 §4.1: HTTP/1.1 or later (the listener answers other major versions 505).
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor < 1) return 'WebSocket handshake requires HTTP/1.1';
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return 'Upgrade must be websocket';
   const key = req.headers['sec-websocket-key'];
   if (typeof key !== 'string' || !WS_KEY.test(key.trim())) return 'invalid Sec-WebSocket-Key';

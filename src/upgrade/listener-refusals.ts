@@ -11,8 +11,11 @@ export const LISTENER_REFUSALS = {
   head_timeout: [408, 'request head not received in time'],
   chunk_extensions_too_large: [413, 'chunk extensions too large'],
   connect: [405, 'CONNECT is not supported'],
+  unsupported_version: [505, 'HTTP version not supported'],
+  too_many_headers: [431, 'too many header fields'],
   repeated_host: [400, 'repeated Host header'],
   missing_host: [400, 'missing Host header'],
+  invalid_host: [400, 'invalid Host header'],
   malformed_target: [400, 'malformed request target'],
 } as const satisfies Record<string, readonly [number, string]>;
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { hostLines, parseRequestTarget } from './request-target.js';
+import { hostLines, isValidHostValue, parseRequestTarget } from './request-target.js';
 
 /** The path and what `get` answers for `names` (null when absent). */
 const parsed = (t: string | undefined, names: string[]): [string, Record<string, string | null>] | null => {
@@ -39,5 +39,19 @@ describe('hostLines', () => {
     assert.equal(hostLines(['Hosts', 'a', 'Host', 'b', 'X-Host', 'c']), 1);
     assert.equal(hostLines(['Hosts', 'a', 'X-Host', 'c']), 0);
     assert.equal(hostLines([]), 0);
+  });
+});
+
+describe('isValidHostValue', () => {
+  it('takes a reg-name, an IPv4 address or a bracketed IPv6 literal, each with an optional port up to 65535', () => {
+    for (const v of ['example.com', 'a.b-c_d~e', '127.0.0.1:8080', '[::1]', '[::1]:443', '[v1.x]', 'xn--bcher-kva.example', 'a%41b', 'h:', '', 'h:65535', 'h:0']) {
+      assert.equal(isValidHostValue(v), true, v);
+    }
+  });
+
+  it('refuses what RFC 9112 §3.2 calls an invalid field value', () => {
+    for (const v of ['a b', 'u@a', 'a/b?c', 'a:999999', 'a:65536', 'a:b', '[::1', '::1', 'a:1:2', 'a#b', 'a"b', 'a\\b', '[::1]x']) {
+      assert.equal(isValidHostValue(v), false, v);
+    }
   });
 });

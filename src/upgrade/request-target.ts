@@ -75,16 +75,42 @@ export function hostLines(rawHeaders: readonly string[]): 0 | 1 | 2 {
 }
 
 /**
- * What any request or upgrade is refused for (400) by its head alone, before
+ * More header fields than any real client sends (browsers send a few dozen).
+ * It also keeps every head inside what Node hands over: `rawHeaders` stops at
+ * about a thousand fields, and a second Host line past that would go unseen.
+ * A tunnel's head must fit the v2 wire with the forwarding headers the proxy
+ * appends (`V2_MAX_HEADER_FIELDS`), which this bound leaves room for.
+ */
+export const MAX_REQUEST_HEADER_FIELDS = 200;
+
+/**
+ * RFC 9112 §3.2 / RFC 3986 §3.2.2: `uri-host [ ":" port ]`, the host an IP
+ * literal in brackets or a reg-name (empty allowed: a target without
+ * authority). Anything else in Host is an invalid field value.
+ */
+const HOST_VALUE = /^(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::(\d{0,5}))?$/;
+
+/** Whether a Host field value is what RFC 9112 §3.2 allows (a port, if any, at most 65535). */
+export function isValidHostValue(value: string): boolean {
+  const m = HOST_VALUE.exec(value);
+  return m !== null && (m[1] === undefined || m[1] === '' || Number(m[1]) <= 65535);
+}
+
+/**
+ * What any request or upgrade is refused for by its head alone, before
  * routing, or null. Adopts an absolute-form target's authority as it checks
  * (`adoptTargetAuthority`). The HTTP listener and the upgrade router both ask.
  */
 export function frontRequestProblem(req: IncomingMessage): ListenerRefusal | null {
+  // HTTP/1.0 and 1.1 only: a request line labelled HTTP/2.0 or 0.9 gets 505 (RFC 9110 §15.6.6).
+  if (req.httpVersionMajor !== 1) return 'unsupported_version';
+  if (req.rawHeaders.length > 2 * MAX_REQUEST_HEADER_FIELDS) return 'too_many_headers';
   const hosts = hostLines(req.rawHeaders);
   // RFC 9112 §3.2: a front proxy routing by another Host line than ours would see another request.
   if (hosts === 2) return 'repeated_host';
   // Node refuses this itself for plain requests (without a reason) but not for upgrades; the listener lets it through to here.
-  if (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) return 'missing_host';
+  if (hosts === 0 && req.httpVersionMinor >= 1) return 'missing_host';
+  if (hosts === 1 && !isValidHostValue(req.headers.host!)) return 'invalid_host';
   if (!adoptTargetAuthority(req)) return 'malformed_target';
   return null;
 }

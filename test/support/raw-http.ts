@@ -35,3 +35,6 @@ export async function rawExchange(port: number, head: string, after?: (s: Socket
   await once(s, 'close');
   return text;
 }
+
+/** The headers of a valid WebSocket handshake, after a request line and Host, for raw upgrades. */
+export const UPGRADE_HEADERS = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';

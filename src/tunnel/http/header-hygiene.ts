@@ -1,18 +1,5 @@
 import type { HeaderList } from '../core/stream-types.js';
 
-/**
- * A request for a tunnel with more header fields than this is answered 431.
- * Browsers send a few dozen; the bound keeps every head well inside what the
- * v2 wire carries (`V2_MAX_HEADER_FIELDS`), so the forwarding headers the
- * proxy appends always reach the client.
- */
-export const MAX_REQUEST_HEADER_FIELDS = 200;
-
-/** Whether a request head (`rawHeaders`) has more fields than MAX_REQUEST_HEADER_FIELDS. */
-export function hasTooManyFields(rawHeaders: readonly string[]): boolean {
-  return rawHeaders.length > 2 * MAX_REQUEST_HEADER_FIELDS;
-}
-
 /** At most this many header fields are taken from a client's response. */
 export const MAX_RESPONSE_HEADERS = 100;
 /** A response header field (name + value) longer than this is dropped. */

@@ -13,7 +13,7 @@ import type { HeaderList } from '../core/stream-types.js';
 import type { TunnelSession } from '../core/tunnel-session.js';
 import { v1MaxBodyBytes } from '../v1/v1-limits.js';
 import { TunnelService } from '../tunnel.service.js';
-import { hasTooManyFields, requestHeadersForClient } from './header-hygiene.js';
+import { requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
 import { NodeResponseSink, type PlainRefusals } from './response-sink.js';
 import { BodyStallTimer } from './body-stall.js';
@@ -63,10 +63,6 @@ export class TunnelHttpRouter {
   private handle(req: IncomingMessage, res: ServerResponse): boolean {
     const match = matchTunnelHost(req.headers.host, this.domain);
     if (match.kind === 'other') return false;
-    if (hasTooManyFields(req.rawHeaders)) {
-      answerPlain(res, 431, TOO_MANY_FIELDS, true);
-      return true;
-    }
     this.route(req, res, match.kind === 'tunnel' ? match.subdomain : null);
     return true;
   }
@@ -189,7 +185,6 @@ export class TunnelHttpRouter {
     const match = matchTunnelHost(req.headers.host, this.domain);
     if (match.kind === 'other') return null;
     return (_req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (hasTooManyFields(req.rawHeaders)) return writeHttpRefusal(socket, 431, TOO_MANY_FIELDS);
       if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
       const session = this.tunnels.find(match.subdomain);
       const clientIp = this.ips.resolve(req);
@@ -233,13 +228,6 @@ export class TunnelHttpRouter {
     this.remoteWebSockets!.forward({ req, socket, head, subdomain, clientIp, release });
   }
 }
-
-/**
- * A request or upgrade for a tunnel host with more fields than a v2 head can
- * carry with the proxy's own is refused before any tunnel is looked up. (A
- * repeated Host never gets here: the listener refuses it for every request.)
- */
-const TOO_MANY_FIELDS = 'too many header fields';
 
 /**
  * Ends the exchange of a requester that stops reading: once bytes wait for it
