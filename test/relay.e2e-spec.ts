@@ -10,6 +10,7 @@ import { PAUSED_SILENT_INTERVALS } from '../src/upgrade/keepalive.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { within } from './support/within.js';
 import { UPGRADE_HEADERS, rawExchange, rawRequest } from './support/raw-http.js';
+import { MAX_REQUESTS_PER_CONNECTION } from '../src/upgrade/http-server.adapter.js';
 import { FLOOD_PING_BYTES, floodPings } from './support/ping-flood.js';
 import {
   echoTarget,
@@ -636,6 +637,22 @@ describe('hostile input', () => {
     const body = await res.text();
     assert.ok(!body.includes('SECRET-TOKEN-VALUE'), body);
     assert.deepEqual(JSON.parse(body), { message: 'Cannot GET /nope', error: 'Not Found', statusCode: 404 });
+    // Nor an absolute-form target's user info, nor a fragment.
+    for (const target of ['http://user:SECRET1@h.example/nope?token=SECRET2', 'http://h.example/nope#SECRET3', '/nope#SECRET4']) {
+      const r = await rawRequest(app.port, `GET ${target} HTTP/1.1`);
+      assert.equal(r.status, 404, target);
+      assert.ok(!/SECRET/.test(r.text), r.text);
+      assert.match(r.text, /"message":"Cannot GET \/nope"/, target);
+    }
+  });
+
+  it('ends a keep-alive connection after MAX_REQUESTS_PER_CONNECTION requests: a pipelined burst past it is answered 503 without a route', async () => {
+    const burst = 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(MAX_REQUESTS_PER_CONNECTION + 5);
+    const answer = await rawExchange(app.port, burst);
+    const statuses = [...answer.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+    assert.equal(statuses.filter((s) => s === '200').length, MAX_REQUESTS_PER_CONNECTION);
+    assert.ok(statuses.slice(MAX_REQUESTS_PER_CONNECTION).every((s) => s === '503'), statuses.slice(MAX_REQUESTS_PER_CONNECTION).join());
+    assert.equal((answer.match(/\r\nConnection: close\r\n/gi) ?? []).length >= 1, true);
   });
 
   it('answers CONNECT 405 instead of dropping it', async () => {

@@ -221,6 +221,35 @@ describe('tunnel protocol v2 with the reference client', () => {
     }
   });
 
+  it('takes an upgrade in absolute-form (RFC 9112 §3.2.2): the app sees the origin-form path', async () => {
+    const { connect } = await import('node:net');
+    const closesBefore = origin.app.closes.length;
+    const socket = connect(app.port, '127.0.0.1');
+    try {
+      socket.write(
+        `GET http://${host}/echo-ws?room=abs HTTP/1.1\r\nHost: elsewhere.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+      let head = '';
+      await within(
+        new Promise<void>((resolve, reject) => {
+          socket.on('data', (d: Buffer) => {
+            head += d.toString('latin1');
+            if (head.includes('\r\n\r\n')) resolve();
+          });
+          socket.on('error', reject);
+        }),
+        5000,
+        'the answer',
+      );
+      assert.match(head, /^HTTP\/1\.1 101 /);
+      assert.equal(origin.app.lastUpgrade!.url, '/echo-ws?room=abs');
+    } finally {
+      socket.destroy();
+    }
+    // Its end reaches the app before the next test counts closes.
+    await waitFor(() => origin.app.closes.length > closesBefore, 5000, 'the origin saw the close');
+  });
+
   it('the requester’s close code reaches the app', async () => {
     const before = origin.app.closes.length;
     const ws = await openWs(`ws://127.0.0.1:${app.port}/echo-ws`, { headers: { host } });

@@ -17,6 +17,9 @@ export interface ListenerBounds {
   readonly bodyDeadlineMs?: number;
 }
 
+/** Requests one keep-alive connection may carry; the last is answered with `Connection: close`. */
+export const MAX_REQUESTS_PER_CONNECTION = 1000;
+
 /** Time a request body to a route behind Express (none of the service's own reads one) may take to arrive whole. */
 const BODY_DEADLINE_MS = 60_000;
 
@@ -33,6 +36,17 @@ function boundBody(req: IncomingMessage, res: ServerResponse, ms: number): void 
   timer.unref();
   // After 'end', or when the request is destroyed with its connection.
   req.once('close', () => clearTimeout(timer));
+}
+
+/** The path of a request target, for echoing back: no query or fragment, and no scheme, authority or user info of an absolute-form target. */
+function pathOnly(target: string): string {
+  const path = target.split(/[?#]/, 1)[0]!;
+  if (path.startsWith('/')) return path;
+  try {
+    return new URL(path).pathname;
+  } catch {
+    return '/';
+  }
 }
 
 /**
@@ -91,6 +105,8 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         express(req, res);
       },
     );
+    // Bounds the work one connection's pipelined burst makes: past it, Node answers 503 without a route and closes.
+    server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION;
     // Node answers requests its parser refuses with an empty 400/431/408; these say why.
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       socket.on('error', () => undefined);
@@ -121,7 +137,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
    */
   override setNotFoundHandler(_nestHandler: unknown, prefix?: string): void {
     super.setNotFoundHandler((req: IncomingMessage, res: ServerResponse) => {
-      const path = (req.url ?? '/').split('?')[0]!;
+      const path = pathOnly(req.url ?? '/');
       const body = JSON.stringify({ message: `Cannot ${req.method} ${path}`, error: 'Not Found', statusCode: 404 });
       res.statusCode = 404;
       res.setHeader('content-type', 'application/json; charset=utf-8');

@@ -10,20 +10,20 @@ describe('refusalForClientError', () => {
   });
 
   test('any other parser error is a malformed request', () => {
-    for (const code of ['HPE_INVALID_METHOD', 'HPE_INVALID_URL', 'HPE_INVALID_EOF_STATE', 'HPE_UNEXPECTED_CONTENT_LENGTH']) {
+    for (const code of ['HPE_INVALID_METHOD', 'HPE_INVALID_URL', 'HPE_UNEXPECTED_CONTENT_LENGTH']) {
       assert.equal(refusalForClientError(code), 'malformed_request', code);
     }
   });
 
-  test('a connection that failed is no refusal', () => {
-    for (const code of ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', undefined, '', 'toString', '__proto__']) {
+  test('a connection that failed, or ended in the middle of a request, is no refusal', () => {
+    for (const code of ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'HPE_INVALID_EOF_STATE', undefined, '', 'toString', '__proto__']) {
       assert.equal(refusalForClientError(code), null, String(code));
     }
   });
 
-  test('every refusal answers 4xx with a reason', () => {
+  test('every refusal answers 4xx (or 505 for another HTTP version) with a reason', () => {
     for (const [label, [status, reason]] of Object.entries(LISTENER_REFUSALS)) {
-      assert.ok(status >= 400 && status < 500, label);
+      assert.ok((status >= 400 && status < 500) || (label === 'unsupported_version' && status === 505), label);
       assert.ok(reason.length > 0, label);
     }
   });

@@ -37,6 +37,7 @@ const PARSER_ERRORS: Readonly<Record<string, ListenerRefusal>> = {
  * not about the request: a connection that failed (`ECONNRESET`, `EPIPE`…).
  */
 export function refusalForClientError(code: string | undefined): ListenerRefusal | null {
-  if (code === undefined) return null;
+  // The connection ended in the middle of a request (a body cut short): the client left, it was not refused.
+  if (code === undefined || code === 'HPE_INVALID_EOF_STATE') return null;
   return Object.hasOwn(PARSER_ERRORS, code) ? PARSER_ERRORS[code]! : code.startsWith('HPE_') ? 'malformed_request' : null;
 }

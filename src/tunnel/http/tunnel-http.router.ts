@@ -186,6 +186,10 @@ export class TunnelHttpRouter {
     if (match.kind === 'other') return null;
     return (_req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
+      // An absolute-form target (RFC 9112 §3.2.2) goes on as origin-form, as a plain request's does.
+      const path = originFormPath(req.url);
+      if (path === null) return writeHttpRefusal(socket, 400, 'bad request target');
+      req.url = path;
       const session = this.tunnels.find(match.subdomain);
       const clientIp = this.ips.resolve(req);
       if (!session?.live && this.remoteWebSockets) return this.upgradeRemote(req, socket, head, match.subdomain, clientIp);
