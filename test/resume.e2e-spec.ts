@@ -220,6 +220,29 @@ describe('resumable relays', () => {
       await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
     });
 
+    it('gives one replaced socket at a time its close handshake: reattaches in a row that never answer 4409 do not pile sockets up', async () => {
+      const server = app.app.getHttpServer() as import('node:http').Server;
+      const connections = (): Promise<number> => new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+      const base = await connections();
+      const { client: first, session } = await RawResumeClient.open(openUrl(echo.port));
+      // A paused client never reads the 4409, so never answers it.
+      first.ws.pause();
+      const clients = [first];
+      for (let i = 0; i < 10; i++) {
+        const next = await RawResumeClient.connect(reattachUrl(session.id!, 0));
+        await next.nextControl('session');
+        next.ws.pause();
+        clients.push(next);
+      }
+      // The attached socket and the last one replaced; the others are terminated at once, not after 5 s each.
+      await waitFor(async () => (await connections()) <= base + 2, 'the earlier replaced sockets to be terminated', 2000);
+      const last = clients.at(-1)!;
+      last.ws.resume();
+      last.ws.close(1000);
+      for (const c of clients) c.ws.terminate();
+      await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+    });
+
     it('ends with 1000 after the last target bytes, and keeps them for a client that was away', async () => {
       const down = randomBytes(50 * KiB);
       // Attached: every byte, then 1000.

@@ -51,7 +51,7 @@ const FRAGMENT = { binary: true, fin: false } as const;
 const DATA_MARKER = Buffer.from([MARK_DATA]);
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-/** Time a replaced socket gets to complete its close handshake. */
+/** Time a replaced socket gets to complete its close handshake (unless another replacement comes first). */
 const REPLACED_TERMINATE_MS = 5_000;
 
 /**
@@ -83,6 +83,8 @@ export class ResumableSession {
   private readonly slabs = new SlabStore();
   private readonly acks: AckScheduler;
   private ws: WebSocket | null = null;
+  /** The last replaced socket, while its 4409 close handshake runs. */
+  private replaced: WebSocket | null = null;
   private unwire: (() => void) | null = null;
   private stateValue: SessionState = 'detached';
   private targetPaused = false;
@@ -148,6 +150,12 @@ export class ResumableSession {
     if (this.ws) {
       const old = this.ws;
       this.release();
+      // One replaced socket at a time gets its close handshake: reattaches in a row cannot pile sockets up.
+      this.replaced?.terminate();
+      this.replaced = old;
+      old.once('close', () => {
+        if (this.replaced === old) this.replaced = null;
+      });
       old.close(4409, 'replaced by a newer connection');
       setTimeout(() => old.terminate(), REPLACED_TERMINATE_MS).unref();
     }
