@@ -176,7 +176,7 @@ describe('GET /metrics', () => {
     events.emit('tunnel.http', { status: 200, forwarded: false });
     events.emit('tunnel.http', { status: 502, forwarded: false });
     events.emit('tunnel.tcp', { forwarded: false });
-    events.emit('tunnel.closed', { ...tunnel, httpRequests: 2, tcpConnections: 1, durationMs: 5 });
+    events.emit('tunnel.closed', { ...tunnel, httpRequests: 2, tcpConnections: 1, durationMs: 5, closeCode: 1000, closeReason: '' });
     events.emit('resume.detached', { id: 'r1' });
     events.emit('resume.reattached', { id: 'r1' });
     events.emit('resume.expired', { id: 'r2' });
@@ -208,7 +208,7 @@ describe('GET /metrics', () => {
     assert.equal(delta('wsproxy_resume_sessions_total{event="expired"}'), 1);
     assert.equal(delta('wsproxy_jwks_fetches_total'), 2);
     assert.equal(delta('wsproxy_jwks_fetch_failures_total'), 1);
-    events.emit('tunnel.closed', { ...tunnel, subdomain: 'def', httpRequests: 0, tcpConnections: 0, durationMs: 5 });
+    events.emit('tunnel.closed', { ...tunnel, subdomain: 'def', httpRequests: 0, tcpConnections: 0, durationMs: 5, closeCode: 1000, closeReason: '' });
   });
 });
 

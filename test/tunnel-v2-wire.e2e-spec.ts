@@ -19,6 +19,7 @@ import {
 } from '../src/tunnel/protocol/v2.js';
 import type { V2Wire } from '../src/tunnel/v2/v2-wire.js';
 import { startApp, type TestApp } from './support/app.js';
+import { WsproxyEvents } from '../src/common/events.js';
 import { randomPayload, sha256 } from './support/targets.js';
 import { rawRequest } from './support/raw-http.js';
 import { dial } from './support/tcp-client.js';
@@ -506,11 +507,16 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       ws.ping();
       await within(once(ws, 'pong'), 5000, 'pong after the largest frame');
       // One byte more: the proxy closes 1009 and never gets to the ping behind it.
+      const ended = once(app.app.get(WsproxyEvents), 'tunnel.closed');
       const closed = once(ws, 'close').then(([code]) => `close ${code as number}`);
       const ponged = once(ws, 'pong').then(() => 'pong');
       tunnel.send(encodeData(999, Buffer.alloc(V2_MAX_PAYLOAD + 1)));
       ws.ping();
       assert.equal(await within(Promise.race([closed, ponged]), 5000, 'close or pong'), 'close 1009');
+      // The tunnel's end says what the proxy sent, not the 1006 of the socket it dropped.
+      const [event] = (await within(ended, 5000, 'tunnel.closed')) as [{ closeCode: number; closeReason: string }];
+      assert.equal(event.closeCode, 1009);
+      assert.equal(event.closeReason, 'Max payload size exceeded');
     } finally {
       await tunnel.close();
     }

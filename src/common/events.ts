@@ -56,7 +56,16 @@ export interface WsproxyEventMap {
   'request.refused': [{ readonly reason: ListenerRefusal }];
   dial: [DialEvent];
   'tunnel.opened': [TunnelEvent];
-  'tunnel.closed': [TunnelEvent & { readonly httpRequests: number; readonly tcpConnections: number; readonly durationMs: number }];
+  'tunnel.closed': [
+    TunnelEvent & {
+      readonly httpRequests: number;
+      readonly tcpConnections: number;
+      readonly durationMs: number;
+      /** The close code of the tunnel's WebSocket: for frames the client broke, the one the proxy sent (1002, 1009…). */
+      readonly closeCode: number;
+      readonly closeReason: string;
+    },
+  ];
   'tunnel.http': [{ readonly status: number; readonly forwarded: boolean }];
   'tunnel.tcp': [{ readonly forwarded: boolean }];
   'resume.detached': [{ readonly id: string }];

@@ -1,3 +1,5 @@
+import type { WebSocket } from 'ws';
+
 /** `ws`'s receiver error codes whose close is not a plain 1002 (protocol error). */
 const CLOSE_CODES: Readonly<Record<string, number>> = {
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009,
@@ -15,4 +17,22 @@ export function protocolCloseCode(err: Error): number | null {
   const code = (err as NodeJS.ErrnoException).code;
   if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return null;
   return CLOSE_CODES[code] ?? 1002;
+}
+
+/**
+ * Listens for the end of `ws`, dropping it on any error, and reports the end
+ * once: after an error of the peer's frames, the code `ws` sent and the
+ * error's message, not the 1006 of the `close` event that follows.
+ */
+export function onWebSocketEnd(ws: WebSocket, end: (code: number, reason: string) => void): void {
+  let sent: { code: number; reason: string } | null = null;
+  ws.on('error', (err: Error) => {
+    const code = protocolCloseCode(err);
+    if (code !== null) sent ??= { code, reason: err.message };
+    ws.terminate();
+  });
+  ws.once('close', (code: number, reason: Buffer) => {
+    if (sent !== null && code === 1006) end(sent.code, sent.reason);
+    else end(code, reason.toString());
+  });
 }

@@ -280,6 +280,8 @@ export class TunnelService implements OnApplicationShutdown {
       httpRequests: end.httpRequests,
       tcpConnections: end.tcpConnections,
       durationMs: end.durationMs,
+      closeCode: end.closeCode,
+      closeReason: end.closeReason,
     });
   }
 

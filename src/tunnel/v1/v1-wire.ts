@@ -1,4 +1,5 @@
 import { WebSocket } from 'ws';
+import { onWebSocketEnd } from '../../common/protocol-close.js';
 import { ChurnMap } from '../../common/churn-map.js';
 import {
   base64ToBytes,
@@ -103,13 +104,12 @@ export class V1Wire implements TunnelWire {
   attach(handler: TunnelWireHandler): void {
     this.handler = handler;
     this.ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
-    this.ws.on('error', () => this.ws.terminate());
-    this.ws.once('close', (code: number, reason: Buffer) => {
+    onWebSocketEnd(this.ws, (code, reason) => {
       for (const timer of this.pausedInbound.values()) clearTimeout(timer);
       this.pausedInbound.clear();
       for (const s of this.streams.values()) if (s.kind === 'http') this.dropBody(s);
       this.streams.clear();
-      handler.onClose(code, reason.toString());
+      handler.onClose(code, reason);
     });
   }
 

@@ -1,4 +1,5 @@
 import { WebSocket } from 'ws';
+import { onWebSocketEnd } from '../../common/protocol-close.js';
 import type {
   InboundStreamEvent,
   StreamKind,
@@ -73,10 +74,9 @@ export class V2Wire implements WebSocketWire {
       // v2 is binary only; a text frame is ignored like any other unusable frame.
       if (isBinary) this.mux.receive(data);
     });
-    this.ws.on('error', () => this.ws.terminate());
-    this.ws.once('close', (code: number, reason: Buffer) => {
+    onWebSocketEnd(this.ws, (code, reason) => {
       this.mux.clear();
-      handler.onClose(code, reason.toString());
+      handler.onClose(code, reason);
     });
   }
 
