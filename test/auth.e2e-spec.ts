@@ -202,6 +202,7 @@ describe('authentication end to end', () => {
     it('answers 503 on GET /auth/whoami', async () => {
       const res = await fetch(`${down.baseUrl}/auth/whoami`, { headers: { authorization: `Bearer ${await token('user_x')}` } });
       assert.equal(res.status, 503);
+      assert.equal(res.headers.get('retry-after'), '5', 'as the upgrade refusals say it');
       assert.equal(((await res.json()) as { message: string }).message, 'authentication unavailable');
     });
   });

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpException, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import { isRefusal } from '../common/refusal.js';
+import { isRefusal, RETRY_AFTER_S } from '../common/refusal.js';
 import { parseRequestTarget } from '../upgrade/request-target.js';
 import { AuthService, type AuthIdentity } from './auth.service.js';
 
@@ -16,7 +16,7 @@ export function requestIdentity(req: AuthenticatedRequest): AuthIdentity | undef
  * Protects HTTP routes with the same decision as the WebSocket admission path
  * (`AuthService.authenticate`). Stores the identity as `req.user`; a refusal
  * becomes an `HttpException` with its status and reason (401 also gets
- * `WWW-Authenticate: Bearer`).
+ * `WWW-Authenticate: Bearer`, 503 `Retry-After`).
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
@@ -33,10 +33,9 @@ export class AuthGuard implements CanActivate {
       return true;
     } catch (err) {
       if (!isRefusal(err)) throw err;
-      if (err.status === 401) {
-        const res = http.getResponse<ServerResponse>();
-        if (!res.headersSent) res.setHeader('WWW-Authenticate', 'Bearer');
-      }
+      const res = http.getResponse<ServerResponse>();
+      if (err.status === 401 && !res.headersSent) res.setHeader('WWW-Authenticate', 'Bearer');
+      if (err.status === 503 && !res.headersSent) res.setHeader('Retry-After', RETRY_AFTER_S);
       throw new HttpException(err.reason, err.status);
     }
   }

@@ -68,3 +68,6 @@ export class Refusal extends Error {
 export function isRefusal(err: unknown): err is Refusal {
   return err instanceof Refusal;
 }
+
+/** `Retry-After` (seconds) of every 503 refusal: draining, authentication or cluster state unavailable. */
+export const RETRY_AFTER_S = '5';

@@ -6,7 +6,7 @@ import { Logger } from '@nestjs/common';
 import { AbstractWsAdapter } from '@nestjs/websockets';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { selectResponseProtocol } from '../auth/token-carriers.js';
-import { isRefusal, Refusal } from '../common/refusal.js';
+import { isRefusal, Refusal, RETRY_AFTER_S } from '../common/refusal.js';
 import { WsproxyEvents } from '../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { DrainService } from '../lifecycle/drain.service.js';
@@ -181,7 +181,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     this.logger.debug(`refused ${redactUrl(req.url)} from ${clientIp}: ${refusal.status} ${refusal.reason}`);
     if (socket.destroyed) return;
     const extra: Record<string, string> =
-      refusal.status === 503 ? { 'Retry-After': '5' } : refusal.status === 426 ? { 'Sec-WebSocket-Version': '13' } : {};
+      refusal.status === 503 ? { 'Retry-After': RETRY_AFTER_S } : refusal.status === 426 ? { 'Sec-WebSocket-Version': '13' } : {};
     if (server && query.get('errors') === 'close' && !checkHandshake(req)) {
       let upgraded = false;
       try {
