@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { OriginPolicy } from './origin-policy.js';
+import { OriginPolicy, isOriginEntry } from './origin-policy.js';
 
 describe('OriginPolicy', () => {
   it('matches a wildcard entry written with its scheme\'s default port (browsers leave :443 and :80 out of Origin)', () => {
@@ -38,5 +38,17 @@ describe('OriginPolicy', () => {
     assert.equal(policy.allows('https://APP.Example.com'), true);
     assert.equal(policy.allows('https://app.example.com:443'), true);
     assert.equal(policy.allows('https://app.example.com:8443'), false);
+  });
+
+  it('takes an IPv6-literal origin, exact or with any port, and refuses an entry with whitespace or a broken literal', () => {
+    assert.equal(isOriginEntry('https://[::1]:8080'), true);
+    assert.equal(isOriginEntry('http://[2001:db8::1]:*'), true);
+    for (const bad of ['https://exa mple.com', 'https://[::1', 'https://::1', 'https://a\tb.example']) assert.equal(isOriginEntry(bad), false, bad);
+    const exact = new OriginPolicy(['https://[::1]:8080']);
+    assert.equal(exact.allows('https://[::1]:8080'), true);
+    assert.equal(exact.allows('https://[::1]:8081'), false);
+    const anyPort = new OriginPolicy(['http://[::1]:*']);
+    assert.equal(anyPort.allows('http://[::1]:3000'), true);
+    assert.equal(anyPort.allows('http://[::2]:3000'), false);
   });
 });

@@ -4,8 +4,8 @@
  * port wildcard (`http://localhost:*`). A request without `Origin` is not from a
  * browser and passes.
  */
-/** One `ALLOWED_ORIGINS` entry other than `*`: scheme://[*.]host[:port|:*][/]. */
-const ORIGIN_ENTRY = /^([a-z][a-z0-9+.-]*):\/\/(\*\.)?([^/:]+)(?::(\*|\d+))?\/?$/i;
+/** One `ALLOWED_ORIGINS` entry other than `*`: scheme://[*.]host[:port|:*][/], the host a name, an IPv4 address or a bracketed IPv6 literal. */
+const ORIGIN_ENTRY = /^([a-z][a-z0-9+.-]*):\/\/(\*\.)?(\[[0-9a-f:.]+\]|[^/:\s[\]]+)(?::(\*|\d+))?\/?$/i;
 
 /** Whether `entry` is something the matcher understands (config validation refuses the rest). */
 export function isOriginEntry(entry: string): boolean {
