@@ -585,6 +585,55 @@ describe('v1 request bodies held in memory', () => {
   });
 });
 
+describe('v1 responses held for their requesters', () => {
+  it('holds a response whole until its requester has taken it, against the same budget: 503 for an address past its share, the bytes back once taken', async () => {
+    const MiB = 1024 * 1024;
+    // 64 MiB in all, 8 MiB per address (the largest body).
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', TUNNEL_V1_BODY_BUFFER_BYTES: String(64 * MiB), TUNNEL_MAX_BODY_BYTES: String(8 * MiB) }));
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+    const service = app.app.get(TunnelService);
+    const big = Buffer.alloc(8 * MiB, 7).toString('base64');
+    // A requester that asks for 8 MiB and never reads: more than the kernel's buffers take, so the rest waits in the proxy.
+    const stalled = connect({ host: '127.0.0.1', port: app.port });
+    stalled.on('error', () => undefined);
+    stalled.pause();
+    try {
+      stalled.write(`GET /big HTTP/1.1\r\nHost: ${h}\r\n\r\n`);
+      const first = await tunnel.nextJson('http_request');
+      tunnel.sendJson({ type: 'http_response', id: first.id, status: 200, headers: {}, body: big, bodyEncoding: 'base64' });
+      await waitFor(() => service.v1BodyBytesHeld === 8 * MiB, 5000, 'the response held against the budget');
+      // The same address asks for another: past its share, refused instead of held.
+      const second = httpTo(app.port, h, { path: '/big2' });
+      const next = await tunnel.nextJson('http_request');
+      tunnel.sendJson({ type: 'http_response', id: next.id, status: 200, headers: {}, body: big, bodyEncoding: 'base64' });
+      const refused = await second;
+      assert.equal(refused.status, 503);
+      assert.equal(refused.body.toString().trim(), 'too many responses waiting for their requesters');
+      assert.equal(service.v1BodyBytesHeld, 8 * MiB, 'the refused response is not held');
+      // The requester reads: the whole body arrives and the bytes come back.
+      let got = 0;
+      stalled.on('data', (c: Buffer) => (got += c.length));
+      stalled.resume();
+      await waitFor(() => got > 8 * MiB && service.v1BodyBytesHeld === 0, 10_000, 'the response taken and its bytes given back');
+      // A requester that vanishes gives them back too.
+      const gone = connect({ host: '127.0.0.1', port: app.port });
+      gone.on('error', () => undefined);
+      gone.pause();
+      gone.write(`GET /big3 HTTP/1.1\r\nHost: ${h}\r\n\r\n`);
+      const third = await tunnel.nextJson('http_request');
+      tunnel.sendJson({ type: 'http_response', id: third.id, status: 200, headers: {}, body: big, bodyEncoding: 'base64' });
+      await waitFor(() => service.v1BodyBytesHeld === 8 * MiB, 5000, 'the third response held');
+      gone.destroy();
+      await waitFor(() => service.v1BodyBytesHeld === 0, 5000, 'the bytes of a requester that left given back');
+    } finally {
+      stalled.destroy();
+      await tunnel.close();
+      await app.close();
+    }
+  });
+});
+
 describe('a v1 tunnel client that stops reading', () => {
   let app: TestApp;
 

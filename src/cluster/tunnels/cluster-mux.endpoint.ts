@@ -177,7 +177,9 @@ class ChannelResponseSink implements HttpResponseSink {
     return true;
   }
 
-  data(chunk: Uint8Array): boolean {
+  data(chunk: Uint8Array, flushed?: () => void): boolean {
+    // Held from here on by the channel's v2 stream and its credit, not by the budget of the codec.
+    flushed?.();
     if (this.pending) {
       this.pending.chunks.push(chunk);
       return true;

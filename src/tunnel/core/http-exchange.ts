@@ -8,8 +8,11 @@ import type { HttpRequestHead, InboundStreamEvent, ResponseHead, TunnelWire } fr
 export interface HttpResponseSink {
   /** The response head as the client sent it. `false`: refused (the sink answered an error itself). */
   head(head: ResponseHead): boolean;
-  /** Response body bytes. `false`: stop until `whenDrained`'s callback. */
-  data(chunk: Uint8Array): boolean;
+  /**
+   * Response body bytes. `false`: stop until `whenDrained`'s callback.
+   * `flushed` (once) when the bytes have left the process, or never will.
+   */
+  data(chunk: Uint8Array, flushed?: () => void): boolean;
   whenDrained(cb: () => void): void;
   end(): void;
   /** Fails the exchange: an error status before the head, an aborted response after it. */
@@ -84,7 +87,10 @@ export class HttpExchange implements HttpRequestBody {
   }
 
   onEvent(ev: InboundStreamEvent): void {
-    if (this.done) return;
+    if (this.done) {
+      if (ev.type === 'data') ev.flushed?.();
+      return;
+    }
     switch (ev.type) {
       case 'head':
         if (this.headSeen) return;
@@ -94,8 +100,8 @@ export class HttpExchange implements HttpRequestBody {
         if (!this.sink.head(ev.head)) this.finish(502);
         return;
       case 'data':
-        if (!this.headSeen) return;
-        if (!this.sink.data(ev.chunk)) {
+        if (!this.headSeen) return void ev.flushed?.();
+        if (!this.sink.data(ev.chunk, ev.flushed)) {
           this.wire.pauseInbound(this.id);
           this.sink.whenDrained(() => this.wire.resumeInbound(this.id));
         }

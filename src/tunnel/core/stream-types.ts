@@ -44,8 +44,12 @@ export interface ResponseHead {
 export type InboundStreamEvent =
   /** The response head of an HTTP stream. */
   | { readonly type: 'head'; readonly head: ResponseHead }
-  /** Bytes from the client's side of the stream. */
-  | { readonly type: 'data'; readonly chunk: Uint8Array }
+  /**
+   * Bytes from the client's side of the stream. `flushed`, when set, must be
+   * called once they have left the process (or never will): the codec holds
+   * them against a budget until then.
+   */
+  | { readonly type: 'data'; readonly chunk: Uint8Array; readonly flushed?: () => void }
   /** The client's side has no more data (half-close; the other direction may go on). */
   | { readonly type: 'end' }
   /** The stream is over both ways: flush what is queued locally, then close. */

@@ -67,17 +67,23 @@ export class NodeResponseSink implements HttpResponseSink {
     return true;
   }
 
-  data(chunk: Uint8Array): boolean {
+  data(chunk: Uint8Array, flushed?: () => void): boolean {
     const { res } = this;
-    if (res.destroyed || res.writableEnded) return true;
+    if (res.destroyed || res.writableEnded) {
+      flushed?.();
+      return true;
+    }
+    // The write's callback once the bytes left; the response's close if the connection dies first.
+    const done = flushed && once(flushed);
+    if (done) res.once('close', done);
     // More than the declared Content-Length: the declared length is sent, the rest dropped.
     if (this.expected >= 0 && this.written + chunk.length > this.expected) {
-      res.end(chunk.subarray(0, this.expected - this.written));
+      res.end(chunk.subarray(0, this.expected - this.written), done);
       this.written = this.expected;
       return true;
     }
     this.written += chunk.length;
-    return res.write(chunk);
+    return res.write(chunk, done);
   }
 
   whenDrained(cb: () => void): void {
@@ -117,4 +123,14 @@ function declaredLength(headers: readonly (readonly [string, string])[]): string
     found = v;
   }
   return found;
+}
+
+/** `fn`, callable many times, running once. */
+function once(fn: () => void): () => void {
+  let called = false;
+  return () => {
+    if (called) return;
+    called = true;
+    fn();
+  };
 }

@@ -252,6 +252,18 @@ export class V1Wire implements TunnelWire {
     this.streams.delete(id);
     const handler = this.handler!;
     const events = parseHttpResponse(m);
+    // A v1 response arrives whole; it stays in memory until its requester has taken it, so it is held against the body budget.
+    const body = events.find((ev) => ev.type === 'data');
+    if (body) {
+      const key = s.head.requester ?? '';
+      const n = body.chunk.length;
+      if (!this.options.bodyBudget.take(n, key)) {
+        handler.onStreamEvent(id, { type: 'reset', reason: 'too many responses waiting for their requesters', status: 503 });
+        return;
+      }
+      const budget = this.options.bodyBudget;
+      events[events.indexOf(body)] = { type: 'data', chunk: body.chunk, flushed: () => budget.give(n, key) };
+    }
     for (const ev of events) handler.onStreamEvent(id, ev);
   }
 }
