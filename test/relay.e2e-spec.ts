@@ -655,6 +655,18 @@ describe('hostile input', () => {
     assert.equal((answer.match(/\r\nConnection: close\r\n/gi) ?? []).length >= 1, true);
   });
 
+  it('serves a request that asks for another protocol than WebSocket as the request it is (RFC 9110 7.8: curl --http2 offers h2c)', async () => {
+    const h2c = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+    const health = await rawExchange(app.port, `GET /health HTTP/1.1\r\nHost: x\r\n${h2c}\r\n`);
+    assert.match(health, /^HTTP\/1\.1 200 /);
+    assert.match(health, /\r\nConnection: close\r\n/i);
+    assert.match(health, /"status":"ok"/);
+    assert.match(await rawExchange(app.port, `GET /nope HTTP/1.1\r\nHost: x\r\n${h2c}\r\n`), /^HTTP\/1\.1 404 [^]*Cannot GET \/nope/);
+    // Its body could no longer be read: refused, not left hanging.
+    const withBody = await rawExchange(app.port, `POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n${h2c}\r\nhi`);
+    assert.match(withBody, /^HTTP\/1\.1 400 [^]*Upgrade not supported on a request with a body/);
+  });
+
   it('answers CONNECT 405 instead of dropping it', async () => {
     const r = await rawRequest(app.port, 'CONNECT 127.0.0.1:22 HTTP/1.1', { host: '127.0.0.1:22' });
     assert.equal(r.status, 405);

@@ -1,4 +1,6 @@
-import type { IncomingMessage, Server } from 'node:http';
+import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { declaresNoBody } from '../common/request-body.js';
 import { checkHandshake, UNSUPPORTED_VERSION } from './handshake.js';
 import type { Duplex } from 'node:stream';
 import type { INestApplication } from '@nestjs/common';
@@ -90,6 +92,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     socket.on('error', () => socket.destroy());
     const problem = frontRequestProblem(req);
     if (problem) return this.refuseAtListener(socket, problem);
+    if (!offersWebSocket(req)) return this.serveIgnoringUpgrade(req, socket);
     const hostHandler = this.router.matchHost(req);
     if (hostHandler) {
       hostHandler(req, socket, head);
@@ -155,6 +158,27 @@ export class UpgradeAdapter extends AbstractWsAdapter {
   }
 
   /**
+   * Serves a request that asked for another protocol than WebSocket (`h2c`,
+   * which `curl --http2` offers on every plain-http request) as the request it
+   * is, ignoring the Upgrade (RFC 9110 §7.8): Node hands every Upgrade to this
+   * listener, and no route would see it. The parser has been detached, so the
+   * connection closes after the response, and a body it would have read is
+   * refused instead.
+   */
+  private serveIgnoringUpgrade(req: IncomingMessage, socket: Duplex): void {
+    if (!declaresNoBody(req)) return writeHttpRefusal(socket, 400, 'Upgrade not supported on a request with a body');
+    const s = socket as Socket;
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(s);
+    res.once('finish', () => {
+      res.detachSocket(s);
+      s.destroySoon();
+    });
+    (this.httpServer as Server).emit('request', req, res);
+  }
+
+  /**
    * Answers a refusal: an HTTP status with a plain-text reason, or — when the
    * client asked with `errors=close` and the handshake itself is valid — an
    * accepted WebSocket closed at once with `4000 + status`, since a browser
@@ -204,4 +228,9 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     this.logger.error(`admission failed for ${redactUrl(req.url)}: ${err instanceof Error ? err.message : String(err)}`);
     return new Refusal(500, 'internal error', 'internal');
   }
+}
+
+/** Whether an upgrade asks for WebSocket among its protocols (anything else is served as a plain request). */
+function offersWebSocket(req: IncomingMessage): boolean {
+  return (req.headers.upgrade ?? '').split(',').some((p) => p.trim().toLowerCase() === 'websocket');
 }
