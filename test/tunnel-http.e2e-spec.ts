@@ -405,6 +405,10 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
         new Promise<null>((r) => setTimeout(() => r(null), 3000).unref()),
       ]);
       assert.equal(early?.status, 413, 'answered without waiting for the body');
+      // With Expect: 100-continue, the refusal comes instead of 100 Continue (RFC 9110 10.1.1): the body is never asked for.
+      const expecting = await rawRequest(app.port, 'POST / HTTP/1.1', { host: h, headers: 'Content-Length: 1025\r\nExpect: 100-continue\r\n' });
+      assert.equal(expecting.status, 413);
+      assert.doesNotMatch(expecting.text, /100 Continue/);
       assert.equal(tunnel.received.filter((m) => m.data.includes('http_request')).length, 0);
       // At the limit passes.
       const ok = httpTo(app.port, h, { method: 'POST', body: Buffer.alloc(1024, 7) });
@@ -412,6 +416,19 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
       assert.equal(Buffer.from(m.body as string, 'base64').length, 1024);
       tunnel.sendJson({ type: 'http_response', id: m.id, status: 200 });
       assert.equal((await ok).status, 200);
+      // With Expect: 100-continue it gets 100 Continue once the proxy reads the body, then the body goes through.
+      const s = connect({ host: '127.0.0.1', port: app.port });
+      s.on('error', () => undefined);
+      let text = '';
+      s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      s.write(`POST /c HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+      await waitFor(() => text.startsWith('HTTP/1.1 100 Continue\r\n'), 5000, '100 Continue');
+      s.write('body');
+      const c = await tunnel.nextJson('http_request');
+      assert.equal(Buffer.from(c.body as string, 'base64').toString(), 'body');
+      tunnel.sendJson({ type: 'http_response', id: c.id, status: 201 });
+      await waitFor(() => /HTTP\/1\.1 201 /.test(text), 5000, 'the response');
+      s.destroy();
     } finally {
       await tunnel.close();
     }

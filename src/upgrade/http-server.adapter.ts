@@ -78,6 +78,19 @@ export class BoundedExpressAdapter extends ExpressAdapter {
 
   override initHttpServer(): void {
     const express = this.getInstance<(req: IncomingMessage, res: ServerResponse) => void>();
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      // Refused before Express, which would also read an unreadable target with the legacy `url.parse`
+      // and print it (query and token included) in a deprecation warning.
+      const problem = frontRequestProblem(req);
+      if (problem) {
+        this.refused(problem);
+        const [status, reason] = LISTENER_REFUSALS[problem];
+        return answerPlain(res, status, reason, true);
+      }
+      if (this.front !== null && this.front(req, res)) return;
+      boundBody(req, res, this.bounds.bodyDeadlineMs ?? BODY_DEADLINE_MS);
+      express(req, res);
+    };
     const server: Server = createServer(
       {
         headersTimeout: this.bounds.headersTimeoutMs,
@@ -91,20 +104,17 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         requireHostHeader: false,
         keepAliveTimeout: 5_000,
       },
-      (req, res) => {
-        // Refused before Express, which would also read an unreadable target with the legacy `url.parse`
-        // and print it (query and token included) in a deprecation warning.
-        const problem = frontRequestProblem(req);
-        if (problem) {
-          this.refused(problem);
-          const [status, reason] = LISTENER_REFUSALS[problem];
-          return answerPlain(res, status, reason, true);
-        }
-        if (this.front !== null && this.front(req, res)) return;
-        boundBody(req, res, this.bounds.bodyDeadlineMs ?? BODY_DEADLINE_MS);
-        express(req, res);
-      },
+      onRequest,
     );
+    // Node answers `Expect: 100-continue` itself, before any route could refuse the request (413 for a declared
+    // length, an unknown tunnel): the client would upload a body already refused. 100 goes out once something
+    // starts reading the body instead, and a refusal goes out in its place (RFC 9110 §10.1.1).
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      req.once('resume', () => {
+        if (!res.headersSent && !res.writableEnded) res.writeContinue();
+      });
+      onRequest(req, res);
+    });
     // Bounds the work one connection's pipelined burst makes: past it, Node answers 503 without a route and closes.
     server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION;
     // Node answers requests its parser refuses with an empty 400/431/408; these say why.
