@@ -434,6 +434,23 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
     }
   });
 
+  it('carries a request that asks for another protocol than WebSocket (h2c) as a plain request', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+      const answer = rawRequest(app.port, 'GET /h2 HTTP/1.1', { host: h, headers: 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n' });
+      const m = await tunnel.nextJson('http_request');
+      assert.equal(m.path, '/h2');
+      assert.equal((m.headers as Record<string, string>).upgrade, undefined, 'hop-by-hop, not forwarded');
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, headers: {}, body: 'plain' });
+      const r = await answer;
+      assert.equal(r.status, 200);
+      assert.match(r.text, /plain$/);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
   it('504 when the client does not answer within TUNNEL_RESPONSE_TIMEOUT_MS; a late answer is ignored', async () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     try {

@@ -37,3 +37,8 @@ export function isProtocolList(value: string): boolean {
   }
   return true;
 }
+
+/** Whether an upgrade asks for WebSocket among its protocols (one that does not is served as a plain request). */
+export function offersWebSocket(req: IncomingMessage): boolean {
+  return (req.headers.upgrade ?? '').split(',').some((p) => p.trim().toLowerCase() === 'websocket');
+}

@@ -1,7 +1,7 @@
 import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { declaresNoBody } from '../common/request-body.js';
-import { checkHandshake, UNSUPPORTED_VERSION } from './handshake.js';
+import { checkHandshake, offersWebSocket, UNSUPPORTED_VERSION } from './handshake.js';
 import type { Duplex } from 'node:stream';
 import type { INestApplication } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
@@ -92,12 +92,12 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     socket.on('error', () => socket.destroy());
     const problem = frontRequestProblem(req);
     if (problem) return this.refuseAtListener(socket, problem);
-    if (!offersWebSocket(req)) return this.serveIgnoringUpgrade(req, socket);
     const hostHandler = this.router.matchHost(req);
     if (hostHandler) {
       hostHandler(req, socket, head);
       return;
     }
+    if (!offersWebSocket(req)) return this.serveIgnoringUpgrade(req, socket);
     const target = parseRequestTarget(req.url);
     if (!target) return this.refuseAtListener(socket, 'malformed_target');
     const { path, query } = target;
@@ -170,11 +170,9 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     const s = socket as Socket;
     const res = new ServerResponse(req);
     res.shouldKeepAlive = false;
+    // Attached until the socket closes, which is what emits the response's 'close' (slots held per request go back on it).
     res.assignSocket(s);
-    res.once('finish', () => {
-      res.detachSocket(s);
-      s.destroySoon();
-    });
+    res.once('finish', () => s.destroySoon());
     (this.httpServer as Server).emit('request', req, res);
   }
 
@@ -228,9 +226,4 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     this.logger.error(`admission failed for ${redactUrl(req.url)}: ${err instanceof Error ? err.message : String(err)}`);
     return new Refusal(500, 'internal error', 'internal');
   }
-}
-
-/** Whether an upgrade asks for WebSocket among its protocols (anything else is served as a plain request). */
-function offersWebSocket(req: IncomingMessage): boolean {
-  return (req.headers.upgrade ?? '').split(',').some((p) => p.trim().toLowerCase() === 'websocket');
 }

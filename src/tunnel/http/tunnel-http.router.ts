@@ -13,6 +13,7 @@ import type { HeaderList } from '../core/stream-types.js';
 import type { TunnelSession } from '../core/tunnel-session.js';
 import { v1MaxBodyBytes } from '../v1/v1-limits.js';
 import { TunnelService } from '../tunnel.service.js';
+import { offersWebSocket } from '../../upgrade/handshake.js';
 import { requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
 import { NodeResponseSink, type PlainRefusals } from './response-sink.js';
@@ -183,7 +184,8 @@ export class TunnelHttpRouter {
 
   private matchUpgrade(req: IncomingMessage): RawUpgradeHandler | null {
     const match = matchTunnelHost(req.headers.host, this.domain);
-    if (match.kind === 'other') return null;
+    // Not a WebSocket (h2c…): the listener serves it as a plain request, which reaches the tunnel as one.
+    if (match.kind === 'other' || !offersWebSocket(req)) return null;
     return (_req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
       // An absolute-form target (RFC 9112 §3.2.2) goes on as origin-form, as a plain request's does.
