@@ -665,6 +665,14 @@ describe('hostile input', () => {
     // Its body could no longer be read: refused, not left hanging.
     const withBody = await rawExchange(app.port, `POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n${h2c}\r\nhi`);
     assert.match(withBody, /^HTTP\/1\.1 400 [^]*Upgrade not supported on a request with a body/);
+    // Pipelined behind a response still being made (readiness answers asynchronously): the connection is dropped,
+    // since no answer could go out without cutting into that response; the process goes on.
+    const pipelined = await rawExchange(app.port, `GET /health/ready HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n${h2c}\r\n`);
+    assert.ok((pipelined.match(/HTTP\/1\.1 /g) ?? []).length <= 1, pipelined);
+    assert.match(await rawExchange(app.port, 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 200 /);
+    // Nor does a WebSocket upgrade pipelined the same way get a 101 in the middle of that response.
+    const ws = await rawExchange(app.port, `GET /health/ready HTTP/1.1\r\nHost: x\r\n\r\nGET /relay?host=127.0.0.1&port=${echo.port} HTTP/1.1\r\nHost: x\r\n${UPGRADE_HEADERS}\r\n`);
+    assert.doesNotMatch(ws, /101 Switching Protocols/);
   });
 
   it('answers CONNECT 405 instead of dropping it', async () => {

@@ -434,18 +434,15 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
     }
   });
 
-  it('carries a request that asks for another protocol than WebSocket (h2c) as a plain request', async () => {
+  it('refuses an upgrade to another protocol than WebSocket (h2c) on a tunnel host, without forwarding it', async () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     try {
       const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
-      const answer = rawRequest(app.port, 'GET /h2 HTTP/1.1', { host: h, headers: 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n' });
-      const m = await tunnel.nextJson('http_request');
-      assert.equal(m.path, '/h2');
-      assert.equal((m.headers as Record<string, string>).upgrade, undefined, 'hop-by-hop, not forwarded');
-      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, headers: {}, body: 'plain' });
-      const r = await answer;
-      assert.equal(r.status, 200);
-      assert.match(r.text, /plain$/);
+      // Served as a plain request it would lose the requester stall timer with the upgrade: refused instead.
+      const r = await rawRequest(app.port, 'GET /h2 HTTP/1.1', { host: h, headers: 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n' });
+      // A v1 tunnel carries no upgrades at all (a v2 one answers 400: Upgrade must be websocket).
+      assert.equal(r.status, 501);
+      assert.equal(tunnel.received.filter((m) => m.data.includes('http_request')).length, 0);
     } finally {
       await tunnel.close();
     }
@@ -662,6 +659,28 @@ describe('v1 responses held for their requesters', () => {
       await waitFor(() => service.v1BodyBytesHeld === 0, 5000, 'the bytes of a requester that left given back');
     } finally {
       stalled.destroy();
+      await tunnel.close();
+      await app.close();
+    }
+  });
+});
+
+describe('v1 responses larger than an address share', () => {
+  it('takes a response larger than its address share (sized for request bodies) when the address holds nothing else', async () => {
+    const MiB = 1024 * 1024;
+    // 16 MiB in all, 2 MiB per address: a 3 MiB response is over the share but within the client's response limit.
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', TUNNEL_V1_BODY_BUFFER_BYTES: String(16 * MiB), TUNNEL_MAX_BODY_BYTES: String(MiB) }));
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+    try {
+      const answer = httpTo(app.port, h, { path: '/three' });
+      const m = await tunnel.nextJson('http_request');
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, headers: {}, body: Buffer.alloc(3 * MiB, 5).toString('base64'), bodyEncoding: 'base64' });
+      const r = await answer;
+      assert.equal(r.status, 200);
+      assert.equal(r.body.length, 3 * MiB);
+      await waitFor(() => app.app.get(TunnelService).v1BodyBytesHeld === 0, 5000, 'given back');
+    } finally {
       await tunnel.close();
       await app.close();
     }

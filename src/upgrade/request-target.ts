@@ -110,7 +110,9 @@ export function frontRequestProblem(req: IncomingMessage): ListenerRefusal | nul
   if (hosts === 2) return 'repeated_host';
   // Node refuses this itself for plain requests (without a reason) but not for upgrades; the listener lets it through to here.
   if (hosts === 0 && req.httpVersionMinor >= 1) return 'missing_host';
-  if (hosts === 1 && !isValidHostValue(req.headers.host!)) return 'invalid_host';
   if (!adoptTargetAuthority(req)) return 'malformed_target';
+  // After adopting: an absolute-form target's authority is the Host now.
+  const host = req.headers.host;
+  if (host !== undefined && !isValidHostValue(host)) return 'invalid_host';
   return null;
 }

@@ -90,6 +90,8 @@ export class UpgradeAdapter extends AbstractWsAdapter {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    // Pipelined behind a response still being made on this connection: any answer here would cut into it.
+    if ((socket as Duplex & { _httpMessage?: unknown })._httpMessage) return void socket.destroy();
     const problem = frontRequestProblem(req);
     if (problem) return this.refuseAtListener(socket, problem);
     const hostHandler = this.router.matchHost(req);
@@ -163,17 +165,27 @@ export class UpgradeAdapter extends AbstractWsAdapter {
    * is, ignoring the Upgrade (RFC 9110 §7.8): Node hands every Upgrade to this
    * listener, and no route would see it. The parser has been detached, so the
    * connection closes after the response, and a body it would have read is
-   * refused instead.
+   * refused instead. Tunnel hosts never get here (their router takes every
+   * upgrade): a tunnel's response can outlast any fixed deadline.
    */
   private serveIgnoringUpgrade(req: IncomingMessage, socket: Duplex): void {
     if (!declaresNoBody(req)) return writeHttpRefusal(socket, 400, 'Upgrade not supported on a request with a body');
     const s = socket as Socket;
-    const res = new ServerResponse(req);
-    res.shouldKeepAlive = false;
-    // Attached until the socket closes, which is what emits the response's 'close' (slots held per request go back on it).
-    res.assignSocket(s);
-    res.once('finish', () => s.destroySoon());
-    (this.httpServer as Server).emit('request', req, res);
+    // Node took its own timers off the socket with the upgrade: the whole exchange gets the handshake's deadline.
+    const deadline = setTimeout(() => s.destroy(), this.config.handshakeTimeoutMs);
+    deadline.unref();
+    s.once('close', () => clearTimeout(deadline));
+    try {
+      const res = new ServerResponse(req);
+      res.shouldKeepAlive = false;
+      // Attached until the socket closes, which is what emits the response's 'close'.
+      res.assignSocket(s);
+      res.once('finish', () => s.destroySoon());
+      (this.httpServer as Server).emit('request', req, res);
+    } catch (err) {
+      this.logger.error(`serving a request that asked for another protocol failed: ${(err as Error).message}`);
+      s.destroy();
+    }
   }
 
   /**

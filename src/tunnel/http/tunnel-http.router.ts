@@ -13,7 +13,6 @@ import type { HeaderList } from '../core/stream-types.js';
 import type { TunnelSession } from '../core/tunnel-session.js';
 import { v1MaxBodyBytes } from '../v1/v1-limits.js';
 import { TunnelService } from '../tunnel.service.js';
-import { offersWebSocket } from '../../upgrade/handshake.js';
 import { requestHeadersForClient } from './header-hygiene.js';
 import { InFlightCounter } from './in-flight-counter.js';
 import { NodeResponseSink, type PlainRefusals } from './response-sink.js';
@@ -184,8 +183,7 @@ export class TunnelHttpRouter {
 
   private matchUpgrade(req: IncomingMessage): RawUpgradeHandler | null {
     const match = matchTunnelHost(req.headers.host, this.domain);
-    // Not a WebSocket (h2c…): the listener serves it as a plain request, which reaches the tunnel as one.
-    if (match.kind === 'other' || !offersWebSocket(req)) return null;
+    if (match.kind === 'other') return null;
     return (_req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
       // An absolute-form target (RFC 9112 §3.2.2) goes on as origin-form, as a plain request's does.

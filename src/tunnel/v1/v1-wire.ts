@@ -256,12 +256,13 @@ export class V1Wire implements TunnelWire {
     const body = events.find((ev) => ev.type === 'data');
     if (body) {
       const key = s.head.requester ?? '';
-      const n = body.chunk.length;
-      if (!this.options.bodyBudget.take(n, key)) {
+      const budget = this.options.bodyBudget;
+      // A response larger than an address's share (the share is sized for request bodies) counts as the whole share.
+      const n = Math.min(body.chunk.length, budget.perKeyLimit, budget.limit);
+      if (!budget.take(n, key)) {
         handler.onStreamEvent(id, { type: 'reset', reason: 'too many responses waiting for their requesters', status: 503 });
         return;
       }
-      const budget = this.options.bodyBudget;
       events[events.indexOf(body)] = { type: 'data', chunk: body.chunk, flushed: () => budget.give(n, key) };
     }
     for (const ev of events) handler.onStreamEvent(id, ev);
