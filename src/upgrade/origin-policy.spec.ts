@@ -50,5 +50,8 @@ describe('OriginPolicy', () => {
     const anyPort = new OriginPolicy(['http://[::1]:*']);
     assert.equal(anyPort.allows('http://[::1]:3000'), true);
     assert.equal(anyPort.allows('http://[::2]:3000'), false);
+    // Written in any IPv6 form, compared as a browser writes it.
+    assert.equal(new OriginPolicy(['http://[0:0::1]:*']).allows('http://[::1]:3000'), true);
+    assert.equal(new OriginPolicy(['http://LOCALHOST:*']).allows('http://localhost:3000'), true);
   });
 });

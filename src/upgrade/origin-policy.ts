@@ -33,7 +33,7 @@ export class OriginPolicy {
       this.patterns.push({
         scheme: scheme.toLowerCase(),
         hostSuffix: wildcardHost ? '.' + host.toLowerCase() : null,
-        host: wildcardHost ? null : host.toLowerCase(),
+        host: wildcardHost ? null : canonicalHost(host),
         anyPort: port === '*',
         // Browsers leave a scheme's default port out of Origin (https://a.example.com, never :443).
         port: port && port !== '*' && port !== DEFAULT_PORTS[scheme.toLowerCase()] ? port : '',
@@ -69,5 +69,14 @@ function normalizeOrigin(origin: string): string {
     return `${u.protocol}//${u.host}`.toLowerCase();
   } catch {
     return origin.toLowerCase();
+  }
+}
+
+/** A host as the WHATWG URL parser writes it (what `allows` compares with): `[0:0::1]` is `[::1]`, `EXAMPLE.com` is `example.com`. */
+function canonicalHost(host: string): string {
+  try {
+    return new URL(`http://${host}`).hostname;
+  } catch {
+    return host.toLowerCase();
   }
 }

@@ -44,7 +44,7 @@ describe('hostLines', () => {
 
 describe('isValidHostValue', () => {
   it('takes a reg-name, an IPv4 address or a bracketed IPv6 literal, each with an optional port up to 65535', () => {
-    for (const v of ['example.com', 'a.b-c_d~e', '127.0.0.1:8080', '[::1]', '[::1]:443', '[v1.x]', 'xn--bcher-kva.example', 'a%41b', 'h:', '', 'h:65535', 'h:0']) {
+    for (const v of ['example.com', 'a.b-c_d~e', '127.0.0.1:8080', '[::1]', '[::1]:443', '[v1.x]', 'xn--bcher-kva.example', 'a%41b', 'h:', '', 'h:65535', 'h:0', '[fe80::1%25eth0]:80']) {
       assert.equal(isValidHostValue(v), true, v);
     }
   });

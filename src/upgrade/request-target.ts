@@ -85,10 +85,10 @@ export const MAX_REQUEST_HEADER_FIELDS = 200;
 
 /**
  * RFC 9112 §3.2 / RFC 3986 §3.2.2: `uri-host [ ":" port ]`, the host an IP
- * literal in brackets or a reg-name (empty allowed: a target without
- * authority). Anything else in Host is an invalid field value.
+ * literal in brackets (with an RFC 6874 zone id, `%25eth0`) or a reg-name
+ * (empty allowed: a target without authority). Anything else in Host is an invalid field value.
  */
-const HOST_VALUE = /^(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::(\d{0,5}))?$/;
+const HOST_VALUE = /^(?:\[[0-9A-Za-z:._~!$&'()*+,;=%-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::(\d{0,5}))?$/;
 
 /** Whether a Host field value is what RFC 9112 §3.2 allows (a port, if any, at most 65535). */
 export function isValidHostValue(value: string): boolean {
