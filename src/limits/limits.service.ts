@@ -11,8 +11,14 @@ export interface Lease {
   release(): void;
 }
 
-/** A per-user limit that never binds: with authentication off there are no users to tell apart. */
-export const NO_USER_LIMIT = Number.MAX_SAFE_INTEGER;
+/**
+ * A per-user limit as it applies: `configured` with authentication on; with it
+ * off there are no users to tell apart (every client is `anonymous`), so a
+ * limit that never binds.
+ */
+export function perUserLimit(config: Pick<WsproxyConfigType, 'clerkJwksUrl'>, configured: number): number {
+  return authEnabled(config) ? configured : Number.MAX_SAFE_INTEGER;
+}
 
 /**
  * Per-IP and per-user concurrent connection limits shared by relays and tunnels.
@@ -28,7 +34,7 @@ export class LimitsService {
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
     @Inject(CONNECTION_COUNTER_STORE) private readonly store: ConnectionCounterStore,
   ) {
-    this.maxPerUser = authEnabled(config) ? config.maxConnsPerUser : NO_USER_LIMIT;
+    this.maxPerUser = perUserLimit(config, config.maxConnsPerUser);
   }
 
   /**

@@ -4,11 +4,9 @@ import { Refusal } from '../common/refusal.js';
 import { WsproxyEvents } from '../common/events.js';
 import { LogThrottle } from '../common/log-throttle.js';
 import { armMaxAge, UNARMED } from '../common/max-age.js';
-import { authEnabled } from '../config/config.schema.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
-import { NO_USER_LIMIT } from '../limits/limits.service.js';
 import { DrainService } from '../lifecycle/drain.service.js';
-import type { Lease } from '../limits/limits.service.js';
+import { perUserLimit, type Lease } from '../limits/limits.service.js';
 import { PINO, type Pino } from '../logging/logging.module.js';
 import { KeepaliveService } from '../upgrade/keepalive.service.js';
 import type { TunnelWire } from './core/stream-types.js';
@@ -66,7 +64,7 @@ export class TunnelService implements OnApplicationShutdown {
     private readonly drain: DrainService,
     private readonly keepalive: KeepaliveService,
   ) {
-    this.maxTunnelsPerUser = authEnabled(config) ? config.maxTunnelsPerUser : NO_USER_LIMIT;
+    this.maxTunnelsPerUser = perUserLimit(config, config.maxTunnelsPerUser);
     // One address may hold an eighth of it, or one largest body if that is more.
     this.v1BodyBudget = new ByteBudget(config.tunnelV1BodyBufferBytes, Math.max(Math.floor(config.tunnelV1BodyBufferBytes / 8), v1MaxBodyBytes(config.tunnelMaxBodyBytes)));
     // Cluster mode: a port whose claim lapsed during a partition and went to

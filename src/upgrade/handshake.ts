@@ -40,5 +40,8 @@ export function isProtocolList(value: string): boolean {
 
 /** Whether an upgrade asks for WebSocket among its protocols (one that does not is served as a plain request). */
 export function offersWebSocket(req: IncomingMessage): boolean {
-  return (req.headers.upgrade ?? '').split(',').some((p) => p.trim().toLowerCase() === 'websocket');
+  const upgrade = req.headers.upgrade ?? '';
+  // The usual single value, without splitting on every upgrade.
+  if (upgrade.toLowerCase() === 'websocket') return true;
+  return upgrade.includes(',') && upgrade.split(',').some((p) => p.trim().toLowerCase() === 'websocket');
 }

@@ -4,7 +4,7 @@ import type { Express } from 'express';
 import type { Duplex } from 'node:stream';
 import { declaresNoBody } from '../common/request-body.js';
 import { LISTENER_REFUSALS, refusalForClientError, type ListenerRefusal } from './listener-refusals.js';
-import { BODY_TIMEOUT_REASON, answerPlain, writeHttpRefusal } from './raw-response.js';
+import { BODY_TIMEOUT_REASON, answerPlain, responseInFlight, writeHttpRefusal } from './raw-response.js';
 import { frontRequestProblem } from './request-target.js';
 
 /** Bounds for every connection of the public listener, upgrades included. */
@@ -125,9 +125,8 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       // then reports the end of a request cut short by our own answer) or gone. Neither is a new refusal.
       if (refusal === null || !socket.writable) return void socket.destroy();
       this.refused(refusal);
-      const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
       // A response already under way on this connection must not get a second head.
-      if (inFlight?.headersSent) return void socket.destroy();
+      if (responseInFlight(socket)?.headersSent) return void socket.destroy();
       const [status, reason] = LISTENER_REFUSALS[refusal];
       writeHttpRefusal(socket, status, reason);
     });

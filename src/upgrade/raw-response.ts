@@ -6,6 +6,14 @@ import { statusText } from '../common/refusal.js';
 export const BODY_TIMEOUT_REASON = 'request body not received in time';
 
 /**
+ * The response Node is still making on a connection (`socket._httpMessage`),
+ * or null: a raw answer written now would cut into it.
+ */
+export function responseInFlight(socket: Duplex): { readonly headersSent?: boolean } | null {
+  return (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage ?? null;
+}
+
+/**
  * Answers an upgrade request that will not become a WebSocket with a complete
  * HTTP response and closes the socket. Used before the handshake, where no
  * framework response object exists.

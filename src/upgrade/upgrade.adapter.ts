@@ -19,7 +19,7 @@ import type { QueryParams } from './query-params.js';
 import { answerPings } from './answer-pings.js';
 import { LISTENER_REFUSALS, type ListenerRefusal } from './listener-refusals.js';
 import { quietRedundantEnds } from './quiet-ends.js';
-import { writeHttpRefusal } from './raw-response.js';
+import { responseInFlight, writeHttpRefusal } from './raw-response.js';
 import { frontRequestProblem, parseRequestTarget } from './request-target.js';
 import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
 import type { Admitted, UpgradeContext } from './upgrade-route.js';
@@ -91,7 +91,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     // Pipelined behind a response still being made on this connection: any answer here would cut into it.
-    if ((socket as Duplex & { _httpMessage?: unknown })._httpMessage) return void socket.destroy();
+    if (responseInFlight(socket)) return void socket.destroy();
     const problem = frontRequestProblem(req);
     if (problem) return this.refuseAtListener(socket, problem);
     const hostHandler = this.router.matchHost(req);

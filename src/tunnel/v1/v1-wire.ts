@@ -253,8 +253,9 @@ export class V1Wire implements TunnelWire {
     const handler = this.handler!;
     const events = parseHttpResponse(m);
     // A v1 response arrives whole; it stays in memory until its requester has taken it, so it is held against the body budget.
-    const body = events.find((ev) => ev.type === 'data');
-    if (body) {
+    const at = events.findIndex((ev) => ev.type === 'data');
+    const body = events[at];
+    if (body?.type === 'data') {
       const key = s.head.requester ?? '';
       const budget = this.options.bodyBudget;
       // A response larger than an address's share (the share is sized for request bodies) counts as the whole share.
@@ -263,7 +264,7 @@ export class V1Wire implements TunnelWire {
         handler.onStreamEvent(id, { type: 'reset', reason: 'too many responses waiting for their requesters', status: 503 });
         return;
       }
-      events[events.indexOf(body)] = { type: 'data', chunk: body.chunk, flushed: () => budget.give(n, key) };
+      events[at] = { type: 'data', chunk: body.chunk, flushed: () => budget.give(n, key) };
     }
     for (const ev of events) handler.onStreamEvent(id, ev);
   }
