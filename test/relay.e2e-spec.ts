@@ -761,11 +761,20 @@ describe('hostile input', () => {
   it('sees a second Host line however many fields come first: a head past MAX_REQUEST_HEADER_FIELDS is 431, never read in part', async () => {
     let dialled = 0;
     const target = await startTarget(() => void dialled++);
-    // Node keeps about a thousand fields of a head; a second Host past them went unseen.
+    // Node 20 keeps about a thousand fields of a head; a second Host past them went unseen. Node 22's
+    // parser refuses a head of over a thousand fields itself, as too large.
     const filler = Array.from({ length: 1100 }, (_, i) => `x-${i}: 1\r\n`).join('');
     for (const head of [
       `GET /relay?host=127.0.0.1&port=${target.port} HTTP/1.1\r\nHost: a\r\n${UPGRADE_HEADERS}${filler}Host: b\r\n\r\n`,
       `GET /health HTTP/1.1\r\nHost: a\r\n${filler}Host: b\r\nConnection: close\r\n\r\n`,
+    ]) {
+      assert.match(await rawExchange(app.port, head), /^HTTP\/1\.1 431 [^]*\r\n\r\n(too many header fields|request head too large)\n$/);
+    }
+    // Under every parser: more than MAX_REQUEST_HEADER_FIELDS fields, well within MAX_HEADER_BYTES.
+    const many = Array.from({ length: 250 }, (_, i) => `x-${i}: 1\r\n`).join('');
+    for (const head of [
+      `GET /relay?host=127.0.0.1&port=${target.port} HTTP/1.1\r\nHost: a\r\n${UPGRADE_HEADERS}${many}\r\n`,
+      `GET /health HTTP/1.1\r\nHost: a\r\n${many}Connection: close\r\n\r\n`,
     ]) {
       assert.match(await rawExchange(app.port, head), /^HTTP\/1\.1 431 [^]*\r\n\r\ntoo many header fields\n$/);
     }

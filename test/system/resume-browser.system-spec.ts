@@ -33,7 +33,7 @@ const INDEX_HTML = `<!doctype html>
   import { ResumableRelay } from '/resumable-relay.js';
   const log = (line) => (document.getElementById('log').textContent += line + '\\n');
   window.resumeTest = {
-    state: { received: 0, sent: 0, tokenCalls: 0, detaches: 0, reattaches: 0, close: null, opened: null },
+    state: { received: 0, sent: 0, tokenCalls: 0, detaches: 0, reattaches: 0, close: null, opened: null, released: false },
     async run(url, size) {
       const st = this.state;
       const sent = new Uint8Array(size);
@@ -49,6 +49,8 @@ const INDEX_HTML = `<!doctype html>
       st.opened = await relay.opened;
       log('open ' + st.opened.id);
       for (let off = 0; off < size; off += 16384) {
+        // The last quarter waits for the test's second cut: the relay cannot finish before it.
+        if (off === size * 3 / 4) while (!st.released) await new Promise((r) => setTimeout(r, 20));
         if (!relay.send(sent.slice(off, off + 16384))) await new Promise((r) => { const f = () => { relay.off('drain', f); r(); }; relay.on('drain', f); });
         st.sent = off + 16384;
         // Paced (20 ms per 64 KiB) so the test can cut twice while data still flows.
@@ -121,6 +123,7 @@ describe('ResumableRelay in Chromium, across dropped connections', () => {
     assert.equal(box.cut(), 1);
     await waitState((s) => s.reattaches === 1 && s.received >= SIZE / 2, 'a reattach and half echoed');
     assert.equal(box.cut(), 1);
+    await page.evaluate(() => void ((window as unknown as { resumeTest: { state: { released: boolean } } }).resumeTest.state.released = true));
     const end = await result;
 
     assert.deepEqual(end.close, { code: 1000, reason: 'client closed' });
