@@ -832,6 +832,21 @@ describe('hostile input', () => {
     assert.match(data, /^HTTP\/1\.1 400 Bad Request\r\n[^]*\r\n\r\nmalformed HTTP request\n$/);
   });
 
+  it('answers a request that asked to close, and ignores what the client pipelined behind it (RFC 9112 9.6)', async () => {
+    const refused: string[] = [];
+    const events = app.app.get(WsproxyEvents);
+    const onRefused = (e: { reason: string }): void => void refused.push(e.reason);
+    events.on('request.refused', onRefused);
+    try {
+      const text = await rawExchange(app.port, 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n\x01 garbage\r\n');
+      assert.match(text, /^HTTP\/1\.1 200 [^]*"status":"ok"[^]*$/);
+      assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 1, text);
+      assert.deepEqual(refused, []);
+    } finally {
+      events.off('request.refused', onRefused);
+    }
+  });
+
   it('answers a header flood with 431', async () => {
     const res = await rawUpgrade(app.port, '/relay?host=127.0.0.1&port=22', {
       'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',

@@ -209,6 +209,52 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     }
   });
 
+  it('a request the parser refuses behind one still waiting for its tunnel is not answered in its place: the connection ends, the stream is reset', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const router = app.app.get(TunnelHttpRouter);
+    const s = await dial(app.port);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      let text = '';
+      s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      const closed = once(s, 'close');
+      s.write(`GET /slow HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      const open = await tunnel.nextOpen();
+      s.write('\x01\x02 garbage\r\n\r\n');
+      await within(closed, 5000, 'the connection ends');
+      // A 400 here would be read as the answer to /slow.
+      assert.equal(text, '');
+      await tunnel.next((f) => f.type === 'reset' && f.stream === open.stream, 3000, 'the waiting stream reset');
+      await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, 'the per-IP slot back');
+    } finally {
+      s.destroy();
+      await tunnel.close();
+    }
+  });
+
+  it('a request that asked to close gets its tunnel\'s answer; what was pipelined behind it is ignored', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const s = await dial(app.port);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      let text = '';
+      s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      const closed = once(s, 'close');
+      s.write(`GET /a HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      const open = await tunnel.nextOpen();
+      await new Promise((r) => setTimeout(r, 50));
+      s.write('more bytes after the close\r\n');
+      tunnel.send(encodeResponse(open.stream, { status: 200, headers: [], length: 2 }));
+      tunnel.send(encodeData(open.stream, Buffer.from('ok'), true));
+      await within(closed, 5000, 'the connection closes after the answer');
+      assert.match(text, /^HTTP\/1\.1 200 [^]*\r\n\r\nok$/);
+      assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 1, text);
+    } finally {
+      s.destroy();
+      await tunnel.close();
+    }
+  });
+
   it('a pipelined request still queued when its connection dies gives its per-IP slot and its stream back', async () => {
     const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
     const router = app.app.get(TunnelHttpRouter);

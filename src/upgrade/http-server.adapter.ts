@@ -8,6 +8,9 @@ import { BODY_TIMEOUT_REASON, answerPlain, responseInFlight, writeHttpRefusal } 
 import { frontRequestProblem } from './request-target.js';
 
 /** Bounds for every connection of the public listener, upgrades included. */
+/** The error listener a socket keeps once Node's parser has refused its bytes. */
+const ignoreError = (): void => undefined;
+
 export interface ListenerBounds {
   /** Time a client has to send complete request headers (slowloris). */
   readonly headersTimeoutMs: number;
@@ -119,14 +122,21 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION;
     // Node answers requests its parser refuses with an empty 400/431/408; these say why.
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      socket.on('error', () => undefined);
+      if (!socket.listeners('error').includes(ignoreError)) socket.on('error', ignoreError);
+      // Bytes after a request that asked to close (RFC 9112 §9.6): its response still goes out, then Node
+      // closes the connection; the bytes are ignored (the parser reports each further read the same way).
+      if (err.code === 'HPE_CLOSED_CONNECTION') {
+        if (responseInFlight(socket) === null) socket.destroy();
+        return;
+      }
       const refusal = refusalForClientError(err.code);
       // Not a parser error: the connection failed (a reset). Not writable: already answered (the parser
       // then reports the end of a request cut short by our own answer) or gone. Neither is a new refusal.
       if (refusal === null || !socket.writable) return void socket.destroy();
       this.refused(refusal);
-      // A response already under way on this connection must not get a second head.
-      if (responseInFlight(socket)?.headersSent) return void socket.destroy();
+      // A response is still being made on this connection (a tunnel's, waiting for its service): an answer
+      // written now would be read as that one's.
+      if (responseInFlight(socket) !== null) return void socket.destroy();
       const [status, reason] = LISTENER_REFUSALS[refusal];
       writeHttpRefusal(socket, status, reason);
     });
