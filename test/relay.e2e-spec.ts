@@ -792,6 +792,12 @@ describe('hostile input', () => {
     assert.match(await rawExchange(app.port, `${ws}&errors=close HTTP/1.0\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 /);
     assert.match(await rawExchange(app.port, `${ws} HTTP/2.0\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 505 [^]*HTTP version not supported/);
     assert.match(await rawExchange(app.port, 'GET /health HTTP/2.0\r\n\r\n'), /^HTTP\/1\.1 505 /);
+    // Versions Node's parser refuses itself: well formed, 505; malformed, 400.
+    for (const v of ['HTTP/3.0', 'HTTP/1.2']) {
+      assert.match(await rawExchange(app.port, `GET /health ${v}\r\nHost: a\r\n\r\n`), /^HTTP\/1\.1 505 [^]*HTTP version not supported/, v);
+      assert.match(await rawExchange(app.port, `${ws} ${v}\r\nHost: a\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 505 /, v);
+    }
+    assert.match(await rawExchange(app.port, 'GET /health HTTP/1.10\r\nHost: a\r\n\r\n'), /^HTTP\/1\.1 400 [^]*malformed HTTP request/);
     for (const host of ['a b', 'u@a', 'a/b?c', 'a:999999']) {
       assert.match(await rawExchange(app.port, `GET /health HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`), /^HTTP\/1\.1 400 [^]*invalid Host header/, host);
       assert.match(await rawExchange(app.port, `${ws} HTTP/1.1\r\nHost: ${host}\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 [^]*invalid Host header/, host);

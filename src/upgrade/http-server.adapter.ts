@@ -129,7 +129,8 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         if (responseInFlight(socket) === null) socket.destroy();
         return;
       }
-      const refusal = refusalForClientError(err.code);
+      const { rawPacket, bytesParsed } = err as NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number };
+      const refusal = refusalForClientError(err.code, rawPacket, bytesParsed);
       // Not a parser error: the connection failed (a reset). Not writable: already answered (the parser
       // then reports the end of a request cut short by our own answer) or gone. Neither is a new refusal.
       if (refusal === null || !socket.writable) return void socket.destroy();

@@ -15,6 +15,25 @@ describe('refusalForClientError', () => {
     }
   });
 
+  test('a version the parser refuses is 505 when well formed, 400 when not, in the request where the parser stopped', () => {
+    const at = (raw: string, line: string): [Buffer, number] => [Buffer.from(raw, 'latin1'), raw.indexOf(line) + line.length];
+    for (const v of ['HTTP/3.0', 'HTTP/1.2', 'HTTP/9.9']) {
+      assert.equal(refusalForClientError('HPE_INVALID_VERSION', ...at(`GET / ${v}\r\nHost: x\r\n\r\n`, `GET / ${v}`)), 'unsupported_version', v);
+    }
+    for (const v of ['HTTP/1.10', 'HTTP/01.1', 'HTTP/1.1x', 'HTTP/1.', 'http/1.2']) {
+      assert.equal(refusalForClientError('HPE_INVALID_VERSION', ...at(`GET / ${v}\r\nHost: x\r\n\r\n`, `GET / ${v}`)), 'malformed_request', v);
+    }
+    // Pipelined: the line the parser stopped in decides, not the first of the packet.
+    const second = 'GET /b HTTP/1.10';
+    assert.equal(refusalForClientError('HPE_INVALID_VERSION', ...at(`GET / HTTP/1.1\r\nHost: x\r\n\r\n${second}\r\n\r\n`, second)), 'malformed_request');
+    const third = 'GET /c HTTP/3.0';
+    assert.equal(refusalForClientError('HPE_INVALID_VERSION', ...at(`GET / HTTP/1.10\r\n\r\n${third}\r\n`, third)), 'unsupported_version');
+    // A stop position at 0 or past the end, or no packet at all.
+    assert.equal(refusalForClientError('HPE_INVALID_VERSION', Buffer.from('GET / HTTP/3.0'), 0), 'unsupported_version');
+    assert.equal(refusalForClientError('HPE_INVALID_VERSION', Buffer.from('GET / HTTP/3.0\r\n'), 99), 'malformed_request');
+    assert.equal(refusalForClientError('HPE_INVALID_VERSION'), 'malformed_request');
+  });
+
   test('a connection that failed, or ended in the middle of a request, is no refusal', () => {
     for (const code of ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'HPE_INVALID_EOF_STATE', undefined, '', 'toString', '__proto__']) {
       assert.equal(refusalForClientError(code), null, String(code));

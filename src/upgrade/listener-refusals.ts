@@ -32,12 +32,32 @@ const PARSER_ERRORS: Readonly<Record<string, ListenerRefusal>> = {
   HPE_CHUNK_EXTENSIONS_OVERFLOW: 'chunk_extensions_too_large',
 };
 
+/** A request line naming a well-formed HTTP version (RFC 9112 §2.3). */
+const WELL_FORMED_VERSION_LINE = /^[!-~]+ [!-~]+ HTTP\/\d\.\d$/;
+/** Longer request lines are not looked at (`MAX_HEADER_BYTES` bounds them anyway). */
+const MAX_LINE_EXAMINED = 16 * 1024;
+
 /**
  * The refusal for an error of Node's `clientError` event, or null when it is
  * not about the request: a connection that failed (`ECONNRESET`, `EPIPE`…).
+ * `rawPacket` and `bytesParsed` (the error's own fields: the bytes the parser
+ * was given, and where it stopped) tell a version Node does not take
+ * (`HTTP/1.2`, `HTTP/3.0`: 505) from a malformed one (`HTTP/1.10`: 400).
  */
-export function refusalForClientError(code: string | undefined): ListenerRefusal | null {
+export function refusalForClientError(code: string | undefined, rawPacket?: Buffer, bytesParsed?: number): ListenerRefusal | null {
   // The connection ended in the middle of a request (a body cut short): the client left, it was not refused.
   if (code === undefined || code === 'HPE_INVALID_EOF_STATE') return null;
+  if (code === 'HPE_INVALID_VERSION' && rawPacket !== undefined && namesWellFormedVersion(rawPacket, bytesParsed ?? 0)) {
+    return 'unsupported_version';
+  }
   return Object.hasOwn(PARSER_ERRORS, code) ? PARSER_ERRORS[code]! : code.startsWith('HPE_') ? 'malformed_request' : null;
+}
+
+/** Whether the line of `raw` the parser stopped in (at `at`) is a request line with a well-formed version. */
+function namesWellFormedVersion(raw: Buffer, at: number): boolean {
+  const start = at > 0 ? raw.lastIndexOf(0x0a, Math.min(at, raw.length) - 1) + 1 : 0;
+  const newline = raw.indexOf(0x0a, start);
+  const end = Math.min(newline === -1 ? raw.length : newline, start + MAX_LINE_EXAMINED);
+  const line = raw.toString('latin1', start, end);
+  return WELL_FORMED_VERSION_LINE.test(line.endsWith('\r') ? line.slice(0, -1) : line);
 }
