@@ -21,6 +21,7 @@ import { PORT_PREFIX, portKey, replicaPortsKey, tunnelKey } from '../src/cluster
 import { REPLICAS_KEY } from '../src/cluster/cluster-keys.js';
 import { ClusterRedis } from '../src/cluster/cluster-redis.service.js';
 import { within } from './support/within.js';
+import { UPGRADE_HEADERS } from './support/raw-http.js';
 import { assertEchoes, attachWebSocketEchoApp, type WebSocketEchoApp } from './support/websocket-echo-app.js';
 import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
 import { closed, expectRefusal, openWs } from './support/ws-client.js';
@@ -336,6 +337,26 @@ describe('tunnels across replicas', () => {
     await closed(ws);
     await waitFor(() => wsOrigin.closes.length > before, 5000, 'the origin’s WebSocket closed');
     assert.deepEqual(wsOrigin.closes.at(-1), { code: 4001, reason: 'requester done' });
+  });
+
+  it('a requester that leaves its WebSocket upgrade at the other replica before the owner answers frees its slots at once, early bytes or not', async () => {
+    for (const early of [null, Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0x68, 0x69])]) {
+      const s = await dial(b.port);
+      s.on('error', () => undefined);
+      const path = `/hang?early=${early !== null}`;
+      try {
+        s.write(`GET ${path} HTTP/1.1\r\nHost: ${v2Host}\r\n${UPGRADE_HEADERS}\r\n`);
+        await waitFor(() => wsOrigin.lastUpgrade?.url === path, 5000, 'the upgrade reaches the app');
+        assert.equal(b.app.get(TunnelHttpRouter).inFlightFrom('127.0.0.1'), 1);
+        // Bytes nobody reads kept Node from reporting the FIN behind them: the slot waited for the response timeout.
+        if (early) s.end(early);
+        else s.end();
+        await waitFor(() => b.app.get(TunnelHttpRouter).inFlightFrom('127.0.0.1') === 0, 3000, `the entry’s per-IP slot released (early ${early !== null}, destroyed ${s.destroyed}, owner ${a.app.get(TunnelHttpRouter).inFlightFrom('127.0.0.1')})`);
+        await waitFor(() => a.app.get(TunnelHttpRouter).inFlightFrom('127.0.0.1') === 0, 3000, 'the owner’s per-IP slot released');
+      } finally {
+        s.destroy();
+      }
+    }
   });
 
   it('relays refusals of upgrades through the other replica: the origin’s, v1’s 501, 404 for a subdomain no replica holds', async () => {

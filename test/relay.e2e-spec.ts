@@ -798,6 +798,8 @@ describe('hostile input', () => {
       assert.match(await rawExchange(app.port, `${ws} ${v}\r\nHost: a\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 505 /, v);
     }
     assert.match(await rawExchange(app.port, 'GET /health HTTP/1.10\r\nHost: a\r\n\r\n'), /^HTTP\/1\.1 400 [^]*malformed HTTP request/);
+    // A handshake with a body: refused before anything is dialled, where the body used to reach the relay as frames.
+    assert.match(await rawExchange(app.port, `${ws} HTTP/1.1\r\nHost: a\r\n${UPGRADE_HEADERS}Content-Length: 5\r\n\r\nhello`), /^HTTP\/1\.1 400 [^]*WebSocket handshake must not have a body/);
     for (const host of ['a b', 'u@a', 'a/b?c', 'a:999999']) {
       assert.match(await rawExchange(app.port, `GET /health HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`), /^HTTP\/1\.1 400 [^]*invalid Host header/, host);
       assert.match(await rawExchange(app.port, `${ws} HTTP/1.1\r\nHost: ${host}\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 [^]*invalid Host header/, host);

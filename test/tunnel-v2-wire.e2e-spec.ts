@@ -21,7 +21,7 @@ import type { V2Wire } from '../src/tunnel/v2/v2-wire.js';
 import { startApp, type TestApp } from './support/app.js';
 import { WsproxyEvents } from '../src/common/events.js';
 import { randomPayload, sha256 } from './support/targets.js';
-import { rawRequest } from './support/raw-http.js';
+import { UPGRADE_HEADERS, rawExchange, rawRequest } from './support/raw-http.js';
 import { dial } from './support/tcp-client.js';
 import { expectRefusal } from './support/ws-client.js';
 import { TUNNEL_DOMAIN, httpTo, subdomainOf, tunnelEnv, waitFor } from './support/tunnel.js';
@@ -251,6 +251,62 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 1, text);
     } finally {
       s.destroy();
+      await tunnel.close();
+    }
+  });
+
+  for (const leave of ['half-closes', 'resets', 'sends a frame early and half-closes'] as const) {
+    it(`a requester that ${leave} its WebSocket upgrade before the tunnel answers gives its per-IP slot and its stream back`, async () => {
+      const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+      const router = app.app.get(TunnelHttpRouter);
+      const s = await dial(app.port);
+      s.on('error', () => undefined);
+      try {
+        const host = hostOf(ready.ready.tunnelUrl);
+        s.write(`GET /chat HTTP/1.1\r\nHost: ${host}\r\n${UPGRADE_HEADERS}\r\n`);
+        const open = await tunnel.nextOpen();
+        assert.equal(router.inFlightFrom('127.0.0.1'), 1);
+        if (leave === 'resets') s.resetAndDestroy();
+        else if (leave === 'half-closes') s.end();
+        // A masked text frame before any 101: bytes nobody reads keep Node from reporting the FIN behind them.
+        else s.end(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0x68, 0x69]));
+        // Before, both waited for the response timeout (60 s by default).
+        await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, 'the per-IP slot back');
+        await tunnel.next((f) => f.type === 'reset' && f.stream === open.stream, 3000, 'the stream reset');
+      } finally {
+        s.destroy();
+        await tunnel.close();
+      }
+    });
+  }
+
+  it('a requester whose upgrade waits longer than the watch takes to start still gets its WebSocket, and its messages flow', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
+      ws.on('error', () => undefined);
+      const open = await tunnel.nextOpen();
+      // Longer than the watch's start (250 ms): the upgrade socket is being read when the answer comes.
+      await new Promise((r) => setTimeout(r, 400));
+      tunnel.send(encodeResponse(open.stream, { status: 101, headers: [] }));
+      await within(once(ws, 'open'), 5000, 'the requester\'s WebSocket opens');
+      ws.send('hi');
+      await tunnel.next((f) => f.type === 'message' && f.stream === open.stream, 3000, 'the message reaches the tunnel');
+      ws.close();
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('a WebSocket upgrade with a body is refused 400 and never reaches the tunnel', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const text = await rawExchange(app.port, `GET /chat HTTP/1.1\r\nHost: ${host}\r\n${UPGRADE_HEADERS}Content-Length: 5\r\n\r\nhello`);
+      assert.match(text, /^HTTP\/1\.1 400 [^]*WebSocket handshake must not have a body/);
+      await assert.rejects(tunnel.nextOpen(200), /no OPEN/);
+    } finally {
       await tunnel.close();
     }
   });

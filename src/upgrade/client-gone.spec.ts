@@ -5,9 +5,12 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FIN_WATCH_AFTER_MS, SocketGoneSignal } from './client-gone.js';
 
-/** A loopback connection whose server end is half-open capable and unread, as an upgrade socket is during admission. */
-async function upgradeLikePair(): Promise<{ client: Socket; server: Socket; close(): void }> {
-  const srv = createServer({ allowHalfOpen: true, pauseOnConnect: true });
+/**
+ * A loopback connection whose server end is half-open capable and unread, as an upgrade socket is during admission.
+ * `read`: Node keeps reading it into its buffer, as it does an upgrade socket after the HTTP parser.
+ */
+async function upgradeLikePair(read = false): Promise<{ client: Socket; server: Socket; close(): void }> {
+  const srv = createServer({ allowHalfOpen: true, pauseOnConnect: !read });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
   const accepted = once(srv, 'connection') as Promise<[Socket]>;
   const client = connect((srv.address() as AddressInfo).port, '127.0.0.1');
@@ -46,6 +49,22 @@ describe('SocketGoneSignal', () => {
       await Promise.race([once(server, 'close'), sleep(2000).then(() => assert.fail('the FIN went unnoticed'))]);
       assert.equal(aborted, true);
       assert.equal(signal.aborted, true);
+    } finally {
+      close();
+    }
+  });
+
+  it('notices a FIN Node read before the watch began (its end already emitted), once the watch begins', async () => {
+    const { client, server, close } = await upgradeLikePair(true);
+    try {
+      const ended = once(server, 'end');
+      client.end();
+      await ended;
+      const signal = new SocketGoneSignal(server);
+      let aborted = false;
+      signal.addEventListener('abort', () => (aborted = true));
+      await Promise.race([once(server, 'close'), sleep(2000).then(() => assert.fail('the FIN went unnoticed'))]);
+      assert.equal(aborted, true);
     } finally {
       close();
     }

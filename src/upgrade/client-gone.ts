@@ -77,6 +77,8 @@ export class SocketGoneSignal implements GoneSignal {
   private readonly watch = (): void => {
     this.watchTimer = null;
     if (this.socket.destroyed) return;
+    // Node reads a FIN that comes while nothing is buffered itself: 'end' has been and gone.
+    if (this.socket.readableEnded) return void this.socket.destroy();
     this.early = [];
     this.socket.on('data', this.keep);
     this.socket.once('end', this.gone);

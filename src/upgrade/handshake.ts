@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { declaresNoBody } from '../common/request-body.js';
 
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
 
@@ -11,6 +12,8 @@ export const UNSUPPORTED_VERSION = 'unsupported Sec-WebSocket-Version';
  */
 export function checkHandshake(req: IncomingMessage): string | null {
   if (req.method !== 'GET') return 'WebSocket handshake must be GET';
+  // A body would reach the peer as frames, or (through a tunnel) leave the service waiting for it.
+  if (!declaresNoBody(req)) return 'WebSocket handshake must not have a body';
   // RFC 6455 §4.1: HTTP/1.1 or later (the listener answers other major versions 505).
   if (req.httpVersionMajor === 1 && req.httpVersionMinor < 1) return 'WebSocket handshake requires HTTP/1.1';
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return 'Upgrade must be websocket';

@@ -2,7 +2,8 @@
  * A WebSocket echo app for tests of WebSockets through tunnels, on an HTTP
  * server of the test's: echoes every message with its opcode; the text
  * `close-me` closes with 4321; `/forbidden` refuses the upgrade with 403 (and
- * `x-why: policy`); `/plain` answers 200 as if it ignored the Upgrade.
+ * `x-why: policy`); `/plain` answers 200 as if it ignored the Upgrade; `/hang`
+ * never answers.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -22,11 +23,13 @@ export interface WebSocketEchoApp {
 /** Serves the echo app on `server`'s upgrades; the subprotocol `chat` is accepted. */
 export function attachWebSocketEchoApp(server: Server): WebSocketEchoApp {
   const wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => (p.has('chat') ? 'chat' : false) });
+  const hanging = new Set<Socket>();
   const app = {
     lastUpgrade: null as WebSocketEchoApp['lastUpgrade'],
     closes: [] as { code: number; reason: string }[],
     close(): void {
       for (const ws of wss.clients) ws.terminate();
+      for (const s of hanging) s.destroy();
       wss.close();
     },
   };
@@ -34,6 +37,12 @@ export function attachWebSocketEchoApp(server: Server): WebSocketEchoApp {
     app.lastUpgrade = { url: req.url ?? '', headers: req.headers };
     if (req.url === '/forbidden') {
       socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 10\r\nx-why: policy\r\n\r\nforbidden\n');
+      return;
+    }
+    if (req.url?.startsWith('/hang')) {
+      hanging.add(socket);
+      socket.on('error', () => undefined);
+      socket.once('close', () => hanging.delete(socket));
       return;
     }
     if (req.url === '/plain') {

@@ -11,6 +11,7 @@ import { DrainService } from '../../lifecycle/drain.service.js';
 import { PINO, type Pino } from '../../logging/logging.module.js';
 import type { RemoteTunnelUpgrade, RemoteTunnelWebSocket } from '../../tunnel/http/remote-tunnel.js';
 import { checkHandshake } from '../../upgrade/handshake.js';
+import { SocketGoneSignal } from '../../upgrade/client-gone.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { ClusterTunnelState } from './cluster-tunnel-state.js';
 import { endToEndHeaders, forwardedHeaders, internalWebSocketPath } from './internal-headers.js';
@@ -98,7 +99,9 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
     }, this.config.tunnelResponseTimeoutMs + OWNER_GRACE_MS);
     timer.unref();
     const handle = this.open.add(socket);
-    socket.once('close', () => {
+    // Read while the owner's answer is awaited, or a requester that left would hold its slot until the timeout.
+    const gone = new SocketGoneSignal(socket);
+    gone.addEventListener('abort', () => {
       this.open.delete(handle);
       if (!answered) settle();
       upstreamReq.destroy();
@@ -111,7 +114,9 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
       if (socket.destroyed) return void upstream.destroy();
       status = 101;
       socket.write(responseHead(res.statusCode ?? 101, res.statusMessage ?? '', res.rawHeaders));
-      if (u.head.length > 0) upstream.write(u.head);
+      const early = gone.release();
+      const requesterHead = early === null ? u.head : Buffer.concat([u.head, early]);
+      if (requesterHead.length > 0) upstream.write(requesterHead);
       // Drained like the owner's own connections: it runs on, and is cut at the drain's end (only bytes pass here, no frames).
       socket.once('close', this.drain.track({ shutdown: () => socket.destroy() }));
       spliceToOwner(socket, upstream, head);

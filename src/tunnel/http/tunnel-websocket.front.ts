@@ -9,6 +9,7 @@ import { statusText } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { answerPings } from '../../upgrade/answer-pings.js';
+import { SocketGoneSignal } from '../../upgrade/client-gone.js';
 import { KeepaliveService } from '../../upgrade/keepalive.service.js';
 import type { HeaderList, ResponseHead } from '../core/stream-types.js';
 import type { TunnelSession } from '../core/tunnel-session.js';
@@ -114,14 +115,17 @@ export class TunnelWebSocketFront {
       host: ctx.host,
     }).filter(([name]) => !HOP_WS_HEADERS.has(name));
 
-    const requester = new RequesterWebSocket(req, socket, head, this.wss, this.answers, this.keepalive);
+    // The upgrade socket is not read while the client's answer is awaited: without a watch, a requester
+    // that left would hold its per-IP slot and the stream until the response timeout.
+    const gone = new SocketGoneSignal(socket);
+    const requester = new RequesterWebSocket(req, socket, head, gone, this.wss, this.answers, this.keepalive);
     const stream = session.openWebSocket({ method: 'GET', path, headers }, requester);
     if (!stream) {
       release();
       return writeHttpRefusal(socket, 404, 'tunnel not found');
     }
     requester.bind(stream);
-    socket.once('close', () => {
+    gone.addEventListener('abort', () => {
       requester.socketClosed();
       release();
       if (!ctx.forwarded) this.events.emit('tunnel.http', { status: requester.status, forwarded: false });
@@ -145,6 +149,7 @@ class RequesterWebSocket implements WebSocketSink {
     private readonly req: IncomingMessage,
     private readonly socket: Duplex,
     private readonly head: Buffer,
+    private readonly gone: SocketGoneSignal,
     private readonly wss: WebSocketServer,
     private readonly answers: WeakMap<IncomingMessage, Answer>,
     private readonly keepalive: KeepaliveService,
@@ -165,8 +170,9 @@ class RequesterWebSocket implements WebSocketSink {
     const protocol = head.headers.find(([name]) => name.toLowerCase() === 'sec-websocket-protocol')?.[1].trim() ?? null;
     const headers = responseHeadersForRequester(head.headers).filter(([name]) => !name.startsWith('sec-websocket-'));
     this.answers.set(this.req, { protocol, headers });
+    const early = this.gone.release();
     try {
-      this.wss.handleUpgrade(this.req, this.socket, this.head, (ws) => {
+      this.wss.handleUpgrade(this.req, this.socket, early === null ? this.head : Buffer.concat([this.head, early]), (ws) => {
         this.ws = ws;
         this.status = 101;
         answerPings(ws);
