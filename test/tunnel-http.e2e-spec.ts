@@ -6,6 +6,7 @@ import { RawV2Tunnel } from './tunnel-v2-support.js';
 import { rawRequest } from './support/raw-http.js';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
+import { within } from './support/within.js';
 import { startApp, type TestApp } from './support/app.js';
 import { randomPayload } from './support/targets.js';
 import { expectRefusal } from './support/ws-client.js';
@@ -846,6 +847,34 @@ describe('v1 reference client and a local service that never answers', () => {
       silent.close();
     }
   });
+});
+
+describe('reference clients and a local service that answers 101 to a plain request', () => {
+  for (const protocol of [1, 2] as const) {
+    it(`v${protocol}: answers 502 at once instead of leaving the requester waiting`, async () => {
+      const { createServer: createNetServer } = await import('node:net');
+      const switcher = createNetServer((s) => {
+        s.on('error', () => undefined);
+        s.once('data', () => s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\nRAW'));
+      });
+      await new Promise<void>((r) => switcher.listen(0, '127.0.0.1', () => r()));
+      const port = (switcher.address() as import('node:net').AddressInfo).port;
+      const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }, 2));
+      const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: `127.0.0.1:${port}`, protocol });
+      try {
+        const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+        // The proxy's response timeout is 60 s: an answer within 5 s is the client's.
+        const res = await within(httpTo(app.port, host, { path: '/' }), 5000, 'an answer');
+        assert.equal(res.status, 502);
+        assert.match(res.body.toString(), /switched protocols unasked/);
+        assert.equal((await within(httpTo(app.port, host, { path: '/again' }), 5000, 'a second answer')).status, 502, 'the tunnel goes on');
+      } finally {
+        await client.close();
+        await app.close();
+        switcher.close();
+      }
+    });
+  }
 });
 
 describe('v1 responses and a small TUNNEL_MAX_BODY_BYTES', () => {

@@ -11,7 +11,7 @@ import {
 } from './client-session.js';
 import { V2ClientSession } from '../v2/client-session.js';
 import { FrameSender } from '../core/frame-sender.js';
-import { nodeLocalServices } from '../v2/node-services.js';
+import { nodeLocalServices, SWITCHED_UNASKED } from '../v2/node-services.js';
 import { T as V2_FRAME } from '../protocol/v2.js';
 import { maskingFor } from '../../common/frame-masking.js';
 import { readRefusalBody } from '../../common/refusal-body.js';
@@ -352,6 +352,11 @@ function forwardHttp(target: LocalTarget, req: ForwardedHttpRequest, maxBody: nu
       res.on('error', () => resolve(plain(502, 'local service failed')));
     });
     r.on('error', () => resolve(plain(502, 'local service unreachable')));
+    // A 101 to a request that asked for no upgrade: Node would drop it with neither a response nor an error.
+    r.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      resolve(plain(502, SWITCHED_UNASKED));
+    });
     r.end(req.body ?? undefined);
   });
 }

@@ -161,6 +161,9 @@ function pipeResponse(res: IncomingMessage, stream: V2ClientStream, status: numb
   });
 }
 
+/** The answer to a local service's 101 to a plain request. */
+export const SWITCHED_UNASKED = 'local service switched protocols unasked';
+
 function forwardHttp(target: LocalEndpoint, stream: V2ClientStream): void {
   const head = stream.request!;
   let responded = false;
@@ -185,6 +188,14 @@ function forwardHttp(target: LocalEndpoint, stream: V2ClientStream): void {
   req.on('error', () => {
     if (!responded) answer(stream, 502, 'local service unreachable');
     else stream.reset('local service failed', R.INTERNAL_ERROR);
+  });
+  // A 101 to a request that asked for no upgrade: without this listener Node drops the connection
+  // and reports neither a response nor an error, and the requester waited for the proxy's timeout.
+  req.on('upgrade', (_res, socket) => {
+    socket.destroy();
+    if (responded) return;
+    responded = true;
+    answer(stream, 502, SWITCHED_UNASKED);
   });
 }
 
