@@ -68,6 +68,12 @@ export class SocketGoneSignal implements GoneSignal {
     return early.length === 0 ? null : Buffer.concat(early);
   }
 
+  /** `release` for the handshake: `head` followed by the bytes read while watching. */
+  releaseInto(head: Buffer): Buffer {
+    const early = this.release();
+    return early === null ? head : Buffer.concat([head, early]);
+  }
+
   private stopWatchTimer(): void {
     if (this.watchTimer === null) return;
     clearTimeout(this.watchTimer);

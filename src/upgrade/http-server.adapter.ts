@@ -7,10 +7,10 @@ import { LISTENER_REFUSALS, refusalForClientError, type ListenerRefusal } from '
 import { BODY_TIMEOUT_REASON, answerPlain, responseInFlight, writeHttpRefusal } from './raw-response.js';
 import { frontRequestProblem } from './request-target.js';
 
-/** Bounds for every connection of the public listener, upgrades included. */
 /** The error listener a socket keeps once Node's parser has refused its bytes. */
 const ignoreError = (): void => undefined;
 
+/** Bounds for every connection of the public listener, upgrades included. */
 export interface ListenerBounds {
   /** Time a client has to send complete request headers (slowloris). */
   readonly headersTimeoutMs: number;

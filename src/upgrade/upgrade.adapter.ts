@@ -124,8 +124,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     endpoint.route.admit(ctx).then(
       (admitted) => {
         endpoint.server.options.maxPayload = admitted.maxPayload ?? endpoint.route.maxPayload ?? this.config.maxMessageBytes;
-        const early = signal.release();
-        this.complete(endpoint.server, req, socket, early === null ? head : Buffer.concat([head, early]), admitted);
+        this.complete(endpoint.server, req, socket, signal.releaseInto(head), admitted);
       },
       (err: unknown) => {
         signal.release();

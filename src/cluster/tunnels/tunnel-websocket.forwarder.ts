@@ -114,8 +114,7 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
       if (socket.destroyed) return void upstream.destroy();
       status = 101;
       socket.write(responseHead(res.statusCode ?? 101, res.statusMessage ?? '', res.rawHeaders));
-      const early = gone.release();
-      const requesterHead = early === null ? u.head : Buffer.concat([u.head, early]);
+      const requesterHead = gone.releaseInto(u.head);
       if (requesterHead.length > 0) upstream.write(requesterHead);
       // Drained like the owner's own connections: it runs on, and is cut at the drain's end (only bytes pass here, no frames).
       socket.once('close', this.drain.track({ shutdown: () => socket.destroy() }));

@@ -170,9 +170,9 @@ class RequesterWebSocket implements WebSocketSink {
     const protocol = head.headers.find(([name]) => name.toLowerCase() === 'sec-websocket-protocol')?.[1].trim() ?? null;
     const headers = responseHeadersForRequester(head.headers).filter(([name]) => !name.startsWith('sec-websocket-'));
     this.answers.set(this.req, { protocol, headers });
-    const early = this.gone.release();
+    const requesterHead = this.gone.releaseInto(this.head);
     try {
-      this.wss.handleUpgrade(this.req, this.socket, early === null ? this.head : Buffer.concat([this.head, early]), (ws) => {
+      this.wss.handleUpgrade(this.req, this.socket, requesterHead, (ws) => {
         this.ws = ws;
         this.status = 101;
         answerPings(ws);
