@@ -44,6 +44,22 @@ describe('endTarget', () => {
     }
   });
 
+  it('reads on a paused target, so the FIN behind its unread bytes is seen and it closes', async () => {
+    const { client: proxySide, peer: target, close } = await socketPair();
+    try {
+      proxySide.pause();
+      target.on('end', () => target.end());
+      // More than the paused socket takes in before it stops reading: the FIN waits behind it in the kernel.
+      target.write(Buffer.alloc(4 * 1024 * 1024));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      endTarget(proxySide, 60_000);
+      await within(once(proxySide, 'close'), 10_000, 'the target closed');
+      assert.equal(proxySide.bytesRead, 4 * 1024 * 1024);
+    } finally {
+      close();
+    }
+  });
+
   it('leaves an already destroyed socket alone', async () => {
     const { client: proxySide, close } = await socketPair();
     proxySide.destroy();

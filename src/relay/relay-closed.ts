@@ -4,11 +4,12 @@ import type { PipeEnd } from './relay-pipe.js';
 
 /**
  * The `relay.closed` event of a relay (plain or resumable) that opened as
- * `opened` at `startedAt`: its byte counts from the target socket, its age and
- * how it ended. Spelled out field by field: spreading `opened` cost more on
- * every relay's end.
+ * `opened` at `startedAt`: the bytes written to the target, `bytesDown` (what
+ * the relay took from the target for the client: not what it read and dropped
+ * once the WebSocket was closing), its age and how it ended. Spelled out field
+ * by field: spreading `opened` cost more on every relay's end.
  */
-export function relayClosedEvent(opened: RelayOpenedEvent, target: Socket, startedAt: number, end: PipeEnd): RelayClosedEvent {
+export function relayClosedEvent(opened: RelayOpenedEvent, target: Socket, startedAt: number, end: PipeEnd, bytesDown: number): RelayClosedEvent {
   return {
     id: opened.id,
     clientIp: opened.clientIp,
@@ -16,7 +17,7 @@ export function relayClosedEvent(opened: RelayOpenedEvent, target: Socket, start
     target: opened.target,
     resumable: opened.resumable,
     bytesUp: target.bytesWritten,
-    bytesDown: target.bytesRead,
+    bytesDown,
     durationMs: Date.now() - startedAt,
     closeCode: end.closeCode,
     closeReason: end.closeReason,

@@ -1,11 +1,53 @@
 import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { socketPair } from '../../test/support/socket-pair.js';
 import { within } from '../../test/support/within.js';
-import { TARGET_END_TIMEOUT_MS, pipeRelay, type PipeEnd } from './relay-pipe.js';
+import { TARGET_END_TIMEOUT_MS, pipeRelay, type PipeEnd, type RelayPipe } from './relay-pipe.js';
+
+/** A WebSocket connection over loopback: `ws` the server side (what the relay gets), `client` the other. */
+async function wsPair(): Promise<{ ws: WebSocket; client: WebSocket; close(): void }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(wss, 'listening');
+  const serverSide = once(wss, 'connection') as Promise<[WebSocket]>;
+  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
+  client.on('error', () => undefined);
+  const [ws] = await serverSide;
+  await once(client, 'open');
+  return {
+    ws,
+    client,
+    close: () => {
+      client.terminate();
+      wss.close();
+    },
+  };
+}
+
+/** Writes 64 KiB blocks to `socket` as fast as it takes them until the returned function is called. */
+function flood(socket: Socket): () => void {
+  const block = Buffer.alloc(64 * 1024, 0x5a);
+  let on = true;
+  const pump = (): void => {
+    while (on && socket.writable && socket.write(block));
+  };
+  socket.on('drain', pump);
+  pump();
+  return () => {
+    on = false;
+  };
+}
+
+/** Resolves once `condition` holds, checking every few milliseconds; rejects after `ms`. */
+async function until(condition: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 describe('pipeRelay', () => {
   it('after a clean close from the client, a target that never closes its side is destroyed TARGET_END_TIMEOUT_MS after its FIN, and the relay ends', async () => {
@@ -46,6 +88,74 @@ describe('pipeRelay', () => {
       proxySide.destroy();
       target.destroy();
       wss.close();
+    }
+  });
+
+  it("a server's close sends every byte already read from the target before its close frame, and reports only the bytes sent", async () => {
+    const { client: proxySide, peer: target, close } = await socketPair();
+    const pair = await wsPair();
+    target.on('error', () => undefined);
+    const stopFlood = flood(target);
+    // Told of the FIN: stops writing and closes its side.
+    target.on('end', () => {
+      stopFlood();
+      target.end();
+    });
+    target.resume();
+    let pipe: RelayPipe | undefined;
+    const relayEnded = new Promise<[PipeEnd, number]>((resolve) => {
+      pipe = pipeRelay(pair.ws, proxySide, (end, bytesDown) => resolve([end, bytesDown]));
+    });
+    try {
+      // A client that stops reading: the relay's send buffer fills and it pauses the target, with a read held.
+      pair.client.pause();
+      await until(() => proxySide.isPaused() && proxySide.readableLength > 0, 10_000, 'the target paused with bytes held');
+      const readBeforeClose = proxySide.bytesRead;
+      let received = 0;
+      pair.client.on('message', (data: Buffer) => (received += data.length));
+      const closed = once(pair.client, 'close') as Promise<[number, Buffer]>;
+      pipe!.close(4408, 'maximum connection age reached');
+      pair.client.resume();
+      const [code] = await within(closed, 10_000, 'the client closed');
+      assert.equal(code, 4408);
+      assert.equal(received, readBeforeClose, 'every byte read from the target before the close reached the client');
+      const [end, bytesDown] = await within(relayEnded, 10_000, 'the relay ended');
+      assert.deepEqual(end, { closeCode: 4408, closeReason: 'maximum connection age reached', endedBy: 'server' });
+      assert.equal(bytesDown, received, 'bytes down are the bytes the client got');
+      assert.ok(proxySide.bytesRead > readBeforeClose, 'the target was read on after the close, to its FIN');
+    } finally {
+      stopFlood();
+      pair.close();
+      close();
+    }
+  });
+
+  it("after a client's clean close, a target paused for backpressure is read to its FIN: the relay ends without waiting for the deadline", async () => {
+    const { client: proxySide, peer: target, close } = await socketPair();
+    const pair = await wsPair();
+    target.on('error', () => undefined);
+    const stopFlood = flood(target);
+    target.on('end', () => {
+      stopFlood();
+      target.end();
+    });
+    target.resume();
+    const relayEnded = new Promise<[PipeEnd, number]>((resolve) => pipeRelay(pair.ws, proxySide, (end, bytesDown) => resolve([end, bytesDown])));
+    try {
+      pair.client.pause();
+      await until(() => proxySide.isPaused(), 10_000, 'the target paused');
+      let received = 0;
+      pair.client.on('message', (data: Buffer) => (received += data.length));
+      pair.client.close(1000, 'bye');
+      pair.client.resume();
+      // The deadline (TARGET_END_TIMEOUT_MS, 30 s) would end it too: well before it, the FIN was seen.
+      const [end, bytesDown] = await within(relayEnded, 10_000, 'the relay ended');
+      assert.deepEqual(end, { closeCode: 1000, closeReason: 'bye', endedBy: 'client' });
+      assert.equal(bytesDown, received);
+    } finally {
+      stopFlood();
+      pair.close();
+      close();
     }
   });
 });

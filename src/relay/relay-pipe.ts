@@ -26,7 +26,11 @@ export interface PipeEnd {
 
 /** A running relay between one WebSocket and one TCP socket. */
 export interface RelayPipe {
-  /** Closes the WebSocket with `code` after what is queued, and the target with it. */
+  /**
+   * Closes the WebSocket with `code` after what is queued (every byte already
+   * read from the target included), and the target with it; the target is not
+   * read meanwhile.
+   */
   close(code: number, reason: string): void;
   /** Drops both sockets now (a peer that does not answer `close`'s frame); the end keeps what `close` said. */
   terminate(): void;
@@ -42,18 +46,22 @@ export interface RelayPipe {
  * Closing loses nothing: a target FIN flushes every queued frame before the
  * close frame (1000); a client close frame ends the target after its pending
  * writes (TCP FIN). A client that vanishes (no close frame) destroys the target.
+ * A server's close (`close`) sends what was read from the target before it.
+ * `onEnd` gets the bytes sent to the client: what the target sends once the
+ * WebSocket is closing reaches nobody, and is read only to see its FIN.
  */
-export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) => void): RelayPipe {
+export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd, bytesDown: number) => void): RelayPipe {
   let ended: PipeEnd | null = null;
   let wsClosed = false;
   let targetClosed = false;
   let pausedWs = false;
   let reported = false;
+  let bytesDown = 0;
 
   const finish = (): void => {
     if (wsClosed && targetClosed && ended && !reported) {
       reported = true;
-      onEnd(ended);
+      onEnd(ended, bytesDown);
     }
   };
   const markEnd = (end: PipeEnd): void => {
@@ -66,6 +74,7 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
 
   target.on('data', (chunk: Buffer) => {
     if (ws.readyState !== WebSocket.OPEN) return;
+    bytesDown += chunk.length;
     if (ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER) {
       target.pause();
       ws.send(chunk, BINARY, resumeTarget);
@@ -129,8 +138,18 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
   return {
     close(code: number, reason: string): void {
       markEnd({ closeCode: code, closeReason: reason, endedBy: 'server' });
-      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(code, reason);
-      else target.destroy();
+      if (ws.readyState === WebSocket.OPEN) {
+        // Read but not yet sent (held while the WebSocket was backed up): `read()` hands it to the
+        // 'data' listener, ahead of the close frame. What the target sends after this is left unread
+        // until the close handshake is over, then read only to see its FIN.
+        target.pause();
+        while (target.readableLength > 0 && target.read() !== null);
+        ws.close(code, reason);
+      } else if (ws.readyState === WebSocket.CONNECTING) {
+        ws.close(code, reason);
+      } else {
+        target.destroy();
+      }
     },
     terminate(): void {
       ws.terminate();

@@ -72,12 +72,12 @@ export class RelayService {
     this.keepalive.watch(ws);
     let cancelMaxAge = UNARMED;
 
-    const pipe = pipeRelay(ws, setup.socket, (end) => {
+    const pipe = pipeRelay(ws, setup.socket, (end, bytesDown) => {
       cancelMaxAge();
       untrack();
       this.live.delete(handle);
       setup.lease.release();
-      const closed = relayClosedEvent(opened, setup.socket, started, end);
+      const closed = relayClosedEvent(opened, setup.socket, started, end, bytesDown);
       if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_end', ...closed, endedBy: end.endedBy }, 'relay ended');
       this.events.emit('relay.closed', closed);
     });

@@ -122,7 +122,7 @@ export class ResumableSession {
     return this.acks.total;
   }
 
-  /** Bytes read from the target so far. */
+  /** Bytes taken from the target for the client (not those read after the end was decided, only to see its FIN). */
   get sentBytes(): number {
     return this.out.end;
   }
@@ -203,6 +203,8 @@ export class ResumableSession {
   /** Ends the session now with `code` (drain 1001, maximum age 4408): no reattach after this. */
   shutdown(code: number, reason: string): void {
     this.decideEnd({ closeCode: code, closeReason: reason, endedBy: 'server', expired: false });
+    // Nobody will receive what the target sends from now on: it is left unread until the close handshake is over.
+    this.pauseTarget();
     const ws = this.ws;
     if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) {
       // The target is ended from the socket's close event, after what the client sent.
@@ -412,7 +414,7 @@ export class ResumableSession {
     const target = this.setup.socket;
     if (this.end) {
       // A server decision: what the client sent reaches the target before the FIN.
-      this.endTarget();
+      endTarget(target, TARGET_END_TIMEOUT_MS);
       this.maybeReport();
       return;
     }
@@ -425,19 +427,11 @@ export class ResumableSession {
     }
     if (code === 1000) {
       this.decideEnd({ closeCode: code, closeReason: reason, endedBy: 'client', expired: false });
-      this.endTarget();
+      endTarget(target, TARGET_END_TIMEOUT_MS);
       this.maybeReport();
       return;
     }
     this.detach();
-  }
-
-  private endTarget(): void {
-    const target = this.setup.socket;
-    if (target.destroyed) return;
-    // A paused socket would never see the target's FIN, and never close.
-    target.resume();
-    endTarget(target, TARGET_END_TIMEOUT_MS);
   }
 
   private detach(): void {
