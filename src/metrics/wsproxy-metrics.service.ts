@@ -1,5 +1,4 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import type { Socket } from 'node:net';
 import { ResumeService } from '../resume/resume.service.js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { WsproxyEvents, type WsproxyEventMap } from '../common/events.js';
@@ -74,9 +73,13 @@ export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
       collect() {
         let up = self.endedUp;
         let down = self.endedDown;
-        for (const socket of self.liveTargetSockets()) {
-          up += socket.bytesWritten;
-          down += socket.bytesRead;
+        for (const r of self.relays.liveRelays()) {
+          up += r.socket.bytesWritten;
+          down += r.bytesDown;
+        }
+        for (const s of self.resumable.liveSessions()) {
+          up += s.setup.socket.bytesWritten;
+          down += s.sentBytes;
         }
         this.reset();
         this.inc({ direction: 'up' }, up);
@@ -214,9 +217,4 @@ export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
     this.unsubscribe.push(() => emitter.off(event, listener));
   }
 
-  /** Target sockets of every live relay, plain and resumable (attached or detached). */
-  private *liveTargetSockets(): Iterable<Socket> {
-    for (const r of this.relays.liveRelays()) yield r.socket;
-    for (const s of this.resumable.liveSessions()) yield s.setup.socket;
-  }
 }

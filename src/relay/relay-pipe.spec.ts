@@ -104,7 +104,7 @@ describe('pipeRelay', () => {
     target.resume();
     let pipe: RelayPipe | undefined;
     const relayEnded = new Promise<[PipeEnd, number]>((resolve) => {
-      pipe = pipeRelay(pair.ws, proxySide, (end, bytesDown) => resolve([end, bytesDown]));
+      pipe = pipeRelay(pair.ws, proxySide, (end) => resolve([end, pipe!.bytesDown]));
     });
     try {
       // A client that stops reading: the relay's send buffer fills and it pauses the target, with a read held.
@@ -140,7 +140,10 @@ describe('pipeRelay', () => {
       target.end();
     });
     target.resume();
-    const relayEnded = new Promise<[PipeEnd, number]>((resolve) => pipeRelay(pair.ws, proxySide, (end, bytesDown) => resolve([end, bytesDown])));
+    let pipe: RelayPipe | undefined;
+    const relayEnded = new Promise<[PipeEnd, number]>((resolve) => {
+      pipe = pipeRelay(pair.ws, proxySide, (end) => resolve([end, pipe!.bytesDown]));
+    });
     try {
       pair.client.pause();
       await until(() => proxySide.isPaused(), 10_000, 'the target paused');

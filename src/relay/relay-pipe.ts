@@ -32,6 +32,11 @@ export interface RelayPipe {
    * read meanwhile.
    */
   close(code: number, reason: string): void;
+  /**
+   * Bytes sent to the client so far: not what the target sends once the
+   * WebSocket is closing, which is read only to see its FIN.
+   */
+  readonly bytesDown: number;
   /** Drops both sockets now (a peer that does not answer `close`'s frame); the end keeps what `close` said. */
   terminate(): void;
 }
@@ -47,10 +52,8 @@ export interface RelayPipe {
  * close frame (1000); a client close frame ends the target after its pending
  * writes (TCP FIN). A client that vanishes (no close frame) destroys the target.
  * A server's close (`close`) sends what was read from the target before it.
- * `onEnd` gets the bytes sent to the client: what the target sends once the
- * WebSocket is closing reaches nobody, and is read only to see its FIN.
  */
-export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd, bytesDown: number) => void): RelayPipe {
+export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) => void): RelayPipe {
   let ended: PipeEnd | null = null;
   let wsClosed = false;
   let targetClosed = false;
@@ -61,7 +64,7 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd, b
   const finish = (): void => {
     if (wsClosed && targetClosed && ended && !reported) {
       reported = true;
-      onEnd(ended, bytesDown);
+      onEnd(ended);
     }
   };
   const markEnd = (end: PipeEnd): void => {
@@ -136,6 +139,9 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd, b
   });
 
   return {
+    get bytesDown(): number {
+      return bytesDown;
+    },
     close(code: number, reason: string): void {
       markEnd({ closeCode: code, closeReason: reason, endedBy: 'server' });
       if (ws.readyState === WebSocket.OPEN) {

@@ -34,6 +34,8 @@ export interface RelaySetup {
 export interface LiveRelay {
   readonly ws: WebSocket;
   readonly socket: Socket;
+  /** Bytes sent to the client so far (see `RelayPipe.bytesDown`). */
+  readonly bytesDown: number;
 }
 
 /**
@@ -67,19 +69,24 @@ export class RelayService {
     const id = `${ID_PREFIX}${(++idCounter).toString(36)}`;
     const started = Date.now();
     const opened: RelayOpenedEvent = { id, clientIp: setup.clientIp, user: setup.user, target: setup.target, resumable: false };
-    const entry: LiveRelay = { ws, socket: setup.socket };
-    const handle = this.live.add(entry);
     this.keepalive.watch(ws);
     let cancelMaxAge = UNARMED;
 
-    const pipe = pipeRelay(ws, setup.socket, (end, bytesDown) => {
+    const pipe = pipeRelay(ws, setup.socket, (end) => {
       cancelMaxAge();
       untrack();
       this.live.delete(handle);
       setup.lease.release();
-      const closed = relayClosedEvent(opened, setup.socket, started, end, bytesDown);
+      const closed = relayClosedEvent(opened, setup.socket, started, end, pipe.bytesDown);
       if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_end', ...closed, endedBy: end.endedBy }, 'relay ended');
       this.events.emit('relay.closed', closed);
+    });
+    const handle = this.live.add({
+      ws,
+      socket: setup.socket,
+      get bytesDown() {
+        return pipe.bytesDown;
+      },
     });
     const untrack = this.drain.track({ shutdown: (code, reason) => pipe.close(code, reason), terminate: () => pipe.terminate() });
     cancelMaxAge = armMaxAge(this.config.maxConnectionS, () => pipe.close(4408, 'maximum connection age reached'));
