@@ -505,6 +505,37 @@ describe('a client that leaves while its dial is slow', () => {
   });
 });
 
+describe('admissions in flight when the drain starts', () => {
+  let app: TestApp;
+  before(async () => {
+    app = await startApp({ MAX_CONNS_PER_IP: '4', DIAL_TIMEOUT_MS: '8000' });
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  it('are refused at once with 503 server is draining (4503 with errors=close), and give back their slots long before their dial would time out', async () => {
+    const { port, release } = await unresponsiveListener();
+    try {
+      const plain = rawUpgrade(app.port, `/relay?host=127.0.0.1&port=${port}`, { 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13' });
+      const asClose = openWs(`ws://127.0.0.1:${app.port}/relay?host=127.0.0.1&port=${port}&errors=close`);
+      await waitFor(async () => (await slotsInUse(app)) === 2, 3000, 'both dials pending');
+      const startedAt = Date.now();
+      app.app.get(DrainService).startDraining();
+      const res = await within(plain, 3000, 'the refusal');
+      assert.match(res, /^HTTP\/1\.1 503 /);
+      assert.match(res, /\r\nRetry-After: 5\r\n/);
+      assert.match(res, /server is draining\n$/);
+      const ws = await within(asClose, 3000, 'the WebSocket for errors=close');
+      assert.deepEqual(await within(closed(ws), 3000, 'its close'), { code: 4503, reason: 'server is draining' });
+      await waitFor(async () => (await slotsInUse(app)) === 0, 3000, 'the slots back');
+      assert.ok(Date.now() - startedAt < 3000, 'long before the 8 s dial timeout');
+    } finally {
+      release();
+    }
+  });
+});
+
 describe('client IP and trusted proxies', () => {
   let echo: TestTarget;
   before(async () => {

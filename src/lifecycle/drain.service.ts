@@ -28,6 +28,7 @@ export class DrainService implements BeforeApplicationShutdown {
   private drainingSince: number | null = null;
   private idle: (() => void) | null = null;
   private readonly afterDrain: (() => void)[] = [];
+  private readonly atStart: (() => void)[] = [];
 
   constructor(@Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType) {}
 
@@ -61,11 +62,18 @@ export class DrainService implements BeforeApplicationShutdown {
     this.afterDrain.push(cb);
   }
 
+  /** Runs `cb` when draining starts (at once if it has): for work that must not outlast its start, such as admissions in flight. */
+  onStart(cb: () => void): void {
+    if (this.draining) cb();
+    else this.atStart.push(cb);
+  }
+
   /** Marks the service as draining (readiness 503, upgrades 503) without waiting. */
   startDraining(): void {
     if (this.drainingSince === null) {
       this.drainingSince = Date.now();
       this.logger.log(`draining: ${this.live.size} live connections, timeout ${this.config.shutdownTimeoutMs} ms`);
+      for (const cb of this.atStart.splice(0)) cb();
     }
   }
 

@@ -8,6 +8,7 @@ import { Logger } from '@nestjs/common';
 import { AbstractWsAdapter } from '@nestjs/websockets';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { selectResponseProtocol } from '../auth/token-carriers.js';
+import { ChurnSet } from '../common/churn-map.js';
 import { isRefusal, Refusal, RETRY_AFTER_S } from '../common/refusal.js';
 import { WsproxyEvents } from '../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
@@ -23,6 +24,8 @@ import { responseInFlight, writeHttpRefusal } from './raw-response.js';
 import { frontRequestProblem, parseRequestTarget } from './request-target.js';
 import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
 import type { Admitted, UpgradeContext } from './upgrade-route.js';
+
+const draining = (): Refusal => new Refusal(503, 'server is draining', 'draining');
 
 /**
  * The WebSocket adapter that owns the HTTP server's `upgrade` event.
@@ -42,6 +45,8 @@ export class UpgradeAdapter extends AbstractWsAdapter {
   private readonly config: WsproxyConfigType;
   private readonly clientIps: ClientIpResolver;
   private readonly servers: WebSocketServer[] = [];
+  /** Admissions in flight, each with how to refuse it as the drain starts. */
+  private readonly admitting = new ChurnSet<() => void>();
   private readonly listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.onUpgrade(req, socket, head);
 
   constructor(app: INestApplication) {
@@ -52,6 +57,11 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     this.config = app.get<WsproxyConfigType>(wsproxyConfig.KEY);
     this.clientIps = new ClientIpResolver(this.config.trustedProxies);
     (this.httpServer as Server).on('upgrade', this.listener);
+    // An admission in flight when the drain starts (a JWKS fetch, a dial) would otherwise be admitted into
+    // the drain or, once the servers close, get ws's bare 503, and its pending dial would hold the exit.
+    this.drain.onStart(() => {
+      for (const refuse of this.admitting.values()) refuse();
+    });
   }
 
   override create(_port: number, options: { path?: string } = {}): WebSocketServer {
@@ -110,7 +120,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       return;
     }
     if (this.drain.draining) {
-      this.refuse(socket, req, path, query, clientIp, new Refusal(503, 'server is draining', 'draining'), endpoint.server, head);
+      this.refuse(socket, req, path, query, clientIp, draining(), endpoint.server, head);
       return;
     }
     const handshakeProblem = checkHandshake(req);
@@ -121,12 +131,23 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     }
     const signal = new SocketGoneSignal(socket);
     const ctx: UpgradeContext = { req, socket, path, query, clientIp, signal };
+    let refusedByDrain = false;
+    // Answered now; what admission still takes is given back when it settles, and a pending dial
+    // is abandoned when the refused client's socket closes (the signal).
+    const inFlight = this.admitting.add(() => {
+      refusedByDrain = true;
+      this.refuse(socket, req, path, query, clientIp, draining(), endpoint.server, signal.releaseInto(head));
+    });
     endpoint.route.admit(ctx).then(
       (admitted) => {
+        this.admitting.delete(inFlight);
+        if (refusedByDrain) return admitted.abort();
         endpoint.server.options.maxPayload = admitted.maxPayload ?? endpoint.route.maxPayload ?? this.config.maxMessageBytes;
         this.complete(endpoint.server, req, socket, signal.releaseInto(head), admitted);
       },
       (err: unknown) => {
+        this.admitting.delete(inFlight);
+        if (refusedByDrain) return;
         signal.release();
         const refusal = isRefusal(err) ? err : this.internalError(err, req);
         this.refuse(socket, req, path, query, clientIp, refusal, endpoint.server, head);
