@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { echoTarget, type TestTarget } from './support/targets.js';
 import { join } from 'node:path';
 import { MAIN_JS, REPO_ROOT, startServiceProcess } from './support/process.js';
+import type { WebSocket } from 'ws';
 import { closed, expectCloseRefusal, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
 
 describe('the built service as a process', () => {
@@ -125,6 +126,55 @@ describe('the built service as a process', () => {
       assert.match(warnings[0]!, /MAX_CONN_PER_IP is not a wsproxy variable and is ignored: did you mean MAX_CONNS_PER_IP\?/);
       assert.ok(!svc.lines.join('\n').includes('VALUE-NOT-LOGGED'));
     } finally {
+      svc.child.kill('SIGTERM');
+      await svc.exited;
+    }
+  });
+
+  it('out of file descriptors, refuses a relay 503 proxy out of resources (never a 502 blaming the target), warns once, and recovers', async () => {
+    const svc = await startServiceProcess({ MAX_CONNS_PER_IP: '100000' }, MAIN_JS, { openFileLimit: 300 });
+    const url = `ws://127.0.0.1:${svc.port}/relay?host=127.0.0.1&port=${echo.port}`;
+    const held: WebSocket[] = [];
+    const idle: import('node:net').Socket[] = [];
+    const refusals: string[] = [];
+    try {
+      // Relays take two descriptors each (client, target). When the last one goes to accepting a
+      // client, its dial fails with EMFILE; when none is left, the connection is reset instead, and
+      // giving one relay back for an idle connection moves the count by one.
+      for (let attempt = 0; attempt < 400 && !refusals.some((r) => r.startsWith('503')); attempt++) {
+        try {
+          held.push(await openWs(url, { handshakeTimeout: 5000 }));
+        } catch (err) {
+          const e = err as { status?: number; body?: string };
+          if (e.status === undefined) {
+            held.shift()?.close(1000);
+            await new Promise((r) => setTimeout(r, 200));
+            const { connect } = await import('node:net');
+            const s = connect(svc.port, '127.0.0.1');
+            s.on('error', () => undefined);
+            idle.push(s);
+            await new Promise((r) => setTimeout(r, 100));
+          } else {
+            refusals.push(`${e.status} ${e.body}`);
+          }
+        }
+      }
+      assert.ok(refusals.includes('503 proxy out of resources'), `refusals: ${JSON.stringify(refusals)}`);
+      assert.deepEqual(refusals.filter((r) => !r.startsWith('503')), [], 'nothing blamed on the target');
+      const warnings = svc.lines.filter((l) => l.includes('failed with EMFILE'));
+      assert.equal(warnings.length, 1, svc.lines.join('\n'));
+      assert.match(warnings[0]!, /connecting to a target failed with EMFILE: the proxy is out of resources \(raise the open-file limit\)/);
+      for (const ws of held.splice(0)) ws.close(1000);
+      for (const s of idle.splice(0)) s.destroy();
+      await new Promise((r) => setTimeout(r, 500));
+      const ws = await openWs(url);
+      const got = receiveBytes(ws, 4);
+      ws.send(Buffer.from('back'));
+      assert.equal((await got).toString(), 'back', 'relays work again once descriptors are free');
+      ws.close(1000);
+    } finally {
+      for (const ws of held) ws.terminate();
+      for (const s of idle) s.destroy();
       svc.child.kill('SIGTERM');
       await svc.exited;
     }

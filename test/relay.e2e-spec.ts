@@ -505,6 +505,55 @@ describe('a client that leaves while its dial is slow', () => {
   });
 });
 
+describe('clients that reset right after their request', () => {
+  let app: TestApp;
+  before(async () => {
+    app = await startApp({ MAX_CONNS_PER_IP: '5' });
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  it('are dropped without admission: no target dialled, no refusal counted under an empty address', async () => {
+    const { createServer, connect } = await import('node:net');
+    let dialled = 0;
+    const target = createServer((s) => {
+      dialled++;
+      s.destroy();
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const targetPort = (target.address() as import('node:net').AddressInfo).port;
+    const refused: string[] = [];
+    const onRefused = (e: { kind: string; clientIp: string }): void => void refused.push(`${e.kind} from '${e.clientIp}'`);
+    app.app.get(WsproxyEvents).on('admission.refused', onRefused);
+    try {
+      const request = `GET /relay?host=127.0.0.1&port=${targetPort} HTTP/1.1\r\nHost: 127.0.0.1:${app.port}\r\n${UPGRADE_HEADERS}\r\n`;
+      // The request and the reset arrive together: Node reads the request, and the peer is gone when admission asks for its address.
+      await Promise.all(
+        Array.from(
+          { length: 50 },
+          () =>
+            new Promise<void>((resolve) => {
+              const s = connect(app.port, '127.0.0.1', () => {
+                s.write(request);
+                s.resetAndDestroy();
+                resolve();
+              });
+              s.on('error', () => resolve());
+            }),
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(refused, []);
+      assert.equal(dialled, 0, 'no target dialled for a client already gone');
+      assert.equal(await slotsInUse(app), 0);
+    } finally {
+      app.app.get(WsproxyEvents).off('admission.refused', onRefused);
+      target.close();
+    }
+  });
+});
+
 describe('admissions in flight when the drain starts', () => {
   let app: TestApp;
   before(async () => {

@@ -189,6 +189,28 @@ describe('tunnel HTTP through a subdomain (reference client)', () => {
     assert.deepEqual(invalid, { status: 404, body: 'not found' });
   });
 
+  it('drops a request whose requester reset the connection right after sending it: nothing reaches the service', async () => {
+    svc.last = null;
+    const request = `GET /gone HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+    await Promise.all(
+      Array.from(
+        { length: 50 },
+        () =>
+          new Promise<void>((resolve) => {
+            const s = connect(app.port, '127.0.0.1', () => {
+              s.write(request);
+              s.resetAndDestroy();
+              resolve();
+            });
+            s.on('error', () => resolve());
+          }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(svc.last, null);
+    assert.equal((await httpTo(app.port, host, { path: '/after' })).status, 201, 'the tunnel serves on');
+  });
+
   it('answers 404 tunnel not found once the tunnel has ended', async () => {
     const second = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: svc.target });
     const h = `${second.subdomain}.${TUNNEL_DOMAIN}`;

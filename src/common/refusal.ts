@@ -12,6 +12,8 @@ export type RefusalReason =
   | 'draining'
   | 'not_found'
   | 'cluster'
+  /** The proxy ran out of file descriptors, buffers or local ports: 503. */
+  | 'resources'
   /** Admission itself failed (a bug, a rule that threw): 500. */
   | 'internal';
 

@@ -11,6 +11,7 @@ export const REFUSAL_LABELS = [
   'draining',
   'not_found',
   'cluster',
+  'resources',
   'internal',
 ] as const;
 
@@ -28,6 +29,7 @@ const BY_KIND: Record<RefusalReason, RefusalLabel> = {
   draining: 'draining',
   not_found: 'not_found',
   cluster: 'cluster',
+  resources: 'resources',
   internal: 'internal',
 };
 

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { Injectable } from '@nestjs/common';
+import { exhaustionRefusal } from '../common/local-exhaustion.js';
 import { Refusal } from '../common/refusal.js';
 import type { GoneSignal } from '../upgrade/client-gone.js';
 import type { DirectReader } from './direct-reader.js';
@@ -12,7 +13,8 @@ import type { DirectReader } from './direct-reader.js';
 export class TcpDialer {
   /**
    * Connects to `address:port` (an IP literal), or throws `Refusal` 502
-   * (refused/unreachable) or 504 (timeout). With a `reader`, the socket reads
+   * (refused/unreachable), 504 (timeout) or 503 (the proxy is out of file
+   * descriptors or local ports). With a `reader`, the socket reads
    * through it and is returned paused: nothing is read before the consumer
    * calls `reader.start` and `socket.resume()`.
    */
@@ -35,7 +37,10 @@ export class TcpDialer {
       };
       const onConnect = (): void => finish(null);
       const onError = (err: NodeJS.ErrnoException): void =>
-        finish(new Refusal(502, err.code === 'ECONNREFUSED' ? 'target refused the connection' : 'target unreachable', 'dial'));
+        finish(
+          exhaustionRefusal(err.code, 'connecting to a target') ??
+            new Refusal(502, err.code === 'ECONNREFUSED' ? 'target refused the connection' : 'target unreachable', 'dial'),
+        );
       const onAbort = (): void => finish(new Refusal(400, 'client went away', 'bad_request'));
       const timer = setTimeout(() => finish(new Refusal(504, 'target connect timeout', 'dial')), timeoutMs);
       socket.once('connect', onConnect);

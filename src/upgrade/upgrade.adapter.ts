@@ -115,6 +115,9 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     const { path, query } = target;
     const endpoint = this.router.resolvePath(path);
     const clientIp = this.clientIps.resolve(req);
+    // No peer address: the client reset the connection right after its request (Node had read both
+    // at once). Nobody is left to answer, and admitting it would count it under an empty address.
+    if (clientIp === '') return void socket.destroy();
     if (!endpoint) {
       this.refuse(socket, req, path, query, clientIp, new Refusal(404, 'not found', 'not_found'), null);
       return;

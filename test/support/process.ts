@@ -28,10 +28,17 @@ export interface ServiceProcess {
   readonly exited: Promise<number | null>;
 }
 
-/** Starts `node dist/main.js` (or another entry point, `main`) with `env` and waits until it listens. */
-export async function startServiceProcess(env: Record<string, string>, main: string = MAIN_JS): Promise<ServiceProcess> {
+/**
+ * Starts `node dist/main.js` (or another entry point, `main`) with `env` and waits until it listens;
+ * `openFileLimit` runs it under that open-file limit (`ulimit -n`).
+ */
+export async function startServiceProcess(env: Record<string, string>, main: string = MAIN_JS, options: { openFileLimit?: number } = {}): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const child = spawn(process.execPath, [main], {
+  const [command, args] =
+    options.openFileLimit === undefined
+      ? [process.execPath, [main]]
+      : ['bash', ['-c', `ulimit -n ${options.openFileLimit} && exec "$0" "$1"`, process.execPath, main]];
+  const child = spawn(command, args, {
     env: { PATH: process.env.PATH ?? '', BIND_HOST: '127.0.0.1', BLOCKED_TARGETS: '10.0.0.0/8', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -76,6 +76,8 @@ export class TunnelHttpRouter {
     if (!session?.live && !this.remote) return answerPlain(res, 404, 'tunnel not found');
 
     const ip = this.ips.resolve(req);
+    // No peer address: the requester has already reset the connection.
+    if (ip === '') return void res.destroy();
     if (!this.inFlight.tryAcquire(ip)) return answerPlain(res, 429, 'too many requests from this IP', true);
     res.once('close', () => this.inFlight.release(ip));
 
@@ -192,6 +194,7 @@ export class TunnelHttpRouter {
       req.url = path;
       const session = this.tunnels.find(match.subdomain);
       const clientIp = this.ips.resolve(req);
+      if (clientIp === '') return void socket.destroy();
       if (!session?.live && this.remoteWebSockets) return this.upgradeRemote(req, socket, head, match.subdomain, clientIp);
       const request = { clientIp, host: req.headers.host ?? '', path: req.url ?? '', rawHeaders: req.rawHeaders };
       this.upgradeLocal(session, req, socket, head, request, false);
