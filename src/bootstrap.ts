@@ -7,6 +7,7 @@ import express from 'express';
 import { AppModule, type AppModuleOptions } from './app.module.js';
 import { WsproxyEvents } from './common/events.js';
 import { configWarnings } from './config/config-warnings.js';
+import { DrainService } from './lifecycle/drain.service.js';
 import { createPino, NestPinoLogger } from './logging/app-logger.js';
 import { BoundedExpressAdapter } from './upgrade/http-server.adapter.js';
 import { UpgradeAdapter } from './upgrade/upgrade.adapter.js';
@@ -43,6 +44,8 @@ export async function startWsproxy(options: AppModuleOptions): Promise<RunningAp
   httpAdapter.setFrontHandler((req, res) => front.dispatch(req, res));
   const events = app.get(WsproxyEvents);
   httpAdapter.setRefusalListener((reason) => events.emit('request.refused', { reason }));
+  const drain = app.get(DrainService);
+  httpAdapter.setDrainingCheck(() => drain.draining);
   app.useWebSocketAdapter(new UpgradeAdapter(app));
   await app.init();
   const server = app.getHttpServer() as Server;

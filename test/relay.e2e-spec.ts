@@ -811,6 +811,33 @@ describe('hostile input', () => {
     }
   });
 
+  it('closes keep-alive connections after their next response while draining (Connection: close)', async () => {
+    const draining = await startApp();
+    try {
+      const { connect } = await import('node:net');
+      const s = connect(draining.port, '127.0.0.1');
+      s.on('error', () => undefined);
+      await once(s, 'connect');
+      let text = '';
+      s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      const get = `GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`;
+      s.write(get);
+      await waitFor(() => text.includes('\r\n\r\n'), 5000, 'the first response');
+      assert.match(text, /^HTTP\/1\.1 200 /);
+      assert.match(text, /\r\nConnection: keep-alive\r\n/i);
+      text = '';
+      draining.app.get(DrainService).startDraining();
+      const ended = once(s, 'end');
+      s.write(get);
+      await within(ended, 5000, 'the connection closed after the response');
+      assert.match(text, /^HTTP\/1\.1 200 /, 'liveness still answers');
+      assert.match(text, /\r\nConnection: close\r\n/i);
+      s.destroy();
+    } finally {
+      await draining.close();
+    }
+  });
+
   it('answers 400 to a request with two Host lines, upgrade or not (RFC 9112 3.2)', async () => {
     const plain = await rawRequest(app.port, 'GET /health HTTP/1.1', { headers: 'Host: other.example\r\n' });
     assert.equal(plain.status, 400);

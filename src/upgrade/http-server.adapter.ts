@@ -61,6 +61,7 @@ function pathOnly(target: string): string {
 export class BoundedExpressAdapter extends ExpressAdapter {
   private front: ((req: IncomingMessage, res: ServerResponse) => boolean) | null = null;
   private refused: (refusal: ListenerRefusal) => void = () => undefined;
+  private draining: () => boolean = () => false;
 
   constructor(
     instance: Express,
@@ -79,9 +80,17 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     this.refused = listener;
   }
 
+  /** While `check` says the service drains, every response closes its connection (`Connection: close`). */
+  setDrainingCheck(check: () => boolean): void {
+    this.draining = check;
+  }
+
   override initHttpServer(): void {
     const express = this.getInstance<(req: IncomingMessage, res: ServerResponse) => void>();
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      // A client on a keep-alive connection reconnects for its next request, through the load
+      // balancer to a replica that is not going away.
+      if (this.draining()) res.shouldKeepAlive = false;
       // Refused before Express, which would also read an unreadable target with the legacy `url.parse`
       // and print it (query and token included) in a deprecation warning.
       const problem = frontRequestProblem(req);
