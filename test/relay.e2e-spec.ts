@@ -505,6 +505,34 @@ describe('a client that leaves while its dial is slow', () => {
   });
 });
 
+describe('a drain with relays that only wait for their targets', () => {
+  it("ends them at once instead of waiting out SHUTDOWN_TIMEOUT_MS: the client closed, its bytes and the FIN reached a target that keeps its side open", async () => {
+    const app = await startApp({ SHUTDOWN_TIMEOUT_MS: '20000' });
+    const { createServer } = await import('node:net');
+    let targetEnded!: () => void;
+    const targetGotFin = new Promise<void>((resolve) => (targetEnded = resolve));
+    const target = createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => undefined);
+      s.resume();
+      s.on('end', () => targetEnded());
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const ends: { closeCode: number }[] = [];
+    app.app.get(WsproxyEvents).on('relay.closed', (e) => ends.push(e));
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${(target.address() as import('node:net').AddressInfo).port}`);
+      ws.close(1000, 'bye');
+      await within(targetGotFin, 5000, 'the FIN at the target');
+      const started = Date.now();
+      await app.close();
+      assert.ok(Date.now() - started < 5000, `the drain took ${Date.now() - started} ms`);
+      assert.deepEqual(ends.map((e) => e.closeCode), [1000]);
+    } finally {
+      target.close();
+    }
+  });
+});
+
 describe('clients that reset right after their request', () => {
   let app: TestApp;
   before(async () => {

@@ -31,6 +31,35 @@ describe('DrainService', () => {
     assert.ok(Date.now() - started < 5000);
   });
 
+  it('ends at once the connections that only wait on their peers, once every live one is such, without waiting for the timeout', async () => {
+    const drain = drainService(60_000);
+    const shut: string[] = [];
+    const track = (name: string, settled: () => boolean): void => {
+      const untrack = drain.track({
+        shutdown: () => {
+          shut.push(name);
+          setTimeout(untrack, 10);
+        },
+        settled,
+      });
+    };
+    let bSettled = false;
+    track('a', () => true);
+    track('b', () => bSettled);
+    // The drain's own timers do not hold the process open (the server does, in the service).
+    const server = setInterval(() => undefined, 1000);
+    const started = Date.now();
+    const done = drain.beforeApplicationShutdown();
+    await new Promise((r) => setTimeout(r, 600));
+    assert.deepEqual(shut, [], 'one of them still has something to deliver');
+    bSettled = true;
+    await done;
+    clearInterval(server);
+    assert.ok(Date.now() - started < 5000);
+    assert.deepEqual(shut.sort(), ['a', 'b']);
+    assert.equal(drain.liveCount, 0);
+  });
+
   it('after the timeout, closes what is still live with 1001 and then waits for it', async () => {
     const drain = drainService(100);
     const closed: [number, string][] = [];

@@ -12,7 +12,17 @@ export interface Drainable {
    * (the `relay_end` line) would never be logged.
    */
   terminate?(): void;
+  /**
+   * True once nothing is left to deliver either way and it only waits on its
+   * peer (a relay whose client has closed, waiting for its target's FIN): when
+   * every live connection is so, the drain ends them without waiting out the
+   * timeout.
+   */
+  settled?(): boolean;
 }
+
+/** How often a drain checks whether every live connection has settled. */
+const SETTLED_CHECK_MS = 200;
 
 /**
  * Graceful draining. From the first moment of a shutdown, readiness answers 503
@@ -86,16 +96,21 @@ export class DrainService implements BeforeApplicationShutdown {
   private async waitForLive(): Promise<void> {
     if (this.live.size > 0) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.config.shutdownTimeoutMs);
-        timer.unref();
-        this.idle = () => {
+        const done = (): void => {
           clearTimeout(timer);
+          clearInterval(check);
           resolve();
         };
+        const timer = setTimeout(done, this.config.shutdownTimeoutMs);
+        timer.unref();
+        const check = setInterval(() => this.allSettled() && done(), SETTLED_CHECK_MS);
+        check.unref();
+        this.idle = done;
       });
     }
     if (this.live.size > 0) {
-      this.logger.warn(`shutdown timeout: closing ${this.live.size} live connections with 1001`);
+      if (this.allSettled()) this.logger.log(`drain: ending ${this.live.size} connections that only wait for their peers`);
+      else this.logger.warn(`shutdown timeout: closing ${this.live.size} live connections with 1001`);
       for (const item of this.live.values()) item.shutdown(1001, 'server shutting down');
       // Give the close frames a moment to flush before the server is disposed.
       await this.idleWithin(1000);
@@ -104,6 +119,10 @@ export class DrainService implements BeforeApplicationShutdown {
         await this.idleWithin(500);
       }
     }
+  }
+
+  private allSettled(): boolean {
+    return this.live.size > 0 && this.live.values().every((item) => item.settled?.() === true);
   }
 
   private idleWithin(ms: number): Promise<void> {

@@ -161,4 +161,27 @@ describe('pipeRelay', () => {
       close();
     }
   });
+
+  it("is settled once the client has closed and its bytes and the FIN reached the target, while the target keeps its side open; a server's close then ends it with the client's code", async () => {
+    const { client: proxySide, peer: target, close } = await socketPair({ server: { allowHalfOpen: true } });
+    const pair = await wsPair();
+    target.on('error', () => undefined);
+    target.resume();
+    let pipe: RelayPipe | undefined;
+    const relayEnded = new Promise<PipeEnd>((resolve) => {
+      pipe = pipeRelay(pair.ws, proxySide, resolve);
+    });
+    try {
+      assert.equal(pipe!.settled, false, 'open');
+      pair.client.send(Buffer.from('last'));
+      pair.client.close(1000, 'bye');
+      await within(once(target, 'end'), 5000, 'the FIN at the target');
+      await until(() => pipe!.settled, 5000, 'settled');
+      pipe!.close(1001, 'server shutting down');
+      assert.deepEqual(await within(relayEnded, 5000, 'the relay ended'), { closeCode: 1000, closeReason: 'bye', endedBy: 'client' });
+    } finally {
+      pair.close();
+      close();
+    }
+  });
 });

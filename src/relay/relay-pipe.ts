@@ -37,6 +37,8 @@ export interface RelayPipe {
    * WebSocket is closing, which is read only to see its FIN.
    */
   readonly bytesDown: number;
+  /** The client has closed and every byte it sent, and the FIN, went to the target: only the target's close is awaited. */
+  readonly settled: boolean;
   /** Drops both sockets now (a peer that does not answer `close`'s frame); the end keeps what `close` said. */
   terminate(): void;
 }
@@ -141,6 +143,9 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
   return {
     get bytesDown(): number {
       return bytesDown;
+    },
+    get settled(): boolean {
+      return wsClosed && target.writableFinished;
     },
     close(code: number, reason: string): void {
       markEnd({ closeCode: code, closeReason: reason, endedBy: 'server' });

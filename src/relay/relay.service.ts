@@ -88,7 +88,11 @@ export class RelayService {
         return pipe.bytesDown;
       },
     });
-    const untrack = this.drain.track({ shutdown: (code, reason) => pipe.close(code, reason), terminate: () => pipe.terminate() });
+    const untrack = this.drain.track({
+      shutdown: (code, reason) => pipe.close(code, reason),
+      terminate: () => pipe.terminate(),
+      settled: () => pipe.settled,
+    });
     cancelMaxAge = armMaxAge(this.config.maxConnectionS, () => pipe.close(4408, 'maximum connection age reached'));
     if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_start', ...opened }, 'relay started');
     this.events.emit('relay.opened', opened);
