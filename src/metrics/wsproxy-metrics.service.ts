@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { WsproxyEvents, type WsproxyEventMap } from '../common/events.js';
 import { RelayService } from '../relay/relay.service.js';
 import { METRICS_REGISTRY } from './metrics.registry.js';
+import { bytesUpOf } from '../relay/relay-closed.js';
 import { REFUSAL_LABELS, refusalLabel, statusClass } from './refusal-label.js';
 import { LISTENER_REFUSAL_LABELS } from '../upgrade/listener-refusals.js';
 
@@ -74,11 +75,11 @@ export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
         let up = self.endedUp;
         let down = self.endedDown;
         for (const r of self.relays.liveRelays()) {
-          up += r.socket.bytesWritten;
+          up += bytesUpOf(r.socket);
           down += r.bytesDown;
         }
         for (const s of self.resumable.liveSessions()) {
-          up += s.setup.socket.bytesWritten;
+          up += bytesUpOf(s.setup.socket);
           down += s.sentBytes;
         }
         this.reset();
