@@ -129,7 +129,7 @@ export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
 
     this.tunnelHttp = new Counter({
       name: 'wsproxy_tunnel_http_requests_total',
-      help: 'HTTP requests answered through tunnels, by status class.',
+      help: 'HTTP requests to tunnel hosts, by the status class they got (404 for a tunnel that does not exist included).',
       labelNames: ['status_class'] as const,
       registers,
     });
