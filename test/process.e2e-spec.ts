@@ -180,6 +180,20 @@ describe('the built service as a process', () => {
     }
   });
 
+  it('closes 1009 on a message over MAX_MESSAGE_BYTES that the client is still sending: the close frame reaches it, not a reset', async () => {
+    const svc = await startServiceProcess({});
+    try {
+      for (const size of [5_000_000, 8 * 1024 * 1024]) {
+        const ws = await openWs(`ws://127.0.0.1:${svc.port}/relay?host=127.0.0.1&port=${echo.port}`);
+        ws.send(Buffer.alloc(size));
+        assert.equal((await closed(ws)).code, 1009, `${size} bytes`);
+      }
+    } finally {
+      svc.child.kill('SIGTERM');
+      await svc.exited;
+    }
+  });
+
   it('names BIND_HOST and PORT when it cannot listen there, and exits 1 without a stack trace', async () => {
     const { createServer } = await import('node:net');
     const taken = createServer().listen(0, '127.0.0.1');

@@ -19,6 +19,24 @@ export function protocolCloseCode(err: Error): number | null {
   return CLOSE_CODES[code] ?? 1002;
 }
 
+/** Time a peer whose frames broke the protocol has to take the close frame before its socket is dropped. */
+export const PROTOCOL_CLOSE_GRACE_MS = 2_000;
+
+/**
+ * Ends `ws` after an error: at once, unless the error is one of the peer's
+ * frames. Then `ws` has already sent its close frame (1002, 1007, 1008, 1009),
+ * ended its side and reads on only to discard; dropping the socket now, with
+ * the peer's bytes unread (a client still sending an oversized message),
+ * resets the connection and the peer never sees the code: it gets
+ * `PROTOCOL_CLOSE_GRACE_MS` first.
+ */
+export function dropAfterError(ws: WebSocket, err: Error): void {
+  if (protocolCloseCode(err) === null) return void ws.terminate();
+  const timer = setTimeout(() => ws.terminate(), PROTOCOL_CLOSE_GRACE_MS);
+  timer.unref();
+  ws.once('close', () => clearTimeout(timer));
+}
+
 /**
  * Listens for the end of `ws`, dropping it on any error, and reports the end
  * once: after an error of the peer's frames, the code `ws` sent and the
@@ -29,7 +47,7 @@ export function onWebSocketEnd(ws: WebSocket, end: (code: number, reason: string
   ws.on('error', (err: Error) => {
     const code = protocolCloseCode(err);
     if (code !== null) sent ??= { code, reason: err.message };
-    ws.terminate();
+    dropAfterError(ws, err);
   });
   ws.once('close', (code: number, reason: Buffer) => {
     if (sent !== null && code === 1006) end(sent.code, sent.reason);

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { endTarget } from './end-target.js';
-import { protocolCloseCode } from '../common/protocol-close.js';
+import { dropAfterError, protocolCloseCode } from '../common/protocol-close.js';
 
 /**
  * Largest amount the proxy lets pile up in a WebSocket's send buffer before it
@@ -125,7 +125,7 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
   ws.on('error', (err: Error) => {
     const code = protocolCloseCode(err);
     if (code !== null) markEnd({ closeCode: code, closeReason: err.message, endedBy: 'client' });
-    ws.terminate();
+    dropAfterError(ws, err);
   });
   ws.on('close', (code: number, reason: Buffer) => {
     wsClosed = true;

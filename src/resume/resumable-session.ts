@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { Fifo } from '../common/fifo.js';
+import { dropAfterError } from '../common/protocol-close.js';
 import { endTarget } from '../relay/end-target.js';
 import type { PipeEnd } from '../relay/relay-pipe.js';
 import { TARGET_END_TIMEOUT_MS, WS_SEND_HIGH_WATER } from '../relay/relay-pipe.js';
@@ -318,7 +319,7 @@ export class ResumableSession {
   private wireWs(ws: WebSocket): void {
     const onMessage = (data: Buffer, isBinary: boolean): void => this.onMessage(ws, data, isBinary);
     const onClose = (code: number, reason: Buffer): void => this.onClose(ws, code, reason.toString());
-    const onError = (): void => ws.terminate();
+    const onError = (err: Error): void => dropAfterError(ws, err);
     ws.on('message', onMessage);
     ws.on('close', onClose);
     ws.on('error', onError);
