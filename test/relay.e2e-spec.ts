@@ -593,8 +593,16 @@ describe('admissions in flight when the drain starts', () => {
 
   it('are refused at once with 503 server is draining (4503 with errors=close), and give back their slots long before their dial would time out', async () => {
     const { port, release } = await unresponsiveListener();
+    const { connect } = await import('node:net');
+    // A client that reads the refusal and keeps its side open: its leaving does not end the dial, the refusal does.
+    const stays = connect({ port: app.port, host: '127.0.0.1', allowHalfOpen: true });
+    stays.on('error', () => undefined);
     try {
-      const plain = rawUpgrade(app.port, `/relay?host=127.0.0.1&port=${port}`, { 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13' });
+      await once(stays, 'connect');
+      stays.write(`GET /relay?host=127.0.0.1&port=${port} HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE_HEADERS}\r\n`);
+      let text = '';
+      stays.on('data', (c: Buffer) => (text += c.toString()));
+      const plain = once(stays, 'end').then(() => text);
       const asClose = openWs(`ws://127.0.0.1:${app.port}/relay?host=127.0.0.1&port=${port}&errors=close`);
       await waitFor(async () => (await slotsInUse(app)) === 2, 3000, 'both dials pending');
       const startedAt = Date.now();
@@ -607,7 +615,9 @@ describe('admissions in flight when the drain starts', () => {
       assert.deepEqual(await within(closed(ws), 3000, 'its close'), { code: 4503, reason: 'server is draining' });
       await waitFor(async () => (await slotsInUse(app)) === 0, 3000, 'the slots back');
       assert.ok(Date.now() - startedAt < 3000, 'long before the 8 s dial timeout');
+      assert.equal(stays.destroyed, false, 'the client is still there');
     } finally {
+      stays.destroy();
       release();
     }
   });

@@ -76,7 +76,7 @@ export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
         let down = self.endedDown;
         for (const r of self.relays.liveRelays()) {
           up += bytesUpOf(r.socket);
-          down += r.bytesDown;
+          down += r.pipe.bytesDown();
         }
         for (const s of self.resumable.liveSessions()) {
           up += bytesUpOf(s.setup.socket);

@@ -104,7 +104,7 @@ describe('pipeRelay', () => {
     target.resume();
     let pipe: RelayPipe | undefined;
     const relayEnded = new Promise<[PipeEnd, number]>((resolve) => {
-      pipe = pipeRelay(pair.ws, proxySide, (end) => resolve([end, pipe!.bytesDown]));
+      pipe = pipeRelay(pair.ws, proxySide, (end) => resolve([end, pipe!.bytesDown()]));
     });
     try {
       // A client that stops reading: the relay's send buffer fills and it pauses the target, with a read held.
@@ -142,7 +142,7 @@ describe('pipeRelay', () => {
     target.resume();
     let pipe: RelayPipe | undefined;
     const relayEnded = new Promise<[PipeEnd, number]>((resolve) => {
-      pipe = pipeRelay(pair.ws, proxySide, (end) => resolve([end, pipe!.bytesDown]));
+      pipe = pipeRelay(pair.ws, proxySide, (end) => resolve([end, pipe!.bytesDown()]));
     });
     try {
       pair.client.pause();
@@ -172,11 +172,11 @@ describe('pipeRelay', () => {
       pipe = pipeRelay(pair.ws, proxySide, resolve);
     });
     try {
-      assert.equal(pipe!.settled, false, 'open');
+      assert.equal(pipe!.settled(), false, 'open');
       pair.client.send(Buffer.from('last'));
       pair.client.close(1000, 'bye');
       await within(once(target, 'end'), 5000, 'the FIN at the target');
-      await until(() => pipe!.settled, 5000, 'settled');
+      await until(() => pipe!.settled(), 5000, 'settled');
       pipe!.close(1001, 'server shutting down');
       assert.deepEqual(await within(relayEnded, 5000, 'the relay ended'), { closeCode: 1000, closeReason: 'bye', endedBy: 'client' });
     } finally {

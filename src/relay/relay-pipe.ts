@@ -36,9 +36,9 @@ export interface RelayPipe {
    * Bytes sent to the client so far: not what the target sends once the
    * WebSocket is closing, which is read only to see its FIN.
    */
-  readonly bytesDown: number;
-  /** The client has closed and every byte it sent, and the FIN, went to the target: only the target's close is awaited. */
-  readonly settled: boolean;
+  bytesDown(): number;
+  /** Whether the client has closed and every byte it sent, and the FIN, went to the target: only the target's close is awaited. */
+  settled(): boolean;
   /** Drops both sockets now (a peer that does not answer `close`'s frame); the end keeps what `close` said. */
   terminate(): void;
 }
@@ -141,12 +141,9 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
   });
 
   return {
-    get bytesDown(): number {
-      return bytesDown;
-    },
-    get settled(): boolean {
-      return wsClosed && target.writableFinished;
-    },
+    // Methods, not getters: an object literal with accessors is built in dictionary mode, once per relay.
+    bytesDown: () => bytesDown,
+    settled: () => wsClosed && target.writableFinished,
     close(code: number, reason: string): void {
       markEnd({ closeCode: code, closeReason: reason, endedBy: 'server' });
       if (ws.readyState === WebSocket.OPEN) {

@@ -12,7 +12,7 @@ import { PINO, type Pino } from '../logging/logging.module.js';
 import { KeepaliveService } from '../upgrade/keepalive.service.js';
 import type { DirectReader } from './direct-reader.js';
 import { relayClosedEvent } from './relay-closed.js';
-import { pipeRelay } from './relay-pipe.js';
+import { pipeRelay, type RelayPipe } from './relay-pipe.js';
 
 /** Relay ids for logs: a per-process random prefix and a counter (no CSPRNG call per relay). */
 const ID_PREFIX = randomBytes(4).toString('hex');
@@ -34,8 +34,7 @@ export interface RelaySetup {
 export interface LiveRelay {
   readonly ws: WebSocket;
   readonly socket: Socket;
-  /** Bytes sent to the client so far (see `RelayPipe.bytesDown`). */
-  readonly bytesDown: number;
+  readonly pipe: RelayPipe;
 }
 
 /**
@@ -77,21 +76,15 @@ export class RelayService {
       untrack();
       this.live.delete(handle);
       setup.lease.release();
-      const closed = relayClosedEvent(opened, setup.socket, started, end, pipe.bytesDown);
+      const closed = relayClosedEvent(opened, setup.socket, started, end, pipe.bytesDown());
       if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_end', ...closed, endedBy: end.endedBy }, 'relay ended');
       this.events.emit('relay.closed', closed);
     });
-    const handle = this.live.add({
-      ws,
-      socket: setup.socket,
-      get bytesDown() {
-        return pipe.bytesDown;
-      },
-    });
+    const handle = this.live.add({ ws, socket: setup.socket, pipe });
     const untrack = this.drain.track({
       shutdown: (code, reason) => pipe.close(code, reason),
       terminate: () => pipe.terminate(),
-      settled: () => pipe.settled,
+      settled: pipe.settled,
     });
     cancelMaxAge = armMaxAge(this.config.maxConnectionS, () => pipe.close(4408, 'maximum connection age reached'));
     if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_start', ...opened }, 'relay started');

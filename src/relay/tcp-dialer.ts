@@ -19,6 +19,7 @@ export class TcpDialer {
    * calls `reader.start` and `socket.resume()`.
    */
   dial(address: string, port: number, timeoutMs: number, signal: GoneSignal, reader?: DirectReader): Promise<Socket> {
+    if (signal.aborted) return Promise.reject(new Refusal(400, 'client went away', 'bad_request'));
     return new Promise<Socket>((resolve, reject) => {
       const socket = connect({ host: address, port, noDelay: true, ...(reader && { onread: reader.onread }) });
       // Paused before 'connect' returns, the socket never starts its first read.

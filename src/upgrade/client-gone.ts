@@ -32,23 +32,45 @@ export class SocketGoneSignal implements GoneSignal {
   private watchTimer: NodeJS.Timeout | null = null;
   private early: Buffer[] | null = null;
   private earlyBytes = 0;
+  private listeners: (() => void)[] | null = null;
+  private abortedByCall = false;
 
   constructor(private readonly socket: Duplex) {}
 
   get aborted(): boolean {
-    return this.socket.destroyed;
+    return this.abortedByCall || this.socket.destroyed;
   }
 
   addEventListener(_type: 'abort', listener: () => void): void {
     this.socket.once('close', listener);
-    if (this.watchTimer === null && this.early === null) {
+    (this.listeners ??= []).push(listener);
+    if (this.watchTimer === null && this.early === null && !this.abortedByCall) {
       this.watchTimer = setTimeout(this.watch, FIN_WATCH_AFTER_MS);
     }
   }
 
   removeEventListener(_type: 'abort', listener: () => void): void {
     this.socket.off('close', listener);
+    const i = this.listeners?.indexOf(listener) ?? -1;
+    if (i !== -1) this.listeners!.splice(i, 1);
     this.stopWatchTimer();
+  }
+
+  /**
+   * Aborts now, with the client still there: its admission was answered
+   * otherwise (the drain refused it). Listeners run, the steps still to come
+   * see `aborted`, and the socket is not watched again.
+   */
+  abort(): void {
+    if (this.abortedByCall) return;
+    this.abortedByCall = true;
+    this.stopWatchTimer();
+    const listeners = this.listeners ?? [];
+    this.listeners = null;
+    for (const listener of listeners) {
+      this.socket.off('close', listener);
+      listener();
+    }
   }
 
   /**

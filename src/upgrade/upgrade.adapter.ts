@@ -135,11 +135,13 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     const signal = new SocketGoneSignal(socket);
     const ctx: UpgradeContext = { req, socket, path, query, clientIp, signal };
     let refusedByDrain = false;
-    // Answered now; what admission still takes is given back when it settles, and a pending dial
-    // is abandoned when the refused client's socket closes (the signal).
+    // Answered now; the signal stops a pending dial and any step still to come, and what admission
+    // took is given back when it settles.
     const inFlight = this.admitting.add(() => {
       refusedByDrain = true;
-      this.refuse(socket, req, path, query, clientIp, draining(), endpoint.server, signal.releaseInto(head));
+      const early = signal.releaseInto(head);
+      signal.abort();
+      this.refuse(socket, req, path, query, clientIp, draining(), endpoint.server, early);
     });
     endpoint.route.admit(ctx).then(
       (admitted) => {
