@@ -34,6 +34,7 @@ const STATUS_TEXT: Record<number, string> = {
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
 };
 
 /** Reason phrase of an HTTP status, for hand-written responses on upgrade sockets. */

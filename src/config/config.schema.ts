@@ -49,7 +49,7 @@ function bool(raw: string, name: string): boolean {
   const v = raw.trim().toLowerCase();
   if (['1', 'true', 'yes', 'on'].includes(v)) return true;
   if (['0', 'false', 'no', 'off'].includes(v)) return false;
-  return fail(name, `is "${raw}"`, 'true or false');
+  return fail(name, `is "${raw}"`, 'true or false (also 1/0, yes/no, on/off; any case)');
 }
 
 function str(raw: string): string {
@@ -189,7 +189,7 @@ export const CONFIG_VARS = {
   logLevel: spec(
     'LOG_LEVEL',
     'info',
-    'fatal, error, warn, info, debug, trace, silent',
+    'fatal, error, warn, info, debug, trace, silent (any case)',
     'Log level of the JSON logs on stdout.',
     oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   ),
@@ -270,7 +270,7 @@ export const CONFIG_VARS = {
     'MAX_HEADER_BYTES',
     '16384',
     '1024..131072',
-    'Largest request head accepted, as Node counts it (the request target, header names and values; not the whitespace and line breaks between them); larger is answered 431, as is a head of more than 200 header fields. A head still arriving after `HANDSHAKE_TIMEOUT_MS` gets 408.',
+    'Request heads must be smaller than this, as Node counts them (the request target, header names and values; not the whitespace and line breaks between them): one of this size or larger is answered 431, as is a head of more than 200 header fields. A head still arriving after `HANDSHAKE_TIMEOUT_MS` gets 408.',
     int(1024, 131072),
   ),
   pingIntervalMs: spec(
@@ -341,7 +341,7 @@ export const CONFIG_VARS = {
       return v;
     },
   ),
-  tunnelTcpEnabled: spec('TUNNEL_TCP_ENABLED', 'true', 'true or false', 'Give tunnels a raw TCP port.', bool),
+  tunnelTcpEnabled: spec('TUNNEL_TCP_ENABLED', 'true', 'true or false (also 1/0, yes/no, on/off; any case)', 'Give tunnels a raw TCP port.', bool),
   maxTunnelsPerUser: spec('MAX_TUNNELS_PER_USER', '5', '1..10000', 'Concurrent tunnels per user. Not applied with authentication off (one `anonymous` user).', int(1, 10000)),
   maxTunnelHttpPerIp: spec(
     'MAX_TUNNEL_HTTP_PER_IP',
