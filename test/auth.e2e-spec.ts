@@ -226,9 +226,12 @@ describe('readiness follows the JWKS', () => {
       assert.equal(down.body.details?.jwks?.status, 'down');
       assert.equal((await fetch(`${app.baseUrl}/health`)).status, 200);
       jwks.publish([key]);
-      // Nothing connects to an unready replica: the probe itself has to bring the keys in.
-      await waitFor(async () => (await ready(app)).status === 200, 5000, 'readiness');
-      assert.equal((await ready(app)).body.details?.jwks?.status, 'up');
+      // Nothing connects to an unready replica: the probe itself has to bring the keys in, and says so at once.
+      const fetchesBefore = jwks.requests;
+      const first = await ready(app);
+      assert.equal(jwks.requests, fetchesBefore + 1, 'the probe fetched the JWKS');
+      assert.equal(first.status, 200, 'the probe that fetched the keys answers ready');
+      assert.equal(first.body.details?.jwks?.status, 'up');
     } finally {
       await app.close();
       await jwks.stop();

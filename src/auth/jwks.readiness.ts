@@ -5,6 +5,9 @@ import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.
 import { ReadinessRegistry } from '../health/readiness.registry.js';
 import { JwksService } from './jwks.service.js';
 
+/** How long a readiness probe waits for the JWKS fetch it starts: under Kubernetes' default probe timeout (1 s). */
+const PROBE_FETCH_WAIT_MS = 800;
+
 /**
  * `/health/ready` reports `jwks` down while authentication is on and no key can
  * verify a token (never loaded, withdrawn, or stale past `JWKS_MAX_STALE_S`):
@@ -21,10 +24,11 @@ export class JwksReadiness implements OnModuleInit {
 
   onModuleInit(): void {
     if (!authEnabled(this.config)) return;
-    this.readiness.add((): HealthIndicatorResult<'jwks'> =>
-      this.jwks.canVerify()
-        ? { jwks: { status: 'up', keys: this.jwks.status().keyCount } }
-        : { jwks: { status: 'down', message: 'no usable JWKS key: tokens cannot be verified' } },
+    this.readiness.add(
+      async (): Promise<HealthIndicatorResult<'jwks'>> =>
+        (await this.jwks.readyToVerify(PROBE_FETCH_WAIT_MS))
+          ? { jwks: { status: 'up', keys: this.jwks.status().keyCount } }
+          : { jwks: { status: 'down', message: 'no usable JWKS key: tokens cannot be verified' } },
     );
   }
 }

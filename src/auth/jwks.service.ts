@@ -109,6 +109,21 @@ export class JwksService implements OnApplicationBootstrap {
     return set !== null && set.keys.size > 0 && this.isUsable(set);
   }
 
+  /**
+   * `canVerify` for readiness: when no key is usable, waits up to `waitMs` for
+   * the fetch it starts, so the first probe after the issuer is back answers
+   * ready instead of the one after it.
+   */
+  async readyToVerify(waitMs: number): Promise<boolean> {
+    if (this.canVerify() || this.url === '') return this.canVerify();
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
+    await Promise.race([this.refetch('probe'), waited]);
+    clearTimeout(timer);
+    const set = this.current;
+    return set !== null && set.keys.size > 0 && this.isUsable(set);
+  }
+
   status(): JwksStatus {
     return {
       keyCount: this.current?.keys.size ?? 0,
