@@ -224,6 +224,44 @@ describe('tunnel HTTP through a subdomain (reference client)', () => {
   });
 });
 
+describe('tunnel (v2) WebSocket upgrades from requesters that reset right after sending them', () => {
+  it('never reach the local service; an upgrade whose requester stays does', async () => {
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }));
+    const { createServer } = await import('node:net');
+    let reached = 0;
+    const local = createServer((s) => {
+      reached++;
+      s.on('error', () => undefined);
+      s.destroy();
+    });
+    await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: `127.0.0.1:${(local.address() as import('node:net').AddressInfo).port}`, protocol: 2 });
+    const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+    const upgrade = `GET /ws HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+    const send = (reset: boolean): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const s = connect(app.port, '127.0.0.1', () => {
+          s.write(upgrade);
+          if (reset) s.resetAndDestroy();
+          resolve();
+        });
+        s.on('error', () => resolve());
+        if (!reset) setTimeout(() => s.destroy(), 2000);
+      });
+    try {
+      await Promise.all(Array.from({ length: 50 }, () => send(true)));
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(reached, 0);
+      await send(false);
+      await waitFor(() => reached > 0, 5000, 'an upgrade whose requester stays reaches the service');
+    } finally {
+      await client.close();
+      local.close();
+      await app.close();
+    }
+  });
+});
+
 describe('tunnel HTTP limits and failures (raw protocol client)', () => {
   let app: TestApp;
 
