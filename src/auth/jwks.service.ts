@@ -106,7 +106,7 @@ export class JwksService implements OnApplicationBootstrap {
   canVerify(): boolean {
     const set = this.current;
     if (this.url !== '' && (set === null || set.keys.size === 0 || !this.isFresh(set))) void this.refetch('probe');
-    return set !== null && set.keys.size > 0 && this.isUsable(set);
+    return this.hasUsableKeys();
   }
 
   /**
@@ -115,11 +115,17 @@ export class JwksService implements OnApplicationBootstrap {
    * ready instead of the one after it.
    */
   async readyToVerify(waitMs: number): Promise<boolean> {
-    if (this.canVerify() || this.url === '') return this.canVerify();
+    if (this.canVerify()) return true;
+    // None running: auth is off, or the cooldown forbade the fetch.
+    if (this.inflight === null) return false;
     let timer: NodeJS.Timeout | undefined;
     const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
-    await Promise.race([this.refetch('probe'), waited]);
+    await Promise.race([this.inflight, waited]);
     clearTimeout(timer);
+    return this.hasUsableKeys();
+  }
+
+  private hasUsableKeys(): boolean {
     const set = this.current;
     return set !== null && set.keys.size > 0 && this.isUsable(set);
   }
