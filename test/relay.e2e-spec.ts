@@ -9,7 +9,7 @@ import { LimitsService } from '../src/limits/limits.service.js';
 import { PAUSED_SILENT_INTERVALS } from '../src/upgrade/keepalive.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { within } from './support/within.js';
-import { UPGRADE_HEADERS, rawExchange, rawRequest } from './support/raw-http.js';
+import { UPGRADE_HEADERS, rawExchange, rawRequest, writeThenReset } from './support/raw-http.js';
 import { MAX_REQUESTS_PER_CONNECTION } from '../src/upgrade/http-server.adapter.js';
 import { FLOOD_PING_BYTES, floodPings } from './support/ping-flood.js';
 import {
@@ -543,7 +543,7 @@ describe('clients that reset right after their request', () => {
   });
 
   it('are dropped without admission: no target dialled, no refusal counted under an empty address', async () => {
-    const { createServer, connect } = await import('node:net');
+    const { createServer } = await import('node:net');
     let dialled = 0;
     const target = createServer((s) => {
       dialled++;
@@ -557,20 +557,7 @@ describe('clients that reset right after their request', () => {
     try {
       const request = `GET /relay?host=127.0.0.1&port=${targetPort} HTTP/1.1\r\nHost: 127.0.0.1:${app.port}\r\n${UPGRADE_HEADERS}\r\n`;
       // The request and the reset arrive together: Node reads the request, and the peer is gone when admission asks for its address.
-      await Promise.all(
-        Array.from(
-          { length: 50 },
-          () =>
-            new Promise<void>((resolve) => {
-              const s = connect(app.port, '127.0.0.1', () => {
-                s.write(request);
-                s.resetAndDestroy();
-                resolve();
-              });
-              s.on('error', () => resolve());
-            }),
-        ),
-      );
+      await writeThenReset(app.port, request, 50);
       await new Promise((r) => setTimeout(r, 500));
       assert.deepEqual(refused, []);
       assert.equal(dialled, 0, 'no target dialled for a client already gone');

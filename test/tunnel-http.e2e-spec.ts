@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { RawV2Tunnel } from './tunnel-v2-support.js';
-import { rawRequest } from './support/raw-http.js';
+import { rawRequest, writeThenReset } from './support/raw-http.js';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { within } from './support/within.js';
@@ -192,20 +192,7 @@ describe('tunnel HTTP through a subdomain (reference client)', () => {
   it('drops a request whose requester reset the connection right after sending it: nothing reaches the service', async () => {
     svc.last = null;
     const request = `GET /gone HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
-    await Promise.all(
-      Array.from(
-        { length: 50 },
-        () =>
-          new Promise<void>((resolve) => {
-            const s = connect(app.port, '127.0.0.1', () => {
-              s.write(request);
-              s.resetAndDestroy();
-              resolve();
-            });
-            s.on('error', () => resolve());
-          }),
-      ),
-    );
+    await writeThenReset(app.port, request, 50);
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(svc.last, null);
     assert.equal((await httpTo(app.port, host, { path: '/after' })).status, 201, 'the tunnel serves on');
@@ -238,21 +225,13 @@ describe('tunnel (v2) WebSocket upgrades from requesters that reset right after 
     const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: `127.0.0.1:${(local.address() as import('node:net').AddressInfo).port}`, protocol: 2 });
     const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
     const upgrade = `GET /ws HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
-    const send = (reset: boolean): Promise<void> =>
-      new Promise<void>((resolve) => {
-        const s = connect(app.port, '127.0.0.1', () => {
-          s.write(upgrade);
-          if (reset) s.resetAndDestroy();
-          resolve();
-        });
-        s.on('error', () => resolve());
-        if (!reset) setTimeout(() => s.destroy(), 2000);
-      });
     try {
-      await Promise.all(Array.from({ length: 50 }, () => send(true)));
+      await writeThenReset(app.port, upgrade, 50);
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(reached, 0);
-      await send(false);
+      const stays = connect(app.port, '127.0.0.1', () => stays.write(upgrade));
+      stays.on('error', () => undefined);
+      setTimeout(() => stays.destroy(), 2000);
       await waitFor(() => reached > 0, 5000, 'an upgrade whose requester stays reaches the service');
     } finally {
       await client.close();

@@ -26,17 +26,46 @@ async function wsPair(): Promise<{ ws: WebSocket; client: WebSocket; close(): vo
   };
 }
 
-/** Writes 64 KiB blocks to `socket` as fast as it takes them until the returned function is called. */
-function flood(socket: Socket): () => void {
+/**
+ * A relay between a fresh WebSocket pair and a target that writes 64 KiB blocks as fast as they are
+ * taken until it gets the relay's FIN, then closes its side. `ended`: how the relay ended, and its bytes down.
+ */
+async function floodingRelay(): Promise<{
+  proxySide: Socket;
+  client: WebSocket;
+  pipe: RelayPipe;
+  ended: Promise<[PipeEnd, number]>;
+  close(): void;
+}> {
+  const { client: proxySide, peer: target, close } = await socketPair();
+  const pair = await wsPair();
+  target.on('error', () => undefined);
   const block = Buffer.alloc(64 * 1024, 0x5a);
-  let on = true;
+  let flooding = true;
   const pump = (): void => {
-    while (on && socket.writable && socket.write(block));
+    while (flooding && target.writable && target.write(block));
   };
-  socket.on('drain', pump);
+  target.on('drain', pump);
   pump();
-  return () => {
-    on = false;
+  target.on('end', () => {
+    flooding = false;
+    target.end();
+  });
+  target.resume();
+  let pipe!: RelayPipe;
+  const ended = new Promise<[PipeEnd, number]>((resolve) => {
+    pipe = pipeRelay(pair.ws, proxySide, (end) => resolve([end, pipe.bytesDown()]));
+  });
+  return {
+    proxySide,
+    client: pair.client,
+    pipe,
+    ended,
+    close: () => {
+      flooding = false;
+      pair.close();
+      close();
+    },
   };
 }
 
@@ -92,72 +121,43 @@ describe('pipeRelay', () => {
   });
 
   it("a server's close sends every byte already read from the target before its close frame, and reports only the bytes sent", async () => {
-    const { client: proxySide, peer: target, close } = await socketPair();
-    const pair = await wsPair();
-    target.on('error', () => undefined);
-    const stopFlood = flood(target);
-    // Told of the FIN: stops writing and closes its side.
-    target.on('end', () => {
-      stopFlood();
-      target.end();
-    });
-    target.resume();
-    let pipe: RelayPipe | undefined;
-    const relayEnded = new Promise<[PipeEnd, number]>((resolve) => {
-      pipe = pipeRelay(pair.ws, proxySide, (end) => resolve([end, pipe!.bytesDown()]));
-    });
+    const { proxySide, client, pipe, ended, close } = await floodingRelay();
     try {
       // A client that stops reading: the relay's send buffer fills and it pauses the target, with a read held.
-      pair.client.pause();
+      client.pause();
       await until(() => proxySide.isPaused() && proxySide.readableLength > 0, 10_000, 'the target paused with bytes held');
       const readBeforeClose = proxySide.bytesRead;
       let received = 0;
-      pair.client.on('message', (data: Buffer) => (received += data.length));
-      const closed = once(pair.client, 'close') as Promise<[number, Buffer]>;
-      pipe!.close(4408, 'maximum connection age reached');
-      pair.client.resume();
+      client.on('message', (data: Buffer) => (received += data.length));
+      const closed = once(client, 'close') as Promise<[number, Buffer]>;
+      pipe.close(4408, 'maximum connection age reached');
+      client.resume();
       const [code] = await within(closed, 10_000, 'the client closed');
       assert.equal(code, 4408);
       assert.equal(received, readBeforeClose, 'every byte read from the target before the close reached the client');
-      const [end, bytesDown] = await within(relayEnded, 10_000, 'the relay ended');
+      const [end, bytesDown] = await within(ended, 10_000, 'the relay ended');
       assert.deepEqual(end, { closeCode: 4408, closeReason: 'maximum connection age reached', endedBy: 'server' });
       assert.equal(bytesDown, received, 'bytes down are the bytes the client got');
       assert.ok(proxySide.bytesRead > readBeforeClose, 'the target was read on after the close, to its FIN');
     } finally {
-      stopFlood();
-      pair.close();
       close();
     }
   });
 
   it("after a client's clean close, a target paused for backpressure is read to its FIN: the relay ends without waiting for the deadline", async () => {
-    const { client: proxySide, peer: target, close } = await socketPair();
-    const pair = await wsPair();
-    target.on('error', () => undefined);
-    const stopFlood = flood(target);
-    target.on('end', () => {
-      stopFlood();
-      target.end();
-    });
-    target.resume();
-    let pipe: RelayPipe | undefined;
-    const relayEnded = new Promise<[PipeEnd, number]>((resolve) => {
-      pipe = pipeRelay(pair.ws, proxySide, (end) => resolve([end, pipe!.bytesDown()]));
-    });
+    const { proxySide, client, ended, close } = await floodingRelay();
     try {
-      pair.client.pause();
+      client.pause();
       await until(() => proxySide.isPaused(), 10_000, 'the target paused');
       let received = 0;
-      pair.client.on('message', (data: Buffer) => (received += data.length));
-      pair.client.close(1000, 'bye');
-      pair.client.resume();
+      client.on('message', (data: Buffer) => (received += data.length));
+      client.close(1000, 'bye');
+      client.resume();
       // The deadline (TARGET_END_TIMEOUT_MS, 30 s) would end it too: well before it, the FIN was seen.
-      const [end, bytesDown] = await within(relayEnded, 10_000, 'the relay ended');
+      const [end, bytesDown] = await within(ended, 10_000, 'the relay ended');
       assert.deepEqual(end, { closeCode: 1000, closeReason: 'bye', endedBy: 'client' });
       assert.equal(bytesDown, received);
     } finally {
-      stopFlood();
-      pair.close();
       close();
     }
   });

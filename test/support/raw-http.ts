@@ -38,3 +38,24 @@ export async function rawExchange(port: number, head: string, after?: (s: Socket
 
 /** The headers of a valid WebSocket handshake, after a request line and Host, for raw upgrades. */
 export const UPGRADE_HEADERS = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+
+/**
+ * Opens `count` connections to 127.0.0.1:`port` that each write `text` and reset at once, so the
+ * request and the reset arrive together; resolves once all are sent.
+ */
+export async function writeThenReset(port: number, text: string, count: number): Promise<void> {
+  await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<void>((resolve) => {
+          const s = connect(port, '127.0.0.1', () => {
+            s.write(text);
+            s.resetAndDestroy();
+            resolve();
+          });
+          s.on('error', () => resolve());
+        }),
+    ),
+  );
+}
