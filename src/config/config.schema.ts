@@ -92,6 +92,15 @@ export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || addressRange(host) === 'loopback';
 }
 
+/** `v` parsed as an absolute URL; refuses `name` with `accepted` as the remedy otherwise. */
+function absoluteUrl(v: string, name: string, accepted: string): URL {
+  try {
+    return new URL(v);
+  } catch {
+    return fail(name, 'is not a URL', accepted);
+  }
+}
+
 /**
  * An optional absolute URL. Never with a user or password: they would be
  * written into logs with every error that quotes the URL. `originOnly`: no
@@ -101,12 +110,7 @@ function optionalUrl(protocols: string[], loopbackHttpOk: boolean, originOnly = 
   return (raw: string, name: string): string => {
     const v = raw.trim();
     if (v === '') return '';
-    let url: URL;
-    try {
-      url = new URL(v);
-    } catch {
-      return fail(name, `is not a URL`, `an absolute ${protocols.join(' or ')} URL`);
-    }
+    const url = absoluteUrl(v, name, `an absolute ${protocols.join(' or ')} URL`);
     if (url.username !== '' || url.password !== '') fail(name, 'has a user or password in it', `a ${protocols.join(' or ')} URL without credentials`);
     if (originOnly && (url.pathname !== '/' || url.search !== '' || url.hash !== '')) {
       fail(name, 'has a path, query or fragment', `scheme, host and port only, e.g. ${protocols[0]}://10.1.2.3:8080`);
@@ -414,12 +418,7 @@ export const CONFIG_VARS = {
     (raw: string, name: string): string => {
       const v = raw.trim();
       if (v === '') return '';
-      let url: URL;
-      try {
-        url = new URL(v);
-      } catch {
-        return fail(name, 'is not a URL', 'redis://host:6379 or rediss://…');
-      }
+      const url = absoluteUrl(v, name, 'redis://host:6379 or rediss://…');
       if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') fail(name, `uses ${url.protocol}`, 'redis:// or rediss://');
       // ioredis reads the path as the database number and sends SELECT NaN for anything else.
       if (!/^\/?(\d{1,9})?$/.test(url.pathname)) fail(name, 'has a path that is not a database number', 'redis://host:6379 or redis://host:6379/<database number>');

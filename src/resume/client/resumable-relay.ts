@@ -370,12 +370,7 @@ export class ResumableRelay {
   /** Drops the current socket without waiting for its close event. */
   private abandonSocket(): void {
     const ws = this.ws;
-    this.unwire?.();
-    this.unwire = null;
-    this.ws = null;
-    this.attached = false;
-    this.acks.stop();
-    this.dropWire();
+    this.forgetSocket();
     if (ws && (ws.readyState === OPEN || ws.readyState === CONNECTING)) {
       try {
         ws.close(4000, 'abandoned');
@@ -574,13 +569,18 @@ export class ResumableRelay {
 
   // ---- closing and reattaching ---------------------------------------------
 
-  private onSocketClosed(code: number, reason: string): void {
+  /** Detaches from the current socket: its listeners, the ack timer and the wire state go. */
+  private forgetSocket(): void {
     this.unwire?.();
     this.unwire = null;
     this.ws = null;
     this.attached = false;
     this.acks.stop();
     this.dropWire();
+  }
+
+  private onSocketClosed(code: number, reason: string): void {
+    this.forgetSocket();
     if (this.attachTimer) {
       clearTimeout(this.attachTimer);
       this.attachTimer = null;
