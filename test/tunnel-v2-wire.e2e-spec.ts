@@ -47,6 +47,16 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     await app.close();
   });
 
+  /** Opens a raw v2 tunnel, runs `body` with it and its subdomain's Host, and closes it whatever happens. */
+  async function withTunnel(body: (tunnel: RawV2Tunnel, host: string) => Promise<void>): Promise<void> {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      await body(tunnel, hostOf(ready.ready.tunnelUrl));
+    } finally {
+      await tunnel.close();
+    }
+  }
+
   it('negotiates with ?v=2: tunnel_ready (with "version":2) arrives in a READY frame, binary', async () => {
     const { tunnel, ready, readyRaw } = await RawV2Tunnel.open(app.wsUrl, '?v=2');
     try {
@@ -69,9 +79,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
   });
 
   it('opens an http stream with the head as JSON (headers in order, repeated ones apart), streams the body, and answers with the client’s head and body', async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
+    await withTunnel(async (tunnel, host) => {
       const pending = httpTo(app.port, host, {
         method: 'POST',
         path: '/a?b=1',
@@ -105,15 +113,11 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.equal(res.headers['content-length'], '5');
       assert.equal(res.headers['x-out'], 'y');
       assert.equal(res.headers['set-cookie'], undefined);
-    } finally {
-      await tunnel.close();
-    }
+    });
   });
 
   it('without a declared length the response is chunked; a short or long body against a declared length is cut off', async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
+    await withTunnel(async (tunnel, host) => {
       const chunked = httpTo(app.port, host);
       const a = await tunnel.nextOpen();
       tunnel.send(encodeResponse(a.stream, { status: 200, headers: [] }));
@@ -152,9 +156,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       const resetRes = await reset;
       assert.equal(resetRes.status, 502);
       assert.doesNotMatch(resetRes.text, /x-service/i);
-    } finally {
-      await tunnel.close();
-    }
+    });
   });
 
   it('an early answer while the upload is still coming: the rest of the body is dropped and the pipelined next request is served', async () => {
@@ -281,9 +283,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
   }
 
   it('a requester whose upgrade waits longer than the watch takes to start still gets its WebSocket, and its messages flow', async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
+    await withTunnel(async (tunnel, host) => {
       const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
       ws.on('error', () => undefined);
       const open = await tunnel.nextOpen();
@@ -294,21 +294,15 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       ws.send('hi');
       await tunnel.next((f) => f.type === 'message' && f.stream === open.stream, 3000, 'the message reaches the tunnel');
       ws.close();
-    } finally {
-      await tunnel.close();
-    }
+    });
   });
 
   it('a WebSocket upgrade with a body is refused 400 and never reaches the tunnel', async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
+    await withTunnel(async (tunnel, host) => {
       const text = await rawExchange(app.port, `GET /chat HTTP/1.1\r\nHost: ${host}\r\n${UPGRADE_HEADERS}Content-Length: 5\r\n\r\nhello`);
       assert.match(text, /^HTTP\/1\.1 400 [^]*WebSocket handshake must not have a body/);
       await assert.rejects(tunnel.nextOpen(200), /no OPEN/);
-    } finally {
-      await tunnel.close();
-    }
+    });
   });
 
   it('a pipelined request still queued when its connection dies gives its per-IP slot and its stream back', async () => {
@@ -334,9 +328,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
   });
 
   it('a text message that is not UTF-8 never reaches the requester: its WebSocket closes 1011; a character split across fragments passes', async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
+    await withTunnel(async (tunnel, host) => {
       const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
       ws.on('error', () => undefined);
       const got: string[] = [];
@@ -355,15 +347,11 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.equal(code, 1011);
       assert.equal(reason.toString(), 'invalid UTF-8 text from the tunnel');
       assert.deepEqual(got, ['€ok', 'binary']);
-    } finally {
-      await tunnel.close();
-    }
+    });
   });
 
   it('a message is what its first fragment says: a later fragment flagged otherwise neither makes binary bytes text nor lets invalid text through', async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
+    await withTunnel(async (tunnel, host) => {
       const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
       ws.on('error', () => undefined);
       const got: [boolean, Buffer][] = [];
@@ -384,15 +372,11 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.equal(code, 1011);
       assert.equal(reason.toString(), 'invalid UTF-8 text from the tunnel');
       assert.equal(got.length, 1);
-    } finally {
-      await tunnel.close();
-    }
+    });
   });
 
   it('sends at most the window of a request body until the client grants more; then the rest, byte-exact', async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
+    await withTunnel(async (tunnel, host) => {
       const body = randomPayload(2 * MiB);
       const pending = httpTo(app.port, host, { method: 'PUT', body });
       const open = await tunnel.nextOpen();
@@ -410,15 +394,11 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.equal(sha256(tunnel.dataFor(open.stream)), sha256(body));
       tunnel.send(encodeResponse(open.stream, { status: 204, headers: [] }, true));
       assert.equal((await pending).status, 204);
-    } finally {
-      await tunnel.close();
-    }
+    });
   });
 
   it("raises a response's credit to TUNNEL_V2_WINDOW_BYTES at its first body bytes without END; a response in one frame costs no WINDOW_UPDATE", async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
+    await withTunnel(async (tunnel, host) => {
       const small = httpTo(app.port, host, { path: '/small' });
       const s = await tunnel.nextOpen();
       tunnel.send(encodeResponse(s.stream, { status: 200, headers: [], length: 2 }, true, Buffer.from('ok')));
@@ -437,9 +417,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       const bigRes = await big;
       assert.equal(bigRes.status, 200);
       assert.equal(sha256(bigRes.body), sha256(Buffer.concat([Buffer.from('first'), rest])));
-    } finally {
-      await tunnel.close();
-    }
+    });
   });
 
   it('holds at most the window for a requester that does not read, and grants credit only as it delivers', async () => {
@@ -493,9 +471,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
   });
 
   it('time to first byte: 504 without a response head in time; a head in time lets the body take longer', async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
+    await withTunnel(async (tunnel, host) => {
       const late = httpTo(app.port, host);
       await tunnel.nextOpen();
       assert.equal((await late).status, 504);
@@ -507,15 +483,11 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       await new Promise((r) => setTimeout(r, 800));
       tunnel.send(encodeData(open.stream, Buffer.from('slow but fine'), true));
       assert.equal((await res.done).toString(), 'slow but fine');
-    } finally {
-      await tunnel.close();
-    }
+    });
   });
 
   it('a WebSocket upgrade the client refuses without ever ending the refusal gets 504 in time, and its slot back', async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
+    await withTunnel(async (tunnel, host) => {
       const { WebSocket } = await import('ws');
       const status = new Promise<number>((resolve, reject) => {
         const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
@@ -533,15 +505,11 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.equal(await within(status, 5000, 'the answer to the requester'), 504);
       const router = app.app.get(TunnelHttpRouter);
       await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, 'the per-IP slot back');
-    } finally {
-      await tunnel.close();
-    }
+    });
   });
 
   it('400 for a request or upgrade with two Host lines, which never reaches the tunnel', async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
+    await withTunnel(async (tunnel, host) => {
       const { connect } = await import('node:net');
       const raw = (lines: string[]): Promise<string> =>
         new Promise((resolve, reject) => {
@@ -559,9 +527,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       const upgrade = await raw(['GET /ws HTTP/1.1', `Host: ${host}`, 'Host: evil.example', 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']);
       assert.match(upgrade, /^HTTP\/1\.1 400 /);
       await assert.rejects(tunnel.nextOpen(300));
-    } finally {
-      await tunnel.close();
-    }
+    });
   });
 
   it('502 for a malformed head, a reset before the head, or a tunnel drop; garbage is ignored and the tunnel lives on', async () => {
@@ -625,9 +591,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
   });
 
   it('resets a stream whose client sends beyond its window; the requester sees the response cut off, the tunnel stays', async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
+    await withTunnel(async (tunnel, host) => {
       const pending = timedGet(app.port, host);
       const open = await tunnel.nextOpen();
       tunnel.send(encodeResponse(open.stream, { status: 200, headers: [] }));
@@ -641,9 +605,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       const o2 = await tunnel.nextOpen();
       tunnel.send(encodeResponse(o2.stream, { status: 200, headers: [] }, true));
       assert.equal((await again).status, 200);
-    } finally {
-      await tunnel.close();
-    }
+    });
   });
 });
 
