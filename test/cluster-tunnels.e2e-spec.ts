@@ -828,6 +828,21 @@ describe('cached tunnel owners', () => {
       }
     }
   });
+
+  it('answers 503, not 404, for a live tunnel whose record Redis lost, until its owner re-publishes it', async () => {
+    const client = await TunnelClient.connect({ proxy: `${a.wsUrl}/tunnel`, to: service.target });
+    try {
+      const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+      // Never asked at B before: B has no cached owner. The owner's next beat is up to 4 s away.
+      assert.equal(await redisCommand(redis, ['FLUSHALL']), 'OK');
+      const lost = await httpTo(b.port, host);
+      assert.equal(lost.status, 503, 'before, 404: "tunnel not found" for a tunnel that lives');
+      assert.equal(lost.body.toString(), 'cluster state unavailable\n');
+      await waitFor(async () => (await httpTo(b.port, host)).status === 200, 10_000, "the owner's beat re-publishes the tunnel");
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 /** One command to the test Redis over RESP; the reply as a string (bulk, simple or integer), or null. */

@@ -209,6 +209,30 @@ describe('Redis loss', () => {
     await echoes(held);
   });
 
+  it('refuses new relays (503, unready) after Redis lost its state (FLUSHALL) until every share is back, never admitting past the limit', async () => {
+    const env = { MAX_CONNS_PER_IP: '2', MAX_CONNS_PER_USER: '100' };
+    const a = await replica(env);
+    const b = await replica(env);
+    const held = [await relay(a), await relay(a)];
+    assert.equal((await expectRefusal(relayUrl(b))).status, 429);
+    const probe = new Redis(redis.url, { lazyConnect: true });
+    try {
+      await probe.connect();
+      await probe.flushall();
+    } finally {
+      probe.disconnect();
+    }
+    // Before, B counted only the shares re-published so far: none, until A's next beat.
+    const r = await expectRefusal(relayUrl(b));
+    assert.equal(r.status, 503);
+    assert.equal(r.body, 'cluster state unavailable');
+    await waitFor(async () => (await (await fetch(`${b.baseUrl}/health/ready`)).text()).includes('warming up'), 3000, 'B unready while warming up');
+    await waitFor(async () => (await status(`${b.baseUrl}/health/ready`)) === 200, 5000, 'B ready again');
+    const after = await expectRefusal(relayUrl(b));
+    assert.equal(after.status, 429, "A's two relays count again");
+    for (const ws of held) await echoes(ws);
+  });
+
   it('starts while Redis is down (live, not ready) and admits once Redis appears', async () => {
     await redis.stop();
     const a = await replica();

@@ -24,6 +24,10 @@ export class ClusterHeartbeat implements OnModuleInit, OnApplicationBootstrap, O
   private failuresInARow = 0;
   /** Live replicas Redis reported at the last successful heartbeat. */
   liveReplicas = 0;
+  /** Until when (local clock) the last heartbeat said the cluster state warms up; infinite until the first one after a (re)connection. */
+  private warmingUntil = Number.POSITIVE_INFINITY;
+  /** What the last heartbeat said, to log the start of a warm-up once. */
+  private lastWarmingMs = 0;
 
   constructor(
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
@@ -37,12 +41,18 @@ export class ClusterHeartbeat implements OnModuleInit, OnApplicationBootstrap, O
 
   onModuleInit(): void {
     this.readiness.add(() => this.readinessCheck());
-    // Redis restarted (possibly empty) or reachable again: re-publish now, not at the next beat.
-    this.redis.client.on('ready', () => void this.beat());
+    // Redis restarted (possibly empty) or reachable again: re-publish now, not at the next beat,
+    // and stay unready until that heartbeat tells whether the cluster state is warming up.
+    this.redis.client.on('ready', () => {
+      this.warmingUntil = Number.POSITIVE_INFINITY;
+      void this.beat();
+    });
   }
 
   async onApplicationBootstrap(): Promise<void> {
     await this.redis.connect();
+    // Knows at once whether the cluster state is warming up, for readiness.
+    if (this.redis.ready) await this.beat();
     // An empty CLUSTER_ADVERTISE_URL is derived from BIND_HOST (the configuration refuses it with a wildcard bind).
     const advertise = this.config.clusterAdvertiseUrl || `derived: http://${this.config.bindHost} and the listening port`;
     if (!this.config.clusterAdvertiseUrl && isLoopbackHost(this.config.bindHost)) {
@@ -70,10 +80,16 @@ export class ClusterHeartbeat implements OnModuleInit, OnApplicationBootstrap, O
     await this.redis.close();
   }
 
-  /** Readiness `redis`: a PING answered within the command timeout. */
+  /** Readiness `redis`: a PING answered within the command timeout, and the cluster state not warming up. */
   private async readinessCheck(): Promise<HealthIndicatorResult<'redis'>> {
     const down: HealthIndicatorResult<'redis'> = { redis: { status: 'down', message: 'cluster state store (Redis) unreachable' } };
     if (!this.redis.ready) return down;
+    if (this.warmingUntil === Number.POSITIVE_INFINITY) {
+      return { redis: { status: 'down', message: 'cluster state warming up: waiting for the first heartbeat since connecting' } };
+    }
+    if (Date.now() < this.warmingUntil) {
+      return { redis: { status: 'down', message: 'cluster state warming up after a gap: admissions resume within one liveness TTL' } };
+    }
     try {
       await this.redis.timed('ping', () => this.redis.client.ping());
       return { redis: { status: 'up', replica: this.identity.id, liveReplicas: this.liveReplicas } };
@@ -86,7 +102,16 @@ export class ClusterHeartbeat implements OnModuleInit, OnApplicationBootstrap, O
   async beat(): Promise<void> {
     if (this.stopped) return;
     try {
-      this.liveReplicas = await this.store.publish();
+      const { liveReplicas, warmingMs } = await this.store.publish();
+      this.liveReplicas = liveReplicas;
+      if (warmingMs > 0 && this.lastWarmingMs === 0) {
+        this.log.info(
+          { event: 'cluster_state_warming', ms: warmingMs },
+          'cluster state in Redis is new, was lost or was interrupted: new connections are refused with 503 until every replica has re-published its share',
+        );
+      }
+      this.warmingUntil = Date.now() + warmingMs;
+      this.lastWarmingMs = warmingMs;
       if (this.failuresInARow > 0) {
         this.log.info({ event: 'cluster_heartbeat_recovered', failed: this.failuresInARow }, 'cluster heartbeat recovered');
       }

@@ -20,3 +20,13 @@ export function shareIpKey(replicaId: string): string {
 export function shareUserKey(replicaId: string): string {
   return `${SHARE_PREFIX}${replicaId}:user`;
 }
+
+/**
+ * STRING with a TTL of the liveness TTL less one beat, renewed by every
+ * admission, heartbeat and claim: its absence means Redis lost its state or
+ * ran no script for longer than a live replica stays silent.
+ */
+export const CLOCK_KEY = `${KEY_TAG}:clock`;
+
+/** STRING with a TTL of one liveness TTL: while it exists the counts may be incomplete, and nothing is admitted or claimed. */
+export const WARMING_KEY = `${KEY_TAG}:warming`;

@@ -11,7 +11,8 @@ import { ReplicaIdentity } from './replica-identity.js';
 export interface ClusterScripts {
   wsproxyAdmit(...keysAndArgs: string[]): Promise<string>;
   wsproxyRelease(...keysAndArgs: string[]): Promise<number>;
-  wsproxyHeartbeat(...keysAndArgs: string[]): Promise<number>;
+  /** Resolves with [live replicas, ms of warm-up left]. */
+  wsproxyHeartbeat(...keysAndArgs: string[]): Promise<[number, number]>;
   wsproxyLeave(...keysAndArgs: string[]): Promise<number>;
 }
 

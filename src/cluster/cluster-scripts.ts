@@ -1,3 +1,6 @@
+import { CLOCK_KEY, WARMING_KEY } from './cluster-keys.js';
+import { CONTINUITY_MIN_GAP_MS, LIVENESS_BEATS } from './cluster-settings.js';
+
 /**
  * The Lua scripts of the cluster counters. Each runs atomically in Redis, so a
  * check-and-increment is one round trip and no other replica can interleave.
@@ -14,21 +17,49 @@
  * the members whose deadline has passed.
  */
 
-/** Shared prelude: `now` in ms from the Redis clock, dead replicas pruned. */
-const PRELUDE = `
+/** Shared prelude of the scripts that only read: `now` in ms from the Redis clock, dead replicas pruned. */
+export const PRELUDE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 `;
 
 /**
+ * Prelude of the scripts that decide on the counts or renew them (admission,
+ * heartbeats, claims): `PRELUDE`, a local `ttl` (the liveness TTL, ms,
+ * from `ttlArg`) and `warming` (ms of warm-up left, 0 when none).
+ *
+ * Each run renews the clock key for the TTL less one beat (at least
+ * `CONTINUITY_MIN_GAP_MS`). Finding it gone means Redis lost its state (a
+ * restart, FLUSHALL, a failover to a stale copy) or ran no script for longer
+ * than a live replica stays silent (Redis stalled, or no replica could reach
+ * it): a silence shorter than the TTL less one beat lapses no live replica's
+ * deadline. Either way a live replica's share
+ * may be missing, or its deadline may have lapsed while it lived, so the
+ * counts are not trusted for one liveness TTL: by then every live replica
+ * has beaten and re-published its share. Meanwhile admissions and claims
+ * are refused (503), never taken against a partial count. The first script
+ * a new cluster runs starts a warm-up too: Redis cannot tell a new cluster
+ * from one that lost its state.
+ */
+export function continuityPrelude(ttlArg: string): string {
+  return `${PRELUDE}
+local ttl = tonumber(${ttlArg})
+if not redis.call('SET', '${CLOCK_KEY}', '1', 'PX', math.max(ttl - math.floor(ttl / ${LIVENESS_BEATS}), ${CONTINUITY_MIN_GAP_MS}), 'GET') then
+  redis.call('SET', '${WARMING_KEY}', '1', 'PX', ttl)
+end
+local warming = math.max(redis.call('PTTL', '${WARMING_KEY}'), 0)
+`;
+}
+
+/**
  * KEYS: replicas zset, own ip share, own user share.
  * ARGV: replica id, ip, user, max per ip, max per user, ttl ms, share prefix.
- * Returns 'ok', 'ip' or 'user'.
+ * Returns 'ok', 'ip', 'user' or 'warming'.
  */
-export const ADMIT_LUA = `${PRELUDE}
-local ttl = tonumber(ARGV[6])
+export const ADMIT_LUA = `${continuityPrelude('ARGV[6]')}
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+if warming > 0 then return 'warming' end
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local ipCount = 0
 local userCount = 0
@@ -63,10 +94,9 @@ return 1
  * Rewrites this replica's share from its local truth and renews its liveness.
  * KEYS: replicas zset, own ip share, own user share.
  * ARGV: replica id, ttl ms, n ip entries, ip, count, …, n user entries, user, count, …
- * Returns the number of live replicas.
+ * Returns { live replicas, ms of warm-up left }.
  */
-export const HEARTBEAT_LUA = `${PRELUDE}
-local ttl = tonumber(ARGV[2])
+export const HEARTBEAT_LUA = `${continuityPrelude('ARGV[2]')}
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('DEL', KEYS[2], KEYS[3])
 local i = 3
@@ -79,7 +109,7 @@ for k = 2, 3 do
   end
   if n > 0 then redis.call('PEXPIRE', KEYS[k], ttl) end
 end
-return redis.call('ZCARD', KEYS[1])
+return { redis.call('ZCARD', KEYS[1]), warming }
 `;
 
 /** KEYS: replicas zset, own ip share, own user share. ARGV: replica id. A clean exit. */

@@ -4,6 +4,14 @@ import type { WsproxyConfig } from '../config/config.schema.js';
 export const LIVENESS_BEATS = 3;
 
 /**
+ * The shortest silence (no script run by any replica) after which Redis's
+ * counts are not trusted until they warm up again (see `continuityPrelude`).
+ * Shorter heartbeats than the default would otherwise make one replica's
+ * event-loop stall of a fraction of a second look like a gap in the state.
+ */
+export const CONTINUITY_MIN_GAP_MS = 2000;
+
+/**
  * Longest wait for one Redis reply. Short, so that an admission fails fast
  * (503) when Redis is unreachable without closing the connection (a partition,
  * not a refused TCP connection).

@@ -15,6 +15,13 @@ export class ClusterStateUnavailableError extends Error {
   }
 }
 
+/** What one publish (heartbeat) learnt. */
+export interface PublishOutcome {
+  readonly liveReplicas: number;
+  /** How long admissions are still refused after a gap in the cluster state (0: not warming). */
+  readonly warmingMs: number;
+}
+
 /**
  * Cluster-wide per-IP and per-user counters in Redis.
  *
@@ -23,9 +30,9 @@ export class ClusterStateUnavailableError extends Error {
  * - Release: one round trip; while Redis is unreachable only the local truth
  *   changes, and the next publish corrects Redis.
  * - Publish (every heartbeat, and at once after a reconnect): this replica's
- *   share is rewritten from its local truth, so a Redis restarted empty is
- *   whole again within one beat, and a slot miscounted by a lost reply is
- *   corrected.
+ *   share is rewritten from its local truth, so a Redis restarted empty has
+ *   it again within one beat (admissions wait out the warm-up: see
+ *   `continuityPrelude`), and a slot miscounted by a lost reply is corrected.
  *
  * Every command goes out on one connection in the order it is issued, and
  * Redis runs them in that order; an admission still in flight is already in
@@ -40,7 +47,7 @@ export class RedisCounterStore implements ConnectionCounterStore {
   private readonly userKey: string;
   /** Incremented each time a publish is sent. */
   private publishes = 0;
-  private publishing: Promise<number> | null = null;
+  private publishing: Promise<PublishOutcome> | null = null;
   private publishAgain = false;
 
   constructor(
@@ -73,6 +80,7 @@ export class RedisCounterStore implements ConnectionCounterStore {
           SHARE_PREFIX,
         ),
       );
+      if (reply === 'warming') throw new Error('warming up after a gap in the cluster state');
       outcome = reply === 'ip' || reply === 'user' ? reply : 'ok';
     } catch (err) {
       this.undo(ip, user, sentAfter);
@@ -99,10 +107,11 @@ export class RedisCounterStore implements ConnectionCounterStore {
 
   /**
    * Renews liveness and rewrites this replica's share from the local truth.
-   * Resolves with the number of live replicas; rejects when Redis is unreachable.
+   * Resolves with the number of live replicas and how long the cluster state
+   * still warms up (admissions refused); rejects when Redis is unreachable.
    * A publish requested while one is in flight runs right after it.
    */
-  publish(): Promise<number> {
+  publish(): Promise<PublishOutcome> {
     if (this.publishing) {
       this.publishAgain = true;
       return this.publishing;
@@ -110,9 +119,9 @@ export class RedisCounterStore implements ConnectionCounterStore {
     if (!this.redis.ready) return Promise.reject(new ClusterStateUnavailableError());
     this.publishes++;
     const args = this.local.heartbeatArgs();
-    const run = this.redis.timed('heartbeat', () =>
-      this.redis.client.wsproxyHeartbeat(REPLICAS_KEY, this.ipKey, this.userKey, this.identity.id, String(this.ttlMs), ...args),
-    );
+    const run = this.redis
+      .timed('heartbeat', () => this.redis.client.wsproxyHeartbeat(REPLICAS_KEY, this.ipKey, this.userKey, this.identity.id, String(this.ttlMs), ...args))
+      .then(([liveReplicas, warmingMs]) => ({ liveReplicas, warmingMs }));
     this.publishing = run;
     const done = (): void => {
       this.publishing = null;

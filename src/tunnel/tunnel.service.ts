@@ -67,13 +67,17 @@ export class TunnelService implements OnApplicationShutdown {
     this.maxTunnelsPerUser = perUserLimit(config, config.maxTunnelsPerUser);
     // One address may hold an eighth of it, or one largest body if that is more.
     this.v1BodyBudget = new ByteBudget(config.tunnelV1BodyBufferBytes, Math.max(Math.floor(config.tunnelV1BodyBufferBytes / 8), v1MaxBodyBytes(config.tunnelMaxBodyBytes)));
-    // Cluster mode: a port whose claim lapsed during a partition and went to
-    // another tunnel must not lead to two tunnels. This one ends; its client
-    // reconnects and gets a port of its own.
-    pool.onLost?.((port, owner) => {
+    // Cluster mode: a port whose claim lapsed (or may lapse: Redis out of
+    // reach) could go to another tunnel, and one port must not lead to two
+    // tunnels. This one ends; its client reconnects and gets a port of its own.
+    pool.onLost?.((port, owner, why) => {
       const session = this.live.get(owner);
       if (!session || session.info.rawPort !== port) return;
-      this.log.warn({ event: 'tunnel_port_lost', subdomain: owner, port }, 'raw port now held by another replica: closing the tunnel');
+      const message =
+        why === 'taken'
+          ? 'raw port now held by another replica: closing the tunnel'
+          : 'raw port claim not renewed for the liveness TTL less one beat (Redis out of reach): given up before it could lapse, closing the tunnel';
+      this.log.warn({ event: 'tunnel_port_lost', subdomain: owner, port, cause: why }, message);
       session.close(1012, 'raw port lost: reconnect');
     });
   }

@@ -1,6 +1,7 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { parseConfig } from '../../src/config/config.schema.js';
 import { startWsproxy } from '../../src/bootstrap.js';
+import { untilClusterWarmedUp } from './cluster-warmup.js';
 
 /** A wsproxy booted in this process on a free loopback port. */
 export interface TestApp {
@@ -25,10 +26,14 @@ export const TEST_ENV: Record<string, string> = {
   TUNNEL_TCP_ENABLED: 'false',
 };
 
-/** Boots the real application (same bootstrap as production) with `TEST_ENV` overridden by `env`. */
+/**
+ * Boots the real application (same bootstrap as production) with `TEST_ENV`
+ * overridden by `env`; a cluster replica once the cluster state has warmed up.
+ */
 export async function startApp(env: Record<string, string> = {}): Promise<TestApp> {
   const config = parseConfig({ ...TEST_ENV, ...env });
   const { app, port } = await startWsproxy({ config });
+  if (config.redisUrl !== '') await untilClusterWarmedUp(`http://127.0.0.1:${port}`);
   let closed = false;
   return {
     app,

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { createServer, type AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { untilClusterWarmedUp } from './cluster-warmup.js';
 
 /** The repository root (tests run from `.build/test/...`). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -29,7 +30,8 @@ export interface ServiceProcess {
 }
 
 /**
- * Starts `node dist/main.js` (or another entry point, `main`) with `env` and waits until it listens;
+ * Starts `node dist/main.js` (or another entry point, `main`) with `env` and waits until it listens
+ * (and, for a cluster replica, until the cluster state has warmed up);
  * `openFileLimit` runs it under that open-file limit (`ulimit -n`).
  */
 export async function startServiceProcess(env: Record<string, string>, main: string = MAIN_JS, options: { openFileLimit?: number } = {}): Promise<ServiceProcess> {
@@ -61,6 +63,7 @@ export async function startServiceProcess(env: Record<string, string>, main: str
       throw new Error(`service exited with ${code} before listening:\n${lines.join('\n')}`);
     }),
   ]);
+  if (env.REDIS_URL) await untilClusterWarmedUp(`http://127.0.0.1:${port}`);
   return { child, port, lines, exited };
 }
 

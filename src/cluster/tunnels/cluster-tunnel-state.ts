@@ -2,7 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Refusal } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import type { ClaimOutcome, TunnelRecord } from '../../tunnel/state/tunnel-registry.js';
-import { REPLICAS_KEY } from '../cluster-keys.js';
+import type { PortLossCause } from '../../tunnel/state/port-pool.js';
+import { CLOCK_KEY, REPLICAS_KEY, WARMING_KEY } from '../cluster-keys.js';
 import { ClusterRedis } from '../cluster-redis.service.js';
 import { livenessTtlMs } from '../cluster-settings.js';
 import { ReplicaIdentity } from '../replica-identity.js';
@@ -20,6 +21,7 @@ import {
 } from './tunnel-keys.js';
 import {
   PORT_CLAIM_LUA,
+  PORT_CLAIM_WARMING,
   PORT_RELEASE_LUA,
   TUNNEL_BEAT_LUA,
   TUNNEL_CLAIM_LUA,
@@ -82,7 +84,7 @@ const ROUTE_CACHE_MAX_MS = 1000;
 /** Routes kept at most (subdomains are random: a scan of made-up ones must not grow the map). */
 const ROUTE_CACHE_MAX_ENTRIES = 10_000;
 
-/** The answer of Redis being unreachable: fail closed, as admissions do. */
+/** The answer of Redis being unreachable or warming up: fail closed, as admissions do. */
 function unavailable(): Refusal {
   return new Refusal(503, 'cluster state unavailable', 'cluster');
 }
@@ -94,7 +96,8 @@ function unavailable(): Refusal {
  * a claim is in the local truth before it is sent (a heartbeat sent meanwhile
  * counts it), and the heartbeat rewrites this replica's share from the local
  * truth with the liveness TTL, so a dead replica's tunnels vanish within the
- * TTL and a Redis restarted empty is whole again within one beat.
+ * TTL and a Redis restarted empty is whole again within one beat (claims
+ * wait out its warm-up: see `continuityPrelude`).
  */
 @Injectable()
 export class ClusterTunnelState {
@@ -117,7 +120,7 @@ export class ClusterTunnelState {
   /** Allocated ports cluster-wide at the last heartbeat. */
   private allocated: AllocatedPort[] = [];
   private readonly listeners = new Set<(ports: readonly AllocatedPort[]) => void>();
-  private readonly lostListeners = new Set<(port: number, subdomain: string) => void>();
+  private readonly lostListeners = new Set<(port: number, subdomain: string, why: PortLossCause) => void>();
   /** Where other replicas' tunnels are, for forwarding: subdomain → record and when it was read. */
   private readonly routes = new Map<string, { record: ClusterTunnelRecord; at: number }>();
   private readonly routeTtlMs: number;
@@ -173,6 +176,7 @@ export class ClusterTunnelState {
           TUNNEL_USERS_PREFIX,
         ),
       );
+      if (reply === 'warming') throw unavailable();
       outcome = reply === 'taken' || reply === 'user_limit' ? reply : 'ok';
     } catch {
       bump(this.users, record.user, -1);
@@ -204,13 +208,20 @@ export class ClusterTunnelState {
     }
   }
 
-  /** The tunnel of `subdomain` anywhere in the cluster, or `null`. Rejects when Redis is unreachable. */
+  /**
+   * The tunnel of `subdomain` anywhere in the cluster, or `null`. Rejects
+   * (503) when Redis is unreachable, or when it has no record but lost its
+   * state lately (warming up): the owner may not have re-published it yet.
+   */
   async lookup(subdomain: string): Promise<ClusterTunnelRecord | null> {
     const own = this.tunnels.get(subdomain);
     if (own) return JSON.parse(own.json) as ClusterTunnelRecord;
     if (!this.redis.ready) throw unavailable();
-    const json = await this.redis.timed('tunnel_lookup', () => this.redis.client.get(tunnelKey(subdomain)));
-    return json ? parseClusterTunnelRecord(json) : null;
+    const [json, warming, clock] = await this.redis.timed('tunnel_lookup', () => this.redis.client.mget(tunnelKey(subdomain), WARMING_KEY, CLOCK_KEY));
+    if (json) return parseClusterTunnelRecord(json);
+    // Redis lost its state (or ran no script) lately: the tunnel may exist and not be re-published yet.
+    if (warming !== null || clock === null) throw unavailable();
+    return null;
   }
 
   /**
@@ -272,6 +283,7 @@ export class ClusterTunnelState {
     } catch {
       throw unavailable();
     }
+    if (port === PORT_CLAIM_WARMING) throw unavailable();
     if (port < 0) return null;
     this.ports.set(port, subdomain);
     // A heartbeat sent while the claim was in flight rewrote the ports without it.
@@ -311,7 +323,7 @@ export class ClusterTunnelState {
    * than the TTL) and the port was claimed again. The local tunnel must stop
    * serving it, or one port would lead to two tunnels.
    */
-  onPortLost(listener: (port: number, subdomain: string) => void): () => void {
+  onPortLost(listener: (port: number, subdomain: string, why: PortLossCause) => void): () => void {
     this.lostListeners.add(listener);
     return () => this.lostListeners.delete(listener);
   }
@@ -324,14 +336,14 @@ export class ClusterTunnelState {
    */
   fenceIfLapsed(now = Date.now()): void {
     if (this.ports.size === 0 || now - this.renewedAt < this.fenceAfterMs) return;
-    for (const port of [...this.ports.keys()]) this.portLost(port);
+    for (const port of [...this.ports.keys()]) this.portLost(port, 'unrenewed');
   }
 
-  private portLost(port: number): void {
+  private portLost(port: number, why: PortLossCause): void {
     const subdomain = this.ports.get(port);
     if (subdomain === undefined) return;
     this.ports.delete(port);
-    for (const l of this.lostListeners) l(port, subdomain);
+    for (const l of this.lostListeners) l(port, subdomain, why);
   }
 
   /** Called with the cluster-wide port listing after every heartbeat. */
@@ -376,7 +388,7 @@ export class ClusterTunnelState {
       .then((reply) => {
         this.renewedAt = sentAt;
         const lostCount = Number(reply[0]) || 0;
-        for (let k = 1; k <= lostCount; k++) this.portLost(Number(reply[k]));
+        for (let k = 1; k <= lostCount; k++) this.portLost(Number(reply[k]), 'taken');
         const listing: AllocatedPort[] = [];
         for (let i = 1 + lostCount; i + 1 < reply.length; i += 2) {
           const tunnel = parseClusterTunnelRecord(String(reply[i + 1]));

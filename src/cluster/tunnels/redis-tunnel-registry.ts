@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
-import type { PortPool } from '../../tunnel/state/port-pool.js';
+import type { PortLossCause, PortPool } from '../../tunnel/state/port-pool.js';
 import type { ClaimOutcome, TunnelRecord, TunnelRegistry } from '../../tunnel/state/tunnel-registry.js';
 import { ClusterTunnelState } from './cluster-tunnel-state.js';
 
@@ -67,7 +67,7 @@ export class RedisPortPool implements PortPool {
     return Promise.resolve(this.state.allocatedPorts());
   }
 
-  onLost(listener: (port: number, owner: string) => void): void {
+  onLost(listener: (port: number, owner: string, why: PortLossCause) => void): void {
     this.state.onPortLost(listener);
   }
 }

@@ -4,20 +4,19 @@
  * replica liveness layout they share).
  */
 
-const PRELUDE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-`;
+import { continuityPrelude, PRELUDE } from '../cluster-scripts.js';
+
+/** `PORT_CLAIM_LUA`'s answer while the cluster state warms up. */
+export const PORT_CLAIM_WARMING = -2;
 
 /**
  * KEYS: replicas zset, tunnel key, own tunnel-users hash.
  * ARGV: replica id, ttl ms, user, max per user, record JSON, tunnel-users prefix.
- * Returns 'ok', 'taken' or 'user_limit'.
+ * Returns 'ok', 'taken', 'user_limit' or 'warming'.
  */
-export const TUNNEL_CLAIM_LUA = `${PRELUDE}
-local ttl = tonumber(ARGV[2])
+export const TUNNEL_CLAIM_LUA = `${continuityPrelude('ARGV[2]')}
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+if warming > 0 then return 'warming' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'taken' end
 local count = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -68,11 +67,13 @@ return count
 /**
  * KEYS: replicas zset, own ports hash.
  * ARGV: replica id, ttl ms, subdomain, from, max, port prefix, channel.
- * Claims the lowest free port in [from, max]; returns it, or -1.
+ * Claims the lowest free port in [from, max]; returns it, -1 when none is
+ * free, or -2 while warming up (a port whose holder's claim was lost would
+ * look free).
  */
-export const PORT_CLAIM_LUA = `${PRELUDE}
-local ttl = tonumber(ARGV[2])
+export const PORT_CLAIM_LUA = `${continuityPrelude('ARGV[2]')}
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+if warming > 0 then return -2 end
 local value = ARGV[1] .. ' ' .. ARGV[3]
 for p = tonumber(ARGV[4]), tonumber(ARGV[5]) do
   if redis.call('SET', ARGV[6] .. p, value, 'NX', 'PX', ttl) then
@@ -107,9 +108,8 @@ return 1
  * are this replica's claims another replica now holds (its keys expired while
  * this one could not reach Redis, and the port was claimed again).
  */
-export const TUNNEL_BEAT_LUA = `${PRELUDE}
+export const TUNNEL_BEAT_LUA = `${continuityPrelude('ARGV[2]')}
 local id = ARGV[1]
-local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now + ttl, id)
 local i = 6
 local n = tonumber(ARGV[i]); i = i + 1

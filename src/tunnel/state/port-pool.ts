@@ -18,11 +18,16 @@ export interface PortPool {
   /** Claimed ports, ascending. */
   claimed(): Promise<number[]>;
   /**
-   * A shared pool's report that `owner` lost `port` to another claim (its own
-   * lapsed while the pool was unreachable). Absent where that cannot happen.
+   * A shared pool's report that `owner` lost `port`: `taken`, another claim
+   * holds it (its own lapsed while the pool was unreachable); `unrenewed`,
+   * the claim could not be renewed for so long that it may lapse, so it was
+   * given up first. Absent where that cannot happen.
    */
-  onLost?(listener: (port: number, owner: string) => void): void;
+  onLost?(listener: (port: number, owner: string, why: PortLossCause) => void): void;
 }
+
+/** Why a shared pool took a raw port back from its tunnel (see `PortPool.onLost`). */
+export type PortLossCause = 'taken' | 'unrenewed';
 
 /** Injection token of the `PortPool`. */
 export const PORT_POOL = Symbol('PORT_POOL');
