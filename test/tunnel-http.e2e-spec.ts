@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { RawV2Tunnel } from './tunnel-v2-support.js';
-import { rawRequest, writeThenReset } from './support/raw-http.js';
+import { UPGRADE_HEADERS, rawExchange, rawRequest, writeThenReset } from './support/raw-http.js';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { within } from './support/within.js';
@@ -401,6 +401,23 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
       // The authority names another subdomain, the Host header the live tunnel: not forwarded.
       assert.equal(await raw(`GET http://0000000000000000.${TUNNEL_DOMAIN}/x HTTP/1.1`, live), 404);
       assert.equal(tunnel.received.filter((x) => x.data.includes('"/x"')).length, 0);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('refuses a request target with a fragment (#) with 400 and never forwards it (RFC 9112 §3.2: no fragment in any form)', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const live = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+      for (const target of ['/a#frag/../../admin', `http://${live}/b#x`]) {
+        const r = await rawRequest(app.port, `GET ${target} HTTP/1.1`, { host: live });
+        assert.equal(r.status, 400, target);
+        assert.match(r.text, /bad request target/);
+      }
+      const upgrade = await rawExchange(app.port, `GET /ws#x HTTP/1.1\r\nHost: ${live}\r\n${UPGRADE_HEADERS}\r\n`);
+      assert.match(upgrade, /^HTTP\/1\.1 400 [^]*bad request target/);
+      assert.equal(tunnel.received.filter((x) => x.data.includes('http_request')).length, 0, 'nothing reached the tunnel');
     } finally {
       await tunnel.close();
     }

@@ -7,9 +7,20 @@
 /** One `ALLOWED_ORIGINS` entry other than `*`: scheme://[*.]host[:port|:*][/], the host a name, an IPv4 address or a bracketed IPv6 literal. */
 const ORIGIN_ENTRY = /^([a-z][a-z0-9+.-]*):\/\/(\*\.)?(\[[0-9a-f:.]+\]|[^/:\s[\]]+)(?::(\*|\d+))?\/?$/i;
 
-/** Whether `entry` is something the matcher understands (config validation refuses the rest). */
+/**
+ * Whether `entry` is something the matcher understands and some browser origin
+ * can match (config validation refuses the rest): a `*` anywhere but a leading
+ * `*.` would be read as part of the host name, and a port over 65535 is in no
+ * origin, so either would turn every browser away without a word.
+ */
 export function isOriginEntry(entry: string): boolean {
-  return entry === '*' || ORIGIN_ENTRY.test(entry);
+  if (entry === '*') return true;
+  const m = ORIGIN_ENTRY.exec(entry);
+  if (!m) return false;
+  const [, , , host, port] = m;
+  if (host!.includes('*')) return false;
+  if (port !== undefined && port !== '*' && Number(port) > 65535) return false;
+  return URL.canParse(`http://${host}`);
 }
 
 const DEFAULT_PORTS: Readonly<Record<string, string>> = { http: '80', https: '443', ws: '80', wss: '443' };

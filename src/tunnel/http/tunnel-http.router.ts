@@ -265,9 +265,13 @@ function declaresMore(req: IncomingMessage, max: number): boolean {
   return declared !== undefined && Number(declared) > max;
 }
 
-/** The path and query of a request target; absolute-form is reduced to it, anything else is `null`. */
+/**
+ * The path and query of a request target; absolute-form is reduced to it,
+ * anything else is `null`. No form has a fragment (RFC 9112 §3.2): one would
+ * reach the service as part of its path, read otherwise than by the proxy.
+ */
 function originFormPath(url: string | undefined): string | null {
-  if (!url) return null;
+  if (!url || url.includes('#')) return null;
   if (url.startsWith('/')) return url;
   try {
     const u = new URL(url);
