@@ -972,6 +972,12 @@ describe('hostile input', () => {
     assert.match(data, /^HTTP\/1\.1 400 Bad Request\r\n[^]*\r\n\r\nmalformed HTTP request\n$/);
   });
 
+  it('answers a request pipelined before one the parser refuses, then 400, then closes', async () => {
+    const text = await rawExchange(app.port, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');
+    assert.match(text, /^HTTP\/1\.1 200 OK\r\n[^]*"status":"ok"[^]*HTTP\/1\.1 400 Bad Request\r\n[^]*Connection: close\r\n\r\nmalformed HTTP request\n$/);
+    assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 2, text);
+  });
+
   it('answers a request that asked to close, and ignores what the client pipelined behind it (RFC 9112 9.6)', async () => {
     const refused: string[] = [];
     const events = app.app.get(WsproxyEvents);

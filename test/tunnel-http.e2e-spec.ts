@@ -198,6 +198,15 @@ describe('tunnel HTTP through a subdomain (reference client)', () => {
     assert.equal((await httpTo(app.port, host, { path: '/after' })).status, 201, 'the tunnel serves on');
   });
 
+  it('answers 400 malformed HTTP request to a body the parser refuses (no response had started), and closes', async () => {
+    svc.last = null;
+    for (const body of ['zz\r\nhello\r\n0\r\n\r\n', 'FFFFFFFFFFFFFFFFF1\r\nhello\r\n0\r\n\r\n', '5\nhello\n0\n\n', '5\r\nhello\r\n0\r\nContent-Length: 99\r\n\r\n']) {
+      const text = await rawExchange(app.port, `POST /x HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
+      assert.match(text, /^HTTP\/1\.1 400 Bad Request\r\n[^]*Connection: close\r\n\r\nmalformed HTTP request\n$/, JSON.stringify(body));
+    }
+    assert.equal(svc.last, null, 'a v1 request goes out whole: none did');
+  });
+
   it('answers 404 tunnel not found once the tunnel has ended', async () => {
     const second = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: svc.target });
     const h = `${second.subdomain}.${TUNNEL_DOMAIN}`;

@@ -211,27 +211,50 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     }
   });
 
-  it('a request the parser refuses behind one still waiting for its tunnel is not answered in its place: the connection ends, the stream is reset', async () => {
-    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
-    const router = app.app.get(TunnelHttpRouter);
-    const s = await dial(app.port);
-    try {
-      const host = hostOf(ready.ready.tunnelUrl);
-      let text = '';
-      s.on('data', (c: Buffer) => (text += c.toString('latin1')));
-      const closed = once(s, 'close');
-      s.write(`GET /slow HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
-      const open = await tunnel.nextOpen();
-      s.write('\x01\x02 garbage\r\n\r\n');
-      await within(closed, 5000, 'the connection ends');
-      // A 400 here would be read as the answer to /slow.
-      assert.equal(text, '');
-      await tunnel.next((f) => f.type === 'reset' && f.stream === open.stream, 3000, 'the waiting stream reset');
-      await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, 'the per-IP slot back');
-    } finally {
-      s.destroy();
-      await tunnel.close();
-    }
+  it('a request the parser refuses pipelined behind one for the tunnel: the tunnel\'s answer goes out in full, then 400, then the close', async () => {
+    await withTunnel(async (tunnel, host) => {
+      const s = await dial(app.port);
+      try {
+        let text = '';
+        s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+        const closed = once(s, 'close');
+        s.write(`GET /first HTTP/1.1\r\nHost: ${host}\r\n\r\nGET /second HTTP/1.1\r\nHost: ${host}\r\nBad Header\r\n\r\n`);
+        const open = await tunnel.nextOpen();
+        assert.equal(open.head.kind === 'http' && open.head.path, '/first');
+        await assert.rejects(tunnel.nextOpen(200), /no OPEN/);
+        // Neither before the answer nor in the middle of it: a 400 there would be read as (part of) /first's.
+        assert.equal(text, '');
+        tunnel.send(encodeResponse(open.stream, { status: 200, headers: [], length: 5 }));
+        tunnel.send(encodeData(open.stream, Buffer.from('fir')));
+        await new Promise((r) => setTimeout(r, 100));
+        assert.match(text, /^HTTP\/1\.1 200 [^]*\r\n\r\nfir$/);
+        tunnel.send(encodeData(open.stream, Buffer.from('st'), true));
+        await within(closed, 5000, 'the connection closes after the 400');
+        assert.match(text, /^HTTP\/1\.1 200 [^]*\r\n\r\nfirstHTTP\/1\.1 400 Bad Request\r\n[^]*Connection: close\r\n\r\nmalformed HTTP request\n$/);
+      } finally {
+        s.destroy();
+      }
+    });
+  });
+
+  it('a request the parser refuses behind one its tunnel never answers waits no longer than that one: 504 at the response timeout, then 400', async () => {
+    await withTunnel(async (tunnel, host) => {
+      const router = app.app.get(TunnelHttpRouter);
+      const s = await dial(app.port);
+      try {
+        let text = '';
+        s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+        const closed = once(s, 'close');
+        s.write(`GET /slow HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+        await tunnel.nextOpen();
+        s.write('\x01\x02 garbage\r\n\r\n');
+        await within(closed, 5000, 'the connection ends');
+        assert.match(text, /^HTTP\/1\.1 504 [^]*\r\n\r\ntunnel response timeout\nHTTP\/1\.1 400 Bad Request\r\n[^]*\r\n\r\nmalformed HTTP request\n$/);
+        await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, 'the per-IP slot back');
+      } finally {
+        s.destroy();
+      }
+    });
   });
 
   it('a request that asked to close gets its tunnel\'s answer; what was pipelined behind it is ignored', async () => {

@@ -29,9 +29,16 @@ async function open(port: number): Promise<{ s: Socket; text: () => string; clos
 describe('BoundedExpressAdapter', () => {
   let server: Server;
   let port: number;
+  const refused: string[] = [];
+  /** Requests routes saw, by path. */
+  const seen: string[] = [];
 
   before(async () => {
     const app = express();
+    app.use((req, _res, next) => {
+      seen.push(req.path);
+      next();
+    });
     // A route that never reads its body, and one that answers once the body has arrived.
     app.post('/ignores', (_req, res) => void res.send('answered'));
     app.post('/reads', (req, res) => {
@@ -39,7 +46,15 @@ describe('BoundedExpressAdapter', () => {
       req.on('data', (c: Buffer) => (n += c.length));
       req.on('end', () => void res.send(`read ${n}`));
     });
+    // One that answers late (a tunnel waiting for its service), one whose response starts before its body is read.
+    app.get('/late', (_req, res) => void setTimeout(() => res.send('late answer'), 300));
+    app.post('/starts', (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('started');
+      req.resume();
+    });
     const adapter = new BoundedExpressAdapter(app, { headersTimeoutMs: 5000, maxHeaderBytes: 16384, bodyDeadlineMs: BODY_DEADLINE_MS });
+    adapter.setRefusalListener((r) => void refused.push(r));
     adapter.initHttpServer();
     server = adapter.getHttpServer() as Server;
     server.listen(0, '127.0.0.1');
@@ -83,5 +98,44 @@ describe('BoundedExpressAdapter', () => {
     await c.closed;
     const answers = c.text().match(/\r\n\r\nread \d/g);
     assert.deepEqual(answers, ['\r\n\r\nread 4', '\r\n\r\nread 2']);
+  });
+
+  const MALFORMED = /\r\n\r\nmalformed HTTP request\n$/;
+
+  it('answers 400 when a body the parser refuses belongs to a request whose response has not started', async () => {
+    for (const body of ['zz\r\nhello\r\n0\r\n\r\n', 'FFFFFFFFFFFFFFFFF1\r\nhello\r\n0\r\n\r\n', '5\nhello\n0\n\n', '5\r\nhello\r\n0\r\nContent-Length: 99\r\n\r\n']) {
+      refused.length = 0;
+      const c = await open(port);
+      c.s.write(`POST /reads HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
+      await c.closed;
+      assert.match(c.text(), /^HTTP\/1\.1 400 Bad Request\r\n[^]*Connection: close\r\n/, JSON.stringify(body));
+      assert.match(c.text(), MALFORMED);
+      assert.deepEqual(refused, ['malformed_request']);
+    }
+  });
+
+  it('drops the connection, counting no refusal, when the refused body belongs to a response already started', async () => {
+    refused.length = 0;
+    const c = await open(port);
+    c.s.write('POST /starts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    c.s.write('zz\r\nhello\r\n0\r\n\r\n');
+    await c.closed;
+    assert.match(c.text(), /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\n7\r\nstarted\r\n$/);
+    assert.deepEqual(refused, []);
+  });
+
+  it('answers a request pipelined before a malformed one in full, then 400, and parses nothing after', async () => {
+    refused.length = 0;
+    seen.length = 0;
+    const c = await open(port);
+    c.s.write('GET /late HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');
+    setTimeout(() => c.s.write('GET /third HTTP/1.1\r\nHost: x\r\n\r\n'), 50);
+    await c.closed;
+    const text = c.text();
+    assert.match(text, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nlate answerHTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(text, MALFORMED);
+    assert.deepEqual(seen, ['/late']);
+    assert.deepEqual(refused, ['malformed_request']);
   });
 });

@@ -62,6 +62,10 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   private front: ((req: IncomingMessage, res: ServerResponse) => boolean) | null = null;
   private refused: (refusal: ListenerRefusal) => void = () => undefined;
   private draining: () => boolean = () => false;
+  /** The last request of each connection: a parser error while it is incomplete is in its body. */
+  private readonly lastRequest = new WeakMap<Duplex, IncomingMessage>();
+  /** Connections whose refusal waits for the responses before it. */
+  private readonly refusing = new WeakSet<Duplex>();
 
   constructor(
     instance: Express,
@@ -75,7 +79,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     this.front = handler;
   }
 
-  /** Told of every request the listener itself refuses (metrics). */
+  /** Told of every request the listener itself refuses, as the refusal is sent (metrics). */
   setRefusalListener(listener: (refusal: ListenerRefusal) => void): void {
     this.refused = listener;
   }
@@ -88,6 +92,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   override initHttpServer(): void {
     const express = this.getInstance<(req: IncomingMessage, res: ServerResponse) => void>();
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      this.lastRequest.set(req.socket, req);
       // A client on a keep-alive connection reconnects for its next request, through the load
       // balancer to a replica that is not going away.
       if (this.draining()) res.shouldKeepAlive = false;
@@ -130,26 +135,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     // Bounds the work one connection's pipelined burst makes: past it, Node answers 503 without a route and closes.
     server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION;
     // Node answers requests its parser refuses with an empty 400/431/408; these say why.
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      if (!socket.listeners('error').includes(ignoreError)) socket.on('error', ignoreError);
-      // Bytes after a request that asked to close (RFC 9112 §9.6): its response still goes out, then Node
-      // closes the connection; the bytes are ignored (the parser reports each further read the same way).
-      if (err.code === 'HPE_CLOSED_CONNECTION') {
-        if (responseInFlight(socket) === null) socket.destroy();
-        return;
-      }
-      const { rawPacket, bytesParsed } = err as NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number };
-      const refusal = refusalForClientError(err.code, rawPacket, bytesParsed);
-      // Not a parser error: the connection failed (a reset). Not writable: already answered (the parser
-      // then reports the end of a request cut short by our own answer) or gone. Neither is a new refusal.
-      if (refusal === null || !socket.writable) return void socket.destroy();
-      this.refused(refusal);
-      // A response is still being made on this connection (a tunnel's, waiting for its service): an answer
-      // written now would be read as that one's.
-      if (responseInFlight(socket) !== null) return void socket.destroy();
-      const [status, reason] = LISTENER_REFUSALS[refusal];
-      writeHttpRefusal(socket, status, reason);
-    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
     // Without a listener Node drops a CONNECT without a word; this is no forward proxy.
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       socket.on('error', () => socket.destroy());
@@ -158,6 +144,50 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       writeHttpRefusal(socket, status, reason, { Allow: 'GET, HEAD' });
     });
     this.httpServer = server;
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    if (!socket.listeners('error').includes(ignoreError)) socket.on('error', ignoreError);
+    // Bytes after a request that asked to close (RFC 9112 §9.6): its response still goes out, then Node
+    // closes the connection; the bytes are ignored (the parser reports each further read the same way).
+    if (err.code === 'HPE_CLOSED_CONNECTION') {
+      if (responseInFlight(socket) === null) socket.destroy();
+      return;
+    }
+    const { rawPacket, bytesParsed } = err as NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number };
+    const refusal = refusalForClientError(err.code, rawPacket, bytesParsed);
+    // Not a parser error: the connection failed (a reset). Not writable: already answered (the parser
+    // then reports the end of a request cut short by our own answer) or gone. Neither is a new refusal.
+    if (refusal === null || !socket.writable) return void socket.destroy();
+    // The parser stays failed and reports each further read (or its head timer) again: the refusal already waits.
+    if (this.refusing.has(socket)) return void socket.pause();
+    this.refusing.add(socket);
+    const last = this.lastRequest.get(socket);
+    this.refuseInTurn(socket, refusal, last !== undefined && !last.complete ? last : null);
+  }
+
+  /**
+   * Writes the refusal once the responses before the refused request are out: Node sends pipelined
+   * responses in order, attaching the next to the socket as each finishes. `broken` is the request whose
+   * body the parser refused (null for a refused head): its own response gives way to the refusal if it
+   * has not started; if it has, the connection is dropped, as a refusal would be read as part of it.
+   */
+  private refuseInTurn(socket: Duplex, refusal: ListenerRefusal, broken: IncomingMessage | null): void {
+    // A response before it asked to close the connection (Node ends it once that is out), or it is gone.
+    if (!socket.writable) return;
+    const res = responseInFlight(socket);
+    if (res !== null && res.req !== broken) {
+      // Nothing more is parsed on this connection: nothing is read until the refusal is written.
+      socket.pause();
+      res.once('close', () => this.refuseInTurn(socket, refusal, broken));
+      return;
+    }
+    if (res?.headersSent) return void socket.destroy();
+    this.refused(refusal);
+    const [status, reason] = LISTENER_REFUSALS[refusal];
+    // Read on, so that the client closing after the refusal closes the connection (further bytes destroy it).
+    socket.resume();
+    writeHttpRefusal(socket, status, reason);
   }
 
   /**

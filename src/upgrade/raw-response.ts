@@ -9,8 +9,8 @@ export const BODY_TIMEOUT_REASON = 'request body not received in time';
  * The response Node is still making on a connection (`socket._httpMessage`),
  * or null: a raw answer written now would cut into it.
  */
-export function responseInFlight(socket: Duplex): { readonly headersSent?: boolean } | null {
-  return (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage ?? null;
+export function responseInFlight(socket: Duplex): ServerResponse | null {
+  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
 }
 
 /**
