@@ -207,6 +207,18 @@ describe('tunnel HTTP through a subdomain (reference client)', () => {
     assert.equal(svc.last, null, 'a v1 request goes out whole: none did');
   });
 
+  it('answers 413 to a chunk extension past the parser\'s bound before the response started, and counts it', async () => {
+    const count = async (): Promise<number> => {
+      const text = await (await fetch(`${app.baseUrl}/metrics`)).text();
+      return Number(/^wsproxy_http_refusals_total\{reason="chunk_extensions_too_large"\} (\d+)$/m.exec(text)?.[1] ?? NaN);
+    };
+    const before = await count();
+    assert.ok(Number.isInteger(before), 'the series is exposed');
+    const text = await rawExchange(app.port, `POST /x HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n1;${'e'.repeat(40 * 1024)}\r\n`);
+    assert.match(text, /^HTTP\/1\.1 413 [^]*chunk extensions too large\n$/);
+    assert.equal(await count(), before + 1);
+  });
+
   it('answers 404 tunnel not found once the tunnel has ended', async () => {
     const second = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: svc.target });
     const h = `${second.subdomain}.${TUNNEL_DOMAIN}`;
