@@ -6,8 +6,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
-import { WsproxyEvents } from '../src/common/events.js';
+import { WsproxyEvents, type RelayClosedEvent } from '../src/common/events.js';
 import { LimitsService } from '../src/limits/limits.service.js';
 import { DIRECT_READ_BYTES } from '../src/relay/direct-reader.js';
 import { ResumableRelay } from '../src/resume/client/resumable-relay.js';
@@ -16,7 +17,8 @@ import { UNACKED_UPLOAD_MAX, type ResumableSession } from '../src/resume/resumab
 import { startApp, type TestApp } from './support/app.js';
 import { duplexTarget } from './support/duplex-target.js';
 import { startMiddlebox } from './support/middlebox.js';
-import { RawResumeClient } from './support/resume-client.js';
+import { startServiceProcess, type ServiceProcess } from './support/process.js';
+import { RawResumeClient, type SessionFrame } from './support/resume-client.js';
 import { echoTarget, floodTarget, sha256, sourceTarget, startTarget, type TestTarget } from './support/targets.js';
 import { closed, expectCloseRefusal, expectRefusal, receiveBytes, track } from './support/ws-client.js';
 
@@ -56,6 +58,11 @@ function onlySession(app: TestApp): ResumableSession {
 
 async function slotsInUse(app: TestApp): Promise<number> {
   return Object.values((await app.app.get(LimitsService).snapshot()).perIp).reduce((a, b) => a + b, 0);
+}
+
+/** The TCP socket under a client WebSocket, to write frames `ws` would never send or to stop reading. */
+function rawSocket(ws: WebSocket): Socket {
+  return (ws as unknown as { _socket: Socket })._socket;
 }
 
 /** Sends `payload` through `relay` honouring `send`'s backpressure signal. */
@@ -813,6 +820,67 @@ describe('a resumable relay busy both ways', () => {
     } finally {
       await app.close();
       await echo.close();
+    }
+  });
+});
+
+describe('resumable sessions in a process that gets SIGTERM', () => {
+  let echo: TestTarget;
+  before(async () => {
+    echo = await echoTarget();
+  });
+  after(async () => {
+    await echo?.close();
+  });
+
+  /** The `relay_end` lines the process logged, parsed. */
+  function relayEnds(svc: ServiceProcess): (RelayClosedEvent & { endedBy: string })[] {
+    return svc.lines.filter((l) => l.includes('"event":"relay_end"')).map((l) => JSON.parse(l) as RelayClosedEvent & { endedBy: string });
+  }
+
+  /** Opens a session through `svc` that has had `hello` echoed both ways (5 bytes up, 5 down). */
+  async function echoedSession(svc: ServiceProcess): Promise<{ client: RawResumeClient; session: SessionFrame }> {
+    const opened = await RawResumeClient.open(`ws://127.0.0.1:${svc.port}/relay?host=127.0.0.1&port=${echo.port}&resume=1`);
+    opened.client.send(Buffer.from('hello'));
+    await opened.client.until(() => opened.client.bytes === 5, 'the echo');
+    return opened;
+  }
+
+  it('ends a detached session when the drain starts and logs its relay_end (1001, byte counts) before exiting 0', async () => {
+    const svc = await startServiceProcess({ RESUME_WINDOW_S: '600', SHUTDOWN_TIMEOUT_MS: '1500' });
+    try {
+      // The attached session holds the drain until the timeout; the detached one must not wait for the window.
+      const attached = await echoedSession(svc);
+      const detached = await echoedSession(svc);
+      detached.client.drop();
+      await waitFor(() => svc.lines.some((l) => l.includes('"event":"resume_detached"')), 'resume_detached');
+      svc.child.kill('SIGTERM');
+      assert.equal((await attached.client.closed()).code, 1001);
+      assert.equal(await svc.exited, 0);
+      const ends = relayEnds(svc).map((e) => [e.id, e.closeCode, e.closeReason, e.endedBy, e.bytesUp, e.bytesDown]);
+      assert.deepEqual(ends, [
+        [detached.session.id!.slice(0, 8), 1001, 'server shutting down', 'server', 5, 5],
+        [attached.session.id!.slice(0, 8), 1001, 'server shutting down', 'server', 5, 5],
+      ]);
+    } finally {
+      svc.child.kill('SIGKILL');
+    }
+  });
+
+  it('logs the relay_end of an attached session whose client never answers the 1001 before exiting 0', async () => {
+    const svc = await startServiceProcess({ RESUME_WINDOW_S: '600', SHUTDOWN_TIMEOUT_MS: '300' });
+    let silent: { client: RawResumeClient; session: SessionFrame } | undefined;
+    try {
+      silent = await echoedSession(svc);
+      // From here on the client reads nothing and answers nothing: the close handshake never completes.
+      rawSocket(silent.client.ws).pause();
+      svc.child.kill('SIGTERM');
+      assert.equal(await svc.exited, 0);
+      const ends = relayEnds(svc).map((e) => [e.id, e.closeCode, e.endedBy, e.bytesUp, e.bytesDown]);
+      assert.deepEqual(ends, [[silent.session.id!.slice(0, 8), 1001, 'server', 5, 5]]);
+    } finally {
+      svc.child.kill('SIGKILL');
+      silent?.client.ws.terminate();
     }
   });
 });

@@ -217,6 +217,16 @@ export class ResumableSession {
     }
   }
 
+  /**
+   * Drops the socket and the target now (a client that never answers
+   * `shutdown`'s close frame, a target that never closes after its FIN); the
+   * end keeps what `shutdown` said, and is reported once both have closed.
+   */
+  terminate(): void {
+    this.ws?.terminate();
+    this.setup.socket.destroy();
+  }
+
   // ---- target side -------------------------------------------------------
 
   private wireTarget(target: Socket): void {

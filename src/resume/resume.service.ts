@@ -56,6 +56,7 @@ export class ResumeService implements OnApplicationShutdown {
       reattached: (s) => this.onReattached(s),
       ended: (s, end) => this.onEnded(s, end),
     };
+    drain.onStart(() => this.endDetached());
   }
 
   /** Whether `resume=1` opens resumable sessions (`RESUME_WINDOW_S` > 0). */
@@ -111,10 +112,24 @@ export class ResumeService implements OnApplicationShutdown {
 
   /**
    * Attached sessions keep a drain waiting, like plain relays; detached ones do
-   * not (nobody can reattach while draining) and end at shutdown.
+   * not (nobody can reattach while draining): they end when it starts.
    */
   private track(s: ResumableSession): void {
-    if (!this.untrack.has(s.id)) this.untrack.set(s.id, this.drain.track({ shutdown: (code, reason) => s.shutdown(code, reason) }));
+    if (this.untrack.has(s.id)) return;
+    this.untrack.set(s.id, this.drain.track({ shutdown: (code, reason) => s.shutdown(code, reason), terminate: () => s.terminate() }));
+  }
+
+  /**
+   * Ends the detached sessions when a drain starts, tracked again until they
+   * report: their target closes asynchronously, and the app must not finish
+   * closing (and the process exit) before their `relay_end`.
+   */
+  private endDetached(): void {
+    for (const s of this.sessions.values()) {
+      if (s.state !== 'detached') continue;
+      this.track(s);
+      s.shutdown(1001, 'server shutting down');
+    }
   }
 
   private stopTracking(s: ResumableSession): void {
