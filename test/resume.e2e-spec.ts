@@ -358,6 +358,41 @@ describe('resumable relays', () => {
       await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
       await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be released');
     });
+
+    const violations: [code: number, what: string, breakIt: (client: RawResumeClient, session: SessionFrame) => void][] = [
+      [1009, 'a message over the announced maxMessageBytes', (client, session) => client.send(Buffer.alloc(session.maxMessageBytes! + 1))],
+      [1007, 'a text frame that is not UTF-8', (client) => rawSocket(client.ws).write(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe]))],
+      [1002, 'an unmasked frame', (client) => rawSocket(client.ws).write(Buffer.from([0x82, 0x03, 0x61, 0x62, 0x63]))],
+    ];
+    for (const [code, what, breakIt] of violations) {
+      it(`ends the session, not detaches it, when ws closes ${code} on ${what}: target closed, slot free, reattach 404, relay_end ${code}`, async () => {
+        const target = await duplexTarget();
+        const ends: RelayClosedEvent[] = [];
+        const onEnd = (e: RelayClosedEvent): number => ends.push(e);
+        app.app.get(WsproxyEvents).on('relay.closed', onEnd);
+        let id = '';
+        try {
+          const { client, session } = await RawResumeClient.open(openUrl(target.port));
+          id = session.id!;
+          breakIt(client, session);
+          assert.equal((await client.closed()).code, code);
+          // Detached, it would be held for the whole window (60 s): a few seconds tell the two apart.
+          await waitFor(() => !sessionsOf(app).some((s) => s.id === session.id), 'the session to end (not detach)', 3000);
+          await target.closed;
+          await waitFor(() => ends.some((e) => e.id === session.id!.slice(0, 8)), 'relay.closed');
+          const end = ends.find((e) => e.id === session.id!.slice(0, 8))!;
+          assert.equal(end.closeCode, code, `relay_end says ${code}: ${end.closeReason}`);
+          assert.notEqual(end.closeReason, '', 'the reason is the error ws found');
+          await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be released');
+          assert.deepEqual(await expectRefusal(reattachUrl(session.id!, 0)), { status: 404, body: 'unknown session' });
+        } finally {
+          // A session left detached would hold its slot through the next tests.
+          sessionsOf(app).find((s) => s.id === id)?.shutdown(1001, 'test over');
+          app.app.get(WsproxyEvents).off('relay.closed', onEnd);
+          await target.close();
+        }
+      });
+    }
   });
 
   describe('memory', () => {

@@ -38,17 +38,29 @@ export function dropAfterError(ws: WebSocket, err: Error): void {
 }
 
 /**
+ * Handles every error of `ws` with `dropAfterError` and, for an error of the
+ * peer's frames, first calls `violated` with the close code `ws` sent and the
+ * error's message (`ws` sends its close frame without a reason). Returns a
+ * function that stops listening.
+ */
+export function onWebSocketError(ws: WebSocket, violated: (code: number, reason: string) => void): () => void {
+  const onError = (err: Error): void => {
+    const code = protocolCloseCode(err);
+    if (code !== null) violated(code, err.message);
+    dropAfterError(ws, err);
+  };
+  ws.on('error', onError);
+  return () => ws.off('error', onError);
+}
+
+/**
  * Listens for the end of `ws`, dropping it on any error, and reports the end
  * once: after an error of the peer's frames, the code `ws` sent and the
  * error's message, not the 1006 of the `close` event that follows.
  */
 export function onWebSocketEnd(ws: WebSocket, end: (code: number, reason: string) => void): void {
   let sent: { code: number; reason: string } | null = null;
-  ws.on('error', (err: Error) => {
-    const code = protocolCloseCode(err);
-    if (code !== null) sent ??= { code, reason: err.message };
-    dropAfterError(ws, err);
-  });
+  onWebSocketError(ws, (code, reason) => (sent ??= { code, reason }));
   ws.once('close', (code: number, reason: Buffer) => {
     if (sent !== null && code === 1006) end(sent.code, sent.reason);
     else end(code, reason.toString());

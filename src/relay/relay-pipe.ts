@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { endTarget } from './end-target.js';
-import { dropAfterError, protocolCloseCode } from '../common/protocol-close.js';
+import { onWebSocketError } from '../common/protocol-close.js';
 
 /**
  * Largest amount the proxy lets pile up in a WebSocket's send buffer before it
@@ -122,11 +122,7 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
     finish();
   });
 
-  ws.on('error', (err: Error) => {
-    const code = protocolCloseCode(err);
-    if (code !== null) markEnd({ closeCode: code, closeReason: err.message, endedBy: 'client' });
-    dropAfterError(ws, err);
-  });
+  onWebSocketError(ws, (code, reason) => markEnd({ closeCode: code, closeReason: reason, endedBy: 'client' }));
   ws.on('close', (code: number, reason: Buffer) => {
     wsClosed = true;
     markEnd({ closeCode: code, closeReason: reason.toString(), endedBy: 'client' });

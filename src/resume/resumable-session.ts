@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { Fifo } from '../common/fifo.js';
-import { dropAfterError } from '../common/protocol-close.js';
+import { onWebSocketError } from '../common/protocol-close.js';
 import { endTarget } from '../relay/end-target.js';
 import type { PipeEnd } from '../relay/relay-pipe.js';
 import { TARGET_END_TIMEOUT_MS, WS_SEND_HIGH_WATER } from '../relay/relay-pipe.js';
@@ -70,7 +70,8 @@ const REPLACED_TERMINATE_MS = 5_000;
  *   replays from the client's count and announces the proxy's own.
  * - Ends for good on: the client's 1000, the target's end once everything was
  *   delivered (a clean close handshake after the final close frame), window
- *   expiry, or a server decision (drain, maximum age, protocol error).
+ *   expiry, a client breaking the protocol (the proxy's own 1002, 1007, 1008,
+ *   1009), or a server decision (drain, maximum age).
  */
 export class ResumableSession {
   readonly shortId: string;
@@ -329,15 +330,14 @@ export class ResumableSession {
   private wireWs(ws: WebSocket): void {
     const onMessage = (data: Buffer, isBinary: boolean): void => this.onMessage(ws, data, isBinary);
     const onClose = (code: number, reason: Buffer): void => this.onClose(ws, code, reason.toString());
-    const onError = (err: Error): void => dropAfterError(ws, err);
     ws.on('message', onMessage);
     ws.on('close', onClose);
-    ws.on('error', onError);
+    const offError = onWebSocketError(ws, (code, reason) => this.violated(ws, code, reason));
     this.unwire = () => {
       ws.off('message', onMessage);
       ws.off('close', onClose);
       // Keep an error listener: a detached socket may still fail.
-      ws.off('error', onError);
+      offError();
       ws.on('error', () => ws.terminate());
     };
   }
@@ -417,6 +417,18 @@ export class ResumableSession {
 
   private protocolError(reason: string): void {
     this.shutdown(1008, reason);
+  }
+
+  /**
+   * The client's frames broke the WebSocket protocol and `ws` has already sent
+   * its close frame (`code`): the session ends as on a bad control frame, and
+   * its target from the socket's close event. Detaching would hold the target
+   * and the slot for a client that treats these codes as final.
+   */
+  private violated(ws: WebSocket, code: number, reason: string): void {
+    if (ws !== this.ws) return;
+    this.decideEnd({ closeCode: code, closeReason: reason, endedBy: 'client', expired: false });
+    this.pauseTarget();
   }
 
   private onClose(ws: WebSocket, code: number, reason: string): void {
