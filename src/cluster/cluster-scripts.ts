@@ -1,5 +1,4 @@
 import { CLOCK_KEY, WARMING_KEY } from './cluster-keys.js';
-import { CONTINUITY_MIN_GAP_MS, LIVENESS_BEATS } from './cluster-settings.js';
 
 /**
  * The Lua scripts of the cluster counters. Each runs atomically in Redis, so a
@@ -27,14 +26,14 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 /**
  * Prelude of the scripts that decide on the counts or renew them (admission,
  * heartbeats, claims): `PRELUDE`, a local `ttl` (the liveness TTL, ms,
- * from `ttlArg`) and `warming` (ms of warm-up left, 0 when none).
+ * from `ttlArg`) and `warming` (ms of warm-up left, 0 when none). The
+ * script's last argument is the clock's lifetime (`continuityMs`).
  *
- * Each run renews the clock key for the TTL less one beat (at least
- * `CONTINUITY_MIN_GAP_MS`). Finding it gone means Redis lost its state (a
- * restart, FLUSHALL, a failover to a stale copy) or ran no script for longer
- * than a live replica stays silent (Redis stalled, or no replica could reach
- * it): a silence shorter than the TTL less one beat lapses no live replica's
- * deadline. Either way a live replica's share
+ * Each run renews the clock key for that lifetime, within which no live
+ * replica's deadline can pass. Finding it gone means Redis lost its state (a
+ * restart, FLUSHALL, a failover to a stale copy) or ran no script for so long
+ * that a live replica's deadline may have passed (Redis stalled, or no
+ * replica could reach it). Either way a live replica's share
  * may be missing, or its deadline may have lapsed while it lived, so the
  * counts are not trusted for one liveness TTL: by then every live replica
  * has beaten and re-published its share. Meanwhile admissions and claims
@@ -45,7 +44,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 export function continuityPrelude(ttlArg: string): string {
   return `${PRELUDE}
 local ttl = tonumber(${ttlArg})
-if not redis.call('SET', '${CLOCK_KEY}', '1', 'PX', math.max(ttl - math.floor(ttl / ${LIVENESS_BEATS}), ${CONTINUITY_MIN_GAP_MS}), 'GET') then
+if not redis.call('SET', '${CLOCK_KEY}', '1', 'PX', tonumber(ARGV[#ARGV]), 'GET') then
   redis.call('SET', '${WARMING_KEY}', '1', 'PX', ttl)
 end
 local warming = math.max(redis.call('PTTL', '${WARMING_KEY}'), 0)
@@ -54,7 +53,7 @@ local warming = math.max(redis.call('PTTL', '${WARMING_KEY}'), 0)
 
 /**
  * KEYS: replicas zset, own ip share, own user share.
- * ARGV: replica id, ip, user, max per ip, max per user, ttl ms, share prefix.
+ * ARGV: replica id, ip, user, max per ip, max per user, ttl ms, share prefix, clock ms.
  * Returns 'ok', 'ip', 'user' or 'warming'.
  */
 export const ADMIT_LUA = `${continuityPrelude('ARGV[6]')}
@@ -93,7 +92,7 @@ return 1
 /**
  * Rewrites this replica's share from its local truth and renews its liveness.
  * KEYS: replicas zset, own ip share, own user share.
- * ARGV: replica id, ttl ms, n ip entries, ip, count, …, n user entries, user, count, …
+ * ARGV: replica id, ttl ms, n ip entries, ip, count, …, n user entries, user, count, …, clock ms
  * Returns { live replicas, ms of warm-up left }.
  */
 export const HEARTBEAT_LUA = `${continuityPrelude('ARGV[2]')}

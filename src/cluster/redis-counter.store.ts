@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import type { AcquireOutcome, ConnectionCounterStore } from '../limits/connection-counter.store.js';
 import { REPLICAS_KEY, SHARE_PREFIX, shareIpKey, shareUserKey } from './cluster-keys.js';
-import { livenessTtlMs } from './cluster-settings.js';
+import { continuityMs, livenessTtlMs } from './cluster-settings.js';
 import { ClusterRedis } from './cluster-redis.service.js';
 import { LocalCounts } from './local-counts.js';
 import { ReplicaIdentity } from './replica-identity.js';
@@ -43,6 +43,8 @@ export interface PublishOutcome {
 export class RedisCounterStore implements ConnectionCounterStore {
   private readonly local = new LocalCounts();
   private readonly ttlMs: number;
+  /** The continuity clock's lifetime, the last argument of the scripts that renew it. */
+  private readonly clockMs: string;
   private readonly ipKey: string;
   private readonly userKey: string;
   /** Incremented each time a publish is sent. */
@@ -56,6 +58,7 @@ export class RedisCounterStore implements ConnectionCounterStore {
     private readonly identity: ReplicaIdentity,
   ) {
     this.ttlMs = livenessTtlMs(config);
+    this.clockMs = String(continuityMs(config));
     this.ipKey = shareIpKey(identity.id);
     this.userKey = shareUserKey(identity.id);
   }
@@ -78,6 +81,7 @@ export class RedisCounterStore implements ConnectionCounterStore {
           String(maxPerUser),
           String(this.ttlMs),
           SHARE_PREFIX,
+          this.clockMs,
         ),
       );
       if (reply === 'warming') throw new Error('warming up after a gap in the cluster state');
@@ -120,7 +124,7 @@ export class RedisCounterStore implements ConnectionCounterStore {
     this.publishes++;
     const args = this.local.heartbeatArgs();
     const run = this.redis
-      .timed('heartbeat', () => this.redis.client.wsproxyHeartbeat(REPLICAS_KEY, this.ipKey, this.userKey, this.identity.id, String(this.ttlMs), ...args))
+      .timed('heartbeat', () => this.redis.client.wsproxyHeartbeat(REPLICAS_KEY, this.ipKey, this.userKey, this.identity.id, String(this.ttlMs), ...args, this.clockMs))
       .then(([liveReplicas, warmingMs]) => ({ liveReplicas, warmingMs }));
     this.publishing = run;
     const done = (): void => {

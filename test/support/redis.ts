@@ -108,7 +108,7 @@ export class TestRedis {
 /** A `CLUSTER_SECRET` for tests. */
 export const TEST_CLUSTER_SECRET = 'test-cluster-secret-0123456789abcdef';
 
-/** Env of a cluster replica on `redis`: fast heartbeat (TTL 600 ms), no drain wait. */
+/** Env of a cluster replica on `redis`: fast heartbeat (200 ms; the liveness TTL is then its minimum, 3 s), no drain wait. */
 export function clusterEnv(redis: TestRedis, extra: Record<string, string> = {}): Record<string, string> {
   return {
     REDIS_URL: redis.url,

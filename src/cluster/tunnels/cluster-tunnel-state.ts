@@ -5,7 +5,7 @@ import type { ClaimOutcome, TunnelRecord } from '../../tunnel/state/tunnel-regis
 import type { PortLossCause } from '../../tunnel/state/port-pool.js';
 import { CLOCK_KEY, REPLICAS_KEY, WARMING_KEY } from '../cluster-keys.js';
 import { ClusterRedis } from '../cluster-redis.service.js';
-import { livenessTtlMs } from '../cluster-settings.js';
+import { continuityMs, livenessTtlMs } from '../cluster-settings.js';
 import { ReplicaIdentity } from '../replica-identity.js';
 import { ReplicaAddress } from './replica-address.js';
 import {
@@ -102,6 +102,8 @@ function unavailable(): Refusal {
 @Injectable()
 export class ClusterTunnelState {
   private readonly ttlMs: number;
+  /** The continuity clock's lifetime, the last argument of the scripts that renew it. */
+  private readonly clockMs: string;
   /** Unrenewed this long, this replica's port claims may lapse (see `fenceIfLapsed`). */
   private readonly fenceAfterMs: number;
   /** When the last heartbeat that succeeded was sent: its claims live until then plus the TTL. */
@@ -132,6 +134,7 @@ export class ClusterTunnelState {
     private readonly address: ReplicaAddress,
   ) {
     this.ttlMs = livenessTtlMs(config);
+    this.clockMs = String(continuityMs(config));
     this.fenceAfterMs = this.ttlMs - config.clusterHeartbeatMs;
     this.routeTtlMs = Math.min(ROUTE_CACHE_MAX_MS, config.clusterHeartbeatMs / 2);
     this.usersKey = tunnelUsersKey(identity.id);
@@ -174,6 +177,7 @@ export class ClusterTunnelState {
           String(maxPerUser),
           json,
           TUNNEL_USERS_PREFIX,
+          this.clockMs,
         ),
       );
       if (reply === 'warming') throw unavailable();
@@ -277,6 +281,7 @@ export class ClusterTunnelState {
             String(max),
             PORT_PREFIX,
             PORTS_CHANNEL,
+            this.clockMs,
           ),
         ),
       );
@@ -371,6 +376,7 @@ export class ClusterTunnelState {
     for (const [user, n] of this.users) args.push(user, String(n));
     args.push(String(this.ports.size));
     for (const [port, sub] of this.ports) args.push(String(port), sub);
+    args.push(this.clockMs);
     const run = this.redis
       .timed('tunnel_heartbeat', () =>
         this.cmd.wsproxyTunnelBeat(

@@ -11,7 +11,7 @@ export const PORT_CLAIM_WARMING = -2;
 
 /**
  * KEYS: replicas zset, tunnel key, own tunnel-users hash.
- * ARGV: replica id, ttl ms, user, max per user, record JSON, tunnel-users prefix.
+ * ARGV: replica id, ttl ms, user, max per user, record JSON, tunnel-users prefix, clock ms.
  * Returns 'ok', 'taken', 'user_limit' or 'warming'.
  */
 export const TUNNEL_CLAIM_LUA = `${continuityPrelude('ARGV[2]')}
@@ -66,7 +66,7 @@ return count
 
 /**
  * KEYS: replicas zset, own ports hash.
- * ARGV: replica id, ttl ms, subdomain, from, max, port prefix, channel.
+ * ARGV: replica id, ttl ms, subdomain, from, max, port prefix, channel, clock ms.
  * Claims the lowest free port in [from, max]; returns it, -1 when none is
  * free, or -2 while warming up (a port whose holder's claim was lost would
  * look free).
@@ -103,7 +103,7 @@ return 1
  *
  * KEYS: replicas zset, own tunnel-users hash, own ports hash.
  * ARGV: replica id, ttl ms, tunnel prefix, port prefix, ports prefix,
- *   n tunnels, (subdomain, record JSON)…, n users, (user, count)…, n ports, (port, subdomain)…
+ *   n tunnels, (subdomain, record JSON)…, n users, (user, count)…, n ports, (port, subdomain)…, clock ms
  * Returns `{ n, lost port × n, port, record, port, record, … }`: the lost ports
  * are this replica's claims another replica now holds (its keys expired while
  * this one could not reach Redis, and the port was claimed again).
