@@ -439,7 +439,7 @@ export const CONFIG_VARS = {
     'CLUSTER_HEARTBEAT_MS',
     '2000',
     '100..60000',
-    'Heartbeat period; a replica is dead after three missed beats, ms.',
+    'Heartbeat period, ms; a replica is dead after three missed beats (at least 3 s). The same on every replica.',
     int(100, 60000),
   ),
   resumeWindowS: spec(
