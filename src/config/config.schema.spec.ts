@@ -62,8 +62,17 @@ describe('parseConfig', () => {
     assert.match(refusal({ CLERK_JWKS_URL: 'http://10.0.0.1/jwks.json' }), /^CLERK_JWKS_URL uses http:/);
   });
 
-  it('refuses ALLOWED_ORIGINS entries no browser origin can match: a * inside the host, a port over 65535', () => {
-    for (const dead of ['https://*', 'https://a.*.com', 'https://*.*.example.com', 'https://example.com:99999', 'http://localhost:*, https://x*y.example.com']) {
+  it('refuses ALLOWED_ORIGINS entries no browser origin can match: a * inside the host, a port a browser never writes, a trailing dot', () => {
+    for (const dead of [
+      'https://*',
+      'https://a.*.com',
+      'https://*.*.example.com',
+      'https://example.com:99999',
+      'http://localhost:0',
+      'https://*.example.com:08080',
+      'https://example.com.',
+      'http://localhost:*, https://x*y.example.com',
+    ]) {
       assert.match(refusal({ ALLOWED_ORIGINS: dead }), /^ALLOWED_ORIGINS has "[^"]+", not an origin$/, dead);
     }
     assert.deepEqual(parseConfig({ ALLOWED_ORIGINS: 'https://*.example.com,http://localhost:*,https://example.com:65535' }).allowedOrigins, [

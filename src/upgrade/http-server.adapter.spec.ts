@@ -125,6 +125,18 @@ describe('BoundedExpressAdapter', () => {
     assert.deepEqual(refused, []);
   });
 
+  it('drops the connection, counting no refusal, when the refused body belongs to a response already out (keep-alive)', async () => {
+    refused.length = 0;
+    const c = await open(port);
+    c.s.write('POST /ignores HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    // The answer is out and the connection kept alive: a 400 now would be read as the answer to the next request.
+    c.s.write('zz\r\nhello\r\n0\r\n\r\n');
+    await c.closed;
+    assert.match(c.text(), /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nanswered$/);
+    assert.deepEqual(refused, []);
+  });
+
   it('answers a request pipelined before a malformed one in full, then 400, and parses nothing after', async () => {
     refused.length = 0;
     seen.length = 0;

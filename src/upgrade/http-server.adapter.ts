@@ -62,8 +62,8 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   private front: ((req: IncomingMessage, res: ServerResponse) => boolean) | null = null;
   private refused: (refusal: ListenerRefusal) => void = () => undefined;
   private draining: () => boolean = () => false;
-  /** The last request of each connection: a parser error while it is incomplete is in its body. */
-  private readonly lastRequest = new WeakMap<Duplex, IncomingMessage>();
+  /** The last exchange of each connection: a parser error while its request is incomplete is in its body. */
+  private readonly lastExchange = new WeakMap<Duplex, { req: IncomingMessage; res: ServerResponse }>();
   /** Connections whose refusal waits for the responses before it. */
   private readonly refusing = new WeakSet<Duplex>();
 
@@ -92,7 +92,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   override initHttpServer(): void {
     const express = this.getInstance<(req: IncomingMessage, res: ServerResponse) => void>();
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-      this.lastRequest.set(req.socket, req);
+      this.lastExchange.set(req.socket, { req, res });
       // A client on a keep-alive connection reconnects for its next request, through the load
       // balancer to a replica that is not going away.
       if (this.draining()) res.shouldKeepAlive = false;
@@ -162,27 +162,28 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     // The parser stays failed and reports each further read (or its head timer) again: the refusal already waits.
     if (this.refusing.has(socket)) return void socket.pause();
     this.refusing.add(socket);
-    const last = this.lastRequest.get(socket);
-    this.refuseInTurn(socket, refusal, last !== undefined && !last.complete ? last : null);
+    const last = this.lastExchange.get(socket);
+    this.refuseInTurn(socket, refusal, last !== undefined && !last.req.complete ? last.res : null);
   }
 
   /**
    * Writes the refusal once the responses before the refused request are out: Node sends pipelined
-   * responses in order, attaching the next to the socket as each finishes. `broken` is the request whose
-   * body the parser refused (null for a refused head): its own response gives way to the refusal if it
-   * has not started; if it has, the connection is dropped, as a refusal would be read as part of it.
+   * responses in order, attaching the next to the socket as each finishes. `broken` is the response to
+   * the request whose body the parser refused (null for a refused head): it gives way to the refusal if
+   * it has not started; if it has started, or is already out, the connection is dropped, as a refusal
+   * would be read as part of it or as the answer to the client's next request.
    */
-  private refuseInTurn(socket: Duplex, refusal: ListenerRefusal, broken: IncomingMessage | null): void {
+  private refuseInTurn(socket: Duplex, refusal: ListenerRefusal, broken: ServerResponse | null): void {
     // A response before it asked to close the connection (Node ends it once that is out), or it is gone.
     if (!socket.writable) return;
     const res = responseInFlight(socket);
-    if (res !== null && res.req !== broken) {
+    if (res !== null && res !== broken) {
       // Nothing more is parsed on this connection: nothing is read until the refusal is written.
       socket.pause();
       res.once('close', () => this.refuseInTurn(socket, refusal, broken));
       return;
     }
-    if (res?.headersSent) return void socket.destroy();
+    if (broken?.headersSent) return void socket.destroy();
     this.refused(refusal);
     const [status, reason] = LISTENER_REFUSALS[refusal];
     // Read on, so that the client closing after the refusal closes the connection (further bytes destroy it).

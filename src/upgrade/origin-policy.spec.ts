@@ -40,6 +40,12 @@ describe('OriginPolicy', () => {
     assert.equal(policy.allows('https://app.example.com:8443'), false);
   });
 
+  it('matches a wildcard entry with a non-ASCII name as browsers write the origin (punycode)', () => {
+    const policy = new OriginPolicy(['https://*.bücher.example']);
+    assert.equal(policy.allows('https://shop.xn--bcher-kva.example'), true);
+    assert.equal(policy.allows('https://shop.other.example'), false);
+  });
+
   it('takes an IPv6-literal origin, exact or with any port, and refuses an entry with whitespace or a broken literal', () => {
     assert.equal(isOriginEntry('https://[::1]:8080'), true);
     assert.equal(isOriginEntry('http://[2001:db8::1]:*'), true);

@@ -7,19 +7,23 @@
 /** One `ALLOWED_ORIGINS` entry other than `*`: scheme://[*.]host[:port|:*][/], the host a name, an IPv4 address or a bracketed IPv6 literal. */
 const ORIGIN_ENTRY = /^([a-z][a-z0-9+.-]*):\/\/(\*\.)?(\[[0-9a-f:.]+\]|[^/:\s[\]]+)(?::(\*|\d+))?\/?$/i;
 
+/** A port as a browser writes it in Origin: 1–65535, no leading zero. */
+const ORIGIN_PORT = /^[1-9]\d{0,4}$/;
+
 /**
  * Whether `entry` is something the matcher understands and some browser origin
  * can match (config validation refuses the rest): a `*` anywhere but a leading
- * `*.` would be read as part of the host name, and a port over 65535 is in no
- * origin, so either would turn every browser away without a word.
+ * `*.` would be read as part of the host name, and a port a browser never
+ * writes (0, over 65535, a leading zero) or a host with a trailing dot is in
+ * no origin, so any of them would turn every browser away without a word.
  */
 export function isOriginEntry(entry: string): boolean {
   if (entry === '*') return true;
   const m = ORIGIN_ENTRY.exec(entry);
   if (!m) return false;
   const [, , , host, port] = m;
-  if (host!.includes('*')) return false;
-  if (port !== undefined && port !== '*' && Number(port) > 65535) return false;
+  if (host!.includes('*') || host!.endsWith('.')) return false;
+  if (port !== undefined && port !== '*' && !(ORIGIN_PORT.test(port) && Number(port) <= 65535)) return false;
   return URL.canParse(`http://${host}`);
 }
 
@@ -43,7 +47,8 @@ export class OriginPolicy {
       }
       this.patterns.push({
         scheme: scheme.toLowerCase(),
-        hostSuffix: wildcardHost ? '.' + host.toLowerCase() : null,
+        // As the URL parser writes it, which is how `allows` reads the origin: punycode for a non-ASCII name.
+        hostSuffix: wildcardHost ? '.' + canonicalHost(host) : null,
         host: wildcardHost ? null : canonicalHost(host),
         anyPort: port === '*',
         // Browsers leave a scheme's default port out of Origin (https://a.example.com, never :443).
