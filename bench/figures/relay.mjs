@@ -99,7 +99,7 @@ export const setup = {
   // The time cap only binds a competitor that manages fewer than count / maxSeconds
   // setups a second (websockify forks a Python process per connection); it keeps
   // the run within its time budget, and the rate is over the setups launched.
-  params: ({ quick }) => ({ count: quick ? 500 : 2000, inflight: 50, maxSeconds: quick ? 5 : 20 }),
+  params: ({ quick }) => ({ count: quick ? 500 : 2000, inflight: 50, maxSeconds: quick ? 2 : 20 }),
   describe: (p) => `${p.count} relays, ${p.inflight} in flight (at most ${p.maxSeconds} s of launching per sample)`,
   metrics: [
     { id: 'rate', label: 'setups/s', unit: '/s', better: 'higher', targets: [{ vs: 'plain', op: '>=', value: 1.0 }] },
@@ -108,7 +108,7 @@ export const setup = {
   ],
   // A whole sample: the first 2 000 setups of a process run at about half speed
   // (heap and socket pools growing, JIT). --quick keeps to its minute.
-  warmup: (ctx, handle, p) => setup.sample(ctx, handle, ctx.quick ? { ...p, count: 100 } : p),
+  warmup: (ctx, handle, p) => setup.sample(ctx, handle, ctx.quick ? { ...p, count: 100, maxSeconds: 1 } : p),
   async sample(ctx, handle, { count, inflight, maxSeconds }) {
     // A distinct token (own jti) per connection, minted before the clock starts.
     const tokens = handle.endpoint.url?.includes('{token}') ? await ctx.auth.mintMany(count) : undefined;
@@ -196,7 +196,7 @@ export const backpressure = {
   baseline: 'plain',
   subject: 'wsproxy',
   fresh: true,
-  params: ({ quick }) => ({ bytes: 256 * MiB, seconds: quick ? 3 : 8 }),
+  params: ({ quick }) => ({ bytes: 256 * MiB, seconds: quick ? 2 : 8 }),
   describe: (p) => `up to ${p.bytes / MiB} MiB pushed at a target reading 1 MiB/s, ended after ${p.seconds} s`,
   metrics: [
     // No ratio: the baseline's growth can be close to zero, and the target is absolute.

@@ -11,7 +11,7 @@ export const tunnelHttp = {
   competitors: ['tunnel-http', 'direct-http'],
   baseline: 'direct-http',
   subject: 'tunnel-http',
-  params: ({ quick }) => ({ inflight: 50, seconds: quick ? 1.5 : 3 }),
+  params: ({ quick }) => ({ inflight: 50, seconds: quick ? 1 : 3 }),
   describe: (p) => `${p.inflight} in flight, ${p.seconds} s per sample`,
   metrics: [
     { id: 'rps', label: 'requests/s', unit: '/s', better: 'higher', targets: [{ op: '>=', value: 2000 }] },
