@@ -22,9 +22,10 @@ export function shareUserKey(replicaId: string): string {
 }
 
 /**
- * STRING with a TTL of the liveness TTL less one beat, renewed by every
- * admission, heartbeat and claim: its absence means Redis lost its state or
- * ran no script for longer than a live replica stays silent.
+ * STRING with a TTL of `continuityMs` (the liveness TTL less a beat and a
+ * half), renewed by every admission, heartbeat and claim: its absence means
+ * Redis lost its state or ran no script for so long that a live replica's
+ * deadline may have passed.
  */
 export const CLOCK_KEY = `${KEY_TAG}:clock`;
 

@@ -62,8 +62,8 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   private front: ((req: IncomingMessage, res: ServerResponse) => boolean) | null = null;
   private refused: (refusal: ListenerRefusal) => void = () => undefined;
   private draining: () => boolean = () => false;
-  /** The last exchange of each connection: a parser error while its request is incomplete is in its body. */
-  private readonly lastExchange = new WeakMap<Duplex, { req: IncomingMessage; res: ServerResponse }>();
+  /** The last response of each connection: a parser error while its request (`res.req`) is incomplete is in its body. */
+  private readonly lastResponse = new WeakMap<Duplex, ServerResponse>();
   /** Connections whose refusal waits for the responses before it. */
   private readonly refusing = new WeakSet<Duplex>();
 
@@ -92,7 +92,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   override initHttpServer(): void {
     const express = this.getInstance<(req: IncomingMessage, res: ServerResponse) => void>();
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-      this.lastExchange.set(req.socket, { req, res });
+      this.lastResponse.set(req.socket, res);
       // A client on a keep-alive connection reconnects for its next request, through the load
       // balancer to a replica that is not going away.
       if (this.draining()) res.shouldKeepAlive = false;
@@ -162,8 +162,8 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     // The parser stays failed and reports each further read (or its head timer) again: the refusal already waits.
     if (this.refusing.has(socket)) return void socket.pause();
     this.refusing.add(socket);
-    const last = this.lastExchange.get(socket);
-    this.refuseInTurn(socket, refusal, last !== undefined && !last.req.complete ? last.res : null);
+    const last = this.lastResponse.get(socket);
+    this.refuseInTurn(socket, refusal, last !== undefined && !last.req.complete ? last : null);
   }
 
   /**
