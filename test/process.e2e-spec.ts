@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { MAIN_JS, REPO_ROOT, startServiceProcess } from './support/process.js';
 import type { WebSocket } from 'ws';
 import { closed, expectCloseRefusal, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
+import { waitFor } from './support/tunnel.js';
 
 describe('the built service as a process', () => {
   let echo: TestTarget;
@@ -161,6 +162,8 @@ describe('the built service as a process', () => {
       }
       assert.ok(refusals.includes('503 proxy out of resources'), `refusals: ${JSON.stringify(refusals)}`);
       assert.deepEqual(refusals.filter((r) => !r.startsWith('503')), [], 'nothing blamed on the target');
+      // The log line travels through the service's stdout: it may come after the 503 did.
+      await waitFor(() => svc.lines.some((l) => l.includes('failed with EMFILE')), 5000, 'the EMFILE warning');
       const warnings = svc.lines.filter((l) => l.includes('failed with EMFILE'));
       assert.equal(warnings.length, 1, svc.lines.join('\n'));
       assert.match(warnings[0]!, /connecting to a target failed with EMFILE: the proxy is out of resources \(raise the open-file limit\)/);
