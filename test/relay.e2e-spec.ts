@@ -1011,24 +1011,26 @@ describe('hostile input', () => {
     const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
     const ended = nextRelayEnd();
     ws.send(randomPayload(65537));
-    const { code } = await closed(ws);
+    const { code, reason } = await closed(ws);
     assert.equal(code, 1009);
+    assert.equal(reason, 'Max payload size exceeded');
     assert.equal(await ended, 1009, 'relay_end says 1009, not 1006');
     await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slot release');
   });
 
   it('closes 1002 on frames that break RFC 6455 (unmasked client frame, reserved opcode)', async () => {
-    for (const frame of [
-      Buffer.from([0x82, 0x03, 0x61, 0x62, 0x63]), // binary, unmasked
-      Buffer.from([0x83, 0x80, 1, 2, 3, 4]), // reserved opcode 0x3, masked, empty
-    ]) {
+    for (const [frame, expectedReason] of [
+      [Buffer.from([0x82, 0x03, 0x61, 0x62, 0x63]), 'Invalid WebSocket frame: MASK must be set'], // binary, unmasked
+      [Buffer.from([0x83, 0x80, 1, 2, 3, 4]), 'Invalid WebSocket frame: invalid opcode 3'], // reserved opcode 0x3, masked, empty
+    ] as const) {
       const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
       const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
       const done = closed(ws);
       const ended = nextRelayEnd();
       raw.write(frame);
-      const { code } = await done;
+      const { code, reason } = await done;
       assert.equal(code, 1002);
+      assert.equal(reason, expectedReason, 'the close frame says what broke');
       assert.equal(await ended, 1002, 'relay_end says 1002, not 1006');
     }
     await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slot release');

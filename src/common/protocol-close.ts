@@ -1,4 +1,6 @@
-import type { WebSocket } from 'ws';
+import type { EventEmitter } from 'node:events';
+import { WebSocket } from 'ws';
+import { fitCloseReason } from './close-reason.js';
 
 /** `ws`'s receiver error codes whose close is not a plain 1002 (protocol error). */
 const CLOSE_CODES: Readonly<Record<string, number>> = {
@@ -17,6 +19,23 @@ export function protocolCloseCode(err: Error): number | null {
   const code = (err as NodeJS.ErrnoException).code;
   if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return null;
   return CLOSE_CODES[code] ?? 1002;
+}
+
+/**
+ * Makes `ws` say why it closes a connection for the peer's frames: its own
+ * close frame (1002, 1007, 1008, 1009) carries no reason. A listener put before
+ * `ws`'s own on the frame receiver closes first, with the same code and the
+ * error's message ("Invalid WebSocket frame: MASK must be set"); `ws`'s own
+ * close then finds the connection closing and sends nothing more, and ends the
+ * socket as it would have. Call it on an accepted WebSocket (`ws` is pinned to
+ * one version; the relay's end-to-end tests check the reason arrives).
+ */
+export function explainProtocolCloses(ws: WebSocket): void {
+  const receiver = (ws as unknown as { _receiver?: EventEmitter })._receiver;
+  receiver?.prependListener('error', (err: Error) => {
+    const code = protocolCloseCode(err);
+    if (code !== null && ws.readyState === WebSocket.OPEN) ws.close(code, fitCloseReason(err.message));
+  });
 }
 
 /** Time a peer whose frames broke the protocol has to take the close frame before its socket is dropped. */
@@ -40,7 +59,7 @@ export function dropAfterError(ws: WebSocket, err: Error): void {
 /**
  * Handles every error of `ws` with `dropAfterError` and, for an error of the
  * peer's frames, first calls `violated` with the close code `ws` sent and the
- * error's message (`ws` sends its close frame without a reason). Returns a
+ * error's message (the close frame's reason, see `explainProtocolCloses`). Returns a
  * function that stops listening.
  */
 export function onWebSocketError(ws: WebSocket, violated: (code: number, reason: string) => void): () => void {

@@ -9,6 +9,7 @@ import { AbstractWsAdapter } from '@nestjs/websockets';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { selectResponseProtocol } from '../auth/token-carriers.js';
 import { ChurnSet } from '../common/churn-map.js';
+import { explainProtocolCloses } from '../common/protocol-close.js';
 import { isRefusal, Refusal, RETRY_AFTER_S } from '../common/refusal.js';
 import { WsproxyEvents } from '../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
@@ -171,6 +172,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       server.handleUpgrade(req, socket, head, (ws) => {
         accepted = true;
         quietRedundantEnds(ws);
+        explainProtocolCloses(ws);
         answerPings(ws);
         server.emit('connection', ws, req);
       });
