@@ -351,12 +351,15 @@ describe('resumable relays', () => {
       assert.deepEqual(viaClose, { code: 4404, reason: 'unknown session' });
     });
 
-    it('ends the session on a malformed control frame (1008)', async () => {
+    it('ends the session on a malformed control frame (1008), ended by the client', async () => {
+      const ended = new Promise<RelayClosedEvent>((resolve) => app.app.get(WsproxyEvents).once('relay.closed', resolve));
       const { client } = await RawResumeClient.open(openUrl(echo.port));
       client.ws.send(JSON.stringify({ type: 'ack', received: 10 ** 9 }));
       assert.equal((await client.closed()).code, 1008);
       await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
       await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be released');
+      const end = await ended;
+      assert.deepEqual([end.closeCode, end.closeReason, end.endedBy], [1008, 'ack beyond the bytes sent', 'client']);
     });
 
     const violations: [code: number, what: string, breakIt: (client: RawResumeClient, session: SessionFrame) => void][] = [
@@ -383,6 +386,7 @@ describe('resumable relays', () => {
           const end = ends.find((e) => e.id === session.id!.slice(0, 8))!;
           assert.equal(end.closeCode, code, `relay_end says ${code}: ${end.closeReason}`);
           assert.notEqual(end.closeReason, '', 'the reason is the error ws found');
+          assert.equal(end.endedBy, 'client');
           await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be released');
           assert.deepEqual(await expectRefusal(reattachUrl(session.id!, 0)), { status: 404, body: 'unknown session' });
         } finally {

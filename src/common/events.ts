@@ -20,6 +20,8 @@ export interface RelayClosedEvent extends RelayOpenedEvent {
   readonly durationMs: number;
   readonly closeCode: number;
   readonly closeReason: string;
+  /** Whose action ended it: the client's close or broken frames, the target's end, or the server (drain, maximum age, expiry). */
+  readonly endedBy: 'client' | 'target' | 'server';
 }
 
 export interface AdmissionRefusedEvent {

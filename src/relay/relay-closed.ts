@@ -31,5 +31,6 @@ export function relayClosedEvent(opened: RelayOpenedEvent, target: Socket, start
     durationMs: Date.now() - startedAt,
     closeCode: end.closeCode,
     closeReason: end.closeReason,
+    endedBy: end.endedBy,
   };
 }

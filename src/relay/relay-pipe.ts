@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { endTarget } from './end-target.js';
 import { onWebSocketError } from '../common/protocol-close.js';
+import type { RelayClosedEvent } from '../common/events.js';
 
 /**
  * Largest amount the proxy lets pile up in a WebSocket's send buffer before it
@@ -21,7 +22,7 @@ export interface PipeEnd {
   readonly closeCode: number;
   readonly closeReason: string;
   /** Which side ended it: `client`, `target`, or `server` (drain, max age, keepalive). */
-  readonly endedBy: 'client' | 'target' | 'server';
+  readonly endedBy: RelayClosedEvent['endedBy'];
 }
 
 /** A running relay between one WebSocket and one TCP socket. */

@@ -77,7 +77,7 @@ export class RelayService {
       this.live.delete(handle);
       setup.lease.release();
       const closed = relayClosedEvent(opened, setup.socket, started, end, pipe.bytesDown());
-      if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_end', ...closed, endedBy: end.endedBy }, 'relay ended');
+      if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_end', ...closed }, 'relay ended');
       this.events.emit('relay.closed', closed);
     });
     const handle = this.live.add({ ws, socket: setup.socket, pipe });

@@ -202,9 +202,12 @@ export class ResumableSession {
     this.flow();
   }
 
-  /** Ends the session now with `code` (drain 1001, maximum age 4408): no reattach after this. */
-  shutdown(code: number, reason: string): void {
-    this.decideEnd({ closeCode: code, closeReason: reason, endedBy: 'server', expired: false });
+  /**
+   * Ends the session now with `code` (drain 1001, maximum age 4408; 1008 for
+   * the client's bad control frame, which it ended): no reattach after this.
+   */
+  shutdown(code: number, reason: string, endedBy: 'server' | 'client' = 'server'): void {
+    this.decideEnd({ closeCode: code, closeReason: reason, endedBy, expired: false });
     // Nobody will receive what the target sends from now on: it is left unread until the close handshake is over.
     this.pauseTarget();
     const ws = this.ws;
@@ -416,7 +419,7 @@ export class ResumableSession {
   }
 
   private protocolError(reason: string): void {
-    this.shutdown(1008, reason);
+    this.shutdown(1008, reason, 'client');
   }
 
   /**

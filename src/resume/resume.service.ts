@@ -164,7 +164,7 @@ export class ResumeService implements OnApplicationShutdown {
       this.events.emit('resume.expired', { id: s.shortId });
     }
     const closed = relayClosedEvent(this.describe(s), s.setup.socket, s.started, end, s.sentBytes);
-    this.log.info({ event: 'relay_end', ...closed, endedBy: end.endedBy }, 'relay ended');
+    this.log.info({ event: 'relay_end', ...closed }, 'relay ended');
     this.events.emit('relay.closed', closed);
   }
 }
