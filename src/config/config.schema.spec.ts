@@ -19,9 +19,15 @@ describe('parseConfig', () => {
   it('refuses a list that is set but has no entries, instead of reading it as empty', () => {
     // Read as empty, these mean "block nothing", "allow every target", "no audience check"…
     for (const name of ['BLOCKED_TARGETS', 'TRUSTED_PROXIES', 'ALLOWED_TARGETS', 'JWT_AUDIENCE', 'ALLOWED_ORIGINS']) {
-      for (const raw of [',', ' , ', ',,']) assert.match(refusal({ [name]: raw }), new RegExp(`^${name} is ".*", a list without entries$`), `${name}=${raw}`);
+      for (const raw of [',', ' , ', ',,', ' ']) assert.match(refusal({ [name]: raw }), new RegExp(`^${name} is ".*", a list without entries$`), `${name}=${raw}`);
     }
     assert.deepEqual(parseConfig({ BLOCKED_TARGETS: '10.0.0.0/8,' }).blockedTargets, ['10.0.0.0/8']);
+  });
+
+  it('refuses a blank JWT_ISSUER instead of reading it as "no issuer check"; empty is unset', () => {
+    for (const raw of [' ', '\t ']) assert.match(refusal({ JWT_ISSUER: raw }), /^JWT_ISSUER is ".*", blank$/, JSON.stringify(raw));
+    assert.equal(parseConfig({ JWT_ISSUER: '' }).jwtIssuer, '');
+    assert.equal(parseConfig({ JWT_ISSUER: ' https://clerk.example.com ' }).jwtIssuer, 'https://clerk.example.com');
   });
 
   it('holds integers to both ends of their range', () => {
@@ -84,7 +90,7 @@ describe('parseConfig', () => {
 
   it('refuses an empty ALLOWED_ORIGINS, which would turn every browser away without a word', () => {
     assert.equal(refusal({ ALLOWED_ORIGINS: '' }), 'ALLOWED_ORIGINS is empty');
-    assert.equal(refusal({ ALLOWED_ORIGINS: '  ' }), 'ALLOWED_ORIGINS is empty');
+    assert.equal(refusal({ ALLOWED_ORIGINS: '  ' }), 'ALLOWED_ORIGINS is "  ", a list without entries');
     assert.deepEqual(parseConfig({}).allowedOrigins, ['*']);
   });
 

@@ -56,6 +56,13 @@ function str(raw: string): string {
   return raw.trim();
 }
 
+/** `str`, refusing a value that is set but blank (`JWT_ISSUER=" "`): read as empty, it would switch its check off. */
+function text(raw: string, name: string, accepted: string): string {
+  const v = raw.trim();
+  if (v === '' && raw !== '') fail(name, `is "${raw}", blank`, accepted);
+  return v;
+}
+
 function list(raw: string): string[] {
   return raw
     .split(',')
@@ -64,12 +71,12 @@ function list(raw: string): string[] {
 }
 
 /**
- * `list`, refusing a value that is set but holds no entry (`,`, ` , `): read as
+ * `list`, refusing a value that is set but holds no entry (`,`, ` , `, ` `): read as
  * empty, it would silently mean "no restriction" or "nothing allowed".
  */
 function entries(raw: string, name: string, accepted: string): string[] {
   const out = list(raw);
-  if (out.length === 0 && raw.trim() !== '') fail(name, `is "${raw}", a list without entries`, accepted);
+  if (out.length === 0 && raw !== '') fail(name, `is "${raw}", a list without entries`, accepted);
   return out;
 }
 
@@ -142,7 +149,7 @@ const originEntries = listOf(isOriginEntry, 'an origin', ORIGINS_ACCEPTED);
 
 /** An empty ALLOWED_ORIGINS would refuse every browser without a word: refused here instead. */
 function originList(raw: string, name: string): string[] {
-  if (raw.trim() === '') fail(name, 'is empty', ORIGINS_ACCEPTED);
+  if (raw === '') fail(name, 'is empty', ORIGINS_ACCEPTED);
   return originEntries(raw, name);
 }
 const cidrList = listOf(isCidrOrIp, 'an IP address or CIDR', 'comma-separated IPs or CIDRs, e.g. 10.0.0.0/8,::1');
@@ -204,7 +211,9 @@ export const CONFIG_VARS = {
     'JWKS endpoint of the token issuer (Clerk). Empty: no authentication, every client is user `anonymous`, and the per-user limits do not apply.',
     optionalUrl(['https'], true),
   ),
-  jwtIssuer: spec('JWT_ISSUER', '', 'the exact `iss` string, or empty', 'Required `iss` claim when set.', str),
+  jwtIssuer: spec('JWT_ISSUER', '', 'the exact `iss` string, or empty', 'Required `iss` claim when set.', (raw: string, name: string) =>
+    text(raw, name, 'the exact `iss` string, or empty'),
+  ),
   jwtAudience: spec('JWT_AUDIENCE', '', 'comma-separated audiences, or empty', 'Required `aud` (one of) when set.', (raw: string, name: string) =>
     entries(raw, name, 'comma-separated audiences, or empty'),
   ),
@@ -248,10 +257,9 @@ export const CONFIG_VARS = {
     'comma-separated IPs/CIDRs, or `none`; empty = the built-in list of non-public ranges',
     'Targets never dialled. Setting it replaces the default list.',
     (raw: string, name: string): string[] | 'none' | 'default' => {
-      const v = raw.trim();
-      if (v === '') return 'default';
-      if (v.toLowerCase() === 'none') return 'none';
-      return cidrList(v, name);
+      if (raw === '') return 'default';
+      if (raw.trim().toLowerCase() === 'none') return 'none';
+      return cidrList(raw, name);
     },
   ),
   allowedTargets: spec(

@@ -24,9 +24,9 @@ describe('parseAllowedTargets', () => {
     );
   });
 
-  it('is an empty list when empty, and refuses a value with commas but no entry (read as empty, it would allow every target)', () => {
+  it('is an empty list when empty, and refuses a blank value or commas without an entry (read as empty, it would allow every target)', () => {
     assert.deepEqual(parseAllowedTargets(''), []);
-    assert.deepEqual(parseAllowedTargets('  '), []);
+    assert.throws(() => parseAllowedTargets('  '), /ALLOWED_TARGETS is " {2}", a list without entries/);
     assert.throws(() => parseAllowedTargets(' , '), /ALLOWED_TARGETS is " , ", a list without entries/);
   });
 

@@ -24,8 +24,8 @@ export function parseAllowedTargets(raw: string, name = 'ALLOWED_TARGETS'): Allo
     if (entry === '') continue;
     out.push(...parseEntry(entry, name));
   }
-  // Set but without entries (`,`): read as empty it would allow every target.
-  if (out.length === 0 && raw.trim() !== '') throw new ConfigError(name, `is "${raw}", a list without entries`, ACCEPTED);
+  // Set but without entries (`,`, ` `): read as empty it would allow every target.
+  if (out.length === 0 && raw !== '') throw new ConfigError(name, `is "${raw}", a list without entries`, ACCEPTED);
   return out;
 }
 
