@@ -57,6 +57,8 @@ export class TunnelSession implements TunnelWireHandler {
   private httpTotal = 0;
   private tcpTotal = 0;
   private ended = false;
+  /** The proxy has closed the WebSocket (`close`): no new stream, as none could reach the client. */
+  private closing = false;
 
   constructor(
     readonly info: TunnelInfo,
@@ -86,7 +88,7 @@ export class TunnelSession implements TunnelWireHandler {
    * ended.
    */
   openHttp(head: HttpRequestHead, sink: HttpResponseSink): HttpRequestBody | null {
-    if (this.ended) return null;
+    if (this.ended || this.closing) return null;
     const id = this.wire.allocateStreamId('http');
     const exchange = new HttpExchange(id, this.wire, sink, this.options.responseTimeoutMs, (x, end) => {
       this.streams.delete(x.id);
@@ -105,7 +107,7 @@ export class TunnelSession implements TunnelWireHandler {
    * cannot carry WebSockets.
    */
   openWebSocket(head: HttpRequestHead, sink: WebSocketSink): WebSocketStream | null {
-    if (this.ended || !carriesWebSockets(this.wire)) return null;
+    if (this.ended || this.closing || !carriesWebSockets(this.wire)) return null;
     const id = this.wire.allocateStreamId('websocket');
     const stream = new WebSocketStream(id, this.wire, sink, this.options.responseTimeoutMs, (x, end) => {
       this.streams.delete(x.id);
@@ -119,7 +121,7 @@ export class TunnelSession implements TunnelWireHandler {
 
   /** Carries a TCP connection that arrived on the tunnel's port, or closes it at once when over a limit. */
   acceptTcp(socket: Socket): void {
-    if (this.ended || this.tcpOpen >= this.options.maxTcpConns || !this.options.tcpGate.tryAcquire()) {
+    if (this.ended || this.closing || this.tcpOpen >= this.options.maxTcpConns || !this.options.tcpGate.tryAcquire()) {
       socket.destroy();
       return;
     }
@@ -135,8 +137,14 @@ export class TunnelSession implements TunnelWireHandler {
     stream.start();
   }
 
-  /** Closes the tunnel's WebSocket; the streams end when it has closed. */
+  /**
+   * Closes the tunnel's WebSocket; the streams end when it has closed. New
+   * ones are refused from now on: their frames would be dropped (the socket
+   * is no longer open) and a request would wait out the close handshake, up
+   * to `ws`'s 30 s close timeout with a slow client, for a 502.
+   */
   close(code: number, reason: string): void {
+    this.closing = true;
     this.wire.close(code, reason);
   }
 
