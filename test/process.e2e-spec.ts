@@ -77,6 +77,30 @@ describe('the built service as a process', () => {
     });
   }
 
+  it('exits within SHUTDOWN_TIMEOUT_MS and a few seconds, the tunnel_ended logged, when a tunnel client never answers its close frame', async () => {
+    const svc = await startServiceProcess({ SHUTDOWN_TIMEOUT_MS: '300', TUNNEL_TCP_ENABLED: 'false' });
+    const { connect } = await import('node:net');
+    const s = connect(svc.port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    s.write(
+      ['GET /tunnel HTTP/1.1', `Host: 127.0.0.1:${svc.port}`, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n'),
+    );
+    await new Promise<void>((resolve) => s.once('data', () => resolve()));
+    await waitFor(() => svc.lines.some((l) => l.includes('"event":"tunnel_registered"')));
+    // From here on it reads nothing and answers nothing: the close handshake never completes.
+    s.pause();
+    const started = Date.now();
+    svc.child.kill('SIGTERM');
+    assert.equal(await svc.exited, 0);
+    const took = Date.now() - started;
+    s.destroy();
+    assert.ok(!svc.lines.some((l) => l.includes('"event":"shutdown_deadline"')), 'exited before the shutdown deadline');
+    assert.ok(took < 3_000, `exited after ${took} ms`);
+    const ends = svc.lines.filter((l) => l.includes('"event":"tunnel_ended"')).map((l) => JSON.parse(l) as { closeCode: number });
+    assert.equal(ends.length, 1, 'the tunnel ends in the log before the exit');
+  });
+
   it('logs one JSON event at relay start and end, with byte counts and no token', async () => {
     const svc = await startServiceProcess({});
     const ws = await openWs(`ws://127.0.0.1:${svc.port}/relay?host=127.0.0.1&port=${echo.port}&token=SECRET-TOKEN-VALUE`);

@@ -174,7 +174,9 @@ export class TunnelService implements OnApplicationShutdown {
       },
     });
     this.keepalive.watch(ws);
-    untrack = this.drain.track({ shutdown: (code, reason) => session.close(code, reason) });
+    // `terminate`, as for relays: a client that never answers the drain's close frame would otherwise hold the
+    // process until ws's 30 s close timeout (past the shutdown deadline), and its tunnel_ended never be logged.
+    untrack = this.drain.track({ shutdown: (code, reason) => session.close(code, reason), terminate: () => ws.terminate() });
     cancelMaxAge = armMaxAge(this.config.maxConnectionS, () => session.close(4408, 'maximum connection age reached'));
     session.start();
     this.log.info(
