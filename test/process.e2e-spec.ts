@@ -101,6 +101,36 @@ describe('the built service as a process', () => {
     assert.equal(ends.length, 1, 'the tunnel ends in the log before the exit');
   });
 
+  it('exits within SHUTDOWN_TIMEOUT_MS and a few seconds when a requester of a WebSocket through a tunnel never answers its close frame', async () => {
+    const { WebSocketServer } = await import('ws');
+    const { TunnelClient } = await import('../src/tunnel/client/tunnel-client.js');
+    const origin = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise<void>((resolve) => origin.once('listening', () => resolve()));
+    origin.on('connection', (ws) => ws.on('error', () => undefined));
+    const svc = await startServiceProcess({ SHUTDOWN_TIMEOUT_MS: '300', TUNNEL_TCP_ENABLED: 'false', TUNNEL_DOMAIN: 'tunnel.test' });
+    const tunnel = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${svc.port}/tunnel`, to: `127.0.0.1:${(origin.address() as { port: number }).port}`, protocol: 2 });
+    const { connect } = await import('node:net');
+    const s = connect(svc.port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    s.write(
+      ['GET / HTTP/1.1', `Host: ${new URL(tunnel.tunnelUrl).host}`, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n'),
+    );
+    const head = await new Promise<Buffer>((resolve) => s.once('data', resolve));
+    assert.match(head.toString(), /^HTTP\/1\.1 101 /);
+    // From here on the requester reads nothing and answers nothing: its close handshake never completes.
+    s.pause();
+    const started = Date.now();
+    svc.child.kill('SIGTERM');
+    assert.equal(await svc.exited, 0);
+    const took = Date.now() - started;
+    s.destroy();
+    await tunnel.closed;
+    await new Promise<void>((resolve) => origin.close(() => resolve()));
+    assert.ok(!svc.lines.some((l) => l.includes('"event":"shutdown_deadline"')), 'exited before the shutdown deadline');
+    assert.ok(took < 3_000, `exited after ${took} ms`);
+  });
+
   it('logs one JSON event at relay start and end, with byte counts and no token', async () => {
     const svc = await startServiceProcess({});
     const ws = await openWs(`ws://127.0.0.1:${svc.port}/relay?host=127.0.0.1&port=${echo.port}&token=SECRET-TOKEN-VALUE`);

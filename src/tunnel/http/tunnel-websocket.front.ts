@@ -7,6 +7,7 @@ import { WsproxyEvents } from '../../common/events.js';
 import { Utf8Stream } from '../../common/utf8-stream.js';
 import { statusText } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
+import { DrainService } from '../../lifecycle/drain.service.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { answerPings } from '../../upgrade/answer-pings.js';
 import { SocketGoneSignal } from '../../upgrade/client-gone.js';
@@ -69,6 +70,7 @@ export class TunnelWebSocketFront {
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
     private readonly keepalive: KeepaliveService,
     private readonly events: WsproxyEvents,
+    private readonly drain: DrainService,
   ) {
     this.wss = new WebSocketServer({
       noServer: true,
@@ -118,7 +120,7 @@ export class TunnelWebSocketFront {
     // The upgrade socket is not read while the client's answer is awaited: without a watch, a requester
     // that left would hold its per-IP slot and the stream until the response timeout.
     const gone = new SocketGoneSignal(socket);
-    const requester = new RequesterWebSocket(req, socket, head, gone, this.wss, this.answers, this.keepalive);
+    const requester = new RequesterWebSocket(req, socket, head, gone, this.wss, this.answers, this.keepalive, this.drain);
     const stream = session.openWebSocket({ method: 'GET', path, headers }, requester);
     if (!stream) {
       release();
@@ -153,6 +155,7 @@ class RequesterWebSocket implements WebSocketSink {
     private readonly wss: WebSocketServer,
     private readonly answers: WeakMap<IncomingMessage, Answer>,
     private readonly keepalive: KeepaliveService,
+    private readonly drain: DrainService,
   ) {}
 
   bind(stream: WebSocketStream): void {
@@ -177,6 +180,10 @@ class RequesterWebSocket implements WebSocketSink {
         this.status = 101;
         answerPings(ws);
         this.keepalive.watch(ws);
+        // Drained like a relay: a requester that never answers its close frame (1001 from the drain or
+        // from its tunnel ending) is dropped once the frame has had its moment, instead of holding the
+        // process until ws's 30 s close timeout, past the shutdown deadline.
+        ws.once('close', this.drain.track({ shutdown: (code, reason) => ws.close(code, reason), terminate: () => ws.terminate() }));
         ws.on('message', (data: Buffer, isBinary: boolean) => {
           if (!stream.message(data, isBinary)) ws.pause();
         });
