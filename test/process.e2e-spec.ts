@@ -49,6 +49,23 @@ describe('the built service as a process', () => {
     assert.equal(await svc.exited, 0);
   });
 
+  it('exits at once on SIGTERM with nothing live, though a connection has not sent (all of) its first request head', async () => {
+    // Default SHUTDOWN_TIMEOUT_MS (30 s): the process must not wait for its deadline to end these.
+    const svc = await startServiceProcess({});
+    const { connect } = await import('node:net');
+    const silent = connect(svc.port, '127.0.0.1');
+    const partial = connect(svc.port, '127.0.0.1', () => partial.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n'));
+    for (const s of [silent, partial]) s.on('error', () => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    svc.child.kill('SIGTERM');
+    assert.equal(await svc.exited, 0);
+    const took = Date.now() - started;
+    for (const s of [silent, partial]) s.destroy();
+    assert.ok(took < 3000, `exited after ${took} ms`);
+    assert.ok(!svc.lines.some((l) => l.includes('"event":"shutdown_deadline"')), 'no shutdown deadline');
+  });
+
   for (const [entry, main] of [
     ['dist/main.js', MAIN_JS],
     ['the team extension example', join(REPO_ROOT, '.build/examples/team-extension/main.js')],

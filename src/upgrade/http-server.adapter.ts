@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import type { Express } from 'express';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { declaresNoBody } from '../common/request-body.js';
 import { LISTENER_REFUSALS, refusalForClientError, type ListenerRefusal } from './listener-refusals.js';
@@ -66,6 +67,8 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   private readonly lastResponse = new WeakMap<Duplex, ServerResponse>();
   /** Connections whose refusal waits for the responses before it. */
   private readonly refusing = new WeakSet<Duplex>();
+  /** Every open connection of the listener, for `close`. */
+  private readonly connections = new Set<Socket>();
 
   constructor(
     instance: Express,
@@ -132,6 +135,10 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       });
       onRequest(req, res);
     });
+    server.on('connection', (socket: Socket) => {
+      this.connections.add(socket);
+      socket.once('close', () => this.connections.delete(socket));
+    });
     // Bounds the work one connection's pipelined burst makes: past it, Node answers 503 without a route and closes.
     server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION;
     // Node answers requests its parser refuses with an empty 400/431/408; these say why.
@@ -144,6 +151,23 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       writeHttpRefusal(socket, status, reason, { Allow: 'GET, HEAD' });
     });
     this.httpServer = server;
+  }
+
+  /**
+   * Closes the listener. Node's `server.close()` closes the keep-alive connections that wait between
+   * requests, but not one that has not sent (all of) its first request head — a browser's or a load
+   * balancer's preconnect, a slowloris — and it stops the timer that would have answered those 408 at
+   * `HANDSHAKE_TIMEOUT_MS`: such a connection would hold the close, and the process's exit, until the
+   * shutdown deadline (`SHUTDOWN_TIMEOUT_MS` + 5 s) with nothing left to serve. Those are ended here;
+   * connections with a response in flight and upgraded ones (no parser any more) are left to finish.
+   */
+  override close(): Promise<unknown> | undefined {
+    const closing = super.close();
+    for (const socket of this.connections) {
+      const parser = (socket as Socket & { parser?: unknown }).parser;
+      if (parser && responseInFlight(socket) === null) socket.destroy();
+    }
+    return closing;
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
