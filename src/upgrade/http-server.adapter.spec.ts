@@ -151,3 +151,61 @@ describe('BoundedExpressAdapter', () => {
     assert.deepEqual(refused, ['malformed_request']);
   });
 });
+
+describe('BoundedExpressAdapter between keep-alive requests', () => {
+  let server: Server;
+  let port: number;
+  const refused: string[] = [];
+
+  before(async () => {
+    const app = express();
+    app.get('/ok', (_req, res) => void res.send('ok'));
+    const adapter = new BoundedExpressAdapter(app, { headersTimeoutMs: 1000, maxHeaderBytes: 16384 });
+    adapter.setRefusalListener((r) => void refused.push(r));
+    adapter.initHttpServer();
+    server = adapter.getHttpServer() as Server;
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  it('closes a connection that dribbles empty lines after a response instead of a request (408), however often they come', async () => {
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await once(s, 'connect');
+    let text = '';
+    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
+    // Each CRLF renews Node's keep-alive socket timeout (5 s), and none starts a request (RFC 9112 §2.2).
+    const dribble = setInterval(() => s.write('\r\n'), 1000);
+    const started = Date.now();
+    try {
+      await Promise.race([once(s, 'close'), new Promise((_r, reject) => setTimeout(() => reject(new Error('still open after 15 s')), 15_000))]);
+    } finally {
+      clearInterval(dribble);
+      s.destroy();
+    }
+    assert.ok(Date.now() - started < 12_000);
+    assert.match(text, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nokHTTP\/1\.1 408 Request Timeout\r\n[^]*\r\n\r\nrequest head not received in time\n$/);
+    assert.deepEqual(refused, ['head_timeout']);
+  });
+
+  it('serves a next request that starts late in the keep-alive timeout and takes most of the head timeout', async () => {
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await once(s, 'connect');
+    let text = '';
+    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 4500));
+    s.write('GET /ok HTTP/1.1\r\n');
+    await new Promise((r) => setTimeout(r, 800));
+    s.write('Host: x\r\nConnection: close\r\n\r\n');
+    await once(s, 'close');
+    assert.equal(text.match(/\r\n\r\nok/g)?.length, 2, text);
+  });
+});

@@ -27,6 +27,9 @@ export const MAX_REQUESTS_PER_CONNECTION = 1000;
 /** Time a request body to a route behind Express (none of the service's own reads one) may take to arrive whole. */
 const BODY_DEADLINE_MS = 60_000;
 
+/** Node's keep-alive timeout: how long a connection may wait, silent, for its next request. */
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
 /**
  * The whole-body deadline: 408 on the connection if the route answered nothing yet (written like the
  * listener's own refusals, so the route's response object is left alone), else the connection is dropped.
@@ -69,6 +72,8 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   private readonly refusing = new WeakSet<Duplex>();
   /** Every open connection of the listener, for `close`. */
   private readonly connections = new Set<Socket>();
+  /** Keep-alive connections between requests: the deadline for the next request's head. */
+  private readonly nextRequestDeadlines = new WeakMap<Duplex, NodeJS.Timeout>();
 
   constructor(
     instance: Express,
@@ -96,6 +101,12 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     const express = this.getInstance<(req: IncomingMessage, res: ServerResponse) => void>();
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       this.lastResponse.set(req.socket, res);
+      const waiting = this.nextRequestDeadlines.get(req.socket);
+      if (waiting !== undefined) {
+        clearTimeout(waiting);
+        this.nextRequestDeadlines.delete(req.socket);
+      }
+      res.once('finish', () => this.awaitNextRequest(req.socket, res));
       // A client on a keep-alive connection reconnects for its next request, through the load
       // balancer to a replica that is not going away.
       if (this.draining()) res.shouldKeepAlive = false;
@@ -122,7 +133,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         maxHeaderSize: this.bounds.maxHeaderBytes,
         // frontRequestProblem answers an HTTP/1.1 request without Host, with a reason and a count.
         requireHostHeader: false,
-        keepAliveTimeout: 5_000,
+        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
       },
       onRequest,
     );
@@ -168,6 +179,34 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       if (parser && responseInFlight(socket) === null) socket.destroy();
     }
     return closing;
+  }
+
+  /**
+   * Bounds the gap between a keep-alive response and the next request's head. Node's keep-alive timeout
+   * is a socket timeout that any byte renews, and its head timer only starts with a request line: the
+   * empty lines a parser skips before one (RFC 9112 §2.2) would hold the connection open forever at two
+   * bytes a few seconds, past every slowloris bound. A client that reuses the connection starts its
+   * next request within the keep-alive timeout and completes its head within `headersTimeoutMs` (checked
+   * once a second), so this deadline never cuts a request Node would have served.
+   */
+  private awaitNextRequest(socket: Duplex, res: ServerResponse): void {
+    // Closing, gone, or the next pipelined response already under way (Node assigned it before this ran).
+    if (!res.shouldKeepAlive || socket.destroyed || responseInFlight(socket) !== null) return;
+    const previous = this.nextRequestDeadlines.get(socket);
+    if (previous !== undefined) clearTimeout(previous);
+    const checkEveryMs = Math.min(1000, this.bounds.headersTimeoutMs);
+    const timer = setTimeout(
+      () => {
+        this.nextRequestDeadlines.delete(socket);
+        if (socket.destroyed || responseInFlight(socket) !== null) return;
+        this.refused('head_timeout');
+        const [status, reason] = LISTENER_REFUSALS.head_timeout;
+        writeHttpRefusal(socket, status, reason);
+      },
+      KEEP_ALIVE_TIMEOUT_MS + this.bounds.headersTimeoutMs + 2 * checkEveryMs,
+    );
+    timer.unref();
+    this.nextRequestDeadlines.set(socket, timer);
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
