@@ -72,6 +72,11 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   private readonly refusing = new WeakSet<Duplex>();
   /** Every open connection of the listener, for `close`. */
   private readonly connections = new Set<Socket>();
+  /** One `close` listener for every connection (`this` is the socket): nothing allocated per connection. */
+  private readonly forgetConnection = ((connections: Set<Socket>) =>
+    function (this: Socket): void {
+      connections.delete(this);
+    })(this.connections);
   /** Keep-alive connections between requests: the deadline for the next request's head. */
   private readonly nextRequestDeadlines = new WeakMap<Duplex, NodeJS.Timeout>();
 
@@ -148,7 +153,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     });
     server.on('connection', (socket: Socket) => {
       this.connections.add(socket);
-      socket.once('close', () => this.connections.delete(socket));
+      socket.once('close', this.forgetConnection);
     });
     // Bounds the work one connection's pipelined burst makes: past it, Node answers 503 without a route and closes.
     server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION;
