@@ -6,7 +6,7 @@ import { RelayService } from '../src/relay/relay.service.js';
 import { DrainService } from '../src/lifecycle/drain.service.js';
 import { WsproxyEvents } from '../src/common/events.js';
 import { LimitsService } from '../src/limits/limits.service.js';
-import { PAUSED_SILENT_INTERVALS } from '../src/upgrade/keepalive.service.js';
+import { NO_PONG_REASON, PAUSED_SILENT_INTERVALS } from '../src/upgrade/keepalive.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { within } from './support/within.js';
 import { UPGRADE_HEADERS, rawExchange, rawRequest, writeThenReset } from './support/raw-http.js';
@@ -1057,6 +1057,22 @@ describe('keepalive', () => {
       await waitFor(async () => (await slotsInUse(app)) === 1, 2000, 'the silent relay slot released');
       healthy.close(1000);
       await closed(healthy);
+    } finally {
+      await app.close();
+      await echo.close();
+    }
+  });
+
+  it("reports a keepalive termination as the server's end (keepalive timeout), not as the client's bare 1006", async () => {
+    const app = await startApp({ PING_INTERVAL_MS: '1000' });
+    const echo = await echoTarget();
+    try {
+      const ended = new Promise<{ closeCode: number; closeReason: string }>((resolve) => app.app.get(WsproxyEvents).once('relay.closed', resolve));
+      const silent = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`, { autoPong: false });
+      const { code } = await within(closed(silent), 6000, 'terminated');
+      assert.equal(code, 1006);
+      const end = await within(ended, 2000, 'relay.closed');
+      assert.deepEqual([end.closeCode, end.closeReason], [1006, NO_PONG_REASON]);
     } finally {
       await app.close();
       await echo.close();

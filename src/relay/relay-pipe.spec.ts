@@ -120,6 +120,24 @@ describe('pipeRelay', () => {
     }
   });
 
+  it('a keepalive timeout drops both sides and reports the end as the server\'s 1006 with its reason', async () => {
+    const { ws, client, close } = await wsPair();
+    const { client: proxySide, peer: target, close: closePair } = await socketPair();
+    try {
+      const targetDropped = once(target, 'close');
+      target.resume();
+      const clientClosed = once(client, 'close') as Promise<[number]>;
+      const relayEnded = new Promise<PipeEnd>((resolve) => pipeRelay(ws, proxySide, resolve).timedOut('keepalive timeout: no pong'));
+      const [code] = await within(clientClosed, 5000, 'the client dropped');
+      assert.equal(code, 1006);
+      await within(targetDropped, 5000, 'the target dropped');
+      assert.deepEqual(await within(relayEnded, 5000, 'the relay ended'), { closeCode: 1006, closeReason: 'keepalive timeout: no pong', endedBy: 'server' });
+    } finally {
+      close();
+      closePair();
+    }
+  });
+
   it("a server's close sends every byte already read from the target before its close frame, and reports only the bytes sent", async () => {
     const { proxySide, client, pipe, ended, close } = await floodingRelay();
     try {

@@ -42,6 +42,11 @@ export interface RelayPipe {
   settled(): boolean;
   /** Drops both sockets now (a peer that does not answer `close`'s frame); the end keeps what `close` said. */
   terminate(): void;
+  /**
+   * Drops both sockets now because the client stopped answering keepalive
+   * pings: the end is the server's, 1006 (no close frame went out) with `reason`.
+   */
+  timedOut(reason: string): void;
 }
 
 /**
@@ -157,6 +162,11 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
       }
     },
     terminate(): void {
+      ws.terminate();
+      target.destroy();
+    },
+    timedOut(reason: string): void {
+      markEnd({ closeCode: 1006, closeReason: reason, endedBy: 'server' });
       ws.terminate();
       target.destroy();
     },

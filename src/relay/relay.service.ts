@@ -68,7 +68,6 @@ export class RelayService {
     const id = `${ID_PREFIX}${(++idCounter).toString(36)}`;
     const started = Date.now();
     const opened: RelayOpenedEvent = { id, clientIp: setup.clientIp, user: setup.user, target: setup.target, resumable: false };
-    this.keepalive.watch(ws);
     let cancelMaxAge = UNARMED;
 
     const pipe = pipeRelay(ws, setup.socket, (end) => {
@@ -80,6 +79,7 @@ export class RelayService {
       if (this.log.isLevelEnabled('info')) this.log.info({ event: 'relay_end', ...closed }, 'relay ended');
       this.events.emit('relay.closed', closed);
     });
+    this.keepalive.watch(ws, (reason) => pipe.timedOut(reason));
     const handle = this.live.add({ ws, socket: setup.socket, pipe });
     const untrack = this.drain.track({
       shutdown: (code, reason) => pipe.close(code, reason),

@@ -11,8 +11,14 @@ import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.
  */
 export const PAUSED_SILENT_INTERVALS = 10;
 
+/** Why keepalive gave up on a WebSocket, as the end of a relay reports it. */
+export const NO_PONG_REASON = 'keepalive timeout: no pong';
+export const PAUSED_SILENT_REASON = 'keepalive timeout: silent while paused';
+
 interface Watched {
   readonly ws: WebSocket;
+  /** Called (with the reason) just before keepalive terminates the socket. */
+  readonly onTimeout: ((reason: string) => void) | undefined;
   /** Pings unanswered while the socket was being read. */
   missed: number;
   /** Intervals without a pong while the proxy was not reading the socket. */
@@ -42,9 +48,13 @@ export class KeepaliveService implements OnModuleInit, OnApplicationShutdown {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Watches `ws` until it closes. */
-  watch(ws: WebSocket): void {
-    const entry: Watched = { ws, missed: 0, stalled: 0 };
+  /**
+   * Watches `ws` until it closes. `onTimeout` hears why, just before a peer
+   * that stopped answering is terminated: without it, its end would read as
+   * the client's own (a 1006 with no reason).
+   */
+  watch(ws: WebSocket, onTimeout?: (reason: string) => void): void {
+    const entry: Watched = { ws, onTimeout, missed: 0, stalled: 0 };
     const handle = this.watched.add(entry);
     ws.on('pong', () => {
       entry.missed = 0;
@@ -58,6 +68,7 @@ export class KeepaliveService implements OnModuleInit, OnApplicationShutdown {
       const { ws } = entry;
       if (entry.missed >= 2 || entry.stalled >= PAUSED_SILENT_INTERVALS) {
         // Its 'close' (which follows at once) removes it; removing it here too could, once handles wrap, remove another.
+        entry.onTimeout?.(entry.missed >= 2 ? NO_PONG_REASON : PAUSED_SILENT_REASON);
         ws.terminate();
         continue;
       }
