@@ -505,6 +505,45 @@ describe('a client that leaves while its dial is slow', () => {
   });
 });
 
+describe('a target that half-closes', () => {
+  it('still gets what the client sent before it answered the close that the FIN became, then the FIN; the relay ends 1000', async () => {
+    const app = await startApp();
+    const { createServer } = await import('node:net');
+    let received = '';
+    let targetGotFin!: (got: string) => void;
+    const finAt = new Promise<string>((resolve) => (targetGotFin = resolve));
+    // Answers the client's first bytes with its last ones and its FIN at once, and reads on until the proxy's FIN.
+    const target = createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => undefined);
+      s.on('data', (d: Buffer) => {
+        if (received === '') s.end('bye');
+        received += d.toString();
+      });
+      s.on('end', () => {
+        targetGotFin(received);
+        s.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const ends: { closeCode: number; bytesUp: number }[] = [];
+    app.app.get(WsproxyEvents).on('relay.closed', (e) => ends.push(e));
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${(target.address() as import('node:net').AddressInfo).port}`);
+      // The client answers the target's last bytes before it reads the close frame behind them.
+      ws.on('message', () => ws.send(Buffer.from(' late answer')));
+      ws.send(Buffer.from('hello'));
+      const { code } = await within(closed(ws), 5000, 'the relay closed');
+      assert.equal(code, 1000);
+      assert.equal(await within(finAt, 5000, "the proxy's FIN at the target"), 'hello late answer', 'the bytes before the FIN');
+      await waitFor(() => ends.length === 1, 5000, 'relay_end');
+      assert.deepEqual(ends.map((e) => [e.closeCode, e.bytesUp]), [[1000, 17]]);
+    } finally {
+      await app.close();
+      target.close();
+    }
+  });
+});
+
 describe('a drain with relays that only wait for their targets', () => {
   it("ends them at once instead of waiting out SHUTDOWN_TIMEOUT_MS: the client closed, its bytes and the FIN reached a target that keeps its side open", async () => {
     const app = await startApp({ SHUTDOWN_TIMEOUT_MS: '20000' });

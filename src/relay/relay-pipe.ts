@@ -58,7 +58,10 @@ export interface RelayPipe {
  *   the target is paused and resumed from the send callback of that frame.
  * Closing loses nothing: a target FIN flushes every queued frame before the
  * close frame (1000); a client close frame ends the target after its pending
- * writes (TCP FIN). A client that vanishes (no close frame) destroys the target.
+ * writes (TCP FIN). With a half-open target (`allowHalfOpen`, as the gateway
+ * dials it), what the client sends after the target's FIN, until its answer
+ * to that close frame, is still written to the target before the proxy's FIN.
+ * A client that vanishes (no close frame) destroys the target.
  * A server's close (`close`) sends what was read from the target before it.
  */
 export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) => void): RelayPipe {

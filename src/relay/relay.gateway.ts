@@ -75,8 +75,12 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
     try {
       const resolved = await this.policy.resolveTarget(target.host, target.port);
       const dialStart = performance.now();
-      const reader = resume.kind === 'open' && this.resume.enabled && DirectReader.supported ? new DirectReader() : undefined;
-      const socket = await this.dialer.dial(resolved.address, target.port, this.config.dialTimeoutMs, ctx.signal, reader).then(
+      const kind = resume.kind === 'plain' ? 'plain' : this.resume.enabled ? 'resumable' : 'announced-plain';
+      const reader = kind === 'resumable' && DirectReader.supported ? new DirectReader() : undefined;
+      // A plain relay keeps writing to a target that has sent its FIN until the client has answered the
+      // close that FIN became: what the client sent meanwhile still reaches the target (see pipeRelay).
+      const halfOpen = kind !== 'resumable';
+      const socket = await this.dialer.dial(resolved.address, target.port, this.config.dialTimeoutMs, ctx.signal, reader, halfOpen).then(
         (s) => {
           this.events.emit('dial', { seconds: (performance.now() - dialStart) / 1000, ok: true });
           return s;
@@ -96,7 +100,7 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
         reader,
       };
       return {
-        kind: resume.kind === 'plain' ? 'plain' : this.resume.enabled ? 'resumable' : 'announced-plain',
+        kind,
         control: resume.kind === 'open' ? resume.control : 'text',
         setup,
         abort: () => {

@@ -16,12 +16,14 @@ export class TcpDialer {
    * (refused/unreachable), 504 (timeout) or 503 (the proxy is out of file
    * descriptors or local ports). With a `reader`, the socket reads
    * through it and is returned paused: nothing is read before the consumer
-   * calls `reader.start` and `socket.resume()`.
+   * calls `reader.start` and `socket.resume()`. With `halfOpen`, the
+   * target's FIN does not end the socket's own side (`allowHalfOpen`): the
+   * caller ends it once what the client still sends has been written.
    */
-  dial(address: string, port: number, timeoutMs: number, signal: GoneSignal, reader?: DirectReader): Promise<Socket> {
+  dial(address: string, port: number, timeoutMs: number, signal: GoneSignal, reader?: DirectReader, halfOpen = false): Promise<Socket> {
     if (signal.aborted) return Promise.reject(new Refusal(400, 'client went away', 'bad_request'));
     return new Promise<Socket>((resolve, reject) => {
-      const socket = connect({ host: address, port, noDelay: true, ...(reader && { onread: reader.onread }) });
+      const socket = connect({ host: address, port, noDelay: true, allowHalfOpen: halfOpen, ...(reader && { onread: reader.onread }) });
       // Paused before 'connect' returns, the socket never starts its first read.
       if (reader) socket.once('connect', () => socket.pause());
       const finish = (err: Refusal | null): void => {
