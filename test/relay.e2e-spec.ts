@@ -544,6 +544,26 @@ describe('a target that half-closes', () => {
   });
 });
 
+describe('a target that closes while the proxy has stopped reading the client', () => {
+  it('reads on to the close handshake: the relay ends at once, not at the close timeout', async () => {
+    const app = await startApp();
+    const target = await stalledTarget();
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}`);
+      const chunk = randomPayload(64 * 1024);
+      for (let i = 0; i < 768; i++) ws.send(chunk);
+      await waitFor(() => [...app.app.get(RelayService).liveRelays()].some((r) => r.ws.isPaused), 5000, 'the proxy stops reading the client');
+      const done = closed(ws);
+      for (const s of target.connections) s.destroy();
+      await within(done, 5000, 'the client closed');
+      await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'the slot released');
+    } finally {
+      await app.close();
+      await target.close();
+    }
+  });
+});
+
 describe('a drain with relays that only wait for their targets', () => {
   it("ends them at once instead of waiting out SHUTDOWN_TIMEOUT_MS: the client closed, its bytes and the FIN reached a target that keeps its side open", async () => {
     const app = await startApp({ SHUTDOWN_TIMEOUT_MS: '20000' });

@@ -122,6 +122,13 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
   });
   target.on('close', () => {
     targetClosed = true;
+    // Paused for a target that is gone, the WebSocket would never read the client's answer to the
+    // close frame below (it waits behind the data the target never took): the relay would last until
+    // ws's close timeout. Read on; those messages are dropped.
+    if (pausedWs) {
+      pausedWs = false;
+      ws.resume();
+    }
     if (ws.readyState === WebSocket.OPEN) {
       markEnd({ closeCode: 1000, closeReason: 'target closed', endedBy: 'target' });
       ws.close(1000, 'target closed');
