@@ -976,3 +976,34 @@ describe('v1 responses and a small TUNNEL_MAX_BODY_BYTES', () => {
     }
   });
 });
+
+describe('v1 responses refused at their head', () => {
+  it('give their body bytes back to the budget: a client answering statuses the proxy refuses cannot starve the other v1 requests', async () => {
+    const KiB = 1024;
+    // 1 MiB in all, 256 KiB per address (the largest body).
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', TUNNEL_V1_BODY_BUFFER_BYTES: String(1024 * KiB), TUNNEL_MAX_BODY_BYTES: String(256 * KiB) }));
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+    const service = app.app.get(TunnelService);
+    const body = Buffer.alloc(200 * KiB, 9).toString('base64');
+    try {
+      for (const status of [600, 101, 103]) {
+        const answer = httpTo(app.port, h, { path: `/refused-${status}` });
+        const m = await tunnel.nextJson('http_request');
+        tunnel.sendJson({ type: 'http_response', id: m.id, status, headers: {}, body, bodyEncoding: 'base64' });
+        assert.equal((await answer).status, 502);
+        await waitFor(() => service.v1BodyBytesHeld === 0, 5000, `the body of a refused ${status} given back`);
+      }
+      // The same address still gets a whole response.
+      const answer = httpTo(app.port, h, { path: '/fine' });
+      const m = await tunnel.nextJson('http_request');
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, headers: {}, body, bodyEncoding: 'base64' });
+      const r = await answer;
+      assert.equal(r.status, 200);
+      assert.equal(r.body.length, 200 * KiB);
+    } finally {
+      await tunnel.close();
+      await app.close();
+    }
+  });
+});

@@ -149,7 +149,11 @@ export class TunnelSession implements TunnelWireHandler {
   }
 
   onStreamEvent(streamId: string, event: InboundStreamEvent): void {
-    this.streams.get(streamId)?.onEvent(event);
+    const stream = this.streams.get(streamId);
+    if (stream) return stream.onEvent(event);
+    // A stream that ended on an earlier event of the same delivery (a v1 response refused at its head):
+    // bytes the codec holds against a budget until they are flushed will never be, so they go back now.
+    if (event.type === 'data') event.flushed?.();
   }
 
   onWritable(streamId: string | null): void {
