@@ -512,15 +512,25 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
     }
   });
 
-  it('refuses an upgrade to another protocol than WebSocket (h2c) on a tunnel host, without forwarding it', async () => {
+  it('serves a request that asks for another protocol than WebSocket (h2c) on a tunnel host as the request it is (RFC 9110 §7.8: curl --http2 offers h2c)', async () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     try {
       const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
-      // Served as a plain request it would lose the requester stall timer with the upgrade: refused instead.
-      const r = await rawRequest(app.port, 'GET /h2 HTTP/1.1', { host: h, headers: 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n' });
-      // A v1 tunnel carries no upgrades at all (a v2 one answers 400: Upgrade must be websocket).
-      assert.equal(r.status, 501);
-      assert.equal(tunnel.received.filter((m) => m.data.includes('http_request')).length, 0);
+      const h2c = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+      const pending = rawRequest(app.port, 'GET /h2 HTTP/1.1', { host: h, headers: h2c });
+      const m = await tunnel.nextJson<{ id: string; path: string; headers: Record<string, string> }>('http_request');
+      assert.equal(m.path, '/h2');
+      // The upgrade offer is hop-by-hop: the service sees a plain GET.
+      assert.equal(m.headers.upgrade, undefined);
+      assert.equal(m.headers['http2-settings'], undefined);
+      tunnel.sendJson({ type: 'http_response', id: m.id, status: 200, headers: { 'content-type': 'text/plain' }, body: 'served' });
+      const r = await pending;
+      assert.equal(r.status, 200);
+      assert.match(r.text, /\r\n\r\nserved$/);
+      // With a body it cannot be read once Node has handed the connection over: refused, never forwarded.
+      const withBody = await rawRequest(app.port, 'POST /h2 HTTP/1.1', { host: h, headers: `${h2c}Content-Length: 2\r\n` });
+      assert.equal(withBody.status, 400);
+      assert.equal(tunnel.received.filter((x) => x.data.includes('http_request')).length, 1);
     } finally {
       await tunnel.close();
     }

@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { WsproxyEvents } from '../../common/events.js';
@@ -6,6 +7,7 @@ import { declaresNoBody } from '../../common/request-body.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { ClientIpResolver } from '../../upgrade/client-ip.js';
 import { FrontRequestHandlers } from '../../upgrade/front-requests.js';
+import { offersWebSocket } from '../../upgrade/handshake.js';
 import { BODY_TIMEOUT_REASON, answerPlain, writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
@@ -188,6 +190,8 @@ export class TunnelHttpRouter {
     if (match.kind === 'other') return null;
     return (_req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
+      // Another protocol than WebSocket (`h2c`: curl --http2, Java's HttpClient on http URLs): the plain request it is.
+      if (!offersWebSocket(req)) return this.serveIgnoringUpgrade(req, socket, match.subdomain);
       // An absolute-form target (RFC 9112 §3.2.2) goes on as origin-form, as a plain request's does.
       const path = originFormPath(req.url);
       if (path === null) return writeHttpRefusal(socket, 400, 'bad request target');
@@ -199,6 +203,42 @@ export class TunnelHttpRouter {
       const request = { clientIp, host: req.headers.host ?? '', path: req.url ?? '', rawHeaders: req.rawHeaders };
       this.upgradeLocal(session, req, socket, head, request, false);
     };
+  }
+
+  /**
+   * A request that asked to upgrade to another protocol than WebSocket, served
+   * as the request it is, ignoring the Upgrade (RFC 9110 §7.8), as the proxy's
+   * own routes do: refusing it (or answering that WebSockets need protocol v2)
+   * would fail every `curl --http2` to an http tunnel URL. Node has detached
+   * its parser, so the connection closes after the response, and a body it
+   * would have read is refused instead. The tunnel's own bounds apply (response
+   * timeout, requester stall: the socket's timeout is wired back to the
+   * response), not a fixed deadline.
+   */
+  private serveIgnoringUpgrade(req: IncomingMessage, socket: Duplex, subdomain: string): void {
+    if (!declaresNoBody(req)) return writeHttpRefusal(socket, 400, 'Upgrade not supported on a request with a body');
+    const s = socket as Socket;
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    // Attached until the socket closes, which is what emits the response's 'close'.
+    res.assignSocket(s);
+    res.once('finish', () => s.destroySoon());
+    // The parser is gone: the socket is read here, so that a requester that leaves (FIN, as Node's
+    // listener treats it, or a reset) closes the response and gives its slot back; later bytes are dropped.
+    s.on('data', () => undefined);
+    s.once('end', () => s.destroy());
+    // Node took its socket timeout handler off with the upgrade: put back what it does for a plain request,
+    // so the requester stall timer (`res.setTimeout`) still drops a requester that stops reading.
+    s.on('timeout', () => {
+      if (!res.emit('timeout', s)) s.destroy();
+    });
+    // …and its drain handler: a streamed answer waits for 'drain' on the response when the requester is slow.
+    s.on('drain', () => {
+      if (res.socket === s && !res.writableFinished && res.writableNeedDrain) res.emit('drain');
+    });
+    // Nothing will end the (bodyless) request but this.
+    if (!req.complete) req.push(null);
+    this.route(req, res, subdomain);
   }
 
   /** An upgrade for a tunnel of this replica: v2 only, one per-IP slot for the WebSocket's life. */
