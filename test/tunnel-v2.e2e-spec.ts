@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { MAX_REQUEST_HEADER_FIELDS } from '../src/upgrade/request-target.js';
@@ -514,6 +514,44 @@ describe('tunnel protocol negotiation from the reference client', () => {
       await c.close();
       await app.close();
       await origin.close();
+    }
+  });
+});
+
+describe('raw TCP over v2: a requester that half-closed', () => {
+  it('is dropped once the client has sent nothing for TUNNEL_REQUESTER_STALL_MS, and its connection slot comes back', async () => {
+    const app = await startApp(await tunnelEnv({ TUNNEL_REQUESTER_STALL_MS: '1000', MAX_TUNNEL_TCP_CONNS_PER_TUNNEL: '1' }, 2));
+    // A local service that greets every connection and never ends its side, whatever the requester does.
+    const service = createNetServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => undefined);
+      s.write('hello');
+    });
+    await new Promise<void>((resolve) => service.listen(0, '127.0.0.1', resolve));
+    const client = await TunnelClient.connect({
+      proxy: `${app.wsUrl}/tunnel`,
+      to: '127.0.0.1:1',
+      tcpTo: `127.0.0.1:${(service.address() as AddressInfo).port}`,
+      protocol: 2,
+    });
+    try {
+      const first = await dial(client.rawPort);
+      first.on('error', () => undefined);
+      assert.equal((await readBytes(first, 5)).toString(), 'hello');
+      first.end();
+      const dropped = once(first, 'close');
+      // The slot is held while the requester waits for an answer…
+      const refusedMeanwhile = await dial(client.rawPort);
+      refusedMeanwhile.on('error', () => undefined);
+      await once(refusedMeanwhile, 'close');
+      // …and comes back once the client has been silent for the bound.
+      await within(dropped, 10_000, 'the half-closed requester dropped');
+      const second = await dial(client.rawPort);
+      assert.equal((await readBytes(second, 5)).toString(), 'hello', 'a new requester is carried');
+      second.destroy();
+    } finally {
+      await client.close();
+      await app.close();
+      service.close();
     }
   });
 });

@@ -401,7 +401,7 @@ export const CONFIG_VARS = {
     'TUNNEL_REQUESTER_STALL_MS',
     '60000',
     '1000..3600000',
-    'Time a tunnel HTTP requester may stall before it is dropped: leave response bytes unread, or send no request body bytes while the proxy reads (408), ms.',
+    'Time a tunnel requester may stall before it is dropped: leave HTTP response bytes unread, send no request body bytes while the proxy reads (408), or, on the raw TCP port after its FIN, get no byte from the client, ms.',
     int(1000, 3_600_000),
   ),
   tunnelResponseTimeoutMs: spec(

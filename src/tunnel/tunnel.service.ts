@@ -159,6 +159,7 @@ export class TunnelService implements OnApplicationShutdown {
         responseTimeoutMs: this.config.tunnelResponseTimeoutMs,
         maxTcpConns: this.config.maxTunnelTcpConnsPerTunnel,
         tcpGate: this.tcpGate,
+        halfClosedIdleMs: this.config.tunnelRequesterStallMs,
       },
       (s, end) => {
         cancelMaxAge();

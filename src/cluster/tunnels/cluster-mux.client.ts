@@ -181,7 +181,7 @@ export class ClusterMuxClient implements RemoteTunnelHttp, OnApplicationShutdown
         const session = new TunnelSession(
           { subdomain: '', user: '', clientIp: '', rawPort: 0, tunnelUrl: '' },
           new V2Wire(ws, { window: this.config.tunnelV2WindowBytes }),
-          { responseTimeoutMs: this.config.tunnelResponseTimeoutMs + OWNER_GRACE_MS, maxTcpConns: 0, tcpGate: NO_TCP },
+          { responseTimeoutMs: this.config.tunnelResponseTimeoutMs + OWNER_GRACE_MS, maxTcpConns: 0, tcpGate: NO_TCP, halfClosedIdleMs: this.config.tunnelRequesterStallMs },
           (ended) => {
             const current = this.channels.get(ownerUrl);
             if (current) void current.then((s) => s === ended && this.channels.delete(ownerUrl), () => undefined);

@@ -38,7 +38,7 @@ describe('TcpStream', () => {
     const { proxySide, peer, close } = await portConnection();
     const calls: string[] = [];
     let done = 0;
-    const stream = new TcpStream('1', proxySide, recordingWire(calls), () => done++);
+    const stream = new TcpStream('1', proxySide, recordingWire(calls), 60_000, () => done++);
     stream.start();
     const received: Buffer[] = [];
     peer.on('data', (c: Buffer) => received.push(c));
@@ -62,6 +62,33 @@ describe('TcpStream', () => {
       await within(once(proxySide, 'close'), 5000, 'the proxy side closed');
       assert.equal(done, 1, 'the stream is done (its slot on the tunnel comes back)');
       assert.deepEqual(calls, ['open', 'release']);
+    } finally {
+      close();
+    }
+  });
+
+  it('keeps a requester that sent its FIN while the client answers, and drops it once the client has sent nothing for halfClosedIdleMs', async () => {
+    const { proxySide, peer, close } = await portConnection();
+    const calls: string[] = [];
+    let done = 0;
+    const stream = new TcpStream('1', proxySide, recordingWire(calls), 1000, () => done++);
+    stream.start();
+    const received: Buffer[] = [];
+    peer.on('data', (c: Buffer) => received.push(c));
+    try {
+      peer.end();
+      await within(new Promise<void>((resolve) => proxySide.once('end', () => setImmediate(resolve))), 5000, 'the FIN at the proxy');
+      assert.deepEqual(calls, ['open', 'end'], 'the FIN went to the client');
+      // The client's answer keeps coming, slower than nothing but faster than the idle bound: the requester stays.
+      for (let i = 0; i < 25; i++) {
+        stream.onEvent({ type: 'data', chunk: Buffer.from('x') });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(proxySide.destroyed, false, 'kept while answered');
+      await within(once(proxySide, 'close'), 5000, 'dropped once the client went quiet');
+      assert.equal(Buffer.concat(received).toString(), 'x'.repeat(25));
+      assert.equal(done, 1, 'the stream is done (its slots come back)');
+      assert.deepEqual(calls, ['open', 'end', 'release']);
     } finally {
       close();
     }

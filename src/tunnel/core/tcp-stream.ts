@@ -11,16 +11,25 @@ const LINGER_MS = 30_000;
  *   the socket is paused until the wire reports it writable again;
  * - client → socket: when the socket's write buffer is full, the wire is asked
  *   to stop delivering this stream's data until the socket drains.
+ *
+ * A requester's FIN is carried (v2: DATA with END) and its connection stays
+ * open for the answer; it is dropped (and the stream reset) once it has waited
+ * `halfClosedIdleMs` without a byte from the client. The kernel's read side is
+ * done by then, so a requester that has gone altogether, behind a client that
+ * never ends its side, would otherwise hold its connection slots for the
+ * tunnel's life.
  */
 export class TcpStream {
   private done = false;
   private paused = false;
   private lingerTimer: NodeJS.Timeout | null = null;
+  private halfClosedTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly id: string,
     private readonly socket: Socket,
     private readonly wire: TunnelWire,
+    private readonly halfClosedIdleMs: number,
     private readonly onDone: (stream: TcpStream) => void,
   ) {}
 
@@ -36,7 +45,11 @@ export class TcpStream {
       }
     });
     socket.on('end', () => {
-      if (!this.done) wire.end(id);
+      if (this.done) return;
+      wire.end(id);
+      if (socket.writableEnded) return;
+      this.halfClosedTimer = setTimeout(() => socket.destroy(), this.halfClosedIdleMs);
+      this.halfClosedTimer.unref();
     });
     socket.on('drain', () => wire.resumeInbound(id));
     socket.on('error', () => socket.destroy());
@@ -48,6 +61,7 @@ export class TcpStream {
     switch (ev.type) {
       case 'data':
         if (this.socket.writableEnded) return;
+        this.halfClosedTimer?.refresh();
         if (!this.socket.write(ev.chunk)) this.wire.pauseInbound(this.id);
         return;
       case 'end':
@@ -85,6 +99,7 @@ export class TcpStream {
     if (this.done) return;
     this.done = true;
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    if (this.halfClosedTimer) clearTimeout(this.halfClosedTimer);
     this.wire.release(this.id);
     this.onDone(this);
   }

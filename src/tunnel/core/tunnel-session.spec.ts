@@ -37,7 +37,7 @@ describe('TunnelSession', () => {
     const session = new TunnelSession(
       { subdomain: '0123456789abcdef', user: 'u', clientIp: '127.0.0.1', rawPort: 0, tunnelUrl: '' },
       closingWire(opened),
-      { responseTimeoutMs: 60_000, maxTcpConns: 10, tcpGate: gate },
+      { responseTimeoutMs: 60_000, maxTcpConns: 10, tcpGate: gate, halfClosedIdleMs: 60_000 },
       () => undefined,
     );
     session.start();

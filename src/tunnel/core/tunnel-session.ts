@@ -29,6 +29,8 @@ export interface TunnelSessionOptions {
   /** Raw TCP connections this tunnel may carry at once. */
   readonly maxTcpConns: number;
   readonly tcpGate: ConnectionGate;
+  /** Time a raw TCP requester that has sent its FIN may wait for a byte (or the end) from the client. */
+  readonly halfClosedIdleMs: number;
   /** Called for every finished HTTP exchange (events, metrics). */
   readonly onHttpDone?: (end: HttpExchangeEnd) => void;
 }
@@ -126,7 +128,7 @@ export class TunnelSession implements TunnelWireHandler {
       return;
     }
     const id = this.wire.allocateStreamId('tcp');
-    const stream = new TcpStream(id, socket, this.wire, (s) => {
+    const stream = new TcpStream(id, socket, this.wire, this.options.halfClosedIdleMs, (s) => {
       this.streams.delete(s.id);
       this.tcpOpen--;
       this.options.tcpGate.release();
