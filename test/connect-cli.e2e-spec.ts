@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startApp, type TestApp } from './support/app.js';
@@ -113,6 +113,40 @@ describe('wsproxy-connect', () => {
       await target.close();
     }
   });
+
+  // process.stdout is never destroyed by a write error (Node "undestroys" its stdio), so waiting for
+  // its end() to call back hung, and the process ended 0 by an emptied event loop, every byte lost.
+  for (const mode of [[], ['--resume']]) {
+    it(`exits 255 with the error when writing stdout fails (a full disk)${mode.length ? ', with --resume too' : ''}`, { skip: !existsSync('/dev/full') }, async () => {
+      const target = await sourceTarget(randomPayload(4 * 1024 * 1024));
+      const full = openSync('/dev/full', 'w');
+      try {
+        const r = await new Promise<{ code: number | null; stderr: string }>((resolvePromise, reject) => {
+          const env: NodeJS.ProcessEnv = { ...process.env };
+          delete env.WSPROXY_TOKEN;
+          const child = spawn(process.execPath, [CONNECT_JS, ...mode, relay(target.port)], { env, stdio: ['pipe', full, 'pipe'] });
+          let stderr = '';
+          child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+          child.stdin!.on('error', () => undefined);
+          const timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            reject(new Error(`wsproxy-connect did not exit; stderr: ${stderr}`));
+          }, 30_000);
+          child.once('error', reject);
+          child.once('close', (code) => {
+            clearTimeout(timer);
+            child.stdin!.destroy();
+            resolvePromise({ code, stderr });
+          });
+        });
+        assert.equal(r.code, 255, r.stderr);
+        assert.match(r.stderr, /^wsproxy-connect: writing stdout failed: ENOSPC/);
+      } finally {
+        closeSync(full);
+        await target.close();
+      }
+    });
+  }
 
   it('exits 255 with the status and reason when the handshake is refused', async () => {
     const r = await connect([`${app.wsUrl}/relay?host=127.0.0.1`]);

@@ -133,7 +133,8 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
         say(`${what}: ${end.code}${end.reason ? ` ${end.reason}` : ''}`);
         return 255;
       };
-      if (output.writableEnded || output.destroyed) return resolve(status());
+      // After an error process.stdout is not destroyed (Node "undestroys" its stdio streams) and end() never calls back.
+      if (outputFailed || output.writableEnded || output.destroyed) return resolve(status());
       output.end(() => resolve(status()));
       output.once('error', () => resolve(status()));
     });

@@ -99,6 +99,8 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
   let error: Error | undefined;
   let inputDone = false;
   let wsPaused = false;
+  /** The output's first error, whenever it came: what was received did not all reach the reader. */
+  let outputError: Error | undefined;
 
   const setEnd = (by: BridgeEndedBy, err?: Error): void => {
     if (endedBy === null) {
@@ -165,6 +167,7 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
   };
 
   const onOutputError = (err: Error): void => {
+    outputError ??= err;
     setEnd('output-error', err);
     stopInput();
     // Read on (and drop) so the close handshake can complete.
@@ -203,14 +206,18 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
       setEnd('remote');
       stopInput();
       output.off('drain', onOutputDrain);
+      // A failed output reports the failure however the socket ended: bytes were lost.
       const result = (): BridgeResult => ({
         code,
         reason: reasonBuf.toString(),
-        endedBy: endedBy ?? 'remote',
-        error,
+        endedBy: outputError ? 'output-error' : (endedBy ?? 'remote'),
+        error: outputError ?? error,
         bytesIn,
         bytesOut,
       });
+      // process.stdout is never destroyed by an error (Node "undestroys" its stdio streams):
+      // after one, end() never calls back and no second 'error' comes, so there is nothing to wait for.
+      if (outputError) return resolve(result());
       flush(output, options.endOutput ?? true).then(() => resolve(result()));
     });
   });
