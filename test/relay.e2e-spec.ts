@@ -253,6 +253,8 @@ describe('relay admission', () => {
     ['host=127.0.0.1&port=0', 'invalid port'],
     ['host=127.0.0.1&port=65536', 'invalid port'],
     ['host=127.0.0.1&port=22a', 'invalid port'],
+    ['host=127.0.0.1&port=022', 'invalid port'],
+    ['host=127.0.0.1&port=00', 'invalid port'],
     ['host=127.0.0.1&port=-1', 'invalid port'],
     ['host=bad_host!&port=22', 'invalid host'],
     ['host=a..b&port=22', 'invalid host'],

@@ -13,7 +13,8 @@ export function parseRelayTarget(query: QueryParams): RelayTarget {
   const portRaw = query.get('port');
   if (!host) throw new Refusal(400, 'missing host', 'bad_request');
   if (!portRaw) throw new Refusal(400, 'missing port', 'bad_request');
-  if (!/^\d{1,5}$/.test(portRaw)) throw new Refusal(400, 'invalid port', 'bad_request');
+  // Digits without a leading zero (README, admission step 1): `022` is no way to write 22.
+  if (!/^[1-9]\d{0,4}$/.test(portRaw)) throw new Refusal(400, 'invalid port', 'bad_request');
   const port = Number(portRaw);
   if (port < 1 || port > 65535) throw new Refusal(400, 'invalid port', 'bad_request');
   return { host, port };
