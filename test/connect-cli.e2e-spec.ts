@@ -6,6 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { connect as tcpConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -143,6 +144,44 @@ describe('wsproxy-connect', () => {
         assert.match(r.stderr, /^wsproxy-connect: writing stdout failed: ENOSPC/);
       } finally {
         closeSync(full);
+        await target.close();
+      }
+    });
+  }
+
+  // Plain mode always did; --resume closed the relay with 1000 and exited 0 although stdin had failed.
+  for (const mode of [[], ['--resume']]) {
+    it(`exits 255 with the error when reading stdin fails${mode.length ? ', with --resume too' : ''}`, async () => {
+      let targetGot = 0;
+      const target = await startTarget((s) => s.on('data', (c: Buffer) => (targetGot += c.length)));
+      // stdin is a TCP socket whose peer resets it: the read fails with ECONNRESET (once stdin is being
+      // read: a reset that comes before is taken as EOF when the handle is opened).
+      let peer: Socket | undefined;
+      const server = createServer((s) => (peer = s));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const sock = tcpConnect((server.address() as AddressInfo).port, '127.0.0.1');
+      try {
+        await new Promise((r) => sock.once('connect', r));
+        const env: NodeJS.ProcessEnv = { ...process.env };
+        delete env.WSPROXY_TOKEN;
+        const child = spawn(process.execPath, [CONNECT_JS, ...mode, relay(target.port)], { env, stdio: [sock, 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+        child.stdout!.resume();
+        const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+        sock.destroy();
+        while (!peer) await new Promise((r) => setTimeout(r, 10));
+        peer.write('abc');
+        while (targetGot < 3) await new Promise((r) => setTimeout(r, 10));
+        peer.resetAndDestroy();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        const code = await exited;
+        clearTimeout(timer);
+        assert.equal(code, 255, stderr);
+        assert.match(stderr, /^wsproxy-connect: reading stdin failed: .*ECONNRESET/);
+      } finally {
+        sock.destroy();
+        server.close();
         await target.close();
       }
     });

@@ -53,6 +53,8 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
   });
 
   let outputFailed: Error | null = null;
+  /** stdin failed: what the user sent did not all go out, whatever the relay's close code (as in plain mode: 255). */
+  let inputFailed = false;
   let opened = false;
   let inputStopped = false;
 
@@ -73,6 +75,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
     quiet.start();
   });
   input.once('error', (err) => {
+    inputFailed = true;
     say(`reading stdin failed: ${err.message}`);
     stopInput();
     relay.close();
@@ -124,6 +127,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
           say(`writing stdout failed: ${outputFailed.message}`);
           return 255;
         }
+        if (inputFailed) return 255;
         if (end.code === 1000) return 0;
         if (!opened && end.code === 1006) {
           say(`cannot connect to ${options.url.toString()}: ${lastError?.message || 'connection failed'}`);
