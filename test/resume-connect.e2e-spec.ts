@@ -14,6 +14,7 @@ import { parseConnectArgs } from '../src/cli/connect-args.js';
 import { ResumeService } from '../src/resume/resume.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { duplexTarget } from './support/duplex-target.js';
+import { startTarget } from './support/targets.js';
 import { startMiddlebox } from './support/middlebox.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -99,6 +100,29 @@ describe('wsproxy-connect --resume', () => {
       assert.equal(await target.ended, 'end');
       assert.match(run.stderr(), /connection lost \(1006\); reattaching/);
       await waitFor(() => app.app.get(ResumeService).liveSessions().length === 0, 'the session to end');
+    } finally {
+      await box.close();
+      await target.close();
+    }
+  });
+
+  // The quiet after stdin's end was the dead path, not the far end: closing then was final, so after
+  // the liveness check (30 s) and the reattach, the relay replayed the last input and closed at once,
+  // and its echo never came back (exit 0, half the bytes).
+  it('when the path goes dark as stdin ends, reattaches and still delivers the answer to the last input', async () => {
+    const data = randomBytes(128 * 1024);
+    const target = await startTarget((s) => s.pipe(s));
+    const box = await startMiddlebox(app.port);
+    try {
+      const run = startConnect(['--resume', `${box.wsUrl}/relay?host=127.0.0.1&port=${target.port}`]);
+      run.child.stdin.write(data.subarray(0, 64 * 1024));
+      await waitFor(() => run.stdoutBytes() === 64 * 1024, 'the first echo');
+      assert.equal(box.silence(), 1);
+      run.child.stdin.end(data.subarray(64 * 1024));
+      assert.equal(await run.exited, 0, run.stderr());
+      assert.match(run.stderr(), /connection lost \(1006\); reattaching\n.*reattached/s);
+      assert.equal(run.stdoutBytes(), data.length, run.stderr());
+      assert.ok(run.stdout().equals(data), 'the whole echo, once, in order');
     } finally {
       await box.close();
       await target.close();

@@ -32,6 +32,8 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
   const carrier = options.tokenCarrier;
   // Why the last connection attempt failed, for a first attach that never opened (ECONNREFUSED is no refusal).
   let lastError: Error | null = null;
+  /** The socket of the latest attach: the quiet close checks that it is alive. */
+  let currentWs: WebSocket | null = null;
   const relay = new ResumableRelay({
     url: options.url.toString(),
     token: () => options.token,
@@ -44,6 +46,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
         origin: options.origin ?? undefined,
         headers: token !== null && carrier === 'header' ? { Authorization: `Bearer ${token}` } : {},
       });
+      currentWs = ws;
       ws.on('error', (err: Error) => (lastError = err));
       // A path that dies silently would otherwise never be noticed, so never reattached.
       watchLiveness(ws);
@@ -69,7 +72,28 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
   input.on('data', onInput);
   let held = false;
   // Quiet because we hold the relay (a slow reader) or are reattaching is not the far end being done.
-  const quiet = new QuietClose(INPUT_END_LINGER_MS, () => held || relay.state !== 'open', () => relay.close());
+  const quiet = new QuietClose(INPUT_END_LINGER_MS, () => held || relay.state !== 'open', () => closeOnceAlive());
+  // A path that went dark (no RST) is quiet too, and closing then would be final: after the liveness
+  // check drops it, the reattach would replay the last input and close at once, cutting off the answer.
+  // So the quiet close first pings, and closes on the pong; anything heard, or a detach, meanwhile
+  // starts the quiet over.
+  let confirming: WebSocket | null = null;
+  const closeOnceAlive = (): void => {
+    const ws = currentWs;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return quiet.start();
+    confirming = ws;
+    ws.once('pong', () => {
+      if (confirming !== ws) return;
+      confirming = null;
+      relay.close();
+    });
+    ws.ping();
+  };
+  const quietAgain = (): void => {
+    if (confirming === null) return;
+    confirming = null;
+    quiet.start();
+  };
   input.once('end', () => {
     stopInput();
     quiet.start();
@@ -86,6 +110,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
 
   relay.on('data', (bytes) => {
     quiet.heard();
+    quietAgain();
     if (outputFailed) return;
     // Up to OUTPUT_BACKLOG waits for a slow reader before the relay is held (as in plain mode:
     // over a plain fallback, holding it pauses the socket, and its pings with it).
@@ -106,7 +131,10 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
   });
 
   relay.on('open', () => (opened = true));
-  relay.on('detach', ({ code }) => say(`connection lost (${code}); reattaching`));
+  relay.on('detach', ({ code }) => {
+    say(`connection lost (${code}); reattaching`);
+    quietAgain();
+  });
   relay.on('reattach', () => say('reattached'));
 
   const onSignal = (): void => {
@@ -119,6 +147,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
   return new Promise<number>((resolve) => {
     relay.on('close', (end: RelayCloseInfo) => {
       quiet.cancel();
+      confirming = null;
       stopInput();
       const status = (): number => {
         if (outputFailed) {

@@ -19,11 +19,19 @@ export interface Middlebox {
   readonly open: number;
   /** Destroys every open connection pair (both sockets); returns how many were cut. */
   cut(): number;
+  /**
+   * Makes every open connection pair go dark: from now on what either side
+   * sends is read and dropped, and nothing is closed (no FIN, no RST), like a
+   * path that died silently. New connections are forwarded as usual. Returns
+   * how many went dark.
+   */
+  silence(): number;
   close(): Promise<void>;
 }
 
 export async function startMiddlebox(targetPort: number, targetHost = '127.0.0.1'): Promise<Middlebox> {
   const pairs = new Set<[Socket, Socket]>();
+  const silenced = new Set<[Socket, Socket]>();
   let accepted = 0;
   let bytesUp = 0;
   let bytesDown = 0;
@@ -64,6 +72,20 @@ export async function startMiddlebox(targetPort: number, targetHost = '127.0.0.1
     get open() {
       return pairs.size;
     },
+    silence(): number {
+      const n = pairs.size;
+      for (const pair of [...pairs]) {
+        const [a, b] = pair;
+        a.unpipe(b);
+        b.unpipe(a);
+        // Read on and drop: a reader that stopped would push back, which a dead path does not.
+        a.on('data', () => undefined).resume();
+        b.on('data', () => undefined).resume();
+        pairs.delete(pair);
+        silenced.add(pair);
+      }
+      return n;
+    },
     cut(): number {
       const n = pairs.size;
       for (const [a, b] of [...pairs]) {
@@ -76,7 +98,7 @@ export async function startMiddlebox(targetPort: number, targetHost = '127.0.0.1
     },
     close: () =>
       new Promise<void>((resolve) => {
-        for (const [a, b] of pairs) {
+        for (const [a, b] of [...pairs, ...silenced]) {
           a.destroy();
           b.destroy();
         }
