@@ -10,6 +10,8 @@ describe('scrub', () => {
     assert.equal(scrub('bad a.b.c here', ['a.b.c']), 'bad [REDACTED] here');
     assert.equal(scrub('ws://h/relay?host=x&token=zzz&port=1', []), 'ws://h/relay?host=x&token=[REDACTED]&port=1');
     assert.equal(scrub('nothing', [null, undefined, '']), 'nothing');
+    // The known token is replaced first; the separator after the URL stays.
+    assert.equal(scrub(`cannot connect to ws://h/relay?host=x&token=${JWT}: connect ECONNREFUSED`, [JWT]), 'cannot connect to ws://h/relay?host=x&token=[REDACTED]: connect ECONNREFUSED');
   });
 
   it('hides a segment of the token, or a piece cut short, that a proxy echoed on its own', () => {

@@ -16,5 +16,6 @@ export function scrub(text: string, secrets: readonly (string | null | undefined
   if (known.length > 0) {
     out = out.replace(TOKEN_RUN, (run) => (known.some((s) => s.includes(run)) ? '[REDACTED]' : run));
   }
-  return out.replace(/([?&](?:token|access_token)=)[^&#\s]*/gi, '$1[REDACTED]');
+  // A value already redacted ends there: what follows it (the `: ` before an error) is not part of it.
+  return out.replace(/([?&](?:token|access_token)=)(?:\[REDACTED\]|[^&#\s]*)/gi, '$1[REDACTED]');
 }
