@@ -6,7 +6,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,6 +127,26 @@ describe('wsproxy-connect --resume', () => {
     } finally {
       await box.close();
       await target.close();
+    }
+  });
+
+  it('names the attach timeout when the upgrade succeeds but no session frame follows', async () => {
+    // Accepts the upgrade, then says nothing: the message said "connection failed" although it connected.
+    const server = createServer((s) => {
+      s.on('error', () => undefined);
+      s.once('data', (d: Buffer) => {
+        const key = /sec-websocket-key: *(.*)\r\n/i.exec(d.toString())![1]!;
+        const acceptKey = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+        s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey}\r\n\r\n`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const run = startConnect(['--resume', `ws://127.0.0.1:${(server.address() as AddressInfo).port}/relay?host=h&port=22`]);
+      assert.equal(await run.exited, 255);
+      assert.match(run.stderr(), /^wsproxy-connect: cannot connect to ws:\/\/127\.0\.0\.1:\d+\/relay\?host=h&port=22: attach timed out\n$/);
+    } finally {
+      server.close();
     }
   });
 

@@ -159,7 +159,10 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
         if (inputFailed) return 255;
         if (end.code === 1000) return 0;
         if (!opened && end.code === 1006) {
-          say(`cannot connect to ${options.url.toString()}: ${lastError?.message || 'connection failed'}`);
+          // The relay's own reason (an attach that timed out: upgraded, but no session frame) says more
+          // than the error of the socket it abandoned ("closed before the connection was established").
+          const why = end.reason && end.reason !== 'connection failed' ? end.reason : lastError?.message || 'connection failed';
+          say(`cannot connect to ${options.url.toString()}: ${why}`);
           return 255;
         }
         const what = opened ? 'relay closed the connection' : 'relay refused the connection';
