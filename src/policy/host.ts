@@ -38,9 +38,9 @@ function ipHost(text: string): ParsedHost | null {
   return addr === null ? null : { kind: 'ip', address: canonicalAddress(addr).address };
 }
 
-/** Parses the `port` of a relay request: digits only, 1..65535. Null otherwise. */
+/** Parses the `port` of a relay request: 1..65535 in digits, no leading zero (`022` is no way to write 22). Null otherwise. */
 export function parsePort(raw: string | undefined | null): number | null {
-  if (typeof raw !== 'string' || !/^\d{1,5}$/.test(raw)) return null;
+  if (typeof raw !== 'string' || !/^[1-9]\d{0,4}$/.test(raw)) return null;
   const n = Number(raw);
   return n >= 1 && n <= 65535 ? n : null;
 }

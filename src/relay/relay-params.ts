@@ -1,4 +1,5 @@
 import { Refusal } from '../common/refusal.js';
+import { parsePort } from '../policy/host.js';
 import type { QueryParams } from '../upgrade/query-params.js';
 
 /** The target named by a `/relay` query. */
@@ -13,9 +14,7 @@ export function parseRelayTarget(query: QueryParams): RelayTarget {
   const portRaw = query.get('port');
   if (!host) throw new Refusal(400, 'missing host', 'bad_request');
   if (!portRaw) throw new Refusal(400, 'missing port', 'bad_request');
-  // Digits without a leading zero (README, admission step 1): `022` is no way to write 22.
-  if (!/^[1-9]\d{0,4}$/.test(portRaw)) throw new Refusal(400, 'invalid port', 'bad_request');
-  const port = Number(portRaw);
-  if (port < 1 || port > 65535) throw new Refusal(400, 'invalid port', 'bad_request');
+  const port = parsePort(portRaw);
+  if (port === null) throw new Refusal(400, 'invalid port', 'bad_request');
   return { host, port };
 }
