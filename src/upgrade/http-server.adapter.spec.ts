@@ -164,6 +164,12 @@ describe('BoundedExpressAdapter between keep-alive requests', () => {
     adapter.setRefusalListener((r) => void refused.push(r));
     adapter.initHttpServer();
     server = adapter.getHttpServer() as Server;
+    // An upgrade that echoes what it is sent, as a relay would through an echo target.
+    server.on('upgrade', (_req, socket: Socket) => {
+      socket.on('error', () => socket.destroy());
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+      socket.pipe(socket);
+    });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     port = (server.address() as AddressInfo).port;
@@ -171,6 +177,30 @@ describe('BoundedExpressAdapter between keep-alive requests', () => {
   after(() => {
     server.closeAllConnections();
     server.close();
+  });
+
+  it('leaves alone a connection upgraded after a keep-alive response: no 408 into what it carries', async () => {
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await once(s, 'connect');
+    let text = '';
+    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    let closed = false;
+    s.once('close', () => (closed = true));
+    s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (!text.endsWith('ok')) await new Promise((r) => setTimeout(r, 10));
+    s.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+    // Past the next-request deadline (keep-alive 5 s + head timeout 1 s + two checks), talking all along.
+    const started = Date.now();
+    while (Date.now() - started < 9500 && !closed) {
+      s.write('x');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    s.destroy();
+    assert.equal(closed, false, 'the upgraded connection was closed');
+    assert.doesNotMatch(text, /408/);
+    assert.match(text, /101 Switching Protocols\r\n[^]*\r\n\r\nx+$/);
+    assert.deepEqual(refused, []);
   });
 
   it('closes a connection that dribbles empty lines after a response instead of a request (408), however often they come', async () => {

@@ -106,11 +106,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     const express = this.getInstance<(req: IncomingMessage, res: ServerResponse) => void>();
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       this.lastResponse.set(req.socket, res);
-      const waiting = this.nextRequestDeadlines.get(req.socket);
-      if (waiting !== undefined) {
-        clearTimeout(waiting);
-        this.nextRequestDeadlines.delete(req.socket);
-      }
+      this.stopAwaitingNextRequest(req.socket);
       res.once('finish', () => this.awaitNextRequest(req.socket, res));
       // A client on a keep-alive connection reconnects for its next request, through the load
       // balancer to a replica that is not going away.
@@ -151,6 +147,11 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       });
       onRequest(req, res);
     });
+    // A request that takes the connection over (a WebSocket upgrade, CONNECT) is the next request too: the
+    // deadline armed after the response before it must not fire into what the socket carries now.
+    const taken = (req: IncomingMessage): void => this.stopAwaitingNextRequest(req.socket);
+    server.prependListener('upgrade', taken);
+    server.prependListener('connect', taken);
     server.on('connection', (socket: Socket) => {
       this.connections.add(socket);
       socket.once('close', this.forgetConnection);
@@ -194,6 +195,13 @@ export class BoundedExpressAdapter extends ExpressAdapter {
    * next request within the keep-alive timeout and completes its head within `headersTimeoutMs` (checked
    * once a second), so this deadline never cuts a request Node would have served.
    */
+  private stopAwaitingNextRequest(socket: Duplex): void {
+    const waiting = this.nextRequestDeadlines.get(socket);
+    if (waiting === undefined) return;
+    clearTimeout(waiting);
+    this.nextRequestDeadlines.delete(socket);
+  }
+
   private awaitNextRequest(socket: Duplex, res: ServerResponse): void {
     // Closing, gone, or the next pipelined response already under way (Node assigned it before this ran).
     if (!res.shouldKeepAlive || socket.destroyed || responseInFlight(socket) !== null) return;
@@ -203,7 +211,8 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     const timer = setTimeout(
       () => {
         this.nextRequestDeadlines.delete(socket);
-        if (socket.destroyed || responseInFlight(socket) !== null) return;
+        // Gone, answering, or no longer HTTP (taken over by an upgrade: Node has freed its parser).
+        if (socket.destroyed || responseInFlight(socket) !== null || !(socket as Duplex & { parser?: unknown }).parser) return;
         this.refused('head_timeout');
         const [status, reason] = LISTENER_REFUSALS.head_timeout;
         writeHttpRefusal(socket, status, reason);
