@@ -24,6 +24,12 @@ describe('parseConfig', () => {
     assert.deepEqual(parseConfig({ BLOCKED_TARGETS: '10.0.0.0/8,' }).blockedTargets, ['10.0.0.0/8']);
   });
 
+  it('refuses a blank CLERK_JWKS_URL instead of reading it as "authentication off"; empty is unset', () => {
+    for (const raw of [' ', '\t ']) assert.match(refusal({ CLERK_JWKS_URL: raw }), /^CLERK_JWKS_URL is ".*", blank$/, JSON.stringify(raw));
+    assert.equal(parseConfig({ CLERK_JWKS_URL: '' }).clerkJwksUrl, '');
+    assert.equal(refusal({ CLUSTER_ADVERTISE_URL: ' ' }), 'CLUSTER_ADVERTISE_URL is " ", blank');
+  });
+
   it('refuses a blank JWT_ISSUER instead of reading it as "no issuer check"; empty is unset', () => {
     for (const raw of [' ', '\t ']) assert.match(refusal({ JWT_ISSUER: raw }), /^JWT_ISSUER is ".*", blank$/, JSON.stringify(raw));
     assert.equal(parseConfig({ JWT_ISSUER: '' }).jwtIssuer, '');

@@ -116,6 +116,8 @@ function absoluteUrl(v: string, name: string, accepted: string): URL {
 function optionalUrl(protocols: string[], loopbackHttpOk: boolean, originOnly = false) {
   return (raw: string, name: string): string => {
     const v = raw.trim();
+    // Set but blank (`CLERK_JWKS_URL=" "`): read as empty it would switch authentication off.
+    if (v === '' && raw !== '') fail(name, `is "${raw}", blank`, `an absolute ${protocols.join(' or ')} URL, or empty`);
     if (v === '') return '';
     const url = absoluteUrl(v, name, `an absolute ${protocols.join(' or ')} URL`);
     if (url.username !== '' || url.password !== '') fail(name, 'has a user or password in it', `a ${protocols.join(' or ')} URL without credentials`);
