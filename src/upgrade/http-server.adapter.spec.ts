@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import express from 'express';
 import { BoundedExpressAdapter } from './http-server.adapter.js';
+import { within } from '../../test/support/within.js';
 
 const BODY_DEADLINE_MS = 400;
 
@@ -160,6 +161,8 @@ describe('BoundedExpressAdapter between keep-alive requests', () => {
   before(async () => {
     const app = express();
     app.get('/ok', (_req, res) => void res.send('ok'));
+    // Answers at once, leaving the body unread (Node reads and drops it, and keeps the connection).
+    app.post('/early', (_req, res) => void res.send('early'));
     const adapter = new BoundedExpressAdapter(app, { headersTimeoutMs: 1000, maxHeaderBytes: 16384 });
     adapter.setRefusalListener((r) => void refused.push(r));
     adapter.initHttpServer();
@@ -200,6 +203,28 @@ describe('BoundedExpressAdapter between keep-alive requests', () => {
     assert.equal(closed, false, 'the upgraded connection was closed');
     assert.doesNotMatch(text, /408/);
     assert.match(text, /101 Switching Protocols\r\n[^]*\r\n\r\nx+$/);
+    assert.deepEqual(refused, []);
+  });
+
+  it('serves the next request after an early answer whose upload outlasts the next-request deadline', async () => {
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await once(s, 'connect');
+    let text = '';
+    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    let closed = false;
+    s.once('close', () => (closed = true));
+    const total = 19 * 1000;
+    s.write(`POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\n\r\n`);
+    // 9.5 s of upload after the answer, past keep-alive 5 s + head timeout 1 s + two checks, never idle 5 s.
+    for (let sent = 0; sent < total && !closed; sent += 1000) {
+      s.write('y'.repeat(1000));
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(closed, false, `cut during the upload: ${text}`);
+    s.write('GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await within(once(s, 'close'), 5000, 'the second answer');
+    assert.deepEqual(text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 200'], text);
     assert.deepEqual(refused, []);
   });
 

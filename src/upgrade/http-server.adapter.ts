@@ -205,6 +205,9 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   private awaitNextRequest(socket: Duplex, res: ServerResponse): void {
     // Closing, gone, or the next pipelined response already under way (Node assigned it before this ran).
     if (!res.shouldKeepAlive || socket.destroyed || responseInFlight(socket) !== null) return;
+    // An early answer, its request body still arriving (read and dropped, the connection kept): the gap
+    // before the next request starts once that body is in (a stalled one meets Node's keep-alive timeout).
+    if (!res.req.complete) return void res.req.once('end', () => this.awaitNextRequest(socket, res));
     const previous = this.nextRequestDeadlines.get(socket);
     if (previous !== undefined) clearTimeout(previous);
     const checkEveryMs = Math.min(1000, this.bounds.headersTimeoutMs);
