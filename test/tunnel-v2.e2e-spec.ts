@@ -555,3 +555,21 @@ describe('raw TCP over v2: a requester that half-closed', () => {
     }
   });
 });
+
+describe('a tunnel whose client stops answering pings', () => {
+  it("ends as keepalive's doing (1006, keepalive timeout), not as a client that left", async () => {
+    const { WsproxyEvents } = await import('../src/common/events.js');
+    const { NO_PONG_REASON } = await import('../src/upgrade/keepalive.service.js');
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', PING_INTERVAL_MS: '1000' }));
+    try {
+      const ended = new Promise<{ closeCode: number; closeReason: string }>((resolve) => app.app.get(WsproxyEvents).once('tunnel.closed', resolve));
+      const silent = await openWs(`${app.wsUrl}/tunnel?v=2`, { autoPong: false });
+      const { code } = await within(closed(silent), 6000, 'terminated');
+      assert.equal(code, 1006);
+      const end = await within(ended, 2000, 'tunnel.closed');
+      assert.deepEqual([end.closeCode, end.closeReason], [1006, NO_PONG_REASON]);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -174,7 +174,8 @@ export class TunnelService implements OnApplicationShutdown {
         session.acceptTcp(socket);
       },
     });
-    this.keepalive.watch(ws);
+    // A client that stopped answering pings ends as keepalive's doing ('keepalive timeout: …'), as a relay does.
+    this.keepalive.watch(ws, (reason) => session.timedOut(reason));
     // `terminate`, as for relays: a client that never answers the drain's close frame would otherwise hold the
     // process until ws's 30 s close timeout (past the shutdown deadline), and its tunnel_ended never be logged.
     untrack = this.drain.track({ shutdown: (code, reason) => session.close(code, reason), terminate: () => ws.terminate() });

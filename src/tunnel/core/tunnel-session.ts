@@ -61,6 +61,8 @@ export class TunnelSession implements TunnelWireHandler {
   private ended = false;
   /** The proxy has closed the WebSocket (`close`): no new stream, as none could reach the client. */
   private closing = false;
+  /** Why keepalive gave up on the client, once it has: the end's reason instead of a bare 1006. */
+  private timedOutReason: string | null = null;
 
   constructor(
     readonly info: TunnelInfo,
@@ -150,6 +152,15 @@ export class TunnelSession implements TunnelWireHandler {
     this.wire.close(code, reason);
   }
 
+  /**
+   * Keepalive is about to terminate the client's WebSocket (it stopped answering pings): the end
+   * reports 1006 with `reason`, the proxy's doing, not as a client that left.
+   */
+  timedOut(reason: string): void {
+    this.closing = true;
+    this.timedOutReason ??= reason;
+  }
+
   onStreamEvent(streamId: string, event: InboundStreamEvent): void {
     const stream = this.streams.get(streamId);
     if (stream) return stream.onEvent(event);
@@ -171,9 +182,10 @@ export class TunnelSession implements TunnelWireHandler {
     this.ended = true;
     for (const s of this.streams.values()) s.tunnelGone();
     this.streams.clear();
+    const timedOut = this.timedOutReason;
     this.onEnded(this, {
-      closeCode: code,
-      closeReason: reason,
+      closeCode: timedOut === null ? code : 1006,
+      closeReason: timedOut ?? reason,
       httpRequests: this.httpTotal,
       tcpConnections: this.tcpTotal,
       durationMs: Date.now() - this.startedAt,
