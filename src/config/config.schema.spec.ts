@@ -30,6 +30,15 @@ describe('parseConfig', () => {
     assert.equal(refusal({ CLUSTER_ADVERTISE_URL: ' ' }), 'CLUSTER_ADVERTISE_URL is " ", blank');
   });
 
+  it('refuses a blank METRICS_PORT, BIND_HOST or REDIS_URL instead of reading it as unset; empty is unset', () => {
+    // Read as empty: /metrics on the public port, every interface, a replica alone with the whole of every limit.
+    assert.equal(refusal({ METRICS_PORT: ' ' }), 'METRICS_PORT is " ", not a whole number');
+    assert.equal(refusal({ BIND_HOST: ' ' }), 'BIND_HOST is " ", blank');
+    assert.equal(refusal({ REDIS_URL: '  ' }), 'REDIS_URL is "  ", blank');
+    const unset = parseConfig({ METRICS_PORT: '', BIND_HOST: '', REDIS_URL: '' });
+    assert.deepEqual([unset.metricsPort, unset.bindHost, unset.redisUrl], [null, '', '']);
+  });
+
   it('refuses a blank JWT_ISSUER instead of reading it as "no issuer check"; empty is unset', () => {
     for (const raw of [' ', '\t ']) assert.match(refusal({ JWT_ISSUER: raw }), /^JWT_ISSUER is ".*", blank$/, JSON.stringify(raw));
     assert.equal(parseConfig({ JWT_ISSUER: '' }).jwtIssuer, '');

@@ -196,6 +196,8 @@ export const CONFIG_VARS = {
   bindHost: spec('BIND_HOST', '', 'an IP address, or empty for all interfaces', 'Address the HTTP listener binds.', (raw: string, name: string): string => {
     // Brackets are how URLs write IPv6; the listener wants the bare address.
     const v = raw.trim().replace(/^\[(.*)\]$/, '$1');
+    // Set but blank: read as empty it would listen on every interface.
+    if (raw.trim() === '' && raw !== '') fail(name, `is "${raw}", blank`, 'an IP address such as 0.0.0.0, ::, 127.0.0.1, or empty for all interfaces');
     if (v !== '' && isIP(v) === 0) fail(name, `is "${raw}", not an IP address`, 'an IP address such as 0.0.0.0, ::, 127.0.0.1, or empty for all interfaces');
     return v;
   }),
@@ -320,7 +322,8 @@ export const CONFIG_VARS = {
     '',
     '0..65535 (0: any free port, logged), or empty for the main port',
     'Serve /metrics on a separate listener (kept off the public port).',
-    (raw: string, name: string): number | null => (raw.trim() === '' ? null : int(0, 65535)(raw, name)),
+    // Set but blank: read as empty it would serve /metrics on the public port.
+    (raw: string, name: string): number | null => (raw === '' ? null : int(0, 65535)(raw, name)),
   ),
   tunnelDomain: spec(
     'TUNNEL_DOMAIN',
@@ -427,6 +430,8 @@ export const CONFIG_VARS = {
     'Cluster mode state store. Empty: single node, in memory.',
     (raw: string, name: string): string => {
       const v = raw.trim();
+      // Set but blank: read as empty every replica would run alone, each with the whole of every limit.
+      if (v === '' && raw !== '') fail(name, `is "${raw}", blank`, 'redis:// or rediss:// URL, or empty');
       if (v === '') return '';
       const url = absoluteUrl(v, name, 'redis://host:6379 or rediss://…');
       if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') fail(name, `uses ${url.protocol}`, 'redis:// or rediss://');
