@@ -923,3 +923,24 @@ describe('resumable sessions in a process that gets SIGTERM', () => {
     }
   });
 });
+
+describe('a resumable session whose target closes while the proxy has stopped reading the client', () => {
+  it('reads on to the close handshake: the session ends at once, not at the close timeout', async () => {
+    const app = await startApp();
+    const target = await startTarget((s) => s.pause());
+    try {
+      const ws = await openListening(`${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}&resume=1`, () => undefined);
+      // Past its window (UNACKED_UPLOAD_MAX unwritten to a target that does not read): the proxy pauses the client.
+      const chunk = randomBytes(64 * KiB);
+      for (let i = 0; i < (UNACKED_UPLOAD_MAX / chunk.length) * 3; i++) ws.send(chunk);
+      await waitFor(() => sessionsOf(app).length === 1 && (onlySession(app) as unknown as { wsPaused: boolean }).wsPaused, 'the proxy stops reading the client');
+      const done = closed(ws);
+      for (const s of target.connections) s.destroy();
+      await waitFor(async () => (await slotsInUse(app)) === 0 && sessionsOf(app).length === 0, 'the session ended and its slot released', 5000);
+      await done;
+    } finally {
+      await app.close();
+      await target.close();
+    }
+  });
+});

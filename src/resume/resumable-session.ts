@@ -253,6 +253,13 @@ export class ResumableSession {
     target.on('error', (err: NodeJS.ErrnoException) => this.targetEnded(1011, `target error: ${err.code ?? 'error'}`));
     target.on('close', () => {
       this.targetClosed = true;
+      // Paused for a target that is gone, the WebSocket would never read the client's answer to the close
+      // frame (it waits behind the upload the target never took): the session would last until ws's close
+      // timeout. Read on; those messages are dropped (the target is destroyed).
+      if (this.wsPaused) {
+        this.wsPaused = false;
+        this.ws?.resume();
+      }
       this.targetEnded(1000, 'target closed');
       this.maybeReport();
     });
