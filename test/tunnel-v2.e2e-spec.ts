@@ -573,3 +573,34 @@ describe('a tunnel whose client stops answering pings', () => {
     }
   });
 });
+
+describe("a requester's WebSocket paused for a stream without credit", () => {
+  it('reads on to the close handshake when its tunnel ends: the requester is let go at once, not at the close timeout', async () => {
+    const origin = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await once(origin, 'listening');
+    // The app reads nothing: the stream's credit runs out and the proxy stops reading the requester.
+    origin.on('connection', (ws) => {
+      ws.on('error', () => undefined);
+      (ws as unknown as { _socket: Socket })._socket.pause();
+    });
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: `127.0.0.1:${(origin.address() as AddressInfo).port}`, protocol: 2 });
+    try {
+      const host = new URL(client.tunnelUrl).host;
+      const ws = await openWs(`ws://127.0.0.1:${app.port}/`, { headers: { host } });
+      const chunk = randomPayload(64 * 1024);
+      for (let i = 0; i < 512; i++) ws.send(chunk);
+      await waitFor(() => ws.bufferedAmount > 0, 5000, 'the proxy stops reading the requester');
+      await new Promise((r) => setTimeout(r, 500));
+      const done = closed(ws);
+      await client.close();
+      const { code } = await within(done, 5000, 'the requester let go');
+      assert.equal(code, 1001);
+    } finally {
+      await client.close();
+      await app.close();
+      for (const c of origin.clients) c.terminate();
+      await new Promise<void>((resolve) => origin.close(() => resolve()));
+    }
+  });
+});

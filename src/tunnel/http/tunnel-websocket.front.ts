@@ -183,7 +183,7 @@ class RequesterWebSocket implements WebSocketSink {
         // Drained like a relay: a requester that never answers its close frame (1001 from the drain or
         // from its tunnel ending) is dropped once the frame has had its moment, instead of holding the
         // process until ws's 30 s close timeout, past the shutdown deadline.
-        ws.once('close', this.drain.track({ shutdown: (code, reason) => ws.close(code, reason), terminate: () => ws.terminate() }));
+        ws.once('close', this.drain.track({ shutdown: (code, reason) => this.close(code, reason), terminate: () => ws.terminate() }));
         ws.on('message', (data: Buffer, isBinary: boolean) => {
           if (!stream.message(data, isBinary)) ws.pause();
         });
@@ -243,6 +243,10 @@ class RequesterWebSocket implements WebSocketSink {
       this.socket.destroy();
       return;
     }
+    // Paused while the stream had no credit, the WebSocket would never read the requester's answer to this
+    // close (it waits behind the upload nobody takes any more): its connection and per-IP slot would last
+    // until ws's close timeout. Read on; what comes is dropped (the stream takes no more).
+    if (ws.isPaused) ws.resume();
     if (isSendableCloseCode(code)) ws.close(code, sendableCloseReason(reason));
     else if (code === 1005) ws.close();
     else ws.terminate();
