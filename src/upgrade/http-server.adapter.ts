@@ -72,11 +72,15 @@ export class BoundedExpressAdapter extends ExpressAdapter {
   private readonly refusing = new WeakSet<Duplex>();
   /** Every open connection of the listener, for `close`. */
   private readonly connections = new Set<Socket>();
-  /** One `close` listener for every connection (`this` is the socket): nothing allocated per connection. */
-  private readonly forgetConnection = ((connections: Set<Socket>) =>
+  /**
+   * One `close` listener for every connection (`this` is the socket): nothing allocated per connection.
+   * It also disarms a next-request deadline, which would otherwise hold the closed socket until it fired.
+   */
+  private readonly forgetConnection = ((adapter: BoundedExpressAdapter) =>
     function (this: Socket): void {
-      connections.delete(this);
-    })(this.connections);
+      adapter.connections.delete(this);
+      adapter.stopAwaitingNextRequest(this);
+    })(this);
   /** Keep-alive connections between requests: the deadline for the next request's head. */
   private readonly nextRequestDeadlines = new WeakMap<Duplex, NodeJS.Timeout>();
 
@@ -187,6 +191,14 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     return closing;
   }
 
+  /** Disarms the deadline `awaitNextRequest` set for `socket`, if any. */
+  private stopAwaitingNextRequest(socket: Duplex): void {
+    const waiting = this.nextRequestDeadlines.get(socket);
+    if (waiting === undefined) return;
+    clearTimeout(waiting);
+    this.nextRequestDeadlines.delete(socket);
+  }
+
   /**
    * Bounds the gap between a keep-alive response and the next request's head. Node's keep-alive timeout
    * is a socket timeout that any byte renews, and its head timer only starts with a request line: the
@@ -195,13 +207,6 @@ export class BoundedExpressAdapter extends ExpressAdapter {
    * next request within the keep-alive timeout and completes its head within `headersTimeoutMs` (checked
    * once a second), so this deadline never cuts a request Node would have served.
    */
-  private stopAwaitingNextRequest(socket: Duplex): void {
-    const waiting = this.nextRequestDeadlines.get(socket);
-    if (waiting === undefined) return;
-    clearTimeout(waiting);
-    this.nextRequestDeadlines.delete(socket);
-  }
-
   private awaitNextRequest(socket: Duplex, res: ServerResponse): void {
     // Closing, gone, or the next pipelined response already under way (Node assigned it before this ran).
     if (!res.shouldKeepAlive || socket.destroyed || responseInFlight(socket) !== null) return;
