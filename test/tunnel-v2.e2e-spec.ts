@@ -267,6 +267,16 @@ describe('tunnel protocol v2 with the reference client', () => {
     assert.equal(plain.status, 501);
   });
 
+  it('a requester that breaks RFC 6455 gets 1002 with the reason, and the local app hears 1002, not 1006', async () => {
+    const before = origin.app.closes.length;
+    const ws = await openWs(`ws://127.0.0.1:${app.port}/echo-ws`, { headers: { host } });
+    const done = closed(ws);
+    (ws as unknown as { _socket: Socket })._socket.write(Buffer.from([0x82, 0x03, 0x61, 0x62, 0x63])); // binary, unmasked
+    assert.deepEqual(await within(done, 5000, 'the requester closed'), { code: 1002, reason: 'Invalid WebSocket frame: MASK must be set' });
+    await waitFor(() => origin.app.closes.length > before, 5000, 'the local app closed');
+    assert.equal(origin.app.closes.at(-1)!.code, 1002);
+  });
+
   it('raw TCP: echo byte-exact, and half-close works (the echo still arrives after the requester’s FIN)', async () => {
     const s = await dial(client.rawPort);
     const payload = randomPayload(4 * MiB);

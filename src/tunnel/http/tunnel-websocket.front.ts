@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import { WebSocket, WebSocketServer } from 'ws';
 import { WsproxyEvents } from '../../common/events.js';
+import { explainProtocolCloses, onWebSocketEnd } from '../../common/protocol-close.js';
 import { Utf8Stream } from '../../common/utf8-stream.js';
 import { statusText } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
@@ -188,8 +189,10 @@ class RequesterWebSocket implements WebSocketSink {
           if (!stream.message(data, isBinary)) ws.pause();
         });
         stream.onWritable(() => ws.resume());
-        ws.on('error', () => ws.terminate());
-        ws.once('close', (code: number, reason: Buffer) => stream.requesterClosed(code, reason.toString()));
+        // The requester's frames breaking RFC 6455: its close frame says why, the requester has a moment to
+        // read it, and the client hears the code the proxy sent (1002, 1009…), not the 1006 that follows.
+        explainProtocolCloses(ws);
+        onWebSocketEnd(ws, (code, reason) => stream.requesterClosed(code, reason));
         stream.opened();
       });
     } catch {
