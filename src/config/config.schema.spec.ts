@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, parseConfig } from './config.schema.js';
+import { CONFIG_VARS, ConfigError, parseConfig } from './config.schema.js';
 
 /** The variable and problem `env` is refused for. */
 function refusal(env: Record<string, string>): string {
@@ -37,6 +37,10 @@ describe('parseConfig', () => {
     assert.equal(refusal({ REDIS_URL: '  ' }), 'REDIS_URL is "  ", blank');
     const unset = parseConfig({ METRICS_PORT: '', BIND_HOST: '', REDIS_URL: '' });
     assert.deepEqual([unset.metricsPort, unset.bindHost, unset.redisUrl], [null, '', '']);
+  });
+
+  it('refuses a value of blanks only for every variable (read as empty, it would switch something off)', () => {
+    for (const v of Object.values(CONFIG_VARS)) assert.throws(() => parseConfig({ [v.name]: ' ' }), ConfigError, v.name);
   });
 
   it('refuses a blank JWT_ISSUER instead of reading it as "no issuer check"; empty is unset', () => {

@@ -332,8 +332,8 @@ export const CONFIG_VARS = {
     'Domain whose subdomains route HTTP to tunnels. Empty: no HTTP tunnels (tunnelUrl is empty).',
     (raw: string, name: string): string => {
       const v = raw.trim().toLowerCase().replace(/\.$/, '');
-      // A lone "." would read as empty (tunnels off); an IP address has no subdomains to route.
-      const notName = v === '' ? raw.trim() !== '' : !/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v) || isIP(v) !== 0;
+      // A lone "." or blanks would read as empty (tunnels off); an IP address has no subdomains to route.
+      const notName = v === '' ? raw !== '' : !/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v) || isIP(v) !== 0;
       if (notName) fail(name, `is "${raw}", not a DNS name`, 'a DNS name such as tunnel.example.com');
       return v;
     },
@@ -449,7 +449,9 @@ export const CONFIG_VARS = {
     'How other replicas reach this one (cluster mode).',
     optionalUrl(['http', 'https'], false, true),
   ),
-  clusterSecret: spec('CLUSTER_SECRET', '', 'a string of at least 16 characters', 'Shared secret of replica-to-replica requests.', str),
+  clusterSecret: spec('CLUSTER_SECRET', '', 'a string of at least 16 characters', 'Shared secret of replica-to-replica requests.', (raw: string, name: string) =>
+    text(raw, name, 'a string of at least 16 characters'),
+  ),
   clusterHeartbeatMs: spec(
     'CLUSTER_HEARTBEAT_MS',
     '2000',
