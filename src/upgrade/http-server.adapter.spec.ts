@@ -249,6 +249,39 @@ describe('BoundedExpressAdapter between keep-alive requests', () => {
     assert.deepEqual(refused, ['head_timeout']);
   });
 
+  it('bounds the gap after a 417 to an unknown expectation too, and does not cut that request\'s upload with the deadline before it', async () => {
+    refused.length = 0;
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await once(s, 'connect');
+    let text = '';
+    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    let closed = false;
+    s.once('close', () => (closed = true));
+    s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (!text.endsWith('ok')) await new Promise((r) => setTimeout(r, 10));
+    // Node answers this one itself (417, no 'request' event); its body keeps coming, read and dropped.
+    const total = 19 * 1000;
+    s.write(`POST /early HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nContent-Length: ${total}\r\n\r\n`);
+    // 9.5 s of upload, past keep-alive 5 s + head timeout 1 s + two checks after the first answer.
+    for (let sent = 0; sent < total && !closed; sent += 1000) {
+      s.write('y'.repeat(1000));
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(closed, false, `cut during the upload: ${text}`);
+    assert.deepEqual(text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 417'], text);
+    // Then empty lines instead of a next request: the deadline after the 417 closes the connection.
+    const dribble = setInterval(() => s.write('\r\n'), 1000);
+    try {
+      await within(once(s, 'close'), 15_000, 'the 408 after the 417');
+    } finally {
+      clearInterval(dribble);
+      s.destroy();
+    }
+    assert.deepEqual(text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 417', 'HTTP/1.1 408'], text);
+    assert.deepEqual(refused, ['head_timeout']);
+  });
+
   it('serves a next request that starts late in the keep-alive timeout and takes most of the head timeout', async () => {
     const s = connect(port, '127.0.0.1');
     s.on('error', () => undefined);

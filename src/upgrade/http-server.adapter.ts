@@ -108,13 +108,18 @@ export class BoundedExpressAdapter extends ExpressAdapter {
 
   override initHttpServer(): void {
     const express = this.getInstance<(req: IncomingMessage, res: ServerResponse) => void>();
-    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    // Every request Node parses on a connection, whoever answers it: the next-request deadline is
+    // disarmed by its head and armed again when its response is out.
+    const track = (req: IncomingMessage, res: ServerResponse): void => {
       this.lastResponse.set(req.socket, res);
       this.stopAwaitingNextRequest(req.socket);
       res.once('finish', () => this.awaitNextRequest(req.socket, res));
       // A client on a keep-alive connection reconnects for its next request, through the load
       // balancer to a replica that is not going away.
       if (this.draining()) res.shouldKeepAlive = false;
+    };
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      track(req, res);
       // Refused before Express, which would also read an unreadable target with the legacy `url.parse`
       // and print it (query and token included) in a deprecation warning.
       const problem = frontRequestProblem(req);
@@ -150,6 +155,14 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         if (!res.headersSent && !res.writableEnded) res.writeContinue();
       });
       onRequest(req, res);
+    });
+    // Without a listener Node answers an expectation other than 100-continue with 417 itself, and no
+    // 'request' event: the deadline armed after the response before it would fire into this request's
+    // body, and none would follow its 417 (empty lines could then hold the connection forever). The
+    // 417 is the same (RFC 9110 §10.1.1), with a reason.
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      track(req, res);
+      answerPlain(res, 417, 'expectation not supported');
     });
     // A request that takes the connection over (a WebSocket upgrade, CONNECT) is the next request too: the
     // deadline armed after the response before it must not fire into what the socket carries now.
