@@ -151,6 +151,20 @@ describe('BoundedExpressAdapter', () => {
     assert.deepEqual(seen, ['/late']);
     assert.deepEqual(refused, ['malformed_request']);
   });
+
+  it('answers a CONNECT pipelined behind a late response after that response, not in its place', async () => {
+    refused.length = 0;
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await once(s, 'connect');
+    let text = '';
+    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    s.write('GET /late HTTP/1.1\r\nHost: x\r\n\r\nCONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
+    await within(once(s, 'close'), 5000, 'the 405 after the late answer');
+    assert.deepEqual(text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 405'], text);
+    assert.match(text, /late answerHTTP\/1\.1 405/);
+    assert.deepEqual(refused, ['connect']);
+  });
 });
 
 describe('BoundedExpressAdapter between keep-alive requests', () => {

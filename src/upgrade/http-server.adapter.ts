@@ -180,9 +180,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     // Without a listener Node drops a CONNECT without a word; this is no forward proxy.
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       socket.on('error', () => socket.destroy());
-      this.refused('connect');
-      const [status, reason] = LISTENER_REFUSALS.connect;
-      writeHttpRefusal(socket, status, reason, { Allow: 'GET, HEAD' });
+      this.refuseConnectInTurn(socket);
     });
     this.httpServer = server;
   }
@@ -287,6 +285,20 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     // Read on, so that the client closing after the refusal closes the connection (further bytes destroy it).
     socket.resume();
     writeHttpRefusal(socket, status, reason);
+  }
+
+  /**
+   * Answers a CONNECT (405) once the responses to the requests pipelined before it are out: Node hands the
+   * socket over with those still being made, and a refusal written at once would be read as the answer to
+   * the first of them (RFC 9112 §9.3.2), the real answer cut off behind it.
+   */
+  private refuseConnectInTurn(socket: Duplex): void {
+    if (socket.destroyed) return;
+    const res = responseInFlight(socket);
+    if (res !== null) return void res.once('close', () => this.refuseConnectInTurn(socket));
+    this.refused('connect');
+    const [status, reason] = LISTENER_REFUSALS.connect;
+    writeHttpRefusal(socket, status, reason, { Allow: 'GET, HEAD' });
   }
 
   /**
