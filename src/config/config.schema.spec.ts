@@ -34,6 +34,8 @@ describe('parseConfig', () => {
     // Read as empty: /metrics on the public port, every interface, a replica alone with the whole of every limit.
     assert.equal(refusal({ METRICS_PORT: ' ' }), 'METRICS_PORT is " ", not a whole number');
     assert.equal(refusal({ BIND_HOST: ' ' }), 'BIND_HOST is " ", blank');
+    // Brackets around nothing (a templated `[${ADDR6}]` with the variable unset) are no address either.
+    assert.equal(refusal({ BIND_HOST: '[]' }), 'BIND_HOST is "[]", blank');
     assert.equal(refusal({ REDIS_URL: '  ' }), 'REDIS_URL is "  ", blank');
     const unset = parseConfig({ METRICS_PORT: '', BIND_HOST: '', REDIS_URL: '' });
     assert.deepEqual([unset.metricsPort, unset.bindHost, unset.redisUrl], [null, '', '']);

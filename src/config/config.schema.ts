@@ -196,8 +196,8 @@ export const CONFIG_VARS = {
   bindHost: spec('BIND_HOST', '', 'an IP address, or empty for all interfaces', 'Address the HTTP listener binds.', (raw: string, name: string): string => {
     // Brackets are how URLs write IPv6; the listener wants the bare address.
     const v = raw.trim().replace(/^\[(.*)\]$/, '$1');
-    // Set but blank: read as empty it would listen on every interface.
-    if (raw.trim() === '' && raw !== '') fail(name, `is "${raw}", blank`, 'an IP address such as 0.0.0.0, ::, 127.0.0.1, or empty for all interfaces');
+    // Set but blank, or empty brackets (`[${ADDR6}]` with the variable unset): read as empty it would listen on every interface.
+    if (v === '' && raw !== '') fail(name, `is "${raw}", blank`, 'an IP address such as 0.0.0.0, ::, 127.0.0.1, or empty for all interfaces');
     if (v !== '' && isIP(v) === 0) fail(name, `is "${raw}", not an IP address`, 'an IP address such as 0.0.0.0, ::, 127.0.0.1, or empty for all interfaces');
     return v;
   }),
