@@ -3,10 +3,34 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { echoTarget, type TestTarget } from './support/targets.js';
 import { join } from 'node:path';
-import { MAIN_JS, REPO_ROOT, startServiceProcess } from './support/process.js';
+import type { Socket } from 'node:net';
+import { MAIN_JS, REPO_ROOT, startServiceProcess, type ServiceProcess } from './support/process.js';
 import type { WebSocket } from 'ws';
 import { closed, expectCloseRefusal, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
 import { waitFor } from './support/tunnel.js';
+import { UPGRADE_HEADERS } from './support/raw-http.js';
+import { dial } from './support/tcp-client.js';
+
+/**
+ * Upgrades `path` on a raw connection (Host `host`) and returns it with the first bytes the service
+ * sent (its 101); from then on it reads nothing and answers nothing, so a close handshake never completes.
+ */
+async function silentUpgrade(port: number, path: string, host = `127.0.0.1:${port}`): Promise<{ s: Socket; head: Buffer }> {
+  const s = await dial(port);
+  s.on('error', () => undefined);
+  s.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${UPGRADE_HEADERS}\r\n`);
+  const head = await new Promise<Buffer>((resolve) => s.once('data', resolve));
+  s.pause();
+  return { s, head };
+}
+
+/** Sends `svc` SIGTERM and resolves with the milliseconds it took to exit, which must be with code 0. */
+async function exitAfterSigterm(svc: ServiceProcess): Promise<number> {
+  const started = Date.now();
+  svc.child.kill('SIGTERM');
+  assert.equal(await svc.exited, 0);
+  return Date.now() - started;
+}
 
 describe('the built service as a process', () => {
   let echo: TestTarget;
@@ -57,10 +81,7 @@ describe('the built service as a process', () => {
     const partial = connect(svc.port, '127.0.0.1', () => partial.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n'));
     for (const s of [silent, partial]) s.on('error', () => undefined);
     await new Promise((r) => setTimeout(r, 300));
-    const started = Date.now();
-    svc.child.kill('SIGTERM');
-    assert.equal(await svc.exited, 0);
-    const took = Date.now() - started;
+    const took = await exitAfterSigterm(svc);
     for (const s of [silent, partial]) s.destroy();
     assert.ok(took < 3000, `exited after ${took} ms`);
     assert.ok(!svc.lines.some((l) => l.includes('"event":"shutdown_deadline"')), 'no shutdown deadline');
@@ -72,20 +93,8 @@ describe('the built service as a process', () => {
   ] as const) {
     it(`${entry} exits within SHUTDOWN_TIMEOUT_MS and a few seconds even when a client never answers its close frame`, async () => {
       const svc = await startServiceProcess({ SHUTDOWN_TIMEOUT_MS: '300' }, main);
-      const { connect } = await import('node:net');
-      const s = connect(svc.port, '127.0.0.1');
-      s.on('error', () => undefined);
-      await new Promise<void>((resolve) => s.once('connect', () => resolve()));
-      s.write(
-        [`GET /relay?host=127.0.0.1&port=${echo.port} HTTP/1.1`, `Host: 127.0.0.1:${svc.port}`, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n'),
-      );
-      await new Promise<void>((resolve) => s.once('data', () => resolve()));
-      // From here on it reads nothing and answers nothing: the close handshake never completes.
-      s.pause();
-      const started = Date.now();
-      svc.child.kill('SIGTERM');
-      assert.equal(await svc.exited, 0);
-      const took = Date.now() - started;
+      const { s } = await silentUpgrade(svc.port, `/relay?host=127.0.0.1&port=${echo.port}`);
+      const took = await exitAfterSigterm(svc);
       s.destroy();
       assert.ok(took < 10_000, `exited after ${took} ms`);
       // Terminated after its close frame's moment, the relay still ends in the log before the exit.
@@ -96,21 +105,9 @@ describe('the built service as a process', () => {
 
   it('exits within SHUTDOWN_TIMEOUT_MS and a few seconds, the tunnel_ended logged, when a tunnel client never answers its close frame', async () => {
     const svc = await startServiceProcess({ SHUTDOWN_TIMEOUT_MS: '300', TUNNEL_TCP_ENABLED: 'false' });
-    const { connect } = await import('node:net');
-    const s = connect(svc.port, '127.0.0.1');
-    s.on('error', () => undefined);
-    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
-    s.write(
-      ['GET /tunnel HTTP/1.1', `Host: 127.0.0.1:${svc.port}`, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n'),
-    );
-    await new Promise<void>((resolve) => s.once('data', () => resolve()));
+    const { s } = await silentUpgrade(svc.port, '/tunnel');
     await waitFor(() => svc.lines.some((l) => l.includes('"event":"tunnel_registered"')));
-    // From here on it reads nothing and answers nothing: the close handshake never completes.
-    s.pause();
-    const started = Date.now();
-    svc.child.kill('SIGTERM');
-    assert.equal(await svc.exited, 0);
-    const took = Date.now() - started;
+    const took = await exitAfterSigterm(svc);
     s.destroy();
     assert.ok(!svc.lines.some((l) => l.includes('"event":"shutdown_deadline"')), 'exited before the shutdown deadline');
     assert.ok(took < 3_000, `exited after ${took} ms`);
@@ -126,21 +123,9 @@ describe('the built service as a process', () => {
     origin.on('connection', (ws) => ws.on('error', () => undefined));
     const svc = await startServiceProcess({ SHUTDOWN_TIMEOUT_MS: '300', TUNNEL_TCP_ENABLED: 'false', TUNNEL_DOMAIN: 'tunnel.test' });
     const tunnel = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${svc.port}/tunnel`, to: `127.0.0.1:${(origin.address() as { port: number }).port}`, protocol: 2 });
-    const { connect } = await import('node:net');
-    const s = connect(svc.port, '127.0.0.1');
-    s.on('error', () => undefined);
-    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
-    s.write(
-      ['GET / HTTP/1.1', `Host: ${new URL(tunnel.tunnelUrl).host}`, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n'),
-    );
-    const head = await new Promise<Buffer>((resolve) => s.once('data', resolve));
+    const { s, head } = await silentUpgrade(svc.port, '/', new URL(tunnel.tunnelUrl).host);
     assert.match(head.toString(), /^HTTP\/1\.1 101 /);
-    // From here on the requester reads nothing and answers nothing: its close handshake never completes.
-    s.pause();
-    const started = Date.now();
-    svc.child.kill('SIGTERM');
-    assert.equal(await svc.exited, 0);
-    const took = Date.now() - started;
+    const took = await exitAfterSigterm(svc);
     s.destroy();
     await tunnel.closed;
     await new Promise<void>((resolve) => origin.close(() => resolve()));

@@ -10,21 +10,43 @@ import { within } from '../../test/support/within.js';
 const BODY_DEADLINE_MS = 400;
 
 /** A raw connection that collects what the server sends and notes when it closes. */
-async function open(port: number): Promise<{ s: Socket; text: () => string; closed: Promise<number> }> {
+/** A connection to `port` that keeps what it receives and whether it has closed; nothing times out by itself. */
+async function converse(port: number): Promise<{ s: Socket; text: () => string; isClosed: () => boolean; closed: Promise<void> }> {
   const s = connect(port, '127.0.0.1');
   s.on('error', () => undefined);
   await once(s, 'connect');
+  let text = '';
+  s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  let isClosed = false;
+  const closed = new Promise<void>((resolve) => s.once('close', () => resolve(void (isClosed = true))));
+  return { s, text: () => text, isClosed: () => isClosed, closed };
+}
+
+/** `converse`, whose `closed` gives the connection's age at its close and fails if it is still open after 5 s. */
+async function open(port: number): Promise<{ s: Socket; text: () => string; closed: Promise<number> }> {
+  const c = await converse(port);
   const started = Date.now();
-  const chunks: Buffer[] = [];
-  s.on('data', (c: Buffer) => chunks.push(c));
   const closed = new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the connection is still open after 5 s')), 5000);
-    s.once('close', () => {
+    void c.closed.then(() => {
       clearTimeout(timer);
       resolve(Date.now() - started);
     });
   });
-  return { s, text: () => Buffer.concat(chunks).toString('latin1'), closed };
+  return { s: c.s, text: c.text, closed };
+}
+
+/** Sends `total` bytes of request body in 1 000-byte pieces every 500 ms, until done or the connection has closed. */
+async function trickle(c: { s: Socket; isClosed: () => boolean }, total: number): Promise<void> {
+  for (let sent = 0; sent < total && !c.isClosed(); sent += 1000) {
+    c.s.write('y'.repeat(1000));
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Resolves once what `c` received ends with `suffix`. */
+async function received(c: { text: () => string }, suffix: string): Promise<void> {
+  while (!c.text().endsWith(suffix)) await new Promise((r) => setTimeout(r, 10));
 }
 
 describe('BoundedExpressAdapter', () => {
@@ -154,13 +176,10 @@ describe('BoundedExpressAdapter', () => {
 
   it('answers a CONNECT pipelined behind a late response after that response, not in its place', async () => {
     refused.length = 0;
-    const s = connect(port, '127.0.0.1');
-    s.on('error', () => undefined);
-    await once(s, 'connect');
-    let text = '';
-    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
-    s.write('GET /late HTTP/1.1\r\nHost: x\r\n\r\nCONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
-    await within(once(s, 'close'), 5000, 'the 405 after the late answer');
+    const c = await converse(port);
+    c.s.write('GET /late HTTP/1.1\r\nHost: x\r\n\r\nCONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
+    await within(c.closed, 5000, 'the 405 after the late answer');
+    const text = c.text();
     assert.deepEqual(text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 405'], text);
     assert.match(text, /late answerHTTP\/1\.1 405/);
     assert.deepEqual(refused, ['connect']);
@@ -197,117 +216,86 @@ describe('BoundedExpressAdapter between keep-alive requests', () => {
   });
 
   it('leaves alone a connection upgraded after a keep-alive response: no 408 into what it carries', async () => {
-    const s = connect(port, '127.0.0.1');
-    s.on('error', () => undefined);
-    await once(s, 'connect');
-    let text = '';
-    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
-    let closed = false;
-    s.once('close', () => (closed = true));
-    s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
-    while (!text.endsWith('ok')) await new Promise((r) => setTimeout(r, 10));
-    s.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+    const c = await converse(port);
+    c.s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
+    await received(c, 'ok');
+    c.s.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
     // Past the next-request deadline (keep-alive 5 s + head timeout 1 s + two checks), talking all along.
     const started = Date.now();
-    while (Date.now() - started < 9500 && !closed) {
-      s.write('x');
+    while (Date.now() - started < 9500 && !c.isClosed()) {
+      c.s.write('x');
       await new Promise((r) => setTimeout(r, 500));
     }
-    s.destroy();
-    assert.equal(closed, false, 'the upgraded connection was closed');
+    c.s.destroy();
+    assert.equal(c.isClosed(), false, 'the upgraded connection was closed');
+    const text = c.text();
     assert.doesNotMatch(text, /408/);
     assert.match(text, /101 Switching Protocols\r\n[^]*\r\n\r\nx+$/);
     assert.deepEqual(refused, []);
   });
 
   it('serves the next request after an early answer whose upload outlasts the next-request deadline', async () => {
-    const s = connect(port, '127.0.0.1');
-    s.on('error', () => undefined);
-    await once(s, 'connect');
-    let text = '';
-    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
-    let closed = false;
-    s.once('close', () => (closed = true));
+    const c = await converse(port);
     const total = 19 * 1000;
-    s.write(`POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\n\r\n`);
+    c.s.write(`POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\n\r\n`);
     // 9.5 s of upload after the answer, past keep-alive 5 s + head timeout 1 s + two checks, never idle 5 s.
-    for (let sent = 0; sent < total && !closed; sent += 1000) {
-      s.write('y'.repeat(1000));
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    assert.equal(closed, false, `cut during the upload: ${text}`);
-    s.write('GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
-    await within(once(s, 'close'), 5000, 'the second answer');
-    assert.deepEqual(text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 200'], text);
+    await trickle(c, total);
+    assert.equal(c.isClosed(), false, `cut during the upload: ${c.text()}`);
+    c.s.write('GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await within(c.closed, 5000, 'the second answer');
+    assert.deepEqual(c.text().match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 200'], c.text());
     assert.deepEqual(refused, []);
   });
 
   it('closes a connection that dribbles empty lines after a response instead of a request (408), however often they come', async () => {
-    const s = connect(port, '127.0.0.1');
-    s.on('error', () => undefined);
-    await once(s, 'connect');
-    let text = '';
-    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
-    s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
+    const c = await converse(port);
+    c.s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
     // Each CRLF renews Node's keep-alive socket timeout (5 s), and none starts a request (RFC 9112 §2.2).
-    const dribble = setInterval(() => s.write('\r\n'), 1000);
+    const dribble = setInterval(() => c.s.write('\r\n'), 1000);
     const started = Date.now();
     try {
-      await Promise.race([once(s, 'close'), new Promise((_r, reject) => setTimeout(() => reject(new Error('still open after 15 s')), 15_000))]);
+      await within(c.closed, 15_000, 'the 408');
     } finally {
       clearInterval(dribble);
-      s.destroy();
+      c.s.destroy();
     }
     assert.ok(Date.now() - started < 12_000);
-    assert.match(text, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nokHTTP\/1\.1 408 Request Timeout\r\n[^]*\r\n\r\nrequest head not received in time\n$/);
+    assert.match(c.text(), /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nokHTTP\/1\.1 408 Request Timeout\r\n[^]*\r\n\r\nrequest head not received in time\n$/);
     assert.deepEqual(refused, ['head_timeout']);
   });
 
   it('bounds the gap after a 417 to an unknown expectation too, and does not cut that request\'s upload with the deadline before it', async () => {
     refused.length = 0;
-    const s = connect(port, '127.0.0.1');
-    s.on('error', () => undefined);
-    await once(s, 'connect');
-    let text = '';
-    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
-    let closed = false;
-    s.once('close', () => (closed = true));
-    s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
-    while (!text.endsWith('ok')) await new Promise((r) => setTimeout(r, 10));
+    const c = await converse(port);
+    c.s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
+    await received(c, 'ok');
     // Node answers this one itself (417, no 'request' event); its body keeps coming, read and dropped.
     const total = 19 * 1000;
-    s.write(`POST /early HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nContent-Length: ${total}\r\n\r\n`);
+    c.s.write(`POST /early HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nContent-Length: ${total}\r\n\r\n`);
     // 9.5 s of upload, past keep-alive 5 s + head timeout 1 s + two checks after the first answer.
-    for (let sent = 0; sent < total && !closed; sent += 1000) {
-      s.write('y'.repeat(1000));
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    assert.equal(closed, false, `cut during the upload: ${text}`);
-    assert.deepEqual(text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 417'], text);
+    await trickle(c, total);
+    assert.equal(c.isClosed(), false, `cut during the upload: ${c.text()}`);
+    assert.deepEqual(c.text().match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 417'], c.text());
     // Then empty lines instead of a next request: the deadline after the 417 closes the connection.
-    const dribble = setInterval(() => s.write('\r\n'), 1000);
+    const dribble = setInterval(() => c.s.write('\r\n'), 1000);
     try {
-      await within(once(s, 'close'), 15_000, 'the 408 after the 417');
+      await within(c.closed, 15_000, 'the 408 after the 417');
     } finally {
       clearInterval(dribble);
-      s.destroy();
+      c.s.destroy();
     }
-    assert.deepEqual(text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 417', 'HTTP/1.1 408'], text);
+    assert.deepEqual(c.text().match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 417', 'HTTP/1.1 408'], c.text());
     assert.deepEqual(refused, ['head_timeout']);
   });
 
   it('serves a next request that starts late in the keep-alive timeout and takes most of the head timeout', async () => {
-    const s = connect(port, '127.0.0.1');
-    s.on('error', () => undefined);
-    await once(s, 'connect');
-    let text = '';
-    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
-    s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
+    const c = await converse(port);
+    c.s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
     await new Promise((r) => setTimeout(r, 4500));
-    s.write('GET /ok HTTP/1.1\r\n');
+    c.s.write('GET /ok HTTP/1.1\r\n');
     await new Promise((r) => setTimeout(r, 800));
-    s.write('Host: x\r\nConnection: close\r\n\r\n');
-    await once(s, 'close');
-    assert.equal(text.match(/\r\n\r\nok/g)?.length, 2, text);
+    c.s.write('Host: x\r\nConnection: close\r\n\r\n');
+    await c.closed;
+    assert.equal(c.text().match(/\r\n\r\nok/g)?.length, 2, c.text());
   });
 });
