@@ -115,9 +115,8 @@ function absoluteUrl(v: string, name: string, accepted: string): URL {
  */
 function optionalUrl(protocols: string[], loopbackHttpOk: boolean, originOnly = false) {
   return (raw: string, name: string): string => {
-    const v = raw.trim();
     // Set but blank (`CLERK_JWKS_URL=" "`): read as empty it would switch authentication off.
-    if (v === '' && raw !== '') fail(name, `is "${raw}", blank`, `an absolute ${protocols.join(' or ')} URL, or empty`);
+    const v = text(raw, name, `an absolute ${protocols.join(' or ')} URL, or empty`);
     if (v === '') return '';
     const url = absoluteUrl(v, name, `an absolute ${protocols.join(' or ')} URL`);
     if (url.username !== '' || url.password !== '') fail(name, 'has a user or password in it', `a ${protocols.join(' or ')} URL without credentials`);
@@ -429,9 +428,8 @@ export const CONFIG_VARS = {
     'redis:// or rediss:// URL (password in the URL), or empty',
     'Cluster mode state store. Empty: single node, in memory.',
     (raw: string, name: string): string => {
-      const v = raw.trim();
       // Set but blank: read as empty every replica would run alone, each with the whole of every limit.
-      if (v === '' && raw !== '') fail(name, `is "${raw}", blank`, 'redis:// or rediss:// URL, or empty');
+      const v = text(raw, name, 'redis:// or rediss:// URL, or empty');
       if (v === '') return '';
       const url = absoluteUrl(v, name, 'redis://host:6379 or rediss://…');
       if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') fail(name, `uses ${url.protocol}`, 'redis:// or rediss://');
