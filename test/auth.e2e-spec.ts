@@ -5,6 +5,7 @@ import type { WebSocket } from 'ws';
 import { LimitsService } from '../src/limits/limits.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { JwksServer, makeKey, mintToken, unreachableJwksUrl, type TestKey } from './support/jwks.js';
+import { rawExchange, UPGRADE_HEADERS } from './support/raw-http.js';
 import { echoTarget, type TestTarget } from './support/targets.js';
 import { closed, expectCloseRefusal, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
 
@@ -129,6 +130,16 @@ describe('authentication end to end', () => {
       const viaProtocol = await openWs(`${relay}&errors=close`, { protocols: ['wsproxy', `bearer.${expired}`] });
       assert.equal(viaProtocol.protocol, 'wsproxy');
       assert.deepEqual(await closed(viaProtocol), { code: 4401, reason: 'token expired' });
+    });
+
+    it('401 names its scheme in WWW-Authenticate, as RFC 9110 §11.6.1 requires and AuthGuard does', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const refused = [`/relay?host=127.0.0.1&port=${echo.port}`, `/relay?host=127.0.0.1&port=${echo.port}&token=${await token('u', { exp: now - 10 })}`];
+      for (const target of refused) {
+        const text = await rawExchange(app.port, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE_HEADERS}\r\n`);
+        assert.match(text, /^HTTP\/1\.1 401 /);
+        assert.match(text, /\r\nWWW-Authenticate: Bearer\r\n/i, target.includes('token') ? 'expired token' : 'no token');
+      }
     });
 
     it('counts the per-user limit by sub across two client IPs', async () => {

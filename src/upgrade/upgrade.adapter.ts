@@ -29,6 +29,18 @@ import type { Admitted, UpgradeContext } from './upgrade-route.js';
 const draining = (): Refusal => new Refusal(503, 'server is draining', 'draining');
 
 /**
+ * Headers an upgrade refusal's status calls for: a 401 names the scheme to
+ * authenticate with (RFC 9110 §11.6.1: a 401 MUST carry WWW-Authenticate, as
+ * AuthGuard's do), a 503 when to retry, a 426 the version spoken (RFC 6455 §4.4).
+ */
+function refusalHeaders(status: number): Record<string, string> {
+  if (status === 401) return { 'WWW-Authenticate': 'Bearer' };
+  if (status === 503) return { 'Retry-After': RETRY_AFTER_S };
+  if (status === 426) return { 'Sec-WebSocket-Version': '13' };
+  return {};
+}
+
+/**
  * The WebSocket adapter that owns the HTTP server's `upgrade` event.
  *
  * Nest's stock `WsAdapter` destroys upgrades to unknown paths without an answer,
@@ -241,8 +253,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     this.events.emit('admission.refused', { route: path, kind: refusal.kind, status: refusal.status, clientIp });
     this.logger.debug(`refused ${redactUrl(req.url)} from ${clientIp}: ${refusal.status} ${refusal.reason}`);
     if (socket.destroyed) return;
-    const extra: Record<string, string> =
-      refusal.status === 503 ? { 'Retry-After': RETRY_AFTER_S } : refusal.status === 426 ? { 'Sec-WebSocket-Version': '13' } : {};
+    const extra = refusalHeaders(refusal.status);
     if (server && query.get('errors') === 'close' && !checkHandshake(req)) {
       let upgraded = false;
       try {
