@@ -190,6 +190,25 @@ describe('JwksService', () => {
       assert.equal(r.jwks.status().keyCount, 1);
     });
 
+    it('refuses a removed kid after the TTL even when a refetch failed shortly before it ran out', async () => {
+      server.publish([keyA, keyB]);
+      server.resetCount();
+      const r = rig(server.url, { JWKS_CACHE_TTL_S: '600', JWKS_REFETCH_COOLDOWN_S: '30' });
+      assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+      // Ten seconds before the TTL runs out an unknown kid asks for a refetch, and the endpoint fails it once.
+      server.answerRaw(503, 'blip');
+      r.clock.advance(590 * S);
+      assert.ok(isRefusal(await r.check(await r.mint(stranger)), 401, 'unknown key'));
+      assert.equal(r.jwks.status().lastFetchOk, false);
+      // The endpoint is back and the issuer has removed A. Past the TTL the keys are not stale (nothing
+      // failed since it ran out): the first lookup waits for a refetch, inside the cooldown or not.
+      server.publish([keyB]);
+      r.clock.advance(10 * S);
+      assert.ok(isRefusal(await r.check(await r.mint(keyA)), 401, 'unknown key'));
+      assert.equal(server.requests, 3);
+      assert.equal(await r.check(await r.mint(keyB)), 'sub-of-kid-b');
+    });
+
     it('refetches when the TTL runs out even inside the unknown-kid cooldown (short real TTL)', async () => {
       server.publish([keyA]);
       server.resetCount();

@@ -149,8 +149,8 @@ export class JwksService implements OnApplicationBootstrap {
     let set = this.current;
     if (set !== null && this.isFresh(set)) {
       if (!set.keys.has(kid) && !set.unfit.has(kid)) await this.refetch('unknown-kid');
-    } else if (set !== null && this.lastAttemptOk === false && this.isUsable(set)) {
-      // Already serving stale keys: retry in the background, answer now.
+    } else if (set !== null && this.failedSinceExpiry(set) && this.isUsable(set)) {
+      // Already serving stale keys (a refetch past the TTL failed): retry in the background, answer now.
       void this.refetch('expired');
     } else {
       await this.refetch(set === null ? 'initial' : 'expired');
@@ -172,10 +172,24 @@ export class JwksService implements OnApplicationBootstrap {
     return this.clock.now() < set.fetchedAt + this.ttlMs + this.maxStaleMs;
   }
 
+  /**
+   * Whether a fetch was attempted since the current keys' TTL ran out and
+   * failed: only then are they being served stale. A fetch that failed while
+   * they were still fresh (an unknown-kid refetch) does not make them
+   * stale: the first lookup past the TTL still waits for a refetch, so a key
+   * removed from the JWKS stops being accepted once the TTL has passed.
+   */
+  private failedSinceExpiry(set: KeySet): boolean {
+    return this.lastAttemptOk === false && this.lastAttemptAt !== null && this.lastAttemptAt >= set.fetchedAt + this.ttlMs;
+  }
+
   private mayFetch(cause: FetchCause): boolean {
     if (this.lastAttemptAt === null) return true;
-    // The TTL running out after a good fetch is not a flood: refetch at once.
-    if (cause === 'expired' && this.lastAttemptOk === true) return true;
+    // The TTL running out is not a flood: the first refetch after it runs at once, whatever failed before it.
+    if (cause === 'expired') {
+      const set = this.current;
+      if (this.lastAttemptOk === true || (set !== null && this.lastAttemptAt < set.fetchedAt + this.ttlMs)) return true;
+    }
     return this.clock.now() - this.lastAttemptAt >= this.cooldownMs;
   }
 
