@@ -181,6 +181,36 @@ describe('tunnels across replicas', () => {
     assert.equal(head.body.length, 0);
   });
 
+  it('answers a HEAD arriving at the other replica with the Content-Length a GET would have, as the owner does (v1 and v2)', async () => {
+    const sized = await startHttpService((req, _body, res) => {
+      res.setHeader('content-type', 'text/plain');
+      res.setHeader('content-length', '1234');
+      res.end(req.method === 'HEAD' ? undefined : 'x'.repeat(1234));
+    });
+    const tunnels = [
+      await TunnelClient.connect({ proxy: `${a.wsUrl}/tunnel`, to: sized.target }),
+      await TunnelClient.connect({ proxy: `${a.wsUrl}/tunnel`, to: sized.target, protocol: 2 }),
+    ];
+    try {
+      for (const t of tunnels) {
+        const sizedHost = `${t.subdomain}.${TUNNEL_DOMAIN}`;
+        const atOwner = await httpTo(a.port, sizedHost, { method: 'HEAD', path: '/file' });
+        const atOther = await httpTo(b.port, sizedHost, { method: 'HEAD', path: '/file' });
+        assert.equal(atOwner.headers['content-length'], '1234', `owner, protocol v${t.protocol}`);
+        assert.equal(atOther.status, atOwner.status);
+        assert.deepEqual(comparable(atOther), comparable(atOwner), `other replica, protocol v${t.protocol}`);
+        assert.equal(atOther.body.length, 0);
+        // A GET after it on the other replica is still framed by the body it carries.
+        const get = await httpTo(b.port, sizedHost, { path: '/file' });
+        assert.equal(get.headers['content-length'], '1234');
+        assert.equal(get.body.length, 1234);
+      }
+    } finally {
+      for (const t of tunnels) await t.close();
+      await sized.close();
+    }
+  });
+
   it('applies the body limit and answers 404 for a subdomain no replica holds', async () => {
     const unknown = await httpTo(b.port, `0123456789abcdef.${TUNNEL_DOMAIN}`);
     assert.equal(unknown.status, 404);

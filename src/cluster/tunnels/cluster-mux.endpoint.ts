@@ -6,6 +6,7 @@ import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.conf
 import type { HttpResponseSink } from '../../tunnel/core/http-exchange.js';
 import type { HeaderList, ResponseHead } from '../../tunnel/core/stream-types.js';
 import { responseHeadersForRequester } from '../../tunnel/http/header-hygiene.js';
+import { declaredLength } from '../../tunnel/http/response-sink.js';
 import { matchTunnelHost } from '../../tunnel/http/tunnel-host.js';
 import { R, V2_DATA_CHUNK, V2_MAX_FRAME_BYTES, V2_MAX_PAYLOAD } from '../../tunnel/protocol/v2.js';
 import { TunnelService } from '../../tunnel/tunnel.service.js';
@@ -132,7 +133,7 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
     const subdomain = first && first[0] === MUX_SUBDOMAIN_HEADER ? first[1] : '';
     const headers = request.headers.filter(([name]) => !name.startsWith(':'));
     const session = this.tunnels.find(subdomain);
-    const sink = new ChannelResponseSink(stream);
+    const sink = new ChannelResponseSink(stream, request.method === 'HEAD');
     // The requester's IP as the entry replica set it (its X-Forwarded-For, last in the head).
     const requester = headers.findLast(([name]) => name === 'x-forwarded-for')?.[1];
     const body = session?.live ? session.openHttp({ method: request.method, path: request.path, headers, bodyless: request.bodyless, requester }, sink) : null;
@@ -163,10 +164,19 @@ class ChannelResponseSink implements HttpResponseSink {
     if (this.pending) this.sendHead(false);
   };
 
-  constructor(private readonly stream: V2ClientStream) {}
+  /** `isHead`: the request is a HEAD, whose answer carries the length a GET would have. */
+  constructor(
+    private readonly stream: V2ClientStream,
+    private readonly isHead = false,
+  ) {}
 
   head(head: ResponseHead): boolean {
-    const headers = responseHeadersForRequester(head.headers);
+    const cleaned = responseHeadersForRequester(head.headers);
+    // A HEAD answer carries the Content-Length a GET would have (RFC 9110 §9.3.2), which only the
+    // service's own header tells: cleaning drops it, so it goes on the channel for the entry, which
+    // reads it as the owner's NodeResponseSink does (and cleans it off any other answer).
+    const length = this.isHead && head.status !== 204 && head.status !== 304 ? declaredLength(head.headers) : null;
+    const headers: HeaderList = length === null ? cleaned : [...cleaned, ['content-length', length]];
     if (!fitsOneFrame(headers)) {
       this.fail(502, 'response head too large');
       return false;

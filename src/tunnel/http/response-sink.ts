@@ -114,7 +114,7 @@ export class NodeResponseSink implements HttpResponseSink {
 }
 
 /** The service's Content-Length: one value (or repeats of it) of digits only; null otherwise. */
-function declaredLength(headers: readonly (readonly [string, string])[]): string | null {
+export function declaredLength(headers: readonly (readonly [string, string])[]): string | null {
   let found: string | null = null;
   for (const [name, value] of headers) {
     if (name.length !== 14 || name.toLowerCase() !== 'content-length') continue;
