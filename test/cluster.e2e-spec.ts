@@ -233,6 +233,26 @@ describe('Redis loss', () => {
     for (const ws of held) await echoes(ws);
   });
 
+  it('is unready from the first admission that finds the cluster state warming up, not from its next beat', async () => {
+    // Beats a second apart: the next one is unlikely to fall between the refusal and the readiness probe.
+    const a = await replica({ CLUSTER_HEARTBEAT_MS: '1000' });
+    await eventuallyOpens(a).then(closeRelay);
+    const probe = new Redis(redis.url, { lazyConnect: true });
+    try {
+      await probe.connect();
+      await probe.flushall();
+    } finally {
+      probe.disconnect();
+    }
+    const r = await expectRefusal(relayUrl(a));
+    assert.equal(r.status, 503);
+    const ready = await fetch(`${a.baseUrl}/health/ready`);
+    assert.equal(ready.status, 503, 'a replica that refuses every admission is not ready');
+    assert.match(await ready.text(), /warming up/);
+    await waitFor(async () => (await status(`${a.baseUrl}/health/ready`)) === 200, 6000, 'ready once the warm-up is over');
+    await eventuallyOpens(a);
+  });
+
   it('starts while Redis is down (live, not ready) and admits once Redis appears', async () => {
     await redis.stop();
     const a = await replica();

@@ -47,6 +47,14 @@ export class ClusterHeartbeat implements OnModuleInit, OnApplicationBootstrap, O
       this.warmingUntil = Number.POSITIVE_INFINITY;
       void this.beat();
     });
+    // An admission refused because the cluster state warms up (Redis lost its state, or stalled,
+    // without the connection dropping): unready from now on, not from the next beat, which may be a
+    // whole period away. A warm-up lasts at most one liveness TTL; the beat sent now tells how long.
+    this.store.onWarming(() => {
+      if (this.stopped || Date.now() < this.warmingUntil) return;
+      this.warmingUntil = Date.now() + livenessTtlMs(this.config);
+      void this.beat();
+    });
   }
 
   async onApplicationBootstrap(): Promise<void> {

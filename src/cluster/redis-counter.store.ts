@@ -51,6 +51,8 @@ export class RedisCounterStore implements ConnectionCounterStore {
   private publishes = 0;
   private publishing: Promise<PublishOutcome> | null = null;
   private publishAgain = false;
+  /** Told when an admission finds the cluster state warming up (see `onWarming`). */
+  private warmingListener: (() => void) | null = null;
 
   constructor(
     @Inject(wsproxyConfig.KEY) config: WsproxyConfigType,
@@ -84,7 +86,10 @@ export class RedisCounterStore implements ConnectionCounterStore {
           this.clockMs,
         ),
       );
-      if (reply === 'warming') throw new Error('warming up after a gap in the cluster state');
+      if (reply === 'warming') {
+        this.warmingListener?.();
+        throw new Error('warming up after a gap in the cluster state');
+      }
       outcome = reply === 'ip' || reply === 'user' ? reply : 'ok';
     } catch (err) {
       this.undo(ip, user, sentAfter);
@@ -102,6 +107,15 @@ export class RedisCounterStore implements ConnectionCounterStore {
     } catch {
       // The local truth is already right; the next publish rewrites Redis from it.
     }
+  }
+
+  /**
+   * `listener` is called when an admission is refused because the cluster
+   * state warms up: Redis lost its state or stalled while the connection
+   * stayed up, and the heartbeat would otherwise learn it only at its next beat.
+   */
+  onWarming(listener: () => void): void {
+    this.warmingListener = listener;
   }
 
   /** This replica's own counts (its share of the cluster-wide counts). */
