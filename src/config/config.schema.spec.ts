@@ -127,6 +127,13 @@ describe('parseConfig', () => {
     assert.equal(parseConfig({ ...CLUSTER, CLUSTER_ADVERTISE_URL: 'http://10.1.2.3:8080/' }).clusterAdvertiseUrl, 'http://10.1.2.3:8080/');
   });
 
+  it('refuses a CLUSTER_ADVERTISE_URL naming the unspecified address (other replicas would dial themselves)', () => {
+    for (const url of ['http://0.0.0.0:8080', 'http://[::]:8080', 'https://[0:0:0:0:0:0:0:0]:8443']) {
+      assert.equal(refusal({ ...CLUSTER, CLUSTER_ADVERTISE_URL: url }), 'CLUSTER_ADVERTISE_URL names the unspecified address, which other replicas cannot reach', url);
+    }
+    assert.equal(parseConfig({ ...CLUSTER, CLUSTER_ADVERTISE_URL: 'http://[fd00::1]:8080' }).clusterAdvertiseUrl, 'http://[fd00::1]:8080');
+  });
+
   it('refuses a REDIS_URL path that is not a database number (ioredis would send SELECT NaN and crash)', () => {
     assert.equal(refusal({ ...CLUSTER, REDIS_URL: 'redis://:pw@127.0.0.1:6379/abc' }), 'REDIS_URL has a path that is not a database number');
     for (const url of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'redis://127.0.0.1:6379/3']) assert.equal(parseConfig({ ...CLUSTER, REDIS_URL: url }).redisUrl, url);

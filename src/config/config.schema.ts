@@ -134,6 +134,17 @@ function optionalUrl(protocols: string[], loopbackHttpOk: boolean, originOnly = 
   };
 }
 
+const clusterUrl = optionalUrl(['http', 'https'], false, true);
+
+/** CLUSTER_ADVERTISE_URL: an origin other replicas can dial, so not the unspecified address (they would dial themselves). */
+function advertiseUrl(raw: string, name: string): string {
+  const v = clusterUrl(raw, name);
+  if (v !== '' && addressRange(new URL(v).hostname) === 'unspecified') {
+    fail(name, 'names the unspecified address, which other replicas cannot reach', 'this replica\'s own address, e.g. http://10.1.2.3:8080');
+  }
+  return v;
+}
+
 /** A comma-separated list whose every entry passes `valid`; the first that does not is refused as "not <what>". */
 function listOf(valid: (entry: string) => boolean, what: string, accepted: string) {
   return (raw: string, name: string): string[] => {
@@ -445,7 +456,7 @@ export const CONFIG_VARS = {
     '',
     'http(s) URL, e.g. http://10.1.2.3:8080',
     'How other replicas reach this one (cluster mode).',
-    optionalUrl(['http', 'https'], false, true),
+    advertiseUrl,
   ),
   clusterSecret: spec('CLUSTER_SECRET', '', 'a string of at least 16 characters', 'Shared secret of replica-to-replica requests.', (raw: string, name: string) =>
     text(raw, name, 'a string of at least 16 characters'),
