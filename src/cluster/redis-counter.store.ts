@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { CoalescedRun } from '../common/coalesced-run.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import type { AcquireOutcome, ConnectionCounterStore } from '../limits/connection-counter.store.js';
 import { REPLICAS_KEY, SHARE_PREFIX, shareIpKey, shareUserKey } from './cluster-keys.js';
@@ -49,8 +50,7 @@ export class RedisCounterStore implements ConnectionCounterStore {
   private readonly userKey: string;
   /** Incremented each time a publish is sent. */
   private publishes = 0;
-  private publishing: Promise<PublishOutcome> | null = null;
-  private publishAgain = false;
+  private readonly publishing = new CoalescedRun(() => this.startPublish());
   /** Told when an admission finds the cluster state warming up (see `onWarming`). */
   private warmingListener: (() => void) | null = null;
 
@@ -130,26 +130,16 @@ export class RedisCounterStore implements ConnectionCounterStore {
    * A publish requested while one is in flight runs right after it.
    */
   publish(): Promise<PublishOutcome> {
-    if (this.publishing) {
-      this.publishAgain = true;
-      return this.publishing;
-    }
-    if (!this.redis.ready) return Promise.reject(new ClusterStateUnavailableError());
+    return this.publishing.run();
+  }
+
+  private startPublish(): Promise<PublishOutcome> {
+    if (!this.redis.ready) throw new ClusterStateUnavailableError();
     this.publishes++;
     const args = this.local.heartbeatArgs();
-    const run = this.redis
+    return this.redis
       .timed('heartbeat', () => this.redis.client.wsproxyHeartbeat(REPLICAS_KEY, this.ipKey, this.userKey, this.identity.id, String(this.ttlMs), ...args, this.clockMs))
       .then(([liveReplicas, warmingMs]) => ({ liveReplicas, warmingMs }));
-    this.publishing = run;
-    const done = (): void => {
-      this.publishing = null;
-      if (this.publishAgain) {
-        this.publishAgain = false;
-        this.publish().catch(() => undefined);
-      }
-    };
-    run.then(done, done);
-    return run;
   }
 
   /** Removes this replica's share and liveness at a clean shutdown. */

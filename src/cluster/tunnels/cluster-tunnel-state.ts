@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { CoalescedRun } from '../../common/coalesced-run.js';
 import { Refusal } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import type { ClaimOutcome, TunnelRecord } from '../../tunnel/state/tunnel-registry.js';
@@ -117,8 +118,7 @@ export class ClusterTunnelState {
   /** Ports this replica holds: port → subdomain. */
   private readonly ports = new Map<number, string>();
   private beatsSent = 0;
-  private beating: Promise<AllocatedPort[]> | null = null;
-  private beatAgain = false;
+  private readonly beating = new CoalescedRun(() => this.startBeat());
   /** Allocated ports cluster-wide at the last heartbeat. */
   private allocated: AllocatedPort[] = [];
   private readonly listeners = new Set<(ports: readonly AllocatedPort[]) => void>();
@@ -363,11 +363,11 @@ export class ClusterTunnelState {
    * runs right after it. Rejects when Redis is unreachable.
    */
   beat(): Promise<AllocatedPort[]> {
-    if (this.beating) {
-      this.beatAgain = true;
-      return this.beating;
-    }
-    if (!this.redis.ready) return Promise.reject(unavailable());
+    return this.beating.run();
+  }
+
+  private startBeat(): Promise<AllocatedPort[]> {
+    if (!this.redis.ready) throw unavailable();
     this.beatsSent++;
     const sentAt = Date.now();
     const args: string[] = [String(this.tunnels.size)];
@@ -377,7 +377,7 @@ export class ClusterTunnelState {
     args.push(String(this.ports.size));
     for (const [port, sub] of this.ports) args.push(String(port), sub);
     args.push(this.clockMs);
-    const run = this.redis
+    return this.redis
       .timed('tunnel_heartbeat', () =>
         this.cmd.wsproxyTunnelBeat(
           REPLICAS_KEY,
@@ -405,16 +405,6 @@ export class ClusterTunnelState {
         for (const l of this.listeners) l(listing);
         return listing;
       });
-    this.beating = run;
-    const done = (): void => {
-      this.beating = null;
-      if (this.beatAgain) {
-        this.beatAgain = false;
-        this.beat().catch(() => undefined);
-      }
-    };
-    run.then(done, done);
-    return run;
   }
 
   /** Best-effort removal of everything this replica holds, at a clean shutdown. */
