@@ -192,6 +192,27 @@ describe('raw TCP wire format and flow control (raw protocol client)', () => {
     }
   });
 
+  it('counts in wsproxy_tunnel_tcp_connections_total only the connections it carries, as tunnel_ended does, not those closed over a cap', async () => {
+    const tcpCount = async (): Promise<number> => {
+      const text = await (await fetch(`${app.baseUrl}/metrics`)).text();
+      return Number(/^wsproxy_tunnel_tcp_connections_total (\d+)$/m.exec(text)![1]);
+    };
+    const before = await tcpCount();
+    const a = await RawTunnel.open(app.wsUrl);
+    const service = app.app.get(TunnelService);
+    try {
+      const keep = [await dial(a.ready.rawPort as number), await dial(a.ready.rawPort as number)];
+      await waitFor(() => service.tcpConnections === 2, 5000, 'two connections');
+      const excess = await dial(a.ready.rawPort as number);
+      await within(once(excess, 'close'), 2000, 'the connection over the per-tunnel cap closed');
+      assert.equal((await tcpCount()) - before, 2, 'the connection closed over the cap is not counted');
+      for (const s of keep) s.destroy();
+      await waitFor(() => service.tcpConnections === 0, 5000, 'connections released');
+    } finally {
+      await a.tunnel.close();
+    }
+  });
+
   it('pauses the TCP socket while the tunnel WebSocket is backed up, then delivers everything', async () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     const service = app.app.get(TunnelService);

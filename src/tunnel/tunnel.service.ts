@@ -170,8 +170,8 @@ export class TunnelService implements OnApplicationShutdown {
     this.live.set(info.subdomain, session);
     reservation.attach({
       acceptTcp: (socket) => {
-        this.events.emit('tunnel.tcp', { forwarded: false });
-        session.acceptTcp(socket);
+        // Counted once carried, as the tunnel's own tcpConnections counts it: not one closed at once over a cap.
+        if (session.acceptTcp(socket)) this.events.emit('tunnel.tcp', { forwarded: false });
       },
     });
     // A client that stopped answering pings ends as keepalive's doing ('keepalive timeout: …'), as a relay does.

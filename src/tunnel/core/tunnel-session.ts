@@ -123,11 +123,14 @@ export class TunnelSession implements TunnelWireHandler {
     return stream;
   }
 
-  /** Carries a TCP connection that arrived on the tunnel's port, or closes it at once when over a limit. */
-  acceptTcp(socket: Socket): void {
+  /**
+   * Carries a TCP connection that arrived on the tunnel's port, or closes it at once when over a limit
+   * (or the tunnel is ending). True when it is carried: only those count as the tunnel's connections.
+   */
+  acceptTcp(socket: Socket): boolean {
     if (this.ended || this.closing || this.tcpOpen >= this.options.maxTcpConns || !this.options.tcpGate.tryAcquire()) {
       socket.destroy();
-      return;
+      return false;
     }
     const id = this.wire.allocateStreamId('tcp');
     const stream = new TcpStream(id, socket, this.wire, this.options.halfClosedIdleMs, (s) => {
@@ -139,6 +142,7 @@ export class TunnelSession implements TunnelWireHandler {
     this.tcpOpen++;
     this.tcpTotal++;
     stream.start();
+    return true;
   }
 
   /**
