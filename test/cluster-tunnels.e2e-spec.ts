@@ -398,6 +398,17 @@ describe('tunnels across replicas', () => {
     assert.deepEqual(unknown, { status: 404, body: 'tunnel not found' });
   });
 
+  it('counts an upgrade it refuses for a subdomain no replica holds in wsproxy_tunnel_http_requests_total, as a plain request', async () => {
+    const fourXx = async (): Promise<number> => {
+      const text = await (await fetch(`${b.baseUrl}/metrics`)).text();
+      return Number(/^wsproxy_tunnel_http_requests_total\{status_class="4xx"\} (\d+)$/m.exec(text)![1]);
+    };
+    const before = await fourXx();
+    const unknown = await expectRefusal(`ws://127.0.0.1:${b.port}/echo-ws`, { headers: { host: `0123456789abcdef.${TUNNEL_DOMAIN}` } });
+    assert.equal(unknown.status, 404);
+    await waitFor(async () => (await fourXx()) === before + 1, 5000, 'the 404 to be counted');
+  });
+
   it('refuses the internal WebSocket endpoint without the secret (401) or with a wrong one (403); never on a tunnel host', async () => {
     const path = `/_cluster/tunnels/${v2.subdomain}/ws?path=${encodeURIComponent('/echo-ws')}`;
     const handshake = { upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' };

@@ -249,6 +249,26 @@ describe('tunnel series from a real tunnel', () => {
     const ended = await scrapeUntil(url, (s) => s.value('wsproxy_tunnels_active') === 0, 'the tunnel to end');
     assert.equal(ended.value('wsproxy_tunnels_ended_total'), 1);
   });
+
+  test('a WebSocket upgrade the proxy refuses for a tunnel host is counted by its status, as a plain request is', async () => {
+    const url = `${app.baseUrl}/metrics`;
+    const before = await scrape(url);
+    const delta = (s: Scrape, c: string): number =>
+      s.value(`wsproxy_tunnel_http_requests_total{status_class="${c}"}`) - before.value(`wsproxy_tunnel_http_requests_total{status_class="${c}"}`);
+    const upgrade = (host: string): Promise<string> => rawExchange(app.port, `GET / HTTP/1.1\r\nHost: ${host}\r\n${UPGRADE_HEADERS}\r\n`);
+    // No tunnel behind the subdomain: 404, as a plain request gets (and counts).
+    assert.match(await upgrade(`0123456789abcdef.${TUNNEL_DOMAIN}`), /^HTTP\/1\.1 404 /);
+    await scrapeUntil(url, (s) => delta(s, '4xx') === 1, 'the 404 to be counted');
+    // A protocol v1 tunnel cannot carry WebSockets: 501.
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: svc.target });
+    try {
+      assert.match(await upgrade(`${client.subdomain}.${TUNNEL_DOMAIN}`), /^HTTP\/1\.1 501 /);
+      const after = await scrapeUntil(url, (s) => delta(s, '5xx') === 1, 'the 501 to be counted');
+      assert.equal(delta(after, '4xx'), 1);
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 describe('admission refusals by reason', () => {

@@ -68,8 +68,10 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
     for (const s of this.open.values()) s.destroy();
   }
 
+  /** Refused here (no owner to forward to): counted by its status, as a plain request's refusal is; nothing crossed replicas. */
   private refuse(u: RemoteTunnelUpgrade, status: number, reason: string): void {
     u.release();
+    this.events.emit('tunnel.http', { status, forwarded: false });
     writeHttpRefusal(u.socket, status, reason);
   }
 

@@ -189,12 +189,12 @@ export class TunnelHttpRouter {
     const match = matchTunnelHost(req.headers.host, this.domain);
     if (match.kind === 'other') return null;
     return (_req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (match.kind === 'invalid') return writeHttpRefusal(socket, 404, 'not found');
+      if (match.kind === 'invalid') return this.refuseUpgrade(socket, 404, 'not found');
       // Another protocol than WebSocket (`h2c`: curl --http2, Java's HttpClient on http URLs): the plain request it is.
       if (!offersWebSocket(req)) return this.serveIgnoringUpgrade(req, socket, match.subdomain);
       // An absolute-form target (RFC 9112 §3.2.2) goes on as origin-form, as a plain request's does.
       const path = originFormPath(req.url);
-      if (path === null) return writeHttpRefusal(socket, 400, 'bad request target');
+      if (path === null) return this.refuseUpgrade(socket, 400, 'bad request target');
       req.url = path;
       const session = this.tunnels.find(match.subdomain);
       const clientIp = this.ips.resolve(req);
@@ -216,7 +216,7 @@ export class TunnelHttpRouter {
    * response), not a fixed deadline.
    */
   private serveIgnoringUpgrade(req: IncomingMessage, socket: Duplex, subdomain: string): void {
-    if (!declaresNoBody(req)) return writeHttpRefusal(socket, 400, 'Upgrade not supported on a request with a body');
+    if (!declaresNoBody(req)) return this.refuseUpgrade(socket, 400, 'Upgrade not supported on a request with a body');
     const s = socket as Socket;
     const res = new ServerResponse(req);
     res.shouldKeepAlive = false;
@@ -241,6 +241,18 @@ export class TunnelHttpRouter {
     this.route(req, res, subdomain);
   }
 
+  /**
+   * Refuses an upgrade to a tunnel host before any tunnel sees it. Counted in
+   * `wsproxy_tunnel_http_requests_total` by its status, as the same refusal of a
+   * plain request is (a WebSocket scan of tunnel hosts shows up as 4xx too); not
+   * here for one another replica forwarded (`forwarded`): that replica counts
+   * the status it passes on.
+   */
+  private refuseUpgrade(socket: Duplex, status: number, reason: string, forwarded = false): void {
+    if (!forwarded) this.events.emit('tunnel.http', { status, forwarded: false });
+    writeHttpRefusal(socket, status, reason);
+  }
+
   /** An upgrade for a tunnel of this replica: v2 only, one per-IP slot for the WebSocket's life. */
   private upgradeLocal(
     session: TunnelSession | undefined,
@@ -250,11 +262,11 @@ export class TunnelHttpRouter {
     request: WebSocketRequest,
     forwarded: boolean,
   ): void {
-    if (!session?.live) return writeHttpRefusal(socket, 404, 'tunnel not found');
+    if (!session?.live) return this.refuseUpgrade(socket, 404, 'tunnel not found', forwarded);
     // Protocol v2 carries an upgrade as a WebSocket stream; v1 has no way to.
-    if (!session.wire.carriesWebSockets) return writeHttpRefusal(socket, 501, 'WebSockets through this tunnel need tunnel protocol v2');
+    if (!session.wire.carriesWebSockets) return this.refuseUpgrade(socket, 501, 'WebSockets through this tunnel need tunnel protocol v2', forwarded);
     const ip = request.clientIp;
-    if (!this.inFlight.tryAcquire(ip)) return writeHttpRefusal(socket, 429, 'too many requests from this IP');
+    if (!this.inFlight.tryAcquire(ip)) return this.refuseUpgrade(socket, 429, 'too many requests from this IP', forwarded);
     this.webSockets.forward(session, req, socket, head, { ...request, forwarded, release: () => this.inFlight.release(ip) });
   }
 
@@ -265,7 +277,7 @@ export class TunnelHttpRouter {
    * owner counts the WebSocket itself, as for any upgrade it serves.
    */
   private upgradeRemote(req: IncomingMessage, socket: Duplex, head: Buffer, subdomain: string, clientIp: string): void {
-    if (!this.inFlight.tryAcquire(clientIp)) return writeHttpRefusal(socket, 429, 'too many requests from this IP');
+    if (!this.inFlight.tryAcquire(clientIp)) return this.refuseUpgrade(socket, 429, 'too many requests from this IP');
     let held = true;
     const release = (): void => {
       if (!held) return;

@@ -102,16 +102,16 @@ export class TunnelWebSocketFront {
       released = true;
       ctx.release();
     };
+    // Refused here, the requester still got a status: counted as the accepted ones are (not for a forwarded upgrade).
+    const refuse = (status: number, reason: string): void => {
+      release();
+      if (!ctx.forwarded) this.events.emit('tunnel.http', { status, forwarded: false });
+      writeHttpRefusal(socket, status, reason);
+    };
     const problem = checkHandshake(req);
-    if (problem) {
-      release();
-      return writeHttpRefusal(socket, 400, problem);
-    }
+    if (problem) return refuse(400, problem);
     const path = ctx.path;
-    if (!path.startsWith('/')) {
-      release();
-      return writeHttpRefusal(socket, 400, 'bad request target');
-    }
+    if (!path.startsWith('/')) return refuse(400, 'bad request target');
     const headers = requestHeadersForClient(ctx.rawHeaders, {
       clientIp: ctx.clientIp,
       proto: this.config.tunnelPublicScheme,
@@ -123,10 +123,7 @@ export class TunnelWebSocketFront {
     const gone = new SocketGoneSignal(socket);
     const requester = new RequesterWebSocket(req, socket, head, gone, this.wss, this.answers, this.keepalive, this.drain);
     const stream = session.openWebSocket({ method: 'GET', path, headers }, requester);
-    if (!stream) {
-      release();
-      return writeHttpRefusal(socket, 404, 'tunnel not found');
-    }
+    if (!stream) return refuse(404, 'tunnel not found');
     requester.bind(stream);
     gone.addEventListener('abort', () => {
       requester.socketClosed();
