@@ -532,3 +532,32 @@ describe('metrics of a resumable relay the server is closing', () => {
     }
   });
 });
+
+describe('the down bytes of a resumable relay', () => {
+  test('count what reached the client, not what the target sent for a client that never came back', async () => {
+    const payload = randomPayload(200_000);
+    let sent!: () => void;
+    const targetSent = new Promise<void>((r) => (sent = r));
+    // Sends only once the client has gone: the proxy reads it into the replay buffer, and the window expires.
+    const late = await startTarget((s) => setTimeout(() => s.write(payload, () => sent()), 300));
+    const app = await startApp({ RESUME_WINDOW_S: '1' });
+    const events = app.app.get(WsproxyEvents);
+    const ends: { bytesDown: number; closeReason: string }[] = [];
+    events.on('relay.closed', (e) => ends.push(e));
+    try {
+      const url = `${app.baseUrl}/metrics`;
+      const { client } = await RawResumeClient.open(`${app.wsUrl}/relay?host=127.0.0.1&port=${late.port}&resume=1`);
+      (client.ws as unknown as { _socket: { resetAndDestroy(): void } })._socket.resetAndDestroy();
+      await targetSent;
+      const detached = await scrape(url);
+      assert.equal(detached.value('wsproxy_relay_bytes_total{direction="down"}'), 0, 'nothing sent while detached');
+      const ended = await scrapeUntil(url, (s) => s.value('wsproxy_relays_ended_total') === 1, 'the window to expire');
+      assert.deepEqual(ends.map((e) => [e.closeReason, e.bytesDown]), [['resume window expired', 0]]);
+      assert.equal(ended.value('wsproxy_relay_bytes_total{direction="down"}'), 0);
+      assert.equal(client.bytes, 0);
+    } finally {
+      await app.close();
+      await late.close();
+    }
+  });
+});

@@ -80,7 +80,7 @@ export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
         }
         for (const s of self.resumable.liveSessions()) {
           up += bytesUpOf(s.setup.socket);
-          down += s.sentBytes;
+          down += s.deliveredBytes;
         }
         this.reset();
         this.inc({ direction: 'up' }, up);

@@ -80,7 +80,9 @@ export class ResumableSession {
   /** End positions of the data frames the attached socket has not finished writing, oldest first. */
   private frameEnds: Fifo<number> | null = null;
   /** The attached socket's write callback: reports written positions to the slabs. */
-  private onWritten: (() => void) | null = null;
+  private onWritten: ((err?: Error) => void) | null = null;
+  /** Stream position up to which data frames have been written to a client's connection (a replay writes some again). */
+  private writtenTo = 0;
   /** Holds the bytes `out` refers to. */
   private readonly slabs = new SlabStore();
   private readonly acks: AckScheduler;
@@ -129,6 +131,15 @@ export class ResumableSession {
     return this.out.end;
   }
 
+  /**
+   * Of `sentBytes`, those that reached the client: written to its connection, or acknowledged by it (the
+   * relay's `bytesDown`). Not what waits in the replay buffer for a client that is detached and may never
+   * come back; a replayed byte counts once.
+   */
+  get deliveredBytes(): number {
+    return Math.max(this.writtenTo, this.out.start);
+  }
+
   /** Whether a client that has received `n` bytes can be served: `n` is within what is still held. */
   canResumeFrom(n: number): boolean {
     return n >= this.out.start && n <= this.out.end;
@@ -169,9 +180,11 @@ export class ResumableSession {
     this.ws = ws;
     const ends = new Fifo<number>();
     this.frameEnds = ends;
-    this.onWritten = () => {
+    this.onWritten = (err?: Error) => {
       const end = ends.shift();
-      if (end !== undefined && this.frameEnds === ends) this.slabs.flushedTo(end);
+      if (end === undefined) return;
+      if (!err && end > this.writtenTo) this.writtenTo = end;
+      if (this.frameEnds === ends) this.slabs.flushedTo(end);
     };
     this.stateValue = 'attached';
     this.wireWs(ws);
@@ -503,7 +516,7 @@ export class ResumableSession {
       cb === undefined
         ? written
         : (err?: Error) => {
-            written();
+            written(err);
             cb(err);
           },
     );

@@ -163,7 +163,7 @@ export class ResumeService implements OnApplicationShutdown {
       this.log.info({ event: 'resume_expired', id: s.shortId, user: s.setup.user, windowS: this.config.resumeWindowS }, 'resume window expired');
       this.events.emit('resume.expired', { id: s.shortId });
     }
-    const closed = relayClosedEvent(this.describe(s), s.setup.socket, s.started, end, s.sentBytes);
+    const closed = relayClosedEvent(this.describe(s), s.setup.socket, s.started, end, s.deliveredBytes);
     this.log.info({ event: 'relay_end', ...closed }, 'relay ended');
     this.events.emit('relay.closed', closed);
   }
