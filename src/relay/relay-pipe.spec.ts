@@ -32,6 +32,8 @@ async function wsPair(): Promise<{ ws: WebSocket; client: WebSocket; close(): vo
  */
 async function floodingRelay(): Promise<{
   proxySide: Socket;
+  /** The relay's WebSocket (the server side). */
+  ws: WebSocket;
   client: WebSocket;
   pipe: RelayPipe;
   ended: Promise<[PipeEnd, number]>;
@@ -58,6 +60,7 @@ async function floodingRelay(): Promise<{
   });
   return {
     proxySide,
+    ws: pair.ws,
     client: pair.client,
     pipe,
     ended,
@@ -157,6 +160,26 @@ describe('pipeRelay', () => {
       assert.deepEqual(end, { closeCode: 4408, closeReason: 'maximum connection age reached', endedBy: 'server' });
       assert.equal(bytesDown, received, 'bytes down are the bytes the client got');
       assert.ok(proxySide.bytesRead > readBeforeClose, 'the target was read on after the close, to its FIN');
+    } finally {
+      close();
+    }
+  });
+
+  it('counts in bytes down what went out to the client, not what waits in the send buffer for a client that then vanishes', async () => {
+    const { proxySide, ws, client, pipe, ended, close } = await floodingRelay();
+    try {
+      // A client that stops reading: up to WS_SEND_HIGH_WATER and a read wait in the relay's send buffer.
+      client.pause();
+      await until(() => proxySide.isPaused() && ws.bufferedAmount > 64 * 1024, 10_000, 'the send buffer backed up');
+      const socket = (ws as unknown as { _socket: Socket })._socket;
+      // What left the proxy for the client's connection: whole frames, their headers included.
+      const wireOut = socket.bytesWritten - socket.writableLength;
+      assert.ok(pipe.bytesDown() <= wireOut, `bytes down ${pipe.bytesDown()} counted, ${wireOut} bytes written (${ws.bufferedAmount} waiting)`);
+      (client as unknown as { _socket: Socket })._socket.resetAndDestroy();
+      const [end, bytesDown] = await within(ended, 10_000, 'the relay ended');
+      assert.equal(end.closeCode, 1006);
+      // At most the block being written as the reset lands goes out after that measure; what waited is lost, not counted.
+      assert.ok(bytesDown <= wireOut + 64 * 1024, `bytes down ${bytesDown}, ${wireOut} bytes written before the reset`);
     } finally {
       close();
     }

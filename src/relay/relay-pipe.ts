@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { endTarget } from './end-target.js';
+import { Fifo } from '../common/fifo.js';
 import { onWebSocketError } from '../common/protocol-close.js';
 import type { RelayClosedEvent } from '../common/events.js';
 
@@ -34,8 +35,10 @@ export interface RelayPipe {
    */
   close(code: number, reason: string): void;
   /**
-   * Bytes sent to the client so far: not what the target sends once the
-   * WebSocket is closing, which is read only to see its FIN.
+   * Bytes sent to the client so far: written to its connection, not what
+   * still waits in the WebSocket's send buffer (lost if the client vanishes),
+   * nor what the target sends once the WebSocket is closing, which is read
+   * only to see its FIN.
    */
   bytesDown(): number;
   /** Whether the client has closed and every byte it sent, and the FIN, went to the target: only the target's close is awaited. */
@@ -51,7 +54,7 @@ export interface RelayPipe {
 
 /**
  * Copies bytes both ways between a client WebSocket and a target socket, with
- * backpressure in both directions and no per-frame work beyond the copy:
+ * backpressure in both directions and no per-frame work beyond the copy and a shared write callback (the bytes count):
  * - client → target: a `write` that returns false pauses the WebSocket until the
  *   target socket drains;
  * - target → client: when the WebSocket's buffer would pass WS_SEND_HIGH_WATER,
@@ -70,7 +73,18 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
   let targetClosed = false;
   let pausedWs = false;
   let reported = false;
+  /** Target bytes written to the client's connection: not those still in the WebSocket's send buffer. */
   let bytesDown = 0;
+  /**
+   * Sizes of the frames handed to the WebSocket and not yet written, oldest first. Counted from their
+   * write callbacks (one function for every frame, which Node batches): a client that vanishes with
+   * frames still queued (up to WS_SEND_HIGH_WATER and a read) was never sent them.
+   */
+  const unwritten = new Fifo<number>();
+  const written = (err?: Error | null): void => {
+    const n = unwritten.shift();
+    if (!err && n !== undefined) bytesDown += n;
+  };
 
   const finish = (): void => {
     if (wsClosed && targetClosed && ended && !reported) {
@@ -82,18 +96,19 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
     if (!ended) ended = end;
   };
 
-  const resumeTarget = (err?: Error): void => {
+  const writtenThenResume = (err?: Error | null): void => {
+    written(err);
     if (!err && ws.readyState === WebSocket.OPEN) target.resume();
   };
 
   target.on('data', (chunk: Buffer) => {
     if (ws.readyState !== WebSocket.OPEN) return;
-    bytesDown += chunk.length;
+    unwritten.push(chunk.length);
     if (ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER) {
       target.pause();
-      ws.send(chunk, BINARY, resumeTarget);
+      ws.send(chunk, BINARY, writtenThenResume);
     } else {
-      ws.send(chunk, BINARY);
+      ws.send(chunk, BINARY, written);
     }
   });
 
