@@ -311,6 +311,35 @@ describe('resumable relays', () => {
       }
     });
 
+    it('keeps the tail for a client whose own close (4000, a detach) is still under way when the target ends', async () => {
+      const down = randomBytes(50 * KiB);
+      const gate = await duplexTarget();
+      try {
+        const { client, session } = await RawResumeClient.open(openUrl(gate.port));
+        const proxied = onlySession(app);
+        const proxySide = (): WebSocket | null => (proxied as unknown as { ws: WebSocket | null }).ws;
+        // The client detaches with a close code of its own, and its end of the TCP close lags (it reads nothing more).
+        rawSocket(client.ws).pause();
+        client.ws.close(4000, 'abandoned');
+        await waitFor(() => proxySide()?.readyState === WebSocket.CLOSING, 'the proxy to answer the close');
+        const s = await gate.socket;
+        s.end(down);
+        await waitFor(() => proxied.sentBytes === down.length && proxied.setup.socket.readableEnded, 'the proxy to read the tail and the FIN');
+        rawSocket(client.ws).resume();
+        await client.closed();
+        await waitFor(() => proxied.state !== 'attached', 'the proxy to see the close');
+        assert.equal(proxied.state, 'detached', 'the tail never went out on a socket already closing: the session waits for a reattach');
+        const again = await RawResumeClient.connect(reattachUrl(session.id!, 0));
+        const end = await again.closed();
+        assert.deepEqual(end, { code: 1000, reason: 'target closed' });
+        assert.ok(again.data().equals(down), 'the reattached client gets the whole tail');
+        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        assert.equal(await slotsInUse(app), 0);
+      } finally {
+        await gate.close();
+      }
+    });
+
     it('frames control in binary with control=binary: 0x01 + JSON, data 0x00 + bytes', async () => {
       const frames: { data: Buffer; isBinary: boolean }[] = [];
       const ws = await openListening(openUrl(echo.port, '&control=binary'), (data, isBinary) => frames.push({ data, isBinary }));

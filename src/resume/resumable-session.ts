@@ -95,6 +95,12 @@ export class ResumableSession {
   private wsPaused = false;
   /** How the target ended (FIN or error): delivered to the client before the final close. */
   private targetDone: { readonly code: number; readonly reason: string } | null = null;
+  /**
+   * The socket the proxy sent its final close frame on (after every byte, while it was open). Only its
+   * completed close handshake delivers the tail: a socket the client was already closing when the target
+   * ended got neither the last bytes nor the final close.
+   */
+  private finalCloseOn: WebSocket | null = null;
   private targetClosed = false;
   /** The end, once decided; the report waits for the target to close. */
   private end: (PipeEnd & { readonly expired: boolean }) | null = null;
@@ -210,7 +216,7 @@ export class ResumableSession {
       end += replay[i]!.length;
       this.sendData(replay[i] as Buffer, end, i === replay.length - 1 ? this.afterSend : undefined);
     }
-    if (this.targetDone) ws.close(this.targetDone.code, this.targetDone.reason);
+    if (this.targetDone) this.sendFinalClose(ws, this.targetDone);
     if (received !== null) this.host.reattached(this);
     this.flow();
   }
@@ -308,7 +314,13 @@ export class ResumableSession {
     if (this.end) return;
     const ws = this.ws;
     // Every chunk is already queued on the socket: the close frame follows them.
-    if (ws && ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+    if (ws && ws.readyState === WebSocket.OPEN) this.sendFinalClose(ws, this.targetDone);
+  }
+
+  /** Closes `ws` (open, every byte read already queued on it) with the target's end: the tail's last frame. */
+  private sendFinalClose(ws: WebSocket, done: { readonly code: number; readonly reason: string }): void {
+    this.finalCloseOn = ws;
+    ws.close(done.code, done.reason);
   }
 
   private pauseTarget(): void {
@@ -464,8 +476,9 @@ export class ResumableSession {
       this.maybeReport();
       return;
     }
-    if (this.targetDone && code !== 1006) {
-      // The final close frame came after every byte, and the handshake completed.
+    if (this.targetDone && this.finalCloseOn === ws && code !== 1006) {
+      // The final close frame came after every byte, and the handshake completed. (A socket the client was
+      // already closing when the target ended got neither: its close detaches, or ends the session on 1000.)
       this.decideEnd({ closeCode: this.targetDone.code, closeReason: this.targetDone.reason, endedBy: 'target', expired: false });
       target.destroy();
       this.maybeReport();
