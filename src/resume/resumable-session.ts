@@ -214,7 +214,7 @@ export class ResumableSession {
     let end = from;
     for (let i = 0; i < replay.length; i++) {
       end += replay[i]!.length;
-      this.sendData(replay[i] as Buffer, end, i === replay.length - 1 ? this.afterSend : undefined);
+      this.sendData(replay[i]!, end, i === replay.length - 1 ? this.afterSend : undefined);
     }
     if (this.targetDone) this.sendFinalClose(ws, this.targetDone);
     if (received !== null) this.host.reattached(this);
@@ -517,7 +517,7 @@ export class ResumableSession {
   // ---- framing -----------------------------------------------------------
 
   /** Sends the stream's bytes up to position `end`; their slab is recycled only after this write completes. */
-  private sendData(chunk: Buffer, end: number, cb?: (err?: Error) => void): void {
+  private sendData(chunk: Uint8Array, end: number, cb?: (err?: Error) => void): void {
     const ws = this.ws;
     const written = this.onWritten;
     if (!ws || ws.readyState !== WebSocket.OPEN || !written) return;

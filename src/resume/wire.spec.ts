@@ -37,6 +37,27 @@ describe('ReplayBuffer', () => {
   });
 });
 
+describe('ReplayBuffer bookkeeping', () => {
+  it('extends the last chunk with one that continues it in the same memory: one entry per region, not per push', () => {
+    const memory = Uint8Array.from({ length: 64 }, (_, i) => i);
+    const b = new ReplayBuffer();
+    for (let i = 0; i < 32; i++) b.push(memory.subarray(i, i + 1));
+    assert.equal(b.chunkCount, 1, 'adjacent views of one buffer are one chunk');
+    b.push(bytes(100, 101)); // other memory
+    b.push(memory.subarray(32, 34)); // continues the first region, but not the last chunk
+    assert.equal(b.chunkCount, 3);
+    assert.deepEqual([b.start, b.end], [0, 36]);
+    assert.deepEqual(b.chunksFrom(30).map((c) => [...c]), [[30, 31], [100, 101], [32, 33]]);
+    b.ackTo(5);
+    b.push(memory.subarray(34, 40)); // extends the last chunk after a trim of the first
+    assert.deepEqual(b.chunksFrom(5).map((c) => [...c]), [[...memory.subarray(5, 32)], [100, 101], [32, 33, 34, 35, 36, 37, 38, 39]]);
+    b.ackTo(b.end);
+    b.push(memory.subarray(40, 41)); // nothing held: a new chunk, not an extension of an acked one
+    assert.equal(b.chunkCount, 1);
+    assert.deepEqual(b.chunksFrom(b.start).map((c) => [...c]), [[40]]);
+  });
+});
+
 describe('AckScheduler', () => {
   it('acks at once after 64 KiB, otherwise after 250 ms, and only when something is unacked', async () => {
     const sent: number[] = [];

@@ -117,7 +117,12 @@ export function encodeControl(message: ControlMessage, mode: ControlMode): strin
 /**
  * The unacknowledged bytes one side has sent, in order, for replay after a
  * reattach. Positions are absolute byte counts since the session began; the
- * buffer holds `[start, end)`. Chunks are kept by reference, never copied.
+ * buffer holds `[start, end)`. Chunks are kept by reference, never copied; a
+ * chunk that continues the last one held in the same memory extends it
+ * instead of adding an entry, so the bookkeeping grows with the memory regions
+ * held, not with the number of pushes (the proxy's reads land one after the
+ * other in its slabs: a target dribbling single bytes would otherwise cost a
+ * view object of ~100 bytes per byte held).
  */
 export class ReplayBuffer {
   private chunks: Uint8Array[] = [];
@@ -140,10 +145,21 @@ export class ReplayBuffer {
     return this.endPos - this.startPos;
   }
 
+  /** Chunks held (tests, diagnostics). */
+  get chunkCount(): number {
+    return this.chunks.length - this.head;
+  }
+
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
-    this.chunks.push(chunk);
     this.endPos += chunk.length;
+    const last = this.chunks.length > this.head ? this.chunks[this.chunks.length - 1]! : null;
+    if (last !== null && last.buffer === chunk.buffer && last.byteOffset + last.byteLength === chunk.byteOffset) {
+      // The same bytes, one view: a plain Uint8Array (consumers take any view; no Node Buffer here).
+      this.chunks[this.chunks.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + chunk.byteLength);
+      return;
+    }
+    this.chunks.push(chunk);
   }
 
   /** Drops every byte before position `n` (an ack). Positions outside `[start, end]` are the caller's to refuse. */
