@@ -678,6 +678,56 @@ describe('a target that stops reading', () => {
     ws.terminate();
   });
 
+  it('queues tiny messages sent past the window as blocks, not a write each, and still delivers every byte in order, then the FIN', async () => {
+    let held!: Socket;
+    const received: Buffer[] = [];
+    let ended = false;
+    const gate = await startTarget((s) => {
+      held = s;
+      s.pause();
+      s.on('data', (d: Buffer) => received.push(d));
+      s.on('end', () => (ended = true));
+    });
+    try {
+      let id = '';
+      const ws = await openListening(`${app.wsUrl}/relay?host=127.0.0.1&port=${gate.port}&resume=1`, (data, isBinary) => {
+        if (!isBinary && (JSON.parse(data.toString()) as { type: string }).type === 'session') id = (JSON.parse(data.toString()) as { id: string }).id;
+      });
+      await waitFor(() => id !== '', 'the session frame');
+      const target = sessionsOf(app).find((s) => s.id === id)!.setup.socket;
+      const sent: Buffer[] = [];
+      const send = (b: Buffer): void => {
+        sent.push(b);
+        ws.send(b);
+      };
+      for (let i = 0; i < 32 && !target.writableNeedDrain; i++) {
+        send(randomBytes(MiB));
+        await waitFor(() => target.writableNeedDrain || target.bytesWritten + target.writableLength >= sent.reduce((n, b) => n + b.length, 0), 'the message to reach the target socket');
+      }
+      assert.ok(target.writableNeedDrain, 'the target stopped taking bytes');
+      // A client ignoring its window: 20 000 one-byte messages, with a few larger ones among them.
+      const raw = rawSocket(ws);
+      const total = (): number => sent.reduce((n, b) => n + b.length, 0);
+      for (let i = 0; i < 20_000; i++) {
+        send(Buffer.from([i & 0xff]));
+        if (i % 5000 === 4999) send(randomBytes(40 * KiB));
+        if (raw.writableNeedDrain) await new Promise((r) => raw.once('drain', r));
+      }
+      const session = sessionsOf(app).find((s) => s.id === id)!;
+      await waitFor(() => session.receivedBytes === total(), 'the proxy to read every message');
+      const state = (target as unknown as { _writableState: { getBuffer(): unknown[] } })._writableState;
+      const entries = state.getBuffer().length;
+      assert.ok(entries < 100, `${entries} writes queued in front of the target for ${target.writableLength} bytes`);
+      // The target reads again; the client ends the relay: everything, in order, then the FIN.
+      ws.close(1000);
+      held.resume();
+      await waitFor(() => ended, 'the FIN', 30_000);
+      assert.ok(Buffer.concat(received).equals(Buffer.concat(sent)), 'every byte once, in order');
+    } finally {
+      await gate.close();
+    }
+  });
+
   it('withholds its acks while the target is not taking bytes, so a client keeping to its window stops', async () => {
     const acks: number[] = [];
     let id = '';

@@ -47,6 +47,15 @@ export interface SessionHost {
  */
 export const UNACKED_UPLOAD_MAX = 8 * 1024 * 1024;
 
+/**
+ * While the target is congested, client messages smaller than half of this are
+ * copied into blocks of this size rather than queued one write each: a queued
+ * write costs ~150 bytes of heap whatever its size, so a client ignoring its
+ * window with 1-byte messages would otherwise make UNACKED_UPLOAD_MAX bytes
+ * cost a hundred times that.
+ */
+export const UPLOAD_BLOCK_BYTES = 64 * 1024;
+
 const BINARY = { binary: true } as const;
 const FRAGMENT = { binary: true, fin: false } as const;
 const DATA_MARKER = Buffer.from([MARK_DATA]);
@@ -93,6 +102,9 @@ export class ResumableSession {
   private stateValue: SessionState = 'detached';
   private targetPaused = false;
   private wsPaused = false;
+  /** Client bytes copied while the target is congested, not yet written to it (see UPLOAD_BLOCK_BYTES). */
+  private uploadBlock: Buffer | null = null;
+  private uploadUsed = 0;
   /** How the target ended (FIN or error): delivered to the client before the final close. */
   private targetDone: { readonly code: number; readonly reason: string } | null = null;
   /**
@@ -262,6 +274,8 @@ export class ResumableSession {
       target.on('data', (chunk: Buffer) => this.onTargetData(chunk));
     }
     target.on('drain', () => {
+      this.flushUpload();
+      if (target.writableNeedDrain) return;
       this.acks.release();
       if (this.wsPaused) {
         this.wsPaused = false;
@@ -408,7 +422,31 @@ export class ResumableSession {
     const target = this.setup.socket;
     if (target.destroyed || payload.length === 0) return;
     this.acks.add(payload.length);
-    if (!target.write(payload)) this.targetCongested(ws);
+    if (this.uploadBlock === null && !target.writableNeedDrain) {
+      if (!target.write(payload)) this.targetCongested(ws);
+      return;
+    }
+    // Congested: what waits in front of the target costs its bytes, not a write per message.
+    if (payload.length >= UPLOAD_BLOCK_BYTES / 2) {
+      this.flushUpload();
+      target.write(payload);
+    } else {
+      if (this.uploadBlock !== null && this.uploadUsed + payload.length > UPLOAD_BLOCK_BYTES) this.flushUpload();
+      this.uploadBlock ??= Buffer.allocUnsafe(UPLOAD_BLOCK_BYTES);
+      payload.copy(this.uploadBlock, this.uploadUsed);
+      this.uploadUsed += payload.length;
+    }
+    this.targetCongested(ws);
+  }
+
+  /** Writes the block of copied client bytes, if any, to the target (after everything written before). */
+  private flushUpload(): void {
+    const block = this.uploadBlock;
+    if (block === null) return;
+    this.uploadBlock = null;
+    const used = this.uploadUsed;
+    this.uploadUsed = 0;
+    if (used > 0 && !this.setup.socket.destroyed) this.setup.socket.write(block.subarray(0, used));
   }
 
   /**
@@ -422,7 +460,7 @@ export class ResumableSession {
    */
   private targetCongested(ws: WebSocket): void {
     this.acks.hold();
-    if (!this.wsPaused && this.setup.socket.writableLength > UNACKED_UPLOAD_MAX) {
+    if (!this.wsPaused && this.setup.socket.writableLength + this.uploadUsed > UNACKED_UPLOAD_MAX) {
       this.wsPaused = true;
       ws.pause();
     }
@@ -472,6 +510,7 @@ export class ResumableSession {
     const target = this.setup.socket;
     if (this.end) {
       // A server decision: what the client sent reaches the target before the FIN.
+      this.flushUpload();
       endTarget(target, TARGET_END_TIMEOUT_MS);
       this.maybeReport();
       return;
@@ -486,6 +525,7 @@ export class ResumableSession {
     }
     if (code === 1000) {
       this.decideEnd({ closeCode: code, closeReason: reason, endedBy: 'client', expired: false });
+      this.flushUpload();
       endTarget(target, TARGET_END_TIMEOUT_MS);
       this.maybeReport();
       return;
