@@ -21,6 +21,7 @@ import { startServiceProcess, type ServiceProcess } from './support/process.js';
 import { RawResumeClient, type SessionFrame } from './support/resume-client.js';
 import { echoTarget, floodTarget, sha256, sourceTarget, startTarget, type TestTarget } from './support/targets.js';
 import { closed, expectCloseRefusal, expectRefusal, receiveBytes, track } from './support/ws-client.js';
+import { within } from './support/within.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -389,6 +390,32 @@ describe('resumable relays', () => {
       await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be released');
       const end = await ended;
       assert.deepEqual([end.closeCode, end.closeReason, end.endedBy], [1008, 'ack beyond the bytes sent', 'client']);
+    });
+
+    it('ends the session on a control frame over MAX_CONTROL_BYTES before parsing it, even one of an unknown type (1008)', async () => {
+      const ended = new Promise<RelayClosedEvent>((resolve) => app.app.get(WsproxyEvents).once('relay.closed', resolve));
+      const { client } = await RawResumeClient.open(openUrl(echo.port));
+      // Ignored as an unknown type if parsed; a megabyte of nesting would hold the event loop for about a second.
+      const depth = 512 * KiB;
+      const frame = `{"type":"later-addition","x":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+      const stalls: number[] = [];
+      let last = performance.now();
+      const tick = setInterval(() => {
+        const now = performance.now();
+        stalls.push(now - last);
+        last = now;
+      }, 10);
+      try {
+        client.ws.send(frame);
+        assert.deepEqual(await within(client.closed(), 5000, 'the close'), { code: 1008, reason: 'control frame too large' });
+        await sleep(50);
+      } finally {
+        clearInterval(tick);
+      }
+      assert.ok(Math.max(...stalls) < 150, `the event loop stalled ${Math.round(Math.max(...stalls))} ms`);
+      const end = await ended;
+      assert.deepEqual([end.closeCode, end.closeReason, end.endedBy], [1008, 'control frame too large', 'client']);
+      await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
     });
 
     const violations: [code: number, what: string, breakIt: (client: RawResumeClient, session: SessionFrame) => void][] = [

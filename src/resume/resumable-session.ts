@@ -13,6 +13,7 @@ import {
   encodeControl,
   MARK_CONTROL,
   MARK_DATA,
+  MAX_CONTROL_BYTES,
   parseControl,
   ProtocolError,
   ReplayBuffer,
@@ -467,6 +468,8 @@ export class ResumableSession {
   }
 
   private onControl(data: Buffer): void {
+    // Measured before it is parsed: a megabyte of nested brackets would hold the event loop for a second.
+    if (data.length > MAX_CONTROL_BYTES) return this.protocolError('control frame too large');
     let message;
     try {
       message = parseControl(decoder.decode(data));

@@ -26,6 +26,13 @@ export type ControlMode = 'text' | 'binary';
 /** A session id: 128 bits as 32 lowercase hex digits. */
 export const SESSION_ID_PATTERN = /^[0-9a-f]{32}$/;
 
+/**
+ * Largest control frame (its JSON, marker excluded) either side accepts; a bigger one is a protocol error.
+ * Control messages are a few dozen bytes; parsing is not free (deeply nested JSON costs V8 about a
+ * microsecond per byte), so a frame is measured before it is parsed.
+ */
+export const MAX_CONTROL_BYTES = 4096;
+
 /** Largest byte count either side may report; beyond it a count is a protocol error. */
 export const MAX_COUNT = Number.MAX_SAFE_INTEGER;
 
