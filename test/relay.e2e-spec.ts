@@ -1,4 +1,4 @@
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
@@ -503,6 +503,39 @@ describe('a client that leaves while its dial is slow', () => {
       await clientClosed;
     } finally {
       release();
+    }
+  });
+});
+
+describe('a client that leaves while its target name is being resolved', () => {
+  it('gets its slot back when it closes normally (FIN), not when the lookup settles (DNS_TIMEOUT_MS)', async () => {
+    const { promises: dns } = await import('node:dns');
+    const lookup = dns.lookup.bind(dns);
+    // A name that never resolves; every other lookup as usual.
+    const slow = mock.method(dns, 'lookup', (name: string, options: object) =>
+      name === 'never.slow.test' ? new Promise(() => undefined) : lookup(name, options as { all: true }),
+    );
+    const app = await startApp({ MAX_CONNS_PER_IP: '1', DNS_TIMEOUT_MS: '8000' });
+    try {
+      const { connect } = await import('node:net');
+      const s = connect(app.port, '127.0.0.1');
+      s.on('error', () => undefined);
+      await once(s, 'connect');
+      s.write(
+        [`GET /relay?host=never.slow.test&port=22 HTTP/1.1`, `Host: 127.0.0.1:${app.port}`, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n'),
+      );
+      await waitFor(async () => (await slotsInUse(app)) === 1 && slow.mock.callCount() === 1, 2000, 'the slot taken while the name resolves');
+      await new Promise((r) => setTimeout(r, 400));
+      const startedAt = Date.now();
+      const clientClosed = once(s, 'close');
+      s.end();
+      s.resume();
+      await waitFor(async () => (await slotsInUse(app)) === 0, 3000, 'the slot back');
+      assert.ok(Date.now() - startedAt < 3000, 'long before the 8 s DNS timeout');
+      await clientClosed;
+    } finally {
+      slow.mock.restore();
+      await app.close();
     }
   });
 });
