@@ -41,6 +41,15 @@ describe('parseConfig', () => {
     assert.deepEqual([unset.metricsPort, unset.bindHost, unset.redisUrl], [null, '', '']);
   });
 
+  it('reads an empty value as unset for every variable but ALLOWED_ORIGINS: the default, not a refusal', () => {
+    const defaults = parseConfig({});
+    for (const v of Object.values(CONFIG_VARS)) {
+      if (v.name === 'ALLOWED_ORIGINS') continue;
+      const key = Object.keys(CONFIG_VARS).find((k) => CONFIG_VARS[k as keyof typeof CONFIG_VARS] === v) as keyof typeof defaults;
+      assert.deepEqual(parseConfig({ [v.name]: '' })[key], defaults[key], v.name);
+    }
+  });
+
   it('refuses a value of blanks only for every variable (read as empty, it would switch something off)', () => {
     for (const v of Object.values(CONFIG_VARS)) assert.throws(() => parseConfig({ [v.name]: ' ' }), ConfigError, v.name);
   });

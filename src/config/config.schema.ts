@@ -488,12 +488,17 @@ type Specs = typeof CONFIG_VARS;
 /** The validated configuration. */
 export type WsproxyConfig = { readonly [K in keyof Specs]: ReturnType<Specs[K]['parse']> };
 
+/** Variables whose empty value is refused instead of read as unset. */
+const EMPTY_REFUSED: ReadonlySet<string> = new Set(['ALLOWED_ORIGINS']);
+
 /** Parses and validates the environment; throws `ConfigError` naming the first bad variable. */
 export function parseConfig(env: Env): WsproxyConfig {
   const out: Record<string, unknown> = {};
   for (const [key, s] of Object.entries(CONFIG_VARS) as [string, VarSpec<unknown>][]) {
     const raw = env[s.name];
-    out[key] = s.parse(raw === undefined ? s.default : raw, s.name);
+    // An empty value is unset (`MAX_CONNS_PER_IP=` from a template whose variable is unset): the default, as the
+    // README says, not a refusal. ALLOWED_ORIGINS keeps its own refusal of an empty list.
+    out[key] = s.parse(raw === undefined || (raw === '' && !EMPTY_REFUSED.has(s.name)) ? s.default : raw, s.name);
   }
   const cfg = out as WsproxyConfig;
   if (cfg.tunnelPortMin > cfg.tunnelPortMax) {
