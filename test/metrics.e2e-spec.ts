@@ -489,6 +489,39 @@ describe('METRICS_PORT', () => {
     }
   });
 
+  test('holds its listener to MAX_HEADER_BYTES (431) and HANDSHAKE_TIMEOUT_MS (408), as the main one', async () => {
+    const app = await startApp({ METRICS_PORT: '0', MAX_HEADER_BYTES: '2048', HANDSHAKE_TIMEOUT_MS: '1000' });
+    try {
+      const port = app.app.get(MetricsListener).port!;
+      const big = await rawRequest(port, 'GET /metrics HTTP/1.1', { headers: `X-Pad: ${'a'.repeat(4000)}\r\n` });
+      assert.equal(big.status, 431);
+      const startedAt = Date.now();
+      const { connect } = await import('node:net');
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => undefined);
+      let text = '';
+      s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+      const trickle = setInterval(() => s.writable && s.write('X-A: b\r\n'), 200);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error(`no 408 within 4 s (got ${JSON.stringify(text.slice(0, 40))})`)), 4000);
+          s.once('close', () => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      } finally {
+        clearInterval(trickle);
+        s.destroy();
+      }
+      assert.match(text, /^HTTP\/1\.1 408 /);
+      assert.ok(Date.now() - startedAt < 4000);
+    } finally {
+      await app.close();
+    }
+  });
+
   test('without METRICS_PORT there is no second listener', async () => {
     const app = await startApp();
     try {

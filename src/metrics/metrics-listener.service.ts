@@ -30,7 +30,16 @@ export class MetricsListener implements OnApplicationBootstrap, OnApplicationShu
 
   async onApplicationBootstrap(): Promise<void> {
     if (this.config.metricsPort === null) return;
-    const server = createServer((req, res) => {
+    const { handshakeTimeoutMs, maxHeaderBytes } = this.config;
+    // The bounds of the main listener (README: MAX_HEADER_BYTES, HANDSHAKE_TIMEOUT_MS), not Node's defaults
+    // (16 KiB heads, and a head deadline checked only every 30 s).
+    const bounds = {
+      maxHeaderSize: maxHeaderBytes,
+      headersTimeout: handshakeTimeoutMs,
+      requestTimeout: Math.max(30_000, handshakeTimeoutMs),
+      connectionsCheckingInterval: Math.min(1000, handshakeTimeoutMs),
+    };
+    const server = createServer(bounds, (req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
         res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
@@ -47,8 +56,6 @@ export class MetricsListener implements OnApplicationBootstrap, OnApplicationShu
         },
       );
     });
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 30_000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.config.metricsPort ?? 0, this.config.bindHost || undefined, () => {
