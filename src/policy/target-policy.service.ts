@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Refusal } from '../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+import { untilClientGone, type GoneSignal } from '../upgrade/client-gone.js';
 import { matches, type AllowedTarget } from './allowed-targets.js';
 import { BlocklistService } from './blocklist.service.js';
 import { parseHost } from './host.js';
@@ -47,16 +48,21 @@ export class TargetPolicyService {
   /**
    * Resolves and checks a target. Rejects with a `Refusal`: 400 malformed host
    * or port, 502 name resolution failed, 504 name resolution timed out, 403
-   * blocked or not allowed.
+   * blocked or not allowed. With `gone`, a client that leaves while a name
+   * is being looked up is refused at once (`clientWentAway`), so its limit
+   * slot is not held until the lookup settles (up to DNS_TIMEOUT_MS).
    */
-  async resolveTarget(host: string, port: number): Promise<ResolvedTarget> {
+  async resolveTarget(host: string, port: number, gone?: GoneSignal): Promise<ResolvedTarget> {
     const key = `${port}/${host}`;
     const known = this.literalDecisions.get(key);
     if (known) return outcome(known);
     const parsed = parseHost(host);
     if (parsed === null) throw new Refusal(400, 'invalid host', 'bad_request');
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Refusal(400, 'invalid port', 'bad_request');
-    if (parsed.kind === 'name') return outcome(this.check(await this.resolve(parsed.name), port));
+    if (parsed.kind === 'name') {
+      const lookup = this.resolve(parsed.name);
+      return outcome(this.check(await (gone ? untilClientGone(lookup, gone) : lookup), port));
+    }
     const decision = this.check([parsed.address], port);
     if (this.literalDecisions.size >= LITERAL_DECISIONS) this.literalDecisions.clear();
     this.literalDecisions.set(key, decision);

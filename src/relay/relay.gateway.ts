@@ -13,8 +13,6 @@ import { encodeControl, type ControlMode } from '../resume/wire.js';
 import { AdmissionService } from '../upgrade/admission.service.js';
 import { UpgradeRouter, admissionOf } from '../upgrade/upgrade-router.service.js';
 import type { Admitted, UpgradeContext, UpgradeRoute } from '../upgrade/upgrade-route.js';
-import type { GoneSignal } from '../upgrade/client-gone.js';
-import { Refusal } from '../common/refusal.js';
 import { DirectReader } from './direct-reader.js';
 import { parseRelayTarget } from './relay-params.js';
 import { RelayService, type RelaySetup } from './relay.service.js';
@@ -26,28 +24,6 @@ import { TcpDialer } from './tcp-dialer.js';
  */
 function destroyOnError(this: Socket): void {
   this.destroy();
-}
-
-/** `step`, or a 400 `client went away` refusal as soon as `signal` says the client has gone. */
-function untilClientGone<T>(step: Promise<T>, signal: GoneSignal): Promise<T> {
-  if (signal.aborted) {
-    step.catch(() => undefined);
-    return Promise.reject(new Refusal(400, 'client went away', 'bad_request'));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new Refusal(400, 'client went away', 'bad_request'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    step.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 interface AdmittedRelay extends Admitted {
@@ -97,9 +73,7 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
     const target = parseRelayTarget(ctx.query);
     const client = await this.admission.admitClient(ctx);
     try {
-      // The name lookup cannot be cancelled, but a client that leaves meanwhile gets its slot back now,
-      // as during the dial, not when the lookup settles (up to DNS_TIMEOUT_MS later).
-      const resolved = await untilClientGone(this.policy.resolveTarget(target.host, target.port), ctx.signal);
+      const resolved = await this.policy.resolveTarget(target.host, target.port, ctx.signal);
       const dialStart = performance.now();
       const kind = resume.kind === 'plain' ? 'plain' : this.resume.enabled ? 'resumable' : 'announced-plain';
       const reader = kind === 'resumable' && DirectReader.supported ? new DirectReader() : undefined;

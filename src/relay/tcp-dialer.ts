@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { Injectable } from '@nestjs/common';
 import { exhaustionRefusal } from '../common/local-exhaustion.js';
 import { Refusal } from '../common/refusal.js';
-import type { GoneSignal } from '../upgrade/client-gone.js';
+import { clientWentAway, type GoneSignal } from '../upgrade/client-gone.js';
 import type { DirectReader } from './direct-reader.js';
 
 /**
@@ -21,7 +21,7 @@ export class TcpDialer {
    * caller ends it once what the client still sends has been written.
    */
   dial(address: string, port: number, timeoutMs: number, signal: GoneSignal, reader?: DirectReader, halfOpen = false): Promise<Socket> {
-    if (signal.aborted) return Promise.reject(new Refusal(400, 'client went away', 'bad_request'));
+    if (signal.aborted) return Promise.reject(clientWentAway());
     return new Promise<Socket>((resolve, reject) => {
       const socket = connect({ host: address, port, noDelay: true, allowHalfOpen: halfOpen, ...(reader && { onread: reader.onread }) });
       // Paused before 'connect' returns, the socket never starts its first read.
@@ -44,7 +44,7 @@ export class TcpDialer {
           exhaustionRefusal(err.code, 'connecting to a target') ??
             new Refusal(502, err.code === 'ECONNREFUSED' ? 'target refused the connection' : 'target unreachable', 'dial'),
         );
-      const onAbort = (): void => finish(new Refusal(400, 'client went away', 'bad_request'));
+      const onAbort = (): void => finish(clientWentAway());
       const timer = setTimeout(() => finish(new Refusal(504, 'target connect timeout', 'dial')), timeoutMs);
       socket.once('connect', onConnect);
       socket.once('error', onError);

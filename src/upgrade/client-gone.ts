@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { Refusal } from '../common/refusal.js';
 
 /**
  * The part of `AbortSignal` that admission uses to notice a client that went
@@ -8,6 +9,37 @@ export interface GoneSignal {
   readonly aborted: boolean;
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
   removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** The refusal of an admission whose client left before it was done (400: nobody reads it). */
+export function clientWentAway(): Refusal {
+  return new Refusal(400, 'client went away', 'bad_request');
+}
+
+/**
+ * `step`, or a `clientWentAway` refusal as soon as `signal` says the client has
+ * gone: for an admission step that cannot be cancelled (a name lookup), so the
+ * limit slot is given back now, not when the step settles.
+ */
+export function untilClientGone<T>(step: Promise<T>, signal: GoneSignal): Promise<T> {
+  if (signal.aborted) {
+    step.catch(() => undefined);
+    return Promise.reject(clientWentAway());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(clientWentAway());
+    signal.addEventListener('abort', onAbort, { once: true });
+    step.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** How long a step of admission may wait before the client's socket is watched for a FIN. */
