@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import express from 'express';
-import { BoundedExpressAdapter } from './http-server.adapter.js';
+import { BoundedExpressAdapter, MAX_REQUESTS_PER_CONNECTION } from './http-server.adapter.js';
 import { within } from '../../test/support/within.js';
 
 const BODY_DEADLINE_MS = 400;
@@ -286,6 +286,24 @@ describe('BoundedExpressAdapter between keep-alive requests', () => {
     }
     assert.deepEqual(c.text().match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 417', 'HTTP/1.1 408'], c.text());
     assert.deepEqual(refused, ['head_timeout']);
+  });
+
+  it('closes the connection after the response to its last request, which says Connection: close (RFC 9112 §9.6)', async () => {
+    refused.length = 0;
+    const c = await converse(port);
+    c.s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(MAX_REQUESTS_PER_CONNECTION));
+    // Node says close on the last response but would keep the connection until its keep-alive timeout (5 s),
+    // answering further requests 503 itself, outside the next-request deadline.
+    try {
+      await within(c.closed, 4000, 'the close after the last response');
+    } finally {
+      c.s.destroy();
+    }
+    const heads = c.text().split(/(?=HTTP\/1\.1 \d{3} )/);
+    assert.equal(heads.length, MAX_REQUESTS_PER_CONNECTION);
+    assert.ok(heads.every((h) => h.startsWith('HTTP/1.1 200 ')));
+    assert.match(heads.at(-1)!, /\r\nConnection: close\r\n/i);
+    assert.deepEqual(refused, []);
   });
 
   it('serves a next request that starts late in the keep-alive timeout and takes most of the head timeout', async () => {

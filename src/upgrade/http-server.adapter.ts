@@ -115,8 +115,13 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       this.stopAwaitingNextRequest(req.socket);
       res.once('finish', () => this.awaitNextRequest(req.socket, res));
       // A client on a keep-alive connection reconnects for its next request, through the load
-      // balancer to a replica that is not going away.
-      if (this.draining()) res.shouldKeepAlive = false;
+      // balancer to a replica that is not going away. The connection's last request (Node marks it
+      // `maxRequestsOnConnectionReached`) ends it too: Node writes `Connection: close` on that response but
+      // keeps the connection open (RFC 9112 §9.6: the sender of "close" closes), answering what follows 503
+      // itself, with no 'request' event, so no next-request deadline follows those.
+      if (this.draining() || (res as ServerResponse & { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached) {
+        res.shouldKeepAlive = false;
+      }
     };
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       track(req, res);
@@ -173,7 +178,8 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       this.connections.add(socket);
       socket.once('close', this.forgetConnection);
     });
-    // Bounds the work one connection's pipelined burst makes: past it, Node answers 503 without a route and closes.
+    // Bounds the work one connection's pipelined burst makes: the last request's response closes the connection
+    // (see track); a request pipelined past it is never answered.
     server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION;
     // Node answers requests its parser refuses with an empty 400/431/408; these say why.
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
