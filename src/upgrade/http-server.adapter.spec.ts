@@ -113,6 +113,20 @@ describe('BoundedExpressAdapter', () => {
     assert.match(c.text(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nanswered$/);
   });
 
+  it('drops the connection when the body of a request answered 417 (an unknown expectation) keeps trickling', async () => {
+    refused.length = 0;
+    const c = await open(port);
+    c.s.write('POST /reads HTTP/1.1\r\nHost: x\r\nExpect: x\r\nContent-Length: 100000\r\n\r\nx');
+    const trickle = setInterval(() => c.s.write('x'), 50);
+    try {
+      await c.closed;
+    } finally {
+      clearInterval(trickle);
+    }
+    assert.match(c.text(), /^HTTP\/1\.1 417 Expectation Failed\r\n[\s\S]*\r\n\r\nexpectation not supported\n$/);
+    assert.deepEqual(refused, []);
+  });
+
   it('leaves a body that arrived whole alone: the connection goes on to its next request', async () => {
     const c = await open(port);
     c.s.write('POST /reads HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd');

@@ -165,8 +165,11 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     // 'request' event: the deadline armed after the response before it would fire into this request's
     // body, and none would follow its 417 (empty lines could then hold the connection forever). The
     // 417 is the same (RFC 9110 §10.1.1), with a reason.
+    // Its body is read and dropped with the connection kept, as after an early answer from a route behind
+    // Express: it gets the same whole-body deadline, or a trickle would hold the connection forever.
     server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
       track(req, res);
+      boundBody(req, res, this.bounds.bodyDeadlineMs ?? BODY_DEADLINE_MS);
       answerPlain(res, 417, 'expectation not supported');
     });
     // A request that takes the connection over (a WebSocket upgrade, CONNECT) is the next request too: the
