@@ -302,6 +302,26 @@ describe('BoundedExpressAdapter between keep-alive requests', () => {
     assert.deepEqual(refused, ['head_timeout']);
   });
 
+  it('counts one refusal for a next request whose head times out: the next-request deadline does not fire into its 408', async () => {
+    refused.length = 0;
+    // A client that does not close its side after the server's (a slowloris tool): the 408's socket lingers 5 s.
+    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    s.on('error', () => undefined);
+    await once(s, 'connect');
+    let text = '';
+    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    s.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
+    await received({ text: () => text }, 'ok');
+    // Within the keep-alive timeout, a head that never completes: Node's head timer answers it 408 about 2 s later.
+    await new Promise((r) => setTimeout(r, 4000));
+    s.write('GET /ok HTTP/1.1\r\nHost: x\r\n');
+    // Past the deadline armed after the first response (keep-alive 5 s + head timeout 1 s + two checks).
+    await new Promise((r) => setTimeout(r, 5500));
+    s.destroy();
+    assert.deepEqual(text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 408'], text);
+    assert.deepEqual(refused, ['head_timeout']);
+  });
+
   it('closes the connection after the response to its last request, which says Connection: close (RFC 9112 §9.6)', async () => {
     refused.length = 0;
     const c = await converse(port);

@@ -253,6 +253,9 @@ export class BoundedExpressAdapter extends ExpressAdapter {
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     if (!socket.listeners('error').includes(ignoreError)) socket.on('error', ignoreError);
+    // The next request came (refused below, or the connection failed): a deadline armed after the response
+    // before it would count a second refusal into a connection that has its answer, or is gone.
+    this.stopAwaitingNextRequest(socket);
     // Bytes after a request that asked to close (RFC 9112 §9.6): its response still goes out, then Node
     // closes the connection; the bytes are ignored (the parser reports each further read the same way).
     if (err.code === 'HPE_CLOSED_CONNECTION') {
