@@ -78,6 +78,13 @@ describe('BoundedExpressAdapter', () => {
     });
     const adapter = new BoundedExpressAdapter(app, { headersTimeoutMs: 5000, maxHeaderBytes: 16384, bodyDeadlineMs: BODY_DEADLINE_MS });
     adapter.setRefusalListener((r) => void refused.push(r));
+    // A front handler (the tunnel router) answering a host of its own at once, its body unread (an unknown tunnel).
+    adapter.setFrontHandler((req, res) => {
+      if (req.headers.host !== 'front.test') return false;
+      res.setHeader('content-length', 10);
+      res.end('not found\n');
+      return true;
+    });
     adapter.initHttpServer();
     server = adapter.getHttpServer() as Server;
     server.listen(0, '127.0.0.1');
@@ -125,6 +132,18 @@ describe('BoundedExpressAdapter', () => {
     }
     assert.match(c.text(), /^HTTP\/1\.1 417 Expectation Failed\r\n[\s\S]*\r\n\r\nexpectation not supported\n$/);
     assert.deepEqual(refused, []);
+  });
+
+  it('drops the connection when the body of a request a front handler answered at once keeps trickling', async () => {
+    const c = await open(port);
+    c.s.write('POST / HTTP/1.1\r\nHost: front.test\r\nContent-Length: 100000\r\n\r\nx');
+    const trickle = setInterval(() => c.s.write('x'), 50);
+    try {
+      await c.closed;
+    } finally {
+      clearInterval(trickle);
+    }
+    assert.match(c.text(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nnot found\n$/);
   });
 
   it('leaves a body that arrived whole alone: the connection goes on to its next request', async () => {

@@ -30,12 +30,16 @@ const BODY_DEADLINE_MS = 60_000;
 /** Node's keep-alive timeout: how long a connection may wait, silent, for its next request. */
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
+/** Requests whose body has its whole-body deadline (`boundBody`), so that none gets two. */
+const boundedBodies = new WeakSet<IncomingMessage>();
+
 /**
  * The whole-body deadline: 408 on the connection if the route answered nothing yet (written like the
  * listener's own refusals, so the route's response object is left alone), else the connection is dropped.
  */
 function boundBody(req: IncomingMessage, res: ServerResponse, ms: number): void {
-  if (declaresNoBody(req)) return;
+  if (declaresNoBody(req) || boundedBodies.has(req)) return;
+  boundedBodies.add(req);
   const timer = setTimeout(() => {
     if (res.headersSent) req.socket.destroy();
     else writeHttpRefusal(req.socket, 408, BODY_TIMEOUT_REASON);
@@ -232,7 +236,13 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     if (!res.shouldKeepAlive || socket.destroyed || responseInFlight(socket) !== null) return;
     // An early answer, its request body still arriving (read and dropped, the connection kept): the gap
     // before the next request starts once that body is in (a stalled one meets Node's keep-alive timeout).
-    if (!res.req.complete) return void res.req.once('end', () => this.awaitNextRequest(socket, res));
+    if (!res.req.complete) {
+      // Dropped by Node because nobody reads it (a front handler's early answer: an unknown tunnel's 404), the
+      // body gets the whole-body deadline a route behind Express gives it, or a trickle would hold the
+      // connection forever. A body a handler still reads (a tunnel streaming it on) is that handler's.
+      if ((res.req as IncomingMessage & { _dumped?: boolean })._dumped) boundBody(res.req, res, this.bounds.bodyDeadlineMs ?? BODY_DEADLINE_MS);
+      return void res.req.once('end', () => this.awaitNextRequest(socket, res));
+    }
     const previous = this.nextRequestDeadlines.get(socket);
     if (previous !== undefined) clearTimeout(previous);
     const checkEveryMs = Math.min(1000, this.bounds.headersTimeoutMs);
