@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
+import type { V2ClientStream } from '../src/tunnel/v2/client-session.js';
 import { MAX_REQUEST_HEADER_FIELDS } from '../src/upgrade/request-target.js';
 import { V2_INITIAL_WINDOW } from '../src/tunnel/protocol/v2.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
@@ -611,6 +612,36 @@ describe("a requester's WebSocket paused for a stream without credit", () => {
       await app.close();
       for (const c of origin.clients) c.terminate();
       await new Promise<void>((resolve) => origin.close(() => resolve()));
+    }
+  });
+
+  it("reads on to the close handshake when the app closes first: the requester is let go at once, not at the close timeout", async () => {
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: '127.0.0.1:9', protocol: 2 });
+    // The app accepts, then takes nothing more (no credit): the proxy stops reading the requester.
+    let appStream: V2ClientStream | null = null;
+    (client as unknown as { v2: { services: { websocket: (stream: V2ClientStream) => void } } }).v2.services.websocket = (stream) => {
+      appStream = stream;
+      stream.onmessage = () => undefined;
+      stream.respond(101, []);
+      stream.pause();
+    };
+    try {
+      const host = new URL(client.tunnelUrl).host;
+      const ws = await openWs(`ws://127.0.0.1:${app.port}/`, { headers: { host } });
+      const chunk = randomPayload(64 * 1024);
+      for (let i = 0; i < 512; i++) ws.send(chunk);
+      await waitFor(() => ws.bufferedAmount > 0, 5000, 'the proxy stops reading the requester');
+      await new Promise((r) => setTimeout(r, 500));
+      const done = closed(ws);
+      // The app closes its WebSocket: the stream stays open until the requester answers.
+      appStream!.close(1000, 'app done');
+      const { code, reason } = await within(done, 5000, 'the requester let go');
+      assert.equal(code, 1000);
+      assert.equal(reason, 'app done');
+    } finally {
+      await client.close();
+      await app.close();
     }
   });
 });

@@ -143,6 +143,8 @@ class RequesterWebSocket implements WebSocketSink {
   private readonly afterFlush = (): void => this.checkDrained();
   /** Whether the message being sent is text (null between messages), and the check of its UTF-8. */
   private messageIsText: boolean | null = null;
+  /** `close()` was called: the requester's messages are dropped until its close answer. */
+  private closing = false;
   private readonly text = new Utf8Stream();
 
   constructor(
@@ -183,6 +185,8 @@ class RequesterWebSocket implements WebSocketSink {
         // process until ws's 30 s close timeout, past the shutdown deadline.
         ws.once('close', this.drain.track({ shutdown: (code, reason) => this.close(code, reason), terminate: () => ws.terminate() }));
         ws.on('message', (data: Buffer, isBinary: boolean) => {
+          // Read on after close() only to reach the requester's answer: dropped, not paused for again.
+          if (this.closing) return;
           if (!stream.message(data, isBinary)) ws.pause();
         });
         stream.onWritable(() => ws.resume());
@@ -245,7 +249,10 @@ class RequesterWebSocket implements WebSocketSink {
     }
     // Paused while the stream had no credit, the WebSocket would never read the requester's answer to this
     // close (it waits behind the upload nobody takes any more): its connection and per-IP slot would last
-    // until ws's close timeout. Read on; what comes is dropped (the stream takes no more).
+    // until ws's close timeout. Read on; what comes is dropped. The stream may still be open (the app closed
+    // first, the requester's answer is awaited) and its wire without credit: forwarding what comes would
+    // pause the WebSocket again, behind the same upload.
+    this.closing = true;
     if (ws.isPaused) ws.resume();
     if (isSendableCloseCode(code)) ws.close(code, sendableCloseReason(reason));
     else if (code === 1005) ws.close();
