@@ -211,6 +211,25 @@ describe('relay lifetime (MAX_CONNECTION_S)', () => {
     }
   });
 
+  it('lets a client paused for a target that never reads go at its maximum age at once, not at the close timeout', async () => {
+    const app = await startApp({ MAX_CONNECTION_S: '2' });
+    const stalled = await stalledTarget();
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${stalled.port}`);
+      const chunk = randomPayload(64 * 1024);
+      // The proxy stops reading the client: its answer to the 4408 would wait behind this upload.
+      for (let i = 0; i < 512; i++) ws.send(chunk);
+      const done = closed(ws);
+      await waitFor(() => ws.readyState === WebSocket.CLOSING, 5000, 'the 4408 close frame');
+      // (Its slot waits for the target, which gets what was written and a FIN, as after any clean close.)
+      const { code } = await within(done, 5000, 'the client let go');
+      assert.equal(code, 4408);
+    } finally {
+      await app.close();
+      await stalled.close();
+    }
+  });
+
   it('keeps relaying under a year-long maximum age (longer than one setTimeout can wait)', async () => {
     const app = await startApp({ MAX_CONNECTION_S: '31536000' });
     const echo = await echoTarget();

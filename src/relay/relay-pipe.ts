@@ -72,6 +72,8 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
   let wsClosed = false;
   let targetClosed = false;
   let pausedWs = false;
+  /** The server's close frame is out (`close`): the client is read on to its answer. */
+  let closing = false;
   let reported = false;
   /** Target bytes written to the client's connection: not those still in the WebSocket's send buffer. */
   let bytesDown = 0;
@@ -114,6 +116,8 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
 
   ws.on('message', (data: Buffer) => {
     if (target.destroyed) return;
+    // Read on after the server's close to reach the client's answer: what the target cannot take now is dropped.
+    if (closing) return void (target.writableNeedDrain || target.write(data));
     if (!target.write(data) && !pausedWs) {
       pausedWs = true;
       ws.pause();
@@ -180,6 +184,14 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
         target.pause();
         while (target.readableLength > 0 && target.read() !== null);
         ws.close(code, reason);
+        // Paused for a target that is not taking the client's bytes, the WebSocket would not read the client's
+        // answer to this close (it waits behind the upload): the client's WebSocket would last until ws's close
+        // timeout (30 s). As for a target that is gone, read on.
+        closing = true;
+        if (pausedWs) {
+          pausedWs = false;
+          ws.resume();
+        }
       } else if (ws.readyState === WebSocket.CONNECTING) {
         ws.close(code, reason);
       } else {
