@@ -86,7 +86,8 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
           return s;
         },
         (err: unknown) => {
-          this.events.emit('dial', { seconds: (performance.now() - dialStart) / 1000, ok: false });
+          // A client that left cut the dial short: that is not how the dial went.
+          if (!ctx.signal.aborted) this.events.emit('dial', { seconds: (performance.now() - dialStart) / 1000, ok: false });
           throw err;
         },
       );
