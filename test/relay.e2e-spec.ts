@@ -230,6 +230,45 @@ describe('relay lifetime (MAX_CONNECTION_S)', () => {
     }
   });
 
+  it('at its maximum age, a client paused for a congested target gets a prefix of its upload to the target, never one with a hole', async () => {
+    const app = await startApp({ MAX_CONNECTION_S: '2' });
+    const MSG = 16 * 1024;
+    const parts: Buffer[] = [];
+    let reader: import('node:net').Socket | null = null;
+    let targetClosed!: () => void;
+    const targetDone = new Promise<void>((r) => (targetClosed = r));
+    const target = await startTarget((s) => {
+      reader = s;
+      s.pause(); // congested until the 4408 is out
+      s.on('data', (c: Buffer) => parts.push(c));
+      s.on('end', () => s.end());
+      s.on('close', () => targetClosed());
+    });
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}`);
+      // Numbered messages, far more than the target's socket takes: most wait in the client's send buffer.
+      for (let i = 0; i < 4096; i++) {
+        const b = Buffer.alloc(MSG);
+        for (let o = 0; o < MSG; o += 4) b.writeUInt32BE(i, o);
+        ws.send(b);
+      }
+      const done = closed(ws);
+      await waitFor(() => ws.readyState === WebSocket.CLOSING, 5000, 'the 4408 close frame');
+      // The target reads again while the proxy reads on towards the client's answer.
+      reader!.resume();
+      assert.equal((await within(done, 10_000, 'the client let go')).code, 4408);
+      await within(targetDone, 10_000, 'the target closed');
+      const all = Buffer.concat(parts);
+      assert.equal(all.length % MSG, 0);
+      for (let m = 0; m < all.length / MSG; m++) {
+        assert.equal(all.readUInt32BE(m * MSG), m, `message ${m} of the ${all.length / MSG} the target got`);
+      }
+    } finally {
+      await app.close();
+      await target.close();
+    }
+  });
+
   it('keeps relaying under a year-long maximum age (longer than one setTimeout can wait)', async () => {
     const app = await startApp({ MAX_CONNECTION_S: '31536000' });
     const echo = await echoTarget();

@@ -74,6 +74,8 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
   let pausedWs = false;
   /** The server's close frame is out (`close`): the client is read on to its answer. */
   let closing = false;
+  /** While closing, a client message was dropped (the target was not taking it): every later one is too. */
+  let dropping = false;
   let reported = false;
   /** Target bytes written to the client's connection: not those still in the WebSocket's send buffer. */
   let bytesDown = 0;
@@ -116,8 +118,13 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
 
   ws.on('message', (data: Buffer) => {
     if (target.destroyed) return;
-    // Read on after the server's close to reach the client's answer: what the target cannot take now is dropped.
-    if (closing) return void (target.writableNeedDrain || target.write(data));
+    // Read on after the server's close to reach the client's answer: what the target cannot take now is dropped,
+    // and so is everything after it (the target gets a prefix of the upload, never one with a hole in it).
+    if (closing) {
+      if (dropping || (dropping = target.writableNeedDrain)) return;
+      target.write(data);
+      return;
+    }
     if (!target.write(data) && !pausedWs) {
       pausedWs = true;
       ws.pause();
