@@ -937,6 +937,24 @@ describe('resumption disabled (RESUME_WINDOW_S=0)', () => {
     relay.close();
     assert.equal((await ended).code, 1000);
   });
+
+  it('ResumableRelay sends what was queued before the announcement in messages the proxy accepts (below MAX_MESSAGE_BYTES)', async () => {
+    const relay = new ResumableRelay({ url: `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`, WebSocket });
+    let received = 0;
+    relay.on('data', (d) => (received += d.length));
+    let closedWith: { code: number } | null = null;
+    relay.on('close', (c) => (closedWith = c));
+    // One send, split by the client into 1 MiB messages, all kept until the session frame comes.
+    const payload = randomBytes(6 * MiB);
+    relay.send(payload);
+    await relay.opened;
+    await waitFor(() => received === payload.length || closedWith !== null, 'the echo');
+    assert.equal(closedWith, null);
+    assert.equal(received, payload.length);
+    const ended = new Promise<{ code: number }>((r) => relay.on('close', r));
+    relay.close();
+    assert.equal((await ended).code, 1000);
+  });
 });
 
 describe('ResumableRelay over a plain fallback (RESUME_WINDOW_S=0): flow control', () => {

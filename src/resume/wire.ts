@@ -137,6 +137,14 @@ export class ReplayBuffer {
   private startPos = 0;
   private endPos = 0;
 
+  /**
+   * @param maxChunkBytes Largest chunk an extension may make: a holder that sends each chunk as one message
+   * (the client's replay, its plain fallback) caps it at its message size, or a `send` it split into
+   * messages of that size (contiguous views of one buffer) would be merged back into one message too big
+   * for the proxy's MAX_MESSAGE_BYTES.
+   */
+  constructor(private readonly maxChunkBytes = Infinity) {}
+
   /** Position of the oldest byte held (everything before it was acked). */
   get start(): number {
     return this.startPos;
@@ -161,7 +169,12 @@ export class ReplayBuffer {
     if (chunk.length === 0) return;
     this.endPos += chunk.length;
     const last = this.chunks.length > this.head ? this.chunks[this.chunks.length - 1]! : null;
-    if (last !== null && last.buffer === chunk.buffer && last.byteOffset + last.byteLength === chunk.byteOffset) {
+    if (
+      last !== null &&
+      last.buffer === chunk.buffer &&
+      last.byteOffset + last.byteLength === chunk.byteOffset &&
+      last.byteLength + chunk.byteLength <= this.maxChunkBytes
+    ) {
       // The same bytes, one view: a plain Uint8Array (consumers take any view; no Node Buffer here).
       this.chunks[this.chunks.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + chunk.byteLength);
       return;

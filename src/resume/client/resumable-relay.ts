@@ -151,7 +151,8 @@ export class ResumableRelay {
   private readonly options: Required<Pick<ResumableRelayOptions, 'control' | 'highWaterMark' | 'initialBackoffMs' | 'maxBackoffMs' | 'attachTimeoutMs'>> &
     ResumableRelayOptions;
   private readonly listeners: { [K in keyof ResumableRelayEvents]?: Set<Listener<K>> } = {};
-  private readonly out = new ReplayBuffer();
+  /** Chunks of at most MAX_MESSAGE: each is sent as one message on a plain fallback or to a proxy that announces no limit. */
+  private readonly out = new ReplayBuffer(MAX_MESSAGE);
   private readonly acks: AckScheduler;
   private stateValue: RelayState = 'connecting';
   private ws: WebSocketLike | null = null;
