@@ -1102,3 +1102,24 @@ describe('a resumable session whose target closes while the proxy has stopped re
     }
   });
 });
+
+describe('a resumable relay at its maximum age', () => {
+  it('lets a client paused for a congested target (past its window) go at once, not at the close timeout', async () => {
+    const app = await startApp({ MAX_CONNECTION_S: '2' });
+    const stalled = await startTarget((s) => s.pause());
+    try {
+      const { client } = await RawResumeClient.open(`${app.wsUrl}/relay?host=127.0.0.1&port=${stalled.port}&resume=1`);
+      const ws = client.ws;
+      // Past UNACKED_UPLOAD_MAX: the proxy pauses the socket, and the client's answer to the 4408 waits behind this.
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      for (let i = 0; i < (4 * UNACKED_UPLOAD_MAX) / chunk.length; i++) ws.send(chunk);
+      const done = closed(ws);
+      await waitFor(() => ws.readyState === WebSocket.CLOSING, 'the 4408 close frame');
+      const { code } = await within(done, 5000, 'the client let go');
+      assert.equal(code, 4408);
+    } finally {
+      await app.close();
+      await stalled.close();
+    }
+  });
+});

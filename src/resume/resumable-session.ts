@@ -106,6 +106,8 @@ export class ResumableSession {
   /** Client bytes copied while the target is congested, not yet written to it (see UPLOAD_BLOCK_BYTES). */
   private uploadBlock: Buffer | null = null;
   private uploadUsed = 0;
+  /** After the end was decided, a client message was dropped (UNACKED_UPLOAD_MAX already queued): every later one is too. */
+  private droppingUpload = false;
   /** How the target ended (FIN or error): delivered to the client before the final close. */
   private targetDone: { readonly code: number; readonly reason: string } | null = null;
   /**
@@ -246,6 +248,13 @@ export class ResumableSession {
     if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) {
       // The target is ended from the socket's close event, after what the client sent.
       ws.close(code, reason);
+      // Paused for a congested target (a client past its window), the socket would not read the client's
+      // answer to this close (it waits behind the upload): the client would last until ws's close timeout
+      // (30 s). Read on; past that bound, what comes is dropped (see onMessage).
+      if (this.wsPaused) {
+        this.wsPaused = false;
+        ws.resume();
+      }
     } else {
       this.release();
       this.setup.socket.destroy();
@@ -422,6 +431,10 @@ export class ResumableSession {
     }
     const target = this.setup.socket;
     if (target.destroyed || payload.length === 0) return;
+    // Read on after the end was decided (shutdown's close frame) to reach the client's answer, never paused
+    // again: past what a paused client would have had queued, the rest is dropped, all of it (the target gets
+    // a prefix of the upload, never one with a hole).
+    if (this.end !== null && (this.droppingUpload || (this.droppingUpload = target.writableLength + this.uploadUsed > UNACKED_UPLOAD_MAX))) return;
     this.acks.add(payload.length);
     if (this.uploadBlock === null && !target.writableNeedDrain) {
       if (!target.write(payload)) this.targetCongested(ws);
@@ -461,7 +474,7 @@ export class ResumableSession {
    */
   private targetCongested(ws: WebSocket): void {
     this.acks.hold();
-    if (!this.wsPaused && this.setup.socket.writableLength + this.uploadUsed > UNACKED_UPLOAD_MAX) {
+    if (!this.wsPaused && this.end === null && this.setup.socket.writableLength + this.uploadUsed > UNACKED_UPLOAD_MAX) {
       this.wsPaused = true;
       ws.pause();
     }
