@@ -268,6 +268,21 @@ describe('the built service as a process', () => {
     }
   });
 
+  it('names BIND_HOST and METRICS_PORT when the metrics listener cannot listen there, and exits 1 without a stack trace', async () => {
+    const { createServer } = await import('node:net');
+    const taken = createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => taken.once('listening', resolve));
+    const busy = (taken.address() as import('node:net').AddressInfo).port;
+    try {
+      const r = spawnSync(process.execPath, [MAIN_JS], { env: { PATH: process.env.PATH ?? '', PORT: '0', METRICS_PORT: String(busy), BIND_HOST: '127.0.0.1' }, encoding: 'utf8', timeout: 20000 });
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, new RegExp(`^wsproxy failed to start: cannot listen on BIND_HOST=127\\.0\\.0\\.1 METRICS_PORT=${busy}: listen EADDRINUSE`, 'm'));
+      assert.ok(!(r.stderr + r.stdout).includes('    at '), 'no stack trace');
+    } finally {
+      taken.close();
+    }
+  });
+
   for (const [env, pattern] of badConfigs) {
     it(`refuses to start on ${Object.keys(env).join(', ')} with one line and exit 1`, () => {
       const r = spawnSync(process.execPath, [MAIN_JS], { env: { PATH: process.env.PATH ?? '', PORT: '0', ...env }, encoding: 'utf8', timeout: 20000 });

@@ -57,9 +57,11 @@ export class MetricsListener implements OnApplicationBootstrap, OnApplicationShu
       );
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (err: Error): void =>
+        reject(new Error(`cannot listen on BIND_HOST=${this.config.bindHost || '(all interfaces)'} METRICS_PORT=${this.config.metricsPort}: ${err.message}`));
+      server.once('error', failed);
       server.listen(this.config.metricsPort ?? 0, this.config.bindHost || undefined, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         resolve();
       });
     });
