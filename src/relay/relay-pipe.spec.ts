@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { socketPair } from '../../test/support/socket-pair.js';
 import { within } from '../../test/support/within.js';
-import { TARGET_END_TIMEOUT_MS, pipeRelay, type PipeEnd, type RelayPipe } from './relay-pipe.js';
+import { TARGET_END_TIMEOUT_MS, WS_SEND_HIGH_FRAMES, WS_SEND_HIGH_WATER, pipeRelay, type PipeEnd, type RelayPipe } from './relay-pipe.js';
 
 /** A WebSocket connection over loopback: `ws` the server side (what the relay gets), `client` the other. */
 async function wsPair(): Promise<{ ws: WebSocket; client: WebSocket; close(): void }> {
@@ -181,6 +181,47 @@ describe('pipeRelay', () => {
       // At most the block being written as the reset lands goes out after that measure; what waited is lost, not counted.
       assert.ok(bytesDown <= wireOut + 64 * 1024, `bytes down ${bytesDown}, ${wireOut} bytes written before the reset`);
     } finally {
+      close();
+    }
+  });
+
+  it('stops reading a target that sends 1-byte segments once WS_SEND_HIGH_FRAMES frames wait for a client that does not read, long before their bytes reach WS_SEND_HIGH_WATER', async () => {
+    const { client: proxySide, peer: target, close } = await socketPair();
+    const pair = await wsPair();
+    target.on('error', () => undefined);
+    target.setNoDelay(true);
+    const socket = (pair.ws as unknown as { _socket: Socket })._socket;
+    // A client that never reads, its connection full: nothing handed to the socket leaves the proxy.
+    socket.cork();
+    pipeRelay(pair.ws, proxySide, () => undefined);
+    try {
+      // 1-byte segments, one per turn of the event loop, so the relay reads (and frames) them one by one.
+      const limit = 4 * WS_SEND_HIGH_FRAMES + 10_000;
+      let sent = 0;
+      await new Promise<void>((resolve) => {
+        const tick = (): void => {
+          if (proxySide.isPaused() || sent >= limit) return resolve();
+          target.write(Buffer.of(sent++ & 0xff));
+          setImmediate(tick);
+        };
+        tick();
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      const frames = (socket as unknown as { _writableState: { getBuffer(): unknown[] } })._writableState.getBuffer().length / 2;
+      assert.ok(proxySide.isPaused(), `the target is still read with ${frames} frames (${pair.ws.bufferedAmount} bytes) queued for the client`);
+      assert.ok(frames <= WS_SEND_HIGH_FRAMES + 1, `${frames} frames queued for the client`);
+      assert.ok(pair.ws.bufferedAmount < WS_SEND_HIGH_WATER / 8, `${pair.ws.bufferedAmount} bytes queued`);
+      // The client reads again: every byte arrives, in order, and the target is read on.
+      let received = 0;
+      let inOrder = true;
+      pair.client.on('message', (data: Buffer) => {
+        for (const b of data) if (b !== (received++ & 0xff)) inOrder = false;
+      });
+      socket.uncork();
+      await until(() => received === sent && !proxySide.isPaused(), 10_000, 'every byte delivered and the target read again');
+      assert.ok(inOrder, 'bytes in order');
+    } finally {
+      pair.close();
       close();
     }
   });

@@ -13,6 +13,17 @@ import type { RelayClosedEvent } from '../common/events.js';
  */
 export const WS_SEND_HIGH_WATER = 256 * 1024;
 
+/**
+ * Most frames the proxy lets wait in a WebSocket's send buffer before it stops
+ * reading the target, whatever their size. A queued frame costs a few hundred
+ * bytes of heap (its write requests, header, buffer and callback) while
+ * `bufferedAmount` counts its payload and header only: a target sending 1-byte
+ * segments to a client that stops reading would pile up ~87 000 frames (tens
+ * of MiB) before WS_SEND_HIGH_WATER is reached. Bulk traffic queues a few large
+ * frames and never gets near this.
+ */
+export const WS_SEND_HIGH_FRAMES = 1024;
+
 /** How long a target has to close after the client's clean close before it is destroyed. */
 export const TARGET_END_TIMEOUT_MS = 30_000;
 
@@ -58,7 +69,8 @@ export interface RelayPipe {
  * - client → target: a `write` that returns false pauses the WebSocket until the
  *   target socket drains;
  * - target → client: when the WebSocket's buffer would pass WS_SEND_HIGH_WATER,
- *   the target is paused and resumed from the send callback of that frame.
+ *   or hold WS_SEND_HIGH_FRAMES frames (tiny reads), the target is paused and
+ *   resumed from the send callback of that frame.
  * Closing loses nothing: a target FIN flushes every queued frame before the
  * close frame (1000); a client close frame ends the target after its pending
  * writes (TCP FIN). With a half-open target (`allowHalfOpen`, as the gateway
@@ -108,7 +120,7 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
   target.on('data', (chunk: Buffer) => {
     if (ws.readyState !== WebSocket.OPEN) return;
     unwritten.push(chunk.length);
-    if (ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER) {
+    if (ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER || unwritten.length >= WS_SEND_HIGH_FRAMES) {
       target.pause();
       ws.send(chunk, BINARY, writtenThenResume);
     } else {
