@@ -159,6 +159,31 @@ describe('FrameSender, on a real WebSocket pair', () => {
     assert.equal(frames.ready, true);
   });
 
+  it('is not ready once a few thousand tiny frames wait, long before their bytes reach the mark, and drains once they are written', async () => {
+    await pair();
+    let received = 0;
+    receiver.on('message', (data: Buffer) => (received += data.length));
+    // A peer whose connection takes nothing: every frame sent stays in the sender's socket.
+    const socket = (sender as unknown as { _socket: import('node:net').Socket })._socket;
+    socket.cork();
+    let drained = 0;
+    const frames = new FrameSender(sender, 1024 * 1024, () => drained++);
+    let sent = 0;
+    while (frames.ready && sent < 200_000) {
+      frames.send(Buffer.of(sent & 0xff));
+      sent++;
+    }
+    assert.equal(frames.ready, false, `${sent} one-byte frames (${sender.bufferedAmount} bytes) queued and still ready`);
+    assert.ok(sent <= 4096 + 256, `${sent} frames queued before it stopped`);
+    assert.ok(sender.bufferedAmount < 64 * 1024);
+    socket.uncork();
+    const deadline = Date.now() + 10_000;
+    while ((drained === 0 || received < sent) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(received, sent, 'every frame arrived');
+    assert.equal(drained, 1, 'one drain');
+    assert.equal(frames.ready, true);
+  });
+
   it('is not ready past the mark, and reports the drain once the peer reads everything sent meanwhile', async () => {
     await pair();
     let received = 0;
