@@ -36,6 +36,11 @@ export class TcpStream {
   start(): void {
     const { socket, wire, id } = this;
     socket.setNoDelay(true);
+    // Paused, a socket stops reading at the next read instead of buffering reads until 16 KiB wait (16 384
+    // Buffers, ~2.5 MiB of heap, for a requester sending 1-byte segments). Flowing, each read is emitted as it
+    // comes whatever the mark. Accepted sockets take no readableHighWaterMark (a server's highWaterMark sets
+    // the writable one too), so it is set on the readable state, a plain field in Node 20 to 24.
+    (socket as unknown as { _readableState: { highWaterMark: number } })._readableState.highWaterMark = 0;
     wire.open(id, { kind: 'tcp' });
     socket.on('data', (chunk: Buffer) => {
       if (this.done) return;
