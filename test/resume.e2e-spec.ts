@@ -11,6 +11,7 @@ import { WebSocket } from 'ws';
 import { WsproxyEvents, type RelayClosedEvent } from '../src/common/events.js';
 import { LimitsService } from '../src/limits/limits.service.js';
 import { DIRECT_READ_BYTES } from '../src/relay/direct-reader.js';
+import { WS_SEND_HIGH_FRAMES, WS_SEND_HIGH_WATER } from '../src/relay/relay-pipe.js';
 import { ResumableRelay } from '../src/resume/client/resumable-relay.js';
 import { ResumeService } from '../src/resume/resume.service.js';
 import { UNACKED_UPLOAD_MAX, type ResumableSession } from '../src/resume/resumable-session.js';
@@ -1120,6 +1121,51 @@ describe('a resumable relay at its maximum age', () => {
     } finally {
       await app.close();
       await stalled.close();
+    }
+  });
+});
+
+describe('a resumable session whose client stops reading while its target sends 1-byte segments', () => {
+  it('stops reading the target once WS_SEND_HIGH_FRAMES frames wait for the client, long before their bytes reach WS_SEND_HIGH_WATER, and delivers every byte once the client reads', async () => {
+    const app = await startApp();
+    let stop = false;
+    let sent = 0;
+    const target = await startTarget((s) => {
+      s.setNoDelay(true);
+      const tick = (): void => {
+        if (stop || s.destroyed) return;
+        s.write(Buffer.of(sent++ & 0xff));
+        setImmediate(tick);
+      };
+      tick();
+    });
+    try {
+      let received = 0;
+      let inOrder = true;
+      const ws = await openListening(`${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}&resume=1`, (data, isBinary) => {
+        if (!isBinary) return;
+        for (const b of data) if (b !== (received++ & 0xff)) inOrder = false;
+      });
+      await waitFor(() => sessionsOf(app).length === 1 && received > 0, 'the first bytes');
+      const session = onlySession(app) as unknown as { ws: WebSocket; frameEnds: { length: number }; setup: { socket: Socket } };
+      // The client's connection takes nothing more: every frame the session sends stays in the proxy.
+      const proxySide = (session.ws as unknown as { _socket: Socket })._socket;
+      proxySide.cork();
+      const from = sent;
+      await waitFor(() => session.setup.socket.isPaused() || sent - from > 4 * WS_SEND_HIGH_FRAMES + 10_000, 'the target paused, or sent enough to show it is not', 30_000);
+      assert.ok(session.setup.socket.isPaused(), `the target is still read with ${session.frameEnds.length} frames (${session.ws.bufferedAmount} bytes) queued for the client`);
+      assert.ok(session.frameEnds.length <= WS_SEND_HIGH_FRAMES + 1, `${session.frameEnds.length} frames queued`);
+      assert.ok(session.ws.bufferedAmount < WS_SEND_HIGH_WATER / 8, `${session.ws.bufferedAmount} bytes queued`);
+      // The client reads again: the bytes arrive, in order, and the target is read on.
+      stop = true;
+      proxySide.uncork();
+      await waitFor(() => received === sent, 'every byte delivered', 30_000);
+      assert.ok(inOrder, 'bytes in order');
+      ws.terminate();
+    } finally {
+      stop = true;
+      await app.close();
+      await target.close();
     }
   });
 });

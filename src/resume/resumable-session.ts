@@ -4,7 +4,7 @@ import { Fifo } from '../common/fifo.js';
 import { onWebSocketError } from '../common/protocol-close.js';
 import { endTarget } from '../relay/end-target.js';
 import type { PipeEnd } from '../relay/relay-pipe.js';
-import { TARGET_END_TIMEOUT_MS, WS_SEND_HIGH_WATER } from '../relay/relay-pipe.js';
+import { TARGET_END_TIMEOUT_MS, WS_SEND_HIGH_FRAMES, WS_SEND_HIGH_WATER } from '../relay/relay-pipe.js';
 import type { RelaySetup } from '../relay/relay.service.js';
 import { logSafeId } from './session-id.js';
 import { SLAB_BYTES, SlabStore } from './slab-store.js';
@@ -317,7 +317,8 @@ export class ResumableSession {
     const full = this.out.size >= this.host.bufferBytes || this.slabsOverBound;
     const ws = this.ws;
     if (ws && ws.readyState === WebSocket.OPEN) {
-      const busy = full || ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER;
+      // Frames count too: a target sending 1-byte segments makes a frame (and a queued write) per byte.
+      const busy = full || ws.bufferedAmount + chunk.length >= WS_SEND_HIGH_WATER || this.frameEnds!.length >= WS_SEND_HIGH_FRAMES;
       // Paused for either reason, the last frame sent carries the retry:
       // once it is flushed the socket is no longer busy, and an ack that
       // came before it finds flow() waiting on it.
@@ -366,7 +367,7 @@ export class ResumableSession {
     if (!this.targetPaused || this.end || this.targetClosed) return;
     if (this.out.size > this.host.bufferBytes / 2 || this.slabsOverBound) return;
     const ws = this.ws;
-    if (ws && ws.bufferedAmount >= WS_SEND_HIGH_WATER) return;
+    if (ws && (ws.bufferedAmount >= WS_SEND_HIGH_WATER || (this.frameEnds?.length ?? 0) >= WS_SEND_HIGH_FRAMES)) return;
     this.targetPaused = false;
     this.setup.socket.resume();
   }
