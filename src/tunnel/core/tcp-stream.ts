@@ -40,7 +40,9 @@ export class TcpStream {
     // Buffers, ~2.5 MiB of heap, for a requester sending 1-byte segments). Flowing, each read is emitted as it
     // comes whatever the mark. Accepted sockets take no readableHighWaterMark (a server's highWaterMark sets
     // the writable one too), so it is set on the readable state, a plain field in Node 20 to 24.
-    (socket as unknown as { _readableState: { highWaterMark: number } })._readableState.highWaterMark = 0;
+    // (Where a Node version has no such field, the socket keeps Node's mark: more memory, nothing broken.)
+    const readable = (socket as unknown as { _readableState?: { highWaterMark?: unknown } })._readableState;
+    if (typeof readable?.highWaterMark === 'number') readable.highWaterMark = 0;
     wire.open(id, { kind: 'tcp' });
     socket.on('data', (chunk: Buffer) => {
       if (this.done) return;
