@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { socketPair } from '../../../test/support/socket-pair.js';
 import { within } from '../../../test/support/within.js';
 import type { TunnelWire } from './stream-types.js';
-import { TcpStream } from './tcp-stream.js';
+import { SOCKET_HIGH_WRITES, TcpStream } from './tcp-stream.js';
 
 /** A connection on a tunnel's TCP port as the proxy accepts it (half-open allowed), and its peer, which never answers a FIN. */
 async function portConnection(): Promise<{ proxySide: Socket; peer: Socket; close(): void }> {
@@ -133,6 +133,46 @@ describe('TcpStream paused for a congested wire', () => {
       assert.ok(got.every((b, i) => b === (i & 0xff)), 'in order');
     } finally {
       stop = true;
+      close();
+    }
+  });
+});
+
+describe('TcpStream writing to a requester that does not read', () => {
+  it('asks the wire to stop after SOCKET_HIGH_WRITES queued writes, not after 16 KiB of 1-byte writes (~2.8 MiB of heap), and to go on once they are out', async () => {
+    const { proxySide, peer, close } = await portConnection();
+    const calls: string[] = [];
+    const wire: TunnelWire = {
+      ...recordingWire([]),
+      pauseInbound: () => void calls.push('pause'),
+      resumeInbound: () => void calls.push('resume'),
+    };
+    const stream = new TcpStream('1', proxySide, wire, 60_000, () => undefined);
+    stream.start();
+    const received: Buffer[] = [];
+    peer.on('data', (c: Buffer) => received.push(c));
+    try {
+      // Corked, every write waits in the socket as behind a full kernel buffer.
+      proxySide.cork();
+      for (let i = 0; i < 2 * SOCKET_HIGH_WRITES; i++) {
+        stream.onEvent({ type: 'data', chunk: Buffer.of(0x41) });
+        if (calls.includes('pause')) break;
+      }
+      assert.ok(proxySide.writableLength < 16 * 1024, 'under the byte mark');
+      assert.deepEqual(calls, ['pause'], `${proxySide.writableLength} 1-byte writes queued without a pause`);
+      assert.equal(proxySide.writableLength, SOCKET_HIGH_WRITES);
+      proxySide.uncork();
+      await within(
+        (async () => {
+          while (!calls.includes('resume')) await new Promise((r) => setTimeout(r, 5));
+        })(),
+        5000,
+        'resume',
+      );
+      assert.deepEqual(calls, ['pause', 'resume']);
+      while (Buffer.concat(received).length < SOCKET_HIGH_WRITES) await within(once(peer, 'data'), 5000, 'bytes');
+      assert.equal(Buffer.concat(received).length, SOCKET_HIGH_WRITES);
+    } finally {
       close();
     }
   });

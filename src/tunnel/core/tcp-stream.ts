@@ -5,6 +5,14 @@ import type { InboundStreamEvent, TunnelWire } from './stream-types.js';
 const LINGER_MS = 30_000;
 
 /**
+ * Writes that may wait in the socket's buffer before the wire is asked to stop delivering. The socket's own
+ * mark counts bytes (16 KiB), and a client sending 1-byte frames would queue 16 384 writes (~170 bytes of heap
+ * each, ~2.8 MiB per connection, and v1 never pauses while every connection stays under the mark) before
+ * `write` says full. 256 of them cost ~43 KiB at most. Counted off the hot path: only while the socket holds a backlog.
+ */
+export const SOCKET_HIGH_WRITES = 256;
+
+/**
  * One raw TCP connection on a tunnel's port, as a stream, with backpressure
  * both ways:
  * - socket → client: when the wire says wait (its WebSocket buffer is full),
@@ -22,6 +30,8 @@ const LINGER_MS = 30_000;
 export class TcpStream {
   private done = false;
   private paused = false;
+  /** Writes made since the socket's buffer was last seen empty. */
+  private queuedWrites = 0;
   private lingerTimer: NodeJS.Timeout | null = null;
   private halfClosedTimer: NodeJS.Timeout | null = null;
 
@@ -69,7 +79,17 @@ export class TcpStream {
       case 'data':
         if (this.socket.writableEnded) return;
         this.halfClosedTimer?.refresh();
-        if (!this.socket.write(ev.chunk)) this.wire.pauseInbound(this.id);
+        if (this.socket.writableLength === 0) this.queuedWrites = 0;
+        if (++this.queuedWrites < SOCKET_HIGH_WRITES) {
+          if (!this.socket.write(ev.chunk)) this.wire.pauseInbound(this.id);
+          return;
+        }
+        // That many writes wait (tiny ones): stop the wire until this one, and so all before it, is out.
+        this.queuedWrites = 0;
+        this.socket.write(ev.chunk, () => {
+          if (!this.done) this.wire.resumeInbound(this.id);
+        });
+        this.wire.pauseInbound(this.id);
         return;
       case 'end':
         this.socket.end();
