@@ -112,6 +112,13 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
     if (!ended) ended = end;
   };
 
+  /** Reads the client again if it was paused for the target. */
+  const resumeWs = (): void => {
+    if (!pausedWs) return;
+    pausedWs = false;
+    ws.resume();
+  };
+
   const writtenThenResume = (err?: Error | null): void => {
     written(err);
     if (!err && ws.readyState === WebSocket.OPEN) target.resume();
@@ -143,10 +150,7 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
     }
   });
   target.on('drain', () => {
-    if (pausedWs) {
-      pausedWs = false;
-      ws.resume();
-    }
+    resumeWs();
   });
 
   target.on('end', () => {
@@ -163,10 +167,7 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
     // Paused for a target that is gone, the WebSocket would never read the client's answer to the
     // close frame below (it waits behind the data the target never took): the relay would last until
     // ws's close timeout. Read on; those messages are dropped.
-    if (pausedWs) {
-      pausedWs = false;
-      ws.resume();
-    }
+    resumeWs();
     if (ws.readyState === WebSocket.OPEN) {
       markEnd({ closeCode: 1000, closeReason: 'target closed', endedBy: 'target' });
       ws.close(1000, 'target closed');
@@ -207,10 +208,7 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
         // answer to this close (it waits behind the upload): the client's WebSocket would last until ws's close
         // timeout (30 s). As for a target that is gone, read on.
         closing = true;
-        if (pausedWs) {
-          pausedWs = false;
-          ws.resume();
-        }
+        resumeWs();
       } else if (ws.readyState === WebSocket.CONNECTING) {
         ws.close(code, reason);
       } else {

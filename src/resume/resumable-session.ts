@@ -251,10 +251,7 @@ export class ResumableSession {
       // Paused for a congested target (a client past its window), the socket would not read the client's
       // answer to this close (it waits behind the upload): the client would last until ws's close timeout
       // (30 s). Read on; past that bound, what comes is dropped (see onMessage).
-      if (this.wsPaused) {
-        this.wsPaused = false;
-        ws.resume();
-      }
+      this.resumeClient();
     } else {
       this.release();
       this.setup.socket.destroy();
@@ -287,10 +284,7 @@ export class ResumableSession {
       this.flushUpload();
       if (target.writableNeedDrain) return;
       this.acks.release();
-      if (this.wsPaused) {
-        this.wsPaused = false;
-        this.ws?.resume();
-      }
+      this.resumeClient();
     });
     target.on('end', () => this.targetEnded(1000, 'target closed'));
     target.on('error', (err: NodeJS.ErrnoException) => this.targetEnded(1011, `target error: ${err.code ?? 'error'}`));
@@ -299,10 +293,7 @@ export class ResumableSession {
       // Paused for a target that is gone, the WebSocket would never read the client's answer to the close
       // frame (it waits behind the upload the target never took): the session would last until ws's close
       // timeout. Read on; those messages are dropped (the target is destroyed).
-      if (this.wsPaused) {
-        this.wsPaused = false;
-        this.ws?.resume();
-      }
+      this.resumeClient();
       this.targetEnded(1000, 'target closed');
       this.maybeReport();
     });
@@ -346,6 +337,13 @@ export class ResumableSession {
   private sendFinalClose(ws: WebSocket, done: { readonly code: number; readonly reason: string }): void {
     this.finalCloseOn = ws;
     ws.close(done.code, done.reason);
+  }
+
+  /** Reads the client's socket again if it was paused for a congested target. */
+  private resumeClient(): void {
+    if (!this.wsPaused) return;
+    this.wsPaused = false;
+    this.ws?.resume();
   }
 
   private pauseTarget(): void {
@@ -410,10 +408,7 @@ export class ResumableSession {
     this.frameEnds = null;
     this.unwire?.();
     this.unwire = null;
-    if (this.wsPaused) {
-      this.wsPaused = false;
-      this.ws?.resume();
-    }
+    this.resumeClient();
     this.ws = null;
     this.acks.stop();
   }
