@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, request } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { TunnelTcpForwarding } from '../src/cluster/tunnels/tcp-forwarding.js';
@@ -294,6 +294,7 @@ describe('tunnels across replicas', () => {
   });
 
   it('refuses the internal tunnel endpoints without the secret (401) or with a wrong one (403)', async () => {
+    let challenge: string | undefined;
     const channelStatus = (headers: Record<string, string>): Promise<number> =>
       new Promise((resolve) => {
         const ws = new WebSocket(`${a.wsUrl}${MUX_PATH}`, { headers });
@@ -303,17 +304,21 @@ describe('tunnels across replicas', () => {
         });
         ws.on('unexpected-response', (_req, res) => {
           res.resume();
+          challenge = res.headers['www-authenticate'];
           resolve(res.statusCode ?? 0);
         });
         ws.on('error', () => undefined);
       });
     assert.equal(await channelStatus({}), 401);
+    assert.equal(challenge, 'WsproxyCluster', 'a 401 names the scheme (RFC 9110 §11.6.1)');
     assert.equal(await channelStatus({ [CLUSTER_AUTH_HEADER]: signClusterRequest('not-the-cluster-secret-at-all', 'GET', MUX_PATH) }), 403);
     assert.equal(await channelStatus({ [CLUSTER_AUTH_HEADER]: signClusterRequest(TEST_CLUSTER_SECRET, 'GET', MUX_PATH, Date.now() - 10 * 60_000) }), 403);
     assert.equal(await channelStatus({ [CLUSTER_AUTH_HEADER]: signClusterRequest(TEST_CLUSTER_SECRET, 'GET', MUX_PATH) }), 101);
 
     const tcpPath = `/_cluster/tunnels/${client.subdomain}/tcp`;
-    assert.equal(await upgradeStatus(a.port, tcpPath, {}), 401);
+    const unsigned = await upgradeResponse(a.port, tcpPath, {});
+    assert.equal(unsigned.status, 401);
+    assert.equal(unsigned.headers['www-authenticate'], 'WsproxyCluster');
     assert.equal(await upgradeStatus(a.port, tcpPath, { [CLUSTER_AUTH_HEADER]: signClusterRequest('not-the-cluster-secret-at-all', 'GET', tcpPath) }), 403);
   });
 
@@ -413,7 +418,9 @@ describe('tunnels across replicas', () => {
     const path = `/_cluster/tunnels/${v2.subdomain}/ws?path=${encodeURIComponent('/echo-ws')}`;
     const handshake = { upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' };
     const forwarded = { 'x-wsproxy-tunnel-host': v2Host, 'x-wsproxy-client-ip': '127.0.0.9' };
-    assert.equal(await upgradeStatus(a.port, path, { ...handshake, ...forwarded }), 401);
+    const unsigned = await upgradeResponse(a.port, path, { ...handshake, ...forwarded });
+    assert.equal(unsigned.status, 401);
+    assert.equal(unsigned.headers['www-authenticate'], 'WsproxyCluster');
     const wrong = signClusterRequest('not-the-cluster-secret-at-all', 'GET', path);
     assert.equal(await upgradeStatus(a.port, path, { ...handshake, ...forwarded, [CLUSTER_AUTH_HEADER]: wrong }), 403);
     const good = signClusterRequest(TEST_CLUSTER_SECRET, 'GET', path);
@@ -554,15 +561,20 @@ async function openRawChannel(replica: TestApp): Promise<WebSocket> {
 }
 
 function upgradeStatus(port: number, path: string, headers: Record<string, string>): Promise<number> {
+  return upgradeResponse(port, path, headers).then((res) => res.status);
+}
+
+/** The status of an upgrade request (101 once switched) and, for a refusal, its headers. */
+function upgradeResponse(port: number, path: string, headers: Record<string, string>): Promise<{ status: number; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, headers: { connection: 'Upgrade', upgrade: 'wsproxy-tcp', ...headers }, agent: false });
     req.on('response', (res) => {
       res.resume();
-      resolve(res.statusCode ?? 0);
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
     });
-    req.on('upgrade', (_res, socket: Socket) => {
+    req.on('upgrade', (res, socket: Socket) => {
       socket.destroy();
-      resolve(101);
+      resolve({ status: 101, headers: res.headers });
     });
     req.on('error', reject);
     req.end();

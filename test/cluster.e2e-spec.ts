@@ -301,6 +301,7 @@ describe('internal endpoints', () => {
     const a = await replica();
     const none = await fetch(`${a.baseUrl}${PING}`);
     assert.equal(none.status, 401);
+    assert.equal(none.headers.get('www-authenticate'), 'WsproxyCluster', 'a 401 names the scheme (RFC 9110 §11.6.1)');
     for (const value of [
       TEST_CLUSTER_SECRET,
       signClusterRequest('a-different-secret-of-some-length', 'GET', PING),

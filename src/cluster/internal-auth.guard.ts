@@ -1,7 +1,7 @@
 import { ForbiddenException, Inject, Injectable, UnauthorizedException, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
-import { CLUSTER_AUTH_HEADER, verifyClusterRequest } from './internal-auth.js';
+import { CLUSTER_AUTH_CHALLENGE, CLUSTER_AUTH_HEADER, verifyClusterRequest } from './internal-auth.js';
 
 /**
  * Guards the replica-to-replica endpoints under `/_cluster/`: 401 without
@@ -14,7 +14,11 @@ export class InternalAuthGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
     const req = context.switchToHttp().getRequest<Request>();
     const result = verifyClusterRequest(this.config.clusterSecret, req.headers[CLUSTER_AUTH_HEADER], req.method, req.originalUrl);
-    if (result === 'missing') throw new UnauthorizedException('cluster authentication required');
+    if (result === 'missing') {
+      const res = context.switchToHttp().getResponse<Response>();
+      if (!res.headersSent) res.set(CLUSTER_AUTH_CHALLENGE);
+      throw new UnauthorizedException('cluster authentication required');
+    }
     if (result === 'invalid') throw new ForbiddenException('cluster authentication failed');
     return true;
   }

@@ -12,6 +12,12 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  */
 export const CLUSTER_AUTH_HEADER = 'x-wsproxy-cluster-auth';
 
+/**
+ * The challenge of a 401 for a request without that header (RFC 9110 §11.6.1:
+ * a 401 MUST carry `WWW-Authenticate`); the scheme is the service's own.
+ */
+export const CLUSTER_AUTH_CHALLENGE = { 'WWW-Authenticate': 'WsproxyCluster' } as const;
+
 /** How far a signed request's time may be from this replica's clock, ms. */
 export const CLUSTER_AUTH_MAX_SKEW_MS = 60_000;
 

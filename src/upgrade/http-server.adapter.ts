@@ -87,12 +87,15 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     })(this);
   /** Keep-alive connections between requests: the deadline for the next request's head. */
   private readonly nextRequestDeadlines = new WeakMap<Duplex, NodeJS.Timeout>();
+  /** The whole-body deadline of `boundBody`. */
+  private readonly bodyDeadlineMs: number;
 
   constructor(
     instance: Express,
     private readonly bounds: ListenerBounds,
   ) {
     super(instance);
+    this.bodyDeadlineMs = bounds.bodyDeadlineMs ?? BODY_DEADLINE_MS;
   }
 
   /** Requests this handler takes (returns true) never reach Express. */
@@ -138,7 +141,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
         return answerPlain(res, status, reason, true);
       }
       if (this.front !== null && this.front(req, res)) return;
-      boundBody(req, res, this.bounds.bodyDeadlineMs ?? BODY_DEADLINE_MS);
+      boundBody(req, res, this.bodyDeadlineMs);
       express(req, res);
     };
     const server: Server = createServer(
@@ -173,7 +176,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     // Express: it gets the same whole-body deadline, or a trickle would hold the connection forever.
     server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
       track(req, res);
-      boundBody(req, res, this.bounds.bodyDeadlineMs ?? BODY_DEADLINE_MS);
+      boundBody(req, res, this.bodyDeadlineMs);
       answerPlain(res, 417, 'expectation not supported');
     });
     // A request that takes the connection over (a WebSocket upgrade, CONNECT) is the next request too: the
@@ -240,7 +243,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       // Dropped by Node because nobody reads it (a front handler's early answer: an unknown tunnel's 404), the
       // body gets the whole-body deadline a route behind Express gives it, or a trickle would hold the
       // connection forever. A body a handler still reads (a tunnel streaming it on) is that handler's.
-      if ((res.req as IncomingMessage & { _dumped?: boolean })._dumped) boundBody(res.req, res, this.bounds.bodyDeadlineMs ?? BODY_DEADLINE_MS);
+      if ((res.req as IncomingMessage & { _dumped?: boolean })._dumped) boundBody(res.req, res, this.bodyDeadlineMs);
       return void res.req.once('end', () => this.awaitNextRequest(socket, res));
     }
     const previous = this.nextRequestDeadlines.get(socket);

@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
-import { CLUSTER_AUTH_HEADER, verifyClusterRequest } from '../internal-auth.js';
+import { CLUSTER_AUTH_CHALLENGE, CLUSTER_AUTH_HEADER, verifyClusterRequest } from '../internal-auth.js';
 import { replicaEndpoint } from './internal-headers.js';
 
 /** How long a requester's socket may take to flush what was piped to it once the owner's side closed. */
@@ -59,7 +59,7 @@ export function spliceToOwner(entry: Duplex, upstream: Socket, head: Buffer): vo
  */
 export function signedUpgrade(secret: string, req: IncomingMessage, socket: Duplex): boolean {
   const auth = verifyClusterRequest(secret, req.headers[CLUSTER_AUTH_HEADER], req.method ?? '', req.url ?? '');
-  if (auth === 'missing') writeHttpRefusal(socket, 401, 'cluster authentication required');
+  if (auth === 'missing') writeHttpRefusal(socket, 401, 'cluster authentication required', CLUSTER_AUTH_CHALLENGE);
   else if (auth === 'invalid') writeHttpRefusal(socket, 403, 'cluster authentication failed');
   return auth === 'ok';
 }
