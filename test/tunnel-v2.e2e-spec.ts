@@ -645,3 +645,48 @@ describe("a requester's WebSocket paused for a stream without credit", () => {
     }
   });
 });
+
+describe("a requester's WebSocket whose app closes first, the stream with credit", () => {
+  it('still carries what the requester sent before it saw the close (the proxy side is MESSAGE* then CLOSE), as a direct connection would', async () => {
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: '127.0.0.1:9', protocol: 2 });
+    // The app accepts, closes on the requester's first message, and counts the messages that still come.
+    let afterClose = 0;
+    (client as unknown as { v2: { services: { websocket: (stream: V2ClientStream) => void } } }).v2.services.websocket = (stream) => {
+      let closing = false;
+      stream.onmessage = (_chunk, _binary, fin) => {
+        if (closing) {
+          if (fin) afterClose++;
+          return;
+        }
+        closing = true;
+        stream.close(1000, 'app done');
+      };
+      stream.respond(101, []);
+    };
+    try {
+      const host = new URL(client.tunnelUrl).host;
+      const ws = await openWs(`ws://127.0.0.1:${app.port}/`, { headers: { host } });
+      const done = closed(ws);
+      ws.send('first');
+      // Sent until the app's close frame arrives: every one of these went out before the requester saw it.
+      let sent = 0;
+      await new Promise<void>((resolve) => {
+        const tick = (): void => {
+          if (ws.readyState !== WebSocket.OPEN) return resolve();
+          ws.send(Buffer.of(sent++ & 0xff));
+          setImmediate(tick);
+        };
+        tick();
+      });
+      const { code } = await within(done, 5000, 'the close handshake');
+      assert.equal(code, 1000);
+      await waitFor(() => afterClose >= sent, 2000, `${sent} messages sent before the close was seen reach the app`).catch(() => undefined);
+      assert.ok(sent > 0);
+      assert.equal(afterClose, sent);
+    } finally {
+      await client.close();
+      await app.close();
+    }
+  });
+});

@@ -143,8 +143,14 @@ class RequesterWebSocket implements WebSocketSink {
   private readonly afterFlush = (): void => this.checkDrained();
   /** Whether the message being sent is text (null between messages), and the check of its UTF-8. */
   private messageIsText: boolean | null = null;
-  /** `close()` was called: the requester's messages are dropped until its close answer. */
+  /** `close()` was called: the requester is read on to its close answer, never paused again. */
   private closing = false;
+  /**
+   * After `close()`, the stream had no credit for a message: that one and everything after it are dropped (the
+   * app gets a prefix of what the requester sent, never one with a hole). Until then, what the requester sent
+   * before it saw the close still goes on (the proxy's direction of the stream is MESSAGE* then CLOSE).
+   */
+  private dropping = false;
   private readonly text = new Utf8Stream();
 
   constructor(
@@ -185,9 +191,12 @@ class RequesterWebSocket implements WebSocketSink {
         // process until ws's 30 s close timeout, past the shutdown deadline.
         ws.once('close', this.drain.track({ shutdown: (code, reason) => this.close(code, reason), terminate: () => ws.terminate() }));
         ws.on('message', (data: Buffer, isBinary: boolean) => {
-          // Read on after close() only to reach the requester's answer: dropped, not paused for again.
-          if (this.closing) return;
-          if (!stream.message(data, isBinary)) ws.pause();
+          if (this.dropping) return;
+          if (stream.message(data, isBinary)) return;
+          // No credit for more. After close(), the requester is read on to its answer, not paused for again:
+          // what follows is dropped.
+          if (this.closing) this.dropping = true;
+          else ws.pause();
         });
         stream.onWritable(() => ws.resume());
         // The requester's frames breaking RFC 6455: its close frame says why, the requester has a moment to
@@ -251,9 +260,14 @@ class RequesterWebSocket implements WebSocketSink {
     // close (it waits behind the upload nobody takes any more): its connection and per-IP slot would last
     // until ws's close timeout. Read on; what comes is dropped. The stream may still be open (the app closed
     // first, the requester's answer is awaited) and its wire without credit: forwarding what comes would
-    // pause the WebSocket again, behind the same upload.
+    // pause the WebSocket again, behind the same upload. Not paused, the requester's messages go on to the
+    // stream until it has no credit for one (see `dropping`): those it sent before it saw this close are
+    // the app's, as on a direct connection.
     this.closing = true;
-    if (ws.isPaused) ws.resume();
+    if (ws.isPaused) {
+      this.dropping = true;
+      ws.resume();
+    }
     if (isSendableCloseCode(code)) ws.close(code, sendableCloseReason(reason));
     else if (code === 1005) ws.close();
     else ws.terminate();
