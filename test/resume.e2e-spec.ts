@@ -958,6 +958,33 @@ describe('resumption disabled (RESUME_WINDOW_S=0)', () => {
   });
 });
 
+describe('ResumableRelay over a plain fallback with a small MAX_MESSAGE_BYTES', () => {
+  it('sends what was queued before the announcement as it was sent, each message within the limit, not merged past it', async () => {
+    const app = await startApp({ RESUME_WINDOW_S: '0', MAX_MESSAGE_BYTES: String(64 * 1024) });
+    const echo = await echoTarget();
+    try {
+      const relay = new ResumableRelay({ url: `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`, WebSocket });
+      let received = 0;
+      relay.on('data', (d) => (received += d.length));
+      let closedWith: { code: number } | null = null;
+      relay.on('close', (c) => (closedWith = c));
+      // 4 KiB sends, slices of one buffer (adjacent in memory), all kept until the session frame comes.
+      const payload = randomBytes(256 * 1024);
+      for (let off = 0; off < payload.length; off += 4096) relay.send(payload.subarray(off, off + 4096));
+      await relay.opened;
+      await waitFor(() => received === payload.length || closedWith !== null, 'the echo');
+      assert.equal(closedWith, null);
+      assert.equal(received, payload.length);
+      const ended = new Promise<{ code: number }>((r) => relay.on('close', r));
+      relay.close();
+      assert.equal((await ended).code, 1000);
+    } finally {
+      await app.close();
+      await echo.close();
+    }
+  });
+});
+
 describe('ResumableRelay over a plain fallback (RESUME_WINDOW_S=0): flow control', () => {
   it('pause() stops reading the socket (Node ws), so a slow reader does not buffer the whole download', async () => {
     const app = await startApp({ RESUME_WINDOW_S: '0' });

@@ -151,8 +151,13 @@ export class ResumableRelay {
   private readonly options: Required<Pick<ResumableRelayOptions, 'control' | 'highWaterMark' | 'initialBackoffMs' | 'maxBackoffMs' | 'attachTimeoutMs'>> &
     ResumableRelayOptions;
   private readonly listeners: { [K in keyof ResumableRelayEvents]?: Set<Listener<K>> } = {};
-  /** Chunks of at most MAX_MESSAGE: each is sent as one message on a plain fallback or to a proxy that announces no limit. */
-  private readonly out = new ReplayBuffer(MAX_MESSAGE);
+  /**
+   * One chunk per message as `send` made it (at most MAX_MESSAGE), never merged: on a plain fallback, or to a
+   * proxy that announces no limit, each chunk is sent as one message, and sends merged in memory (slices of one
+   * buffer) could make a message over the proxy's MAX_MESSAGE_BYTES although each was within it. To a proxy
+   * that announces its limit, `sendData` merges them on the wire up to it.
+   */
+  private readonly out = new ReplayBuffer(0);
   private readonly acks: AckScheduler;
   private stateValue: RelayState = 'connecting';
   private ws: WebSocketLike | null = null;
