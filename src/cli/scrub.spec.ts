@@ -22,6 +22,15 @@ describe('scrub', () => {
     assert.equal(scrub(`tail …${JWT.slice(-40)}`, [JWT]), 'tail …[REDACTED]');
   });
 
+  it('hides the user info of a URL, which ws sends as Basic credentials', () => {
+    assert.equal(
+      scrub(`cannot connect to ws://user:pa55word@127.0.0.1:1/relay?host=h&port=22&token=${JWT}: connect ECONNREFUSED`, [JWT]),
+      'cannot connect to ws://[REDACTED]@127.0.0.1:1/relay?host=h&port=22&token=[REDACTED]: connect ECONNREFUSED',
+    );
+    assert.equal(scrub('wss://:secret@proxy.example.com/tunnel', []), 'wss://[REDACTED]@proxy.example.com/tunnel');
+    assert.equal(scrub('ws://127.0.0.1:1/relay?host=user@example.com&port=22', []), 'ws://127.0.0.1:1/relay?host=user@example.com&port=22');
+  });
+
   it('leaves words and short runs alone, even when they occur in the token', () => {
     assert.equal(scrub('relay refused the connection: HTTP 401 Unauthorized: token expired', [JWT]), 'relay refused the connection: HTTP 401 Unauthorized: token expired');
     assert.equal(scrub(`${signature.slice(0, 11)} is short`, [JWT]), `${signature.slice(0, 11)} is short`);

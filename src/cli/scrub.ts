@@ -7,7 +7,8 @@ const TOKEN_RUN = /[A-Za-z0-9_.-]{12,}/g;
  * occurrence of each secret; every run of token characters (base64url and
  * dots) of at least 12 that is part of a secret, so a proxy echoing one
  * segment of a JWT, or a close reason cut short in the middle of one, does
- * not print it either; and any `token=` / `access_token=` query value.
+ * not print it either; any `token=` / `access_token=` query value; and the
+ * user info of any URL.
  */
 export function scrub(text: string, secrets: readonly (string | null | undefined)[]): string {
   const known = secrets.filter((s): s is string => typeof s === 'string' && s !== '');
@@ -17,5 +18,10 @@ export function scrub(text: string, secrets: readonly (string | null | undefined
     out = out.replace(TOKEN_RUN, (run) => (known.some((s) => s.includes(run)) ? '[REDACTED]' : run));
   }
   // A value already redacted ends there: what follows it (the `: ` before an error) is not part of it.
-  return out.replace(/([?&](?:token|access_token)=)(?:\[REDACTED\]|[^&#\s]*)/gi, '$1[REDACTED]');
+  return (
+    out
+      .replace(/([?&](?:token|access_token)=)(?:\[REDACTED\]|[^&#\s]*)/gi, '$1[REDACTED]')
+      // The user info of a URL (`wss://user:password@host/…`) is a credential too (ws sends it as Basic auth).
+      .replace(/\b([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^\s/?#@]*@/g, '$1[REDACTED]@')
+  );
 }
