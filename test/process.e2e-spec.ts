@@ -87,6 +87,37 @@ describe('the built service as a process', () => {
     assert.ok(!svc.lines.some((l) => l.includes('"event":"shutdown_deadline"')), 'no shutdown deadline');
   });
 
+  it('a SIGTERM during startup is not lost: the service comes up, shuts down and exits 0', async () => {
+    // In the image node is PID 1, which drops a signal it has no handler for: a stop during startup would be
+    // lost until the orchestrator's SIGKILL. Here (not PID 1) the same gap would kill the process by the signal.
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [MAIN_JS], {
+      env: { PATH: process.env.PATH ?? '', PORT: '0', BIND_HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const exited = new Promise<[number | null, string | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
+    await new Promise<void>((resolve) => {
+      const seen = (chunk: Buffer): void => {
+        out += chunk.toString();
+        // Booting (NestFactory's first line), not yet listening: the moment a stop can come during startup.
+        if (out.includes('Starting Nest application')) {
+          child.stdout!.off('data', seen);
+          child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+          resolve();
+        }
+      };
+      child.stdout!.on('data', seen);
+    });
+    // (On a starved machine the listening line may already be in the same read; the exit must be clean either way.)
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const [code, signal] = await exited;
+    clearTimeout(timer);
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, out);
+    assert.match(out, /"event":"shutdown","signal":"SIGTERM"/);
+  });
+
   for (const [entry, main] of [
     ['dist/main.js', MAIN_JS],
     ['the team extension example', join(REPO_ROOT, '.build/examples/team-extension/main.js')],
