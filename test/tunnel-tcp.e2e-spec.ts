@@ -9,6 +9,7 @@ import { PORT_POOL, type PortPool } from '../src/tunnel/state/port-pool.js';
 import { startServiceProcess } from './support/process.js';
 import { dial, readBytes } from './support/tcp-client.js';
 import { within } from './support/within.js';
+import { closed } from './support/ws-client.js';
 import { startApp, type TestApp } from './support/app.js';
 import { echoTarget, floodTarget, randomPayload, sha256, sinkTarget, sourceTarget, type TestTarget } from './support/targets.js';
 import { RawTunnel, dataFrame, isControl, portIsFree, tunnelEnv, waitFor } from './support/tunnel.js';
@@ -284,6 +285,34 @@ describe('a TCP peer that never reads (v1 stall guard)', () => {
       assert.equal((await got).toString(), 'live');
       s.destroy();
       assert.equal(tunnel.ws.readyState, tunnel.ws.OPEN);
+    } finally {
+      await tunnel.close();
+      await app.close();
+    }
+  });
+});
+
+describe('a server close of a v1 tunnel paused for a TCP peer that does not read', () => {
+  it("reads on to the client's close answer: the tunnel closes at once, not after the stall allowance", async () => {
+    // A stall allowance of 30 s (one ping interval, at most 30 s): without reading on, the close would wait for it.
+    const app = await startApp(await tunnelEnv({ PING_INTERVAL_MS: '30000' }, 2));
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const stuck = await dial(ready.rawPort as number);
+      stuck.pause();
+      const open = await tunnel.nextJson<{ connId: string }>('tcp_open');
+      const session = [...app.app.get(TunnelService).sessions().values()].find((t) => t.info.rawPort === ready.rawPort)!;
+      const wire = session.wire as unknown as { ws: { isPaused: boolean } };
+      const chunk = randomPayload(1024 * 1024);
+      for (let i = 0; i < 16; i++) tunnel.send(dataFrame(open.connId, chunk));
+      await waitFor(() => wire.ws.isPaused, 5000, 'the proxy to stop reading the tunnel');
+      const end = closed(tunnel.ws);
+      session.close(4408, 'maximum connection age reached');
+      // The client's answer waits behind the megabytes it sent for the stuck peer: read on and dropped.
+      const { code } = await within(end, 10_000, 'the tunnel to close');
+      assert.equal(code, 4408);
+      await waitFor(() => app.app.get(TunnelService).tcpConnections === 0, 5000, 'connection released');
+      stuck.destroy();
     } finally {
       await tunnel.close();
       await app.close();

@@ -58,6 +58,17 @@ describe('ChurnMap', () => {
     assert.deepEqual(m.values(), []);
   });
 
+  it('keys() lists the keys as strings, in the order of values(), as a snapshot', () => {
+    const m = new ChurnMap<string, number>();
+    m.set('b', 2);
+    m.set('a', 1);
+    m.set('c', 3);
+    m.delete('c');
+    assert.deepEqual(m.keys(), ['b', 'a']);
+    for (const k of m.keys()) m.delete(k);
+    assert.deepEqual(m.keys(), []);
+  });
+
   it('clear() empties it', () => {
     const m = new ChurnMap<string, number>();
     m.set('x', 1);

@@ -53,6 +53,11 @@ export class ChurnMap<K extends string | number, V extends {} | null> {
     return this.count === 0 ? [] : Object.values(this.entries);
   }
 
+  /** The keys, as a new array of strings (integer keys written in decimal), in the order of `values`. */
+  keys(): string[] {
+    return this.count === 0 ? [] : Object.keys(this.entries);
+  }
+
   clear(): void {
     this.entries = Object.create(null) as Record<string | number, V>;
     this.count = 0;

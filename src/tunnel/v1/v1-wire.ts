@@ -84,6 +84,13 @@ export class V1Wire implements TunnelWire {
   private handler: TunnelWireHandler | null = null;
   private readonly streams = new ChurnMap<string, HttpState | TcpState>();
   private readonly pausedInbound = new ChurnMap<string, NodeJS.Timeout>();
+  /**
+   * After `close()`, streams whose local reader was not keeping up: what the client sends them is dropped (their
+   * readers get a prefix, never one with a hole), so the WebSocket is read on to the client's close answer.
+   */
+  private readonly droppingInbound = new Set<string>();
+  /** `close()` was called: the WebSocket is never paused again. */
+  private closing = false;
   private readonly sender: FrameSender;
   private readonly stalls: StallBudget;
   /** Stream ids: a counter (ids only need to be unique within this tunnel), written as 12 hex digits. */
@@ -107,6 +114,7 @@ export class V1Wire implements TunnelWire {
     onWebSocketEnd(this.ws, (code, reason) => {
       for (const timer of this.pausedInbound.values()) clearTimeout(timer);
       this.pausedInbound.clear();
+      this.droppingInbound.clear();
       for (const s of this.streams.values()) if (s.kind === 'http') this.dropBody(s);
       this.streams.clear();
       handler.onClose(code, reason);
@@ -184,6 +192,7 @@ export class V1Wire implements TunnelWire {
     this.streams.delete(streamId);
     if (s.kind === 'http') this.dropBody(s);
     this.resumeInbound(streamId);
+    this.droppingInbound.delete(streamId);
     if (s.kind === 'tcp' && !s.closed) this.sendControl(encodeTcpClose(streamId));
   }
 
@@ -196,6 +205,7 @@ export class V1Wire implements TunnelWire {
 
   pauseInbound(streamId: string): void {
     if (this.pausedInbound.has(streamId) || !this.streams.has(streamId)) return;
+    if (this.closing) return void this.droppingInbound.add(streamId);
     if (this.pausedInbound.size === 0) this.ws.pause();
     const allowedMs = this.stalls.remainingMs();
     const timer = setTimeout(() => {
@@ -217,6 +227,18 @@ export class V1Wire implements TunnelWire {
 
   close(code: number, reason: string): void {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
+    if (this.closing) return;
+    this.closing = true;
+    // Paused for a slow local reader, the WebSocket would read the client's answer to this close only after the
+    // stall allowance (up to 30 s: a drain's whole deadline), as it waits behind the data for that reader. Read
+    // on; what comes for the streams that were waiting is dropped.
+    if (this.pausedInbound.size === 0) return;
+    for (const streamId of this.pausedInbound.keys()) {
+      clearTimeout(this.pausedInbound.get(streamId));
+      this.droppingInbound.add(streamId);
+    }
+    this.pausedInbound.clear();
+    this.ws.resume();
   }
 
   private sendControl(json: string): void {
@@ -228,7 +250,7 @@ export class V1Wire implements TunnelWire {
     if (!frame || !this.handler) return;
     if (frame.kind === 'data') {
       const s = this.streams.get(frame.connId);
-      if (s?.kind === 'tcp' && !s.closed && frame.payload.length > 0) {
+      if (s?.kind === 'tcp' && !s.closed && frame.payload.length > 0 && !this.droppingInbound.has(frame.connId)) {
         this.handler.onStreamEvent(frame.connId, { type: 'data', chunk: frame.payload });
       }
       return;
