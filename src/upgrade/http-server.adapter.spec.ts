@@ -80,6 +80,12 @@ describe('BoundedExpressAdapter', () => {
     adapter.setRefusalListener((r) => void refused.push(r));
     // A front handler (the tunnel router) answering a host of its own at once, its body unread (an unknown tunnel).
     adapter.setFrontHandler((req, res) => {
+      // A refusal that closes the connection (the tunnel router's 413, 501, 429…).
+      if (req.headers.host === 'refuse.test') {
+        res.writeHead(413, { 'content-length': 9, connection: 'close' });
+        res.end('too big\r\n');
+        return true;
+      }
       if (req.headers.host !== 'front.test') return false;
       res.setHeader('content-length', 10);
       res.end('not found\n');
@@ -216,6 +222,21 @@ describe('BoundedExpressAdapter', () => {
     assert.deepEqual(text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 405'], text);
     assert.match(text, /late answerHTTP\/1\.1 405/);
     assert.deepEqual(refused, ['connect']);
+  });
+
+  it('processes nothing pipelined behind a request answered with Connection: close (RFC 9112 §9.6), refused by the listener or by a front handler', async () => {
+    for (const first of ['GET /first HTTP/1.1\r\nHost: a@b\r\n\r\n', 'POST /first HTTP/1.1\r\nHost: refuse.test\r\nContent-Length: 3\r\n\r\nabc']) {
+      seen.length = 0;
+      const c = await converse(port);
+      c.s.write(first + 'GET /pipelined HTTP/1.1\r\nHost: x\r\n\r\nPOST /ignores HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n');
+      try {
+        await within(c.closed, 3000, 'the close after the refusal');
+      } finally {
+        c.s.destroy();
+      }
+      assert.deepEqual(c.text().match(/HTTP\/1\.1 \d+/g), [first.includes('a@b') ? 'HTTP/1.1 400' : 'HTTP/1.1 413'], c.text());
+      assert.deepEqual(seen, [], 'no request behind the refusal reached a route');
+    }
   });
 });
 

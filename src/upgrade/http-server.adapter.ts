@@ -131,6 +131,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       }
     };
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      if (this.closingBefore(req.socket)) return;
       track(req, res);
       // Refused before Express, which would also read an unreadable target with the legacy `url.parse`
       // and print it (query and token included) in a deprecation warning.
@@ -175,6 +176,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
     // Its body is read and dropped with the connection kept, as after an early answer from a route behind
     // Express: it gets the same whole-body deadline, or a trickle would hold the connection forever.
     server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      if (this.closingBefore(req.socket)) return;
       track(req, res);
       boundBody(req, res, this.bodyDeadlineMs);
       answerPlain(res, 417, 'expectation not supported');
@@ -216,6 +218,20 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       if (parser && responseInFlight(socket) === null) socket.destroy();
     }
     return closing;
+  }
+
+  /**
+   * Whether a response before this request on `socket` closes the connection (it says `Connection: close`:
+   * a refusal of the listener or a front handler, the drain, the connection's last request). RFC 9112 §9.6:
+   * a server that sends "close" MUST NOT process any further requests received on that connection. Node's
+   * parser reads on into the bytes pipelined behind such a request and hands over every request it finds
+   * there; each would reach its route (a tunnel, whose service would act on it) and its answer would never
+   * go out. Such a request is left unanswered: the connection closes once the response before it is out,
+   * and its queued response with it.
+   */
+  private closingBefore(socket: Duplex): boolean {
+    const previous = this.lastResponse.get(socket);
+    return previous !== undefined && (!previous.shouldKeepAlive || (previous as ServerResponse & { _last?: boolean })._last === true);
   }
 
   /** Disarms the deadline `awaitNextRequest` set for `socket`, if any. */
