@@ -343,6 +343,8 @@ describe('refusals at the listener, before any route', () => {
     const flood = `X-Flood: ${'a'.repeat(32 * 1024)}\r\n`;
     assert.match(await rawExchange(port, `GET /health HTTP/1.1\r\nHost: x\r\n${flood}\r\n`), /^HTTP\/1\.1 431 /);
     assert.match(await rawExchange(port, `GET /relay?host=127.0.0.1&port=22 HTTP/1.1\r\nHost: x\r\n${UPGRADE_HEADERS}${flood}\r\n`), /^HTTP\/1\.1 431 /);
+    // target_too_long: a request target past MAX_HEADER_BYTES on its own.
+    assert.match(await rawExchange(port, `GET /${'a'.repeat(32 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`), /^HTTP\/1\.1 414 [^]*request target too long/);
     // head_timeout: a head that never ends.
     assert.match(await rawExchange(port, 'GET /health HTTP/1.1\r\nHost: x\r\n'), /^HTTP\/1\.1 408 /);
     // connect
@@ -378,6 +380,7 @@ describe('refusals at the listener, before any route', () => {
     const expected: Record<string, number> = {
       malformed_request: 1,
       head_too_large: 2,
+      target_too_long: 1,
       head_timeout: 1,
       connect: 1,
       unsupported_version: 2,

@@ -296,7 +296,7 @@ export const CONFIG_VARS = {
     'MAX_HEADER_BYTES',
     '16384',
     '1024..131072',
-    'Request heads must be smaller than this, as Node counts them (the request target, header names and values; not the whitespace and line breaks between them): one of this size or larger is answered 431, as is a head of more than 200 header fields. A head still arriving after `HANDSHAKE_TIMEOUT_MS` gets 408.',
+    'Request heads must be smaller than this, as Node counts them (the request target, header names and values; not the whitespace and line breaks between them): one of this size or larger is answered 431 (414 when the request target alone reaches it), as is a head of more than 200 header fields. A head still arriving after `HANDSHAKE_TIMEOUT_MS` gets 408.',
     int(1024, 131072),
   ),
   pingIntervalMs: spec(

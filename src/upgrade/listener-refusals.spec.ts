@@ -34,6 +34,24 @@ describe('refusalForClientError', () => {
     assert.equal(refusalForClientError('HPE_INVALID_VERSION'), 'malformed_request');
   });
 
+  test('a head that overflows in its request target is 414 (RFC 9112 §3), anywhere else 431', () => {
+    const at = (raw: string, stop: number): [Buffer, number] => [Buffer.from(raw, 'latin1'), stop];
+    const long = '/' + 'a'.repeat(20000);
+    // Node stops at the end of the target (or of the packet, when the target goes on).
+    assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at(`GET ${long} HTTP/1.1\r\nHost: x\r\n\r\n`, 4 + long.length)), 'target_too_long');
+    assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at(`GET ${long.slice(0, 1400)}`, 1400)), 'target_too_long');
+    assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at(`GET http://x.test${long} HTTP/1.1\r\n`, 4 + 13 + long.length)), 'target_too_long');
+    // Pipelined behind a request: the line the parser stopped in decides.
+    const first = 'GET / HTTP/1.1\r\nHost: x\r\n\r\n';
+    assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at(`${first}POST ${long} HTTP/1.1\r\n`, first.length + 5 + long.length)), 'target_too_long');
+    // A header that overflows, its line here or begun in an earlier packet, or a short target with large headers.
+    const header = `GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20000)}\r\n\r\n`;
+    assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at(header, header.indexOf('\r\n\r\n'))), 'head_too_large');
+    assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at('b'.repeat(1400), 1400)), 'head_too_large');
+    assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at('GET /ok HTTP/1.1\r\nX: GET /b', 29)), 'head_too_large');
+    assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW'), 'head_too_large');
+  });
+
   test('a connection that failed, or ended in the middle of a request, is no refusal', () => {
     for (const code of ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'HPE_INVALID_EOF_STATE', undefined, '', 'toString', '__proto__']) {
       assert.equal(refusalForClientError(code), null, String(code));

@@ -8,6 +8,7 @@ export const LISTENER_REFUSALS = {
   /** Node's parser could not read the request (anything but the codes below). */
   malformed_request: [400, 'malformed HTTP request'],
   head_too_large: [431, 'request head too large'],
+  target_too_long: [414, 'request target too long'],
   head_timeout: [408, 'request head not received in time'],
   chunk_extensions_too_large: [413, 'chunk extensions too large'],
   connect: [405, 'CONNECT is not supported'],
@@ -50,7 +51,31 @@ export function refusalForClientError(code: string | undefined, rawPacket?: Buff
   if (code === 'HPE_INVALID_VERSION' && rawPacket !== undefined && namesWellFormedVersion(rawPacket, bytesParsed ?? 0)) {
     return 'unsupported_version';
   }
+  // RFC 9112 §3: a request-target longer than the server wishes to parse MUST be answered 414, not as a large head.
+  if (code === 'HPE_HEADER_OVERFLOW' && rawPacket !== undefined && overflowsInTarget(rawPacket, bytesParsed ?? 0)) return 'target_too_long';
   return Object.hasOwn(PARSER_ERRORS, code) ? PARSER_ERRORS[code]! : code.startsWith('HPE_') ? 'malformed_request' : null;
+}
+
+/**
+ * A request line cut off in its target: a method, one space and the start of a target (origin-form, absolute-form
+ * or `*`), with no further space.
+ */
+const REQUEST_LINE_IN_TARGET = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ (?:\/|\*|[A-Za-z][A-Za-z0-9+.-]*:)[^ \t\r\n]*$/;
+
+/**
+ * Whether Node's head limit was reached in the request target: the line of `raw` the parser stopped in (at `at`)
+ * is a request line still in its target. Node counts the target, header names and values against the same limit
+ * and says only that the head overflowed; the line tells them apart. A line that began in an earlier packet (a
+ * target or a header value sent in pieces) cannot be told apart from here: it keeps the 431.
+ */
+function overflowsInTarget(raw: Buffer, at: number): boolean {
+  const end = Math.min(at, raw.length);
+  const start = end > 0 ? raw.lastIndexOf(0x0a, end - 1) + 1 : 0;
+  // Only the start of the line matters: the method, a space and the target's first bytes; then no space to `end`.
+  const prefix = raw.toString('latin1', start, Math.min(end, start + 64));
+  if (!REQUEST_LINE_IN_TARGET.test(prefix)) return false;
+  const sp = raw.indexOf(0x20, start);
+  return raw.indexOf(0x20, sp + 1) === -1 || raw.indexOf(0x20, sp + 1) >= end;
 }
 
 /** Whether the line of `raw` the parser stopped in (at `at`) is a request line with a well-formed version. */
