@@ -238,6 +238,24 @@ describe('BoundedExpressAdapter', () => {
       assert.deepEqual(seen, [], 'no request behind the refusal reached a route');
     }
   });
+
+  it('closes the connection after an HTTP/1.0 request with Transfer-Encoding, even one asking to keep it (RFC 9112 §6.1)', async () => {
+    seen.length = 0;
+    const c = await converse(port);
+    c.s.write(
+      'POST /reads HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' +
+        'POST /ignores HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n',
+    );
+    try {
+      await within(c.closed, 3000, 'the close after the response');
+    } finally {
+      c.s.destroy();
+    }
+    const text = c.text();
+    assert.deepEqual(text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200'], text);
+    assert.match(text, /\r\nConnection: close\r\n[^]*read 5$/i);
+    assert.deepEqual(seen, ['/reads']);
+  });
 });
 
 describe('BoundedExpressAdapter between keep-alive requests', () => {

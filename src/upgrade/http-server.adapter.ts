@@ -126,7 +126,13 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       // `maxRequestsOnConnectionReached`) ends it too: Node writes `Connection: close` on that response but
       // keeps the connection open (RFC 9112 §9.6: the sender of "close" closes), answering what follows 503
       // itself, with no 'request' event, so no next-request deadline follows those.
-      if (this.draining() || (res as ServerResponse & { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached) {
+      // An HTTP/1.0 message with Transfer-Encoding has faulty framing whatever else it says: a 1.0 hop before us
+      // would not have read it as chunked, and may hold the rest of it (RFC 9112 §6.1: close after processing it).
+      if (
+        this.draining() ||
+        (res as ServerResponse & { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached ||
+        (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined)
+      ) {
         res.shouldKeepAlive = false;
       }
     };
