@@ -394,7 +394,7 @@ describe('tunnel protocol v2: request framing cannot be used to smuggle a reques
     assert.equal(seen[0]!.body, smuggled);
   });
 
-  it('501 for a body with a transfer coding besides chunked; it never reaches the service', async () => {
+  it('501 for a body with a transfer coding besides chunked, 400 when chunked is not the final coding; neither reaches the service', async () => {
     seen.length = 0;
     const chunked = `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
     // On one line, and on two (which Node joins).
@@ -402,10 +402,16 @@ describe('tunnel protocol v2: request framing cannot be used to smuggle a reques
       const answer = await raw(`POST /coded HTTP/1.1\r\nHost: ${host}\r\n${te}Connection: close\r\n\r\n`, chunked);
       assert.match(answer, /^HTTP\/1\.1 501 Not Implemented\r\n[^]*\r\n\r\ntransfer coding not supported\n$/, te);
     }
-    // Chunked alone, in any case, still goes through.
+    // Chunked not the final coding: the body's length cannot be determined, 400 (RFC 9112 §6.3), not 501.
+    for (const te of ['Transfer-Encoding: gzip\r\n', 'Transfer-Encoding: chunked;q=1\r\n']) {
+      const answer = await raw(`POST /unframed HTTP/1.1\r\nHost: ${host}\r\n${te}Connection: close\r\n\r\n`, chunked);
+      assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/, te);
+    }
+    // Chunked alone, in any case, still goes through; so does a list with empty elements (RFC 9110 §5.6.1).
     assert.match(await raw(`POST /plain HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n`, chunked), /^HTTP\/1\.1 200 /);
+    assert.match(await raw(`POST /listed HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: , chunked\r\nConnection: close\r\n\r\n`, chunked), /^HTTP\/1\.1 200 /);
     await new Promise((r) => setTimeout(r, 300));
-    assert.deepEqual(seen.map((r) => `${r.method} ${r.url}`), ['POST /plain']);
+    assert.deepEqual(seen.map((r) => `${r.method} ${r.url}`), ['POST /plain', 'POST /listed']);
   });
 
   it('a Connection header naming Content-Length or Host removes neither', async () => {

@@ -84,7 +84,9 @@ export class TunnelHttpRouter {
     res.once('close', () => this.inFlight.release(ip));
 
     if (declaresMore(req, this.config.tunnelMaxBodyBytes)) return answerPlain(res, 413, 'request body too large', true);
-    if (codedBeyondChunked(req)) return answerPlain(res, 501, 'transfer coding not supported', true);
+    const coding = transferCodingProblem(req);
+    if (coding === 400) return answerPlain(res, 400, 'malformed HTTP request', true);
+    if (coding === 501) return answerPlain(res, 501, 'transfer coding not supported', true);
     const path = originFormPath(req.url);
     if (path === null) return answerPlain(res, 400, 'bad request target', true);
     const fwd = { clientIp: ip, host: req.headers.host ?? '' };
@@ -302,13 +304,23 @@ function dropStuckRequester(res: ServerResponse, ms: number): void {
 }
 
 /**
- * Whether the body carries a transfer coding besides `chunked` (`gzip, chunked`): Node takes the
- * chunked framing off and hands over bytes still coded, which the tunnel's service could not tell
- * from plain ones once the hop-by-hop header is gone. RFC 9112 §6.1: 501.
+ * What a request's Transfer-Encoding makes of it, RFC 9112 §6.1/§6.3 (codings compared case-insensitively, empty
+ * list elements ignored as RFC 9110 §5.6.1 asks):
+ * - 400 when `chunked` is not the final coding (`gzip` alone): the body's length cannot be determined, and the
+ *   parser refuses the body right after; the requester gets the 400 RFC 9112 §6.3 asks for, not a 501;
+ * - 501 for a coding besides `chunked` (`gzip, chunked`): Node takes the chunked framing off and hands over bytes
+ *   still coded, which the tunnel's service could not tell from plain ones once the hop-by-hop header is gone;
+ * - null for `chunked` alone, or no Transfer-Encoding.
  */
-function codedBeyondChunked(req: IncomingMessage): boolean {
+function transferCodingProblem(req: IncomingMessage): 400 | 501 | null {
   const te = req.headers['transfer-encoding'];
-  return te !== undefined && te.trim().toLowerCase() !== 'chunked';
+  if (te === undefined) return null;
+  const codings = te
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '');
+  if (codings.at(-1) !== 'chunked') return 400;
+  return codings.length === 1 ? null : 501;
 }
 
 /** Whether the request's Content-Length is over `max` (413 before reading any of it). */
