@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { hostLines, isValidHostValue, parseRequestTarget } from './request-target.js';
+import type { IncomingMessage } from 'node:http';
+import { adoptTargetAuthority, hostLines, isValidHostValue, parseRequestTarget } from './request-target.js';
 
 /** The path and what `get` answers for `names` (null when absent). */
 const parsed = (t: string | undefined, names: string[]): [string, Record<string, string | null>] | null => {
@@ -52,6 +53,29 @@ describe('isValidHostValue', () => {
   it('refuses what RFC 9112 §3.2 calls an invalid field value', () => {
     for (const v of ['a b', 'u@a', 'a/b?c', 'a:999999', 'a:65536', 'a:b', '[::1', '::1', 'a:1:2', 'a#b', 'a"b', 'a\\b', '[::1]x']) {
       assert.equal(isValidHostValue(v), false, v);
+    }
+  });
+});
+
+describe('adoptTargetAuthority', () => {
+  const request = (url: string, host = 'front.test'): IncomingMessage => ({ url, headers: { host }, rawHeaders: ['Host', host] }) as unknown as IncomingMessage;
+
+  it("takes an absolute-form target's authority as the Host, in headers and raw headers", () => {
+    const req = request('http://0123456789abcdef.tunnel.test:8080/p?q');
+    assert.equal(adoptTargetAuthority(req), true);
+    assert.equal(req.headers.host, '0123456789abcdef.tunnel.test:8080');
+    assert.deepEqual(req.rawHeaders, ['Host', '0123456789abcdef.tunnel.test:8080']);
+  });
+
+  it('refuses a target with userinfo instead of routing by what follows the @ (RFC 9110 §4.2.4), leaving Host alone', () => {
+    for (const url of ['http://0123456789abcdef.tunnel.test@fedcba9876543210.tunnel.test/', 'https://u:p@example.com/x', 'http://@example.com/', 'HTTP://a%40b@example.com']) {
+      const req = request(url);
+      assert.equal(adoptTargetAuthority(req), false, url);
+      assert.equal(req.headers.host, 'front.test', url);
+    }
+    // An @ after the authority is part of the path or query.
+    for (const url of ['http://example.com/a@b', 'http://example.com?to=a@b', 'http://example.com:80/@']) {
+      assert.equal(adoptTargetAuthority(request(url)), true, url);
     }
   });
 });

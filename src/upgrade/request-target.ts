@@ -28,12 +28,15 @@ export function parseRequestTarget(target: string | undefined): { path: string; 
  * absolute-form target's authority replaces the Host header, so routing by
  * Host (tunnel subdomains) sees the host the target names, as an intermediary
  * routing by the target does. False when the target cannot be read at all
- * (neither origin-form, `*`, nor a URL the WHATWG parser accepts): the
- * request gets 400.
+ * (neither origin-form, `*`, nor a URL the WHATWG parser accepts) or names
+ * userinfo: the request gets 400.
  */
 export function adoptTargetAuthority(req: IncomingMessage): boolean {
   const target = req.url;
   if (target === undefined || target.charCodeAt(0) === 0x2f /* / */ || target === '*') return true;
+  // RFC 9110 §4.2.4: userinfo in an http(s) target is an error (it obscures the authority, as phishing links do);
+  // the URL parser would drop it silently and route by what follows the `@`. A Host with one is refused as well.
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*@/.test(target)) return false;
   let url: URL;
   try {
     url = new URL(target);
