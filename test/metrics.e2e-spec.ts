@@ -365,6 +365,9 @@ describe('refusals at the listener, before any route', () => {
     assert.match(await rawExchange(port, `GET /health HTTP/1.1\r\nHost: x\r\n${fields}\r\n`), /^HTTP\/1\.1 431 [^]*too many header fields/);
     assert.match(await rawExchange(port, `GET /relay?host=127.0.0.1&port=22 HTTP/1.1\r\nHost: x\r\n${UPGRADE_HEADERS}${fields}\r\n`), /^HTTP\/1\.1 431 /);
     assert.match(await rawExchange(port, 'GET /health HTTP/1.1\r\nHost: a b\r\n\r\n'), /^HTTP\/1\.1 400 [^]*invalid Host header/);
+    // Between brackets only an IPv6 address or IPvFuture (RFC 3986 §3.2.2): a bracketed name is no host.
+    assert.match(await rawExchange(port, 'GET /health HTTP/1.1\r\nHost: [0123456789abcdef.tunnel.test]\r\n\r\n'), /^HTTP\/1\.1 400 [^]*invalid Host header/);
+    assert.match(await rawExchange(port, 'GET /health HTTP/1.1\r\nHost: [::1]:80\r\n\r\n'), /^HTTP\/1\.1 200 /);
     assert.match(await rawExchange(port, `GET /relay?host=127.0.0.1&port=22 HTTP/1.1\r\nHost: u@x\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 400 [^]*invalid Host header/);
     // A chunk extension past Node's bound. No route reads a body, so the 404 has gone out before the parser
     // reaches it; the connection is dropped then, with no second head, and no 413 is counted as sent.
@@ -387,7 +390,7 @@ describe('refusals at the listener, before any route', () => {
       too_many_headers: 2,
       repeated_host: 2,
       missing_host: 2,
-      invalid_host: 2,
+      invalid_host: 3,
       malformed_target: 2,
       chunk_extensions_too_large: 0,
     };

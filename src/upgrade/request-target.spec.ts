@@ -55,6 +55,15 @@ describe('isValidHostValue', () => {
       assert.equal(isValidHostValue(v), false, v);
     }
   });
+
+  it('takes only an IPv6 address (with a %25 zone id) or IPvFuture between brackets (RFC 3986 §3.2.2, RFC 6874)', () => {
+    for (const v of ['[0:0:0:0:0:0:0:1]', '[::ffff:1.2.3.4]:80', '[fe80::1%25en0]', '[fe80::1%25%41]', '[V1F.a:b]']) {
+      assert.equal(isValidHostValue(v), true, v);
+    }
+    for (const v of ['[example.com]', '[0123456789abcdef.tunnel.test]', '[1.2.3.4]', '[zz]:80', '[::1::2]', '[fe80::1%eth0]', '[fe80::1%25]', '[v1.]', '[]']) {
+      assert.equal(isValidHostValue(v), false, v);
+    }
+  });
 });
 
 describe('adoptTargetAuthority', () => {

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
 import type { ListenerRefusal } from './listener-refusals.js';
 import { parseQuery, type QueryParams } from './query-params.js';
 
@@ -96,7 +97,28 @@ const HOST_VALUE = /^(?:\[[0-9A-Za-z:._~!$&'()*+,;=%-]+\]|[0-9A-Za-z._~!$&'()*+,
 /** Whether a Host field value is what RFC 9112 §3.2 allows (a port, if any, at most 65535). */
 export function isValidHostValue(value: string): boolean {
   const m = HOST_VALUE.exec(value);
-  return m !== null && (m[1] === undefined || m[1] === '' || Number(m[1]) <= 65535);
+  if (m === null || (m[1] !== undefined && m[1] !== '' && Number(m[1]) > 65535)) return false;
+  return !value.startsWith('[') || isIpLiteral(value.slice(1, value.indexOf(']')));
+}
+
+/** RFC 3986 IPvFuture: `v` 1*HEXDIG `.` 1*( unreserved / sub-delims / `:` ). */
+const IP_FUTURE = /^v[0-9a-f]+\.[0-9a-z._~!$&'()*+,;=:-]+$/i;
+/** RFC 6874 ZoneID after its `%25`: 1*( unreserved / pct-encoded ). */
+const ZONE_ID = /^(?:[0-9a-z._~-]|%[0-9a-f]{2})+$/i;
+
+/**
+ * RFC 3986 §3.2.2 (with RFC 6874): what may stand between the brackets of an
+ * IP-literal: an IPv6 address, optionally with a `%25`-encoded zone id, or
+ * IPvFuture. A name or an IPv4 address in brackets (`[example.com]`,
+ * `[1.2.3.4]`) is no host at all.
+ */
+function isIpLiteral(inner: string): boolean {
+  if (IP_FUTURE.test(inner)) return true;
+  const zone = inner.indexOf('%25');
+  const address = zone < 0 ? inner : inner.slice(0, zone);
+  if (zone >= 0 && !ZONE_ID.test(inner.slice(zone + 3))) return false;
+  // node:net reads a raw `%zone` as part of an IPv6 address; in a URI authority it must be `%25`.
+  return !address.includes('%') && isIP(address) === 6;
 }
 
 /**
