@@ -327,8 +327,11 @@ describe('relay admission', () => {
     });
   }
 
-  it('accepts IPv6 with and without brackets', async () => {
+  it('accepts IPv6 with and without brackets, and logs the target as [address]:port either way', async () => {
     const echo6 = await echoTarget('::1');
+    const targets: string[] = [];
+    const onOpened = (e: { target: string }): void => void targets.push(e.target);
+    app.app.get(WsproxyEvents).on('relay.opened', onOpened);
     try {
       for (const host of ['::1', '[::1]']) {
         const ws = await openWs(`${app.wsUrl}/relay?host=${encodeURIComponent(host)}&port=${echo6.port}`);
@@ -338,7 +341,10 @@ describe('relay admission', () => {
         ws.close(1000);
         await closed(ws);
       }
+      // `::1:22` would be ambiguous (it is itself an IPv6 address): the relay_start / relay_end target is bracketed.
+      assert.deepEqual(targets, [`[::1]:${echo6.port}`, `[::1]:${echo6.port}`]);
     } finally {
+      app.app.get(WsproxyEvents).off('relay.opened', onOpened);
       await echo6.close();
     }
   });

@@ -4,6 +4,7 @@ import { Inject, OnModuleInit } from '@nestjs/common';
 import { OnGatewayConnection, WebSocketGateway } from '@nestjs/websockets';
 import type { WebSocket } from 'ws';
 import { WsproxyEvents } from '../common/events.js';
+import { hostPort } from '../common/host-port.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { TargetPolicyService } from '../policy/target-policy.service.js';
 import { parseResumeRequest } from '../resume/resume-params.js';
@@ -95,7 +96,8 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
       const setup: RelaySetup = {
         clientIp: ctx.clientIp,
         user: client.identity.userId,
-        target: `${target.host}:${target.port}`,
+        // `host:port` as a URL authority writes it: `::1:22` would read as the address `::1:22` (or `::1` port 22).
+        target: hostPort(target.host.replace(/^\[(.*)\]$/, '$1'), target.port),
         socket,
         lease: client.lease,
         reader,
