@@ -815,6 +815,37 @@ describe('client IP and trusted proxies', () => {
       await app.close();
     }
   });
+
+  it('counts an IPv6 client per IPV6_LIMIT_PREFIX (a /64 by default), each address alone at 128', async () => {
+    const url = (app: { wsUrl: string }): string => `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`;
+    // Header values only: nothing is dialled at these documentation addresses.
+    const from = (ip: string): { headers: Record<string, string> } => ({ headers: { 'X-Forwarded-For': ip } });
+    const app = await startApp({ MAX_CONNS_PER_IP: '1', TRUSTED_PROXIES: '127.0.0.0/8' });
+    try {
+      const a = await openWs(url(app), from('2001:db8:1:2::1'));
+      // Another address of the same /64 is the same client.
+      const r = await expectRefusal(url(app), from('2001:db8:1:2:ffff::9'));
+      assert.equal(r.status, 429);
+      assert.equal(r.body, 'too many connections from this IP');
+      const b = await openWs(url(app), from('2001:db8:1:3::1'));
+      const snap = await app.app.get(LimitsService).snapshot();
+      assert.deepEqual(Object.keys(snap.perIp).sort(), ['2001:db8:1:2::/64', '2001:db8:1:3::/64']);
+      for (const ws of [a, b]) ws.close(1000);
+      await Promise.all([a, b].map(closed));
+      await waitFor(async () => Object.keys((await app.app.get(LimitsService).snapshot()).perIp).length === 0, 5000, 'the slots back');
+    } finally {
+      await app.close();
+    }
+    const perAddress = await startApp({ MAX_CONNS_PER_IP: '1', TRUSTED_PROXIES: '127.0.0.0/8', IPV6_LIMIT_PREFIX: '128' });
+    try {
+      const a = await openWs(url(perAddress), from('2001:db8:1:2::1'));
+      const b = await openWs(url(perAddress), from('2001:db8:1:2::2'));
+      for (const ws of [a, b]) ws.close(1000);
+      await Promise.all([a, b].map(closed));
+    } finally {
+      await perAddress.close();
+    }
+  });
 });
 
 /** Opens with `errors=close` and returns the close code and reason the server sent. */

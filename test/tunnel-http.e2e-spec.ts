@@ -574,6 +574,28 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
     }
   });
 
+  it('counts an IPv6 requester per IPV6_LIMIT_PREFIX (a /64) against MAX_TUNNEL_HTTP_PER_IP', async () => {
+    const v6 = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', MAX_TUNNEL_HTTP_PER_IP: '1', TRUSTED_PROXIES: '127.0.0.0/8' }));
+    const { tunnel, ready } = await RawTunnel.open(v6.wsUrl);
+    try {
+      const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+      // Header values only: nothing is dialled at these documentation addresses.
+      const from = (ip: string): { headers: Record<string, string> } => ({ headers: { 'x-forwarded-for': ip } });
+      const held = httpTo(v6.port, h, from('2001:db8:1:2::1'));
+      const first = await tunnel.nextJson('http_request');
+      const sameNetwork = await httpTo(v6.port, h, from('2001:db8:1:2::2'));
+      assert.equal(sameNetwork.status, 429);
+      const other = httpTo(v6.port, h, from('2001:db8:1:3::1'));
+      const second = await tunnel.nextJson('http_request');
+      for (const m of [first, second]) tunnel.sendJson({ type: 'http_response', id: m.id, status: 200 });
+      assert.equal((await held).status, 200);
+      assert.equal((await other).status, 200);
+    } finally {
+      await tunnel.close();
+      await v6.close();
+    }
+  });
+
   it('answers every waiting request 502 at once when the tunnel drops', async () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;

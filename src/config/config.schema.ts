@@ -263,7 +263,14 @@ export const CONFIG_VARS = {
     'Proxies whose X-Forwarded-For / X-Real-IP is believed; the client is the rightmost X-Forwarded-For hop not in this list.',
     cidrList,
   ),
-  maxConnsPerIp: spec('MAX_CONNS_PER_IP', '10', '1..1000000', 'Concurrent relays + tunnels per client IP.', int(1, 1_000_000)),
+  maxConnsPerIp: spec('MAX_CONNS_PER_IP', '10', '1..1000000', 'Concurrent relays + tunnels per client IP (an IPv6 client: per `IPV6_LIMIT_PREFIX`).', int(1, 1_000_000)),
+  ipv6LimitPrefix: spec(
+    'IPV6_LIMIT_PREFIX',
+    '64',
+    '32..128',
+    'Prefix length by which the per-IP limits count IPv6 clients: every address of one /64 (a subscriber holds one at least, and can take a new address from it for each connection) counts as one client; 128 counts each address. IPv4 addresses count alone.',
+    int(32, 128),
+  ),
   maxConnsPerUser: spec('MAX_CONNS_PER_USER', '20', '1..1000000', 'Concurrent relays + tunnels per user (`sub`). Not applied with authentication off (one `anonymous` user).', int(1, 1_000_000)),
   blockedTargets: spec(
     'BLOCKED_TARGETS',
@@ -374,7 +381,7 @@ export const CONFIG_VARS = {
     'MAX_TUNNEL_HTTP_PER_IP',
     '50',
     '1..100000',
-    'Concurrent HTTP requests per source IP into tunnels.',
+    'Concurrent HTTP requests per source IP into tunnels (an IPv6 source: per `IPV6_LIMIT_PREFIX`).',
     int(1, 100000),
   ),
   maxTunnelTcpConnsGlobal: spec(
@@ -395,7 +402,7 @@ export const CONFIG_VARS = {
     'MAX_TUNNEL_TCP_CONNS_PER_IP',
     '100',
     '1..100000',
-    'Raw TCP tunnel connections per source IP, over all tunnel ports of a replica.',
+    'Raw TCP tunnel connections per source IP, over all tunnel ports of a replica (an IPv6 source: per `IPV6_LIMIT_PREFIX`).',
     int(1, 100000),
   ),
   tunnelMaxBodyBytes: spec(

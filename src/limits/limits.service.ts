@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { authEnabled } from '../config/config.schema.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { isRefusal, Refusal } from '../common/refusal.js';
+import { ipLimitKey } from './ip-limit-key.js';
 import { CONNECTION_COUNTER_STORE, type AcquireOutcome, type ConnectionCounterStore } from './connection-counter.store.js';
 
 /** One held connection slot. `release()` is idempotent, so every exit path may call it. */
@@ -38,13 +39,14 @@ export class LimitsService {
   }
 
   /**
-   * Takes one slot for `ip` and `user`, or throws `Refusal(429)`; when the
+   * Takes one slot for `ip` (an IPv6 address: its `IPV6_LIMIT_PREFIX`) and `user`, or throws `Refusal(429)`; when the
    * store cannot answer (cluster mode, Redis unreachable), `Refusal(503)`.
    */
   async acquire(ip: string, user: string): Promise<Lease> {
+    const key = ipLimitKey(ip, this.config.ipv6LimitPrefix);
     let outcome: AcquireOutcome;
     try {
-      outcome = await this.store.tryAcquire(ip, user, this.config.maxConnsPerIp, this.maxPerUser);
+      outcome = await this.store.tryAcquire(key, user, this.config.maxConnsPerIp, this.maxPerUser);
     } catch (err) {
       if (isRefusal(err)) throw err;
       this.logger.debug?.(`counter store unavailable: ${err instanceof Error ? err.message : String(err)}`);
@@ -59,7 +61,7 @@ export class LimitsService {
       release: () => {
         if (released) return;
         released = true;
-        this.store.release(ip, user).catch((err: unknown) => this.logger.error(`releasing a slot failed: ${String(err)}`));
+        this.store.release(key, user).catch((err: unknown) => this.logger.error(`releasing a slot failed: ${String(err)}`));
       },
     };
   }

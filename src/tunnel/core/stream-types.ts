@@ -20,7 +20,7 @@ export interface HttpRequestHead {
   readonly headers: HeaderList;
   /** The request has no body (no Transfer-Encoding, no or a zero Content-Length): a codec may say so with the head. */
   readonly bodyless?: boolean;
-  /** The requester's IP, for accounting per requester; never sent to the client. */
+  /** The requester's IP as the per-IP limits count it (`ipLimitKey`), for accounting per requester; never sent to the client. */
   readonly requester?: string;
 }
 

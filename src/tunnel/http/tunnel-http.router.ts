@@ -23,6 +23,7 @@ import { closeWithConnection } from './queued-response.js';
 import { matchTunnelHost } from './tunnel-host.js';
 import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET, type RemoteTunnelHttp, type RemoteTunnelWebSocket } from './remote-tunnel.js';
 import { TunnelWebSocketFront, type WebSocketRequest } from './tunnel-websocket.front.js';
+import { ipLimitKey } from '../../limits/ip-limit-key.js';
 
 /**
  * Routes requests for `*.TUNNEL_DOMAIN` to tunnels, ahead of every other route:
@@ -51,7 +52,7 @@ export class TunnelHttpRouter {
   ) {
     this.domain = config.tunnelDomain;
     this.ips = new ClientIpResolver(config.trustedProxies);
-    this.inFlight = new InFlightCounter(config.maxTunnelHttpPerIp);
+    this.inFlight = new InFlightCounter(config.maxTunnelHttpPerIp, (ip) => ipLimitKey(ip, config.ipv6LimitPrefix));
     front.add((req, res) => this.handle(req, res));
     upgrades.registerHostMatcher({ match: (req) => this.matchUpgrade(req) });
   }
@@ -120,7 +121,7 @@ export class TunnelHttpRouter {
     });
     const headers = through ? [...through.headersFirst, ...cleaned] : cleaned;
     const bodyless = declaresNoBody(req);
-    const body = session.openHttp({ method: req.method ?? 'GET', path, headers, bodyless, requester: fwd.clientIp }, sink);
+    const body = session.openHttp({ method: req.method ?? 'GET', path, headers, bodyless, requester: ipLimitKey(fwd.clientIp, this.config.ipv6LimitPrefix) }, sink);
     // A channel to another replica that closed in the meantime is that replica not answering.
     if (!body) return through ? answerPlain(res, 502, 'tunnel owner unreachable') : answerPlain(res, 404, 'tunnel not found');
 

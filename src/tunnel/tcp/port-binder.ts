@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
+import { ipLimitKey } from '../../limits/ip-limit-key.js';
 import { InFlightCounter } from '../http/in-flight-counter.js';
 
 /**
@@ -15,7 +16,7 @@ export class TcpPortBinder {
   private readonly perIp: InFlightCounter;
 
   constructor(@Inject(wsproxyConfig.KEY) config: WsproxyConfigType) {
-    this.perIp = new InFlightCounter(config.maxTunnelTcpConnsPerIp);
+    this.perIp = new InFlightCounter(config.maxTunnelTcpConnsPerIp, (ip) => ipLimitKey(ip, config.ipv6LimitPrefix));
   }
 
   /**
