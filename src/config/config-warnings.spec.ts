@@ -12,7 +12,7 @@ describe('configWarnings', () => {
   });
 
   it('warns about trusting every peer, IPv4 or IPv6', () => {
-    for (const ranges of ['0.0.0.0/0', '10.0.0.0/8,::/0']) {
+    for (const ranges of ['0.0.0.0/0', '10.0.0.0/8,::/0', '::ffff:0:0/96', '::ffff:0.0.0.0/90']) {
       const [w, ...rest] = configWarnings(parseConfig({ TRUSTED_PROXIES: ranges }));
       assert.match(w!, /^TRUSTED_PROXIES includes a \/0 range/);
       assert.equal(rest.length, 0);

@@ -1,3 +1,4 @@
+import { trustedProxyRange } from '../upgrade/client-ip.js';
 import { CONFIG_VARS, authEnabled, listenersInTunnelPool, type WsproxyConfig } from './config.schema.js';
 
 /**
@@ -6,7 +7,8 @@ import { CONFIG_VARS, authEnabled, listenersInTunnelPool, type WsproxyConfig } f
  */
 export function configWarnings(config: WsproxyConfig): string[] {
   const warnings: string[] = [];
-  if (config.trustedProxies.some((entry) => /\/0$/.test(entry))) {
+  // `::ffff:0:0/96` is a /0 too: every IPv4 peer, as mapped addresses are matched in their IPv4 spelling.
+  if (config.trustedProxies.some((entry) => trustedProxyRange(entry)[1] === 0)) {
     warnings.push('TRUSTED_PROXIES includes a /0 range: every peer is a trusted proxy, so a client can choose its own address through X-Forwarded-For');
   }
   for (const [variable, port] of listenersInTunnelPool(config)) {

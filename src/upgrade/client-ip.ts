@@ -4,6 +4,18 @@ import ipaddr from 'ipaddr.js';
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
+/**
+ * A `TRUSTED_PROXIES` entry (an address or a CIDR range) as it is matched
+ * against a peer: an IPv4-mapped IPv6 range as the IPv4 range it covers
+ * (`::ffff:10.0.0.0/104` → `10.0.0.0/8`), since peers are compared in their
+ * IPv4 spelling. Throws on an entry that is neither.
+ */
+export function trustedProxyRange(entry: string): Range {
+  const [range, bits] = entry.includes('/') ? ipaddr.parseCIDR(entry) : ([ipaddr.parse(entry), ipaddr.parse(entry).kind() === 'ipv4' ? 32 : 128] as Range);
+  if (range.kind() === 'ipv6' && (range as ipaddr.IPv6).isIPv4MappedAddress()) return [(range as ipaddr.IPv6).toIPv4Address(), Math.max(0, bits - 96)];
+  return [range, bits];
+}
+
 /** Strips an IPv4-mapped IPv6 prefix so one client has one spelling (`::ffff:1.2.3.4` → `1.2.3.4`). */
 export function normalizeIp(address: string): string {
   // Dotted-quad as `isIP` accepts it (no leading zeros) is already canonical: no parse on every request.
@@ -24,9 +36,7 @@ export class ClientIpResolver {
   private readonly trusted: Range[];
 
   constructor(trustedProxies: readonly string[]) {
-    this.trusted = trustedProxies.map((entry) =>
-      entry.includes('/') ? ipaddr.parseCIDR(entry) : ([ipaddr.parse(entry), ipaddr.parse(entry).kind() === 'ipv4' ? 32 : 128] as Range),
-    );
+    this.trusted = trustedProxies.map(trustedProxyRange);
   }
 
   resolve(req: IncomingMessage): string {
@@ -51,11 +61,7 @@ export class ClientIpResolver {
   private isTrusted(peer: string): boolean {
     if (!ipaddr.isValid(peer)) return false;
     const addr = ipaddr.process(peer);
-    return this.trusted.some(([range, bits]) => {
-      const r = range.kind() === 'ipv6' && (range as ipaddr.IPv6).isIPv4MappedAddress() ? (range as ipaddr.IPv6).toIPv4Address() : range;
-      const b = r !== range ? bits - 96 : bits;
-      return addr.kind() === r.kind() && addr.match(r, b);
-    });
+    return this.trusted.some(([range, bits]) => addr.kind() === range.kind() && addr.match(range, bits));
   }
 }
 
