@@ -47,6 +47,17 @@ describe('ClientIpResolver', () => {
     assert.equal(behindOneProxy.resolve(request('127.0.0.1', { 'x-forwarded-for': 'not-an-ip' })), '127.0.0.1');
   });
 
+  it('reads a hop written with the port some load balancers append, IPv4 or IPv6 in brackets', () => {
+    assert.equal(behindTwo.resolve(request('127.0.0.1', { 'x-forwarded-for': '203.0.113.1:52344' })), '203.0.113.1');
+    assert.equal(behindTwo.resolve(request('127.0.0.1', { 'x-forwarded-for': '[2001:db8::7]:52344' })), '2001:db8::7');
+    assert.equal(behindTwo.resolve(request('127.0.0.1', { 'x-forwarded-for': '[2001:db8::7]' })), '2001:db8::7');
+    assert.equal(behindTwo.resolve(request('127.0.0.1', { 'x-forwarded-for': '198.51.100.7, 10.0.0.5:443' })), '198.51.100.7');
+    // Anything else with a colon is no hop: the walk stops at the address before it.
+    for (const bad of ['2001:db8::7:52344x', '[203.0.113.1]:1', '203.0.113.1:', '[2001:db8::7]:123456', '[zz::1]:1', '203.0.113.1:80:80']) {
+      assert.equal(behindTwo.resolve(request('127.0.0.1', { 'x-forwarded-for': `${bad}, 10.0.0.5` })), '10.0.0.5', bad);
+    }
+  });
+
   it('falls back to X-Real-IP without X-Forwarded-For, and to the peer without either', () => {
     assert.equal(behindOneProxy.resolve(request('127.0.0.1', { 'x-real-ip': '203.0.113.3' })), '203.0.113.3');
     assert.equal(behindOneProxy.resolve(request('127.0.0.1', { 'x-real-ip': 'bogus' })), '127.0.0.1');

@@ -47,8 +47,8 @@ export class ClientIpResolver {
       const hops = xff.split(',');
       let client = peer;
       for (let i = hops.length - 1; i >= 0 && this.isTrusted(client); i--) {
-        const hop = hops[i]!.trim();
-        if (!isIP(hop)) break;
+        const hop = hopAddress(hops[i]!.trim());
+        if (hop === null) break;
         client = normalizeIp(hop);
       }
       return client;
@@ -63,6 +63,18 @@ export class ClientIpResolver {
     const addr = ipaddr.process(peer);
     return this.trusted.some(([range, bits]) => addr.kind() === range.kind() && addr.match(range, bits));
   }
+}
+
+/**
+ * The address of an `X-Forwarded-For` hop: an IP, or one with the port some load balancers append
+ * (`192.0.2.7:52344`, `[2001:db8::7]:52344`, and `[2001:db8::7]`); null for anything else.
+ */
+function hopAddress(hop: string): string | null {
+  if (isIP(hop)) return hop;
+  const m = /^\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?$|^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(hop);
+  if (m === null) return null;
+  const address = m[1] ?? m[2]!;
+  return isIP(address) === (m[1] !== undefined ? 6 : 4) ? address : null;
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {
