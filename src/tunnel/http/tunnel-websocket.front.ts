@@ -13,14 +13,19 @@ import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { answerPings } from '../../upgrade/answer-pings.js';
 import { SocketGoneSignal } from '../../upgrade/client-gone.js';
 import { KeepaliveService } from '../../upgrade/keepalive.service.js';
+import { WS_SEND_HIGH_FRAMES } from '../../relay/relay-pipe.js';
 import type { HeaderList, ResponseHead } from '../core/stream-types.js';
 import type { TunnelSession } from '../core/tunnel-session.js';
 import type { WebSocketSink, WebSocketStream } from '../core/websocket-stream.js';
 import { isSendableCloseCode, sendableCloseReason } from '../protocol/v2.js';
 import { isForwardableStatus, requestHeadersForClient, responseHeadersForRequester } from './header-hygiene.js';
 
-/** Bytes queued towards a requester's WebSocket before the client's messages for it wait. */
-const REQUESTER_HIGH_WATER = 256 * 1024;
+/**
+ * Bytes queued towards a requester's WebSocket before the client's messages for it wait; or frames
+ * (`WS_SEND_HIGH_FRAMES`, as for a relay's client): each queued frame costs a few hundred bytes of heap
+ * whatever its size, and 256 KiB of 1-byte fragments (3 bytes each on the wire) are ~87 000 frames.
+ */
+export const REQUESTER_HIGH_WATER = 256 * 1024;
 /**
  * Handshake headers that belong to one hop: the proxy completes the
  * requester's handshake itself and the client makes its own to the origin.
@@ -140,7 +145,13 @@ class RequesterWebSocket implements WebSocketSink {
   private stream: WebSocketStream | null = null;
   private ws: WebSocket | null = null;
   private drainWaiter: (() => void) | null = null;
-  private readonly afterFlush = (): void => this.checkDrained();
+  /** Frames handed to the WebSocket whose write callback has not run yet. */
+  private unwritten = 0;
+  private readonly afterFlush = (): void => {
+    this.unwritten--;
+    this.checkDrained();
+  };
+  private readonly recheck = (): void => this.checkDrained();
   /** Whether the message being sent is text (null between messages), and the check of its UTF-8. */
   private messageIsText: boolean | null = null;
   /** `close()` was called: the requester is read on to its close answer, never paused again. */
@@ -241,13 +252,14 @@ class RequesterWebSocket implements WebSocketSink {
       this.close(1011, 'invalid UTF-8 text from the tunnel');
       return true;
     }
+    this.unwritten++;
     ws.send(chunk, { binary, fin }, this.afterFlush);
-    return ws.bufferedAmount < REQUESTER_HIGH_WATER;
+    return ws.bufferedAmount < REQUESTER_HIGH_WATER && this.unwritten < WS_SEND_HIGH_FRAMES;
   }
 
   whenDrained(cb: () => void): void {
     this.drainWaiter = cb;
-    queueMicrotask(this.afterFlush);
+    queueMicrotask(this.recheck);
   }
 
   close(code: number, reason: string): void {
@@ -275,7 +287,8 @@ class RequesterWebSocket implements WebSocketSink {
 
   private checkDrained(): void {
     const ws = this.ws;
-    if (!this.drainWaiter || (ws && ws.readyState === WebSocket.OPEN && ws.bufferedAmount >= REQUESTER_HIGH_WATER)) return;
+    if (!this.drainWaiter) return;
+    if (ws && ws.readyState === WebSocket.OPEN && (ws.bufferedAmount >= REQUESTER_HIGH_WATER || this.unwritten >= WS_SEND_HIGH_FRAMES)) return;
     const cb = this.drainWaiter;
     this.drainWaiter = null;
     cb();
