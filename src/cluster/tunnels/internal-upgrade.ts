@@ -2,6 +2,7 @@ import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { SOCKET_HIGH_WRITES, stopReadingWhenPaused } from '../../tunnel/core/tcp-stream.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { CLUSTER_AUTH_CHALLENGE, CLUSTER_AUTH_HEADER, verifyClusterRequest } from '../internal-auth.js';
 import { replicaEndpoint } from './internal-headers.js';
@@ -42,14 +43,51 @@ export function spliceToOwner(entry: Duplex, upstream: Socket, head: Buffer): vo
   if (entry.destroyed) return void upstream.destroy();
   upstream.setNoDelay(true);
   if (head.length > 0) entry.write(head);
-  entry.pipe(upstream);
-  upstream.pipe(entry);
+  pump(entry, upstream);
+  pump(upstream, entry);
   entry.once('close', () => upstream.destroy());
   upstream.once('close', () => {
     if (!entry.writableFinished) entry.end();
     setTimeout(() => entry.destroy(), FLUSH_GRACE_MS).unref();
   });
   entry.resume();
+  upstream.resume();
+}
+
+/**
+ * `from.pipe(to)`, with the bounds of a tunnel's own TCP connections (`TcpStream`): `from` is paused
+ * once `to` holds 16 KiB or SOCKET_HIGH_WRITES writes (tiny segments each cost a write of ~170 heap
+ * bytes: 16 KiB of 1-byte writes is ~2.8 MiB), and a paused `from` stops reading at its next read
+ * instead of buffering 16 KiB of reads (one Buffer each). `from`'s end ends `to`, as `pipe` does.
+ */
+function pump(from: Duplex, to: Duplex): void {
+  stopReadingWhenPaused(from);
+  /** Writes made since `to`'s buffer was last seen empty. */
+  let queued = 0;
+  let awaitingDrain = false;
+  const resume = (): void => void from.resume();
+  const drained = (): void => {
+    awaitingDrain = false;
+    from.resume();
+  };
+  from.on('data', (chunk: Buffer) => {
+    if (to.writableLength === 0) queued = 0;
+    if (++queued < SOCKET_HIGH_WRITES) {
+      if (!to.write(chunk)) {
+        from.pause();
+        if (!awaitingDrain) {
+          awaitingDrain = true;
+          to.once('drain', drained);
+        }
+      }
+      return;
+    }
+    // That many writes wait (tiny ones): read on once this one, and so all before it, is out.
+    queued = 0;
+    from.pause();
+    to.write(chunk, resume);
+  });
+  from.once('end', () => to.end());
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { InboundStreamEvent, TunnelWire } from './stream-types.js';
 
 /** A peer that never answers our FIN must not hold the socket forever. */
@@ -11,6 +12,18 @@ const LINGER_MS = 30_000;
  * `write` says full. 256 of them cost ~43 KiB at most. Counted off the hot path: only while the socket holds a backlog.
  */
 export const SOCKET_HIGH_WRITES = 256;
+
+/**
+ * Paused, `socket` stops reading at the next read instead of buffering reads until 16 KiB wait (16 384
+ * Buffers, ~2.5 MiB of heap, for a peer sending 1-byte segments). Flowing, each read is emitted as it
+ * comes whatever the mark. Accepted sockets take no readableHighWaterMark (a server's highWaterMark sets
+ * the writable one too), so it is set on the readable state, a plain field in Node 20 to 24.
+ * (Where a Node version has no such field, the socket keeps Node's mark: more memory, nothing broken.)
+ */
+export function stopReadingWhenPaused(socket: Duplex): void {
+  const readable = (socket as unknown as { _readableState?: { highWaterMark?: unknown } })._readableState;
+  if (typeof readable?.highWaterMark === 'number') readable.highWaterMark = 0;
+}
 
 /**
  * One raw TCP connection on a tunnel's port, as a stream, with backpressure
@@ -46,13 +59,7 @@ export class TcpStream {
   start(): void {
     const { socket, wire, id } = this;
     socket.setNoDelay(true);
-    // Paused, a socket stops reading at the next read instead of buffering reads until 16 KiB wait (16 384
-    // Buffers, ~2.5 MiB of heap, for a requester sending 1-byte segments). Flowing, each read is emitted as it
-    // comes whatever the mark. Accepted sockets take no readableHighWaterMark (a server's highWaterMark sets
-    // the writable one too), so it is set on the readable state, a plain field in Node 20 to 24.
-    // (Where a Node version has no such field, the socket keeps Node's mark: more memory, nothing broken.)
-    const readable = (socket as unknown as { _readableState?: { highWaterMark?: unknown } })._readableState;
-    if (typeof readable?.highWaterMark === 'number') readable.highWaterMark = 0;
+    stopReadingWhenPaused(socket);
     wire.open(id, { kind: 'tcp' });
     socket.on('data', (chunk: Buffer) => {
       if (this.done) return;

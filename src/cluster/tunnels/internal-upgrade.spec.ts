@@ -1,0 +1,116 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { socketPair } from '../../../test/support/socket-pair.js';
+import { SOCKET_HIGH_WRITES } from '../../tunnel/core/tcp-stream.js';
+import { spliceToOwner } from './internal-upgrade.js';
+
+const until = async (pred: () => boolean, ms: number, what: string): Promise<void> => {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+/** Sends 1-byte segments from `sender`, one per turn of the loop, until `stop()` or `limit` of them; resolves with the count. */
+function dribble(sender: Socket, stop: () => boolean, limit: number): Promise<number> {
+  let sent = 0;
+  return new Promise((resolve) => {
+    const tick = (): void => {
+      if (stop() || sent >= limit || sender.destroyed) return resolve(sent);
+      sender.write(Buffer.of(sent++ & 0xff));
+      setImmediate(tick);
+    };
+    tick();
+  });
+}
+
+/** A spliced connection: requester ⇄ entry (the replica's accepted socket) ⇄ upstream ⇄ owner. */
+async function spliced(): Promise<{ requester: Socket; entry: Socket; upstream: Socket; owner: Socket; close(): void }> {
+  const front = await socketPair({ server: { allowHalfOpen: true } });
+  const back = await socketPair({ server: { allowHalfOpen: true }, client: { allowHalfOpen: true } });
+  front.client.setNoDelay(true);
+  back.peer.setNoDelay(true);
+  front.peer.pause();
+  spliceToOwner(front.peer, back.client, Buffer.alloc(0));
+  return {
+    requester: front.client,
+    entry: front.peer,
+    upstream: back.client,
+    owner: back.peer,
+    close: () => {
+      front.close();
+      back.close();
+    },
+  };
+}
+
+const writes = (s: Socket): number => (s as unknown as { _writableState: { getBuffer(): unknown[] } })._writableState.getBuffer().length;
+
+describe('spliceToOwner: a piped connection whose far side does not read', () => {
+  it('stops reading the requester once SOCKET_HIGH_WRITES 1-byte writes wait for the owner, and reads no further; every byte arrives in order once the owner reads', async () => {
+    const { requester, entry, upstream, owner, close } = await spliced();
+    try {
+      // An owner that does not read, its connection full: nothing handed to the socket leaves the entry.
+      upstream.cork();
+      const sent = await dribble(requester, () => entry.isPaused() && upstream.writableLength > 0 && entry.readableLength > 0, 4 * SOCKET_HIGH_WRITES + 20_000);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(entry.isPaused(), `the requester is still read with ${writes(upstream)} writes (${upstream.writableLength} bytes) queued for the owner`);
+      assert.ok(writes(upstream) <= SOCKET_HIGH_WRITES, `${writes(upstream)} writes queued for the owner`);
+      assert.ok(entry.readableLength <= 1, `${entry.readableLength} bytes read from the paused requester and held`);
+      let received = 0;
+      let inOrder = true;
+      owner.on('data', (data: Buffer) => {
+        for (const b of data) if (b !== (received++ & 0xff)) inOrder = false;
+      });
+      upstream.uncork();
+      await until(() => received === sent, 10_000, 'every byte delivered');
+      assert.ok(inOrder, 'bytes in order');
+    } finally {
+      close();
+    }
+  });
+
+  it('stops reading the owner once SOCKET_HIGH_WRITES 1-byte writes wait for the requester; every byte arrives in order once it reads', async () => {
+    const { requester, entry, upstream, owner, close } = await spliced();
+    try {
+      entry.cork();
+      const sent = await dribble(owner, () => upstream.isPaused() && entry.writableLength > 0 && upstream.readableLength > 0, 4 * SOCKET_HIGH_WRITES + 20_000);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(upstream.isPaused(), `the owner is still read with ${writes(entry)} writes queued for the requester`);
+      assert.ok(writes(entry) <= SOCKET_HIGH_WRITES, `${writes(entry)} writes queued for the requester`);
+      assert.ok(upstream.readableLength <= 1, `${upstream.readableLength} bytes read from the paused owner and held`);
+      let received = 0;
+      let inOrder = true;
+      requester.on('data', (data: Buffer) => {
+        for (const b of data) if (b !== (received++ & 0xff)) inOrder = false;
+      });
+      entry.uncork();
+      await until(() => received === sent, 10_000, 'every byte delivered');
+      assert.ok(inOrder, 'bytes in order');
+    } finally {
+      close();
+    }
+  });
+
+  it('carries a half-close each way, as pipe did', async () => {
+    const { requester, owner, close } = await spliced();
+    try {
+      const atOwner: Buffer[] = [];
+      owner.on('data', (d: Buffer) => atOwner.push(d));
+      const ownerSawEnd = new Promise<void>((r) => owner.once('end', () => r()));
+      requester.end('request');
+      await ownerSawEnd;
+      assert.equal(Buffer.concat(atOwner).toString(), 'request');
+      const atRequester: Buffer[] = [];
+      requester.on('data', (d: Buffer) => atRequester.push(d));
+      const requesterSawEnd = new Promise<void>((r) => requester.once('end', () => r()));
+      owner.end('answer');
+      await requesterSawEnd;
+      assert.equal(Buffer.concat(atRequester).toString(), 'answer');
+    } finally {
+      close();
+    }
+  });
+});
