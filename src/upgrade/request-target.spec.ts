@@ -77,13 +77,22 @@ describe('adoptTargetAuthority', () => {
   });
 
   it('refuses a target with userinfo instead of routing by what follows the @ (RFC 9110 §4.2.4), leaving Host alone', () => {
-    for (const url of ['http://0123456789abcdef.tunnel.test@fedcba9876543210.tunnel.test/', 'https://u:p@example.com/x', 'http://@example.com/', 'HTTP://a%40b@example.com']) {
+    for (const url of [
+      'http://0123456789abcdef.tunnel.test@fedcba9876543210.tunnel.test/',
+      'https://u:p@example.com/x',
+      'http://@example.com/',
+      'HTTP://a%40b@example.com',
+      // Extra slashes, which the URL parser skips before the authority (Node's parser accepts such a target).
+      'http:///0123456789abcdef.tunnel.test@fedcba9876543210.tunnel.test/',
+      'http:////u:p@example.com/x',
+      'http:///@example.com/',
+    ]) {
       const req = request(url);
       assert.equal(adoptTargetAuthority(req), false, url);
       assert.equal(req.headers.host, 'front.test', url);
     }
     // An @ after the authority is part of the path or query.
-    for (const url of ['http://example.com/a@b', 'http://example.com?to=a@b', 'http://example.com:80/@']) {
+    for (const url of ['http://example.com/a@b', 'http://example.com?to=a@b', 'http://example.com:80/@', 'http:///example.com/a@b']) {
       assert.equal(adoptTargetAuthority(request(url)), true, url);
     }
   });

@@ -37,13 +37,17 @@ export function adoptTargetAuthority(req: IncomingMessage): boolean {
   if (target === undefined || target.charCodeAt(0) === 0x2f /* / */ || target === '*') return true;
   // RFC 9110 §4.2.4: userinfo in an http(s) target is an error (it obscures the authority, as phishing links do);
   // the URL parser would drop it silently and route by what follows the `@`. A Host with one is refused as well.
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*@/.test(target)) return false;
+  // More slashes than two are skipped by the URL parser before the authority (`http:///a@b/` is user `a` at host
+  // `b` to it), so they are skipped here too; an empty userinfo (`http://@b/`) leaves no trace in the parsed URL.
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\/+[^/?#]*@/.test(target)) return false;
   let url: URL;
   try {
     url = new URL(target);
   } catch {
     return false;
   }
+  // Whatever spelling the parser still found userinfo in: routing reads its host, so the same refusal.
+  if (url.username !== '' || url.password !== '') return false;
   if (url.host !== '') {
     req.headers.host = url.host;
     // rawHeaders are what a tunnel's service gets: it sees the same host.
