@@ -239,6 +239,33 @@ describe('BoundedExpressAdapter', () => {
     }
   });
 
+  it('answers 414 to a request target past the head limit, 431 to a header value that only reads like a request line where a packet starts', async () => {
+    const long = '/' + 'a'.repeat(20000);
+    const cases: [string[], RegExp, string][] = [
+      [[`GET ${long} HTTP/1.1\r\nHost: x\r\n\r\n`], /^HTTP\/1\.1 414 /, 'target_too_long'],
+      // Pipelined in its own packet behind a request that was answered: the line stops at the space before the version.
+      [['GET /late HTTP/1.1\r\nHost: x\r\n\r\n', `GET ${long} HTTP/1.1\r\nHost: x\r\n\r\n`], /^HTTP\/1\.1 200 [^]*HTTP\/1\.1 414 /, 'target_too_long'],
+      // One header whose value is a request line, its second half in a packet of its own.
+      [['GET /late HTTP/1.1\r\nHost: x\r\nX-Forwarded-Request: ', `GET ${long}\r\n\r\n`], /^HTTP\/1\.1 431 /, 'head_too_large'],
+    ];
+    for (const [pieces, expected, reason] of cases) {
+      refused.length = 0;
+      const c = await converse(port);
+      try {
+        for (const piece of pieces) {
+          c.s.write(piece);
+          if (piece.startsWith('GET /late') && piece.endsWith('\r\n\r\n')) await received(c, 'late answer');
+          else await new Promise((r) => setTimeout(r, 100));
+        }
+        await within(c.closed, 3000, 'the close after the refusal');
+      } finally {
+        c.s.destroy();
+      }
+      assert.match(c.text(), expected, pieces.join('').slice(0, 60));
+      assert.deepEqual(refused, [reason]);
+    }
+  });
+
   it('closes the connection after an HTTP/1.0 request with Transfer-Encoding, even one asking to keep it (RFC 9112 §6.1)', async () => {
     seen.length = 0;
     const c = await converse(port);

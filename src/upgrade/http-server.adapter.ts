@@ -298,7 +298,8 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       return;
     }
     const { rawPacket, bytesParsed } = err as NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number };
-    const refusal = refusalForClientError(err.code, rawPacket, bytesParsed);
+    const firstPacket = rawPacket !== undefined && (socket as Socket).bytesRead === rawPacket.length;
+    const refusal = refusalForClientError(err.code, rawPacket, bytesParsed, firstPacket);
     // Not a parser error: the connection failed (a reset). Not writable: already answered (the parser
     // then reports the end of a request cut short by our own answer) or gone. Neither is a new refusal.
     if (refusal === null || !socket.writable) return void socket.destroy();

@@ -35,11 +35,16 @@ describe('refusalForClientError', () => {
   });
 
   test('a head that overflows in its request target is 414 (RFC 9112 §3), anywhere else 431', () => {
-    const at = (raw: string, stop: number): [Buffer, number] => [Buffer.from(raw, 'latin1'), stop];
+    const at = (raw: string, stop: number, first = false): [Buffer, number, boolean] => [Buffer.from(raw, 'latin1'), stop, first];
     const long = '/' + 'a'.repeat(20000);
     // Node stops at the end of the target (or of the packet, when the target goes on).
     assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at(`GET ${long} HTTP/1.1\r\nHost: x\r\n\r\n`, 4 + long.length)), 'target_too_long');
-    assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at(`GET ${long.slice(0, 1400)}`, 1400)), 'target_too_long');
+    // A target going on past the packet: a request line when the packet is the connection's first…
+    assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at(`GET ${long.slice(0, 1400)}`, 1400, true)), 'target_too_long');
+    // …else maybe a header value sent in pieces that reads like one: 431.
+    assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at(`GET ${long.slice(0, 1400)}`, 1400)), 'head_too_large');
+    const value = `GET ${long}\r\n\r\n`;
+    assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at(value, value.indexOf('\r'))), 'head_too_large');
     assert.equal(refusalForClientError('HPE_HEADER_OVERFLOW', ...at(`GET http://x.test${long} HTTP/1.1\r\n`, 4 + 13 + long.length)), 'target_too_long');
     // Pipelined behind a request: the line the parser stopped in decides.
     const first = 'GET / HTTP/1.1\r\nHost: x\r\n\r\n';

@@ -44,15 +44,16 @@ const MAX_LINE_EXAMINED = 16 * 1024;
  * `rawPacket` and `bytesParsed` (the error's own fields: the bytes the parser
  * was given, and where it stopped) tell a version Node does not take
  * (`HTTP/1.2`, `HTTP/3.0`: 505) from a malformed one (`HTTP/1.10`: 400).
+ * `firstPacket`: `rawPacket` is the first the connection carried, so it starts with a request line.
  */
-export function refusalForClientError(code: string | undefined, rawPacket?: Buffer, bytesParsed?: number): ListenerRefusal | null {
+export function refusalForClientError(code: string | undefined, rawPacket?: Buffer, bytesParsed?: number, firstPacket = false): ListenerRefusal | null {
   // The connection ended in the middle of a request (a body cut short): the client left, it was not refused.
   if (code === undefined || code === 'HPE_INVALID_EOF_STATE') return null;
   if (code === 'HPE_INVALID_VERSION' && rawPacket !== undefined && namesWellFormedVersion(rawPacket, bytesParsed ?? 0)) {
     return 'unsupported_version';
   }
   // RFC 9112 §3: a request-target longer than the server wishes to parse MUST be answered 414, not as a large head.
-  if (code === 'HPE_HEADER_OVERFLOW' && rawPacket !== undefined && overflowsInTarget(rawPacket, bytesParsed ?? 0)) return 'target_too_long';
+  if (code === 'HPE_HEADER_OVERFLOW' && rawPacket !== undefined && overflowsInTarget(rawPacket, bytesParsed ?? 0, firstPacket)) return 'target_too_long';
   return Object.hasOwn(PARSER_ERRORS, code) ? PARSER_ERRORS[code]! : code.startsWith('HPE_') ? 'malformed_request' : null;
 }
 
@@ -68,9 +69,14 @@ const REQUEST_LINE_IN_TARGET = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ (?:\/|\*|[A-Za-z][A
  * and says only that the head overflowed; the line tells them apart. A line that began in an earlier packet (a
  * target or a header value sent in pieces) cannot be told apart from here: it keeps the 431.
  */
-function overflowsInTarget(raw: Buffer, at: number): boolean {
+function overflowsInTarget(raw: Buffer, at: number, firstPacket: boolean): boolean {
   const end = Math.min(at, raw.length);
   const start = end > 0 ? raw.lastIndexOf(0x0a, end - 1) + 1 : 0;
+  // A line at the start of a later packet may have begun in an earlier one: a header value sent in pieces can read
+  // like a request line there (`X-Forwarded-Request: ` + `GET /…`). The parser stops a header value at its line
+  // break or at the packet's end, never at a space; a target it stops at the space before the version. Unless the
+  // packet is the connection's first, only a line stopped at that space is a target.
+  if (start === 0 && !firstPacket && raw[end] !== 0x20) return false;
   // Only the start of the line matters: the method, a space and the target's first bytes; then no space to `end`.
   const prefix = raw.toString('latin1', start, Math.min(end, start + 64));
   if (!REQUEST_LINE_IN_TARGET.test(prefix)) return false;
