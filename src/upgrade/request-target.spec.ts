@@ -92,8 +92,16 @@ describe('adoptTargetAuthority', () => {
       assert.equal(req.headers.host, 'front.test', url);
     }
     // An @ after the authority is part of the path or query.
-    for (const url of ['http://example.com/a@b', 'http://example.com?to=a@b', 'http://example.com:80/@', 'http:///example.com/a@b']) {
+    for (const url of ['http://example.com/a@b', 'http://example.com?to=a@b', 'http://example.com:80/@']) {
       assert.equal(adoptTargetAuthority(request(url)), true, url);
+    }
+  });
+
+  it('refuses a target with an empty authority (RFC 9110 §4.2.1) instead of routing by its first path segment', () => {
+    for (const url of ['http:///0123456789abcdef.tunnel.test/', 'HTTPS:///example.com/x', 'http:////example.com', 'http:///example.com/a@b']) {
+      const req = request(url);
+      assert.equal(adoptTargetAuthority(req), false, url);
+      assert.equal(req.headers.host, 'front.test', url);
     }
   });
 });

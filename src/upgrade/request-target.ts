@@ -40,6 +40,9 @@ export function adoptTargetAuthority(req: IncomingMessage): boolean {
   // More slashes than two are skipped by the URL parser before the authority (`http:///a@b/` is user `a` at host
   // `b` to it), so they are skipped here too; an empty userinfo (`http://@b/`) leaves no trace in the parsed URL.
   if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\/+[^/?#]*@/.test(target)) return false;
+  // RFC 9110 §4.2.1: an http URI with an empty host MUST be rejected as invalid. `http:///x/` has an empty authority
+  // (RFC 3986), which the URL parser does not see: it skips the slashes and takes `x` as the host, routed by.
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\/\//.test(target)) return false;
   let url: URL;
   try {
     url = new URL(target);
