@@ -339,6 +339,49 @@ describe('tunnel protocol v2 with the reference client', () => {
   });
 });
 
+describe('tunnel protocol v2: a request body sent as tiny chunks', () => {
+  it('reaches the service whole, in a frame per read of the requester, not one per chunk', async () => {
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }, 1));
+    let pieces = 0;
+    let got: Buffer | null = null;
+    const local = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      // The reference client writes each DATA frame as one chunk of its own request: one 'data' here each.
+      req.on('data', (c: Buffer) => {
+        pieces++;
+        chunks.push(c);
+      });
+      req.on('end', () => {
+        got = Buffer.concat(chunks);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: `127.0.0.1:${(local.address() as AddressInfo).port}`, protocol: 2 });
+    try {
+      const body = randomPayload(20_000);
+      const parts: Buffer[] = [Buffer.from(`POST /up HTTP/1.1\r\nHost: ${client.subdomain}.${TUNNEL_DOMAIN}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`)];
+      for (let i = 0; i < body.length; i++) parts.push(Buffer.from('1\r\n'), body.subarray(i, i + 1), Buffer.from('\r\n'));
+      parts.push(Buffer.from('0\r\n\r\n'));
+      const s = await dial(app.port);
+      const answer: Buffer[] = [];
+      s.on('data', (c: Buffer) => answer.push(c));
+      s.write(Buffer.concat(parts));
+      await within(once(s, 'close'), 10_000, 'the answer');
+      assert.match(Buffer.concat(answer).toString('latin1'), /^HTTP\/1\.1 200 /);
+      assert.ok(got !== null && (got as Buffer).equals(body), 'the body arrived whole and in order');
+      // 20 000 one-byte chunks in a handful of reads: each chunk a frame would be 20 000 (and a tunnel client
+      // holding a paused stream resets it at 16 384 frames).
+      assert.ok(pieces < 1000, `the body reached the service in ${pieces} pieces`);
+    } finally {
+      await client.close();
+      await app.close();
+      local.closeAllConnections();
+      await new Promise<void>((resolve) => local.close(() => resolve()));
+    }
+  });
+});
+
 describe('tunnel protocol v2: request framing cannot be used to smuggle a request to the local service', () => {
   interface Seen {
     readonly method: string;

@@ -24,6 +24,7 @@ import { matchTunnelHost } from './tunnel-host.js';
 import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET, type RemoteTunnelHttp, type RemoteTunnelWebSocket } from './remote-tunnel.js';
 import { TunnelWebSocketFront, type WebSocketRequest } from './tunnel-websocket.front.js';
 import { ipLimitKey } from '../../limits/ip-limit-key.js';
+import { ChunkJoiner } from './chunk-joiner.js';
 
 /**
  * Routes requests for `*.TUNNEL_DOMAIN` to tunnels, ahead of every other route:
@@ -142,6 +143,14 @@ export class TunnelHttpRouter {
       req.resume();
       if (!req.complete) stall?.reading();
     });
+    let aborted = false;
+    const joiner = new ChunkJoiner((chunk) => {
+      if (refused || discarding || aborted) return;
+      if (!body.write(chunk)) {
+        req.pause();
+        stall?.stop();
+      }
+    });
     req.on('data', (chunk: Buffer) => {
       stall?.reading();
       size += chunk.length;
@@ -156,18 +165,18 @@ export class TunnelHttpRouter {
         sink.fail(413, 'request body too large');
         return;
       }
-      if (!body.write(chunk)) {
-        req.pause();
-        stall?.stop();
-      }
+      joiner.push(chunk);
     });
     req.on('end', () => {
       stall?.stop();
+      joiner.flush();
       if (!refused) body.end();
     });
     res.once('close', () => {
       stall?.stop();
-      if (!res.writableFinished) body.abort();
+      if (res.writableFinished) return;
+      aborted = true;
+      body.abort();
     });
     // An early answer (the client responded before the upload ended): the rest
     // of the body is read and dropped, as Node does for a request nobody reads,
