@@ -732,6 +732,45 @@ describe('a tunnel request body that stops arriving (TUNNEL_REQUESTER_STALL_MS)'
     }
   });
 
+  it('stops reading a chunked body of 1-byte chunks at once when the stream has no credit, and delivers it all later', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const server = app.app.getHttpServer() as import('node:http').Server;
+    let requestSeen: IncomingMessage | null = null;
+    const capture = (req: IncomingMessage): void => {
+      if (req.method === 'PUT') requestSeen = req;
+    };
+    server.on('request', capture);
+    const s = await dial(app.port);
+    try {
+      const chunk = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]);
+      const first = randomPayload(V2_INITIAL_WINDOW);
+      s.write(`PUT /up HTTP/1.1\r\nHost: ${hostOf(ready.ready.tunnelUrl)}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      for (let i = 0; i < first.length; i += KiB) s.write(chunk(first.subarray(i, i + KiB)));
+      const open = await tunnel.nextOpen();
+      await waitFor(() => tunnel.dataFor(open.stream).length >= V2_INITIAL_WINDOW, 5000, 'the first window');
+      // No credit now. 20 000 one-byte chunks, a hundred a read.
+      const tiny = randomPayload(20_000);
+      for (let i = 0; i < tiny.length; i += 100) {
+        s.write(Buffer.concat(Array.from(tiny.subarray(i, i + 100), (b) => chunk(Buffer.of(b)))));
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      s.write('0\r\n\r\n');
+      await new Promise((r) => setTimeout(r, 200));
+      // Parsed chunks wait in the request, a Buffer each (a few hundred bytes of heap for one byte): at Node's
+      // mark, up to 16 KiB of them. Only what the read in progress brought is taken.
+      const waiting = (requestSeen as IncomingMessage | null)?.readableLength ?? -1;
+      assert.ok(waiting >= 0 && waiting <= 200, `${waiting} body bytes wait parsed in the request`);
+      await tunnel.grantUntil(open.stream, () => tunnel.ended(open.stream));
+      assert.equal(sha256(tunnel.dataFor(open.stream)), sha256(Buffer.concat([first, tiny])));
+      tunnel.send(encodeResponse(open.stream, { status: 204, headers: [] }, true));
+      await waitFor(() => s.readableLength > 0 || s.bytesRead > 0, 5000, 'the answer');
+    } finally {
+      server.off('request', capture);
+      s.destroy();
+      await tunnel.close();
+    }
+  });
+
   it('does not count the time the tunnel holds the body back (no credit) as a stall', async () => {
     const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
     try {

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { InboundStreamEvent, TunnelWire } from './stream-types.js';
 
 /** A peer that never answers our FIN must not hold the socket forever. */
@@ -20,7 +20,7 @@ export const SOCKET_HIGH_WRITES = 256;
  * the writable one too), so it is set on the readable state, a plain field in Node 20 to 24.
  * (Where a Node version has no such field, the socket keeps Node's mark: more memory, nothing broken.)
  */
-export function stopReadingWhenPaused(socket: Duplex): void {
+export function stopReadingWhenPaused(socket: Readable): void {
   const readable = (socket as unknown as { _readableState?: { highWaterMark?: unknown } })._readableState;
   if (typeof readable?.highWaterMark === 'number') readable.highWaterMark = 0;
 }

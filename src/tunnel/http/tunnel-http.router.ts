@@ -25,6 +25,7 @@ import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET, type RemoteTunnelHttp, typ
 import { TunnelWebSocketFront, type WebSocketRequest } from './tunnel-websocket.front.js';
 import { ipLimitKey } from '../../limits/ip-limit-key.js';
 import { ChunkJoiner } from './chunk-joiner.js';
+import { stopReadingWhenPaused } from '../core/tcp-stream.js';
 
 /**
  * Routes requests for `*.TUNNEL_DOMAIN` to tunnels, ahead of every other route:
@@ -143,6 +144,9 @@ export class TunnelHttpRouter {
       req.resume();
       if (!req.complete) stall?.reading();
     });
+    // Paused for a tunnel without credit, the request stops taking parsed chunks at once: at Node's mark
+    // (16 KiB) it would hold up to 16 384 one-byte chunks of a chunked body, a Buffer each.
+    stopReadingWhenPaused(req);
     let aborted = false;
     const joiner = new ChunkJoiner((chunk) => {
       if (refused || discarding || aborted) return;
