@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { socketPair } from '../../../test/support/socket-pair.js';
-import { SOCKET_HIGH_WRITES } from '../../tunnel/core/tcp-stream.js';
+import { SOCKET_HIGH_WRITES } from '../../common/socket-bounds.js';
 import { spliceToOwner } from './internal-upgrade.js';
 
 const until = async (pred: () => boolean, ms: number, what: string): Promise<void> => {

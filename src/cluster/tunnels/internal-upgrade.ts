@@ -2,7 +2,7 @@ import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { SOCKET_HIGH_WRITES, stopReadingWhenPaused } from '../../tunnel/core/tcp-stream.js';
+import { BoundedWriter, stopReadingWhenPaused } from '../../common/socket-bounds.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { CLUSTER_AUTH_CHALLENGE, CLUSTER_AUTH_HEADER, verifyClusterRequest } from '../internal-auth.js';
 import { replicaEndpoint } from './internal-headers.js';
@@ -62,30 +62,9 @@ export function spliceToOwner(entry: Duplex, upstream: Socket, head: Buffer): vo
  */
 function pump(from: Duplex, to: Duplex): void {
   stopReadingWhenPaused(from);
-  /** Writes made since `to`'s buffer was last seen empty. */
-  let queued = 0;
-  let awaitingDrain = false;
-  const resume = (): void => void from.resume();
-  const drained = (): void => {
-    awaitingDrain = false;
-    from.resume();
-  };
+  const writer = new BoundedWriter(to, () => void from.resume());
   from.on('data', (chunk: Buffer) => {
-    if (to.writableLength === 0) queued = 0;
-    if (++queued < SOCKET_HIGH_WRITES) {
-      if (!to.write(chunk)) {
-        from.pause();
-        if (!awaitingDrain) {
-          awaitingDrain = true;
-          to.once('drain', drained);
-        }
-      }
-      return;
-    }
-    // That many writes wait (tiny ones): read on once this one, and so all before it, is out.
-    queued = 0;
-    from.pause();
-    to.write(chunk, resume);
+    if (!writer.write(chunk)) from.pause();
   });
   from.once('end', () => to.end());
 }

@@ -5,7 +5,8 @@ import type { Socket } from 'node:net';
 import { socketPair } from '../../../test/support/socket-pair.js';
 import { within } from '../../../test/support/within.js';
 import type { TunnelWire } from './stream-types.js';
-import { SOCKET_HIGH_WRITES, TcpStream } from './tcp-stream.js';
+import { SOCKET_HIGH_WRITES } from '../../common/socket-bounds.js';
+import { TcpStream } from './tcp-stream.js';
 
 /** A connection on a tunnel's TCP port as the proxy accepts it (half-open allowed), and its peer, which never answers a FIN. */
 async function portConnection(): Promise<{ proxySide: Socket; peer: Socket; close(): void }> {

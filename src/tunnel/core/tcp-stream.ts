@@ -1,29 +1,9 @@
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import { BoundedWriter, stopReadingWhenPaused } from '../../common/socket-bounds.js';
 import type { InboundStreamEvent, TunnelWire } from './stream-types.js';
 
 /** A peer that never answers our FIN must not hold the socket forever. */
 const LINGER_MS = 30_000;
-
-/**
- * Writes that may wait in the socket's buffer before the wire is asked to stop delivering. The socket's own
- * mark counts bytes (16 KiB), and a client sending 1-byte frames would queue 16 384 writes (~170 bytes of heap
- * each, ~2.8 MiB per connection, and v1 never pauses while every connection stays under the mark) before
- * `write` says full. 256 of them cost ~43 KiB at most. Counted off the hot path: only while the socket holds a backlog.
- */
-export const SOCKET_HIGH_WRITES = 256;
-
-/**
- * Paused, `socket` stops reading at the next read instead of buffering reads until 16 KiB wait (16 384
- * Buffers, ~2.5 MiB of heap, for a peer sending 1-byte segments). Flowing, each read is emitted as it
- * comes whatever the mark. Accepted sockets take no readableHighWaterMark (a server's highWaterMark sets
- * the writable one too), so it is set on the readable state, a plain field in Node 20 to 24.
- * (Where a Node version has no such field, the socket keeps Node's mark: more memory, nothing broken.)
- */
-export function stopReadingWhenPaused(socket: Readable): void {
-  const readable = (socket as unknown as { _readableState?: { highWaterMark?: unknown } })._readableState;
-  if (typeof readable?.highWaterMark === 'number') readable.highWaterMark = 0;
-}
 
 /**
  * One raw TCP connection on a tunnel's port, as a stream, with backpressure
@@ -43,8 +23,8 @@ export function stopReadingWhenPaused(socket: Readable): void {
 export class TcpStream {
   private done = false;
   private paused = false;
-  /** Writes made since the socket's buffer was last seen empty. */
-  private queuedWrites = 0;
+  /** Writes to the requester: the wire is stopped while they wait (see BoundedWriter). */
+  private readonly writer: BoundedWriter;
   private lingerTimer: NodeJS.Timeout | null = null;
   private halfClosedTimer: NodeJS.Timeout | null = null;
 
@@ -54,7 +34,11 @@ export class TcpStream {
     private readonly wire: TunnelWire,
     private readonly halfClosedIdleMs: number,
     private readonly onDone: (stream: TcpStream) => void,
-  ) {}
+  ) {
+    this.writer = new BoundedWriter(socket, () => {
+      if (!this.done) wire.resumeInbound(id);
+    });
+  }
 
   start(): void {
     const { socket, wire, id } = this;
@@ -75,7 +59,6 @@ export class TcpStream {
       this.halfClosedTimer = setTimeout(() => socket.destroy(), this.halfClosedIdleMs);
       this.halfClosedTimer.unref();
     });
-    socket.on('drain', () => wire.resumeInbound(id));
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.finish());
   }
@@ -86,17 +69,7 @@ export class TcpStream {
       case 'data':
         if (this.socket.writableEnded) return;
         this.halfClosedTimer?.refresh();
-        if (this.socket.writableLength === 0) this.queuedWrites = 0;
-        if (++this.queuedWrites < SOCKET_HIGH_WRITES) {
-          if (!this.socket.write(ev.chunk)) this.wire.pauseInbound(this.id);
-          return;
-        }
-        // That many writes wait (tiny ones): stop the wire until this one, and so all before it, is out.
-        this.queuedWrites = 0;
-        this.socket.write(ev.chunk, () => {
-          if (!this.done) this.wire.resumeInbound(this.id);
-        });
-        this.wire.pauseInbound(this.id);
+        if (!this.writer.write(ev.chunk)) this.wire.pauseInbound(this.id);
         return;
       case 'end':
         this.socket.end();

@@ -25,7 +25,7 @@ import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET, type RemoteTunnelHttp, typ
 import { TunnelWebSocketFront, type WebSocketRequest } from './tunnel-websocket.front.js';
 import { ipLimitKey } from '../../limits/ip-limit-key.js';
 import { ChunkJoiner } from './chunk-joiner.js';
-import { stopReadingWhenPaused } from '../core/tcp-stream.js';
+import { stopReadingWhenPaused } from '../../common/socket-bounds.js';
 
 /**
  * Routes requests for `*.TUNNEL_DOMAIN` to tunnels, ahead of every other route:

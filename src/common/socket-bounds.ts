@@ -1,0 +1,60 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * Writes that may wait in a socket's buffer before its writer is asked to stop. The socket's own mark
+ * counts bytes (16 KiB), and a peer sending 1-byte frames would queue 16 384 writes (~170 bytes of heap
+ * each, ~2.8 MiB per connection) before `write` says full. 256 of them cost ~43 KiB at most. Counted off
+ * the hot path: only while the socket holds a backlog.
+ */
+export const SOCKET_HIGH_WRITES = 256;
+
+/**
+ * Paused, `socket` stops reading at the next read instead of buffering reads until 16 KiB wait (16 384
+ * Buffers, ~2.5 MiB of heap, for a peer sending 1-byte segments). Flowing, each read is emitted as it
+ * comes whatever the mark. Accepted sockets take no readableHighWaterMark (a server's highWaterMark sets
+ * the writable one too), so it is set on the readable state, a plain field in Node 20 to 24.
+ * (Where a Node version has no such field, the socket keeps Node's mark: more memory, nothing broken.)
+ */
+export function stopReadingWhenPaused(socket: Readable): void {
+  const readable = (socket as unknown as { _readableState?: { highWaterMark?: unknown } })._readableState;
+  if (typeof readable?.highWaterMark === 'number') readable.highWaterMark = 0;
+}
+
+/**
+ * Writes to a socket with a bound on its queued writes as well as its bytes: `write` returns false when
+ * the writer must wait (16 KiB, or SOCKET_HIGH_WRITES writes waiting), and `resume` is called once it may
+ * go on: at the socket's 'drain', or, when the count was reached, once that write (and so every write
+ * before it) is out.
+ */
+export class BoundedWriter {
+  /** Writes made since the socket's buffer was last seen empty. */
+  private queued = 0;
+  private awaitingDrain = false;
+  private readonly drained = (): void => {
+    this.awaitingDrain = false;
+    this.resume();
+  };
+  private readonly written = (): void => this.resume();
+
+  constructor(
+    private readonly socket: Writable,
+    private readonly resume: () => void,
+  ) {}
+
+  write(chunk: Uint8Array): boolean {
+    const socket = this.socket;
+    if (socket.writableLength === 0) this.queued = 0;
+    if (++this.queued < SOCKET_HIGH_WRITES) {
+      if (socket.write(chunk)) return true;
+      if (!this.awaitingDrain) {
+        this.awaitingDrain = true;
+        socket.once('drain', this.drained);
+      }
+      return false;
+    }
+    // That many writes wait (tiny ones): go on once this one, and so all before it, is out.
+    this.queued = 0;
+    socket.write(chunk, this.written);
+    return false;
+  }
+}
