@@ -677,6 +677,43 @@ describe('owner loss and Redis restart', () => {
     });
   });
 
+  it('gives a v1 tunnel one body share per IPv6 /64 for requests entering at another replica, as at the owner', async () => {
+    // One requester's share: max(1 MiB / 8, 128 KiB) = 128 KiB; two bodies of 100 000 bytes do not fit in it.
+    const extra = { TRUSTED_PROXIES: '127.0.0.0/8', TUNNEL_MAX_BODY_BYTES: '131072', TUNNEL_V1_BODY_BUFFER_BYTES: '1048576' };
+    await withReplicas(extra, async (b, c) => {
+      const { tunnel, ready } = await RawTunnel.open(c.wsUrl);
+      const host = `${subdomainOf(String(ready.tunnelUrl))}.${TUNNEL_DOMAIN}`;
+      // Header values only: nothing is dialled at these documentation addresses.
+      const post = (ip: string, length: number): { req: ReturnType<typeof request>; status: Promise<number> } => {
+        const req = request({ host: '127.0.0.1', port: b.port, method: 'POST', path: '/', agent: false, headers: { host, 'x-forwarded-for': ip, 'content-length': String(length) } });
+        const status = new Promise<number>((resolve) => {
+          req.on('response', (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          });
+          req.on('error', () => resolve(-1));
+        });
+        req.write(Buffer.alloc(100_000, 0x61));
+        return { req, status };
+      };
+      const held = post('2001:db8:1:2::1', 120_000);
+      try {
+        await waitFor(() => c.app.get(TunnelService).v1BodyBytesHeld >= 100_000, 5000, 'the first body held at the owner');
+        const sameNetwork = post('2001:db8:1:2::2', 100_000);
+        sameNetwork.req.end();
+        const answered = tunnel.nextJson('http_request', 3000).then(
+          (m) => tunnel.sendJson({ type: 'http_response', id: m.id, status: 200 }),
+          () => undefined,
+        );
+        assert.equal(await within(sameNetwork.status, 5000, 'the second request answered'), 503);
+        await answered;
+      } finally {
+        held.req.destroy();
+        await tunnel.close();
+      }
+    });
+  });
+
   it('keeps a tunnel client from spoofing the owner or breaking the channel: pseudo-headers, bad statuses, oversized heads get 502 and the channel goes on', async () => {
     await withReplicas({}, async (b, c) => {
       const { tunnel, ready } = await RawTunnel.open(c.wsUrl);

@@ -18,6 +18,7 @@ import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
 import { answerPings } from '../../upgrade/answer-pings.js';
+import { ipLimitKey } from '../../limits/ip-limit-key.js';
 import { MUX_PATH, MUX_PLAIN_HEADER, MUX_SUBDOMAIN_HEADER, channelKeepalive } from './cluster-mux.js';
 import { signedUpgrade } from './internal-upgrade.js';
 
@@ -134,8 +135,11 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
     const headers = request.headers.filter(([name]) => !name.startsWith(':'));
     const session = this.tunnels.find(subdomain);
     const sink = new ChannelResponseSink(stream, request.method === 'HEAD');
-    // The requester's IP as the entry replica set it (its X-Forwarded-For, last in the head).
-    const requester = headers.findLast(([name]) => name === 'x-forwarded-for')?.[1];
+    // The requester's IP as the entry replica set it (its X-Forwarded-For, last in the head), counted as the per-IP
+    // limits count it (an IPv6 requester per IPV6_LIMIT_PREFIX), as for a request arriving here: else a v1 tunnel's
+    // body share would be per IPv6 address for requests entering at another replica.
+    const forwardedFor = headers.findLast(([name]) => name === 'x-forwarded-for')?.[1];
+    const requester = forwardedFor === undefined ? undefined : ipLimitKey(forwardedFor, this.config.ipv6LimitPrefix);
     const body = session?.live ? session.openHttp({ method: request.method, path: request.path, headers, bodyless: request.bodyless, requester }, sink) : null;
     if (!body) return sink.fail(404, 'tunnel not found');
     stream.onreset = () => body.abort();
