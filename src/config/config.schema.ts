@@ -416,7 +416,7 @@ export const CONFIG_VARS = {
     'TUNNEL_V1_BODY_BUFFER_BYTES',
     String(256 * MiB),
     '1048576..17179869184, at least the largest v1 body (TUNNEL_MAX_BODY_BYTES, at most 256 MiB)',
-    'Tunnel protocol v1 holds each request body whole until it has arrived, and each response whole until its requester has taken it: the most all v1 tunnels together hold, one requester address an eighth of it or one largest body (503 beyond).',
+    'Tunnel protocol v1 holds each request body whole until it has arrived, and each response whole until its requester has taken it: the most all v1 tunnels together hold, one requester address (an IPv6 requester: per `IPV6_LIMIT_PREFIX`) an eighth of it or one largest body (503 beyond).',
     int(MiB, 16 * 1024 * MiB),
   ),
   tunnelRequesterStallMs: spec(
