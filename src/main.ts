@@ -1,18 +1,11 @@
 #!/usr/bin/env node
 import type { WsproxyConfig } from './config/config.schema.js';
 import type { Pino } from './logging/logging.module.js';
+import { holdEarlySignals } from './lifecycle/early-signals.js';
 
-// SIGTERM and SIGINT are taken from the first moment, before the application modules are even loaded. In the
-// image node is PID 1, and a PID 1 has no default signal action: a signal that came before a handler was
-// installed would be dropped, and a stop during startup (a rollout rolled back, a scale-down, `docker stop`
-// right after `up`) would be lost until the orchestrator's SIGKILL. Held here, it is acted on once the app is
-// up: drained (nothing is live yet) and closed, exit 0.
-let earlySignal: NodeJS.Signals | null = null;
-const holdSignal = (signal: NodeJS.Signals): void => {
-  earlySignal ??= signal;
-};
-process.on('SIGTERM', holdSignal);
-process.on('SIGINT', holdSignal);
+// SIGTERM and SIGINT are taken from the first moment, before the application modules are even loaded (a PID 1
+// drops a signal it has no handler for), and acted on once the app is up.
+const releaseEarlySignals = holdEarlySignals();
 
 async function main(): Promise<void> {
   // Loaded after the handlers above are in place (static imports would all load first).
@@ -39,10 +32,7 @@ async function main(): Promise<void> {
   for (const warning of unknownVariableWarnings(process.env)) logger.warn({ event: 'config_warning' }, warning);
   logger.info({ event: 'listening', port }, `wsproxy listening on port ${port}`);
   exitOnSignals(app, config.shutdownTimeoutMs);
-  process.off('SIGTERM', holdSignal);
-  process.off('SIGINT', holdSignal);
-  // A signal that came during startup: the real handlers are in place now.
-  if (earlySignal !== null) process.kill(process.pid, earlySignal);
+  releaseEarlySignals();
 }
 
 main().catch((err: unknown) => {
