@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeData } from '../protocol/v1.js';
 import { TunnelClientSession, type LocalConnection, type TunnelConnection } from './client-session.js';
+import { MAX_CLIENT_STREAMS } from '../protocol/v2-mux.js';
 
 function harness() {
   const sent: (string | Uint8Array)[] = [];
@@ -75,5 +76,40 @@ describe('TunnelClientSession', () => {
     session.receive('{"type":"tcp_open","connId":"c1"}', false);
     session.transportClosed(1006, '');
     assert.equal(conns[0].closed, true);
+  });
+  it('keeps at most MAX_CLIENT_STREAMS local connections and requests in flight, as v2 does: a flood of tcp_open and http_request is refused beyond', async () => {
+    const sent: (string | Uint8Array)[] = [];
+    let tcpOpened = 0;
+    let httpCalls = 0;
+    const answers: (() => void)[] = [];
+    const session = new TunnelClientSession(
+      { send: (f) => sent.push(f) },
+      {
+        http: () => {
+          httpCalls++;
+          return new Promise((resolve) => answers.push(() => resolve({ status: 200, headers: {}, body: null })));
+        },
+        tcp: (): LocalConnection => {
+          tcpOpened++;
+          return { write: () => undefined, close: () => undefined };
+        },
+      },
+    );
+    for (let i = 0; i < MAX_CLIENT_STREAMS - 10; i++) session.receive(`{"type":"tcp_open","connId":"c${i}"}`, false);
+    for (let i = 0; i < 20; i++) session.receive(`{"type":"http_request","id":"r${i}","method":"GET","path":"/","headers":{}}`, false);
+    for (let i = 0; i < 20; i++) session.receive(`{"type":"tcp_open","connId":"x${i}"}`, false);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(tcpOpened, MAX_CLIENT_STREAMS - 10);
+    assert.equal(httpCalls, 10);
+    assert.equal(session.connectionCount + session.pendingHttpCount, MAX_CLIENT_STREAMS);
+    const refused = sent.map((f) => JSON.parse(String(f)) as { type: string; id?: string; connId?: string; status?: number });
+    assert.equal(refused.filter((m) => m.type === 'http_response' && m.status === 503).length, 10);
+    assert.equal(refused.filter((m) => m.type === 'tcp_close').length, 20);
+    // Answered requests make room again.
+    for (const answer of answers.splice(0)) answer();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(session.pendingHttpCount, 0);
+    session.receive('{"type":"http_request","id":"later","method":"GET","path":"/","headers":{}}', false);
+    assert.equal(httpCalls, 11);
   });
 });

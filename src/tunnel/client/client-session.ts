@@ -7,6 +7,7 @@ import {
   encodeTcpClose,
   utf8ToBytes,
 } from '../protocol/v1.js';
+import { MAX_CLIENT_STREAMS } from '../protocol/v2-mux.js';
 
 /**
  * The client half of tunnel protocol v1, free of Node APIs (a browser port
@@ -82,6 +83,8 @@ export class TunnelClientSession {
   private resolveReady!: (r: TunnelReady) => void;
   private rejectReady!: (err: Error) => void;
   private readonly connections = new ChurnMap<string, LocalConnection>();
+  /** HTTP requests handed to the local service and not answered yet. */
+  private pendingHttp = 0;
   private closed = false;
 
   constructor(
@@ -99,6 +102,20 @@ export class TunnelClientSession {
   /** Open raw TCP connections. */
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** HTTP requests the local service has not answered yet. */
+  get pendingHttpCount(): number {
+    return this.pendingHttp;
+  }
+
+  /**
+   * Each raw connection and each request in flight is a local connection on
+   * the user's machine: as v2 bounds its streams (MAX_CLIENT_STREAMS), a
+   * broken or hostile proxy gets no more than that many at once.
+   */
+  private full(): boolean {
+    return this.connections.size + this.pendingHttp >= MAX_CLIENT_STREAMS;
   }
 
   /** Feeds one WebSocket message. */
@@ -161,6 +178,10 @@ export class TunnelClientSession {
     if (typeof m.headers === 'object' && m.headers !== null) {
       for (const [k, v] of Object.entries(m.headers as Record<string, unknown>)) if (typeof v === 'string') headers[k] = v;
     }
+    if (this.full()) {
+      this.sendControl(encodeHttpResponse(id, 503, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes('tunnel client busy: too many requests in flight\n')));
+      return;
+    }
     const request: ForwardedHttpRequest = {
       id,
       method: typeof m.method === 'string' ? m.method : 'GET',
@@ -168,17 +189,27 @@ export class TunnelClientSession {
       headers,
       body,
     };
+    this.pendingHttp++;
     this.services.http(request).then(
-      (res) => this.sendControl(encodeHttpResponse(id, res.status, res.headers, res.body)),
-      (err: unknown) =>
+      (res) => {
+        this.pendingHttp--;
+        this.sendControl(encodeHttpResponse(id, res.status, res.headers, res.body));
+      },
+      (err: unknown) => {
+        this.pendingHttp--;
         this.sendControl(
           encodeHttpResponse(id, 502, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes(`local service failed: ${String(err)}\n`)),
-        ),
+        );
+      },
     );
   }
 
   private onTcpOpen(connId: string): void {
     if (this.connections.has(connId)) return;
+    if (this.full()) {
+      this.sendControl(encodeTcpClose(connId));
+      return;
+    }
     const handle: TunnelConnection = {
       connId,
       send: (payload) => {
