@@ -97,6 +97,22 @@ describe('ResumableRelay sending', () => {
     }
   });
 
+  it('refuses a session frame announcing a message limit under the smallest a proxy can have (1024): no send cut into byte-sized messages', async () => {
+    announce = 2;
+    try {
+      current = null;
+      const relay = new ResumableRelay({ url, WebSocket, token: () => null });
+      const ended = new Promise<{ code: number; reason: string }>((r) => relay.on('close', r));
+      await assert.rejects(relay.opened, /1002 session frame with maxMessageBytes 2 \(under 1024\)/);
+      assert.deepEqual(await ended, { code: 1002, reason: 'session frame with maxMessageBytes 2 (under 1024)' });
+      assert.throws(() => relay.send(chunk(64 * KiB, 1)), /send after close/);
+      await until(() => current !== null && current.events.includes('close:4000'), 'the socket to be dropped');
+      assert.equal(current!.messages.length, 0);
+    } finally {
+      announce = 4 * 1024 * KiB;
+    }
+  });
+
   it('sends one message per send to a proxy that announced no limit', async () => {
     announce = undefined;
     try {

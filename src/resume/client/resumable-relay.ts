@@ -129,6 +129,14 @@ const MAX_MESSAGE = 1024 * 1024;
  * would pile everything up in the reader.
  */
 const PROXY_UNACKED_MAX = 64 * 1024 * 1024 + MAX_MESSAGE;
+/**
+ * The smallest `maxMessageBytes` a proxy can announce (`MAX_MESSAGE_BYTES` is
+ * 1024 at least). Below it the proxy is broken or hostile: merging sends up to
+ * such a limit would cut each send into messages of a byte or two (a 1 MiB
+ * send: a million WebSocket messages, seconds of blocked event loop and
+ * ~130 MB of socket buffers), again on every replay.
+ */
+const MIN_PROXY_MESSAGE = 1024;
 const OPEN = 1;
 const CONNECTING = 0;
 const encoder = new TextEncoder();
@@ -393,6 +401,8 @@ export class ResumableRelay {
     }
     const first = this.session === null;
     if (!first && info.id !== this.session!.id) return this.fail(1002, 'session frame for another session');
+    if (info.maxMessageBytes !== undefined && info.maxMessageBytes < MIN_PROXY_MESSAGE)
+      return this.fail(1002, `session frame with maxMessageBytes ${info.maxMessageBytes} (under ${MIN_PROXY_MESSAGE})`);
     if (first) this.session = { id: info.id, windowS: info.windowS };
     this.attached = true;
     this.stateValue = 'open';
