@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
+import { T, encodeOpen, encodeReady } from '../src/tunnel/protocol/v2.js';
 
 describe('v1 reference client and a proxy that declares a wrong Content-Length', () => {
   it('sends the local service the body it carries, with its own length: nothing left over to be read as a second request', async () => {
@@ -93,5 +94,75 @@ describe('TunnelClient and a refusal with an endless body', () => {
       fake.closeAllConnections();
       fake.close();
     }
+  });
+});
+
+describe('TunnelClient and a proxy that sends an absolute-form request target', () => {
+  const targets = ['http://evil.example/steal', 'evil.example:80', '*'];
+
+  const withFake = async (
+    protocol: 1 | 2,
+    run: (ws: WebSocket, seen: string[]) => Promise<void>,
+  ): Promise<void> => {
+    const seen: string[] = [];
+    const local = createServer((req: IncomingMessage, res) => {
+      seen.push(`${req.method} ${req.url} host=${req.headers.host}`);
+      res.end('ok');
+    });
+    await new Promise<void>((r) => local.listen(0, '127.0.0.1', () => r()));
+    const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(fake, 'listening');
+    const connected = once(fake, 'connection') as Promise<[WebSocket]>;
+    const [tunnel, ws] = await Promise.all([
+      TunnelClient.connect({ proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`, to: `127.0.0.1:${(local.address() as AddressInfo).port}`, protocol }),
+      connected.then(([ws]) => {
+        if (protocol === 1) ws.send(JSON.stringify({ type: 'tunnel_ready', tunnelUrl: 'http://0123456789abcdef.tunnel.test', rawPort: 0 }));
+        else ws.send(encodeReady('http://0123456789abcdef.tunnel.test', 0));
+        return ws;
+      }),
+    ]);
+    try {
+      await run(ws, seen);
+    } finally {
+      await tunnel.close();
+      fake.close();
+      local.closeAllConnections();
+      local.close();
+    }
+  };
+
+  it('v1: answers 400 and never passes it to the local service (origin-form only, as the proxy sends)', async () => {
+    await withFake(1, async (ws, seen) => {
+      const statuses = new Map<string, number>();
+      const all = new Promise<void>((resolve) =>
+        ws.on('message', (m) => {
+          const msg = JSON.parse(m.toString()) as { type: string; id: string; status: number };
+          if (msg.type === 'http_response') statuses.set(msg.id, msg.status);
+          if (statuses.size === targets.length + 1) resolve();
+        }),
+      );
+      targets.forEach((path, i) => ws.send(JSON.stringify({ type: 'http_request', id: `r${i}`, method: 'GET', path, headers: { host: 'evil.example' } })));
+      ws.send(JSON.stringify({ type: 'http_request', id: 'ok', method: 'GET', path: '/fine', headers: { host: 'x.tunnel.test' } }));
+      await all;
+      assert.deepEqual([...statuses.entries()].sort(), [['ok', 200], ['r0', 400], ['r1', 400], ['r2', 400]]);
+      assert.deepEqual(seen, ['GET /fine host=x.tunnel.test']);
+    });
+  });
+
+  it('v2: answers 400 and never passes it to the local service', async () => {
+    await withFake(2, async (ws, seen) => {
+      const statuses = new Map<number, number>();
+      const all = new Promise<void>((resolve) =>
+        ws.on('message', (m: Buffer) => {
+          if (m[0] === T.RESPONSE) statuses.set(m.readUInt32BE(2), (JSON.parse(m.subarray(6, m.indexOf(0, 6) < 0 ? m.length : m.indexOf(0, 6)).toString()) as { status: number }).status);
+          if (statuses.size === targets.length + 1) resolve();
+        }),
+      );
+      targets.forEach((path, i) => ws.send(encodeOpen(i + 1, { kind: 'http', method: 'GET', path, headers: [['host', 'evil.example']] }, true)));
+      ws.send(encodeOpen(10, { kind: 'http', method: 'GET', path: '/fine', headers: [['host', 'x.tunnel.test']] }, true));
+      await all;
+      assert.deepEqual([...statuses.entries()].sort((a, b) => a[0] - b[0]), [[1, 400], [2, 400], [3, 400], [10, 200]]);
+      assert.deepEqual(seen, ['GET /fine host=x.tunnel.test']);
+    });
   });
 });

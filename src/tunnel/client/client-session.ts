@@ -182,10 +182,16 @@ export class TunnelClientSession {
       this.sendControl(encodeHttpResponse(id, 503, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes('tunnel client busy: too many requests in flight\n')));
       return;
     }
+    const path = typeof m.path === 'string' ? m.path : '/';
+    if (!path.startsWith('/')) {
+      // Origin-form only (the proxy reduces absolute-form to it): an absolute URL would name another host to the local service.
+      this.sendControl(encodeHttpResponse(id, 400, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes('invalid request target\n')));
+      return;
+    }
     const request: ForwardedHttpRequest = {
       id,
       method: typeof m.method === 'string' ? m.method : 'GET',
-      path: typeof m.path === 'string' ? m.path : '/',
+      path,
       headers,
       body,
     };

@@ -199,6 +199,12 @@ export class V2ClientSession {
   private onOpen(id: number, kind: V2StreamKind, request: V2ForwardedRequest | null): void {
     const stream = new V2ClientStream(id, kind, request, this.mux, (x) => this.streams.delete(x));
     this.streams.set(id, stream);
+    if (request && !request.path.startsWith('/')) {
+      // Origin-form only (the proxy reduces absolute-form to it): an absolute URL would name another host to the local service.
+      const body = new TextEncoder().encode('invalid request target\n');
+      stream.respond(400, [['content-type', 'text/plain; charset=utf-8']], { length: body.length, body, end: true });
+      return;
+    }
     try {
       if (kind === 'http') this.services.http(stream);
       else if (kind === 'websocket') this.services.websocket(stream);
