@@ -166,3 +166,48 @@ describe('TunnelClient and a proxy that sends an absolute-form request target', 
     });
   });
 });
+
+describe('TunnelClient on a path that goes dark', () => {
+  it('pings, and closes the tunnel (1006) once nothing is heard for deadAfterMs', async () => {
+    const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(fake, 'listening');
+    fake.on('connection', (ws) => {
+      ws.send(JSON.stringify({ type: 'tunnel_ready', tunnelUrl: '', rawPort: 1 }));
+      // No FIN, no RST: the proxy's end just stops reading (no pong) and writing.
+      setTimeout(() => (ws as unknown as { _socket: { pause(): void } })._socket.pause(), 50);
+    });
+    const tunnel = await TunnelClient.connect({
+      proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`,
+      tcpTo: '127.0.0.1:9',
+      liveness: { pingEveryMs: 100, deadAfterMs: 500 },
+    });
+    try {
+      const started = Date.now();
+      const closed = await Promise.race([tunnel.closed, new Promise<null>((r) => setTimeout(() => r(null), 5000).unref())]);
+      assert.ok(closed, 'the tunnel noticed the dead path');
+      assert.equal(closed.code, 1006);
+      assert.ok(Date.now() - started < 3000);
+    } finally {
+      tunnel.ws.terminate();
+      fake.close();
+    }
+  });
+
+  it('stays up while the proxy answers its pings', async () => {
+    const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(fake, 'listening');
+    fake.on('connection', (ws) => ws.send(JSON.stringify({ type: 'tunnel_ready', tunnelUrl: '', rawPort: 1 })));
+    const tunnel = await TunnelClient.connect({
+      proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`,
+      tcpTo: '127.0.0.1:9',
+      liveness: { pingEveryMs: 100, deadAfterMs: 500 },
+    });
+    try {
+      const closed = await Promise.race([tunnel.closed, new Promise<null>((r) => setTimeout(() => r(null), 1500))]);
+      assert.equal(closed, null);
+    } finally {
+      await tunnel.close();
+      fake.close();
+    }
+  });
+});

@@ -16,6 +16,7 @@ import { T as V2_FRAME } from '../protocol/v2.js';
 import { maskingFor } from '../../common/frame-masking.js';
 import { readRefusalBody } from '../../common/refusal-body.js';
 import { V1_CLIENT_MAX_RESPONSE_BODY } from '../v1/v1-limits.js';
+import { CLIENT_LIVENESS, watchLiveness, type LivenessOptions } from '../../cli/liveness.js';
 
 export type { ForwardedHttpRequest, LocalHttpResponse, TunnelReady } from './client-session.js';
 export { TunnelClientSession } from './client-session.js';
@@ -67,6 +68,13 @@ export interface TunnelClientOptions {
   readonly localResponseTimeoutMs?: number;
   /** Time the proxy has to complete the handshake and send `tunnel_ready` (default 30 s); `connect` rejects beyond. */
   readonly readyTimeoutMs?: number;
+  /**
+   * Pings the proxy and terminates the tunnel (1006) once nothing has been
+   * heard for `deadAfterMs` (default: a ping every 10 s, dead after 30 s, as
+   * `wsproxy-connect`); `false`: never. A path that dies without a FIN or RST
+   * closes nothing by itself, and the tunnel would wait for requests forever.
+   */
+  readonly liveness?: LivenessOptions | false;
 }
 
 /** How the tunnel WebSocket closed. */
@@ -208,6 +216,7 @@ export class TunnelClient {
     const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
     const ws = new WebSocket(url, { headers, perMessageDeflate: false, handshakeTimeout: readyTimeoutMs, ...maskingFor(url) });
     const client = new TunnelClient(ws, options);
+    if (options.liveness !== false) watchLiveness(ws, options.liveness ?? CLIENT_LIVENESS);
     const settled = new Promise<TunnelClient>((resolve, reject) => {
       ws.once('unexpected-response', (_req, res) => {
         readRefusalBody(res, (body) => {
