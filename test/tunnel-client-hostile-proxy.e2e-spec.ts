@@ -211,3 +211,46 @@ describe('TunnelClient on a path that goes dark', () => {
     }
   });
 });
+
+describe('TunnelClient and a proxy that forwards CONNECT', () => {
+  for (const protocol of [1, 2] as const) {
+    it(`v${protocol}: answers 405 at once instead of waiting forever for a response Node never reports`, async () => {
+      let connects = 0;
+      const local = createServer((_req, res) => res.end('ok'));
+      // A local service that accepts CONNECT (a dev proxy): Node's client has no response to report, nor an error.
+      local.on('connect', (_req, socket: import('node:net').Socket) => {
+        connects++;
+        socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      });
+      await new Promise<void>((r) => local.listen(0, '127.0.0.1', () => r()));
+      const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+      await once(fake, 'listening');
+      const connected = once(fake, 'connection') as Promise<[WebSocket]>;
+      const [tunnel, ws] = await Promise.all([
+        TunnelClient.connect({ proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`, to: `127.0.0.1:${(local.address() as AddressInfo).port}`, protocol }),
+        connected.then(([ws]) => {
+          ws.send(protocol === 1 ? JSON.stringify({ type: 'tunnel_ready', tunnelUrl: '', rawPort: 0 }) : encodeReady('', 0));
+          return ws;
+        }),
+      ]);
+      try {
+        const status = new Promise<number>((resolve) =>
+          ws.on('message', (m: Buffer, binary: boolean) => {
+            if (!binary) return resolve((JSON.parse(m.toString()) as { status: number }).status);
+            if (m[0] === T.RESPONSE) resolve((JSON.parse(m.subarray(6, m.indexOf(0, 6)).toString()) as { status: number }).status);
+          }),
+        );
+        if (protocol === 1) ws.send(JSON.stringify({ type: 'http_request', id: 'c1', method: 'CONNECT', path: '/x', headers: {} }));
+        else ws.send(encodeOpen(1, { kind: 'http', method: 'connect', path: '/x', headers: [] }, true));
+        const got = await Promise.race([status, new Promise<null>((r) => setTimeout(() => r(null), 3000).unref())]);
+        assert.equal(got, 405);
+        assert.equal(connects, 0);
+      } finally {
+        await tunnel.close();
+        fake.close();
+        local.closeAllConnections();
+        local.close();
+      }
+    });
+  }
+});

@@ -188,9 +188,15 @@ export class TunnelClientSession {
       this.sendControl(encodeHttpResponse(id, 400, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes('invalid request target\n')));
       return;
     }
+    const method = typeof m.method === 'string' ? m.method : 'GET';
+    if (method.toUpperCase() === 'CONNECT') {
+      // The proxy forwards no CONNECT; a local service that accepts one answers with a tunnel, not a response (none would come).
+      this.sendControl(encodeHttpResponse(id, 405, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes('CONNECT is not forwarded\n')));
+      return;
+    }
     const request: ForwardedHttpRequest = {
       id,
-      method: typeof m.method === 'string' ? m.method : 'GET',
+      method,
       path,
       headers,
       body,

@@ -201,9 +201,11 @@ export class V2ClientSession {
     this.streams.set(id, stream);
     if (request && !request.path.startsWith('/')) {
       // Origin-form only (the proxy reduces absolute-form to it): an absolute URL would name another host to the local service.
-      const body = new TextEncoder().encode('invalid request target\n');
-      stream.respond(400, [['content-type', 'text/plain; charset=utf-8']], { length: body.length, body, end: true });
-      return;
+      return refuse(stream, 400, 'invalid request target');
+    }
+    if (kind === 'http' && request!.method.toUpperCase() === 'CONNECT') {
+      // The proxy forwards no CONNECT; a local service that accepts one answers with a tunnel, not a response (none would come).
+      return refuse(stream, 405, 'CONNECT is not forwarded');
     }
     try {
       if (kind === 'http') this.services.http(stream);
@@ -213,4 +215,9 @@ export class V2ClientSession {
       stream.reset('local service failed', R.INTERNAL_ERROR);
     }
   }
+}
+
+function refuse(stream: V2ClientStream, status: number, text: string): void {
+  const body = new TextEncoder().encode(text + '\n');
+  stream.respond(status, [['content-type', 'text/plain; charset=utf-8']], { length: body.length, body, end: true });
 }
