@@ -254,3 +254,19 @@ describe('TunnelClient and a proxy that forwards CONNECT', () => {
     });
   }
 });
+
+describe('TunnelClient and a tunnel_ready whose tunnelUrl is no URL', () => {
+  it('reports it as given, and its subdomain as empty instead of throwing', async () => {
+    const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(fake, 'listening');
+    fake.on('connection', (ws) => ws.send(JSON.stringify({ type: 'tunnel_ready', tunnelUrl: 'not a url', rawPort: 1 })));
+    const tunnel = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`, tcpTo: '127.0.0.1:9' });
+    try {
+      assert.equal(tunnel.tunnelUrl, 'not a url');
+      assert.equal(tunnel.subdomain, '');
+    } finally {
+      await tunnel.close();
+      fake.close();
+    }
+  });
+});

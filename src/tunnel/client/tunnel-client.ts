@@ -260,9 +260,14 @@ export class TunnelClient {
     return this.ready?.version ?? 0;
   }
 
-  /** The subdomain label of `tunnelUrl`, or empty. */
+  /** The subdomain label of `tunnelUrl`, or empty (also when what the proxy sent is no URL). */
   get subdomain(): string {
-    return this.tunnelUrl ? new URL(this.tunnelUrl).hostname.split('.')[0] : '';
+    if (!this.tunnelUrl) return '';
+    try {
+      return new URL(this.tunnelUrl).hostname.split('.')[0] ?? '';
+    } catch {
+      return '';
+    }
   }
 
   /** Closes the tunnel (1000) and resolves when it has closed. */
