@@ -213,3 +213,23 @@ describe('ResumableRelay sending', () => {
     relay.close();
   });
 });
+
+describe('ResumableRelay and a session window no proxy can have', () => {
+  it('takes a windowS over 3600 (the largest RESUME_WINDOW_S) as 3600: reattach attempts end within the hour', async () => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((r) => server.once('listening', () => r()));
+    server.on('connection', (ws) => ws.send(JSON.stringify({ type: 'session', id: 'b'.repeat(32), windowS: Number.MAX_SAFE_INTEGER, maxMessageBytes: 4 * 1024 * KiB })));
+    try {
+      const relay = new ResumableRelay({ url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/relay?host=h&port=22`, WebSocket, token: () => null });
+      const info = await relay.opened;
+      assert.equal(info.windowS, 3600);
+      assert.equal(relay.sessionInfo?.windowS, 3600);
+      const closed = new Promise<{ code: number }>((r) => relay.on('close', r));
+      relay.close();
+      assert.equal((await closed).code, 1000);
+    } finally {
+      for (const c of server.clients) c.terminate();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});

@@ -137,6 +137,13 @@ const PROXY_UNACKED_MAX = 64 * 1024 * 1024 + MAX_MESSAGE;
  * ~130 MB of socket buffers), again on every replay.
  */
 const MIN_PROXY_MESSAGE = 1024;
+/**
+ * The longest window a proxy can keep a detached session (`RESUME_WINDOW_S` is
+ * 0..3600). A larger `windowS` is taken as this: reattach attempts stop within
+ * an hour of a drop whatever a broken or hostile proxy announced, never
+ * "for 2^53 seconds".
+ */
+const MAX_WINDOW_S = 3600;
 const OPEN = 1;
 const CONNECTING = 0;
 const encoder = new TextEncoder();
@@ -403,7 +410,7 @@ export class ResumableRelay {
     if (!first && info.id !== this.session!.id) return this.fail(1002, 'session frame for another session');
     if (info.maxMessageBytes !== undefined && info.maxMessageBytes < MIN_PROXY_MESSAGE)
       return this.fail(1002, `session frame with maxMessageBytes ${info.maxMessageBytes} (under ${MIN_PROXY_MESSAGE})`);
-    if (first) this.session = { id: info.id, windowS: info.windowS };
+    if (first) this.session = { id: info.id, windowS: Math.min(info.windowS, MAX_WINDOW_S) };
     this.attached = true;
     this.stateValue = 'open';
     this.mergeLimit = info.maxMessageBytes === undefined ? 0 : Math.min(MAX_MESSAGE, info.maxMessageBytes);
