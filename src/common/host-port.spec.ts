@@ -8,5 +8,6 @@ describe('hostPort', () => {
     assert.equal(hostPort('localhost', 80), 'localhost:80');
     assert.equal(hostPort('::1', 8080), '[::1]:8080');
     assert.equal(hostPort('fd00::2', 1), '[fd00::2]:1');
+    assert.equal(hostPort('[::1]', 22), '[::1]:22', 'a literal already in brackets keeps one pair');
   });
 });

@@ -97,7 +97,7 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
         clientIp: ctx.clientIp,
         user: client.identity.userId,
         // `host:port` as a URL authority writes it: `::1:22` would read as the address `::1:22` (or `::1` port 22).
-        target: hostPort(target.host.replace(/^\[(.*)\]$/, '$1'), target.port),
+        target: hostPort(target.host, target.port),
         socket,
         lease: client.lease,
         reader,

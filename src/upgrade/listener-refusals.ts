@@ -80,8 +80,8 @@ function overflowsInTarget(raw: Buffer, at: number, firstPacket: boolean): boole
   // Only the start of the line matters: the method, a space and the target's first bytes; then no space to `end`.
   const prefix = raw.toString('latin1', start, Math.min(end, start + 64));
   if (!REQUEST_LINE_IN_TARGET.test(prefix)) return false;
-  const sp = raw.indexOf(0x20, start);
-  return raw.indexOf(0x20, sp + 1) === -1 || raw.indexOf(0x20, sp + 1) >= end;
+  const nextSpace = raw.indexOf(0x20, raw.indexOf(0x20, start) + 1);
+  return nextSpace === -1 || nextSpace >= end;
 }
 
 /** Whether the line of `raw` the parser stopped in (at `at`) is a request line with a well-formed version. */

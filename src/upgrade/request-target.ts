@@ -29,20 +29,18 @@ export function parseRequestTarget(target: string | undefined): { path: string; 
  * absolute-form target's authority replaces the Host header, so routing by
  * Host (tunnel subdomains) sees the host the target names, as an intermediary
  * routing by the target does. False when the target cannot be read at all
- * (neither origin-form, `*`, nor a URL the WHATWG parser accepts) or names
- * userinfo: the request gets 400.
+ * (neither origin-form, `*`, nor a URL the WHATWG parser accepts), names
+ * userinfo, or has an empty host: the request gets 400.
  */
 export function adoptTargetAuthority(req: IncomingMessage): boolean {
   const target = req.url;
   if (target === undefined || target.charCodeAt(0) === 0x2f /* / */ || target === '*') return true;
-  // RFC 9110 §4.2.4: userinfo in an http(s) target is an error (it obscures the authority, as phishing links do);
-  // the URL parser would drop it silently and route by what follows the `@`. A Host with one is refused as well.
-  // More slashes than two are skipped by the URL parser before the authority (`http:///a@b/` is user `a` at host
-  // `b` to it), so they are skipped here too; an empty userinfo (`http://@b/`) leaves no trace in the parsed URL.
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\/+[^/?#]*@/.test(target)) return false;
   // RFC 9110 §4.2.1: an http URI with an empty host MUST be rejected as invalid. `http:///x/` has an empty authority
-  // (RFC 3986), which the URL parser does not see: it skips the slashes and takes `x` as the host, routed by.
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\/\//.test(target)) return false;
+  // (RFC 3986), which the URL parser does not see: it skips the slashes and takes `x` as the host, routed by (and
+  // `http:///a@b/` as user `a` at host `b`). RFC 9110 §4.2.4: userinfo in an http(s) target is an error (it
+  // obscures the authority, as phishing links do); the URL parser would drop it silently and route by what follows
+  // the `@`, and an empty one (`http://@b/`) leaves no trace in the parsed URL. A Host with one is refused as well.
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\/(?:\/|[^/?#]*@)/.test(target)) return false;
   let url: URL;
   try {
     url = new URL(target);

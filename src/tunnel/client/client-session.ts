@@ -8,6 +8,7 @@ import {
   utf8ToBytes,
 } from '../protocol/v1.js';
 import { MAX_CLIENT_STREAMS } from '../protocol/v2-mux.js';
+import { localRefusal } from './local-refusal.js';
 
 /**
  * The client half of tunnel protocol v1, free of Node APIs (a browser port
@@ -171,29 +172,17 @@ export class TunnelClientSession {
     if (typeof m.body === 'string') body = m.bodyEncoding === 'base64' ? base64ToBytes(m.body) : utf8ToBytes(m.body);
     if (typeof m.body === 'string' && body === null) {
       // Without its body the local service would wait for the bytes its Content-Length promises.
-      this.sendControl(encodeHttpResponse(id, 400, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes('request body is not base64\n')));
-      return;
+      return this.answerPlain(id, 400, 'request body is not base64');
     }
     const headers: Record<string, string> = {};
     if (typeof m.headers === 'object' && m.headers !== null) {
       for (const [k, v] of Object.entries(m.headers as Record<string, unknown>)) if (typeof v === 'string') headers[k] = v;
     }
-    if (this.full()) {
-      this.sendControl(encodeHttpResponse(id, 503, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes('tunnel client busy: too many requests in flight\n')));
-      return;
-    }
+    if (this.full()) return this.answerPlain(id, 503, 'tunnel client busy: too many requests in flight');
     const path = typeof m.path === 'string' ? m.path : '/';
-    if (!path.startsWith('/')) {
-      // Origin-form only (the proxy reduces absolute-form to it): an absolute URL would name another host to the local service.
-      this.sendControl(encodeHttpResponse(id, 400, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes('invalid request target\n')));
-      return;
-    }
     const method = typeof m.method === 'string' ? m.method : 'GET';
-    if (method.toUpperCase() === 'CONNECT') {
-      // The proxy forwards no CONNECT; a local service that accepts one answers with a tunnel, not a response (none would come).
-      this.sendControl(encodeHttpResponse(id, 405, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes('CONNECT is not forwarded\n')));
-      return;
-    }
+    const refusal = localRefusal('http', method, path);
+    if (refusal) return this.answerPlain(id, ...refusal);
     const request: ForwardedHttpRequest = {
       id,
       method,
@@ -209,11 +198,14 @@ export class TunnelClientSession {
       },
       (err: unknown) => {
         this.pendingHttp--;
-        this.sendControl(
-          encodeHttpResponse(id, 502, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes(`local service failed: ${String(err)}\n`)),
-        );
+        this.answerPlain(id, 502, `local service failed: ${String(err)}`);
       },
     );
+  }
+
+  /** Answers request `id` itself with a short plain-text reason. */
+  private answerPlain(id: string, status: number, reason: string): void {
+    this.sendControl(encodeHttpResponse(id, status, { 'content-type': 'text/plain; charset=utf-8' }, utf8ToBytes(reason + '\n')));
   }
 
   private onTcpOpen(connId: string): void {

@@ -9,7 +9,7 @@ export class InFlightCounter {
 
   constructor(
     private readonly max: number,
-    private readonly keyOf: (ip: string) => string = (ip) => ip,
+    private readonly keyOf: (ip: string) => string,
   ) {}
 
   tryAcquire(ip: string): boolean {

@@ -1,5 +1,6 @@
 import { ChurnMap } from '../../common/churn-map.js';
 import type { TunnelReady } from '../client/client-session.js';
+import { localRefusal } from '../client/local-refusal.js';
 import { V2Mux } from '../protocol/v2-mux.js';
 import { R, type V2Headers, type V2StreamKind } from '../protocol/v2.js';
 
@@ -199,14 +200,8 @@ export class V2ClientSession {
   private onOpen(id: number, kind: V2StreamKind, request: V2ForwardedRequest | null): void {
     const stream = new V2ClientStream(id, kind, request, this.mux, (x) => this.streams.delete(x));
     this.streams.set(id, stream);
-    if (request && !request.path.startsWith('/')) {
-      // Origin-form only (the proxy reduces absolute-form to it): an absolute URL would name another host to the local service.
-      return refuse(stream, 400, 'invalid request target');
-    }
-    if (kind === 'http' && request!.method.toUpperCase() === 'CONNECT') {
-      // The proxy forwards no CONNECT; a local service that accepts one answers with a tunnel, not a response (none would come).
-      return refuse(stream, 405, 'CONNECT is not forwarded');
-    }
+    const refusal = request && kind !== 'tcp' ? localRefusal(kind, request.method, request.path) : null;
+    if (refusal) return refuse(stream, ...refusal);
     try {
       if (kind === 'http') this.services.http(stream);
       else if (kind === 'websocket') this.services.websocket(stream);
