@@ -12,6 +12,8 @@ export type RefusalReason =
   | 'draining'
   | 'not_found'
   | 'cluster'
+  /** The replica holds `MAX_CONNECTIONS` connections already: 503. */
+  | 'capacity'
   /** The proxy ran out of file descriptors, buffers or local ports: 503. */
   | 'resources'
   /** Admission itself failed (a bug, a rule that threw): 500. */
@@ -73,5 +75,5 @@ export function isRefusal(err: unknown): err is Refusal {
   return err instanceof Refusal;
 }
 
-/** `Retry-After` (seconds) of every 503 refusal: draining, authentication or cluster state unavailable. */
+/** `Retry-After` (seconds) of every 503 refusal: draining, at capacity, authentication or cluster state unavailable. */
 export const RETRY_AFTER_S = '5';

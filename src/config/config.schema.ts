@@ -263,6 +263,13 @@ export const CONFIG_VARS = {
     'Proxies whose X-Forwarded-For / X-Real-IP is believed; the client is the rightmost X-Forwarded-For hop not in this list.',
     cidrList,
   ),
+  maxConnections: spec(
+    'MAX_CONNECTIONS',
+    '10000',
+    '1..1000000',
+    'Most WebSocket connections this replica holds at once: relays (a resumable one also while it waits for its client to come back: it keeps its target), tunnels, and admissions still in progress (auth, DNS, dial; a reattach while it is admitted). Beyond it an upgrade is refused 503 `proxy at capacity` before authentication. Per replica, also in cluster mode. A relay takes two file descriptors, so the default needs about 20 000 of the open-file limit (Node raises its soft limit to the hard one: 1048576 in most containers) and, idle, about 110 MiB; set it to what the descriptors and memory of one replica hold.',
+    int(1, 1_000_000),
+  ),
   maxConnsPerIp: spec('MAX_CONNS_PER_IP', '10', '1..1000000', 'Concurrent relays + tunnels per client IP (an IPv6 client: per `IPV6_LIMIT_PREFIX`).', int(1, 1_000_000)),
   ipv6LimitPrefix: spec(
     'IPV6_LIMIT_PREFIX',

@@ -22,6 +22,23 @@ describe('LimitsService', () => {
     await assert.rejects(service.acquire('192.0.2.1', 'u4'), refused(429));
   });
 
+  it('MAX_CONNECTIONS: refuses a slot beyond it with 503, gives one back once however often released, and with the lease that carries it', async () => {
+    const service = limits({ MAX_CONNECTIONS: '2' });
+    const a = service.takeSlot();
+    const b = service.takeSlot();
+    assert.throws(() => service.takeSlot(), (err: unknown) => refused(503)(err) && (err as Error).message === 'proxy at capacity');
+    a();
+    a();
+    assert.equal(service.slotsInUse, 1);
+    const lease = await service.acquire('192.0.2.1', 'u1', service.takeSlot());
+    assert.throws(() => service.takeSlot(), refused(503));
+    lease.release();
+    lease.release();
+    assert.equal(service.slotsInUse, 1);
+    b();
+    assert.equal(service.slotsInUse, 0);
+  });
+
   it('with authentication off counts per IP only: every client is user anonymous, so a per-user limit would cap the service', async () => {
     const service = limits({ MAX_CONNS_PER_IP: '2', MAX_CONNS_PER_USER: '1' });
     await service.acquire('192.0.2.1', 'anonymous');

@@ -22,7 +22,8 @@ export function perUserLimit(config: Pick<WsproxyConfigType, 'clerkJwksUrl'>, co
 }
 
 /**
- * Per-IP and per-user concurrent connection limits shared by relays and tunnels.
+ * Per-IP and per-user concurrent connection limits shared by relays and tunnels,
+ * and this replica's own cap on the connections it holds (`MAX_CONNECTIONS`).
  * With authentication off every client is user `anonymous`, so only the per-IP
  * limit applies (a per-user one would cap the whole service).
  */
@@ -30,6 +31,8 @@ export function perUserLimit(config: Pick<WsproxyConfigType, 'clerkJwksUrl'>, co
 export class LimitsService {
   private readonly logger = new Logger(LimitsService.name);
   private readonly maxPerUser: number;
+  /** Slots of `MAX_CONNECTIONS` taken and not yet given back. */
+  private slots = 0;
 
   constructor(
     @Inject(wsproxyConfig.KEY) private readonly config: WsproxyConfigType,
@@ -38,11 +41,35 @@ export class LimitsService {
     this.maxPerUser = perUserLimit(config, config.maxConnsPerUser);
   }
 
+  /** Slots of this replica's `MAX_CONNECTIONS` in use: connections held and admissions in progress. */
+  get slotsInUse(): number {
+    return this.slots;
+  }
+
+  /**
+   * Takes one of this replica's `MAX_CONNECTIONS` slots, or throws `Refusal(503)`;
+   * the returned function gives it back, once however often it is called. A
+   * count in this process even in cluster mode: what it bounds is this
+   * replica's own descriptors and memory.
+   */
+  takeSlot(): () => void {
+    if (this.slots >= this.config.maxConnections) throw new Refusal(503, 'proxy at capacity', 'capacity');
+    this.slots++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.slots--;
+    };
+  }
+
   /**
    * Takes one slot for `ip` (an IPv6 address: its `IPV6_LIMIT_PREFIX`) and `user`, or throws `Refusal(429)`; when the
-   * store cannot answer (cluster mode, Redis unreachable), `Refusal(503)`.
+   * store cannot answer (cluster mode, Redis unreachable), `Refusal(503)`. The lease's
+   * release also gives back `slot` (a `takeSlot` of the same admission), which stays
+   * the caller's to give back when this throws.
    */
-  async acquire(ip: string, user: string): Promise<Lease> {
+  async acquire(ip: string, user: string, slot: () => void = () => undefined): Promise<Lease> {
     const key = ipLimitKey(ip, this.config.ipv6LimitPrefix);
     let outcome: AcquireOutcome;
     try {
@@ -61,6 +88,7 @@ export class LimitsService {
       release: () => {
         if (released) return;
         released = true;
+        slot();
         this.store.release(key, user).catch((err: unknown) => this.logger.error(`releasing a slot failed: ${String(err)}`));
       },
     };

@@ -15,6 +15,8 @@ test('every refusal kind maps to one of the documented labels', () => {
     'draining',
     'not_found',
     'cluster',
+    'capacity',
+    'resources',
     'internal',
   ];
   for (const k of kinds) assert.ok((REFUSAL_LABELS as readonly string[]).includes(refusalLabel(k)), k);

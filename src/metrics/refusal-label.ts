@@ -11,6 +11,7 @@ export const REFUSAL_LABELS = [
   'draining',
   'not_found',
   'cluster',
+  'capacity',
   'resources',
   'internal',
 ] as const;
@@ -29,6 +30,7 @@ const BY_KIND: Record<RefusalReason, RefusalLabel> = {
   draining: 'draining',
   not_found: 'not_found',
   cluster: 'cluster',
+  capacity: 'capacity',
   resources: 'resources',
   internal: 'internal',
 };

@@ -117,9 +117,12 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
     }
   }
 
-  /** A reattach: no target and no new slot (the session holds its own), the same user only. */
+  /**
+   * A reattach: no target and no new slot (the session holds its own), the same user only. One naming
+   * no live session holds a `MAX_CONNECTIONS` slot while it is authenticated (it is refused 404 after).
+   */
   private async admitReattach(ctx: UpgradeContext, id: string, received: number): Promise<AdmittedReattach> {
-    const identity = await this.admission.identify(ctx);
+    const identity = await this.admission.identify(ctx, !this.resume.isLive(id));
     const session = this.resume.claim(id, identity.userId, received);
     return { kind: 'reattach', session, received, abort: () => undefined };
   }

@@ -89,6 +89,12 @@ export class ResumeService implements OnApplicationShutdown {
     return session;
   }
 
+  /** Whether a session `id` exists and has not ended (whoever's it is): a reattach to it rides on its slot. */
+  isLive(id: string): boolean {
+    const session = this.sessions.get(id);
+    return session !== undefined && session.state !== 'ended';
+  }
+
   /**
    * The session `id` for a reattach by `user` from byte `received`. Throws the
    * same `Refusal(404)` for an unknown id, an ended one and another user's;

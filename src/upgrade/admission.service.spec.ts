@@ -18,7 +18,12 @@ function admissionFor(env: Record<string, string>): AdmissionService {
 }
 
 const context = (headers: Record<string, string>, aborted = false): UpgradeContext =>
-  ({ req: { headers } as IncomingMessage, query: new URLSearchParams(), clientIp: '192.0.2.9', signal: { aborted } }) as unknown as UpgradeContext;
+  ({
+    req: { headers } as IncomingMessage,
+    query: new URLSearchParams(),
+    clientIp: '192.0.2.9',
+    signal: aborted ? AbortSignal.abort() : new AbortController().signal,
+  }) as unknown as UpgradeContext;
 
 describe('AdmissionService', () => {
   it('gives the slot back when the client went away while it was being taken', async () => {
@@ -26,6 +31,27 @@ describe('AdmissionService', () => {
     await assert.rejects(admission.admitClient(context({}, true)), (err: unknown) => isRefusal(err) && err.status === 400 && err.reason === 'client went away');
     const admitted = await admission.admitClient(context({}));
     admitted.lease.release();
+  });
+
+  it('takes a MAX_CONNECTIONS slot before authentication and gives it back on every refusal', async () => {
+    const admission = admissionFor({ CLERK_JWKS_URL: 'http://127.0.0.1:9/jwks.json', ALLOWED_ORIGINS: 'https://app.example.com', MAX_CONNECTIONS: '1' });
+    // Refused by origin, by authentication, and gone before authentication: each gives its slot back, or the next would be a 503.
+    await assert.rejects(admission.admitClient(context({ origin: 'https://evil.example.net' })), refused(403));
+    await assert.rejects(admission.admitClient(context({})), refused(401));
+    await assert.rejects(admission.admitClient(context({}, true)), refused(400));
+    await assert.rejects(admission.identify(context({})), refused(401));
+    await assert.rejects(admission.admitClient(context({})), refused(401));
+  });
+
+  it('refuses 503 at capacity, before authentication, and admits again once a lease is released', async () => {
+    const admission = admissionFor({ MAX_CONNECTIONS: '1' });
+    const first = await admission.admitClient(context({}));
+    await assert.rejects(admission.admitClient(context({})), (err: unknown) => isRefusal(err) && err.status === 503 && err.kind === 'capacity');
+    await assert.rejects(admission.identify(context({})), refused(503));
+    first.lease.release();
+    (await admission.admitClient(context({}))).lease.release();
+    await admission.identify(context({}));
+    (await admission.admitClient(context({}))).lease.release();
   });
 
   it('checks the origin before authentication: a cross-origin request without a token is a 403, not a 401', async () => {

@@ -4,6 +4,7 @@ import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.
 import { Refusal } from '../common/refusal.js';
 import { AuthService, type AuthIdentity } from '../auth/auth.service.js';
 import { LimitsService, type Lease } from '../limits/limits.service.js';
+import { clientWentAway, untilClientGone } from './client-gone.js';
 import { OriginPolicy } from './origin-policy.js';
 import type { UpgradeContext } from './upgrade-route.js';
 
@@ -21,7 +22,9 @@ export interface AdmittedClient {
 
 /**
  * The shared front half of every WebSocket admission (`/relay`, `/tunnel`):
- * origin → authentication → extra rules → per-IP/per-user limits.
+ * a slot of `MAX_CONNECTIONS` → origin → authentication → extra rules →
+ * per-IP/per-user limits. The slot comes first so that admissions waiting on
+ * the issuer's keys, DNS or a dial can never number more than the cap.
  */
 @Injectable()
 export class AdmissionService {
@@ -46,21 +49,52 @@ export class AdmissionService {
     if (!this.origins.allows(origin)) throw new Refusal(403, 'origin not allowed', 'origin');
   }
 
-  /** Origin → authentication → extra rules, taking no slot (a reattach holds its session's). */
-  async identify(ctx: UpgradeContext): Promise<AuthIdentity> {
-    this.checkOrigin(ctx.req);
-    const identity = await this.auth.authenticate(ctx.req, ctx.query);
-    for (const rule of this.rules) await rule(ctx, identity);
-    return identity;
+  /**
+   * Origin → authentication → extra rules for a reattach, which keeps no slot
+   * of its own: its session holds one. With `holdSlot` (no live session has
+   * the id named) a slot of `MAX_CONNECTIONS` is held while they run, so that
+   * reattaches to made-up ids waiting on the issuer's keys count too.
+   */
+  async identify(ctx: UpgradeContext, holdSlot = true): Promise<AuthIdentity> {
+    if (!holdSlot) return this.identifyWhileThere(ctx);
+    const releaseSlot = this.limits.takeSlot();
+    try {
+      return await this.identifyWhileThere(ctx);
+    } finally {
+      releaseSlot();
+    }
   }
 
   async admitClient(ctx: UpgradeContext): Promise<AdmittedClient> {
-    const identity = await this.identify(ctx);
-    const lease = await this.limits.acquire(ctx.clientIp, identity.userId);
-    if (ctx.signal.aborted) {
-      lease.release();
-      throw new Refusal(400, 'client went away', 'bad_request');
+    const releaseSlot = this.limits.takeSlot();
+    try {
+      const identity = await this.identifyWhileThere(ctx);
+      const lease = await this.limits.acquire(ctx.clientIp, identity.userId, releaseSlot);
+      if (ctx.signal.aborted) {
+        lease.release();
+        throw clientWentAway();
+      }
+      return { identity, lease };
+    } catch (err) {
+      releaseSlot();
+      throw err;
     }
-    return { identity, lease };
+  }
+
+  /**
+   * Origin → authentication → extra rules; refused as soon as the client goes
+   * away, so its slot is not held while the issuer's keys are fetched.
+   */
+  private identifyWhileThere(ctx: UpgradeContext): Promise<AuthIdentity> {
+    this.checkOrigin(ctx.req);
+    const identified = this.identifyAsync(ctx);
+    // With authentication off and no rules there is nothing to wait for, nor a listener worth adding.
+    return this.auth.enabled || this.rules.length > 0 ? untilClientGone(identified, ctx.signal) : identified;
+  }
+
+  private async identifyAsync(ctx: UpgradeContext): Promise<AuthIdentity> {
+    const identity = await this.auth.authenticate(ctx.req, ctx.query);
+    for (const rule of this.rules) await rule(ctx, identity);
+    return identity;
   }
 }
