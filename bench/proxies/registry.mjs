@@ -105,6 +105,7 @@ export function wsproxyEnv(ctx, port, extra = {}) {
     CLERK_JWKS_URL: ctx.auth.jwksUrl,
     BLOCKED_TARGETS: '10.0.0.0/8',
     ALLOWED_TARGETS: '127.0.0.1/32',
+    MAX_CONNECTIONS: '1000000',
     MAX_CONNS_PER_IP: '1000000',
     MAX_CONNS_PER_USER: '1000000',
     MAX_TUNNEL_HTTP_PER_IP: '100000',
