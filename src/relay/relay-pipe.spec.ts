@@ -123,6 +123,26 @@ describe('pipeRelay', () => {
     }
   });
 
+  it('a client that vanishes (no close frame) drops a target that keeps its side open at once, not TARGET_END_TIMEOUT_MS later', async () => {
+    // The target: half-open allowed, it never answers a FIN. Ended gracefully instead of destroyed, the relay
+    // (and its slot) would last TARGET_END_TIMEOUT_MS after the client was gone.
+    const { client: proxySide, peer: target, close: closePair } = await socketPair({ server: { allowHalfOpen: true } });
+    target.on('error', () => undefined);
+    target.resume();
+    const { ws, client, close } = await wsPair();
+    try {
+      const relayEnded = new Promise<PipeEnd>((resolve) => pipeRelay(ws, proxySide, resolve));
+      client.terminate();
+      const end = await within(relayEnded, 5000, 'the relay ended');
+      assert.equal(end.closeCode, 1006);
+      assert.equal(end.endedBy, 'client');
+      assert.equal(proxySide.destroyed, true);
+    } finally {
+      close();
+      closePair();
+    }
+  });
+
   it('a keepalive timeout drops both sides and reports the end as the server\'s 1006 with its reason', async () => {
     const { ws, client, close } = await wsPair();
     const { client: proxySide, peer: target, close: closePair } = await socketPair();
