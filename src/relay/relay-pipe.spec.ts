@@ -264,6 +264,34 @@ describe('pipeRelay', () => {
     }
   });
 
+  it("after a server's close, what a client sends to a target that is not reading is dropped, not queued in memory until the client answers", async () => {
+    // The target never reads: the relay paused the client for it. The server's close reads the client on to
+    // its answer; the 16 MiB waiting behind it must not all go into the target socket's write buffer.
+    const { client: proxySide, peer: target, close } = await socketPair({ server: { allowHalfOpen: true } });
+    target.on('error', () => undefined);
+    target.pause();
+    const pair = await wsPair();
+    let pipe!: RelayPipe;
+    const relayEnded = new Promise<PipeEnd>((resolve) => {
+      pipe = pipeRelay(pair.ws, proxySide, resolve);
+    });
+    try {
+      const MSG = 16 * 1024;
+      for (let i = 0; i < 1024; i++) pair.client.send(Buffer.alloc(MSG, i & 0xff));
+      await until(() => proxySide.writableNeedDrain, 10_000, 'the target congested');
+      const clientClosed = once(pair.client, 'close') as Promise<[number]>;
+      pipe.close(4408, 'maximum connection age reached');
+      const [code] = await within(clientClosed, 10_000, 'the client answered the close');
+      assert.equal(code, 4408);
+      assert.ok(proxySide.writableLength < 1024 * 1024, `${proxySide.writableLength} bytes queued towards a target that does not read`);
+      proxySide.destroy();
+      assert.equal((await within(relayEnded, 5000, 'the relay ended')).closeCode, 4408);
+    } finally {
+      pair.close();
+      close();
+    }
+  });
+
   it("is settled once the client has closed and its bytes and the FIN reached the target, while the target keeps its side open; a server's close then ends it with the client's code", async () => {
     const { client: proxySide, peer: target, close } = await socketPair({ server: { allowHalfOpen: true } });
     const pair = await wsPair();
