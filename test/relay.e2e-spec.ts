@@ -1246,6 +1246,8 @@ describe('keepalive', () => {
     try {
       const url = `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`;
       const silent = await openWs(url, { autoPong: false });
+      let unanswered = 0;
+      silent.on('ping', () => unanswered++);
       const healthy = await openWs(url);
       let pings = 0;
       healthy.on('ping', () => pings++);
@@ -1254,6 +1256,8 @@ describe('keepalive', () => {
       const elapsed = Date.now() - started;
       assert.equal(code, 1006, 'terminated without a close frame');
       assert.ok(elapsed >= 1500 && elapsed < 6000, `terminated after ${elapsed} ms`);
+      // The time window alone would also pass a third missed pong: the pings it got say how many it missed.
+      assert.equal(unanswered, 2, 'terminated at the interval after its second unanswered ping');
       assert.ok(pings >= 2, `healthy peer saw ${pings} pings`);
       assert.equal(healthy.readyState, WebSocket.OPEN, 'a peer that answers pongs stays');
       await waitFor(async () => (await slotsInUse(app)) === 1, 2000, 'the silent relay slot released');
