@@ -67,6 +67,17 @@ describe('parseConfig', () => {
     assert.equal(parseConfig({ TUNNEL_PORT_MIN: '1', TUNNEL_PORT_MAX: '65535' }).tunnelPortMax, 65535);
   });
 
+  it('takes a tunnel port range of one port, and refuses one whose end is a port below its start', () => {
+    assert.equal(refusal({ TUNNEL_PORT_MIN: '10001', TUNNEL_PORT_MAX: '10000' }), 'TUNNEL_PORT_MAX (10000) is below TUNNEL_PORT_MIN (10001)');
+    const one = parseConfig({ TUNNEL_PORT_MIN: '10000', TUNNEL_PORT_MAX: '10000' });
+    assert.deepEqual([one.tunnelPortMin, one.tunnelPortMax], [10000, 10000]);
+  });
+
+  it('in cluster mode, refuses a CLUSTER_SECRET of 15 characters and takes one of 16', () => {
+    assert.equal(refusal({ ...CLUSTER, CLUSTER_SECRET: 'x'.repeat(15) }), 'CLUSTER_SECRET is missing or shorter than 16 characters while REDIS_URL is set');
+    assert.equal(parseConfig({ ...CLUSTER, CLUSTER_SECRET: 'x'.repeat(16) }).clusterSecret, 'x'.repeat(16));
+  });
+
   it('takes only the asymmetric JWT algorithms: never none or an HMAC one', () => {
     for (const alg of ['none', 'HS256', 'rs256']) assert.match(refusal({ JWT_ALGORITHMS: `RS256,${alg}` }), new RegExp(`^JWT_ALGORITHMS has "${alg}"`));
     assert.deepEqual(parseConfig({ JWT_ALGORITHMS: 'RS256,EdDSA' }).jwtAlgorithms, ['RS256', 'EdDSA']);
