@@ -151,6 +151,13 @@ describe('BlocklistService (user list)', () => {
     assert.equal(bl.isBlocked('11.1.1.1'), false);
   });
 
+  it('reads the whole IPv4-mapped block (::ffff:0:0/96) as every IPv4 address', () => {
+    // Its IPv4 range is 0.0.0.0/0: the edge case of the /96..128 mapped prefixes.
+    const bl = blocklist({ BLOCKED_TARGETS: '::ffff:0:0/96' });
+    for (const ip of ['8.8.8.8', '1.1.1.1', '0.0.0.0', '255.255.255.255', '::ffff:8.8.8.8']) assert.equal(bl.isBlocked(ip), true, ip);
+    assert.equal(bl.isBlocked('2606:4700::1111'), false);
+  });
+
   it('refuses legacy IPv4 spellings in CIDRs at construction (10/8 would mean 0.0.0.10/8)', () => {
     assert.throws(() => blocklist({ BLOCKED_TARGETS: '10/8' }), (err: unknown) => err instanceof ConfigError && err.variable === 'BLOCKED_TARGETS');
   });
