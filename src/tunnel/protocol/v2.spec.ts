@@ -21,6 +21,7 @@ import {
   encodeReset,
   encodeResponse,
   encodeWindowUpdate,
+  isSendableCloseCode,
   parseHeaders,
   type V2Decoded,
 } from './v2.js';
@@ -175,6 +176,12 @@ describe('tunnel protocol v2 frames', () => {
       assert.equal(d.ok, false, Buffer.from(bytes).toString('hex'));
       if (!d.ok) assert.equal(d.stream, stream, d.reason);
     }
+  });
+
+  it('calls sendable exactly the close codes a WebSocket close frame may carry (RFC 6455 7.4): ws throws on the others', () => {
+    for (const code of [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4000, 4999]) assert.equal(isSendableCloseCode(code), true, String(code));
+    // 1004 is reserved, 1005 and 1006 are never sent, 1015 is TLS-only.
+    for (const code of [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535]) assert.equal(isSendableCloseCode(code), false, String(code));
   });
 
   it('refuses a message over the frame limit before looking at it', () => {
