@@ -60,6 +60,31 @@ describe('DrainService', () => {
     assert.equal(drain.liveCount, 0);
   });
 
+  it('waits for a connection that cannot say it is settled (a tunnel: no settled()), even when every other one is', async () => {
+    const drain = drainService(60_000);
+    const shut: string[] = [];
+    const track = (name: string, settled?: () => boolean): (() => void) => {
+      const untrack = drain.track({
+        shutdown: () => {
+          shut.push(name);
+          setTimeout(untrack, 10);
+        },
+        settled,
+      });
+      return untrack;
+    };
+    track('relay', () => true);
+    const tunnel = track('tunnel');
+    const server = setInterval(() => undefined, 1000);
+    const done = drain.beforeApplicationShutdown();
+    await new Promise((r) => setTimeout(r, 600));
+    assert.deepEqual(shut, [], 'the tunnel may still carry requests: nothing is ended before the timeout');
+    tunnel();
+    await done;
+    clearInterval(server);
+    assert.deepEqual(shut, ['relay']);
+  });
+
   it('after the timeout, closes what is still live with 1001 and then waits for it', async () => {
     const drain = drainService(100);
     const closed: [number, string][] = [];
