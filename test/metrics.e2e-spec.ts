@@ -453,6 +453,13 @@ describe('METRICS_PORT', () => {
       const other = await fetch(`http://127.0.0.1:${port}/health`);
       assert.equal(other.status, 404);
       await other.arrayBuffer();
+      // GET and HEAD only, as on the main listener (a GET route): another method is no scrape.
+      const post = await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'POST', body: 'x' });
+      assert.equal(post.status, 404);
+      assert.equal(await post.text(), 'not found\n');
+      const head = await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.equal(await head.text(), '');
       const health = await fetch(`${app.baseUrl}/health`);
       assert.equal(health.status, 200);
       await health.arrayBuffer();
