@@ -312,6 +312,35 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
     }
   });
 
+  it('ignores an http_response for a request it has not sent yet (its body still coming): ids are predictable, only a sent one may be answered', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    const requester = connect(app.port, '127.0.0.1');
+    try {
+      let answer = '';
+      requester.on('data', (c: Buffer) => (answer += c.toString('latin1')));
+      const closed = new Promise<void>((resolve) => requester.on('close', () => resolve()));
+      const host = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+      requester.write(`POST /upload HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n`);
+      // The proxy holds a v1 body until it is whole: nothing has gone to the client yet. The first id of a
+      // tunnel is 000000000001; an answer to it now is an answer to a request the client was never sent.
+      await new Promise((r) => setTimeout(r, 200));
+      tunnel.sendJson({ type: 'http_response', id: '000000000001', status: 200, headers: {}, body: 'guessed' });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(answer, '', 'the requester is not answered by a guess');
+      requester.write('0\r\n\r\n');
+      const req = await tunnel.nextJson('http_request');
+      assert.equal(req.id, '000000000001');
+      assert.equal(Buffer.from(req.body as string, 'base64').toString(), 'abc');
+      tunnel.sendJson({ type: 'http_response', id: req.id, status: 201, headers: {}, body: 'real' });
+      await within(closed, 5000, 'the response');
+      assert.match(answer, /^HTTP\/1\.1 201 /);
+      assert.ok(answer.endsWith('real'), answer);
+    } finally {
+      requester.destroy();
+      await tunnel.close();
+    }
+  });
+
   it('drops injected and forbidden response headers, caps their number and size', async () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     try {
