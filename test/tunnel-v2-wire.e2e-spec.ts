@@ -11,6 +11,8 @@ import {
   V2_INITIAL_WINDOW,
   V2_MAX_FRAME_BYTES,
   V2_MAX_PAYLOAD,
+  NO_STATUS,
+  encodeClose,
   encodeData,
   encodeFrame,
   encodeMessage,
@@ -317,6 +319,20 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       ws.send('hi');
       await tunnel.next((f) => f.type === 'message' && f.stream === open.stream, 3000, 'the message reaches the tunnel');
       ws.close();
+    });
+  });
+
+  it('passes a CLOSE without a code to the requester as a close frame without one (1005), not as a dropped connection (1006)', async () => {
+    await withTunnel(async (tunnel, host) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
+      ws.on('error', () => undefined);
+      const open = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(open.stream, { status: 101, headers: [] }));
+      await within(once(ws, 'open'), 5000, "the requester's WebSocket opens");
+      const closed = once(ws, 'close') as Promise<[number, Buffer]>;
+      tunnel.send(encodeClose(open.stream, NO_STATUS, ''));
+      const [code] = await within(closed, 5000, "the requester's close");
+      assert.equal(code, 1005);
     });
   });
 
