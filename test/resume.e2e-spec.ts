@@ -220,7 +220,7 @@ describe('resumable relays', () => {
       const second = await RawResumeClient.connect(reattachUrl(session.id!, 0));
       const s2 = await second.nextControl('session');
       assert.equal(s2.received, 0);
-      assert.equal((await client.closed()).code, 4409);
+      assert.equal((await within(client.closed(), 10_000, 'the 4409 close')).code, 4409);
       second.send(Buffer.from('still here'));
       await second.until(() => second.bytes === 10, 'the echo on the new socket');
       assert.equal(second.data().toString(), 'still here');
@@ -386,7 +386,7 @@ describe('resumable relays', () => {
       const ended = new Promise<RelayClosedEvent>((resolve) => app.app.get(WsproxyEvents).once('relay.closed', resolve));
       const { client } = await RawResumeClient.open(openUrl(echo.port));
       client.ws.send(JSON.stringify({ type: 'ack', received: 10 ** 9 }));
-      assert.equal((await client.closed()).code, 1008);
+      assert.equal((await within(client.closed(), 10_000, 'the 1008 close')).code, 1008);
       await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
       await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be released');
       const end = await ended;
@@ -435,7 +435,7 @@ describe('resumable relays', () => {
           const { client, session } = await RawResumeClient.open(openUrl(target.port));
           id = session.id!;
           breakIt(client, session);
-          assert.equal((await client.closed()).code, code);
+          assert.equal((await within(client.closed(), 10_000, `the ${code} close`)).code, code);
           // Detached, it would be held for the whole window (60 s): a few seconds tell the two apart.
           await waitFor(() => !sessionsOf(app).some((s) => s.id === session.id), 'the session to end (not detach)', 3000);
           await target.closed;
