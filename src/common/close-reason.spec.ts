@@ -21,4 +21,10 @@ describe('fitCloseReason', () => {
     assert.equal(bytes(emoji), 120);
     assert.equal(emoji, '🙂'.repeat(30));
   });
+
+  it('cuts a reason one or two bytes over the limit (ws throws on a close reason over 123 bytes)', () => {
+    assert.equal(fitCloseReason('x'.repeat(MAX_CLOSE_REASON_BYTES + 1)), 'x'.repeat(MAX_CLOSE_REASON_BYTES));
+    assert.equal(fitCloseReason('é'.repeat(62)), 'é'.repeat(61)); // 124 bytes
+    assert.equal(fitCloseReason('x'.repeat(MAX_CLOSE_REASON_BYTES) + 'é'), 'x'.repeat(MAX_CLOSE_REASON_BYTES)); // 125 bytes
+  });
 });
