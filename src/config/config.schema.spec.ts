@@ -166,6 +166,17 @@ describe('parseConfig', () => {
     assert.equal(parseConfig({}).bindHost, '');
   });
 
+  it('takes an IP address for TUNNEL_BIND_HOST, IPv6 with or without brackets (as BIND_HOST), and refuses anything else', () => {
+    assert.equal(parseConfig({ TUNNEL_BIND_HOST: '[::1]' }).tunnelBindHost, '::1');
+    assert.equal(parseConfig({ TUNNEL_BIND_HOST: ' [::] ' }).tunnelBindHost, '::');
+    assert.equal(parseConfig({ TUNNEL_BIND_HOST: '::1' }).tunnelBindHost, '::1');
+    assert.equal(parseConfig({ TUNNEL_BIND_HOST: '127.0.0.1' }).tunnelBindHost, '127.0.0.1');
+    assert.equal(parseConfig({}).tunnelBindHost, '0.0.0.0');
+    for (const raw of ['[]', '[[::1]]', '[::1', '::1]', '[foo]', 'localhost', '127.1', ' ', '[::1]:80']) {
+      assert.match(refusal({ TUNNEL_BIND_HOST: raw }), /^TUNNEL_BIND_HOST is ".*", not an IP address$/, raw);
+    }
+  });
+
   it('refuses listeners that would collide: METRICS_PORT on PORT; in cluster mode, either inside the tunnel port pool', () => {
     assert.equal(refusal({ PORT: '9000', METRICS_PORT: '9000' }), 'METRICS_PORT is 9000, the same as PORT');
     assert.match(refusal({ ...CLUSTER, PORT: '10050' }), /^PORT is 10050, inside the tunnel port pool/);

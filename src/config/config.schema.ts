@@ -374,11 +374,12 @@ export const CONFIG_VARS = {
   tunnelBindHost: spec(
     'TUNNEL_BIND_HOST',
     '0.0.0.0',
-    'an IP address',
+    'an IP address (IPv6 with or without brackets)',
     'Address raw tunnel ports listen on.',
     (raw: string, name: string): string => {
-      const v = raw.trim();
-      if (isIP(v) === 0) fail(name, `is "${raw}", not an IP address`, 'an IP address such as 0.0.0.0');
+      // As for BIND_HOST: env files write IPv6 as URLs do, in brackets; the listener wants the bare address.
+      const v = raw.trim().replace(/^\[(.*)\]$/, '$1');
+      if (isIP(v) === 0) fail(name, `is "${raw}", not an IP address`, 'an IP address such as 0.0.0.0, ::, 127.0.0.1 or [::1]');
       return v;
     },
   ),
