@@ -21,15 +21,28 @@ const K8S = join(ROOT, 'deploy/kubernetes/base');
 type Doc = any;
 
 function loadK8s(): Doc[] {
+  return loadDir(K8S);
+}
+
+/** Every document of the .yaml files in `dir` but its kustomization.yaml. */
+function loadDir(dir: string): Doc[] {
   const docs: Doc[] = [];
-  for (const file of readdirSync(K8S).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')) {
-    for (const d of parseAllDocuments(readFileSync(join(K8S, file), 'utf8'))) {
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')) {
+    for (const d of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
       assert.equal(d.errors.length, 0, `${file}: ${d.errors.map((e) => e.message).join('; ')}`);
       const obj = d.toJS() as Doc;
       if (obj) docs.push({ ...obj, __file: file });
     }
   }
   return docs;
+}
+
+/** `[name, tag]` of an image reference; the tag is null when there is none (a digest counts as pinned: `@sha256`). */
+function splitImage(image: string): [string, string | null] {
+  const at = image.indexOf('@');
+  if (at >= 0) return [image.slice(0, at), image.slice(at)];
+  const colon = image.lastIndexOf(':');
+  return colon > image.lastIndexOf('/') ? [image.slice(0, colon), image.slice(colon + 1)] : [image, null];
 }
 
 function one(docs: Doc[], kind: string, name?: string): Doc {
@@ -82,6 +95,25 @@ describe('Kubernetes manifests', () => {
     const k = parse(readFileSync(join(K8S, 'kustomization.yaml'), 'utf8')) as Doc;
     const files = readdirSync(K8S).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
     assert.deepEqual([...k.resources].sort(), files.sort());
+  });
+
+  test('images are pinned: the wsproxy image set by kustomize images:, no latest or untagged image with IfNotPresent', () => {
+    const k = parse(readFileSync(join(K8S, 'kustomization.yaml'), 'utf8')) as Doc;
+    const [name, tag] = splitImage(container.image);
+    const entry = (k.images ?? []).find((i: Doc) => i.name === name);
+    assert.ok(entry, `base/kustomization.yaml images: sets ${name}`);
+    assert.ok(entry.digest || (typeof entry.newTag === 'string' && entry.newTag !== '' && entry.newTag !== 'latest'), `images: pins ${name} to a release, not ${entry.newTag}`);
+    assert.equal(tag, entry.newTag ?? tag, 'deployment.yaml names the same tag as kustomization.yaml, for kubectl apply -f');
+    const containers: Doc[] = [...docs, ...loadDir(join(ROOT, 'deploy/kubernetes/cluster'))]
+      .filter((d) => d.spec?.template?.spec)
+      .flatMap((d) => [...(d.spec.template.spec.initContainers ?? []), ...d.spec.template.spec.containers])
+      .filter((c) => c.image !== undefined); // a patch's container keeps its base's image
+    assert.ok(containers.length >= 2);
+    for (const c of containers) {
+      const [, t] = splitImage(c.image);
+      // With IfNotPresent (the default for any tag but latest) a node keeps the first image it pulled under a tag.
+      if (c.imagePullPolicy !== 'Always') assert.ok(t !== null && t !== 'latest', `${c.name}: image ${c.image} with ${c.imagePullPolicy ?? 'the default pull policy'}`);
+    }
   });
 
   test('the Deployment environment passes the config schema, with the default ports', () => {
@@ -333,6 +365,10 @@ describe('kustomizations', () => {
     const cluster = kustomize('deploy/kubernetes/cluster');
     const deployment = one(cluster, 'Deployment', 'wsproxy');
     assert.equal(deployment.spec.replicas, 3);
+    const pinned = (parse(readFileSync(join(K8S, 'kustomization.yaml'), 'utf8')) as Doc).images[0];
+    for (const rendered of [single, cluster]) {
+      assert.equal(one(rendered, 'Deployment', 'wsproxy').spec.template.spec.containers[0].image, `${pinned.newName}:${pinned.newTag}`, 'the image images: sets');
+    }
     const env: Doc[] = deployment.spec.template.spec.containers[0].env;
     const names = env.map((e) => e.name);
     assert.ok(names.indexOf('POD_IP') < names.indexOf('CLUSTER_ADVERTISE_URL'), 'POD_IP defined before its use');
