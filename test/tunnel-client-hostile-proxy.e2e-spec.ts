@@ -270,3 +270,49 @@ describe('TunnelClient and a tunnel_ready whose tunnelUrl is no URL', () => {
     }
   });
 });
+
+describe('v2 TunnelClient and a READY with another version than 2', () => {
+  const ready = (fields: Record<string, unknown>): Buffer =>
+    Buffer.concat([Buffer.from([T.READY, 0, 0, 0, 0, 0]), Buffer.from(JSON.stringify({ type: 'tunnel_ready', tunnelUrl: 'http://0123456789abcdef.tunnel.test', rawPort: 0, ...fields }))]);
+
+  for (const [label, fields] of [
+    ['a later version (3)', { version: 3 }],
+    ['version 1', { version: 1 }],
+    ['no version', {}],
+    ['a version that is no number ("2")', { version: '2' }],
+  ] as const) {
+    it(`${label}: connect rejects with a protocol error and the tunnel closes with 1002`, async () => {
+      const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+      await once(fake, 'listening');
+      const closed = new Promise<number>((resolve) =>
+        fake.on('connection', (ws) => {
+          ws.on('close', (code) => resolve(code));
+          ws.send(ready(fields));
+        }),
+      );
+      try {
+        await assert.rejects(
+          TunnelClient.connect({ proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`, protocol: 2, liveness: false, readyTimeoutMs: 5000 }),
+          /tunnel protocol error: unsupported protocol version .* in READY/,
+        );
+        assert.equal(await Promise.race([closed, new Promise<null>((r) => setTimeout(() => r(null), 3000).unref())]), 1002);
+      } finally {
+        for (const c of fake.clients) c.terminate();
+        fake.close();
+      }
+    });
+  }
+
+  it('version 2: the tunnel is up and speaks 2', async () => {
+    const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(fake, 'listening');
+    fake.on('connection', (ws) => ws.send(ready({ version: 2 })));
+    const tunnel = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`, protocol: 2, liveness: false });
+    try {
+      assert.equal(tunnel.protocol, 2);
+    } finally {
+      await tunnel.close();
+      fake.close();
+    }
+  });
+});

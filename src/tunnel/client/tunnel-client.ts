@@ -171,9 +171,11 @@ export class TunnelClient {
         },
       );
     this.makeV2 = () =>
-      new V2ClientSession({ send: (frame) => this.sender.send(frame), transportReady: () => this.sender.ready }, nodeLocalServices(http, tcp), {
-        window: options.window ?? DEFAULT_V2_WINDOW,
-      });
+      new V2ClientSession(
+        { send: (frame) => this.sender.send(frame), transportReady: () => this.sender.ready, close: (code, reason) => void this.close(code, reason) },
+        nodeLocalServices(http, tcp),
+        { window: options.window ?? DEFAULT_V2_WINDOW },
+      );
     this.readyPromise = new Promise<TunnelReady>((resolve, reject) => (this.settleReady = { resolve, reject }));
     this.readyPromise.catch(() => undefined);
     if (options.protocol !== 2) this.use(this.makeV1());

@@ -93,6 +93,7 @@ export type V2Headers = ReadonlyArray<readonly [name: string, value: string]>;
 export interface V2Ready {
   readonly tunnelUrl: string;
   readonly rawPort: number;
+  /** The version announced: 2 from this proxy; 0 when READY had none (or not an integer). */
   readonly version: number;
   /** Initial credit per stream and direction. */
   readonly window: number;
@@ -296,7 +297,8 @@ function decodeUnchecked(data: Uint8Array): V2Decoded {
           ready: {
             tunnelUrl: typeof o.tunnelUrl === 'string' ? o.tunnelUrl : '',
             rawPort: isUint(o.rawPort, 65535) ? o.rawPort : 0,
-            version: isUint(o.version, 255) ? o.version : 2,
+            // As announced (0: none, or not an integer): the client refuses anything but 2.
+            version: isUint(o.version, 0xffff) ? o.version : 0,
             window: isUint(o.window, V2_MAX_WINDOW) && o.window > 0 ? o.window : V2_INITIAL_WINDOW,
             maxPayload: isUint(o.maxPayload, V2_MAX_PAYLOAD) && o.maxPayload >= V2_DATA_CHUNK ? o.maxPayload : V2_MAX_PAYLOAD,
             inlineBody: o.inlineBody === true,

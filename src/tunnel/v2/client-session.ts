@@ -27,7 +27,12 @@ export interface V2Transport {
   send(frame: Uint8Array): void;
   /** `false` while the transport's send buffer is full; then call `transportDrained()` once it is not. */
   transportReady?(): boolean;
+  /** Closes the WebSocket with `code` (the session gives up on a proxy that breaks the protocol: 1002). */
+  close?(code: number, reason: string): void;
 }
+
+/** The protocol version this client speaks: a READY announcing any other ends the tunnel with 1002. */
+export const V2_CLIENT_VERSION = 2;
 
 /**
  * The client's end of one stream the proxy opened. The local service sets
@@ -140,9 +145,11 @@ export class V2ClientSession {
   private rejectReady!: (err: Error) => void;
   private readonly streams = new ChurnMap<number, V2ClientStream>();
   private readonly mux: V2Mux;
+  /** The session gave up on the proxy (see `fail`): nothing more it sends is read. */
+  private failed = false;
 
   constructor(
-    transport: V2Transport,
+    private readonly transport: V2Transport,
     private readonly services: V2LocalServices,
     options: V2ClientSessionOptions = {},
   ) {
@@ -159,7 +166,12 @@ export class V2ClientSession {
       return s;
     };
     this.mux.attach({
-      ready: (r) => this.resolveReady({ tunnelUrl: r.tunnelUrl, rawPort: r.rawPort, version: r.version }),
+      ready: (r) => {
+        // The client asked for v=2 and the proxy answers the newest it speaks up to that: any other
+        // version (a later one, or none) is a proxy this client cannot speak to, not one to guess at.
+        if (r.version !== V2_CLIENT_VERSION) return this.fail(`unsupported protocol version ${r.version === 0 ? '(none)' : r.version} in READY`);
+        this.resolveReady({ tunnelUrl: r.tunnelUrl, rawPort: r.rawPort, version: r.version });
+      },
       open: (id, head, ended) =>
         this.onOpen(id, head.kind, head.kind === 'tcp' ? null : { method: head.method, path: head.path, headers: head.headers, bodyless: ended }),
       data: (id, chunk) => get(id)?.ondata?.(chunk),
@@ -180,7 +192,7 @@ export class V2ClientSession {
 
   /** Feeds one binary WebSocket message (text messages are not part of v2 and are ignored). */
   receive(data: Uint8Array): void {
-    this.mux.receive(data);
+    if (!this.failed) this.mux.receive(data);
   }
 
   /** The transport's send buffer has room again. */
@@ -191,10 +203,23 @@ export class V2ClientSession {
   /** The WebSocket is gone: every stream is reset. */
   transportClosed(code: number, reason: string): void {
     this.rejectReady(new Error(`tunnel closed before it was ready: ${code} ${reason}`));
+    this.resetAll('tunnel closed');
+  }
+
+  /** The proxy broke the protocol: `ready` rejects with `reason`, streams are reset, the WebSocket closes 1002. */
+  private fail(reason: string): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.rejectReady(new Error(`tunnel protocol error: ${reason}`));
+    this.resetAll(reason);
+    this.transport.close?.(1002, reason);
+  }
+
+  private resetAll(reason: string): void {
     this.mux.clear();
     const streams = this.streams.values();
     this.streams.clear();
-    for (const s of streams) s.onreset?.('tunnel closed');
+    for (const s of streams) s.onreset?.(reason);
   }
 
   private onOpen(id: number, kind: V2StreamKind, request: V2ForwardedRequest | null): void {
