@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { startApp, type TestApp } from './support/app.js';
 import { JwksServer, makeKey, mintToken, type TestKey } from './support/jwks.js';
 import { randomPayload, sha256, sinkTarget, sourceTarget, startTarget, type TestTarget } from './support/targets.js';
+import { once } from 'node:events';
+import { WebSocketServer } from 'ws';
 
 /** Repository root: this file runs from .build/test/. */
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -311,4 +313,58 @@ describe('wsproxy-connect', () => {
       }
     });
   });
+});
+
+describe('wsproxy-connect and a proxy that sends an oversized message', () => {
+  const MiB = 1024 * 1024;
+  /** A fake /relay on loopback: (for --resume) the session frame, then one message of `size` bytes. */
+  async function fakeRelay(resume: boolean, size: number, thenClose = false): Promise<{ url: string; peerCode: Promise<number>; close: () => void }> {
+    const fake = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 * MiB });
+    await once(fake, 'listening');
+    const peerCode = new Promise<number>((resolvePeer) =>
+      fake.on('connection', (ws) => {
+        ws.on('close', (code) => resolvePeer(code));
+        if (resume) ws.send(JSON.stringify({ type: 'session', id: '0123456789abcdef0123456789abcdef', windowS: 60, maxMessageBytes: 4 * MiB }));
+        setTimeout(() => {
+          ws.send(Buffer.alloc(size, 0x41));
+          if (thenClose) ws.close(1000, 'done');
+        }, 50);
+      }),
+    );
+    return {
+      url: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/relay?host=127.0.0.1&port=22`,
+      peerCode,
+      close: () => {
+        for (const c of fake.clients) c.terminate();
+        fake.close();
+      },
+    };
+  }
+
+  for (const resume of [false, true]) {
+    const mode = resume ? ['--resume'] : [];
+    it(`refuses a message over 4 MiB (the default) with 1009 and exits 255 saying so${resume ? ', with --resume too (no reattach)' : ''}`, async () => {
+      const relay = await fakeRelay(resume, 4 * MiB + 1);
+      try {
+        const r = await connect([...mode, relay.url], { keepStdinOpen: true });
+        assert.equal(r.code, 255, r.stderr);
+        assert.match(r.stderr, /relay closed the connection: 1009 Max payload size exceeded/);
+        assert.equal(r.stdout.length, 0, 'nothing of the oversized message reached stdout');
+        if (!resume) assert.equal(await relay.peerCode, 1009, 'the proxy is told 1009');
+      } finally {
+        relay.close();
+      }
+    });
+
+    it(`takes a larger message with --max-message-bytes${resume ? ', with --resume too' : ''}`, async () => {
+      const relay = await fakeRelay(resume, 5 * MiB, true);
+      try {
+        const r = await connect([...mode, '--max-message-bytes', String(6 * MiB), relay.url], { keepStdinOpen: true });
+        assert.equal(r.stdout.length, 5 * MiB, r.stderr);
+        assert.equal(r.code, 0, r.stderr);
+      } finally {
+        relay.close();
+      }
+    });
+  }
 });

@@ -5,11 +5,12 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
-import { T, encodeOpen, encodeReady } from '../src/tunnel/protocol/v2.js';
+import { TunnelClient, v1ClientMaxMessageBytes } from '../src/tunnel/client/tunnel-client.js';
+import { T, V2_MAX_FRAME_BYTES, encodeOpen, encodeReady } from '../src/tunnel/protocol/v2.js';
 
 describe('v1 reference client and a proxy that declares a wrong Content-Length', () => {
   it('sends the local service the body it carries, with its own length: nothing left over to be read as a second request', async () => {
@@ -312,6 +313,95 @@ describe('v2 TunnelClient and a READY with another version than 2', () => {
       assert.equal(tunnel.protocol, 2);
     } finally {
       await tunnel.close();
+      fake.close();
+    }
+  });
+});
+
+describe('TunnelClient and a proxy that sends an oversized message', () => {
+  const MiB = 1024 * 1024;
+  const v1Ready = JSON.stringify({ type: 'tunnel_ready', tunnelUrl: 'http://0123456789abcdef.tunnel.test', rawPort: 0 });
+  const v2Ready = (): Uint8Array => encodeReady('http://0123456789abcdef.tunnel.test', 0);
+
+  async function run(protocol: 1 | 2, ready: string | Uint8Array, message: string | Buffer, options: { maxRequestBodyBytes?: number } = {}) {
+    const fake = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 * MiB });
+    await once(fake, 'listening');
+    const replies: string[] = [];
+    const peer = new Promise<number>((resolve) =>
+      fake.on('connection', (ws) => {
+        ws.on('close', (code) => resolve(code));
+        ws.on('message', (m: Buffer) => replies.push(m.subarray(0, 40).toString()));
+        ws.send(ready);
+        setTimeout(() => ws.send(message), 50);
+      }),
+    );
+    const tunnel = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`, protocol, liveness: false, ...options });
+    const closed = await Promise.race([tunnel.closed, new Promise<null>((r) => setTimeout(() => r(null), 3000).unref())]);
+    const peerCode = closed ? await peer : null;
+    await tunnel.close();
+    for (const c of fake.clients) c.terminate();
+    fake.close();
+    return { closed, peerCode, replies };
+  }
+  const httpRequest = (bodyBytes: number): string =>
+    JSON.stringify({ type: 'http_request', id: 'a1', method: 'POST', path: '/', headers: {}, body: Buffer.alloc(bodyBytes, 0x42).toString('base64'), bodyEncoding: 'base64' });
+
+  it('v2: a message over one frame (V2_MAX_FRAME_BYTES) closes the tunnel with 1009, reported by closed', async () => {
+    const r = await run(2, v2Ready(), Buffer.alloc(V2_MAX_FRAME_BYTES + 1));
+    assert.deepEqual(r.closed, { code: 1009, reason: 'Max payload size exceeded' });
+    assert.equal(r.peerCode, 1009);
+  });
+
+  it('v1: a message over what a 10 MiB request body takes closes the tunnel with 1009', async () => {
+    const r = await run(1, v1Ready, httpRequest(11 * MiB));
+    assert.equal(r.closed?.code, 1009);
+    assert.equal(r.peerCode, 1009);
+  });
+
+  it('v1: a 9 MiB request body is taken (answered), also when v2 was asked and the proxy answered v1', async () => {
+    for (const protocol of [1, 2] as const) {
+      const r = await run(protocol, v1Ready, httpRequest(9 * MiB));
+      assert.equal(r.closed, null, `protocol ${protocol}: still up`);
+      assert.ok(r.replies.some((m) => m.includes('http_response')), `protocol ${protocol}: answered`);
+    }
+  });
+
+  it('v1: maxRequestBodyBytes raises the bound for a proxy with a larger TUNNEL_MAX_BODY_BYTES', async () => {
+    const r = await run(1, v1Ready, httpRequest(11 * MiB), { maxRequestBodyBytes: 12 * MiB });
+    assert.equal(r.closed, null);
+    assert.throws(() => v1ClientMaxMessageBytes(Number.NaN), RangeError);
+  });
+});
+
+describe('TunnelClient and a proxy that never answers its 1009', () => {
+  it('closed still reports 1009 with the reason (not 1006), within the 2 s grace rather than ws’s 30 s', async () => {
+    // A bare TCP "proxy": completes the handshake, sends READY and the header of a 2 MiB frame, then never reads or closes.
+    const sockets: Socket[] = [];
+    const fake = createNetServer((socket) => {
+      sockets.push(socket);
+      socket.once('data', (head: Buffer) => {
+        const key = /sec-websocket-key: *(\S+)/i.exec(head.toString())![1];
+        const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+        const ready = encodeReady('http://0123456789abcdef.tunnel.test', 0);
+        socket.write(Buffer.concat([Buffer.from([0x82, 126, ready.length >> 8, ready.length & 0xff]), ready]));
+        const big = Buffer.alloc(10);
+        big[0] = 0x82;
+        big[1] = 127;
+        big.writeBigUInt64BE(2n * 1024n * 1024n, 2);
+        setTimeout(() => socket.write(big), 50);
+        socket.pause();
+      });
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
+    try {
+      const tunnel = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`, protocol: 2, liveness: false });
+      const started = Date.now();
+      const closed = await Promise.race([tunnel.closed, new Promise<null>((r) => setTimeout(() => r(null), 10_000).unref())]);
+      assert.deepEqual(closed, { code: 1009, reason: 'Max payload size exceeded' });
+      assert.ok(Date.now() - started < 5000, `closed after ${Date.now() - started} ms`);
+    } finally {
+      for (const s of sockets) s.destroy();
       fake.close();
     }
   });

@@ -100,3 +100,14 @@ describe('handshakeRequest', () => {
   });
 });
 
+
+describe('--max-message-bytes', () => {
+  it('defaults to the proxy default MAX_MESSAGE_BYTES (4 MiB) and takes 1024..256 MiB', () => {
+    assert.equal(options([URL_ARG]).maxMessageBytes, 4 * 1024 * 1024);
+    assert.equal(options(['--max-message-bytes', '1048576', URL_ARG]).maxMessageBytes, 1048576);
+    assert.equal(options([`--max-message-bytes=${256 * 1024 * 1024}`, URL_ARG]).maxMessageBytes, 256 * 1024 * 1024);
+    for (const bad of ['0', '1023', '1e6', '-5', '', 'x', String(256 * 1024 * 1024 + 1)]) {
+      assert.throws(() => parseConnectArgs(['--max-message-bytes', bad, URL_ARG], {}), /--max-message-bytes must be an integer from 1024 to 268435456/, bad);
+    }
+  });
+});

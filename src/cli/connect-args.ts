@@ -2,6 +2,7 @@
  * Command-line parsing for `wsproxy-connect`. Pure: takes argv and the
  * environment, returns options or throws `UsageError`.
  */
+import { RELAY_CLIENT_MAX_MESSAGE_BYTES } from '../common/client-message-limit.js';
 
 /** Where the token travels on the handshake. */
 export type TokenCarrier = 'query' | 'header';
@@ -23,7 +24,12 @@ export interface ConnectOptions {
   readonly tokenCarrier: TokenCarrier;
   /** `Origin` header to send, if any. */
   readonly origin: string | null;
+  /** Largest message taken from the proxy (`--max-message-bytes`); a larger one ends the relay with 1009. */
+  readonly maxMessageBytes: number;
 }
+
+/** The range `--max-message-bytes` takes: the proxy's `MAX_MESSAGE_BYTES` range. */
+export const MAX_MESSAGE_BYTES_RANGE = { min: 1024, max: 256 * 1024 * 1024 } as const;
 
 /** The result of parsing: run with options, or print help. */
 export type ParsedArgs = { readonly kind: 'run'; readonly options: ConnectOptions } | { readonly kind: 'help' };
@@ -36,7 +42,7 @@ export class UsageError extends Error {
 /** Environment variable read for the token when `--token` is absent. */
 export const TOKEN_ENV = 'WSPROXY_TOKEN';
 
-export const USAGE = `usage: wsproxy-connect [--resume] [--token T] [--token-carrier query|header] [--origin O] URL
+export const USAGE = `usage: wsproxy-connect [--resume] [--token T] [--token-carrier query|header] [--origin O] [--max-message-bytes N] URL
 
 Bridges stdin/stdout to a wsproxy /relay WebSocket, for OpenSSH:
   ssh -o ProxyCommand='wsproxy-connect "wss://proxy.example.com/relay?host=%h&port=%p"' user@host
@@ -48,6 +54,8 @@ options:
                          a command line is visible to other local users)
   --token-carrier C      query (default: appended as ?token=) or header (Authorization: Bearer)
   --origin O             Origin header to send (for relays with ALLOWED_ORIGINS set)
+  --max-message-bytes N  largest WebSocket message taken from the proxy (default ${RELAY_CLIENT_MAX_MESSAGE_BYTES},
+                         the proxy's default MAX_MESSAGE_BYTES); a larger one ends the relay with 1009
   -h, --help             this text
 
 exit status: 0 when the relay closes normally (1000), 255 on any connection error, 2 for a bad command line.`;
@@ -55,7 +63,7 @@ exit status: 0 when the relay closes normally (1000), 255 on any connection erro
 const CARRIERS: readonly TokenCarrier[] = ['query', 'header'];
 
 /** Options that take a value (`--name value` or `--name=value`). */
-const VALUED = new Set(['--token', '--token-carrier', '--origin']);
+const VALUED = new Set(['--token', '--token-carrier', '--origin', '--max-message-bytes']);
 
 /** Options that are flags. */
 const FLAGS = new Set(['--resume']);
@@ -104,6 +112,12 @@ export function parseConnectArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   url.searchParams.delete('token');
   const token = values.get('--token') ?? env[TOKEN_ENV] ?? inUrl;
   const origin = values.get('--origin') ?? '';
+  const maxRaw = values.get('--max-message-bytes');
+  const maxMessageBytes = maxRaw === undefined ? RELAY_CLIENT_MAX_MESSAGE_BYTES : Number(maxRaw);
+  const { min, max } = MAX_MESSAGE_BYTES_RANGE;
+  if (maxRaw !== undefined && (!/^\d+$/.test(maxRaw) || maxMessageBytes < min || maxMessageBytes > max)) {
+    throw new UsageError(`--max-message-bytes must be an integer from ${min} to ${max}`);
+  }
 
   return {
     kind: 'run',
@@ -113,6 +127,7 @@ export function parseConnectArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       token: token === '' ? null : token,
       tokenCarrier: carrier as TokenCarrier,
       origin: origin === '' ? null : origin,
+      maxMessageBytes,
     },
   };
 }
@@ -136,6 +151,8 @@ export interface HandshakeRequest {
   readonly url: string;
   readonly headers: Record<string, string>;
   readonly origin: string | undefined;
+  /** Largest message taken from the proxy (default `RELAY_CLIENT_MAX_MESSAGE_BYTES`). */
+  readonly maxMessageBytes?: number;
 }
 
 /** Places the token where `tokenCarrier` says; an existing `token` parameter is replaced. */
@@ -146,6 +163,6 @@ export function handshakeRequest(options: ConnectOptions): HandshakeRequest {
     if (options.tokenCarrier === 'query') url.searchParams.set('token', options.token);
     else headers.Authorization = `Bearer ${options.token}`;
   }
-  return { url: url.toString(), headers, origin: options.origin ?? undefined };
+  return { url: url.toString(), headers, origin: options.origin ?? undefined, maxMessageBytes: options.maxMessageBytes };
 }
 

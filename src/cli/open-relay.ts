@@ -3,6 +3,7 @@ import { WebSocket } from 'ws';
 import type { HandshakeRequest } from './connect-args.js';
 import { maskingFor } from '../common/frame-masking.js';
 import { readRefusalBody } from '../common/refusal-body.js';
+import { RELAY_CLIENT_MAX_MESSAGE_BYTES } from '../common/client-message-limit.js';
 
 /** How long the whole handshake (TCP, TLS, admission, the relay's dial) may take. */
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
@@ -34,6 +35,8 @@ export function openRelay(request: HandshakeRequest, handshakeTimeout = HANDSHAK
       handshakeTimeout,
       headers: request.headers,
       origin: request.origin,
+      // Not ws's 100 MiB: the proxy sends reads of the target, 256 KiB at most; larger closes with 1009.
+      maxPayload: request.maxMessageBytes ?? RELAY_CLIENT_MAX_MESSAGE_BYTES,
     });
     ws.binaryType = 'nodebuffer';
     const fail = (err: Error): void => {

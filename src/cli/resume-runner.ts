@@ -45,6 +45,8 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
         handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
         origin: options.origin ?? undefined,
         headers: token !== null && carrier === 'header' ? { Authorization: `Bearer ${token}` } : {},
+        // Not ws's 100 MiB: a larger message is refused (1009) before it is buffered; the relay ends.
+        maxPayload: options.maxMessageBytes,
       });
       currentWs = ws;
       ws.on('error', (err: Error) => (lastError = err));
@@ -53,6 +55,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
       return ws as unknown as WebSocketLike;
     },
     attachTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+    maxMessageBytes: options.maxMessageBytes,
   });
 
   let outputFailed: Error | null = null;

@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { WebSocket } from 'ws';
 import { QuietClose } from './quiet-close.js';
+import { dropAfterError, explainProtocolCloses, protocolCloseCode } from '../common/protocol-close.js';
 
 /**
  * `ws.bufferedAmount` at which the bridge stops reading its input until the
@@ -96,6 +97,8 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
   let bytesIn = 0;
   let bytesOut = 0;
   let endedBy: BridgeEndedBy | null = null;
+  /** The close ws sent for a message of the proxy it refused (1009: over maxPayload). */
+  let refused: { code: number; reason: string } | null = null;
   let error: Error | undefined;
   let inputDone = false;
   let wsPaused = false;
@@ -188,8 +191,15 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
       ws.pause();
     }
   });
-  // The 'close' event that follows carries the outcome.
-  ws.on('error', () => undefined);
+  explainProtocolCloses(ws);
+  // The 'close' event that follows carries the outcome; for a message ws refused (over maxPayload: 1009), the
+  // code ws sent, and the socket is dropped soon if the proxy never answers that close.
+  ws.on('error', (err: Error) => {
+    const code = protocolCloseCode(err);
+    if (code === null) return;
+    refused ??= { code, reason: err.message };
+    dropAfterError(ws, err);
+  });
 
   input.on('data', onInputData);
   input.on('end', onInputEnd);
@@ -201,7 +211,9 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
   ws.resume();
 
   const done = new Promise<BridgeResult>((resolve) => {
-    ws.once('close', (code: number, reasonBuf: Buffer) => {
+    ws.once('close', (wsCode: number, reasonBuf: Buffer) => {
+      const code = wsCode === 1006 && refused ? refused.code : wsCode;
+      const reason = wsCode === 1006 && refused ? refused.reason : reasonBuf.toString();
       quiet.cancel();
       setEnd('remote');
       stopInput();
@@ -209,7 +221,7 @@ export function bridgeStdio(options: BridgeOptions): StdioBridge {
       // A failed output reports the failure however the socket ended: bytes were lost.
       const result = (): BridgeResult => ({
         code,
-        reason: reasonBuf.toString(),
+        reason,
         endedBy: outputError ? 'output-error' : (endedBy ?? 'remote'),
         error: outputError ?? error,
         bytesIn,

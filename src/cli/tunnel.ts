@@ -12,7 +12,7 @@ import { printable } from '../common/refusal-body.js';
 import { scrub } from './scrub.js';
 import { TunnelClient, TunnelRefusedError, parseTarget } from '../tunnel/client/tunnel-client.js';
 
-const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port [--tcp-to host:port] [--token T] [--protocol 1|2] [--control binary]
+const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port [--tcp-to host:port] [--token T] [--protocol 1|2] [--control binary] [--max-body-bytes N]
 
   --proxy    the proxy's /tunnel endpoint (ws:// or wss://)
   --to       local HTTP service for the public URL (host:port, or a port on 127.0.0.1)
@@ -20,6 +20,9 @@ const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port 
   --token    bearer token (or the WSPROXY_TOKEN environment variable, which stays out of ps)
   --protocol tunnel protocol: 2 (default: streamed bodies, WebSockets, flow control per connection) or 1 (the seed protocol)
   --control  v1 only: text (default) or binary: how the proxy sends control messages
+  --max-body-bytes
+             v1 only: the proxy's TUNNEL_MAX_BODY_BYTES when above its default (10485760); a v1 message
+             larger than such a request body takes closes the tunnel with 1009
 `;
 
 function fail(message: string): never {
@@ -38,6 +41,7 @@ async function main(): Promise<void> {
         token: { type: 'string' },
         control: { type: 'string' },
         protocol: { type: 'string' },
+        'max-body-bytes': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -58,6 +62,9 @@ async function main(): Promise<void> {
   if (!to && !tcpTo) fail('give --to and/or --tcp-to');
   if (control !== 'text' && control !== 'binary') fail('--control must be text or binary');
   if (protocol !== '1' && protocol !== '2') fail('--protocol must be 1 or 2');
+  const maxBodyRaw = values['max-body-bytes'] as string | undefined;
+  if (maxBodyRaw !== undefined && !(/^\d+$/.test(maxBodyRaw) && Number(maxBodyRaw) <= 1024 * 1024 * 1024)) fail('--max-body-bytes must be an integer from 0 to 1073741824');
+  const maxRequestBodyBytes = maxBodyRaw === undefined ? undefined : Number(maxBodyRaw);
   try {
     if (to) parseTarget(to);
     if (tcpTo) parseTarget(tcpTo);
@@ -70,7 +77,7 @@ async function main(): Promise<void> {
   secrets.push(token);
   let client: TunnelClient;
   try {
-    client = await TunnelClient.connect({ proxy, to, tcpTo, control, protocol: protocol === '1' ? 1 : 2, token });
+    client = await TunnelClient.connect({ proxy, to, tcpTo, control, protocol: protocol === '1' ? 1 : 2, token, maxRequestBodyBytes });
   } catch (err) {
     const message = err instanceof TunnelRefusedError ? `refused: ${err.status} ${err.body}` : (err as Error).message;
     process.stderr.write(`wsproxy-tunnel: ${shownText(message)}\n`);

@@ -233,3 +233,67 @@ describe('ResumableRelay and a session window no proxy can have', () => {
     }
   });
 });
+
+describe('ResumableRelay and an oversized message from the proxy', () => {
+  const MiB = 1024 * KiB;
+  let server: WebSocketServer;
+  let url: string;
+  let size = 0;
+
+  before(async () => {
+    server = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 * MiB });
+    await new Promise<void>((r) => server.once('listening', () => r()));
+    url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/relay?host=127.0.0.1&port=22`;
+    server.on('connection', (ws) => {
+      ws.send(JSON.stringify({ type: 'session', id: 'b'.repeat(32), windowS: 60, maxMessageBytes: 4 * MiB }));
+      setTimeout(() => ws.send(new Uint8Array(size).fill(7)), 20);
+    });
+  });
+  after(async () => {
+    for (const c of server.clients) c.terminate();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  const watch = (relay: ResumableRelay) => {
+    const seen = { data: 0, detached: 0 };
+    relay.on('data', (b) => (seen.data += b.length));
+    relay.on('detach', () => seen.detached++);
+    const end = Promise.race([
+      new Promise<{ code: number; reason: string }>((r) => relay.on('close', r)),
+      new Promise<null>((r) => setTimeout(() => r(null), 5000).unref()),
+    ]);
+    return { seen, end };
+  };
+
+  it('with the ws class: over 4 MiB (the default) is refused before it is buffered, and the relay ends 1009 without reattaching', async () => {
+    size = 4 * MiB + 1;
+    const relay = new ResumableRelay({ url, WebSocket, token: () => null });
+    const { seen, end } = watch(relay);
+    const closed = await end;
+    if (closed === null) relay.close();
+    assert.deepEqual(closed, { code: 1009, reason: 'Max payload size exceeded' });
+    assert.deepEqual(seen, { data: 0, detached: 0 });
+    assert.equal(relay.state, 'closed');
+  });
+
+  it("with a socket that has no limit of its own (a browser's): ends 1009 once the message is in, delivering none of it", async () => {
+    size = 4 * MiB + 1;
+    const relay = new ResumableRelay({ url, token: () => null, createWebSocket: (u, p) => new WebSocket(u, p, { maxPayload: 0 }) as never });
+    const { seen, end } = watch(relay);
+    const closed = await end;
+    if (closed === null) relay.close();
+    assert.equal(closed?.code, 1009);
+    assert.match(closed!.reason, /^message of 4194305 bytes from the proxy \(over 4194304\)$/);
+    assert.deepEqual(seen, { data: 0, detached: 0 });
+  });
+
+  it('maxMessageBytes raises the limit', async () => {
+    size = 5 * MiB;
+    const relay = new ResumableRelay({ url, WebSocket, token: () => null, maxMessageBytes: 6 * MiB });
+    const { seen } = watch(relay);
+    for (let i = 0; i < 300 && seen.data < size; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(seen.data, size);
+    assert.equal(relay.state, 'open');
+    relay.close();
+  });
+});

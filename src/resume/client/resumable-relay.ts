@@ -30,6 +30,7 @@ import {
   type ControlMessage,
   type ControlMode,
 } from '../wire.js';
+import { protocolCloseCode } from '../../common/ws-error-codes.js';
 
 export type { ControlMode } from '../wire.js';
 
@@ -47,8 +48,12 @@ export interface WebSocketLike {
   resume?(): void;
 }
 
-/** A WebSocket constructor with the WHATWG signature. */
-export type WebSocketConstructorLike = new (url: string, protocols?: string | string[]) => WebSocketLike;
+/**
+ * A WebSocket constructor with the WHATWG signature. The third argument is
+ * what the `ws` package reads as its options (`maxPayload`); a browser's
+ * WebSocket ignores it.
+ */
+export type WebSocketConstructorLike = new (url: string, protocols?: string | string[], options?: { maxPayload?: number }) => WebSocketLike;
 
 /** Where the token travels on each handshake. */
 export type RelayTokenCarrier =
@@ -81,6 +86,16 @@ export interface ResumableRelayOptions {
   readonly maxBackoffMs?: number;
   /** Time one attach (handshake and session frame) may take before it is abandoned. Default 15000 ms. */
   readonly attachTimeoutMs?: number;
+  /**
+   * Largest message taken from the proxy; a larger one ends the relay with 1009
+   * (never reattached). Default 4 MiB, the proxy's default `MAX_MESSAGE_BYTES`:
+   * the proxy sends reads of the target of at most 256 KiB. With the `ws`
+   * class as `WebSocket` it is passed as its `maxPayload`, so a larger message
+   * is refused before it is buffered (not `ws`'s 100 MiB); give a
+   * `createWebSocket` socket the same `maxPayload` yourself. A browser's
+   * WebSocket has no such limit: there it is checked once the message arrived.
+   */
+  readonly maxMessageBytes?: number;
 }
 
 /** The session the proxy opened. */
@@ -137,6 +152,8 @@ const PROXY_UNACKED_MAX = 64 * 1024 * 1024 + MAX_MESSAGE;
  * ~130 MB of socket buffers), again on every replay.
  */
 const MIN_PROXY_MESSAGE = 1024;
+/** Default `maxMessageBytes`: the proxy's default `MAX_MESSAGE_BYTES` (as `RELAY_CLIENT_MAX_MESSAGE_BYTES`, which this file cannot import). */
+const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /**
  * The longest window a proxy can keep a detached session (`RESUME_WINDOW_S` is
  * 0..3600). A larger `windowS` is taken as this: reattach attempts stop within
@@ -163,7 +180,9 @@ function toBytes(data: Uint8Array | ArrayBuffer | ArrayBufferView | string): Uin
  * proxy's window) and both sides replay what the other missed.
  */
 export class ResumableRelay {
-  private readonly options: Required<Pick<ResumableRelayOptions, 'control' | 'highWaterMark' | 'initialBackoffMs' | 'maxBackoffMs' | 'attachTimeoutMs'>> &
+  private readonly options: Required<
+    Pick<ResumableRelayOptions, 'control' | 'highWaterMark' | 'initialBackoffMs' | 'maxBackoffMs' | 'attachTimeoutMs' | 'maxMessageBytes'>
+  > &
     ResumableRelayOptions;
   private readonly listeners: { [K in keyof ResumableRelayEvents]?: Set<Listener<K>> } = {};
   /**
@@ -209,6 +228,7 @@ export class ResumableRelay {
       maxBackoffMs: 5000,
       attachTimeoutMs: 15_000,
       ...options,
+      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     };
     this.dataMarker = this.options.control === 'binary' ? 1 : 0;
     this.acks = new AckScheduler((received) => this.sendControl({ type: 'ack', received }));
@@ -353,7 +373,8 @@ export class ResumableRelay {
       } else {
         const Ctor = o.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructorLike }).WebSocket;
         if (!Ctor) throw new Error('no WebSocket class: pass options.WebSocket (in Node, the ws package)');
-        ws = protocols.length ? new Ctor(url.toString(), protocols) : new Ctor(url.toString());
+        const limit = { maxPayload: o.maxMessageBytes };
+        ws = protocols.length ? new Ctor(url.toString(), protocols, limit) : new Ctor(url.toString(), undefined, limit);
       }
     } catch (err) {
       if (this.session === null) this.finish(1006, err instanceof Error ? err.message : String(err));
@@ -376,7 +397,13 @@ export class ResumableRelay {
     ws.addEventListener('close', onClose);
     // Stays registered for the socket's life: an abandoned socket may still
     // report an error, and an unheard 'error' would throw in Node.
-    ws.addEventListener('error', () => undefined);
+    ws.addEventListener('error', (ev: { error?: unknown; message?: string }) => {
+      // `ws` closed the socket itself for a frame of the proxy (a message over maxPayload: 1009, …):
+      // the proxy broke the protocol, which ends the relay; its close often never comes (1006), which
+      // would otherwise read as a dropped connection to reattach, and be refused the same way again.
+      const code = protocolCloseCode(ev?.error);
+      if (code !== null && ws === this.ws) this.fail(code, (ev.error as Error).message);
+    });
     this.unwire = () => {
       ws.removeEventListener('message', onMessage);
       ws.removeEventListener('close', onClose);
@@ -449,6 +476,9 @@ export class ResumableRelay {
   // ---- frames --------------------------------------------------------------
 
   private onMessage(raw: unknown): void {
+    // A WebSocket without maxPayload (a browser's) took it whole; at least it goes no further.
+    const size = typeof raw === 'string' ? raw.length : raw instanceof ArrayBuffer || raw instanceof Uint8Array ? raw.byteLength : 0;
+    if (size > this.options.maxMessageBytes) return this.fail(1009, `message of ${size} bytes from the proxy (over ${this.options.maxMessageBytes})`);
     const plain = this.session !== null && this.session.id === null;
     if (typeof raw === 'string') {
       // Text frames are control frames with control=text, and nothing else.

@@ -12,10 +12,11 @@ import {
 import { V2ClientSession } from '../v2/client-session.js';
 import { FrameSender } from '../core/frame-sender.js';
 import { nodeLocalServices, SWITCHED_UNASKED } from '../v2/node-services.js';
-import { T as V2_FRAME } from '../protocol/v2.js';
+import { T as V2_FRAME, V2_MAX_FRAME_BYTES } from '../protocol/v2.js';
 import { maskingFor } from '../../common/frame-masking.js';
 import { readRefusalBody } from '../../common/refusal-body.js';
-import { V1_CLIENT_MAX_RESPONSE_BODY } from '../v1/v1-limits.js';
+import { V1_CLIENT_MAX_RESPONSE_BODY, v1MaxMessageBytes } from '../v1/v1-limits.js';
+import { setMaxPayload, watchOwnProtocolCloses, type OwnProtocolClose } from '../../common/client-message-limit.js';
 import { CLIENT_LIVENESS, watchLiveness, type LivenessOptions } from '../../cli/liveness.js';
 
 export type { ForwardedHttpRequest, LocalHttpResponse, TunnelReady } from './client-session.js';
@@ -57,6 +58,16 @@ export interface TunnelClientOptions {
    * this option's default (10 MiB) of body.
    */
   readonly maxResponseBodyBytes?: number;
+  /**
+   * v1 only: the largest request body the proxy forwards, its
+   * `TUNNEL_MAX_BODY_BYTES` (default 10 MiB, the proxy's default). A v1
+   * `http_request` carries its body whole, base64-encoded, in one message; a
+   * message from the proxy over what such a body takes closes the tunnel with
+   * 1009. Raise it for a proxy with a larger `TUNNEL_MAX_BODY_BYTES`. v2 takes
+   * messages of one frame at most (`V2_MAX_FRAME_BYTES`, 1 MiB and 6 bytes)
+   * whatever this says.
+   */
+  readonly maxRequestBodyBytes?: number;
   /** v1: how long one local TCP service may hold the tunnel paused by not reading before its connection is dropped (default 10 s). */
   readonly localStallMs?: number;
   /**
@@ -79,6 +90,7 @@ export interface TunnelClientOptions {
 
 /** How the tunnel WebSocket closed. */
 export interface TunnelClosed {
+  /** The close code; when this client closed it for the proxy's frames (1009: a message over the limit), that code. */
   readonly code: number;
   readonly reason: string;
 }
@@ -100,6 +112,19 @@ const LOCAL_STALL_MS = 10_000;
 const LOCAL_RESPONSE_TIMEOUT_MS = 60_000;
 const DEFAULT_V2_WINDOW = 1024 * 1024;
 const DEFAULT_READY_TIMEOUT_MS = 30_000;
+/** The proxy's default `TUNNEL_MAX_BODY_BYTES`. */
+const DEFAULT_PROXY_MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+/**
+ * The largest message a v1 proxy sends: an `http_request` with a whole body of
+ * `maxRequestBodyBytes`, base64, and room for its head (the same bound the proxy
+ * puts on a v1 client's `http_response`).
+ */
+export function v1ClientMaxMessageBytes(maxRequestBodyBytes = DEFAULT_PROXY_MAX_BODY_BYTES): number {
+  // ws reads a maxPayload of 0 (what NaN would become) as no limit at all.
+  if (!Number.isSafeInteger(maxRequestBodyBytes) || maxRequestBodyBytes < 0) throw new RangeError(`maxRequestBodyBytes must be a byte count, not ${maxRequestBodyBytes}`);
+  return v1MaxMessageBytes(maxRequestBodyBytes);
+}
 
 /** What the client needs of a protocol session. */
 interface ProtocolSession {
@@ -151,6 +176,8 @@ export class TunnelClient {
   private readonly sender: FrameSender;
 
   private readonly localStallMs: number;
+  /** What `ws` closed the tunnel with for the proxy's frames (a message over the limit: 1009). */
+  private readonly ownProtocolClose: () => OwnProtocolClose | null;
 
   private constructor(
     readonly ws: WebSocket,
@@ -179,13 +206,18 @@ export class TunnelClient {
     this.readyPromise = new Promise<TunnelReady>((resolve, reject) => (this.settleReady = { resolve, reject }));
     this.readyPromise.catch(() => undefined);
     if (options.protocol !== 2) this.use(this.makeV1());
+    this.ownProtocolClose = watchOwnProtocolCloses(ws);
     this.closed = new Promise<TunnelClosed>((resolve) => {
-      ws.once('close', (code: number, reason: Buffer) => {
+      ws.once('close', (wsCode: number, wsReason: Buffer) => {
+        // A proxy that never answers our 1009 leaves the close event at 1006: report what broke.
+        const own = wsCode === 1006 ? this.ownProtocolClose() : null;
+        const code = own?.code ?? wsCode;
+        const reason = own?.reason ?? wsReason.toString();
         const session: ProtocolSession | null = this.v2 ?? this.v1;
-        if (session) session.transportClosed(code, reason.toString());
-        else this.settleReady.reject(new Error(`tunnel closed before it was ready: ${code} ${reason.toString()}`));
+        if (session) session.transportClosed(code, reason);
+        else this.settleReady.reject(new Error(`tunnel closed before it was ready: ${code} ${reason}`));
         for (const w of this.drainWaiters.splice(0)) w();
-        resolve({ code, reason: reason.toString() });
+        resolve({ code, reason });
       });
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => this.receive(data, isBinary));
@@ -200,7 +232,10 @@ export class TunnelClient {
   private receive(data: Buffer, isBinary: boolean): void {
     if (!this.v1 && !this.v2) {
       // The first message tells the version: a v2 READY frame, or v1's JSON tunnel_ready from a proxy that speaks only v1.
-      this.use(isBinary && data[0] === V2_FRAME.READY ? this.makeV2() : this.makeV1());
+      const v2 = isBinary && data[0] === V2_FRAME.READY;
+      // Asked for v2, the connection took v1's largest message until the proxy said which it speaks.
+      if (v2) setMaxPayload(this.ws, V2_MAX_FRAME_BYTES);
+      this.use(v2 ? this.makeV2() : this.makeV1());
     }
     if (this.v2) {
       if (isBinary) this.v2.receive(data);
@@ -216,7 +251,11 @@ export class TunnelClient {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
-    const ws = new WebSocket(url, { headers, perMessageDeflate: false, handshakeTimeout: readyTimeoutMs, ...maskingFor(url) });
+    // Not ws's 100 MiB: a v1 proxy's largest message, or (asked for v2) the larger of that and a v2 frame
+    // until the first message tells the version (a proxy that speaks only v1 answers v2 with v1).
+    const v1Max = v1ClientMaxMessageBytes(options.maxRequestBodyBytes);
+    const maxPayload = options.protocol === 2 ? Math.max(v1Max, V2_MAX_FRAME_BYTES) : v1Max;
+    const ws = new WebSocket(url, { headers, perMessageDeflate: false, handshakeTimeout: readyTimeoutMs, maxPayload, ...maskingFor(url) });
     const client = new TunnelClient(ws, options);
     if (options.liveness !== false) watchLiveness(ws, options.liveness ?? CLIENT_LIVENESS);
     const settled = new Promise<TunnelClient>((resolve, reject) => {
