@@ -143,17 +143,22 @@ describe('pipeRelay', () => {
     }
   });
 
-  it('a keepalive timeout drops both sides and reports the end as the server\'s 1006 with its reason', async () => {
+  it('a keepalive timeout drops both sides (the target with a reset: its upload is cut short) and reports the end as the server\'s 1006 with its reason', async () => {
     const { ws, client, close } = await wsPair();
     const { client: proxySide, peer: target, close: closePair } = await socketPair();
     try {
-      const targetDropped = once(target, 'close');
+      const targetDropped = new Promise((resolve) => target.once('close', resolve));
+      const targetError = new Promise<string | undefined>((resolve) => target.once('error', (err: NodeJS.ErrnoException) => resolve(err.code)));
+      let targetEnded = false;
+      target.once('end', () => (targetEnded = true));
       target.resume();
       const clientClosed = once(client, 'close') as Promise<[number]>;
       const relayEnded = new Promise<PipeEnd>((resolve) => pipeRelay(ws, proxySide, resolve).timedOut('keepalive timeout: no pong'));
       const [code] = await within(clientClosed, 5000, 'the client dropped');
       assert.equal(code, 1006);
       await within(targetDropped, 5000, 'the target dropped');
+      assert.equal(await within(targetError, 5000, 'the target reset'), 'ECONNRESET');
+      assert.equal(targetEnded, false, 'no FIN: the target must not take what it got for the whole upload');
       assert.deepEqual(await within(relayEnded, 5000, 'the relay ended'), { closeCode: 1006, closeReason: 'keepalive timeout: no pong', endedBy: 'server' });
     } finally {
       close();

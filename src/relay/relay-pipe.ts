@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { endTarget } from './end-target.js';
+import { resetSocket } from '../common/reset-socket.js';
 import { Fifo } from '../common/fifo.js';
 import { onWebSocketError } from '../common/protocol-close.js';
 import type { RelayClosedEvent } from '../common/events.js';
@@ -54,11 +55,15 @@ export interface RelayPipe {
   bytesDown(): number;
   /** Whether the client has closed and every byte it sent, and the FIN, went to the target: only the target's close is awaited. */
   settled(): boolean;
-  /** Drops both sockets now (a peer that does not answer `close`'s frame); the end keeps what `close` said. */
+  /**
+   * Drops both sockets now (a peer that does not answer `close`'s frame); the end keeps what `close` said.
+   * The target is reset (RST): the client's side of the stream never ended.
+   */
   terminate(): void;
   /**
    * Drops both sockets now because the client stopped answering keepalive
    * pings: the end is the server's, 1006 (no close frame went out) with `reason`.
+   * The target is reset (RST), as for any client that vanished.
    */
   timedOut(reason: string): void;
 }
@@ -76,8 +81,17 @@ export interface RelayPipe {
  * writes (TCP FIN). With a half-open target (`allowHalfOpen`, as the gateway
  * dials it), what the client sends after the target's FIN, until its answer
  * to that close frame, is still written to the target before the proxy's FIN.
- * A client that vanishes (no close frame) destroys the target.
  * A server's close (`close`) sends what was read from the target before it.
+ *
+ * A TCP FIN tells the target it has the whole upload, so the target gets one
+ * only when it has: a truncated upload ends with a reset (RST, see
+ * `resetSocket`) instead, so that the target (an rsync, an `nc`, a server
+ * reading to EOF) cannot take a prefix for the whole. The upload is truncated
+ * when the client vanishes (1006: no close frame), when its frames break the
+ * WebSocket protocol (the message that broke is lost), when a client message
+ * was dropped after a server's close (`dropping`), when the relay is dropped
+ * (`terminate`, `timedOut`), and when the target does not take the last of it
+ * in TARGET_END_TIMEOUT_MS (`endTarget`).
  */
 export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) => void): RelayPipe {
   let ended: PipeEnd | null = null;
@@ -88,6 +102,8 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
   let closing = false;
   /** While closing, a client message was dropped (the target was not taking it): every later one is too. */
   let dropping = false;
+  /** The client's frames broke the WebSocket protocol: its upload is cut short. */
+  let violated = false;
   let reported = false;
   /** Target bytes written to the client's connection: not those still in the WebSocket's send buffer. */
   let bytesDown = 0;
@@ -177,12 +193,16 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
     finish();
   });
 
-  onWebSocketError(ws, (code, reason) => markEnd({ closeCode: code, closeReason: reason, endedBy: 'client' }));
+  onWebSocketError(ws, (code, reason) => {
+    violated = true;
+    markEnd({ closeCode: code, closeReason: reason, endedBy: 'client' });
+  });
   ws.on('close', (code: number, reason: Buffer) => {
     wsClosed = true;
     markEnd({ closeCode: code, closeReason: reason.toString(), endedBy: 'client' });
-    if (code === 1006) {
-      target.destroy();
+    if (code === 1006 || violated || dropping) {
+      // The upload is cut short: the target must not take it for the whole (a reset, not a FIN).
+      resetSocket(target);
     } else {
       // Pending writes reach the target before the FIN; a target that never
       // reads them, or never closes, must not hold the socket forever.
@@ -212,17 +232,17 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
       } else if (ws.readyState === WebSocket.CONNECTING) {
         ws.close(code, reason);
       } else {
-        target.destroy();
+        resetSocket(target);
       }
     },
     terminate(): void {
       ws.terminate();
-      target.destroy();
+      resetSocket(target);
     },
     timedOut(reason: string): void {
       markEnd({ closeCode: 1006, closeReason: reason, endedBy: 'server' });
       ws.terminate();
-      target.destroy();
+      resetSocket(target);
     },
   };
 }
