@@ -393,6 +393,29 @@ describe('resumable relays', () => {
       assert.deepEqual([end.closeCode, end.closeReason, end.endedBy], [1008, 'ack beyond the bytes sent', 'client']);
     });
 
+    it('a malformed control frame cuts the upload short: the target gets what came before it, then a reset, not a FIN', async () => {
+      const target = await duplexTarget();
+      const ended = new Promise<RelayClosedEvent>((resolve) => app.app.get(WsproxyEvents).once('relay.closed', resolve));
+      try {
+        const { client } = await RawResumeClient.open(openUrl(target.port));
+        const targetSocket = await target.socket;
+        const how = new Promise<string>((resolve) => {
+          targetSocket.once('end', () => resolve('FIN'));
+          targetSocket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+        });
+        client.send(Buffer.from('the first half'));
+        await waitFor(() => target.receivedBytes() === 14, 'the bytes at the target');
+        client.ws.send(JSON.stringify({ type: 'ack', received: 10 ** 9 }));
+        assert.equal((await client.closed()).code, 1008);
+        assert.equal(await within(how, 5000, 'the target ended'), 'ECONNRESET');
+        assert.equal(target.received().toString(), 'the first half');
+        const end = await within(ended, 5000, 'the relay ended');
+        assert.deepEqual([end.closeCode, end.closeReason, end.endedBy], [1008, 'ack beyond the bytes sent', 'client']);
+      } finally {
+        await target.close();
+      }
+    });
+
     it('ends the session on a control frame over MAX_CONTROL_BYTES before parsing it, even one of an unknown type (1008)', async () => {
       const ended = new Promise<RelayClosedEvent>((resolve) => app.app.get(WsproxyEvents).once('relay.closed', resolve));
       const { client } = await RawResumeClient.open(openUrl(echo.port));
@@ -825,12 +848,17 @@ describe('resume window', () => {
     await echo?.close();
   });
 
-  it('expires: the target sees its connection closed, the slot is free, a reattach gets 404, events and metrics fire', async () => {
+  it('expires: the target sees its connection reset, the slot is free, a reattach gets 404, events and metrics fire', async () => {
     const target = await duplexTarget();
     try {
       const { client, session } = await RawResumeClient.open(`${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}&resume=1`);
       assert.equal(session.windowS, 1);
       const targetSocket = await target.socket;
+      // The client never came back to finish its upload: a reset, not a FIN.
+      const how = new Promise<string>((resolve) => {
+        targetSocket.once('end', () => resolve('FIN'));
+        targetSocket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+      });
       assert.equal(await slotsInUse(app), 1);
       // Detach and reattach once, then detach for good.
       client.drop();
@@ -843,6 +871,7 @@ describe('resume window', () => {
 
       await target.closed;
       assert.ok(targetSocket.destroyed);
+      assert.equal(await how, 'ECONNRESET');
       await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be freed');
       assert.ok(seen.some((e) => e.startsWith('resume.expired')));
       // Events carry a log-safe prefix of the id, never the id.

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { Fifo } from '../common/fifo.js';
 import { onWebSocketError } from '../common/protocol-close.js';
+import { resetSocket } from '../common/reset-socket.js';
 import { endTarget } from '../relay/end-target.js';
 import type { PipeEnd } from '../relay/relay-pipe.js';
 import { TARGET_END_TIMEOUT_MS, WS_SEND_HIGH_FRAMES, WS_SEND_HIGH_WATER } from '../relay/relay-pipe.js';
@@ -108,6 +109,8 @@ export class ResumableSession {
   private uploadUsed = 0;
   /** After the end was decided, a client message was dropped (UNACKED_UPLOAD_MAX already queued): every later one is too. */
   private droppingUpload = false;
+  /** The client broke the protocol (its frames, or a bad control frame): its upload is cut short. */
+  private uploadCut = false;
   /** How the target ended (FIN or error): delivered to the client before the final close. */
   private targetDone: { readonly code: number; readonly reason: string } | null = null;
   /**
@@ -253,8 +256,9 @@ export class ResumableSession {
       // (30 s). Read on; past that bound, what comes is dropped (see onMessage).
       this.resumeClient();
     } else {
+      // Detached: the client cannot finish its upload (a reset, not a FIN).
       this.release();
-      this.setup.socket.destroy();
+      resetSocket(this.setup.socket);
       this.maybeReport();
     }
   }
@@ -266,7 +270,7 @@ export class ResumableSession {
    */
   terminate(): void {
     this.ws?.terminate();
-    this.setup.socket.destroy();
+    resetSocket(this.setup.socket);
   }
 
   // ---- target side -------------------------------------------------------
@@ -501,6 +505,7 @@ export class ResumableSession {
   }
 
   private protocolError(reason: string): void {
+    this.uploadCut = true;
     this.shutdown(1008, reason, 'client');
   }
 
@@ -512,6 +517,7 @@ export class ResumableSession {
    */
   private violated(ws: WebSocket, code: number, reason: string): void {
     if (ws !== this.ws) return;
+    this.uploadCut = true;
     this.decideEnd({ closeCode: code, closeReason: reason, endedBy: 'client', expired: false });
     this.pauseTarget();
   }
@@ -521,6 +527,13 @@ export class ResumableSession {
     this.release();
     const target = this.setup.socket;
     if (this.end) {
+      // The upload was cut short (the client vanished without answering the close, broke the protocol, or a
+      // message of it was dropped): the target gets a reset, not a FIN that would pass its prefix for the whole.
+      if (code === 1006 || this.uploadCut || this.droppingUpload) {
+        resetSocket(target);
+        this.maybeReport();
+        return;
+      }
       // A server decision: what the client sent reaches the target before the FIN.
       this.flushUpload();
       endTarget(target, TARGET_END_TIMEOUT_MS);
@@ -562,7 +575,8 @@ export class ResumableSession {
     this.expiry = null;
     if (this.end) return;
     this.decideEnd({ closeCode: 1006, closeReason: 'resume window expired', endedBy: 'server', expired: true });
-    this.setup.socket.destroy();
+    // The client never came back to finish its upload: a reset, not a FIN.
+    resetSocket(this.setup.socket);
     this.maybeReport();
   }
 
