@@ -105,15 +105,17 @@ describe('raw TCP through a tunnel port (reference client)', () => {
     }
   });
 
-  it('closes the port and its connections when the tunnel ends', async () => {
+  it('closes the port and its connections when the tunnel ends (with a reset: the streams are cut short)', async () => {
     const c = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, tcpTo: `127.0.0.1:${echo.port}` });
     const port = c.rawPort;
     const s = await dial(port);
     s.write('ping');
     await readBytes(s, 4);
-    const closedSocket = once(s, 'close');
+    const closedSocket = new Promise((resolve) => s.once('close', resolve));
+    const reset = new Promise<string | undefined>((resolve) => s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code)));
     await c.close();
     await closedSocket;
+    assert.equal(await reset, 'ECONNRESET', 'the client never ended this connection: no FIN');
     const pool = app.app.get<PortPool>(PORT_POOL);
     await waitFor(async () => !(await pool.claimed()).includes(port), 5000, 'port released');
     assert.equal(await portIsFree(port), true);
@@ -316,6 +318,66 @@ describe('a server close of a v1 tunnel paused for a TCP peer that does not read
     } finally {
       await tunnel.close();
       await app.close();
+    }
+  });
+});
+
+/** How `s` ended: 'FIN' (a clean end: the whole stream) or the error code (ECONNRESET: cut short), with what it read. */
+function ending(s: Socket): Promise<{ how: string; bytes: Buffer }> {
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  return new Promise((resolve) => {
+    s.once('end', () => resolve({ how: 'FIN', bytes: Buffer.concat(chunks) }));
+    s.once('error', (err: NodeJS.ErrnoException) => resolve({ how: err.code ?? 'error', bytes: Buffer.concat(chunks) }));
+  });
+}
+
+describe('how a tunnel ends a TCP connection on its port: a FIN for a whole stream, a reset for a truncated one', () => {
+  let app: TestApp;
+
+  before(async () => {
+    app = await startApp(await tunnelEnv({}, 2));
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  it('a tunnel client that vanishes (1006) with the connection open: the peer gets a reset, not a FIN', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const s = await dial(ready.rawPort as number);
+      const open = await tunnel.nextJson<{ connId: string }>('tcp_open');
+      const end = ending(s);
+      tunnel.send(dataFrame(open.connId, Buffer.from('the first half')));
+      await waitFor(() => s.bytesRead === 14, 5000, 'the bytes at the peer');
+      tunnel.ws.terminate();
+      const { how, bytes } = await within(end, 5000, 'the peer ended');
+      assert.equal(how, 'ECONNRESET', 'a FIN would pass the first half for the whole stream');
+      assert.equal(bytes.toString(), 'the first half');
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  it('a tunnel that closes right after the client closed the connection: the peer still gets every byte, then a FIN', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const s = await dial(ready.rawPort as number);
+      s.pause(); // what the client sends waits in the proxy when the tunnel closes
+      const open = await tunnel.nextJson<{ connId: string }>('tcp_open');
+      const payload = randomPayload(2 * MiB);
+      tunnel.send(dataFrame(open.connId, payload));
+      tunnel.sendJson({ type: 'tcp_close', connId: open.connId });
+      const end = ending(s);
+      await tunnel.close();
+      await waitFor(() => app.app.get(TunnelService).sessions().size === 0, 5000, 'the tunnel gone');
+      s.resume();
+      const { how, bytes } = await within(end, 10_000, 'the peer ended');
+      assert.equal(bytes.length, payload.length, 'every byte the client sent before its tcp_close');
+      assert.equal(sha256(bytes), sha256(payload));
+      assert.equal(how, 'FIN');
+    } finally {
+      await tunnel.close();
     }
   });
 });

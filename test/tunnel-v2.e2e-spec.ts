@@ -595,16 +595,18 @@ describe('raw TCP over v2: a requester that half-closed', () => {
     });
     try {
       const first = await dial(client.rawPort);
-      first.on('error', () => undefined);
+      const firstError = new Promise<string | undefined>((resolve) => first.on('error', (err: NodeJS.ErrnoException) => resolve(err.code)));
       assert.equal((await readBytes(first, 5)).toString(), 'hello');
       first.end();
-      const dropped = once(first, 'close');
+      const dropped = new Promise((resolve) => first.once('close', resolve));
       // The slot is held while the requester waits for an answer…
       const refusedMeanwhile = await dial(client.rawPort);
       refusedMeanwhile.on('error', () => undefined);
       await once(refusedMeanwhile, 'close');
       // …and comes back once the client has been silent for the bound.
       await within(dropped, 10_000, 'the half-closed requester dropped');
+      // The client never ended its side: a reset, not a FIN that would pass "hello" for the whole answer.
+      assert.equal(await within(firstError, 1000, 'the reset'), 'ECONNRESET');
       const second = await dial(client.rawPort);
       assert.equal((await readBytes(second, 5)).toString(), 'hello', 'a new requester is carried');
       second.destroy();

@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net';
+import { resetSocket } from '../../common/reset-socket.js';
 import { BoundedWriter, stopReadingWhenPaused } from '../../common/socket-bounds.js';
 import type { InboundStreamEvent, TunnelWire } from './stream-types.js';
 
-/** A peer that never answers our FIN must not hold the socket forever. */
+/** A peer that never answers our FIN, or never takes what comes before it, must not hold the socket forever. */
 const LINGER_MS = 30_000;
 
 /**
@@ -19,6 +20,14 @@ const LINGER_MS = 30_000;
  * done by then, so a requester that has gone altogether, behind a client that
  * never ends its side, would otherwise hold its connection slots for the
  * tunnel's life.
+ *
+ * The requester gets a FIN only after the whole of what the client sent it:
+ * the client ended its side (`end`, `close`) and every byte went out. A
+ * stream cut short (a reset or a malformed answer from the client, the tunnel
+ * gone without the client ending this stream, a requester that does not take
+ * the bytes or close within LINGER_MS, a half-closed wait given up) ends with
+ * a TCP reset instead (see `resetSocket`): a FIN would pass the prefix it got
+ * for the whole stream.
  */
 export class TcpStream {
   private done = false;
@@ -56,7 +65,8 @@ export class TcpStream {
       if (this.done) return;
       wire.end(id);
       if (socket.writableEnded) return;
-      this.halfClosedTimer = setTimeout(() => socket.destroy(), this.halfClosedIdleMs);
+      // The client never ended its side: what the requester got is not the whole stream.
+      this.halfClosedTimer = setTimeout(() => resetSocket(socket), this.halfClosedIdleMs);
       this.halfClosedTimer.unref();
     });
     socket.on('error', () => socket.destroy());
@@ -77,12 +87,12 @@ export class TcpStream {
       case 'close':
         // Queued bytes reach the peer before the FIN; what the peer still sends is dropped.
         this.socket.end();
-        this.lingerTimer = setTimeout(() => this.socket.destroy(), LINGER_MS);
+        this.lingerTimer = setTimeout(() => resetSocket(this.socket), LINGER_MS);
         this.lingerTimer.unref();
         return;
       case 'reset':
       case 'malformed':
-        this.socket.destroy();
+        resetSocket(this.socket);
         return;
       case 'head':
         return;
@@ -96,9 +106,24 @@ export class TcpStream {
     }
   }
 
-  /** The tunnel is gone: close at once. */
+  /**
+   * The tunnel is gone. A stream whose client had ended its side (`end`, `close`) is complete: what is queued
+   * still goes out before the FIN, and the requester is read (and dropped) to its own FIN, as after `close`,
+   * within LINGER_MS, then reset. Any other stream is cut short: reset at once.
+   */
   tunnelGone(): void {
-    this.socket.destroy();
+    const { socket } = this;
+    if (socket.writableEnded && !socket.destroyed) {
+      // finish() below clears the stream's timers: this one runs on, for the socket alone.
+      if (this.lingerTimer) clearTimeout(this.lingerTimer);
+      this.lingerTimer = null;
+      const linger = setTimeout(() => resetSocket(socket), LINGER_MS);
+      linger.unref();
+      socket.once('close', () => clearTimeout(linger));
+      socket.resume();
+    } else {
+      resetSocket(socket);
+    }
     this.finish();
   }
 

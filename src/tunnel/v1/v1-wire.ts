@@ -89,6 +89,11 @@ export class V1Wire implements TunnelWire {
    * readers get a prefix, never one with a hole), so the WebSocket is read on to the client's close answer.
    */
   private readonly droppingInbound = new Set<string>();
+  /**
+   * Streams of `droppingInbound` that did lose bytes: their `tcp_close` is a reset, not a close, so that the
+   * reader gets a TCP reset rather than a FIN that would pass the prefix for the whole stream.
+   */
+  private readonly truncatedInbound = new Set<string>();
   /** `close()` was called: the WebSocket is never paused again. */
   private closing = false;
   private readonly sender: FrameSender;
@@ -115,6 +120,7 @@ export class V1Wire implements TunnelWire {
       for (const timer of this.pausedInbound.values()) clearTimeout(timer);
       this.pausedInbound.clear();
       this.droppingInbound.clear();
+      this.truncatedInbound.clear();
       for (const s of this.streams.values()) if (s.kind === 'http') this.dropBody(s);
       this.streams.clear();
       handler.onClose(code, reason);
@@ -193,6 +199,7 @@ export class V1Wire implements TunnelWire {
     if (s.kind === 'http') this.dropBody(s);
     this.resumeInbound(streamId);
     this.droppingInbound.delete(streamId);
+    this.truncatedInbound.delete(streamId);
     if (s.kind === 'tcp' && !s.closed) this.sendControl(encodeTcpClose(streamId));
   }
 
@@ -250,8 +257,9 @@ export class V1Wire implements TunnelWire {
     if (!frame || !this.handler) return;
     if (frame.kind === 'data') {
       const s = this.streams.get(frame.connId);
-      if (s?.kind === 'tcp' && !s.closed && frame.payload.length > 0 && !this.droppingInbound.has(frame.connId)) {
-        this.handler.onStreamEvent(frame.connId, { type: 'data', chunk: frame.payload });
+      if (s?.kind === 'tcp' && !s.closed && frame.payload.length > 0) {
+        if (this.droppingInbound.has(frame.connId)) this.truncatedInbound.add(frame.connId);
+        else this.handler.onStreamEvent(frame.connId, { type: 'data', chunk: frame.payload });
       }
       return;
     }
@@ -261,7 +269,9 @@ export class V1Wire implements TunnelWire {
       const s = this.streams.get(m.connId);
       if (s?.kind !== 'tcp' || s.closed) return;
       s.closed = true;
-      this.handler.onStreamEvent(m.connId, { type: 'close' });
+      // Bytes of this stream were dropped: its reader must not take what it got for the whole.
+      if (this.truncatedInbound.has(m.connId)) this.handler.onStreamEvent(m.connId, { type: 'reset', reason: 'stream truncated while the tunnel closed' });
+      else this.handler.onStreamEvent(m.connId, { type: 'close' });
     }
     // Unknown types are ignored (forward compatibility), never fatal.
   }
