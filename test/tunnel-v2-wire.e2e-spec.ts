@@ -629,6 +629,57 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     }
   });
 
+  it('a response delimited by the close (an HTTP/1.0 requester) that is cut short ends with a TCP reset, not a FIN that would make it look whole; a whole one ends with a FIN', async () => {
+    /** Sends an HTTP/1.0 GET; resolves with how the connection ended and what came over it. */
+    const http10 = async (host: string): Promise<{ socket: import('node:net').Socket; ended: Promise<{ how: string; text: string }> }> => {
+      const socket = await dial(app.port);
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      const ended = new Promise<{ how: string; text: string }>((resolve) => {
+        socket.once('end', () => resolve({ how: 'FIN', text: Buffer.concat(chunks).toString() }));
+        socket.once('error', (err: NodeJS.ErrnoException) => resolve({ how: err.code ?? 'error', text: Buffer.concat(chunks).toString() }));
+      });
+      socket.write(`GET / HTTP/1.0\r\nHost: ${host}\r\n\r\n`);
+      return { socket, ended };
+    };
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      // A whole response: every byte, then a FIN.
+      const whole = await http10(host);
+      const a = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(a.stream, { status: 200, headers: [] }));
+      tunnel.send(encodeData(a.stream, Buffer.from('all of it'), true));
+      const w = await within(whole.ended, 5000, 'the whole response');
+      assert.equal(w.how, 'FIN');
+      assert.doesNotMatch(w.text, /content-length|transfer-encoding/i, 'delimited by the close');
+      assert.ok(w.text.endsWith('\r\n\r\nall of it'), w.text);
+      // The client resets the stream mid-body.
+      const reset = await http10(host);
+      const b = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(b.stream, { status: 200, headers: [] }));
+      tunnel.send(encodeData(b.stream, Buffer.from('the first half')));
+      await waitFor(() => reset.socket.bytesRead > 0 && !reset.socket.readableLength, 5000, 'the first half at the requester');
+      await new Promise((r) => setTimeout(r, 50));
+      tunnel.send(encodeReset(b.stream, R.INTERNAL_ERROR, 'gone'));
+      const r = await within(reset.ended, 5000, 'the reset response');
+      assert.equal(r.how, 'ECONNRESET', 'a FIN would make the first half look like the whole response');
+      assert.ok(r.text.endsWith('the first half'), r.text);
+      // The tunnel vanishes mid-body.
+      const vanished = await http10(host);
+      const c = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(c.stream, { status: 200, headers: [] }));
+      tunnel.send(encodeData(c.stream, Buffer.from('the first half')));
+      await waitFor(() => vanished.socket.bytesRead > 0, 5000, 'the first half at the requester');
+      await new Promise((r) => setTimeout(r, 50));
+      tunnel.ws.terminate();
+      const v = await within(vanished.ended, 5000, 'the cut response');
+      assert.equal(v.how, 'ECONNRESET');
+    } finally {
+      await tunnel.close();
+    }
+  });
+
   it('resets a stream whose client sends beyond its window; the requester sees the response cut off, the tunnel stays', async () => {
     await withTunnel(async (tunnel, host) => {
       const pending = timedGet(app.port, host);

@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ChurnSet } from '../common/churn-map.js';
 import { declaresNoBody } from '../common/request-body.js';
+import { resetSocket } from '../common/reset-socket.js';
 import { LISTENER_REFUSALS, refusalForClientError, type ListenerRefusal } from './listener-refusals.js';
 import { BODY_TIMEOUT_REASON, answerPlain, responseInFlight, writeHttpRefusal } from './raw-response.js';
 import { frontRequestProblem } from './request-target.js';
@@ -46,7 +47,8 @@ function boundBody(req: IncomingMessage, res: ServerResponse, ms: number): void 
   if (declaresNoBody(req) || boundedBodies.has(req)) return;
   boundedBodies.add(req);
   const timer = setTimeout(() => {
-    if (res.headersSent) req.socket.destroy();
+    // The response is cut short: a reset, as for any aborted response (see answerPlain).
+    if (res.headersSent) resetSocket(req.socket);
     else writeHttpRefusal(req.socket, 408, BODY_TIMEOUT_REASON);
   }, ms);
   timer.unref();
@@ -338,7 +340,7 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       res.once('close', () => this.refuseInTurn(socket, refusal, broken));
       return;
     }
-    if (broken?.headersSent) return void socket.destroy();
+    if (broken?.headersSent) return void resetSocket(socket);
     this.refused(refusal);
     const [status, reason] = LISTENER_REFUSALS[refusal];
     // Read on, so that the client closing after the refusal closes the connection (further bytes destroy it).

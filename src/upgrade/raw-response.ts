@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { statusText } from '../common/refusal.js';
+import { resetSocket } from '../common/reset-socket.js';
 
 /** The reason of a 408 for a request body that stopped arriving. */
 export const BODY_TIMEOUT_REASON = 'request body not received in time';
@@ -35,10 +36,14 @@ export function writeHttpRefusal(socket: Duplex, status: number, reason: string,
 
 /**
  * Answers an HTTP request with a short plain-text reason (never anything from
- * a tunnel), or destroys it when its head already went out.
+ * a tunnel), or, when its head already went out, aborts the response with a
+ * TCP reset of its connection: a response without Content-Length or chunked
+ * framing (an HTTP/1.0 requester's, delimited by the close) cut short behind a
+ * FIN would look complete.
  */
 export function answerPlain(res: ServerResponse, status: number, reason: string, close = false): void {
   if (res.headersSent) {
+    if (res.socket) resetSocket(res.socket);
     res.destroy();
     return;
   }

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { WsproxyEvents } from '../../common/events.js';
 import { declaresNoBody } from '../../common/request-body.js';
+import { resetSocket } from '../../common/reset-socket.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { ClientIpResolver } from '../../upgrade/client-ip.js';
 import { FrontRequestHandlers } from '../../upgrade/front-requests.js';
@@ -134,7 +135,8 @@ export class TunnelHttpRouter {
     const stall = bodyless
       ? null
       : new BodyStallTimer(this.config.tunnelRequesterStallMs, () => {
-          if (refused || discarding || res.headersSent) return void req.socket.destroy();
+          // A response under way is cut short: a reset (see answerPlain).
+          if (refused || discarding || res.headersSent) return void (res.headersSent ? resetSocket(req.socket) : req.socket.destroy());
           refused = true;
           body.abort();
           sink.fail(408, BODY_TIMEOUT_REASON);
@@ -313,7 +315,8 @@ export class TunnelHttpRouter {
 function dropStuckRequester(res: ServerResponse, ms: number): void {
   res.setTimeout(ms, () => {
     const socket = res.socket;
-    if (socket && socket.writableLength > 0) socket.destroy();
+    // Its response is cut short: a reset (see answerPlain).
+    if (socket && socket.writableLength > 0) resetSocket(socket);
   });
 }
 
