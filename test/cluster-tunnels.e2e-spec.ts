@@ -26,7 +26,7 @@ import { UPGRADE_HEADERS, rawRequest } from './support/raw-http.js';
 import { assertEchoes, attachWebSocketEchoApp, type WebSocketEchoApp } from './support/websocket-echo-app.js';
 import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
 import { closed, expectRefusal, openWs } from './support/ws-client.js';
-import { httpTo, RawTunnel, startHttpService, subdomainOf, tunnelEnv, TUNNEL_DOMAIN, waitFor, type HttpResult, type HttpService } from './support/tunnel.js';
+import { dataFrame, httpTo, RawTunnel, startHttpService, subdomainOf, tunnelEnv, TUNNEL_DOMAIN, waitFor, type HttpResult, type HttpService } from './support/tunnel.js';
 import { expectCoalescedPongs } from './support/ping-flood.js';
 import { JwksServer, makeKey, mintToken } from './support/jwks.js';
 
@@ -246,6 +246,39 @@ describe('tunnels across replicas', () => {
     assert.ok(await accepts(HOST_A, port));
   });
 
+  it('ends a raw TCP connection entering through the other replica as the owner ends it: a FIN after every byte for a closed stream, a reset for one cut short', async () => {
+    /** How `sock` ended: 'FIN' or the error code, with what it read. */
+    const ending = (sock: Socket): Promise<{ how: string; text: string }> => {
+      const chunks: Buffer[] = [];
+      sock.on('data', (c: Buffer) => chunks.push(c));
+      return new Promise((resolve) => {
+        sock.once('end', () => resolve({ how: 'FIN', text: Buffer.concat(chunks).toString() }));
+        sock.once('error', (err: NodeJS.ErrnoException) => resolve({ how: err.code ?? 'error', text: Buffer.concat(chunks).toString() }));
+      });
+    };
+    const { tunnel, ready } = await RawTunnel.open(a.wsUrl);
+    try {
+      const port = ready.rawPort as number;
+      await waitFor(() => b.app.get(TunnelTcpForwarding).followedPorts().includes(port), 5000, 'replica B listening on the tunnel port');
+      const whole = await dial(port, HOST_B);
+      const o1 = await tunnel.nextJson<{ connId: string }>('tcp_open');
+      const e1 = ending(whole);
+      tunnel.send(dataFrame(o1.connId, Buffer.from('all of it')));
+      tunnel.sendJson({ type: 'tcp_close', connId: o1.connId });
+      assert.deepEqual(await within(e1, 5000, 'the whole stream'), { how: 'FIN', text: 'all of it' });
+      const cut = await dial(port, HOST_B);
+      const o2 = await tunnel.nextJson<{ connId: string }>('tcp_open');
+      const e2 = ending(cut);
+      tunnel.send(dataFrame(o2.connId, Buffer.from('the first half')));
+      await waitFor(() => cut.bytesRead === 14, 5000, 'the first half at the requester');
+      // The tunnel vanishes: the owner resets its side of the splice, and the entry passes the reset on.
+      tunnel.ws.terminate();
+      assert.deepEqual(await within(e2, 5000, 'the cut stream'), { how: 'ECONNRESET', text: 'the first half' });
+    } finally {
+      await tunnel.close();
+    }
+  });
+
   it('carries every forwarded request on one channel per owner, and opens a new one when it drops', async () => {
     const channels = b.app.get(ClusterMuxClient);
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => httpTo(b.port, host, { path: `/n/${i}` })));
@@ -463,6 +496,7 @@ describe('tunnels across replicas', () => {
       const conn = await dial(client.rawPort, '127.0.0.4');
       tcp = conn;
       const tcpClosed = new Promise<void>((r) => conn.once('close', () => r()));
+      const tcpReset = new Promise<string | undefined>((r) => conn.once('error', (err: NodeJS.ErrnoException) => r(err.code)));
       const drain = c.app.get(DrainService);
       await waitFor(() => drain.liveCount === 2, 5000, 'both tracked by the drain');
       const started = Date.now();
@@ -476,6 +510,7 @@ describe('tunnels across replicas', () => {
       const { code } = await within(closed(socket), 5000, 'the WebSocket cut at the drain’s end');
       assert.equal(code, 1006, 'only bytes pass the entry: no close frame of its own');
       await within(tcpClosed, 5000, 'the TCP connection cut at the drain’s end');
+      assert.equal(await within(tcpReset, 1000, 'the reset'), 'ECONNRESET', 'cut short: a reset, not a FIN');
       assert.ok(Date.now() - started >= 1400, `cut after ${Date.now() - started} ms, not before the timeout`);
       await within(closing, 5000, 'the replica closes right after its drain');
     } finally {

@@ -2,6 +2,7 @@ import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { resetSocket } from '../../common/reset-socket.js';
 import { BoundedWriter, stopReadingWhenPaused } from '../../common/socket-bounds.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { CLUSTER_AUTH_CHALLENGE, CLUSTER_AUTH_HEADER, verifyClusterRequest } from '../internal-auth.js';
@@ -32,10 +33,13 @@ export function ownerUpgradeRequest(ownerUrl: string, path: string, headers: rea
 
 /**
  * Pipes the requester's socket and the owner's upgraded socket both ways,
- * `head` (what the owner sent right after its response head) first. The
- * requester's socket closing destroys the owner's; the owner's closing ends
- * the requester's once what was piped to it is written (destroyed after a
- * grace either way).
+ * `head` (what the owner sent right after its response head) first. An end
+ * is passed on as it came: a socket that closes after its peer's FIN, without
+ * an error, ends the other once what was piped to it is written (a FIN, reset
+ * after a grace if it is not taken); one that closes otherwise (a reset, an
+ * error, a drop) resets the other, so that a stream cut on one side (the owner
+ * reset a tunnel connection that lost bytes) does not reach the other side as
+ * a FIN that would pass its prefix for the whole.
  */
 export function spliceToOwner(entry: Duplex, upstream: Socket, head: Buffer): void {
   upstream.on('error', () => upstream.destroy());
@@ -45,10 +49,19 @@ export function spliceToOwner(entry: Duplex, upstream: Socket, head: Buffer): vo
   if (head.length > 0) entry.write(head);
   pump(entry, upstream);
   pump(upstream, entry);
-  entry.once('close', () => upstream.destroy());
-  upstream.once('close', () => {
+  entry.once('close', (hadError: boolean) => {
+    // Both ways over at the requester (its FIN came, and the owner's went out to it): what is still queued
+    // for the owner goes out before the FIN `pump` sent after it.
+    if (!hadError && entry.readableEnded && upstream.readableEnded) {
+      setTimeout(() => resetSocket(upstream), FLUSH_GRACE_MS).unref();
+      return;
+    }
+    resetSocket(upstream);
+  });
+  upstream.once('close', (hadError: boolean) => {
+    if (hadError || !upstream.readableEnded) return void resetSocket(entry);
     if (!entry.writableFinished) entry.end();
-    setTimeout(() => entry.destroy(), FLUSH_GRACE_MS).unref();
+    setTimeout(() => resetSocket(entry), FLUSH_GRACE_MS).unref();
   });
   entry.resume();
   upstream.resume();

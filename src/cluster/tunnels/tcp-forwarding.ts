@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ChurnSet } from '../../common/churn-map.js';
 import { WsproxyEvents } from '../../common/events.js';
+import { resetSocket } from '../../common/reset-socket.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { DrainService } from '../../lifecycle/drain.service.js';
 import { PINO, type Pino } from '../../logging/logging.module.js';
@@ -112,8 +113,8 @@ export class TunnelTcpForwarding implements OnModuleInit, OnApplicationShutdown 
     socket.pause();
     const handle = this.piped.add(socket);
     socket.once('close', () => this.piped.delete(handle));
-    // Drained like the owner's own tunnel connections: it runs on for the drain, then is cut.
-    socket.once('close', this.drain.track({ shutdown: () => socket.destroy() }));
+    // Drained like the owner's own tunnel connections: it runs on for the drain, then is cut (reset, not a FIN).
+    socket.once('close', this.drain.track({ shutdown: () => resetSocket(socket) }));
     const path = internalTcpPath(holder.subdomain);
     const req = ownerUpgradeRequest(holder.url, path, [
       'connection',

@@ -5,6 +5,7 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { LogThrottle } from '../../common/log-throttle.js';
 import { ChurnSet } from '../../common/churn-map.js';
 import { WsproxyEvents } from '../../common/events.js';
+import { resetSocket } from '../../common/reset-socket.js';
 import { isRefusal, statusText } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { DrainService } from '../../lifecycle/drain.service.js';
@@ -119,7 +120,7 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
       const requesterHead = gone.releaseInto(u.head);
       if (requesterHead.length > 0) upstream.write(requesterHead);
       // Drained like the owner's own connections: it runs on, and is cut at the drain's end (only bytes pass here, no frames).
-      socket.once('close', this.drain.track({ shutdown: () => socket.destroy() }));
+      socket.once('close', this.drain.track({ shutdown: () => resetSocket(socket) }));
       spliceToOwner(socket, upstream, head);
     });
     upstreamReq.on('response', (res: IncomingMessage) => {
@@ -150,9 +151,10 @@ export class TunnelWebSocketForwarder implements RemoteTunnelWebSocket, OnApplic
     const status = res.statusCode ?? 502;
     const headers = [...endToEndHeaders(res.rawHeaders), 'connection', 'close'];
     socket.write(responseHead(status, res.statusMessage || statusText(status), headers));
-    res.on('error', () => socket.destroy());
+    // A refusal cut short is reset, not ended: a FIN would pass its prefix for the whole.
+    res.on('error', () => resetSocket(socket));
     res.once('close', () => {
-      if (!res.complete) socket.destroy();
+      if (!res.complete) resetSocket(socket);
     });
     res.once('end', () => setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref());
     socket.once('close', () => res.destroy());
