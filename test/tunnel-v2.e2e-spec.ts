@@ -578,6 +578,39 @@ describe('tunnel protocol negotiation from the reference client', () => {
   });
 });
 
+describe('raw TCP over v2: a requester whose connection fails mid-upload', () => {
+  it('reaches the local service of the reference client as a reset, not a FIN that would pass the upload for whole', async () => {
+    const app = await startApp(await tunnelEnv({}, 2));
+    let resolveEnd!: (e: { how: string; text: string }) => void;
+    const serviceEnd = new Promise<{ how: string; text: string }>((r) => (resolveEnd = r));
+    let got = '';
+    const service = createNetServer({ allowHalfOpen: true }, (s) => {
+      s.on('data', (c: Buffer) => (got += c.toString()));
+      s.on('end', () => resolveEnd({ how: 'FIN', text: got }));
+      s.on('error', (err: NodeJS.ErrnoException) => resolveEnd({ how: err.code ?? 'error', text: got }));
+    });
+    await new Promise<void>((resolve) => service.listen(0, '127.0.0.1', resolve));
+    const client = await TunnelClient.connect({
+      proxy: `${app.wsUrl}/tunnel`,
+      to: '127.0.0.1:1',
+      tcpTo: `127.0.0.1:${(service.address() as AddressInfo).port}`,
+      protocol: 2,
+    });
+    try {
+      const requester = await dial(client.rawPort);
+      requester.on('error', () => undefined);
+      requester.write('the first half');
+      await waitFor(() => got === 'the first half', 5000, 'the first half at the service');
+      requester.resetAndDestroy();
+      assert.deepEqual(await within(serviceEnd, 5000, 'the service connection ended'), { how: 'ECONNRESET', text: 'the first half' });
+    } finally {
+      await client.close();
+      await app.close();
+      service.close();
+    }
+  });
+});
+
 describe('raw TCP over v2: a requester that half-closed', () => {
   it('is dropped once the client has sent nothing for TUNNEL_REQUESTER_STALL_MS, and its connection slot comes back', async () => {
     const app = await startApp(await tunnelEnv({ TUNNEL_REQUESTER_STALL_MS: '1000', MAX_TUNNEL_TCP_CONNS_PER_TUNNEL: '1' }, 2));

@@ -2,6 +2,7 @@ import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders 
 import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { hostPort } from '../../common/host-port.js';
+import { resetSocket } from '../../common/reset-socket.js';
 import { R, isSendableCloseCode, sendableCloseReason, type V2Headers } from '../protocol/v2.js';
 import type { V2ClientStream, V2ForwardedRequest, V2LocalServices } from './client-session.js';
 
@@ -299,7 +300,9 @@ function forwardTcp(target: LocalEndpoint, stream: V2ClientStream): void {
   };
   socket.on('drain', () => stream.resume());
   stream.onend = () => socket.end();
-  stream.onreset = () => socket.destroy();
+  // Aborted (the requester's connection failed, the tunnel closed): the service must not take what it got for the
+  // whole upload, as a FIN would tell it. A reset.
+  stream.onreset = () => resetSocket(socket);
   stream.onwritable = () => socket.resume();
   socket.on('data', (chunk: Buffer) => {
     if (!stream.write(chunk)) socket.pause();
