@@ -107,13 +107,17 @@ export class TcpStream {
   }
 
   /**
-   * The tunnel is gone. A stream whose client had ended its side (`end`, `close`) is complete: what is queued
-   * still goes out before the FIN, and the requester is read (and dropped) to its own FIN, as after `close`,
-   * within LINGER_MS, then reset. Any other stream is cut short: reset at once.
+   * The tunnel is gone. A stream whose client had ended its side (`end`, `close`) is complete: once its FIN
+   * is out the socket is dropped (as before: what the requester still sends reaches nobody, and the kernel
+   * answers it with a reset); while bytes are still queued they go out before the FIN, the requester read (and
+   * dropped) to its own FIN, as after `close`, within LINGER_MS, then reset. Any other stream is cut short:
+   * reset at once.
    */
   tunnelGone(): void {
     const { socket } = this;
-    if (socket.writableEnded && !socket.destroyed) {
+    if (socket.writableFinished) {
+      socket.destroy();
+    } else if (socket.writableEnded && !socket.destroyed) {
       // finish() below clears the stream's timers: this one runs on, for the socket alone.
       if (this.lingerTimer) clearTimeout(this.lingerTimer);
       this.lingerTimer = null;
