@@ -15,8 +15,9 @@ import type { Duplex } from 'node:stream';
  */
 export function resetSocket(socket: Duplex): void {
   if (socket.destroyed) return;
-  const s = socket as Socket & { _handle?: unknown };
-  if (typeof s.resetAndDestroy === 'function' && s._handle) {
+  const s = socket as Socket & { _handle?: unknown; _writableState?: { finalCalled?: boolean } };
+  const shuttingDown = s.writableEnded && !s.writableFinished && s._writableState?.finalCalled !== false;
+  if (typeof s.resetAndDestroy === 'function' && s._handle && !shuttingDown) {
     try {
       s.resetAndDestroy();
       return;
