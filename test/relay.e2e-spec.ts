@@ -778,6 +778,44 @@ describe('a drain with relays that only wait for their targets', () => {
       target.close();
     }
   });
+
+  it('does not throw away the tail of a whole upload still in the kernel for a slow target: it gets every byte and a clean end, not a reset', async () => {
+    const app = await startApp({ SHUTDOWN_TIMEOUT_MS: '20000' });
+    const { createServer } = await import('node:net');
+    let targetSocket!: import('node:net').Socket;
+    let accept!: () => void;
+    const accepted = new Promise<void>((resolve) => (accept = resolve));
+    const target = createServer({ allowHalfOpen: true }, (s) => {
+      targetSocket = s;
+      // Not reading yet: the whole upload fits in the kernel's buffers, so the proxy has written it and its FIN.
+      s.pause();
+      accept();
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${(target.address() as import('node:net').AddressInfo).port}`);
+      await within(accepted, 5000, 'the target connection');
+      const upload = randomPayload(1024 * 1024);
+      for (let off = 0; off < upload.length; off += 64 * 1024) ws.send(upload.subarray(off, off + 64 * 1024));
+      ws.close(1000, 'done');
+      await within(closed(ws), 5000, 'the close handshake');
+      await waitFor(() => app.app.get(RelayService).liveRelays().every((r) => r.pipe.settled()), 5000, 'every byte and the FIN handed to the kernel');
+      // The drain ends the relay at once (it only waits for its target), with the upload still in the kernel.
+      await app.close();
+      let bytes = 0;
+      targetSocket.on('data', (c: Buffer) => (bytes += c.length));
+      const how = new Promise<string>((resolve) => {
+        targetSocket.once('end', () => resolve('end'));
+        targetSocket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+      });
+      targetSocket.resume();
+      assert.equal(await within(how, 5000, 'the end of the upload at the target'), 'end');
+      assert.equal(bytes, upload.length, 'the whole upload');
+    } finally {
+      targetSocket?.destroy();
+      target.close();
+    }
+  });
 });
 
 describe('clients that reset right after their request', () => {
