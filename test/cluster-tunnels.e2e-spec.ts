@@ -279,6 +279,22 @@ describe('tunnels across replicas', () => {
     }
   });
 
+  it('carries a FIN that reaches the entry replica before the owner has taken the piped connection (a half-close without a byte)', async () => {
+    const port = client.rawPort;
+    await waitFor(() => b.app.get(TunnelTcpForwarding).followedPorts().includes(port), 5000, 'replica B listening on the tunnel port');
+    const s = await dial(port, HOST_B);
+    try {
+      const ended = new Promise<void>((r) => s.once('end', () => r()));
+      s.resume();
+      // At once: B is still asking the owner to accept the connection when the FIN arrives.
+      s.end();
+      // The echo service ends once the requester's FIN reaches it; its FIN comes back, as on the owner's own port.
+      await within(ended, 5000, 'the echo service’s FIN back through the entry replica');
+    } finally {
+      s.destroy();
+    }
+  });
+
   it('carries every forwarded request on one channel per owner, and opens a new one when it drops', async () => {
     const channels = b.app.get(ClusterMuxClient);
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => httpTo(b.port, host, { path: `/n/${i}` })));

@@ -1,7 +1,9 @@
+import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { socketPair } from '../../../test/support/socket-pair.js';
+import { within } from '../../../test/support/within.js';
 import { SOCKET_HIGH_WRITES } from '../../common/socket-bounds.js';
 import { spliceToOwner } from './internal-upgrade.js';
 
@@ -91,6 +93,29 @@ describe('spliceToOwner: a piped connection whose far side does not read', () =>
       assert.ok(inOrder, 'bytes in order');
     } finally {
       close();
+    }
+  });
+
+  it('carries a FIN that reached the entry before the splice (a requester that half-closed without sending a byte)', async () => {
+    const front = await socketPair({ server: { allowHalfOpen: true } });
+    const back = await socketPair({ server: { allowHalfOpen: true }, client: { allowHalfOpen: true } });
+    try {
+      // As TunnelTcpForwarding holds an accepted connection while the owner's answer is awaited: paused.
+      front.peer.pause();
+      front.client.end();
+      // A paused socket with nothing buffered emits 'end' as soon as the FIN is read, with no reader.
+      await within(once(front.peer, 'end'), 5000, 'the entry reads the FIN');
+      spliceToOwner(front.peer, back.client, Buffer.alloc(0));
+      await within(once(back.peer, 'end'), 5000, 'the owner sees the requester’s FIN');
+      const atRequester: Buffer[] = [];
+      front.client.on('data', (d: Buffer) => atRequester.push(d));
+      const requesterSawEnd = once(front.client, 'end');
+      back.peer.end('answer');
+      await within(requesterSawEnd, 5000, 'the answer and its FIN reach the requester');
+      assert.equal(Buffer.concat(atRequester).toString(), 'answer');
+    } finally {
+      front.close();
+      back.close();
     }
   });
 

@@ -71,7 +71,8 @@ export function spliceToOwner(entry: Duplex, upstream: Socket, head: Buffer): vo
  * `from.pipe(to)`, with the bounds of a tunnel's own TCP connections (`TcpStream`): `from` is paused
  * once `to` holds 16 KiB or SOCKET_HIGH_WRITES writes (tiny segments each cost a write of ~170 heap
  * bytes: 16 KiB of 1-byte writes is ~2.8 MiB), and a paused `from` stops reading at its next read
- * instead of buffering 16 KiB of reads (one Buffer each). `from`'s end ends `to`, as `pipe` does.
+ * instead of buffering 16 KiB of reads (one Buffer each). `from`'s end ends `to`, as `pipe` does, also an
+ * end that came before the splice.
  */
 function pump(from: Duplex, to: Duplex): void {
   stopReadingWhenPaused(from);
@@ -79,7 +80,10 @@ function pump(from: Duplex, to: Duplex): void {
   from.on('data', (chunk: Buffer) => {
     if (!writer.write(chunk)) from.pause();
   });
-  from.once('end', () => to.end());
+  // A requester's FIN read while the owner's answer was awaited (it half-closed, or left, before sending a
+  // byte) has had its 'end' already: a paused socket with nothing buffered emits it at once.
+  if (from.readableEnded) to.end();
+  else from.once('end', () => to.end());
 }
 
 /**
