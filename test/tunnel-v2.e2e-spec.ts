@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import type { V2ClientStream } from '../src/tunnel/v2/client-session.js';
 import { MAX_REQUEST_HEADER_FIELDS } from '../src/upgrade/request-target.js';
-import { V2_INITIAL_WINDOW } from '../src/tunnel/protocol/v2.js';
+import { V2_INITIAL_WINDOW, encodeData } from '../src/tunnel/protocol/v2.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import type { V2Wire } from '../src/tunnel/v2/v2-wire.js';
 import { dial, readBytes } from './support/tcp-client.js';
@@ -16,7 +16,7 @@ import { startApp, type TestApp } from './support/app.js';
 import { echoTarget, randomPayload, sha256, type TestTarget } from './support/targets.js';
 import { closed, expectRefusal, openWs } from './support/ws-client.js';
 import { TUNNEL_DOMAIN, httpTo, tunnelEnv, waitFor } from './support/tunnel.js';
-import { timedGet } from './tunnel-v2-support.js';
+import { RawV2Tunnel, timedGet } from './tunnel-v2-support.js';
 import { within } from './support/within.js';
 import { expectCoalescedPongs } from './support/ping-flood.js';
 import { assertEchoes, attachWebSocketEchoApp, type WebSocketEchoApp } from './support/websocket-echo-app.js';
@@ -647,6 +647,42 @@ describe('raw TCP over v2: a requester that half-closed', () => {
       await client.close();
       await app.close();
       service.close();
+    }
+  });
+});
+
+describe('raw TCP over v2: the last bytes of a connection that closed while they waited for credit', () => {
+  it('reach the client once it grants credit, then END: the close neither resets the stream nor drops them', async () => {
+    const app = await startApp(await tunnelEnv({}, 2));
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    // Half-open allowed: the requester goes on sending after the client's FIN.
+    const s = connect({ port: ready.ready.rawPort, host: '127.0.0.1', allowHalfOpen: true });
+    try {
+      s.on('error', () => undefined);
+      await once(s, 'connect');
+      const open = await tunnel.nextOpen();
+      const id = open.stream;
+      // The local service closes its side first: the requester reads the FIN.
+      const requesterSawEnd = once(s, 'end');
+      s.resume();
+      tunnel.send(encodeData(id, new Uint8Array(0), true));
+      await within(requesterSawEnd, 5000, 'the client’s END at the requester');
+      // Then the requester uploads more than the credit (the initial window: the raw client grants nothing) and ends.
+      const payload = randomPayload(V2_INITIAL_WINDOW + 1000);
+      const closed = once(s, 'close');
+      s.end(payload);
+      await within(closed, 5000, 'the requester’s connection closed both ways');
+      await waitFor(() => tunnel.dataFor(id).length === V2_INITIAL_WINDOW, 5000, 'the window’s worth at the client');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(!tunnel.frames.some((f) => f.type === 'reset' && f.stream === id), 'the stream was reset when the connection closed');
+      tunnel.grant(id, 1024 * 1024);
+      await waitFor(() => tunnel.ended(id) || tunnel.frames.some((f) => f.type === 'reset' && f.stream === id), 5000, 'the end of the stream');
+      assert.ok(tunnel.ended(id), 'END, not RESET');
+      assert.equal(sha256(tunnel.dataFor(id)), sha256(payload), 'every byte, in order');
+    } finally {
+      s.destroy();
+      await tunnel.close();
+      await app.close();
     }
   });
 });

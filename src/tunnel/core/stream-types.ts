@@ -102,6 +102,12 @@ export interface TunnelWire {
   end(streamId: string): void;
   /** The stream is gone (finished, aborted, timed out); the codec drops its state and tells the client if it must. */
   release(streamId: string): void;
+  /**
+   * The proxy's side has ended (`end`) but what it sent still waits in the codec (v2: for the client's
+   * credit): true, and `sent` is called once the end is out; false when nothing waits. A wire without it
+   * sends at once.
+   */
+  whenSent?(streamId: string, sent: () => void): boolean;
   /** The local receiver of a stream is full: stop delivering its data until `resumeInbound`. */
   pauseInbound(streamId: string): void;
   resumeInbound(streamId: string): void;

@@ -36,6 +36,8 @@ export class TcpStream {
   private readonly writer: BoundedWriter;
   private lingerTimer: NodeJS.Timeout | null = null;
   private halfClosedTimer: NodeJS.Timeout | null = null;
+  /** The connection closed cleanly while its last bytes still wait for the client's credit (see `closed`). */
+  private flushTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly id: string,
@@ -70,7 +72,22 @@ export class TcpStream {
       this.halfClosedTimer.unref();
     });
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.finish());
+    socket.on('close', (hadError: boolean) => this.closed(hadError));
+  }
+
+  /**
+   * The connection closed. After a clean close (the requester's FIN read, ours sent) what it sent last
+   * may still wait in the wire for the client's credit: the stream is released once that is out (or the
+   * client resets it, or LINGER_MS pass), not before, or the release would reset the stream and drop it.
+   */
+  private closed(hadError: boolean): void {
+    if (this.done || this.flushTimer) return;
+    if (!hadError && this.wire.whenSent?.(this.id, () => this.finish())) {
+      this.flushTimer = setTimeout(() => this.finish(), LINGER_MS);
+      this.flushTimer.unref();
+      return;
+    }
+    this.finish();
   }
 
   onEvent(ev: InboundStreamEvent): void {
@@ -93,6 +110,7 @@ export class TcpStream {
       case 'reset':
       case 'malformed':
         resetSocket(this.socket);
+        if (this.flushTimer) this.finish();
         return;
       case 'head':
         return;
@@ -136,6 +154,7 @@ export class TcpStream {
     this.done = true;
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
     if (this.halfClosedTimer) clearTimeout(this.halfClosedTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
     this.wire.release(this.id);
     this.onDone(this);
   }

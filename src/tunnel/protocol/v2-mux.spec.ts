@@ -435,4 +435,26 @@ describe('V2Mux', () => {
       }
     }
   });
+  it('whenSent: bytes of a tcp stream queued for credit, then END, are reported sent only once the END is out; releasing then sends no RESET', () => {
+    const { mux, sent } = alone('proxy');
+    mux.open(1, { kind: 'tcp' });
+    // The client ends its side (its local service closed first).
+    mux.receive(encodeData(1, new Uint8Array(0), true));
+    assert.equal(mux.data(1, bytes(V2_INITIAL_WINDOW + 1000)), false, 'beyond the credit');
+    mux.end(1);
+    let reported = 0;
+    assert.equal(mux.whenSent(1, () => reported++), true, 'the END waits behind 1000 bytes');
+    assert.equal(reported, 0);
+    sent.length = 0;
+    mux.receive(encodeWindowUpdate(1, 4096));
+    assert.equal(reported, 1, 'reported once the END went');
+    const frames = sent.map((f) => decodeFrame(f)).map((d) => (d.ok ? d.frame : null));
+    assert.deepEqual(frames.map((f) => f?.type), ['data', 'data']);
+    assert.equal(frames.reduce((n, f) => n + (f?.type === 'data' ? f.payload.length : 0), 0), 1000);
+    assert.ok(frames[1]?.type === 'data' && frames[1].end);
+    sent.length = 0;
+    mux.release(1);
+    assert.equal(sent.length, 0, 'no RESET after a stream that finished both ways');
+    assert.equal(mux.whenSent(1, () => reported++), false, 'nothing waits any more');
+  });
 });

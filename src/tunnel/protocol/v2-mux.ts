@@ -107,6 +107,8 @@ class MuxStream {
   /** The peer's credit was raised from the initial window to this side's. */
   grown = false;
   paused = false;
+  /** Called once this side's END is out (`whenSent`). */
+  onSent: (() => void) | null = null;
   readonly inbox = new Fifo<InEvent>();
   remoteEnd = false;
 
@@ -266,6 +268,18 @@ export class V2Mux {
     if (!s) return;
     if (s.localEndSent && s.remoteEnd) this.streams.delete(id);
     else this.reset(id, R.CANCEL, '');
+  }
+
+  /**
+   * This side has ended (END queued) but the END, and bytes before it, still wait for the peer's credit or
+   * the transport: `sent` is called once the END is out and true is returned. False when nothing of this
+   * side waits (its END went, it never ended, or the stream is gone).
+   */
+  whenSent(id: number, sent: () => void): boolean {
+    const s = this.streams.get(id);
+    if (!s || !s.localEnd || s.localEndSent) return false;
+    s.onSent = sent;
+    return true;
   }
 
   /** Stop handing this stream's data on (and giving credit back) until `resume`. */
@@ -513,6 +527,7 @@ export class V2Mux {
         s.localEndSent = true;
         this.options.send(item.final);
         this.maybeDone(s);
+        this.endSent(s);
         return;
       }
       if (!this.transportReady()) return;
@@ -532,8 +547,15 @@ export class V2Mux {
       if (item.type === T.DATA && item.flags & FLAG_END) {
         s.localEndSent = true;
         this.maybeDone(s);
+        this.endSent(s);
       }
     }
+  }
+
+  private endSent(s: MuxStream): void {
+    const sent = s.onSent;
+    s.onSent = null;
+    sent?.();
   }
 
   private writableNow(s: MuxStream): boolean {

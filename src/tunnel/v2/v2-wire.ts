@@ -116,6 +116,10 @@ export class V2Wire implements WebSocketWire {
     this.mux.release(Number(streamId));
   }
 
+  whenSent(streamId: string, sent: () => void): boolean {
+    return this.mux.whenSent(Number(streamId), sent);
+  }
+
   pauseInbound(streamId: string): void {
     this.mux.pause(Number(streamId));
   }
