@@ -8,7 +8,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import type { V2ClientStream } from '../src/tunnel/v2/client-session.js';
 import { MAX_REQUEST_HEADER_FIELDS } from '../src/upgrade/request-target.js';
-import { V2_INITIAL_WINDOW, encodeData } from '../src/tunnel/protocol/v2.js';
+import { V2_INITIAL_WINDOW, encodeClose, encodeData, encodeResponse } from '../src/tunnel/protocol/v2.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import type { V2Wire } from '../src/tunnel/v2/v2-wire.js';
 import { dial, readBytes } from './support/tcp-client.js';
@@ -681,6 +681,41 @@ describe('raw TCP over v2: the last bytes of a connection that closed while they
       assert.equal(sha256(tunnel.dataFor(id)), sha256(payload), 'every byte, in order');
     } finally {
       s.destroy();
+      await tunnel.close();
+      await app.close();
+    }
+  });
+});
+
+describe('a requester WebSocket that answers the app’s close while its last message waits for credit', () => {
+  it('gets that message to the app once the client grants credit, then its CLOSE: the close neither resets the stream nor drops it', async () => {
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }, 2));
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const requester = new WebSocket(`ws://127.0.0.1:${app.port}/`, { headers: { host: new URL(ready.ready.tunnelUrl).host }, perMessageDeflate: false });
+    try {
+      requester.on('error', () => undefined);
+      const open = await tunnel.nextOpen();
+      const id = open.stream;
+      tunnel.send(encodeResponse(id, { status: 101, headers: [] }));
+      await within(once(requester, 'open'), 5000, 'the requester’s WebSocket open');
+      // A message larger than the stream's credit (the raw client grants nothing): its tail waits.
+      const message = randomPayload(V2_INITIAL_WINDOW + 1000);
+      requester.send(message);
+      const got = (): Buffer => Buffer.concat(tunnel.frames.filter((f) => f.type === 'message' && f.stream === id).map((f) => (f as { payload: Uint8Array }).payload));
+      await waitFor(() => got().length === V2_INITIAL_WINDOW, 5000, 'the window’s worth at the app');
+      // The app closes first; the requester answers the Close and its connection closes.
+      const requesterClosed = once(requester, 'close');
+      tunnel.send(encodeClose(id, 1000, 'app done'));
+      await within(requesterClosed, 5000, 'the requester’s close');
+      await new Promise((r) => setTimeout(r, 300));
+      const ended = (): boolean => tunnel.frames.some((f) => (f.type === 'close' || f.type === 'reset') && f.stream === id);
+      assert.ok(!tunnel.frames.some((f) => f.type === 'reset' && f.stream === id), 'the stream was reset when the requester closed');
+      tunnel.grant(id, 1024 * 1024);
+      await waitFor(ended, 5000, 'the end of the stream');
+      assert.ok(tunnel.frames.some((f) => f.type === 'close' && f.stream === id), 'CLOSE, not RESET');
+      assert.equal(sha256(got()), sha256(message), 'the whole message');
+    } finally {
+      requester.terminate();
       await tunnel.close();
       await app.close();
     }

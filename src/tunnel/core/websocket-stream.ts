@@ -90,7 +90,7 @@ export class WebSocketStream {
     if (this.state !== 'open' && this.state !== 'accepting') return this.finish(499);
     this.localClosed = true;
     this.wire.closeWebSocket(this.id, code, reason);
-    if (this.remoteClosed) return this.finish(101);
+    if (this.remoteClosed) return this.finishOnceSent();
     this.clearTimer();
     this.timer = setTimeout(() => this.finish(101), CLOSE_LINGER_MS);
     this.timer.unref();
@@ -143,7 +143,7 @@ export class WebSocketStream {
         if (this.state !== 'open' && this.state !== 'accepting') return;
         this.remoteClosed = true;
         this.sink.close(ev.code, ev.reason);
-        if (this.localClosed) this.finish(101);
+        if (this.localClosed) this.finishOnceSent();
         return;
       case 'malformed':
       case 'reset':
@@ -168,6 +168,18 @@ export class WebSocketStream {
     if (this.state === 'done') return;
     this.sink.fail(status, reason);
     this.finish(status);
+  }
+
+  /**
+   * Closed both ways: the stream goes once the requester's last messages and its close, which may still
+   * wait for the client's credit, are out (at most CLOSE_LINGER_MS); releasing it before would reset the
+   * stream and drop them.
+   */
+  private finishOnceSent(): void {
+    if (!this.wire.whenSent?.(this.id, () => this.finish(101))) return this.finish(101);
+    this.clearTimer();
+    this.timer = setTimeout(() => this.finish(101), CLOSE_LINGER_MS);
+    this.timer.unref();
   }
 
   private finish(status: number): void {
