@@ -119,6 +119,53 @@ describe('spliceToOwner: a piped connection whose far side does not read', () =>
     }
   });
 
+  it('delivers what the requester sent last when its FIN closes the entry (the owner had ended first) while those bytes still wait for the owner', async () => {
+    // A requester that goes on sending after the owner's FIN (half-open on its side too).
+    const front = await socketPair({ server: { allowHalfOpen: true }, client: { allowHalfOpen: true } });
+    const back = await socketPair({ server: { allowHalfOpen: true }, client: { allowHalfOpen: true } });
+    const [requester, entry, upstream, owner] = [front.client, front.peer, back.client, back.peer];
+    const close = (): void => {
+      front.close();
+      back.close();
+    };
+    entry.pause();
+    spliceToOwner(entry, upstream, Buffer.alloc(0));
+    try {
+      requester.resume();
+      const requesterSawEnd = once(requester, 'end');
+      owner.end();
+      await within(requesterSawEnd, 5000, 'the owner’s FIN at the requester');
+      // The owner does not read: fill the kernel's buffers until writes to it wait in the entry.
+      owner.pause();
+      const filler = Buffer.alloc(256 * 1024, 0x66);
+      let filled = 0;
+      while (upstream.writableLength === 0 && filled < 256 * 1024 * 1024 && !upstream.destroyed) {
+        upstream.write(filler);
+        filled += filler.length;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const entryClosed = once(entry, 'close');
+      requester.end('tail');
+      await within(entryClosed, 5000, 'the entry closed both ways');
+      let received = 0;
+      let last = Buffer.alloc(0);
+      owner.on('data', (d: Buffer) => {
+        received += d.length;
+        last = Buffer.concat([last, d]).subarray(-4);
+      });
+      const ownerDone = new Promise<void>((r) => {
+        owner.once('end', () => r());
+        owner.once('close', () => r());
+      });
+      owner.resume();
+      await within(ownerDone, 10_000, 'the owner’s end');
+      assert.equal(received, filled + 4, 'every byte reached the owner');
+      assert.equal(last.toString(), 'tail');
+    } finally {
+      close();
+    }
+  });
+
   it('carries a half-close each way, as pipe did', async () => {
     const { requester, owner, close } = await spliced();
     try {

@@ -50,10 +50,12 @@ export function spliceToOwner(entry: Duplex, upstream: Socket, head: Buffer): vo
   pump(entry, upstream);
   pump(upstream, entry);
   entry.once('close', (hadError: boolean) => {
-    // Both ways over at the requester (its FIN came, and the owner's went out to it): what is still queued
-    // for the owner goes out before the FIN `pump` sent after it.
-    if (!hadError && entry.readableEnded && upstream.readableEnded) {
-      setTimeout(() => resetSocket(upstream), FLUSH_GRACE_MS).unref();
+    // Closed cleanly (the requester's FIN read, and `pump` ended the owner's connection behind the last of it):
+    // that connection closes by itself once what is queued for it is written, which may still wait for the
+    // owner to read (reset after a grace). Otherwise (a reset, an error, a drain's cut) the cut is passed on.
+    if (!hadError && entry.readableEnded && upstream.writableEnded && !upstream.destroyed) {
+      const grace = setTimeout(() => resetSocket(upstream), FLUSH_GRACE_MS).unref();
+      upstream.once('close', () => clearTimeout(grace));
       return;
     }
     resetSocket(upstream);
