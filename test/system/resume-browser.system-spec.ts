@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,7 @@ import { startPageServer, type PageServer } from './browser/page-server.js';
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const MODULE = join(REPO, 'dist/resume/client/resumable-relay.js');
 const WIRE = join(REPO, 'dist/resume/wire.js');
+const CLOSE_CODES = join(REPO, 'dist/common/ws-error-codes.js');
 
 /** The page: imports the module by URL and drives one relay, exposing its progress. */
 const INDEX_HTML = `<!doctype html>
@@ -78,11 +79,13 @@ describe('ResumableRelay in Chromium, across dropped connections', () => {
   let page: Page;
 
   before(async () => {
-    for (const f of [MODULE, WIRE]) if (!existsSync(f)) throw new Error(`${f} is missing: run \`npm run build\` first (npm run test:system does)`);
+    for (const f of [MODULE, WIRE, CLOSE_CODES]) if (!existsSync(f)) throw new Error(`${f} is missing: run \`npm run build\` first (npm run test:system does)`);
     siteDir = await mkdtemp(join(tmpdir(), 'wsproxy-resume-page-'));
-    // Flat: the module's "../wire.js" resolves to /wire.js next to it.
+    // Flat: the module's "../wire.js" resolves to /wire.js next to it, and "../../common/ws-error-codes.js" to /common/.
     await copyFile(MODULE, join(siteDir, 'resumable-relay.js'));
     await copyFile(WIRE, join(siteDir, 'wire.js'));
+    await mkdir(join(siteDir, 'common'));
+    await copyFile(CLOSE_CODES, join(siteDir, 'common', 'ws-error-codes.js'));
     await writeFile(join(siteDir, 'index.html'), INDEX_HTML);
     site = await startPageServer(siteDir);
     echo = await echoTarget();

@@ -20,13 +20,13 @@ export interface PageServer {
   close(): Promise<void>;
 }
 
-/** Serves the files directly in `dir` (no subdirectories, no traversal); `/` is index.html. */
+/** Serves the files in `dir` and one level of subdirectory below it (no dots in names, so no traversal); `/` is index.html. */
 export async function startPageServer(dir: string): Promise<PageServer> {
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const name = path === '/' ? 'index.html' : path.slice(1);
     const type = TYPES[extname(name)];
-    if (req.method !== 'GET' || !/^[\w-]+\.\w+$/.test(name) || !type) {
+    if (req.method !== 'GET' || !/^(?:[\w-]+\/)?[\w-]+\.\w+$/.test(name) || !type) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
     }
