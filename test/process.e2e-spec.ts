@@ -73,6 +73,34 @@ describe('the built service as a process', () => {
     assert.equal(await svc.exited, 0);
   });
 
+  for (const [first, second, code] of [
+    ['SIGTERM', 'SIGTERM', 143],
+    ['SIGINT', 'SIGINT', 130],
+    ['SIGTERM', 'SIGINT', 130],
+  ] as const) {
+    it(`a second signal while draining (${first}, then ${second}) exits at once with ${code} and says so`, async () => {
+      // Ctrl-C twice, or a second `docker stop`: the operator does not want to wait out the drain.
+      const svc = await startServiceProcess({ SHUTDOWN_TIMEOUT_MS: '30000' });
+      const ws = await openWs(`ws://127.0.0.1:${svc.port}/relay?host=127.0.0.1&port=${echo.port}`);
+      try {
+        svc.child.kill(first);
+        await waitFor(() => svc.lines.some((l) => l.includes('"event":"shutdown"')), 5000, 'the drain to start');
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(svc.child.exitCode, null, 'the first signal drains: the live relay holds the exit');
+        const started = Date.now();
+        svc.child.kill(second);
+        const exited = await Promise.race([svc.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 5000).unref())]);
+        assert.equal(exited, code, `exit code (after ${Date.now() - started} ms)`);
+        const forced = svc.lines.find((l) => l.includes('"event":"shutdown_forced"'));
+        assert.ok(forced, svc.lines.join('\n'));
+        assert.match(forced, new RegExp(`"signal":"${second}"`));
+      } finally {
+        ws.terminate();
+        svc.child.kill('SIGKILL');
+      }
+    });
+  }
+
   it('exits at once on SIGTERM with nothing live, though a connection has not sent (all of) its first request head', async () => {
     // Default SHUTDOWN_TIMEOUT_MS (30 s): the process must not wait for its deadline to end these.
     const svc = await startServiceProcess({});

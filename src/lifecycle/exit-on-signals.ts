@@ -1,8 +1,14 @@
+import { constants } from 'node:os';
 import type { INestApplication } from '@nestjs/common';
 import { PINO, type Pino } from '../logging/logging.module.js';
 
 /** Time after `SHUTDOWN_TIMEOUT_MS` for the close frames to flush and the servers to close. */
 export const SHUTDOWN_GRACE_MS = 5_000;
+
+/** The shell's code for a process ended by `signal` (128 + its number: 130 for SIGINT, 143 for SIGTERM). */
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + (constants.signals[signal] ?? 0);
+}
 
 /**
  * The process's shutdown, for every entry point (wsproxy's `main.ts`, a team's
@@ -10,12 +16,19 @@ export const SHUTDOWN_GRACE_MS = 5_000;
  * close fails). Exits by `shutdownTimeoutMs + SHUTDOWN_GRACE_MS` in any case,
  * since a peer that never answers its close frame would otherwise hold the
  * server's close for ws's own 30 s, past any orchestrator's grace period.
+ * A second SIGTERM or SIGINT while it drains (Ctrl-C twice, an operator's
+ * second `docker stop`/`kill`) exits at once with 128 + the signal's number,
+ * live connections cut: the operator asked not to wait for the drain.
  */
 export function exitOnSignals(app: INestApplication, shutdownTimeoutMs: number): void {
   const logger = app.get<Pino>(PINO);
   let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      const code = signalExitCode(signal);
+      logger.warn({ event: 'shutdown_forced', signal, code }, `second ${signal} while draining: exiting now with connections still open`);
+      process.exit(code);
+    }
     stopping = true;
     logger.info({ event: 'shutdown', signal }, 'shutting down');
     const deadline = setTimeout(() => {
