@@ -469,6 +469,30 @@ describe('METRICS_PORT', () => {
     await assert.rejects(fetch(`http://127.0.0.1:${port}/metrics`));
   });
 
+  test('refuses a WebSocket upgrade 404, as the main listener does for every HTTP-only route, not with a scrape', async () => {
+    const app = await startApp({ METRICS_PORT: '0' });
+    try {
+      const port = app.app.get(MetricsListener).port!;
+      for (const [listener, path] of [
+        [app.port, '/health'],
+        [app.port, '/metrics'],
+        [port, '/metrics'],
+        [port, '/health'],
+      ] as const) {
+        const answer = await rawExchange(listener, `GET ${path} HTTP/1.1\r\nHost: x\r\n${UPGRADE_HEADERS}\r\n`);
+        assert.match(answer, /^HTTP\/1\.1 404 /, `${listener === port ? 'METRICS_PORT' : 'PORT'} ${path}: ${answer.slice(0, 60)}`);
+        assert.match(answer, /not found\n/);
+        assert.doesNotMatch(answer, /wsproxy_relays_active/);
+      }
+      // Another protocol than WebSocket (curl --http2 offers h2c) is ignored: the scrape is served (RFC 9110 §7.8).
+      const h2c = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+      const scraped = await rawExchange(port, `GET /metrics HTTP/1.1\r\nHost: x\r\n${h2c}Connection: close\r\n\r\n`);
+      assert.match(scraped, /^HTTP\/1\.1 200 [^]*wsproxy_relays_active/);
+    } finally {
+      await app.close();
+    }
+  });
+
   test('keeps counting through a drain: refusals while draining and the relays the drain waited for', async () => {
     const echo = await echoTarget();
     const app = await startApp({ METRICS_PORT: '0', SHUTDOWN_TIMEOUT_MS: '20000' });

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Registry } from 'prom-client';
@@ -6,6 +6,16 @@ import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.
 import { PINO, type Pino } from '../logging/logging.module.js';
 import { METRICS_CONTENT_TYPE } from './metrics.controller.js';
 import { METRICS_REGISTRY } from './metrics.registry.js';
+import { offersWebSocket } from '../upgrade/handshake.js';
+
+/**
+ * A WebSocket upgrade request (`Connection: upgrade` and `Upgrade: websocket`). With no 'upgrade' listener Node
+ * hands it to the request handler as a plain request, which would answer it 200 with a whole scrape.
+ */
+function asksForWebSocket(req: IncomingMessage): boolean {
+  const connection = req.headers.connection ?? '';
+  return offersWebSocket(req) && connection.split(',').some((t) => t.trim().toLowerCase() === 'upgrade');
+}
 
 /**
  * The separate `/metrics` listener when `METRICS_PORT` is set (same `BIND_HOST`
@@ -41,6 +51,12 @@ export class MetricsListener implements OnApplicationBootstrap, OnApplicationShu
     };
     const server = createServer(bounds, (req, res) => {
       const path = (req.url ?? '/').split('?')[0];
+      // No WebSocket endpoint here: refused as the main listener refuses an upgrade to a path no gateway serves
+      // (README, Endpoints), not served as a scrape. Another protocol (h2c) is ignored and served (RFC 9110 §7.8).
+      if (asksForWebSocket(req)) {
+        res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' }).end('not found\n');
+        return;
+      }
       if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
         res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
         return;
