@@ -76,6 +76,7 @@ const WSPROXY_SERIES = [
   'wsproxy_tunnels_active',
   'wsproxy_tunnels_opened_total',
   'wsproxy_tunnels_ended_total',
+  'wsproxy_connection_slots_in_use',
   ...REFUSAL_REASONS.map((r) => `wsproxy_admission_refusals_total{reason="${r}"}`),
   ...LISTENER_REFUSAL_LABELS.map((r) => `wsproxy_http_refusals_total{reason="${r}"}`),
   'wsproxy_dial_duration_seconds_count{result="ok"}',
@@ -209,6 +210,42 @@ describe('GET /metrics', () => {
     assert.equal(delta('wsproxy_jwks_fetches_total'), 2);
     assert.equal(delta('wsproxy_jwks_fetch_failures_total'), 1);
     events.emit('tunnel.closed', { ...tunnel, subdomain: 'def', httpRequests: 0, tcpConnections: 0, durationMs: 5, closeCode: 1000, closeReason: '' });
+  });
+});
+
+describe('MAX_CONNECTIONS slots', () => {
+  test('the slots in use follow the relays (and a tunnel), against the cap, which refuses the next at capacity', async () => {
+    const echo = await echoTarget();
+    const app = await startApp(await tunnelEnv({ MAX_CONNECTIONS: '3' }));
+    const url = `${app.baseUrl}/metrics`;
+    try {
+      const idle = await scrape(url);
+      assert.equal(idle.value('wsproxy_connection_slots_in_use'), 0);
+      assert.equal(idle.value('wsproxy_connection_slots_limit'), 3);
+      assert.match(idle.text, /^# TYPE wsproxy_connection_slots_in_use gauge$/m);
+      assert.match(idle.text, /^# TYPE wsproxy_connection_slots_limit gauge$/m);
+      const first = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+      const second = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+      assert.equal((await scrape(url)).value('wsproxy_connection_slots_in_use'), 2);
+      const tunnel = await openWs(`${app.wsUrl}/tunnel`);
+      const full = await scrape(url);
+      assert.equal(full.value('wsproxy_connection_slots_in_use'), 3, 'a tunnel takes a slot too');
+      assert.equal(full.value('wsproxy_connection_slots_limit'), 3);
+      const refused = await expectRefusal(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+      assert.equal(refused.status, 503);
+      assert.equal((await scrape(url)).value('wsproxy_connection_slots_in_use'), 3, 'a refusal at capacity takes none');
+      first.close(1000);
+      await closed(first);
+      await scrapeUntil(url, (m) => m.value('wsproxy_connection_slots_in_use') === 2, 'the closed relay to give its slot back');
+      for (const ws of [second, tunnel]) {
+        ws.close(1000);
+        await closed(ws);
+      }
+      await scrapeUntil(url, (m) => m.value('wsproxy_connection_slots_in_use') === 0, 'every slot given back');
+    } finally {
+      await app.close();
+      await echo.close();
+    }
   });
 });
 

@@ -1,4 +1,5 @@
 import { Global, Module } from '@nestjs/common';
+import { LimitsModule } from '../limits/limits.module.js';
 import { RelayModule } from '../relay/relay.module.js';
 import { MetricsController } from './metrics.controller.js';
 import { MetricsListener } from './metrics-listener.service.js';
@@ -12,7 +13,7 @@ import { WsproxyMetrics } from './wsproxy-metrics.service.js';
  */
 @Global()
 @Module({
-  imports: [RelayModule],
+  imports: [RelayModule, LimitsModule],
   controllers: [MetricsController],
   providers: [{ provide: METRICS_REGISTRY, useFactory: createMetricsRegistry }, WsproxyMetrics, MetricsListener],
   exports: [METRICS_REGISTRY],

@@ -7,6 +7,8 @@ import { METRICS_REGISTRY } from './metrics.registry.js';
 import { bytesUpOf } from '../relay/relay-closed.js';
 import { REFUSAL_LABELS, refusalLabel, statusClass } from './refusal-label.js';
 import { LISTENER_REFUSAL_LABELS } from '../upgrade/listener-refusals.js';
+import { LimitsService } from '../limits/limits.service.js';
+import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 
 type Listener<K extends keyof WsproxyEventMap> = (...args: WsproxyEventMap[K]) => void;
 
@@ -52,6 +54,8 @@ export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
     private readonly events: WsproxyEvents,
     private readonly relays: RelayService,
     private readonly resumable: ResumeService,
+    private readonly limits: LimitsService,
+    @Inject(wsproxyConfig.KEY) config: WsproxyConfigType,
   ) {
     const registers = [registry];
     const self = this;
@@ -64,6 +68,20 @@ export class WsproxyMetrics implements OnModuleInit, OnApplicationShutdown {
         this.set(self.relays.liveCount + self.resumable.liveSessions().length);
       },
     });
+    // MAX_CONNECTIONS: this replica's own cap (also in cluster mode), and what of it is taken now.
+    new Gauge({
+      name: 'wsproxy_connection_slots_in_use',
+      help: 'MAX_CONNECTIONS slots this replica holds now: relays (a resumable one also while detached), tunnels and admissions in progress.',
+      registers,
+      collect() {
+        this.set(self.limits.slotsInUse);
+      },
+    });
+    new Gauge({
+      name: 'wsproxy_connection_slots_limit',
+      help: 'MAX_CONNECTIONS: the most WebSocket connections this replica holds at once; beyond it upgrades are refused 503.',
+      registers,
+    }).set(config.maxConnections);
     this.relaysOpened = new Counter({ name: 'wsproxy_relays_opened_total', help: 'Relays opened (WebSocket accepted, target connected).', registers });
     this.relaysEnded = new Counter({ name: 'wsproxy_relays_ended_total', help: 'Relays that have ended.', registers });
     new Counter({
