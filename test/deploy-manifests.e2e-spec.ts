@@ -320,6 +320,21 @@ describe('docker-compose.cluster.yml and Caddyfile.cluster', () => {
     }
   });
 
+  test('Redis runs one pinned release (major.minor.patch), the same here as in the Kubernetes cluster overlay', () => {
+    // A moving tag (redis:7-alpine) gives each host whatever 7.x it pulled first, and a new minor on the next pull.
+    const k8sRedis = loadDir(join(ROOT, 'deploy/kubernetes/cluster'))
+      .filter((d) => d.spec?.template?.spec)
+      .flatMap((d) => d.spec.template.spec.containers as Doc[])
+      .filter((c) => c.name === 'redis');
+    assert.equal(k8sRedis.length, 1, 'one redis container in deploy/kubernetes/cluster');
+    for (const image of [compose.services.redis.image as string, k8sRedis[0].image as string]) {
+      const [name, tag] = splitImage(image);
+      assert.equal(name, 'redis');
+      assert.ok(tag !== null && (/^@sha256:[0-9a-f]{64}$/.test(tag) || /^\d+\.\d+\.\d+(-alpine[\d.]*)?$/.test(tag)), `${image}: pinned to a release`);
+    }
+    assert.equal(compose.services.redis.image, k8sRedis[0].image, 'Compose and Kubernetes run the same Redis');
+  });
+
   test('Caddy pins browsers to a replica with a cookie on the proxy host only', () => {
     const site = (re: RegExp): string => {
       const m = re.exec(caddyfile);
