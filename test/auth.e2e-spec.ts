@@ -8,14 +8,7 @@ import { JwksServer, makeKey, mintToken, unreachableJwksUrl, type TestKey } from
 import { rawExchange, UPGRADE_HEADERS } from './support/raw-http.js';
 import { echoTarget, type TestTarget } from './support/targets.js';
 import { closed, expectCloseRefusal, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
-
-async function waitFor(cond: () => Promise<boolean>, timeoutMs = 3000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { waitFor } from './support/wait.js';
 
 /** Sends a few bytes through an open relay to the echo target and expects them back. */
 async function echoes(ws: WebSocket, text = 'ping'): Promise<void> {

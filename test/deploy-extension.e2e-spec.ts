@@ -18,14 +18,7 @@ import type {} from '../examples/team-extension/main.js';
 import { TEST_ENV } from './support/app.js';
 import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
 import { closed, expectCloseRefusal, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
-
-async function waitFor(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { waitFor } from './support/wait.js';
 
 describe('a team module added with startWsproxy({ config, imports })', () => {
   let target: TestTarget;
@@ -58,7 +51,7 @@ describe('a team module added with startWsproxy({ config, imports })', () => {
     const wsClosed = closed(ws);
     ws.close();
     await wsClosed;
-    await waitFor(() => records.some((r) => r.event === 'relay.closed'), 'relay.closed record');
+    await waitFor(() => records.some((r) => r.event === 'relay.closed'), 5000, 'relay.closed record');
     const opened = records.find((r) => r.event === 'relay.opened');
     const ended = records.find((r) => r.event === 'relay.closed');
     assert.equal(opened?.user, 'anonymous');
@@ -72,7 +65,7 @@ describe('a team module added with startWsproxy({ config, imports })', () => {
     const before = records.length;
     const refusal = await expectRefusal(`ws://${base}/relay?port=22`);
     assert.equal(refusal.status, 400);
-    await waitFor(() => records.length > before, 'refusal record');
+    await waitFor(() => records.length > before, 5000, 'refusal record');
     assert.deepEqual(
       { event: records[before].event, kind: records[before].kind, status: records[before].status },
       { event: 'admission.refused', kind: 'bad_request', status: 400 },
@@ -109,7 +102,7 @@ describe('the admission rule, in the example entry point run as a process', () =
     child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     try {
-      await waitFor(() => out.includes('"event":"listening"') || child.exitCode !== null, 'the example to listen', 60_000);
+      await waitFor(() => out.includes('"event":"listening"') || child.exitCode !== null, 60_000, 'the example to listen');
       assert.equal(child.exitCode, null, err);
       const url = `ws://127.0.0.1:${port}/relay?host=127.0.0.1&port=${target.port}`;
       assert.deepEqual(await expectRefusal(url), { status: 403, body: 'user is suspended' });

@@ -13,16 +13,9 @@ import { RawResumeClient } from './support/resume-client.js';
 import { echoTarget, startTarget, type TestTarget } from './support/targets.js';
 import { tunnelEnv } from './support/tunnel.js';
 import { closed, expectCloseRefusal, expectRefusal, openWs } from './support/ws-client.js';
+import { waitFor } from './support/wait.js';
 
 /** `MAX_CONNECTIONS`: the replica's cap on the WebSocket connections it holds, admissions in progress included. */
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const slotsInUse = (app: TestApp): number => app.app.get(LimitsService).slotsInUse;
 
@@ -80,11 +73,11 @@ describe('MAX_CONNECTIONS: relays', () => {
     assert.deepEqual(await expectCloseRefusal(`${app.wsUrl}${relay}&errors=close`), { code: 4503, reason: 'proxy at capacity' });
     assert.equal(await refusalsAtCapacity(app), before + 2);
     await closeWs(a);
-    await waitFor(() => slotsInUse(app) === 1, 'the slot of the relay the client closed');
+    await waitFor(() => slotsInUse(app) === 1, 5000, 'the slot of the relay the client closed');
     const c = await openWs(app.wsUrl + relay);
     await closeWs(b);
     await closeWs(c);
-    await waitFor(() => slotsInUse(app) === 0, 'every slot back');
+    await waitFor(() => slotsInUse(app) === 0, 5000, 'every slot back');
   });
 
   it('gives the slot back when the target closes the relay', async () => {
@@ -92,7 +85,7 @@ describe('MAX_CONNECTIONS: relays', () => {
     try {
       const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${closing.port}`);
       await closed(ws);
-      await waitFor(() => slotsInUse(app) === 0, 'the slot of the relay the target closed');
+      await waitFor(() => slotsInUse(app) === 0, 5000, 'the slot of the relay the target closed');
     } finally {
       await closing.close();
     }
@@ -117,7 +110,7 @@ describe('MAX_CONNECTIONS: relays', () => {
       Array.from({ length: 5 }, () => [503, 'proxy at capacity']),
     );
     await Promise.all(opened.map(closeWs));
-    await waitFor(() => slotsInUse(app) === 0, 'every slot back');
+    await waitFor(() => slotsInUse(app) === 0, 5000, 'every slot back');
   });
 });
 
@@ -144,7 +137,7 @@ describe('MAX_CONNECTIONS: resumable relays', () => {
     assert.equal((await expectRefusal(`${app.wsUrl}/relay?resume=${'0'.repeat(32)}&received=0`)).status, 503);
     const back = await RawResumeClient.connect(`${app.wsUrl}/relay?resume=${session.id}&received=0`);
     await closeWs(back.ws);
-    await waitFor(() => slotsInUse(app) === 0, 'the session slot back once the session ended');
+    await waitFor(() => slotsInUse(app) === 0, 5000, 'the session slot back once the session ended');
   });
 });
 
@@ -166,7 +159,7 @@ describe('MAX_CONNECTIONS: tunnels', () => {
     assert.deepEqual(await expectRefusal(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`), { status: 503, body: 'proxy at capacity' });
     assert.deepEqual(await expectRefusal(`${app.wsUrl}/tunnel`), { status: 503, body: 'proxy at capacity' });
     await closeWs(tunnel);
-    await waitFor(() => slotsInUse(app) === 0, 'the tunnel slot back');
+    await waitFor(() => slotsInUse(app) === 0, 5000, 'the tunnel slot back');
     await closeWs(await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`));
   });
 });
@@ -203,7 +196,7 @@ describe('MAX_CONNECTIONS: admissions in progress', () => {
     assert.equal(slotsInUse(app), 0);
     const ws = await openWs(`${relay}&token=${await mintToken(key, { sub: 'cap_user' })}`);
     await closeWs(ws);
-    await waitFor(() => slotsInUse(app) === 0, 'the slot back');
+    await waitFor(() => slotsInUse(app) === 0, 5000, 'the slot back');
   });
 
   it('counts an admission waiting for the issuer\'s keys, and gives its slot back as soon as its client leaves', async () => {
@@ -217,11 +210,11 @@ describe('MAX_CONNECTIONS: admissions in progress', () => {
       s.on('error', () => undefined);
       await once(s, 'connect');
       s.write(`GET /relay?host=127.0.0.1&port=${echo.port}&token=${token} HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE_HEADERS}\r\n`);
-      await waitFor(() => jwks.requests > 0 && slotsInUse(app) === 1, 'the admission waiting on the JWKS fetch');
+      await waitFor(() => jwks.requests > 0 && slotsInUse(app) === 1, 5000, 'the admission waiting on the JWKS fetch');
       // The cap bounds admissions in progress: the next is refused at once, before authentication.
       assert.deepEqual(await expectRefusal(`${relay}&token=${token}`), { status: 503, body: 'proxy at capacity' });
       leave(s);
-      await waitFor(() => slotsInUse(app) === 0, 'the slot of the client that left', 3000);
+      await waitFor(() => slotsInUse(app) === 0, 3000, 'the slot of the client that left');
     }
     jwks.publish([key]);
   });
@@ -244,12 +237,12 @@ describe('MAX_CONNECTIONS: drain', () => {
       const ws = await openWs(`${relay}&token=${await mintToken(key, { sub: 'cap_drain' })}`);
       jwks.hang();
       const waiting = expectRefusal(`${relay}&token=${await mintToken(await makeKey('cap-drain-unknown'), { sub: 'cap_drain' })}`);
-      await waitFor(() => slotsInUse(app) === 2, 'the admission waiting on the JWKS fetch');
+      await waitFor(() => slotsInUse(app) === 2, 5000, 'the admission waiting on the JWKS fetch');
       app.app.get(DrainService).startDraining();
       assert.deepEqual(await waiting, { status: 503, body: 'server is draining' });
-      await waitFor(() => slotsInUse(app) === 1, 'the slot of the admission the drain refused');
+      await waitFor(() => slotsInUse(app) === 1, 5000, 'the slot of the admission the drain refused');
       await closeWs(ws);
-      await waitFor(() => slotsInUse(app) === 0, 'the slot of the relay');
+      await waitFor(() => slotsInUse(app) === 0, 5000, 'the slot of the relay');
     } finally {
       await app.close();
       await echo.close();

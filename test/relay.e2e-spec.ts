@@ -23,16 +23,9 @@ import {
   type TestTarget,
 } from './support/targets.js';
 import { closed, expectRefusal, openWs, receiveAll, receiveBytes, sendChunked } from './support/ws-client.js';
+import { waitFor } from './support/wait.js';
 
 const MiB = 1024 * 1024;
-
-async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function slotsInUse(app: TestApp): Promise<number> {
   const snap = await app.app.get(LimitsService).snapshot();

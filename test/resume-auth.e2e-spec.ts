@@ -15,14 +15,7 @@ import { startMiddlebox } from './support/middlebox.js';
 import { RawResumeClient } from './support/resume-client.js';
 import { echoTarget, type TestTarget } from './support/targets.js';
 import { expectCloseRefusal, expectRefusal } from './support/ws-client.js';
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { waitFor } from './support/wait.js';
 
 describe('resumable relays with authentication', () => {
   let jwks: JwksServer;
@@ -58,7 +51,7 @@ describe('resumable relays with authentication', () => {
     const { client, session } = await RawResumeClient.open(await openUrl('user_alice'));
     const id = session.id!;
     client.drop();
-    await waitFor(() => app.app.get(ResumeService).liveSessions()[0]?.state === 'detached', 'the detach');
+    await waitFor(() => app.app.get(ResumeService).liveSessions()[0]?.state === 'detached', 5000, 'the detach');
 
     // Without a token: authentication comes before the session lookup.
     assert.equal((await expectRefusal(await reattachUrl(id, null))).status, 401);
@@ -77,7 +70,7 @@ describe('resumable relays with authentication', () => {
     await again.until(() => again.bytes === 2, 'the echo');
     again.ws.close(1000);
     await again.closed();
-    await waitFor(() => app.app.get(ResumeService).liveSessions().length === 0, 'the end');
+    await waitFor(() => app.app.get(ResumeService).liveSessions().length === 0, 5000, 'the end');
 
     const reused = await expectRefusal(await reattachUrl(id, 'user_alice'));
     assert.deepEqual(reused, someoneElse);
@@ -111,7 +104,7 @@ describe('resumable relays with authentication', () => {
       assert.equal(issued.length, 3);
       assert.equal(new Set(issued).size, 3, 'a new token each time');
       relay.send(new TextEncoder().encode('after two cuts'));
-      await waitFor(() => Buffer.concat(received).toString() === 'after two cuts', 'the echo');
+      await waitFor(() => Buffer.concat(received).toString() === 'after two cuts', 5000, 'the echo');
       const ended = new Promise<{ code: number }>((r) => relay.on('close', r));
       relay.close();
       assert.equal((await ended).code, 1000);

@@ -17,18 +17,11 @@ import { startApp, type TestApp } from './support/app.js';
 import { duplexTarget } from './support/duplex-target.js';
 import { startTarget } from './support/targets.js';
 import { startMiddlebox } from './support/middlebox.js';
+import { waitFor } from './support/wait.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CONNECT_JS = join(REPO, 'dist/cli/connect.js');
 const MiB = 1024 * 1024;
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 interface Running {
   readonly child: ChildProcessWithoutNullStreams;
@@ -87,20 +80,20 @@ describe('wsproxy-connect --resume', () => {
         }
       };
       const writing = writeAll();
-      await waitFor(() => run.stdoutBytes() >= MiB, 'the first MiB down');
+      await waitFor(() => run.stdoutBytes() >= MiB, 30_000, 'the first MiB down');
       assert.equal(box.cut(), 1);
-      await waitFor(() => run.stderr().includes('reattached'), `a reattach; stderr: ${run.stderr()}`);
-      await waitFor(() => run.stdoutBytes() >= 3 * MiB && target.receivedBytes() >= MiB, 'more data');
+      await waitFor(() => run.stderr().includes('reattached'), 30_000, `a reattach; stderr: ${run.stderr()}`);
+      await waitFor(() => run.stdoutBytes() >= 3 * MiB && target.receivedBytes() >= MiB, 30_000, 'more data');
       assert.equal(box.cut(), 1);
       await writing;
-      await waitFor(() => run.stdoutBytes() === down.length && target.receivedBytes() === up.length, `everything; stderr: ${run.stderr()}`);
+      await waitFor(() => run.stdoutBytes() === down.length && target.receivedBytes() === up.length, 30_000, `everything; stderr: ${run.stderr()}`);
       run.child.stdin.end();
       assert.equal(await run.exited, 0, run.stderr());
       assert.ok(run.stdout().equals(down), 'stdout is the target bytes, once, in order');
       assert.ok(target.received().equals(up), 'the target got stdin, once, in order');
       assert.equal(await target.ended, 'end');
       assert.match(run.stderr(), /connection lost \(1006\); reattaching/);
-      await waitFor(() => app.app.get(ResumeService).liveSessions().length === 0, 'the session to end');
+      await waitFor(() => app.app.get(ResumeService).liveSessions().length === 0, 30_000, 'the session to end');
     } finally {
       await box.close();
       await target.close();
@@ -117,7 +110,7 @@ describe('wsproxy-connect --resume', () => {
     try {
       const run = startConnect(['--resume', `${box.wsUrl}/relay?host=127.0.0.1&port=${target.port}`]);
       run.child.stdin.write(data.subarray(0, 64 * 1024));
-      await waitFor(() => run.stdoutBytes() === 64 * 1024, 'the first echo');
+      await waitFor(() => run.stdoutBytes() === 64 * 1024, 30_000, 'the first echo');
       assert.equal(box.silence(), 1);
       run.child.stdin.end(data.subarray(64 * 1024));
       assert.equal(await run.exited, 0, run.stderr());

@@ -23,17 +23,10 @@ import { RawResumeClient, type SessionFrame } from './support/resume-client.js';
 import { echoTarget, floodTarget, sha256, sourceTarget, startTarget, type TestTarget } from './support/targets.js';
 import { closed, expectCloseRefusal, expectRefusal, receiveBytes, track } from './support/ws-client.js';
 import { within } from './support/within.js';
+import { waitFor } from './support/wait.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Opens a socket with a message listener from the start (frames can come with the handshake response). */
 function openListening(url: string, onMessage: (data: Buffer, isBinary: boolean) => void): Promise<WebSocket> {
@@ -136,7 +129,7 @@ describe('resumable relays', () => {
         // Read through the shared 256 KiB buffer, not the socket's own 64 KiB reads.
         assert.ok(Math.max(...frameSizes) > 64 * KiB, `frames of ${frameSizes.join(',')} bytes`);
         assert.ok(Math.max(...frameSizes) <= DIRECT_READ_BYTES, `frames of ${frameSizes.join(',')} bytes`);
-        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
       } finally {
         await source.close();
       }
@@ -171,7 +164,7 @@ describe('resumable relays', () => {
       client.ack();
       client.ws.close(1000);
       await client.closed();
-      await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+      await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
     });
 
     it('reattaches after a drop, replaying from the counts of each side, once and in order', async () => {
@@ -186,7 +179,7 @@ describe('resumable relays', () => {
         const ack = await client.nextControl('ack');
         assert.equal(ack.received, 5000);
         client.drop();
-        await waitFor(() => onlySession(app).state === 'detached', 'the proxy to detach');
+        await waitFor(() => onlySession(app).state === 'detached', 10_000, 'the proxy to detach');
 
         // Out of range: below what the client acked, or beyond what was sent.
         assert.equal((await expectRefusal(reattachUrl(session.id!, 20_000))).status, 400);
@@ -203,12 +196,12 @@ describe('resumable relays', () => {
 
         const up2 = randomBytes(7000);
         again.send(up2);
-        await waitFor(() => target.receivedBytes() === 12_000, 'the target to get the new bytes');
+        await waitFor(() => target.receivedBytes() === 12_000, 10_000, 'the target to get the new bytes');
         assert.ok(target.received().equals(Buffer.concat([up1, up2])));
 
         again.ws.close(1000);
         assert.equal(await target.ended, 'end', 'a client 1000 ends the target with a FIN');
-        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
         assert.equal((await expectRefusal(reattachUrl(session.id!, down.length))).status, 404, 'an ended session is gone');
       } finally {
         await target.close();
@@ -226,7 +219,7 @@ describe('resumable relays', () => {
       assert.equal(second.data().toString(), 'still here');
       second.ws.close(1000);
       await second.closed();
-      await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+      await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
     });
 
     it('gives one replaced socket at a time its close handshake: reattaches in a row that never answer 4409 do not pile sockets up', async () => {
@@ -244,12 +237,12 @@ describe('resumable relays', () => {
         clients.push(next);
       }
       // The attached socket and the last one replaced; the others are terminated at once, not after 5 s each.
-      await waitFor(async () => (await connections()) <= base + 2, 'the earlier replaced sockets to be terminated', 2000);
+      await waitFor(async () => (await connections()) <= base + 2, 2000, 'the earlier replaced sockets to be terminated');
       const last = clients.at(-1)!;
       last.ws.resume();
       last.ws.close(1000);
       for (const c of clients) c.ws.terminate();
-      await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+      await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
     });
 
     it('ends with 1000 after the last target bytes, and keeps them for a client that was away', async () => {
@@ -261,7 +254,7 @@ describe('resumable relays', () => {
         const end = await client.closed();
         assert.equal(end.code, 1000);
         assert.ok(client.data().equals(down));
-        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
       } finally {
         await t1.close();
       }
@@ -271,15 +264,15 @@ describe('resumable relays', () => {
       try {
         const { client, session } = await RawResumeClient.open(openUrl(gate.port));
         client.drop();
-        await waitFor(() => sessionsOf(app)[0]?.state === 'detached', 'the proxy to detach');
+        await waitFor(() => sessionsOf(app)[0]?.state === 'detached', 10_000, 'the proxy to detach');
         const s = await gate.socket;
         s.end(down);
-        await waitFor(() => sessionsOf(app)[0]?.sentBytes === down.length, 'the proxy to read the tail');
+        await waitFor(() => sessionsOf(app)[0]?.sentBytes === down.length, 10_000, 'the proxy to read the tail');
         const again = await RawResumeClient.connect(reattachUrl(session.id!, 0));
         const end = await again.closed();
         assert.equal(end.code, 1000);
         assert.ok(again.data().equals(down));
-        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
         assert.equal(await slotsInUse(app), 0);
       } finally {
         await gate.close();
@@ -296,16 +289,16 @@ describe('resumable relays', () => {
         client.ws.pause();
         const s = await gate.socket;
         s.end(down);
-        await waitFor(() => proxied.sentBytes === down.length && proxied.setup.socket.readableEnded, 'the proxy to read the tail and the FIN');
+        await waitFor(() => proxied.sentBytes === down.length && proxied.setup.socket.readableEnded, 10_000, 'the proxy to read the tail and the FIN');
         // The connection dies before the client has seen the close frame: the proxy sees 1006, not a completed close.
         client.drop();
-        await waitFor(() => proxied.state !== 'attached', 'the proxy to see the drop');
+        await waitFor(() => proxied.state !== 'attached', 10_000, 'the proxy to see the drop');
         assert.equal(proxied.state, 'detached', 'a drop during the final close is not a delivery: the session waits for a reattach');
         const again = await RawResumeClient.connect(reattachUrl(session.id!, 0));
         const end = await again.closed();
         assert.deepEqual(end, { code: 1000, reason: 'target closed' });
         assert.ok(again.data().equals(down), 'the reattached client gets the whole tail');
-        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
         assert.equal(await slotsInUse(app), 0);
         assert.equal((await expectRefusal(reattachUrl(session.id!, down.length))).status, 404, 'delivered: the session is gone');
       } finally {
@@ -323,19 +316,19 @@ describe('resumable relays', () => {
         // The client detaches with a close code of its own, and its end of the TCP close lags (it reads nothing more).
         rawSocket(client.ws).pause();
         client.ws.close(4000, 'abandoned');
-        await waitFor(() => proxySide()?.readyState === WebSocket.CLOSING, 'the proxy to answer the close');
+        await waitFor(() => proxySide()?.readyState === WebSocket.CLOSING, 10_000, 'the proxy to answer the close');
         const s = await gate.socket;
         s.end(down);
-        await waitFor(() => proxied.sentBytes === down.length && proxied.setup.socket.readableEnded, 'the proxy to read the tail and the FIN');
+        await waitFor(() => proxied.sentBytes === down.length && proxied.setup.socket.readableEnded, 10_000, 'the proxy to read the tail and the FIN');
         rawSocket(client.ws).resume();
         await client.closed();
-        await waitFor(() => proxied.state !== 'attached', 'the proxy to see the close');
+        await waitFor(() => proxied.state !== 'attached', 10_000, 'the proxy to see the close');
         assert.equal(proxied.state, 'detached', 'the tail never went out on a socket already closing: the session waits for a reattach');
         const again = await RawResumeClient.connect(reattachUrl(session.id!, 0));
         const end = await again.closed();
         assert.deepEqual(end, { code: 1000, reason: 'target closed' });
         assert.ok(again.data().equals(down), 'the reattached client gets the whole tail');
-        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
         assert.equal(await slotsInUse(app), 0);
       } finally {
         await gate.close();
@@ -345,17 +338,17 @@ describe('resumable relays', () => {
     it('frames control in binary with control=binary: 0x01 + JSON, data 0x00 + bytes', async () => {
       const frames: { data: Buffer; isBinary: boolean }[] = [];
       const ws = await openListening(openUrl(echo.port, '&control=binary'), (data, isBinary) => frames.push({ data, isBinary }));
-      await waitFor(() => frames.length >= 1, 'the session frame');
+      await waitFor(() => frames.length >= 1, 10_000, 'the session frame');
       assert.equal(frames[0].isBinary, true);
       assert.equal(frames[0].data[0], 0x01);
       const session = JSON.parse(frames[0].data.subarray(1).toString()) as { type: string; id: string };
       assert.equal(session.type, 'session');
 
       ws.send(Buffer.concat([Buffer.from([0x00]), Buffer.from('hello')]));
-      await waitFor(() => frames.some((f) => f.data[0] === 0x00), 'the echo');
+      await waitFor(() => frames.some((f) => f.data[0] === 0x00), 10_000, 'the echo');
       const data = frames.filter((f) => f.data[0] === 0x00).map((f) => f.data.subarray(1));
       assert.equal(Buffer.concat(data).toString(), 'hello');
-      await waitFor(() => frames.some((f) => f.data[0] === 0x01 && f.data.includes('"ack"')), 'the ack');
+      await waitFor(() => frames.some((f) => f.data[0] === 0x01 && f.data.includes('"ack"')), 10_000, 'the ack');
       const ack = frames.find((f) => f.data[0] === 0x01 && f.data.includes('"ack"'))!;
       assert.deepEqual(JSON.parse(ack.data.subarray(1).toString()), { type: 'ack', received: 5 });
       assert.ok(frames.every((f) => f.isBinary), 'nothing but binary frames');
@@ -363,7 +356,7 @@ describe('resumable relays', () => {
       ws.send(Buffer.concat([Buffer.from([0x01]), Buffer.from(JSON.stringify({ type: 'ack', received: 5 }))]));
       ws.close(1000);
       await closed(ws);
-      await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+      await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
     });
 
     it('refuses malformed resume parameters with 400 and unknown ids with 404 (4404 with errors=close)', async () => {
@@ -387,8 +380,8 @@ describe('resumable relays', () => {
       const { client } = await RawResumeClient.open(openUrl(echo.port));
       client.ws.send(JSON.stringify({ type: 'ack', received: 10 ** 9 }));
       assert.equal((await within(client.closed(), 10_000, 'the 1008 close')).code, 1008);
-      await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
-      await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be released');
+      await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
+      await waitFor(async () => (await slotsInUse(app)) === 0, 10_000, 'the slot to be released');
       const end = await ended;
       assert.deepEqual([end.closeCode, end.closeReason, end.endedBy], [1008, 'ack beyond the bytes sent', 'client']);
     });
@@ -404,7 +397,7 @@ describe('resumable relays', () => {
           targetSocket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
         });
         client.send(Buffer.from('the first half'));
-        await waitFor(() => target.receivedBytes() === 14, 'the bytes at the target');
+        await waitFor(() => target.receivedBytes() === 14, 10_000, 'the bytes at the target');
         client.ws.send(JSON.stringify({ type: 'ack', received: 10 ** 9 }));
         assert.equal((await client.closed()).code, 1008);
         assert.equal(await within(how, 5000, 'the target ended'), 'ECONNRESET');
@@ -439,7 +432,7 @@ describe('resumable relays', () => {
       assert.ok(Math.max(...stalls) < 150, `the event loop stalled ${Math.round(Math.max(...stalls))} ms`);
       const end = await ended;
       assert.deepEqual([end.closeCode, end.closeReason, end.endedBy], [1008, 'control frame too large', 'client']);
-      await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+      await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
     });
 
     const violations: [code: number, what: string, breakIt: (client: RawResumeClient, session: SessionFrame) => void][] = [
@@ -460,14 +453,14 @@ describe('resumable relays', () => {
           breakIt(client, session);
           assert.equal((await within(client.closed(), 10_000, `the ${code} close`)).code, code);
           // Detached, it would be held for the whole window (60 s): a few seconds tell the two apart.
-          await waitFor(() => !sessionsOf(app).some((s) => s.id === session.id), 'the session to end (not detach)', 3000);
+          await waitFor(() => !sessionsOf(app).some((s) => s.id === session.id), 3000, 'the session to end (not detach)');
           await target.closed;
-          await waitFor(() => ends.some((e) => e.id === session.id!.slice(0, 8)), 'relay.closed');
+          await waitFor(() => ends.some((e) => e.id === session.id!.slice(0, 8)), 10_000, 'relay.closed');
           const end = ends.find((e) => e.id === session.id!.slice(0, 8))!;
           assert.equal(end.closeCode, code, `relay_end says ${code}: ${end.closeReason}`);
           assert.notEqual(end.closeReason, '', 'the reason is the error ws found');
           assert.equal(end.endedBy, 'client');
-          await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be released');
+          await waitFor(async () => (await slotsInUse(app)) === 0, 10_000, 'the slot to be released');
           assert.deepEqual(await expectRefusal(reattachUrl(session.id!, 0)), { status: 404, body: 'unknown session' });
         } finally {
           // A session left detached would hold its slot through the next tests.
@@ -493,7 +486,7 @@ describe('resumable relays', () => {
           last = now;
           if (!still) await sleep(200);
           return still;
-        }, 'the proxy to stop reading the target');
+        }, 10_000, 'the proxy to stop reading the target');
         // One read (up to DIRECT_READ_BYTES) may land on top of the limit before the pause.
         assert.ok(session.bufferedBytes <= BUFFER + DIRECT_READ_BYTES, `held ${session.bufferedBytes} bytes`);
         assert.equal(session.bufferedBytes, session.sentBytes, 'nothing acked');
@@ -504,7 +497,7 @@ describe('resumable relays', () => {
 
         // Still bounded while detached.
         client.drop();
-        await waitFor(() => session.state === 'detached', 'the detach');
+        await waitFor(() => session.state === 'detached', 10_000, 'the detach');
         await sleep(300);
         assert.ok(session.bufferedBytes <= BUFFER + DIRECT_READ_BYTES, `held ${session.bufferedBytes} bytes while detached`);
 
@@ -512,10 +505,10 @@ describe('resumable relays', () => {
         const before = session.sentBytes;
         const again = await RawResumeClient.connect(reattachUrl(session.id, session.sentBytes));
         await again.nextControl('session');
-        await waitFor(() => session.sentBytes > before, 'reading to resume after the ack in the reattach');
+        await waitFor(() => session.sentBytes > before, 10_000, 'reading to resume after the ack in the reattach');
         again.ws.close(1000);
         await again.closed();
-        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
       } finally {
         await target.close();
       }
@@ -540,7 +533,7 @@ describe('resumable relays', () => {
         const { client, session } = await RawResumeClient.open(openUrl(dribble.port));
         client.drop();
         const proxied = sessionsOf(app).find((s) => s.id === session.id)!;
-        await waitFor(() => proxied.state === 'detached' && proxied.sentBytes === payload.length, 'the proxy to read every byte while detached', 30_000);
+        await waitFor(() => proxied.state === 'detached' && proxied.sentBytes === payload.length, 30_000, 'the proxy to read every byte while detached');
         const chunks = (proxied as unknown as { out: { chunkCount: number } }).out.chunkCount;
         // The bytes sit in one or two 256 KiB slabs: a view each, not one per read.
         assert.ok(chunks <= 2, `${chunks} chunks held for ${proxied.bufferedBytes} bytes`);
@@ -549,7 +542,7 @@ describe('resumable relays', () => {
         assert.ok(again.data().equals(payload), 'every byte once, in order');
         again.ws.close(1000);
         await again.closed();
-        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+        await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
       } finally {
         await dribble.close();
       }
@@ -603,15 +596,15 @@ describe('resumable relays', () => {
           }
         })();
         await upDone;
-        await waitFor(() => gotBytes === SIZE && target.receivedBytes() === SIZE, `8 MiB each way (events: ${events.join(' ')})`, 120_000);
+        await waitFor(() => gotBytes === SIZE && target.receivedBytes() === SIZE, 120_000, `8 MiB each way (events: ${events.join(' ')})`);
         // Cuts that were due once both sides were done are made now, so all five happen.
         while (cuts < cutsAt.length) {
-          await waitFor(() => !cutPending, 'the relay to reattach');
+          await waitFor(() => !cutPending, 10_000, 'the relay to reattach');
           cuts++;
           cutPending = true;
           events.push(`late-cut:${box.cut()}`);
         }
-        await waitFor(() => !cutPending, 'the last reattach');
+        await waitFor(() => !cutPending, 10_000, 'the last reattach');
         clearInterval(timer);
         relay.close();
         const end = await ended;
@@ -626,8 +619,8 @@ describe('resumable relays', () => {
         assert.ok(gotUp.equals(up), 'target got the client bytes once, in order');
         assert.ok(box.accepted >= 6, `expected at least 6 connections (5 reattaches), got ${box.accepted}; ${events.join(' ')}`);
         assert.equal(events.filter((e) => e === 'reattach').length, 5, events.join(' '));
-        await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
-        await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be released');
+        await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
+        await waitFor(async () => (await slotsInUse(app)) === 0, 10_000, 'the slot to be released');
         t.diagnostic(`cuts planned at ${cutsAt.join(',')} bytes of progress; ${events.join(' ')}`);
       } finally {
         await box.close();
@@ -656,13 +649,13 @@ describe('resumable relays', () => {
         const info = await relay.opened;
         assert.match(String(info.id), /^[0-9a-f]{32}$/);
         box.cut();
-        await waitFor(() => reattaches === 1, 'the first reattach');
+        await waitFor(() => reattaches === 1, 10_000, 'the first reattach');
         assert.equal(calls, 2);
 
         // The proxy ends the session while the client is away: the next reattach is refused for good (4404), not retried.
         beforeThirdAttach = async () => {
           sessionsOf(app).find((s) => s.id === info.id)!.shutdown(4408, 'test');
-          await waitFor(() => sessionsOf(app).length === 0, 'the session to end');
+          await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
         };
         box.cut();
         const end = await ended;
@@ -711,7 +704,7 @@ describe('a target that stops reading', () => {
     // Fill the kernel's buffers towards the target until the proxy holds bytes in front of it.
     for (let i = 0; i < 16 && !target.writableNeedDrain; i++) {
       ws.send(message);
-      await waitFor(() => target.writableNeedDrain || target.bytesWritten + target.writableLength >= (i + 1) * message.length, 'the message reached the target socket');
+      await waitFor(() => target.writableNeedDrain || target.bytesWritten + target.writableLength >= (i + 1) * message.length, 10_000, 'the message reached the target socket');
       await sleep(50);
     }
     assert.ok(target.writableNeedDrain, 'the target stopped taking bytes');
@@ -744,7 +737,7 @@ describe('a target that stops reading', () => {
       const ws = await openListening(`${app.wsUrl}/relay?host=127.0.0.1&port=${gate.port}&resume=1`, (data, isBinary) => {
         if (!isBinary && (JSON.parse(data.toString()) as { type: string }).type === 'session') id = (JSON.parse(data.toString()) as { id: string }).id;
       });
-      await waitFor(() => id !== '', 'the session frame');
+      await waitFor(() => id !== '', 10_000, 'the session frame');
       const target = sessionsOf(app).find((s) => s.id === id)!.setup.socket;
       const sent: Buffer[] = [];
       const send = (b: Buffer): void => {
@@ -753,7 +746,7 @@ describe('a target that stops reading', () => {
       };
       for (let i = 0; i < 32 && !target.writableNeedDrain; i++) {
         send(randomBytes(MiB));
-        await waitFor(() => target.writableNeedDrain || target.bytesWritten + target.writableLength >= sent.reduce((n, b) => n + b.length, 0), 'the message to reach the target socket');
+        await waitFor(() => target.writableNeedDrain || target.bytesWritten + target.writableLength >= sent.reduce((n, b) => n + b.length, 0), 10_000, 'the message to reach the target socket');
       }
       assert.ok(target.writableNeedDrain, 'the target stopped taking bytes');
       // A client ignoring its window: 20 000 one-byte messages, with a few larger ones among them.
@@ -765,14 +758,14 @@ describe('a target that stops reading', () => {
         if (raw.writableNeedDrain) await new Promise((r) => raw.once('drain', r));
       }
       const session = sessionsOf(app).find((s) => s.id === id)!;
-      await waitFor(() => session.receivedBytes === total(), 'the proxy to read every message');
+      await waitFor(() => session.receivedBytes === total(), 10_000, 'the proxy to read every message');
       const state = (target as unknown as { _writableState: { getBuffer(): unknown[] } })._writableState;
       const entries = state.getBuffer().length;
       assert.ok(entries < 100, `${entries} writes queued in front of the target for ${target.writableLength} bytes`);
       // The target reads again; the client ends the relay: everything, in order, then the FIN.
       ws.close(1000);
       held.resume();
-      await waitFor(() => ended, 'the FIN', 30_000);
+      await waitFor(() => ended, 30_000, 'the FIN');
       assert.ok(Buffer.concat(received).equals(Buffer.concat(sent)), 'every byte once, in order');
     } finally {
       await gate.close();
@@ -788,19 +781,19 @@ describe('a target that stops reading', () => {
       if (m.type === 'ack') acks.push(m.received!);
       if (m.type === 'session') id = m.id!;
     });
-    await waitFor(() => id !== '', 'the session frame');
+    await waitFor(() => id !== '', 10_000, 'the session frame');
     const target = sessionsOf(app).find((s) => s.id === id)!.setup.socket;
     const message = Buffer.alloc(1 * MiB, 0x62);
     let sent = 0;
     for (let i = 0; i < 32 && !target.writableNeedDrain; i++) {
       ws.send(message);
       sent += message.length;
-      await waitFor(() => target.writableNeedDrain || target.bytesWritten + target.writableLength >= sent, 'the message reached the target socket');
+      await waitFor(() => target.writableNeedDrain || target.bytesWritten + target.writableLength >= sent, 10_000, 'the message reached the target socket');
     }
     assert.ok(target.writableNeedDrain, 'the target stopped taking bytes');
     ws.send(message);
     sent += message.length;
-    await waitFor(() => target.bytesWritten + target.writableLength >= sent, 'the last message reached the target socket');
+    await waitFor(() => target.bytesWritten + target.writableLength >= sent, 10_000, 'the last message reached the target socket');
     await sleep(600);
     const acked = acks.at(-1) ?? 0;
     assert.ok(acked < sent, `acked ${acked} of ${sent} bytes while the target took none of the last ones`);
@@ -818,10 +811,10 @@ describe('a detached session in front of a flooding target', () => {
       const ws = await openListening(`${app.wsUrl}/relay?host=127.0.0.1&port=${flood.port}&resume=1`, (data, isBinary) => {
         if (!isBinary && (JSON.parse(data.toString()) as { type: string }).type === 'session') id = (JSON.parse(data.toString()) as { id: string }).id;
       });
-      await waitFor(() => id !== '', 'the session frame');
+      await waitFor(() => id !== '', 10_000, 'the session frame');
       ws.terminate();
       const session = (): ResumableSession => sessionsOf(app).find((s) => s.id === id)!;
-      await waitFor(() => session().bufferedBytes >= MiB, 'the replay buffer to fill');
+      await waitFor(() => session().bufferedBytes >= MiB, 10_000, 'the replay buffer to fill');
       await sleep(500);
       // RESUME_BUFFER_BYTES (1 MiB) plus one read of up to 256 KiB: the target is no longer read.
       assert.ok(session().bufferedBytes <= MiB + 256 * 1024, `holds ${session().bufferedBytes} bytes for a detached client`);
@@ -862,7 +855,7 @@ describe('resume window', () => {
       assert.equal(await slotsInUse(app), 1);
       // Detach and reattach once, then detach for good.
       client.drop();
-      await waitFor(() => seen.some((e) => e.startsWith('resume.detached')), 'resume.detached');
+      await waitFor(() => seen.some((e) => e.startsWith('resume.detached')), 10_000, 'resume.detached');
       const again = await RawResumeClient.connect(`${app.wsUrl}/relay?resume=${session.id}&received=0`);
       await again.nextControl('session');
       assert.ok(seen.some((e) => e.startsWith('resume.reattached')));
@@ -872,7 +865,7 @@ describe('resume window', () => {
       await target.closed;
       assert.ok(targetSocket.destroyed);
       assert.equal(await how, 'ECONNRESET');
-      await waitFor(async () => (await slotsInUse(app)) === 0, 'the slot to be freed');
+      await waitFor(async () => (await slotsInUse(app)) === 0, 10_000, 'the slot to be freed');
       assert.ok(seen.some((e) => e.startsWith('resume.expired')));
       // Events carry a log-safe prefix of the id, never the id.
       for (const e of seen) assert.equal(e.split(':')[1], session.id!.slice(0, 8));
@@ -895,7 +888,7 @@ describe('resume window', () => {
       assert.equal(session.windowS, 1);
       const proxied = sessionsOf(app).find((s) => s.id === session.id)!;
       client.drop();
-      await waitFor(() => proxied.state === 'detached', 'the detach');
+      await waitFor(() => proxied.state === 'detached', 10_000, 'the detach');
       // The window's timer was armed at the detach, before this one: timers run in due order, so
       // when this sleep ends the window has been checked, however late the event loop wakes up.
       await sleep(1250);
@@ -913,7 +906,7 @@ describe('resume window', () => {
     try {
       const { client } = await RawResumeClient.open(`${other.wsUrl}/relay?host=127.0.0.1&port=${target.port}&resume=1`);
       client.drop();
-      await waitFor(() => other.app.get(ResumeService).liveSessions()[0]?.state === 'detached', 'the detach');
+      await waitFor(() => other.app.get(ResumeService).liveSessions()[0]?.state === 'detached', 10_000, 'the detach');
       const started = Date.now();
       await other.close();
       assert.ok(Date.now() - started < 10_000, 'shutdown did not wait for the window');
@@ -941,7 +934,7 @@ describe('resumption disabled (RESUME_WINDOW_S=0)', () => {
   it('serves resume=1 as a plain relay announced by a session frame with no id', async () => {
     const frames: { data: Buffer; isBinary: boolean }[] = [];
     const ws = await openListening(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}&resume=1`, (data, isBinary) => frames.push({ data, isBinary }));
-    await waitFor(() => frames.length > 0, 'the announcement');
+    await waitFor(() => frames.length > 0, 10_000, 'the announcement');
     const first = frames[0];
     assert.equal(first.isBinary, false);
     assert.deepEqual(JSON.parse(first.data.toString()), { type: 'session', id: null, windowS: 0 });
@@ -961,7 +954,7 @@ describe('resumption disabled (RESUME_WINDOW_S=0)', () => {
     relay.on('data', (d) => chunks.push(d));
     const payload = randomBytes(300 * KiB);
     await sendAll(relay, payload);
-    await waitFor(() => chunks.reduce((n, c) => n + c.length, 0) === payload.length, 'the echo');
+    await waitFor(() => chunks.reduce((n, c) => n + c.length, 0) === payload.length, 10_000, 'the echo');
     assert.ok(Buffer.concat(chunks).equals(payload));
     const ended = new Promise<{ code: number }>((r) => relay.on('close', r));
     relay.close();
@@ -978,7 +971,7 @@ describe('resumption disabled (RESUME_WINDOW_S=0)', () => {
     const payload = randomBytes(6 * MiB);
     relay.send(payload);
     await relay.opened;
-    await waitFor(() => received === payload.length || closedWith !== null, 'the echo');
+    await waitFor(() => received === payload.length || closedWith !== null, 10_000, 'the echo');
     assert.equal(closedWith, null);
     assert.equal(received, payload.length);
     const ended = new Promise<{ code: number }>((r) => relay.on('close', r));
@@ -1001,7 +994,7 @@ describe('ResumableRelay over a plain fallback with a small MAX_MESSAGE_BYTES', 
       const payload = randomBytes(256 * 1024);
       for (let off = 0; off < payload.length; off += 4096) relay.send(payload.subarray(off, off + 4096));
       await relay.opened;
-      await waitFor(() => received === payload.length || closedWith !== null, 'the echo');
+      await waitFor(() => received === payload.length || closedWith !== null, 10_000, 'the echo');
       assert.equal(closedWith, null);
       assert.equal(received, payload.length);
       const ended = new Promise<{ code: number }>((r) => relay.on('close', r));
@@ -1036,7 +1029,7 @@ describe('ResumableRelay over a plain fallback (RESUME_WINDOW_S=0): flow control
       const whilePaused = received;
       assert.ok(whilePaused < 16 * 1024 * 1024, `received ${whilePaused} bytes while paused`);
       relay.resume();
-      await waitFor(() => received === 64 * 1024 * 1024, 'the rest after resume()', 20_000);
+      await waitFor(() => received === 64 * 1024 * 1024, 20_000, 'the rest after resume()');
       relay.close();
       assert.equal((await ended).code, 1000);
     } finally {
@@ -1065,7 +1058,7 @@ describe('a resumable relay busy both ways', () => {
       await sleep(2000);
       const stalledAt = received;
       relay.resume();
-      await waitFor(() => received === payload.length, `the echo after the reader caught up (had ${stalledAt} while it held its acks)`, 20_000);
+      await waitFor(() => received === payload.length, 20_000, `the echo after the reader caught up (had ${stalledAt} while it held its acks)`);
       await sent;
       assert.equal(detached, 0, 'no reattach was needed');
       const ended = new Promise<{ code: number }>((r) => relay.on('close', r));
@@ -1107,7 +1100,7 @@ describe('resumable sessions in a process that gets SIGTERM', () => {
       const attached = await echoedSession(svc);
       const detached = await echoedSession(svc);
       detached.client.drop();
-      await waitFor(() => svc.lines.some((l) => l.includes('"event":"resume_detached"')), 'resume_detached');
+      await waitFor(() => svc.lines.some((l) => l.includes('"event":"resume_detached"')), 10_000, 'resume_detached');
       svc.child.kill('SIGTERM');
       assert.equal((await attached.client.closed()).code, 1001);
       assert.equal(await svc.exited, 0);
@@ -1148,10 +1141,10 @@ describe('a resumable session whose target closes while the proxy has stopped re
       // Past its window (UNACKED_UPLOAD_MAX unwritten to a target that does not read): the proxy pauses the client.
       const chunk = randomBytes(64 * KiB);
       for (let i = 0; i < (UNACKED_UPLOAD_MAX / chunk.length) * 3; i++) ws.send(chunk);
-      await waitFor(() => sessionsOf(app).length === 1 && (onlySession(app) as unknown as { wsPaused: boolean }).wsPaused, 'the proxy stops reading the client');
+      await waitFor(() => sessionsOf(app).length === 1 && (onlySession(app) as unknown as { wsPaused: boolean }).wsPaused, 10_000, 'the proxy stops reading the client');
       const done = closed(ws);
       for (const s of target.connections) s.destroy();
-      await waitFor(async () => (await slotsInUse(app)) === 0 && sessionsOf(app).length === 0, 'the session ended and its slot released', 5000);
+      await waitFor(async () => (await slotsInUse(app)) === 0 && sessionsOf(app).length === 0, 5000, 'the session ended and its slot released');
       await done;
     } finally {
       await app.close();
@@ -1171,7 +1164,7 @@ describe('a resumable relay at its maximum age', () => {
       const chunk = Buffer.alloc(64 * 1024, 1);
       for (let i = 0; i < (4 * UNACKED_UPLOAD_MAX) / chunk.length; i++) ws.send(chunk);
       const done = closed(ws);
-      await waitFor(() => ws.readyState === WebSocket.CLOSING, 'the 4408 close frame');
+      await waitFor(() => ws.readyState === WebSocket.CLOSING, 10_000, 'the 4408 close frame');
       const { code } = await within(done, 5000, 'the client let go');
       assert.equal(code, 4408);
     } finally {
@@ -1202,20 +1195,20 @@ describe('a resumable session whose client stops reading while its target sends 
         if (!isBinary) return;
         for (const b of data) if (b !== (received++ & 0xff)) inOrder = false;
       });
-      await waitFor(() => sessionsOf(app).length === 1 && received > 0, 'the first bytes');
+      await waitFor(() => sessionsOf(app).length === 1 && received > 0, 10_000, 'the first bytes');
       const session = onlySession(app) as unknown as { ws: WebSocket; frameEnds: { length: number }; setup: { socket: Socket } };
       // The client's connection takes nothing more: every frame the session sends stays in the proxy.
       const proxySide = (session.ws as unknown as { _socket: Socket })._socket;
       proxySide.cork();
       const from = sent;
-      await waitFor(() => session.setup.socket.isPaused() || sent - from > 4 * WS_SEND_HIGH_FRAMES + 10_000, 'the target paused, or sent enough to show it is not', 30_000);
+      await waitFor(() => session.setup.socket.isPaused() || sent - from > 4 * WS_SEND_HIGH_FRAMES + 10_000, 30_000, 'the target paused, or sent enough to show it is not');
       assert.ok(session.setup.socket.isPaused(), `the target is still read with ${session.frameEnds.length} frames (${session.ws.bufferedAmount} bytes) queued for the client`);
       assert.ok(session.frameEnds.length <= WS_SEND_HIGH_FRAMES + 1, `${session.frameEnds.length} frames queued`);
       assert.ok(session.ws.bufferedAmount < WS_SEND_HIGH_WATER / 8, `${session.ws.bufferedAmount} bytes queued`);
       // The client reads again: the bytes arrive, in order, and the target is read on.
       stop = true;
       proxySide.uncork();
-      await waitFor(() => received === sent, 'every byte delivered', 30_000);
+      await waitFor(() => received === sent, 30_000, 'every byte delivered');
       assert.ok(inOrder, 'bytes in order');
       ws.terminate();
     } finally {

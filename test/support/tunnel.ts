@@ -243,10 +243,5 @@ export function dataFrame(connId: string, payload: Buffer): Buffer {
   return Buffer.concat([len, id, payload]);
 }
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** Re-exported so the tunnel specs keep importing it from here. */
+export { waitFor } from './wait.js';

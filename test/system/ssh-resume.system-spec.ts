@@ -18,20 +18,13 @@ import { ResumeService } from '../../src/resume/resume.service.js';
 import { startApp, type TestApp } from '../support/app.js';
 import { startMiddlebox, type Middlebox } from '../support/middlebox.js';
 import { shellQuote, sshClientOptions, startSshd, type TestSshd } from '../support/sshd.js';
+import { waitFor } from '../support/wait.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const CONNECT_JS = join(REPO, 'dist/cli/connect.js');
 const MiB = 1024 * 1024;
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 interface Proc {
   readonly stdin: NodeJS.WritableStream;
@@ -80,16 +73,16 @@ describe('OpenSSH through wsproxy-connect --resume, across dropped connections',
     await sshd?.stop();
   });
 
-  const sessionsEnded = (): Promise<void> => waitFor(() => app.app.get(ResumeService).liveSessions().length === 0, 'the resumable sessions to end');
+  const sessionsEnded = (): Promise<void> => waitFor(() => app.app.get(ResumeService).liveSessions().length === 0, 30_000, 'the resumable sessions to end');
 
   it('keeps an interactive session: a command before the cut, one after', async () => {
     const ssh = run('ssh', [...sshClientOptions(sshd, proxyCommand), '-p', String(sshd.port), `${sshd.user}@127.0.0.1`, 'sh']);
     try {
       ssh.stdin.write('echo before-the-cut; id -un\n');
-      await waitFor(() => ssh.stdout().includes(`before-the-cut\n${sshd.user}\n`), `the first command's output\n${context(ssh)}`);
+      await waitFor(() => ssh.stdout().includes(`before-the-cut\n${sshd.user}\n`), 30_000, `the first command's output\n${context(ssh)}`);
       assert.equal(box.cut(), 1, 'one connection was cut');
       ssh.stdin.write('echo after-the-cut\n');
-      await waitFor(() => ssh.stdout().includes('after-the-cut\n'), `the second command's output\n${context(ssh)}`);
+      await waitFor(() => ssh.stdout().includes('after-the-cut\n'), 30_000, `the second command's output\n${context(ssh)}`);
       ssh.stdin.write('exit 0\n');
       assert.equal(await ssh.exited, 0, context(ssh));
       assert.equal(ssh.stdout(), `before-the-cut\n${sshd.user}\nafter-the-cut\n`, context(ssh));
@@ -111,7 +104,7 @@ describe('OpenSSH through wsproxy-connect --resume, across dropped connections',
     // Up: cut once 2 MiB more went client → service.
     let base = box.bytesUp;
     const up = scp(local, `${sshd.user}@127.0.0.1:${remote}`);
-    await waitFor(() => box.bytesUp - base >= 2 * MiB, `the upload to be halfway\n${context(up)}`);
+    await waitFor(() => box.bytesUp - base >= 2 * MiB, 30_000, `the upload to be halfway\n${context(up)}`);
     assert.equal(box.cut(), 1);
     assert.equal(await up.exited, 0, context(up));
     assert.match(up.stderr(), /reattached/, context(up));
@@ -121,7 +114,7 @@ describe('OpenSSH through wsproxy-connect --resume, across dropped connections',
     // Down: cut once 2 MiB more went service → client.
     base = box.bytesDown;
     const down = scp(`${sshd.user}@127.0.0.1:${remote}`, back);
-    await waitFor(() => box.bytesDown - base >= 2 * MiB, `the download to be halfway\n${context(down)}`);
+    await waitFor(() => box.bytesDown - base >= 2 * MiB, 30_000, `the download to be halfway\n${context(down)}`);
     assert.equal(box.cut(), 1);
     assert.equal(await down.exited, 0, context(down));
     assert.match(down.stderr(), /reattached/, context(down));

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { LimitsService } from '../../src/limits/limits.service.js';
 import { startApp, type TestApp } from '../support/app.js';
 import { shellQuote, sshClientOptions, startSshd, type TestSshd } from '../support/sshd.js';
+import { waitFor } from '../support/wait.js';
 
 /** Repository root: this file runs from .build/test/system/. */
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -51,14 +52,6 @@ function exec(cmd: string, args: string[], timeoutMs = 120_000): Promise<Outcome
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-async function waitFor(cond: () => Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('OpenSSH through wsproxy-connect and the relay', () => {
   let sshd: TestSshd;
   let app: TestApp;
@@ -92,7 +85,7 @@ describe('OpenSSH through wsproxy-connect and the relay', () => {
     const o = await ssh('echo hello-through-relay; id -un');
     assert.equal(o.code, 0, context(o));
     assert.equal(o.stdout, `hello-through-relay\n${sshd.user}\n`, context(o));
-    await waitFor(async () => (await relaySlots()) === 0, 'the relay slot to be released after ssh exits');
+    await waitFor(async () => (await relaySlots()) === 0, 5000, 'the relay slot to be released after ssh exits', 20);
   });
 
   it('copies a 16 MiB file up and back down with scp, sha256 intact', async () => {
@@ -109,7 +102,7 @@ describe('OpenSSH through wsproxy-connect and the relay', () => {
     const down = await scp(`${sshd.user}@127.0.0.1:${remote}`, back);
     assert.equal(down.code, 0, context(down));
     assert.equal(sha256(await readFile(back)), sha256(payload), 'downloaded file differs');
-    await waitFor(async () => (await relaySlots()) === 0, 'the relay slots to be released after scp exits');
+    await waitFor(async () => (await relaySlots()) === 0, 5000, 'the relay slots to be released after scp exits', 20);
   });
 
   it('fails like ssh does (exit 255) with the relay refusal on stderr, when the target is not allowed', async () => {
