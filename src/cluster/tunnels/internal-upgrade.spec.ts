@@ -1,11 +1,11 @@
 import { once } from 'node:events';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { socketPair } from '../../../test/support/socket-pair.js';
 import { within } from '../../../test/support/within.js';
 import { SOCKET_HIGH_WRITES } from '../../common/socket-bounds.js';
-import { spliceToOwner } from './internal-upgrade.js';
+import { FLUSH_GRACE_MS, spliceToOwner } from './internal-upgrade.js';
 
 const until = async (pred: () => boolean, ms: number, what: string): Promise<void> => {
   const t0 = Date.now();
@@ -163,6 +163,41 @@ describe('spliceToOwner: a piped connection whose far side does not read', () =>
       assert.equal(last.toString(), 'tail');
     } finally {
       close();
+    }
+  });
+
+  it('leaves no flush-grace timer behind once both sides have closed cleanly, whichever closed first', async (t: TestContext) => {
+    // The grace timers are unref'd and reset only sockets not yet destroyed: one left pending changes nothing
+    // a test can see but keeps both sockets (and what they hold) alive for FLUSH_GRACE_MS. Seam: the globals.
+    const armed = t.mock.method(globalThis, 'setTimeout');
+    const cleared = t.mock.method(globalThis, 'clearTimeout');
+    for (const ownerFirst of [true, false]) {
+      const { requester, entry, upstream, owner, close } = await spliced();
+      try {
+        const closes = Promise.all([once(entry, 'close'), once(upstream, 'close')]);
+        requester.resume();
+        owner.resume();
+        if (ownerFirst) {
+          owner.end('answer');
+          await within(once(requester, 'end'), 5000, 'the owner’s FIN at the requester');
+          // Not half-open: the requester's socket answers a FIN with its own.
+          if (!requester.writableEnded) requester.end();
+        } else {
+          requester.end('request');
+          await within(once(owner, 'end'), 5000, 'the requester’s FIN at the owner');
+          owner.end('answer');
+        }
+        await within(closes, 5000, 'both spliced sockets closed');
+        await new Promise((r) => setImmediate(r));
+        const graces = armed.mock.calls.filter((c) => c.arguments[1] === FLUSH_GRACE_MS).map((c) => c.result);
+        const clearedTimers = new Set(cleared.mock.calls.map((c) => c.arguments[0]));
+        const pending = graces.filter((g) => !clearedTimers.has(g)).length;
+        assert.equal(pending, 0, `${pending} of ${graces.length} grace timers still pending (${ownerFirst ? 'owner' : 'requester'} ended first)`);
+      } finally {
+        close();
+      }
+      armed.mock.resetCalls();
+      cleared.mock.resetCalls();
     }
   });
 

@@ -9,7 +9,7 @@ import { CLUSTER_AUTH_CHALLENGE, CLUSTER_AUTH_HEADER, verifyClusterRequest } fro
 import { replicaEndpoint } from './internal-headers.js';
 
 /** How long a requester's socket may take to flush what was piped to it once the owner's side closed. */
-const FLUSH_GRACE_MS = 30_000;
+export const FLUSH_GRACE_MS = 30_000;
 
 /**
  * An HTTP upgrade request from this replica (the entry) to the replica at
@@ -62,8 +62,11 @@ export function spliceToOwner(entry: Duplex, upstream: Socket, head: Buffer): vo
   });
   upstream.once('close', (hadError: boolean) => {
     if (hadError || !upstream.readableEnded) return void resetSocket(entry);
+    // Closed already (it ended first): nothing left to flush, nor to reset.
+    if (entry.destroyed) return;
     if (!entry.writableFinished) entry.end();
-    setTimeout(() => resetSocket(entry), FLUSH_GRACE_MS).unref();
+    const grace = setTimeout(() => resetSocket(entry), FLUSH_GRACE_MS).unref();
+    entry.once('close', () => clearTimeout(grace));
   });
   entry.resume();
   upstream.resume();
