@@ -96,6 +96,65 @@ describe('TcpStream', () => {
   });
 });
 
+describe('TcpStream: the client ends its side after the requester sent its FIN', () => {
+  /** The requester's FIN read, then the client's answer queued in the socket behind a requester that does not read (the client's END still to come). */
+  async function answeredBehindFin(halfClosedIdleMs: number): Promise<{ stream: TcpStream; proxySide: Socket; peer: Socket; calls: string[]; done: () => number; queued: number; close(): void }> {
+    const { proxySide, peer, close } = await portConnection();
+    const calls: string[] = [];
+    let done = 0;
+    const stream = new TcpStream('1', proxySide, recordingWire(calls), halfClosedIdleMs, () => done++);
+    stream.start();
+    peer.pause();
+    peer.end();
+    await within(new Promise<void>((resolve) => proxySide.once('end', () => setImmediate(resolve))), 5000, 'the FIN at the proxy');
+    // Until the kernel's buffers are full and writes wait in the socket.
+    const chunk = Buffer.alloc(256 * 1024, 0x61);
+    let queued = 0;
+    while (proxySide.writableLength === 0 && queued < 256 * 1024 * 1024) {
+      stream.onEvent({ type: 'data', chunk });
+      queued += chunk.length;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return { stream, proxySide, peer, calls, done: () => done, queued, close };
+  }
+
+  it('does not reset the stream, whole once the END came, when halfClosedIdleMs pass while the requester still takes its tail: it gets every byte and the FIN', async () => {
+    const { stream, proxySide, peer, calls, done, queued, close } = await answeredBehindFin(1000);
+    try {
+      stream.onEvent({ type: 'end' });
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(proxySide.destroyed, false, 'the half-closed wait dropped the requester after the client had ended the stream');
+      let received = 0;
+      peer.on('data', (c: Buffer) => (received += c.length));
+      const ended = once(peer, 'end');
+      const proxyClosed = once(proxySide, 'close');
+      peer.resume();
+      await within(ended, 10_000, 'the FIN at the requester');
+      assert.equal(received, queued, 'every byte of the answer');
+      await within(proxyClosed, 5000, 'the proxy side closed');
+      assert.equal(done(), 1, 'the stream is done (its slots come back)');
+      assert.deepEqual(calls, ['open', 'end', 'release']);
+    } finally {
+      close();
+    }
+  });
+
+  it('drops a requester that does not take its tail within the linger (30 s), as after a close', async () => {
+    const { stream, proxySide, close } = await answeredBehindFin(60 * 60_000);
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      stream.onEvent({ type: 'end' });
+      mock.timers.tick(29_999);
+      assert.equal(proxySide.destroyed, false, 'not dropped before the linger is over');
+      mock.timers.tick(1);
+      assert.equal(proxySide.destroyed, true, 'dropped once the linger is over');
+    } finally {
+      mock.timers.reset();
+      close();
+    }
+  });
+});
+
 describe('TcpStream paused for a congested wire', () => {
   it('stops reading at the next read: a requester sending 1-byte segments does not pile up 16 KiB of 1-byte reads (~2.5 MiB of heap), and every byte comes once the wire is writable', async () => {
     const { proxySide, peer, close } = await portConnection();

@@ -100,6 +100,17 @@ export class TcpStream {
         return;
       case 'end':
         this.socket.end();
+        if (this.halfClosedTimer) {
+          // The requester's FIN came first: both sides have ended, and the stream is whole. The half-closed
+          // wait (for a client that never ends) is over; resetting on it now would cut the tail the requester
+          // is still taking. What is queued goes out before the FIN, within LINGER_MS as after `close`.
+          clearTimeout(this.halfClosedTimer);
+          this.halfClosedTimer = null;
+          if (!this.socket.writableFinished) {
+            this.lingerTimer = setTimeout(() => resetSocket(this.socket), LINGER_MS);
+            this.lingerTimer.unref();
+          }
+        }
         return;
       case 'close':
         // Queued bytes reach the peer before the FIN; what the peer still sends is dropped.
