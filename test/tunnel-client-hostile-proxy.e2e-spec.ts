@@ -4,13 +4,21 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { TunnelClient, v1ClientMaxMessageBytes } from '../src/tunnel/client/tunnel-client.js';
 import { T, V2_MAX_FRAME_BYTES, encodeOpen, encodeReady } from '../src/tunnel/protocol/v2.js';
+
+/** A test's teardown: the client's tunnel, then the fake `/tunnel` endpoint, then the local service and its kept-alive connections. */
+async function closeAll(tunnel: TunnelClient, fake: WebSocketServer, local: Server): Promise<void> {
+  await tunnel.close();
+  fake.close();
+  local.closeAllConnections();
+  local.close();
+}
 
 describe('v1 reference client and a proxy that declares a wrong Content-Length', () => {
   it('sends the local service the body it carries, with its own length: nothing left over to be read as a second request', async () => {
@@ -61,10 +69,7 @@ describe('v1 reference client and a proxy that declares a wrong Content-Length',
       await new Promise((r) => setTimeout(r, 200));
       assert.deepEqual(seen, [{ method: 'POST', url: '/upload', body }]);
     } finally {
-      await tunnel.close();
-      fake.close();
-      local.closeAllConnections();
-      local.close();
+      await closeAll(tunnel, fake, local);
     }
   });
 });
@@ -125,10 +130,7 @@ describe('TunnelClient and a proxy that sends an absolute-form request target', 
     try {
       await run(ws, seen);
     } finally {
-      await tunnel.close();
-      fake.close();
-      local.closeAllConnections();
-      local.close();
+      await closeAll(tunnel, fake, local);
     }
   };
 
@@ -247,10 +249,7 @@ describe('TunnelClient and a proxy that forwards CONNECT', () => {
         assert.equal(got, 405);
         assert.equal(connects, 0);
       } finally {
-        await tunnel.close();
-        fake.close();
-        local.closeAllConnections();
-        local.close();
+        await closeAll(tunnel, fake, local);
       }
     });
   }
