@@ -651,6 +651,26 @@ describe('raw TCP over v2: a requester that half-closed', () => {
   });
 });
 
+/**
+ * The check the two "last bytes waiting for credit" tests share, once the requester's connection has closed
+ * with the tail of `sent` still waiting for the stream's credit: the stream is not reset meanwhile (300 ms),
+ * and once the client grants credit the whole of `sent` arrives (`got`), then the stream's clean `end`
+ * (`ended`), not a RESET.
+ */
+async function expectTailOnCredit(
+  tunnel: RawV2Tunnel,
+  id: number,
+  stream: { got: () => Buffer; sent: Buffer; end: 'END' | 'CLOSE'; ended: () => boolean },
+): Promise<void> {
+  const reset = (): boolean => tunnel.frames.some((f) => f.type === 'reset' && f.stream === id);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(!reset(), 'the stream was reset when the requester’s connection closed');
+  tunnel.grant(id, 1024 * 1024);
+  await waitFor(() => stream.ended() || reset(), 5000, 'the end of the stream');
+  assert.ok(stream.ended(), `${stream.end}, not RESET`);
+  assert.equal(sha256(stream.got()), sha256(stream.sent), 'every byte, in order');
+}
+
 describe('raw TCP over v2: the last bytes of a connection that closed while they waited for credit', () => {
   it('reach the client once it grants credit, then END: the close neither resets the stream nor drops them', async () => {
     const app = await startApp(await tunnelEnv({}, 2));
@@ -673,12 +693,7 @@ describe('raw TCP over v2: the last bytes of a connection that closed while they
       s.end(payload);
       await within(closed, 5000, 'the requester’s connection closed both ways');
       await waitFor(() => tunnel.dataFor(id).length === V2_INITIAL_WINDOW, 5000, 'the window’s worth at the client');
-      await new Promise((r) => setTimeout(r, 300));
-      assert.ok(!tunnel.frames.some((f) => f.type === 'reset' && f.stream === id), 'the stream was reset when the connection closed');
-      tunnel.grant(id, 1024 * 1024);
-      await waitFor(() => tunnel.ended(id) || tunnel.frames.some((f) => f.type === 'reset' && f.stream === id), 5000, 'the end of the stream');
-      assert.ok(tunnel.ended(id), 'END, not RESET');
-      assert.equal(sha256(tunnel.dataFor(id)), sha256(payload), 'every byte, in order');
+      await expectTailOnCredit(tunnel, id, { got: () => tunnel.dataFor(id), sent: payload, end: 'END', ended: () => tunnel.ended(id) });
     } finally {
       s.destroy();
       await tunnel.close();
@@ -707,13 +722,7 @@ describe('a requester WebSocket that answers the app’s close while its last me
       const requesterClosed = once(requester, 'close');
       tunnel.send(encodeClose(id, 1000, 'app done'));
       await within(requesterClosed, 5000, 'the requester’s close');
-      await new Promise((r) => setTimeout(r, 300));
-      const ended = (): boolean => tunnel.frames.some((f) => (f.type === 'close' || f.type === 'reset') && f.stream === id);
-      assert.ok(!tunnel.frames.some((f) => f.type === 'reset' && f.stream === id), 'the stream was reset when the requester closed');
-      tunnel.grant(id, 1024 * 1024);
-      await waitFor(ended, 5000, 'the end of the stream');
-      assert.ok(tunnel.frames.some((f) => f.type === 'close' && f.stream === id), 'CLOSE, not RESET');
-      assert.equal(sha256(got()), sha256(message), 'the whole message');
+      await expectTailOnCredit(tunnel, id, { got, sent: message, end: 'CLOSE', ended: () => tunnel.frames.some((f) => f.type === 'close' && f.stream === id) });
     } finally {
       requester.terminate();
       await tunnel.close();
