@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { socketPair } from '../../../test/support/socket-pair.js';
 import { within } from '../../../test/support/within.js';
+import { waitFor } from '../../../test/support/wait.js';
 import type { TunnelWire } from './stream-types.js';
 import { SOCKET_HIGH_WRITES } from '../../common/socket-bounds.js';
 import { TcpStream } from './tcp-stream.js';
@@ -148,6 +149,63 @@ describe('TcpStream: the client ends its side after the requester sent its FIN',
       assert.equal(proxySide.destroyed, false, 'not dropped before the linger is over');
       mock.timers.tick(1);
       assert.equal(proxySide.destroyed, true, 'dropped once the linger is over');
+    } finally {
+      mock.timers.reset();
+      close();
+    }
+  });
+});
+
+describe('TcpStream: the client ends its side while the requester\'s is still open', () => {
+  /** The client's answer queued in the socket behind a requester that does not read (the client's END still to come). */
+  async function answeredBehindSlowReader(): Promise<{ stream: TcpStream; proxySide: Socket; peer: Socket; received: () => number; close(): void }> {
+    const { proxySide, peer, close } = await portConnection();
+    let received = 0;
+    const wire = { ...recordingWire([]), data: (_id: string, chunk: Buffer) => ((received += chunk.length), true) };
+    const stream = new TcpStream('1', proxySide, wire, 60 * 60_000, () => undefined);
+    stream.start();
+    peer.pause();
+    const chunk = Buffer.alloc(256 * 1024, 0x61);
+    for (let queued = 0; proxySide.writableLength === 0 && queued < 256 * 1024 * 1024; queued += chunk.length) {
+      stream.onEvent({ type: 'data', chunk });
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return { stream, proxySide, peer, received: () => received, close };
+  }
+
+  it('drops a requester that does not take its tail within the linger (30 s), whether or not it sends its FIN', async () => {
+    for (const requesterFin of [false, true]) {
+      const { stream, proxySide, peer, close } = await answeredBehindSlowReader();
+      try {
+        mock.timers.enable({ apis: ['setTimeout'] });
+        stream.onEvent({ type: 'end' });
+        if (requesterFin) {
+          peer.end();
+          await new Promise<void>((resolve) => proxySide.once('end', resolve));
+        }
+        mock.timers.tick(29_999);
+        assert.equal(proxySide.destroyed, false, 'not dropped before the linger is over');
+        mock.timers.tick(1);
+        assert.equal(proxySide.destroyed, true, `dropped once the linger is over (requester FIN: ${requesterFin})`);
+      } finally {
+        mock.timers.reset();
+        close();
+      }
+    }
+  });
+
+  it('keeps a requester that took its tail and goes on sending (a half-close) past the linger', async () => {
+    const { stream, proxySide, peer, received, close } = await answeredBehindSlowReader();
+    try {
+      mock.timers.enable({ apis: ['setTimeout'] });
+      stream.onEvent({ type: 'end' });
+      peer.resume();
+      await new Promise<void>((resolve) => peer.once('end', resolve));
+      mock.timers.tick(60_000);
+      mock.timers.reset();
+      assert.equal(proxySide.destroyed, false, 'the requester was dropped after taking its tail');
+      peer.write(Buffer.alloc(1000, 0x62));
+      await waitFor(() => received() === 1000, 5000, 'what the requester sent after the linger');
     } finally {
       mock.timers.reset();
       close();

@@ -100,23 +100,16 @@ export class TcpStream {
         return;
       case 'end':
         this.socket.end();
-        if (this.halfClosedTimer) {
-          // The requester's FIN came first: both sides have ended, and the stream is whole. The half-closed
-          // wait (for a client that never ends) is over; resetting on it now would cut the tail the requester
-          // is still taking. What is queued goes out before the FIN, within LINGER_MS as after `close`.
-          clearTimeout(this.halfClosedTimer);
-          this.halfClosedTimer = null;
-          if (!this.socket.writableFinished) {
-            this.lingerTimer = setTimeout(() => resetSocket(this.socket), LINGER_MS);
-            this.lingerTimer.unref();
-          }
-        }
+        // The stream is whole: the half-closed wait (for a client that never ends) is over, and resetting on
+        // it now would cut the tail the requester is still taking.
+        if (this.halfClosedTimer) clearTimeout(this.halfClosedTimer);
+        this.halfClosedTimer = null;
+        if (!this.socket.writableFinished) this.lingerUntilFlushed();
         return;
       case 'close':
         // Queued bytes reach the peer before the FIN; what the peer still sends is dropped.
         this.socket.end();
-        this.lingerTimer = setTimeout(() => resetSocket(this.socket), LINGER_MS);
-        this.lingerTimer.unref();
+        this.armLinger();
         return;
       case 'reset':
       case 'malformed':
@@ -126,6 +119,27 @@ export class TcpStream {
       case 'head':
         return;
     }
+  }
+
+  /**
+   * After the client's END, what is queued goes out before the FIN: a requester that does not take it within
+   * LINGER_MS (it stopped reading, whether its own side is still open or closed) is dropped, as after `close`.
+   * Once it is out the requester may go on sending (a half-close), for as long as it likes.
+   */
+  private lingerUntilFlushed(): void {
+    const timer = this.armLinger();
+    this.socket.once('finish', () => {
+      if (this.lingerTimer !== timer) return;
+      clearTimeout(timer);
+      this.lingerTimer = null;
+    });
+  }
+
+  private armLinger(): NodeJS.Timeout {
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.lingerTimer = setTimeout(() => resetSocket(this.socket), LINGER_MS);
+    this.lingerTimer.unref();
+    return this.lingerTimer;
   }
 
   writable(): void {
