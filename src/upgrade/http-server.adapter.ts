@@ -209,10 +209,6 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       // 'close' comes once: `on`, not `once`, which would wrap the listener in a closure per connection.
       socket.on('close', this.forgetConnection);
     });
-    // A requester that half-closes after its request (`printf … | nc -N`, HTTP/1.0 scripts) would have its
-    // connection ended by Node at the FIN, before an answer that takes a turn (a tunnel's round trip to the
-    // browser) could be written. With this set Node answers the request in progress, then closes.
-    (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     // Bounds the work one connection's pipelined burst makes: the last request's response closes the connection
     // (see track); a request pipelined past it is never answered.
     server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION;
