@@ -6,6 +6,7 @@ import { RawV2Tunnel } from './tunnel-v2-support.js';
 import { UPGRADE_HEADERS, rawExchange, rawRequest, writeThenReset } from './support/raw-http.js';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
+import { TunnelHttpRouter } from '../src/tunnel/http/tunnel-http.router.js';
 import { within } from './support/within.js';
 import { startApp, type TestApp } from './support/app.js';
 import { randomPayload } from './support/targets.js';
@@ -187,6 +188,24 @@ describe('tunnel HTTP through a subdomain (reference client)', () => {
     assert.deepEqual(tunnelPath, { status: 404, body: 'tunnel not found' });
     const invalid = await expectRefusal(`${app.wsUrl}/tunnel`, { headers: { host: `x.${host}` } });
     assert.deepEqual(invalid, { status: 404, body: 'not found' });
+  });
+
+  it('frees the slot of a requester that closes its connection while its request waits (a FIN: it left, as nginx reads it)', async () => {
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    try {
+      const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+      const router = app.app.get(TunnelHttpRouter);
+      const requester = connect({ host: '127.0.0.1', port: app.port });
+      requester.on('error', () => undefined);
+      requester.write(`GET /never-answered HTTP/1.1\r\nHost: ${h}\r\n\r\n`);
+      await tunnel.nextJson('http_request');
+      assert.equal(router.inFlightFrom('127.0.0.1'), 1);
+      requester.end();
+      // Well inside TUNNEL_RESPONSE_TIMEOUT_MS (60 s here), which would free it too.
+      await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 5000, 'the requester\'s slot back');
+    } finally {
+      await tunnel.close();
+    }
   });
 
   it('drops a request whose requester reset the connection right after sending it: nothing reaches the service', async () => {
