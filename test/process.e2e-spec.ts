@@ -10,6 +10,8 @@ import { closed, expectCloseRefusal, expectRefusal, openWs, receiveBytes } from 
 import { waitFor } from './support/tunnel.js';
 import { UPGRADE_HEADERS } from './support/raw-http.js';
 import { dial } from './support/tcp-client.js';
+import { within } from './support/within.js';
+import { REPEATED_SIGNAL_WINDOW_MS } from '../src/lifecycle/exit-on-signals.js';
 
 /**
  * Upgrades `path` on a raw connection (Host `host`) and returns it with the first bytes the service
@@ -85,7 +87,8 @@ describe('the built service as a process', () => {
       try {
         svc.child.kill(first);
         await waitFor(() => svc.lines.some((l) => l.includes('"event":"shutdown"')), 5000, 'the drain to start');
-        await new Promise((r) => setTimeout(r, 200));
+        // A person's second Ctrl-C: past the window in which a repeat is the first stop delivered twice.
+        await new Promise((r) => setTimeout(r, REPEATED_SIGNAL_WINDOW_MS + 200));
         assert.equal(svc.child.exitCode, null, 'the first signal drains: the live relay holds the exit');
         const started = Date.now();
         svc.child.kill(second);
@@ -94,6 +97,42 @@ describe('the built service as a process', () => {
         const forced = svc.lines.find((l) => l.includes('"event":"shutdown_forced"'));
         assert.ok(forced, svc.lines.join('\n'));
         assert.match(forced, new RegExp(`"signal":"${second}"`));
+      } finally {
+        ws.terminate();
+        svc.child.kill('SIGKILL');
+      }
+    });
+  }
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`one stop delivered twice (${signal}, again a few ms later, as npm forwards a terminal's Ctrl-C) still drains`, async () => {
+      // A terminal's Ctrl-C signals the whole foreground group: `npm run start:prod` (npm, and node when sh execs it)
+      // gets it, and npm forwards its own copy to node. Neither is the operator's second Ctrl-C.
+      const svc = await startServiceProcess({ SHUTDOWN_TIMEOUT_MS: '30000' });
+      const ws = await openWs(`ws://127.0.0.1:${svc.port}/relay?host=127.0.0.1&port=${echo.port}`);
+      try {
+        // The copy follows as soon as the first is taken (what npm's forward does), not coalesced with it.
+        const repeated = new Promise<void>((resolve) => {
+          const onData = (chunk: Buffer): void => {
+            if (!chunk.toString().includes('"event":"shutdown"')) return;
+            svc.child.stdout!.off('data', onData);
+            svc.child.kill(signal);
+            resolve();
+          };
+          svc.child.stdout!.on('data', onData);
+        });
+        svc.child.kill(signal);
+        await within(repeated, 5000, 'the drain to start');
+        await waitFor(() => svc.lines.some((l) => l.includes('"event":"shutdown_signal_repeated"')) || svc.child.exitCode !== null, 5000, 'the copy to be taken');
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(svc.child.exitCode, null, `the drain goes on, the live relay holds the exit:\n${svc.lines.join('\n')}`);
+        assert.ok(!svc.lines.some((l) => l.includes('shutdown_forced')), svc.lines.join('\n'));
+        const got = receiveBytes(ws, 4);
+        ws.send(Buffer.from('ping'));
+        assert.equal((await got).toString(), 'ping', 'the live relay still carries bytes');
+        ws.close(1000);
+        await closed(ws);
+        assert.equal(await svc.exited, 0);
       } finally {
         ws.terminate();
         svc.child.kill('SIGKILL');
