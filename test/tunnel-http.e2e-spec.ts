@@ -1,7 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { createServer } from 'node:http';
 import { RawV2Tunnel } from './tunnel-v2-support.js';
 import { UPGRADE_HEADERS, rawExchange, rawRequest, writeThenReset } from './support/raw-http.js';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
@@ -188,24 +189,6 @@ describe('tunnel HTTP through a subdomain (reference client)', () => {
     assert.deepEqual(tunnelPath, { status: 404, body: 'tunnel not found' });
     const invalid = await expectRefusal(`${app.wsUrl}/tunnel`, { headers: { host: `x.${host}` } });
     assert.deepEqual(invalid, { status: 404, body: 'not found' });
-  });
-
-  it('frees the slot of a requester that closes its connection while its request waits (a FIN: it left, as nginx reads it)', async () => {
-    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
-    try {
-      const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
-      const router = app.app.get(TunnelHttpRouter);
-      const requester = connect({ host: '127.0.0.1', port: app.port });
-      requester.on('error', () => undefined);
-      requester.write(`GET /never-answered HTTP/1.1\r\nHost: ${h}\r\n\r\n`);
-      await tunnel.nextJson('http_request');
-      assert.equal(router.inFlightFrom('127.0.0.1'), 1);
-      requester.end();
-      // Well inside TUNNEL_RESPONSE_TIMEOUT_MS (60 s here), which would free it too.
-      await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 5000, 'the requester\'s slot back');
-    } finally {
-      await tunnel.close();
-    }
   });
 
   it('drops a request whose requester reset the connection right after sending it: nothing reaches the service', async () => {
@@ -974,6 +957,55 @@ describe('a requester that never reads its response', () => {
     } finally {
       stuck.destroy();
       await tunnel.close();
+    }
+  });
+});
+
+describe('a requester that closes its connection (FIN) while its answer is pending or streaming', () => {
+  it('frees its MAX_TUNNEL_HTTP_PER_IP slot and ends its stream at once: a FIN cannot be told from a requester gone', async () => {
+    // Default TUNNEL_REQUESTER_STALL_MS and TUNNEL_RESPONSE_TIMEOUT_MS (60 s): neither may be what frees them.
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false', MAX_TUNNEL_HTTP_PER_IP: '1' }));
+    const closedPaths: string[] = [];
+    const local = createServer((req, res) => {
+      res.on('close', () => closedPaths.push(req.url ?? ''));
+      if (req.url === '/sse') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('data: hello\n\n');
+      } else if (req.url !== '/long-poll') {
+        res.end('next');
+      }
+    });
+    await new Promise<void>((r) => local.listen(0, '127.0.0.1', r));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: `127.0.0.1:${(local.address() as AddressInfo).port}`, protocol: 2 });
+    const h = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+    const router = app.app.get(TunnelHttpRouter);
+    const open = async (path: string, until: (received: string) => boolean): Promise<Socket> => {
+      const s = connect({ host: '127.0.0.1', port: app.port });
+      s.on('error', () => undefined);
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      let received = '';
+      s.on('data', (c: Buffer) => (received += c.toString()));
+      s.write(`GET ${path} HTTP/1.1\r\nHost: ${h}\r\n\r\n`);
+      await waitFor(() => until(received), 5000, `${path} under way`);
+      return s;
+    };
+    try {
+      let seen = 0;
+      local.on('request', () => seen++);
+      for (const [path, shown] of [['/long-poll', ''], ['/sse', 'data: hello']]) {
+        const before = seen;
+        // A closed tab: close(2) after reading all that came is a FIN (not a reset), the same a requester that only
+        // half-closed sends.
+        (await open(path, (received) => seen > before && router.inFlightFrom('127.0.0.1') === 1 && received.includes(shown))).destroy();
+        await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, `the slot of the gone ${path} requester`);
+        await waitFor(() => closedPaths.includes(path), 3000, `the local ${path} request closed (its stream reset)`);
+        assert.equal((await httpTo(app.port, h, { path: '/next' })).status, 200);
+      }
+    } finally {
+      await client.close();
+      await app.close();
+      local.closeAllConnections();
+      local.close();
     }
   });
 });

@@ -209,6 +209,10 @@ export class BoundedExpressAdapter extends ExpressAdapter {
       // 'close' comes once: `on`, not `once`, which would wrap the listener in a closure per connection.
       socket.on('close', this.forgetConnection);
     });
+    // httpAllowHalfOpen stays false: a requester's FIN ends its connection, and with it the exchange (a tunnel's stream,
+    // its local request, the requester's MAX_TUNNEL_HTTP_PER_IP slot). A requester gone altogether (a closed tab, an
+    // exited script) sends the same FIN as one that only half-closed (`nc -N`) and waits: answering the latter would
+    // hold the former's stream and slot until the answer's next byte, forever for a quiet SSE stream.
     // Bounds the work one connection's pipelined burst makes: the last request's response closes the connection
     // (see track); a request pipelined past it is never answered.
     server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION;
