@@ -21,6 +21,7 @@ import type { QueryParams } from './query-params.js';
 import { answerPings } from './answer-pings.js';
 import { LISTENER_REFUSALS, type ListenerRefusal } from './listener-refusals.js';
 import { quietRedundantEnds } from './quiet-ends.js';
+import { coalesceTrickledFrames } from './coalesce-trickle.js';
 import { responseInFlight, writeHttpRefusal } from './raw-response.js';
 import { frontRequestProblem, parseRequestTarget } from './request-target.js';
 import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
@@ -184,6 +185,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       server.handleUpgrade(req, socket, head, (ws) => {
         accepted = true;
         quietRedundantEnds(ws);
+        coalesceTrickledFrames(ws);
         explainProtocolCloses(ws);
         answerPings(ws);
         server.emit('connection', ws, req);
@@ -259,6 +261,8 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       try {
         server.handleUpgrade(req, socket, head ?? Buffer.alloc(0), (ws) => {
           upgraded = true;
+          // Read on until the client answers the close (or for 5 s): a frame trickled meanwhile is held too.
+          coalesceTrickledFrames(ws);
           ws.on('error', () => ws.terminate());
           ws.close(refusal.closeCode, refusal.closeReason);
           setTimeout(() => ws.terminate(), 5000).unref();

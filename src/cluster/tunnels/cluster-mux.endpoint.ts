@@ -18,6 +18,7 @@ import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
 import { answerPings } from '../../upgrade/answer-pings.js';
+import { coalesceTrickledFrames } from '../../upgrade/coalesce-trickle.js';
 import { ipLimitKey } from '../../limits/ip-limit-key.js';
 import { MUX_PATH, MUX_PLAIN_HEADER, MUX_SUBDOMAIN_HEADER, channelKeepalive } from './cluster-mux.js';
 import { signedUpgrade } from './internal-upgrade.js';
@@ -85,6 +86,7 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
     if (this.closed) return writeHttpRefusal(socket, 503, 'server is shutting down');
     try {
       this.wss.handleUpgrade(req, socket, head, (ws) => {
+        coalesceTrickledFrames(ws);
         answerPings(ws);
         this.serveChannel(ws);
       });

@@ -11,6 +11,7 @@ import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.conf
 import { DrainService } from '../../lifecycle/drain.service.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { answerPings } from '../../upgrade/answer-pings.js';
+import { coalesceTrickledFrames } from '../../upgrade/coalesce-trickle.js';
 import { SocketGoneSignal } from '../../upgrade/client-gone.js';
 import { KeepaliveService } from '../../upgrade/keepalive.service.js';
 import { WS_SEND_HIGH_FRAMES } from '../../relay/relay-pipe.js';
@@ -195,6 +196,7 @@ class RequesterWebSocket implements WebSocketSink {
       this.wss.handleUpgrade(this.req, this.socket, requesterHead, (ws) => {
         this.ws = ws;
         this.status = 101;
+        coalesceTrickledFrames(ws);
         answerPings(ws);
         this.keepalive.watch(ws);
         // Drained like a relay: a requester that never answers its close frame (1001 from the drain or

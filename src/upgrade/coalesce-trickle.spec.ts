@@ -1,0 +1,100 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, type AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
+import { SMALL_READ_BYTES, TRICKLE_RUN_CHUNKS, coalesceTrickledFrames, mergeSmallRun, type ReceiverInternals } from './coalesce-trickle.js';
+
+describe('mergeSmallRun', () => {
+  it('merges a trailing run of small reads into one Buffer, keeping the bytes and their order', () => {
+    const big = Buffer.alloc(4096, 1);
+    const small = Array.from({ length: 8 }, (_, i) => Buffer.from([i, i + 1]));
+    const buffers = [big, ...small];
+    assert.equal(mergeSmallRun(buffers, 8), true);
+    assert.equal(buffers.length, 2);
+    assert.equal(buffers[0], big, 'what precedes the run is not copied');
+    assert.deepEqual(buffers[1], Buffer.concat(small));
+    assert.equal(buffers[1].buffer.byteLength, 16, "the merged Buffer is its own, not a slice pinning Node's 8 KiB pool");
+  });
+
+  it('leaves a run of reads averaging SMALL_READ_BYTES or more as it is', () => {
+    const buffers = Array.from({ length: 4 }, () => Buffer.alloc(SMALL_READ_BYTES));
+    const before = [...buffers];
+    assert.equal(mergeSmallRun(buffers, 4), false);
+    assert.deepEqual(buffers, before);
+  });
+});
+
+/** A masked client frame header declaring `len` payload bytes (RFC 6455 §5.2), with a zero mask key. */
+function maskedHeader(len: number): Buffer {
+  const h = Buffer.alloc(14);
+  h[0] = 0x82;
+  h[1] = 0x80 | 127;
+  h.writeBigUInt64BE(BigInt(len), 2);
+  return h; // mask key 0: the payload goes as is
+}
+
+describe('coalesceTrickledFrames', () => {
+  /**
+   * Trickles one frame of `bytes` payload a byte per write into a `ws` server;
+   * returns the most chunks its receiver held and the message it delivered.
+   */
+  async function trickle(coalesce: boolean, bytes: number): Promise<{ maxHeld: number; reads: number; message: Buffer }> {
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+    await once(server, 'listening');
+    try {
+      const payload = randomBytes(bytes);
+      let maxHeld = 0;
+      let reads = 0;
+      const message = new Promise<Buffer>((resolve) => {
+        server.on('connection', (ws) => {
+          const receiver = (ws as unknown as { _receiver: ReceiverInternals & Writable })._receiver;
+          assert.ok(receiver instanceof Writable, 'ws keeps its frame receiver in _receiver');
+          assert.ok(Array.isArray(receiver._buffers), 'the receiver holds the reads of a frame in _buffers');
+          assert.equal(typeof receiver._bufferedBytes, 'number', 'the receiver counts them in _bufferedBytes');
+          assert.ok(Object.hasOwn(Object.getPrototypeOf(receiver) as object, '_write'), "the receiver's _write is its class's");
+          if (coalesce) assert.equal(coalesceTrickledFrames(ws), true);
+          (ws as unknown as { _socket: NodeJS.EventEmitter })._socket.on('data', () => {
+            reads++;
+            maxHeld = Math.max(maxHeld, receiver._buffers.length);
+          });
+          ws.on('message', (data: Buffer) => resolve(data));
+        });
+      });
+      const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+      socket.setNoDelay(true);
+      await once(socket, 'connect');
+      socket.write(
+        `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+      await once(socket, 'data');
+      socket.write(maskedHeader(bytes));
+      for (let i = 0; i < bytes; i++) {
+        socket.write(payload.subarray(i, i + 1));
+        await new Promise((r) => setImmediate(r));
+      }
+      const got = await message;
+      socket.destroy();
+      assert.deepEqual(got, payload, 'the frame arrives whole and byte-exact');
+      return { maxHeld, reads, message: got };
+    } finally {
+      server.close();
+    }
+  }
+
+  it('holds a frame trickled a byte per read in a bounded number of Buffers, and delivers it whole', async () => {
+    const bytes = 8 * TRICKLE_RUN_CHUNKS;
+    const without = await trickle(false, bytes);
+    // Without: ws holds a Buffer per read (else this guard is no longer needed, or the reads were coalesced by TCP).
+    assert.ok(without.maxHeld > 3 * TRICKLE_RUN_CHUNKS, `ws held ${without.maxHeld} reads of ${without.reads}`);
+    const withIt = await trickle(true, bytes);
+    assert.ok(withIt.reads > 3 * TRICKLE_RUN_CHUNKS, `the frame came in ${withIt.reads} reads`);
+    assert.ok(withIt.maxHeld <= TRICKLE_RUN_CHUNKS + withIt.reads / TRICKLE_RUN_CHUNKS + 1, `held ${withIt.maxHeld} Buffers for ${withIt.reads} reads`);
+  });
+
+  it('leaves a connection without a receiver alone', () => {
+    assert.equal(coalesceTrickledFrames({} as WebSocket), false);
+  });
+});

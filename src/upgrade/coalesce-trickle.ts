@@ -1,0 +1,93 @@
+import type { Writable } from 'node:stream';
+import type { WebSocket } from 'ws';
+
+/**
+ * How many socket reads of a frame still arriving `ws` may hold before the
+ * ones that came since the last check are looked at (and, if small, merged).
+ */
+export const TRICKLE_RUN_CHUNKS = 512;
+
+/**
+ * Reads averaging fewer bytes than this over a run of `TRICKLE_RUN_CHUNKS` are
+ * merged into one Buffer. Reads of MSS size (1448 bytes on Ethernet, up to
+ * 64 KiB on loopback) are left as they are: no copy on the normal path.
+ */
+export const SMALL_READ_BYTES = 1024;
+
+/** What of `ws`'s frame receiver (lib/receiver.js) this reads; the version is pinned, the spec checks them. */
+export interface ReceiverInternals {
+  _buffers: Buffer[];
+  _bufferedBytes: number;
+  _write(chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void): void;
+}
+
+const RUN = Symbol('wsproxy.trickleRun');
+type Coalescing = ReceiverInternals & { [RUN]: number };
+
+/**
+ * Merges the trailing `run` Buffers of `buffers` into one when they average
+ * fewer than `SMALL_READ_BYTES`; returns true when it merged. Byte order and
+ * the total are unchanged, so the receiver's state (`_bufferedBytes`, the frame
+ * being parsed) stays right.
+ */
+export function mergeSmallRun(buffers: Buffer[], run: number): boolean {
+  const start = buffers.length - run;
+  let bytes = 0;
+  for (let i = start; i < buffers.length; i++) bytes += buffers[i].length;
+  if (bytes >= run * SMALL_READ_BYTES) return false;
+  buffers.splice(start, run, exactCopy(buffers, start, bytes));
+  return true;
+}
+
+/**
+ * The bytes of `buffers` from `start` in a Buffer of its own: never a slice of
+ * Node's shared 8 KiB pool, which one long-held slice would pin whole.
+ */
+function exactCopy(buffers: Buffer[], start: number, bytes: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(bytes);
+  let offset = 0;
+  for (let i = start; i < buffers.length; i++) {
+    out.set(buffers[i], offset);
+    offset += buffers[i].length;
+  }
+  return out;
+}
+
+/**
+ * `_write` for a receiver: the prototype's, then, every `TRICKLE_RUN_CHUNKS`
+ * reads held since the last check, a merge of those reads if they are small.
+ * One increment and one comparison per read otherwise; each byte is copied at
+ * most once (a merged Buffer is not part of a later run).
+ */
+function coalescingWrite(this: Coalescing, chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+  // Counted before the prototype's `_write`, which may call back (and be called again) synchronously.
+  this[RUN]++;
+  (Object.getPrototypeOf(this) as ReceiverInternals)._write.call(this, chunk, encoding, cb);
+  const buffers = this._buffers;
+  // A frame completed: what it took from the front is gone, and the run with it.
+  if (this[RUN] > buffers.length) this[RUN] = buffers.length;
+  if (this[RUN] < TRICKLE_RUN_CHUNKS) return;
+  mergeSmallRun(buffers, this[RUN]);
+  this[RUN] = 0;
+}
+
+/**
+ * `ws` keeps every socket read of a frame still arriving as its own Buffer
+ * until the whole payload is there (up to 262 144 reads, `maxBufferedChunks`).
+ * Each read is a Buffer, an ArrayBuffer and a backing store: about 340 bytes
+ * of the process's memory for a 1-byte read, so a client trickling one large
+ * frame a byte at a time made the proxy hold about 260 times what it sent
+ * (72 MiB per connection from 300 KB in 3 s). This merges each run of
+ * `TRICKLE_RUN_CHUNKS` small reads into one Buffer, so a frame is held in
+ * about 1.5 times its bytes however it is cut, and the frame still arrives
+ * whole. Install it on every accepted server-side WebSocket; `ws` is pinned to
+ * one version (see package.json), the spec checks the fields are where this
+ * expects them. Returns false when the receiver is not there.
+ */
+export function coalesceTrickledFrames(ws: WebSocket): boolean {
+  const receiver = (ws as unknown as { _receiver?: Writable & Partial<Coalescing> })._receiver;
+  if (!receiver || !Array.isArray(receiver._buffers) || typeof receiver._write !== 'function') return false;
+  receiver[RUN] = 0;
+  receiver._write = coalescingWrite as Writable['_write'];
+  return true;
+}

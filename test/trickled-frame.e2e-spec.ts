@@ -1,0 +1,189 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { UpgradeRouter } from '../src/upgrade/upgrade-router.service.js';
+import { TunnelWebSocketFront } from '../src/tunnel/http/tunnel-websocket.front.js';
+import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
+import { TRICKLE_RUN_CHUNKS } from '../src/upgrade/coalesce-trickle.js';
+import { startApp, type TestApp } from './support/app.js';
+import { echoTarget, type TestTarget } from './support/targets.js';
+import { TUNNEL_DOMAIN, tunnelEnv } from './support/tunnel.js';
+import { attachWebSocketEchoApp } from './support/websocket-echo-app.js';
+
+/** Opens a raw WebSocket (no client library, to write frames byte by byte); resolves after the 101. */
+async function openRaw(port: number, pathAndQuery: string, host = `127.0.0.1:${port}`): Promise<Socket> {
+  const socket = connect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  await once(socket, 'connect');
+  socket.write(
+    `GET ${pathAndQuery} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  let head = '';
+  while (!head.includes('\r\n\r\n')) head += String((await once(socket, 'data'))[0]);
+  assert.match(head, /^HTTP\/1\.1 101 /);
+  return socket;
+}
+
+/** The masked header (RFC 6455 §5.2: a client's frames are masked) of a binary frame of `len` bytes. */
+function frameHeader(len: number, mask: Buffer): Buffer {
+  const h = Buffer.alloc(10);
+  h[0] = 0x82;
+  h[1] = 0x80 | 127;
+  h.writeBigUInt64BE(BigInt(len), 2);
+  return Buffer.concat([h, mask]);
+}
+
+/** The next WebSocket `server` accepts, once the proxy's own callback has set it up. */
+function nextAccepted(server: WebSocketServer): Promise<WebSocket> {
+  return new Promise((resolve) => {
+    const handleUpgrade = server.handleUpgrade;
+    server.handleUpgrade = function (req, socket, head, cb) {
+      server.handleUpgrade = handleUpgrade;
+      handleUpgrade.call(this, req, socket, head, (ws, r) => {
+        cb(ws, r);
+        resolve(ws);
+      });
+    };
+  });
+}
+
+const serverOf = (app: TestApp, path: string): WebSocketServer => app.app.get(UpgradeRouter).resolvePath(path)!.server;
+
+interface Trickled {
+  /** Socket reads the proxy made of the frame. */
+  readonly reads: number;
+  /** The most Buffers its receiver held for the frame at once. */
+  readonly maxHeld: number;
+}
+
+/** Writes a frame declaring `declared` bytes and then `payload` a byte per write, one per event-loop turn, watching the proxy's receiver. */
+async function trickleFrame(socket: Socket, ws: WebSocket, payload: Buffer, declared = payload.length): Promise<Trickled> {
+  const internals = ws as unknown as { _socket: Socket; _receiver: { _buffers: Buffer[] } };
+  let reads = 0;
+  let maxHeld = 0;
+  const watch = (): void => {
+    reads++;
+    maxHeld = Math.max(maxHeld, internals._receiver._buffers.length);
+  };
+  internals._socket.on('data', watch);
+  const mask = randomBytes(4);
+  socket.write(frameHeader(declared, mask));
+  for (let i = 0; i < payload.length; i++) {
+    socket.write(Buffer.from([payload[i] ^ mask[i % 4]]));
+    await new Promise((r) => setImmediate(r));
+  }
+  internals._socket.off('data', watch);
+  return { reads, maxHeld };
+}
+
+/** Reads from `socket` until `n` bytes of WebSocket frames' payloads arrived (unmasked server frames). */
+async function readPayload(socket: Socket, n: number): Promise<Buffer> {
+  let acc = Buffer.alloc(0);
+  const out: Buffer[] = [];
+  let got = 0;
+  for (;;) {
+    while (acc.length >= 2) {
+      let len = acc[1] & 0x7f;
+      let off = 2;
+      if (len === 126) [len, off] = [acc.readUInt16BE(2), 4];
+      else if (len === 127) [len, off] = [Number(acc.readBigUInt64BE(2)), 10];
+      if (acc.length < off + len) break;
+      if ((acc[0] & 0x0f) === 0x2) {
+        out.push(acc.subarray(off, off + len));
+        got += len;
+      }
+      acc = acc.subarray(off + len);
+    }
+    if (got >= n) return Buffer.concat(out);
+    acc = Buffer.concat([acc, (await once(socket, 'data'))[0] as Buffer]);
+  }
+}
+
+const BYTES = 8 * TRICKLE_RUN_CHUNKS;
+const bound = (t: Trickled): number => TRICKLE_RUN_CHUNKS + Math.ceil(t.reads / TRICKLE_RUN_CHUNKS) + 1;
+
+describe('a frame trickled a few bytes per read', () => {
+  let app: TestApp;
+  let echo: TestTarget;
+
+  before(async () => {
+    app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }));
+    echo = await echoTarget();
+  });
+  after(async () => {
+    await app.close();
+    await echo.close();
+  });
+
+  it('is held by a relay in a bounded number of Buffers, and still relayed whole', async () => {
+    const accepted = nextAccepted(serverOf(app, '/relay'));
+    const socket = await openRaw(app.port, `/relay?host=127.0.0.1&port=${echo.port}`);
+    try {
+      const ws = await accepted;
+      const payload = randomBytes(BYTES);
+      const t = await trickleFrame(socket, ws, payload);
+      // Each byte came as its own read often enough for the bound to mean something.
+      assert.ok(t.reads > 3 * TRICKLE_RUN_CHUNKS, `the frame came in ${t.reads} reads`);
+      assert.ok(t.maxHeld <= bound(t), `the relay held ${t.maxHeld} Buffers for ${t.reads} reads of one frame`);
+      assert.deepEqual(await readPayload(socket, BYTES), payload);
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('is held by a v2 tunnel in a bounded number of Buffers', async () => {
+    const accepted = nextAccepted(serverOf(app, '/tunnel'));
+    const socket = await openRaw(app.port, '/tunnel?v=2');
+    try {
+      const ws = await accepted;
+      // A frame larger than what is sent: still arriving, all of it held.
+      const t = await trickleFrame(socket, ws, randomBytes(BYTES), 2 * BYTES);
+      assert.ok(t.reads > 3 * TRICKLE_RUN_CHUNKS, `the frame came in ${t.reads} reads`);
+      assert.ok(t.maxHeld <= bound(t), `the tunnel held ${t.maxHeld} Buffers for ${t.reads} reads of one frame`);
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('is held by a refused relay that is closed with a code (errors=close) in a bounded number of Buffers', async () => {
+    const accepted = nextAccepted(serverOf(app, '/relay'));
+    // A blocked target (TEST_ENV blocks 10/8): refused by the policy, nothing is dialled.
+    const socket = await openRaw(app.port, '/relay?host=10.0.0.1&port=22&errors=close');
+    try {
+      const t = await trickleFrame(socket, await accepted, randomBytes(BYTES), 2 * BYTES);
+      assert.ok(t.reads > 3 * TRICKLE_RUN_CHUNKS, `the frame came in ${t.reads} reads`);
+      assert.ok(t.maxHeld <= bound(t), `the refused relay held ${t.maxHeld} Buffers for ${t.reads} reads of one frame`);
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it("is held by a tunnel's WebSocket requester (no token needed) in a bounded number of Buffers, and still arrives whole", async () => {
+    const origin: Server = createServer();
+    const wsApp = attachWebSocketEchoApp(origin);
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: `127.0.0.1:${(origin.address() as AddressInfo).port}`, protocol: 2 });
+    const front = app.app.get(TunnelWebSocketFront) as unknown as { wss: WebSocketServer };
+    const accepted = nextAccepted(front.wss);
+    const socket = await openRaw(app.port, '/', `${client.subdomain}.${TUNNEL_DOMAIN}`);
+    try {
+      const payload = randomBytes(BYTES);
+      const t = await trickleFrame(socket, await accepted, payload);
+      assert.ok(t.reads > 3 * TRICKLE_RUN_CHUNKS, `the frame came in ${t.reads} reads`);
+      assert.ok(t.maxHeld <= bound(t), `the requester's frame was held in ${t.maxHeld} Buffers for ${t.reads} reads`);
+      assert.deepEqual(await readPayload(socket, BYTES), payload);
+    } finally {
+      socket.destroy();
+      await client.close();
+      wsApp.close();
+      origin.closeAllConnections();
+      await new Promise<void>((resolve) => origin.close(() => resolve()));
+    }
+  });
+});
