@@ -187,3 +187,51 @@ describe('a frame trickled a few bytes per read', () => {
     }
   });
 });
+
+/** A masked client frame (RFC 6455 §5.2) of a short payload. */
+function smallFrame(opcode: number, fin: boolean, payload: Buffer): Buffer {
+  const mask = randomBytes(4);
+  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
+  return Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | payload.length]), mask, masked]);
+}
+
+describe('a fragmented message whose fragments come padded with control frames', () => {
+  let app: TestApp;
+  let echo: TestTarget;
+
+  before(async () => {
+    app = await startApp();
+    echo = await echoTarget();
+  });
+  after(async () => {
+    await app.close();
+    await echo.close();
+  });
+
+  it('pins about its bytes in a relay, not every 64 KiB read a fragment came in, and is still relayed whole', async () => {
+    const accepted = nextAccepted(serverOf(app, '/relay'));
+    const socket = await openRaw(app.port, `/relay?host=127.0.0.1&port=${echo.port}`);
+    try {
+      const ws = await accepted;
+      const receiver = (ws as unknown as { _receiver: { _fragments: Buffer[] } })._receiver;
+      // Unsolicited pongs (RFC 6455 §5.5.3 allows them) count toward no message: 64 KiB of them a read.
+      const pong = smallFrame(0xa, true, Buffer.alloc(125, 0x70));
+      const pad = Buffer.concat(Array.from({ length: 500 }, () => pong));
+      const COUNT = 32;
+      const payload = randomBytes(COUNT);
+      let maxPinned = 0;
+      for (let i = 0; i < COUNT; i++) {
+        socket.write(Buffer.concat([pad, smallFrame(i === 0 ? 0x2 : 0x0, false, payload.subarray(i, i + 1))]));
+        await new Promise((r) => setTimeout(r, 2));
+        const pinned = [...new Set(receiver._fragments.map((f) => f.buffer))].reduce((a, b) => a + b.byteLength, 0);
+        maxPinned = Math.max(maxPinned, pinned);
+      }
+      assert.ok(receiver._fragments.length > 0, 'the fragments were still held (else nothing was checked)');
+      assert.ok(maxPinned <= 4096, `${COUNT} one-byte fragments pinned ${maxPinned} bytes`);
+      socket.write(smallFrame(0x0, true, Buffer.alloc(0)));
+      assert.deepEqual(await readPayload(socket, COUNT), payload);
+    } finally {
+      socket.destroy();
+    }
+  });
+});

@@ -5,7 +5,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { SMALL_READ_BYTES, TRICKLE_RUN_CHUNKS, coalesceTrickledFrames, mergeSmallRun, type ReceiverInternals } from './coalesce-trickle.js';
+import { SMALL_READ_BYTES, TRICKLE_RUN_CHUNKS, coalesceTrickledFrames, mergeSmallRun, tidyFragments, type ReceiverInternals } from './coalesce-trickle.js';
 
 describe('mergeSmallRun', () => {
   it('merges a trailing run of small reads into one Buffer, keeping the bytes and their order', () => {
@@ -24,6 +24,31 @@ describe('mergeSmallRun', () => {
     const before = [...buffers];
     assert.equal(mergeSmallRun(buffers, 4), false);
     assert.deepEqual(buffers, before);
+  });
+});
+
+describe('tidyFragments', () => {
+  it('copies a fragment that is a small view of a large read, leaves a whole one, and looks at each once', () => {
+    const read = Buffer.alloc(65536, 7);
+    const whole = Buffer.alloc(100, 1);
+    const fragments: Buffer[] = [read.subarray(10, 11), whole];
+    assert.equal(tidyFragments(fragments), 1);
+    assert.equal(fragments[0].buffer.byteLength < 65536, true, 'the copy does not pin the read');
+    assert.deepEqual(fragments[0], Buffer.from([7]));
+    assert.equal(fragments[1], whole);
+    fragments.push(read.subarray(20, 21));
+    assert.equal(tidyFragments(fragments), 1, 'only the new fragment is looked at');
+  });
+
+  it('merges each run of TRICKLE_RUN_CHUNKS small fragments into one, keeping the bytes', () => {
+    const all = Array.from({ length: TRICKLE_RUN_CHUNKS + 3 }, (_, i) => Buffer.from([i & 0xff]));
+    const fragments: Buffer[] = [];
+    for (const f of all) {
+      fragments.push(f);
+      tidyFragments(fragments);
+    }
+    assert.equal(fragments.length, 4);
+    assert.deepEqual(Buffer.concat(fragments), Buffer.concat(all));
   });
 });
 
@@ -92,6 +117,55 @@ describe('coalesceTrickledFrames', () => {
     const withIt = await trickle(true, bytes);
     assert.ok(withIt.reads > 3 * TRICKLE_RUN_CHUNKS, `the frame came in ${withIt.reads} reads`);
     assert.ok(withIt.maxHeld <= TRICKLE_RUN_CHUNKS + withIt.reads / TRICKLE_RUN_CHUNKS + 1, `held ${withIt.maxHeld} Buffers for ${withIt.reads} reads`);
+  });
+
+  /** Distinct backing stores the receiver's fragments pin, in bytes. */
+  function pinned(fragments: Buffer[]): number {
+    return [...new Set(fragments.map((f) => f.buffer))].reduce((a, b) => a + b.byteLength, 0);
+  }
+
+  /**
+   * Sends a message of `count` 1-byte fragments, each in a 64 KiB write padded with unsolicited
+   * pongs; returns the bytes its fragments pinned before the last one and the message delivered.
+   */
+  async function padded(coalesce: boolean, count: number): Promise<{ pinned: number; message: Buffer }> {
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+    await once(server, 'listening');
+    try {
+      let receiver: ReceiverInternals | null = null;
+      const message = new Promise<Buffer>((resolve) => {
+        server.on('connection', (ws) => {
+          receiver = (ws as unknown as { _receiver: ReceiverInternals })._receiver;
+          assert.ok(Array.isArray(receiver._fragments), 'the receiver keeps a fragmented message in _fragments');
+          if (coalesce) coalesceTrickledFrames(ws);
+          ws.on('message', (data: Buffer) => resolve(data));
+        });
+      });
+      const client = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`, { perMessageDeflate: false });
+      await once(client, 'open');
+      const pong = Buffer.alloc(125, 0x70);
+      for (let i = 0; i < count; i++) {
+        for (let j = 0; j < 500; j++) client.pong(pong);
+        client.send(Buffer.from([i]), { binary: true, fin: false });
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      const before = pinned(receiver!._fragments);
+      client.send(Buffer.alloc(0), { binary: true, fin: true });
+      const got = await message;
+      client.terminate();
+      assert.deepEqual(got, Buffer.from(Array.from({ length: count }, (_, i) => i)), 'the message arrives whole');
+      return { pinned: before, message: got };
+    } finally {
+      server.close();
+    }
+  }
+
+  it("keeps a fragmented message's fragments as copies, not as views pinning whole socket reads", async () => {
+    const without = await padded(false, 32);
+    assert.ok(without.pinned > 16 * 65536, `ws pins ${without.pinned} bytes for 32 fragments (else this guard is no longer needed)`);
+    const withIt = await padded(true, 32);
+    assert.ok(withIt.pinned <= 1024, `32 one-byte fragments pin ${withIt.pinned} bytes`);
   });
 
   it('leaves a connection without a receiver alone', () => {

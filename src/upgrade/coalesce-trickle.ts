@@ -18,11 +18,47 @@ export const SMALL_READ_BYTES = 1024;
 export interface ReceiverInternals {
   _buffers: Buffer[];
   _bufferedBytes: number;
+  /** The fragments of a fragmented message so far; a new array for each message. */
+  _fragments: Buffer[];
   _write(chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void): void;
 }
 
 const RUN = Symbol('wsproxy.trickleRun');
 type Coalescing = ReceiverInternals & { [RUN]: number };
+/** On a receiver's `_fragments` array: how many of its fragments were looked at, and where the unmerged ones start. */
+const SEEN = Symbol('wsproxy.fragmentsSeen');
+const MERGED = Symbol('wsproxy.fragmentsMerged');
+type SeenFragments = Buffer[] & { [SEEN]?: number; [MERGED]?: number };
+
+/**
+ * Keeps the fragments of a fragmented message in about their bytes. `ws`
+ * keeps a fragment read whole within one socket read as a view of that read,
+ * and each fragment as its own Buffer until the message ends: a client padding
+ * each 64 KiB read with control frames (which count toward no message) around
+ * a 1-byte fragment made an unfinished message of 16 384 bytes pin 1 GiB. So
+ * each new fragment that is a view of a read at least twice its size is
+ * replaced by a copy of its bytes, and each run of `TRICKLE_RUN_CHUNKS`
+ * fragments averaging under `SMALL_READ_BYTES` is merged into one (`ws`
+ * concatenates the fragments when the message ends, however they are cut).
+ * Each fragment is looked at once; returns how many were copied.
+ */
+export function tidyFragments(fragments: SeenFragments): number {
+  let copied = 0;
+  for (let i = fragments[SEEN] ?? 0; i < fragments.length; i++) {
+    const f = fragments[i];
+    if (f.buffer.byteLength > 2 * f.length) {
+      fragments[i] = exactCopy([f], 0, f.length);
+      copied++;
+    }
+  }
+  const run = fragments.length - (fragments[MERGED] ?? 0);
+  if (run >= TRICKLE_RUN_CHUNKS) {
+    mergeSmallRun(fragments, run);
+    fragments[MERGED] = fragments.length;
+  }
+  fragments[SEEN] = fragments.length;
+  return copied;
+}
 
 /**
  * Merges the trailing `run` Buffers of `buffers` into one when they average
@@ -63,6 +99,8 @@ function coalescingWrite(this: Coalescing, chunk: Buffer, encoding: BufferEncodi
   // Counted before the prototype's `_write`, which may call back (and be called again) synchronously.
   this[RUN]++;
   (Object.getPrototypeOf(this) as ReceiverInternals)._write.call(this, chunk, encoding, cb);
+  // Empty but while a fragmented message (rare: browsers send a message as one frame) is arriving.
+  if (this._fragments.length !== 0) tidyFragments(this._fragments);
   const buffers = this._buffers;
   // A frame completed: what it took from the front is gone, and the run with it.
   if (this[RUN] > buffers.length) this[RUN] = buffers.length;
@@ -80,13 +118,14 @@ function coalescingWrite(this: Coalescing, chunk: Buffer, encoding: BufferEncodi
  * (72 MiB per connection from 300 KB in 3 s). This merges each run of
  * `TRICKLE_RUN_CHUNKS` small reads into one Buffer, so a frame is held in
  * about 1.5 times its bytes however it is cut, and the frame still arrives
- * whole. Install it on every accepted server-side WebSocket; `ws` is pinned to
+ * whole. The fragments of a fragmented message are kept as copies, not as
+ * views pinning whole socket reads, and runs of small ones merged (`tidyFragments`). Install it on every accepted server-side WebSocket; `ws` is pinned to
  * one version (see package.json), the spec checks the fields are where this
  * expects them. Returns false when the receiver is not there.
  */
 export function coalesceTrickledFrames(ws: WebSocket): boolean {
   const receiver = (ws as unknown as { _receiver?: Writable & Partial<Coalescing> })._receiver;
-  if (!receiver || !Array.isArray(receiver._buffers) || typeof receiver._write !== 'function') return false;
+  if (!receiver || !Array.isArray(receiver._buffers) || !Array.isArray(receiver._fragments) || typeof receiver._write !== 'function') return false;
   receiver[RUN] = 0;
   receiver._write = coalescingWrite as Writable['_write'];
   return true;
