@@ -105,7 +105,7 @@ async function readPayload(socket: Socket, n: number): Promise<Buffer> {
   }
 }
 
-const BYTES = 8 * TRICKLE_RUN_CHUNKS;
+const BYTES = 16 * TRICKLE_RUN_CHUNKS;
 const bound = (t: Trickled): number => TRICKLE_RUN_CHUNKS + Math.ceil(t.reads / TRICKLE_RUN_CHUNKS) + 1;
 
 describe('a frame trickled a few bytes per read', () => {

@@ -110,7 +110,7 @@ describe('coalesceTrickledFrames', () => {
   }
 
   it('holds a frame trickled a byte per read in a bounded number of Buffers, and delivers it whole', async () => {
-    const bytes = 8 * TRICKLE_RUN_CHUNKS;
+    const bytes = 16 * TRICKLE_RUN_CHUNKS;
     const without = await trickle(false, bytes);
     // Without: ws holds a Buffer per read (else this guard is no longer needed, or the reads were coalesced by TCP).
     assert.ok(without.maxHeld > 3 * TRICKLE_RUN_CHUNKS, `ws held ${without.maxHeld} reads of ${without.reads}`);
