@@ -1,12 +1,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { createServer } from 'node:http';
 import { RawV2Tunnel } from './tunnel-v2-support.js';
 import { UPGRADE_HEADERS, rawExchange, rawRequest, writeThenReset } from './support/raw-http.js';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
+import { V1Wire } from '../src/tunnel/v1/v1-wire.js';
 import { TunnelHttpRouter } from '../src/tunnel/http/tunnel-http.router.js';
 import { within } from './support/within.js';
 import { startApp, type TestApp } from './support/app.js';
@@ -751,6 +753,58 @@ describe('v1 request bodies held in memory', () => {
       await waitFor(() => service.v1BodyBytesHeld === 1100 * KiB, 5000, 'another address still fits');
     } finally {
       for (const s of sockets) s.destroy();
+      await tunnel.close();
+      await app.close();
+    }
+  });
+
+  it('holds a body trickled a byte per TCP segment in about its bytes, not a Buffer per read (~180 times them)', async () => {
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }));
+    const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
+    const h = `${subdomainOf(ready.tunnelUrl as string)}.${TUNNEL_DOMAIN}`;
+    const service = app.app.get(TunnelService);
+    // The wire that holds the body, seen as it takes the first byte.
+    const KiB = 1024;
+    const seen: { wire: { streams: { values(): unknown[] } } | null } = { wire: null };
+    const data = V1Wire.prototype.data;
+    V1Wire.prototype.data = function (this: V1Wire, ...args: Parameters<V1Wire['data']>) {
+      seen.wire = this as unknown as typeof seen.wire;
+      return data.apply(this, args);
+    };
+    const socket = connect(app.port, '127.0.0.1');
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    try {
+      await once(socket, 'connect');
+      const body = randomPayload(20_000);
+      socket.write(`POST /trickle HTTP/1.1\r\nHost: ${h}\r\nContent-Length: ${body.length}\r\n\r\n`);
+      let reads = 0;
+      const server = app.app.getHttpServer() as import('node:http').Server;
+      server.once('request', (req: import('node:http').IncomingMessage) => req.socket.on('data', () => reads++));
+      for (let i = 0; i < body.length - 1; i++) {
+        socket.write(body.subarray(i, i + 1));
+        await new Promise((r) => setImmediate(r));
+      }
+      await waitFor(() => service.v1BodyBytesHeld === body.length - 1, 10_000, 'all but the last byte held');
+      // Every Buffer the stream's state keeps, and the memory behind them.
+      const views = new Set<Uint8Array>();
+      const walk = (v: unknown, depth: number): void => {
+        if (v instanceof Uint8Array) views.add(v);
+        else if (v !== null && typeof v === 'object' && depth < 4) for (const x of Object.values(v)) walk(x, depth + 1);
+      };
+      for (const s of seen.wire!.streams.values()) walk(s, 0);
+      const pinned = [...new Set([...views].map((v) => v.buffer))].reduce((n, b) => n + b.byteLength, 0);
+      assert.ok(reads > 1000, `the body came in ${reads} reads (a test that means something needs many)`);
+      assert.ok(views.size <= 64, `${views.size} Buffers hold a body of ${body.length - 1} bytes that came in ${reads} reads`);
+      assert.ok(pinned <= 2 * body.length + 64 * KiB, `${pinned} bytes of ArrayBuffers pinned for ${body.length - 1} body bytes`);
+      // The body still goes out whole once its last byte is there.
+      socket.write(body.subarray(body.length - 1));
+      const m = await tunnel.nextJson('http_request');
+      assert.equal(sha(Buffer.from(m.body as string, 'base64')), sha(body));
+      assert.equal(service.v1BodyBytesHeld, 0);
+    } finally {
+      V1Wire.prototype.data = data;
+      socket.destroy();
       await tunnel.close();
       await app.close();
     }

@@ -23,6 +23,7 @@ import type {
 import { FrameSender } from '../core/frame-sender.js';
 import type { ByteBudget } from './byte-budget.js';
 import { StallBudget } from './stall-budget.js';
+import { HeldBody } from '../../common/held-body.js';
 
 /**
  * Bytes the proxy lets pile up in a tunnel WebSocket's send buffer before it
@@ -59,8 +60,9 @@ export interface V1WireOptions {
 interface HttpState {
   readonly kind: 'http';
   readonly head: HttpRequestHead;
-  chunks: Uint8Array[];
-  /** Bytes of `chunks`, taken from the body budget. */
+  /** The body so far, in about its bytes however the requester cut it. */
+  body: HeldBody;
+  /** Bytes of `body`, taken from the body budget. */
   held: number;
   /** The `http_request` went out (or the request was refused); an `http_response` is awaited. */
   sent: boolean;
@@ -142,7 +144,7 @@ export class V1Wire implements TunnelWire {
 
   open(streamId: string, open: StreamOpen): void {
     if (open.kind === 'http') {
-      this.streams.set(streamId, { kind: 'http', head: open.head, chunks: [], held: 0, sent: false });
+      this.streams.set(streamId, { kind: 'http', head: open.head, body: new HeldBody(), held: 0, sent: false });
     } else {
       this.streams.set(streamId, { kind: 'tcp', closed: false });
       this.sendControl(encodeTcpOpen(streamId));
@@ -161,7 +163,7 @@ export class V1Wire implements TunnelWire {
         return true;
       }
       s.held += chunk.length;
-      s.chunks.push(chunk);
+      s.body.push(chunk);
       return true;
     }
     if (s.closed || chunk.length === 0) return true;
@@ -180,7 +182,7 @@ export class V1Wire implements TunnelWire {
         queueMicrotask(() => this.handler?.onStreamEvent(streamId, { type: 'reset', reason: 'tunnel client is not reading', status: 503 }));
         return;
       }
-      const body = s.chunks.length === 0 ? null : s.chunks.length === 1 ? s.chunks[0] : Buffer.concat(s.chunks);
+      const body = s.body.take();
       this.dropBody(s);
       this.sendControl(encodeHttpRequest(streamId, s.head.method, s.head.path, joinHeaders(s.head.headers), body));
       return;
@@ -205,7 +207,7 @@ export class V1Wire implements TunnelWire {
 
   /** Forgets a request's body chunks and gives their bytes back to the budget. */
   private dropBody(s: HttpState): void {
-    s.chunks = [];
+    s.body = new HeldBody();
     this.options.bodyBudget.give(s.held, s.head.requester ?? '');
     s.held = 0;
   }
