@@ -281,6 +281,21 @@ describe('V2Mux', () => {
     assert.ok(reset.ok && reset.frame.type === 'reset' && reset.frame.code === R.FLOW_CONTROL_ERROR);
   });
 
+  it('holds a paused stream\'s run of small DATA payloads in about their bytes, not a Buffer (and an event) each, and hands them on in order', () => {
+    const { proxy, proxyLog, pump } = pair();
+    proxy.open(1, { kind: 'tcp' });
+    pump();
+    proxy.pause(1);
+    // 16 000 one-byte DATA frames, each decoded from its own WebSocket message (a read of its own).
+    const payload = bytes(16_000, 7);
+    for (let i = 0; i < payload.length; i++) proxy.receive(Uint8Array.from(encodeData(1, payload.subarray(i, i + 1))));
+    const held = (proxy as unknown as { streams: { get(id: number): { inbox: { length: number } } } }).streams.get(1).inbox.length;
+    assert.ok(held <= 64, `${held} events held for ${payload.length} bytes`);
+    assert.equal(proxy.buffered().inbound, payload.length);
+    proxy.resume(1);
+    assert.ok(join(proxyLog, 'data', 1).equals(payload));
+  });
+
   it('reports writable once credit returns', () => {
     const { proxy, proxyLog, pump } = pair();
     proxy.open(1, { kind: 'tcp' });

@@ -24,6 +24,7 @@ import {
   type V2ResponseHead,
   type V2StreamKind,
 } from './v2.js';
+import { HeldBody, SMALL_BODY_CHUNK } from '../../common/held-body.js';
 
 /**
  * The stream engine of protocol v2, shared by the proxy and the reference
@@ -73,7 +74,7 @@ export interface V2MuxOptions {
 }
 
 type InEvent =
-  | { readonly t: 'data'; readonly chunk: Uint8Array }
+  | { readonly t: 'data'; readonly chunk: Uint8Array; readonly small?: HeldBody }
   | { readonly t: 'end' }
   | { readonly t: 'message'; readonly chunk: Uint8Array; readonly binary: boolean; readonly fin: boolean }
   | { readonly t: 'close'; readonly code: number; readonly reason: string };
@@ -110,6 +111,8 @@ class MuxStream {
   /** Called once this side's END is out (`whenSent`). */
   onSent: (() => void) | null = null;
   readonly inbox = new Fifo<InEvent>();
+  /** The last event of `inbox` when it gathers small DATA payloads (one event for a run of them). */
+  smallTail: InEvent | null = null;
   remoteEnd = false;
 
   constructor(
@@ -159,7 +162,7 @@ export class V2Mux {
     let inbound = 0;
     let outbound = 0;
     for (const s of this.streams.values()) {
-      for (const ev of s.inbox) if (ev.t === 'data' || ev.t === 'message') inbound += ev.chunk.length;
+      for (const ev of s.inbox) if (ev.t === 'data' || ev.t === 'message') inbound += ev.t === 'data' && ev.small ? ev.small.bytes : ev.chunk.length;
       for (const item of s.queue) outbound += item.payload.length;
     }
     return { inbound, outbound };
@@ -472,6 +475,10 @@ export class V2Mux {
 
   private deliver(s: MuxStream, ev: InEvent): void {
     if (!s.paused && s.inbox.length === 0) return this.dispatch(s, ev);
+    // Each small DATA payload is a Buffer over the WebSocket read it came in (~340 bytes of process memory
+    // for a byte): a run of them waits as one event, its bytes copied into a Buffer of its own.
+    const small = ev.t === 'data' && ev.chunk.length < SMALL_BODY_CHUNK ? ev.chunk : null;
+    if (small && s.smallTail?.t === 'data' && s.smallTail.small) return s.smallTail.small.push(small);
     // Credit bounds the bytes held, not the frames: tiny or empty frames (an
     // empty MESSAGE with FIN costs none) must not pile up without end.
     if (s.inbox.length >= Math.max(MAX_HELD_EVENTS, s.window / 64)) {
@@ -479,20 +486,32 @@ export class V2Mux {
       this.handler?.malformed(s.id, 'too many frames held for a paused stream');
       return;
     }
+    if (small) {
+      const gathered = new HeldBody();
+      gathered.push(small);
+      ev = { t: 'data', chunk: EMPTY, small: gathered };
+    }
+    s.smallTail = small ? ev : null;
     s.inbox.push(ev);
   }
 
   private drainInbox(s: MuxStream): void {
-    while (!s.paused && s.inbox.length > 0 && this.streams.get(s.id) === s) this.dispatch(s, s.inbox.shift()!);
+    while (!s.paused && s.inbox.length > 0 && this.streams.get(s.id) === s) {
+      const ev = s.inbox.shift()!;
+      if (ev === s.smallTail) s.smallTail = null;
+      this.dispatch(s, ev);
+    }
   }
 
   private dispatch(s: MuxStream, ev: InEvent): void {
     const h = this.handler!;
     switch (ev.t) {
-      case 'data':
-        h.data(s.id, ev.chunk);
-        this.consumed(s, ev.chunk.length);
+      case 'data': {
+        const chunk = ev.small?.take() ?? ev.chunk;
+        h.data(s.id, chunk);
+        this.consumed(s, chunk.length);
         return;
+      }
       case 'message':
         h.message(s.id, ev.chunk, ev.binary, ev.fin);
         this.consumed(s, ev.chunk.length);
