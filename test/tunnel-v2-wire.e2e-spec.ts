@@ -29,6 +29,7 @@ import { expectRefusal } from './support/ws-client.js';
 import { TUNNEL_DOMAIN, httpTo, subdomainOf, tunnelEnv, waitFor } from './support/tunnel.js';
 import { RawV2Tunnel, timedGet } from './tunnel-v2-support.js';
 import { within } from './support/within.js';
+import { SocketGoneSignal } from '../src/upgrade/client-gone.js';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -853,6 +854,66 @@ describe('a tunnel request body that stops arriving (TUNNEL_REQUESTER_STALL_MS)'
       assert.equal((await pending).status, 204);
     } finally {
       await tunnel.close();
+    }
+  });
+});
+
+describe('a tunnel requester WebSocket waiting for its answer', () => {
+  it('keeps the bytes a requester trickles before the 101 (a byte per TCP segment) in about their size, not a Buffer per read, and hands them on', async () => {
+    // The default response timeout (60 s): a tunnel client may take that long to answer an upgrade.
+    const app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }));
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    // The requester's watch, seen as the upgrade starts waiting for the tunnel's answer.
+    const seen: { signal: SocketGoneSignal | null } = { signal: null };
+    const addEventListener = SocketGoneSignal.prototype.addEventListener;
+    SocketGoneSignal.prototype.addEventListener = function (this: SocketGoneSignal, ...args: Parameters<SocketGoneSignal['addEventListener']>) {
+      seen.signal = this;
+      return addEventListener.apply(this, args);
+    };
+    const s = await dial(app.port);
+    s.setNoDelay(true);
+    s.on('error', () => undefined);
+    try {
+      s.write(`GET /chat HTTP/1.1\r\nHost: ${hostOf(ready.ready.tunnelUrl)}\r\n${UPGRADE_HEADERS}\r\n`);
+      const open = await tunnel.nextOpen();
+      SocketGoneSignal.prototype.addEventListener = addEventListener;
+      // Past the watch's start (250 ms): the upgrade socket is read, what comes is kept for the handshake.
+      await new Promise((r) => setTimeout(r, 400));
+      let reads = 0;
+      const payload = randomPayload(20_000);
+      const mask = Buffer.from([1, 2, 3, 4]);
+      const head = Buffer.from([0x82, 0x80 | 126, payload.length >> 8, payload.length & 0xff, ...mask]);
+      const frame = Buffer.concat([head, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))]);
+      const proxySide = seen.signal as unknown as { socket: import('node:net').Socket };
+      const countRead = (): void => void reads++;
+      proxySide.socket.on('data', countRead);
+      for (let i = 0; i < frame.length; i++) {
+        s.write(frame.subarray(i, i + 1));
+        await new Promise((r) => setImmediate(r));
+      }
+      await waitFor(() => reads > 0 && proxySide.socket.bytesRead > frame.length, 5000, `the frame read by the proxy (${reads} reads, ${proxySide.socket.bytesRead} bytes)`);
+      // Every Buffer the watch keeps, and the memory behind them.
+      const views = new Set<Uint8Array>();
+      const walk = (v: unknown, depth: number): void => {
+        if (v instanceof Uint8Array) views.add(v);
+        else if (v !== null && typeof v === 'object' && depth < 4) for (const x of Object.values(v)) walk(x, depth + 1);
+      };
+      walk((seen.signal as unknown as { early: unknown }).early, 0);
+      const pinned = [...new Set([...views].map((v) => v.buffer))].reduce((n, b) => n + b.byteLength, 0);
+      assert.ok(reads > 1000, `the frame came in ${reads} reads (a test that means something needs many)`);
+      assert.ok(views.size <= 64, `${views.size} Buffers hold ${frame.length} early bytes that came in ${reads} reads`);
+      assert.ok(pinned <= 2 * frame.length + 64 * KiB, `${pinned} bytes of ArrayBuffers pinned for ${frame.length} early bytes`);
+      // (A 'data' listener of its own would take what the handshake puts back.)
+      proxySide.socket.off('data', countRead);
+      // The tunnel answers: the early frame is the requester's first message.
+      tunnel.send(encodeResponse(open.stream, { status: 101, headers: [] }));
+      const m = (await tunnel.next((f) => f.type === 'message' && f.stream === open.stream, 5000, 'the early message')) as { payload: Uint8Array };
+      assert.equal(sha256(Buffer.from(m.payload)), sha256(payload));
+    } finally {
+      SocketGoneSignal.prototype.addEventListener = addEventListener;
+      s.destroy();
+      await tunnel.close();
+      await app.close();
     }
   });
 });

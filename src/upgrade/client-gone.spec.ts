@@ -4,7 +4,6 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FIN_WATCH_AFTER_MS, SocketGoneSignal } from './client-gone.js';
-import { TRICKLE_RUN_CHUNKS } from './coalesce-trickle.js';
 
 /**
  * A loopback connection whose server end is half-open capable and unread, as an upgrade socket is during admission.
@@ -88,34 +87,6 @@ describe('SocketGoneSignal', () => {
       await sleep(50);
       assert.equal(Buffer.concat(later).toString(), 'later');
       assert.equal(signal.aborted, false);
-    } finally {
-      close();
-    }
-  });
-
-  it('holds early bytes trickled a byte per read in a bounded number of Buffers, and hands them over whole', async () => {
-    const { client, server, close } = await upgradeLikePair();
-    try {
-      client.setNoDelay(true);
-      const signal = new SocketGoneSignal(server);
-      const listener = (): void => undefined;
-      signal.addEventListener('abort', listener);
-      await sleep(FIN_WATCH_AFTER_MS + 50);
-      let reads = 0;
-      server.on('data', () => reads++);
-      const held = (): number => (signal as unknown as { early: Buffer[] | null }).early?.length ?? 0;
-      let maxHeld = 0;
-      const sent = Buffer.from(Array.from({ length: 3 * TRICKLE_RUN_CHUNKS }, (_, i) => i & 255));
-      for (let i = 0; i < sent.length; i++) {
-        client.write(sent.subarray(i, i + 1));
-        await new Promise((r) => setImmediate(r));
-        maxHeld = Math.max(maxHeld, held());
-      }
-      await sleep(50);
-      assert.ok(reads > TRICKLE_RUN_CHUNKS, `the bytes came in many reads (${reads}), else nothing was checked`);
-      assert.ok(maxHeld <= TRICKLE_RUN_CHUNKS + 2, `held ${maxHeld} Buffers for ${reads} reads`);
-      signal.removeEventListener('abort', listener);
-      assert.deepEqual(signal.release(), sent);
     } finally {
       close();
     }

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { Refusal } from '../common/refusal.js';
-import { mergeSmallRun, TRICKLE_RUN_CHUNKS } from './coalesce-trickle.js';
+import { HeldBody } from '../common/held-body.js';
 
 /**
  * The part of `AbortSignal` that admission uses to notice a client that went
@@ -63,10 +63,9 @@ const MAX_EARLY_BYTES = 64 * 1024;
  */
 export class SocketGoneSignal implements GoneSignal {
   private watchTimer: NodeJS.Timeout | null = null;
-  private early: Buffer[] | null = null;
+  /** Bytes read while watching, kept in about their size however the client cut them (a Buffer per read is ~340 bytes). */
+  private early: HeldBody | null = null;
   private earlyBytes = 0;
-  /** How many of `early`'s Buffers are merged runs (`mergeSmallRun`), not reads still as they came. */
-  private earlyMerged = 0;
   private listeners: (() => void)[] | null = null;
   private abortedByCall = false;
 
@@ -122,7 +121,7 @@ export class SocketGoneSignal implements GoneSignal {
     this.socket.off('end', this.gone);
     // Flowing again from the next tick, by when the handshake has its own 'data' listener.
     this.socket.resume();
-    return early.length === 0 ? null : Buffer.concat(early);
+    return early.take();
   }
 
   /** `release` for the handshake: `head` followed by the bytes read while watching. */
@@ -142,30 +141,16 @@ export class SocketGoneSignal implements GoneSignal {
     if (this.socket.destroyed) return;
     // Node reads a FIN that comes while nothing is buffered itself: 'end' has been and gone.
     if (this.socket.readableEnded) return void this.socket.destroy();
-    this.early = [];
-    this.earlyMerged = 0;
+    this.early = new HeldBody();
     this.socket.on('data', this.keep);
     this.socket.once('end', this.gone);
     this.socket.resume();
   };
 
-  /**
-   * Keeps a read of the watched socket. Each read is a Buffer of its own, about 340 bytes of memory even
-   * for 1 byte: a client trickling its early bytes a byte per TCP segment made up to `MAX_EARLY_BYTES`
-   * of them cost some 200 times that (6 MiB for 30 000 bytes) for as long as admission took. So each
-   * run of `TRICKLE_RUN_CHUNKS` reads is merged into one Buffer, as the frame receiver does
-   * (`coalesce-trickle.ts`): they average under its `SMALL_READ_BYTES`, `MAX_EARLY_BYTES` being
-   * smaller than a run of those.
-   */
   private readonly keep = (chunk: Buffer): void => {
     this.earlyBytes += chunk.length;
     if (this.earlyBytes > MAX_EARLY_BYTES) return void this.socket.destroy();
-    const early = this.early;
-    if (early === null) return;
-    early.push(chunk);
-    if (early.length - this.earlyMerged < TRICKLE_RUN_CHUNKS) return;
-    mergeSmallRun(early, early.length - this.earlyMerged);
-    this.earlyMerged = early.length;
+    this.early?.push(chunk);
   };
 
   private readonly gone = (): void => {
