@@ -1,3 +1,5 @@
+import { ownCopy } from './own-copy.js';
+
 /** Chunks smaller than this are copied into a Buffer of the body's own; larger ones are kept as they are. */
 export const SMALL_BODY_CHUNK = 1024;
 /** The smallest and largest Buffer small chunks are copied into. */
@@ -28,7 +30,7 @@ export class HeldBody {
     if (chunk.length === 0) return;
     if (chunk.length >= SMALL_BODY_CHUNK) {
       this.seal();
-      this.chunks.push(chunk.buffer.byteLength > 2 * chunk.length ? copyOf(chunk) : chunk);
+      this.chunks.push(chunk.buffer.byteLength > 2 * chunk.length ? ownCopy([chunk]) : chunk);
     } else {
       if (this.tail === null || this.tailUsed + chunk.length > this.tail.length) {
         this.seal();
@@ -73,13 +75,6 @@ export class HeldBody {
     const used = this.tailUsed;
     this.tailUsed = 0;
     if (used === 0) return;
-    this.chunks.push(2 * used >= tail.length ? tail.subarray(0, used) : copyOf(tail.subarray(0, used)));
+    this.chunks.push(2 * used >= tail.length ? tail.subarray(0, used) : ownCopy([tail.subarray(0, used)]));
   }
-}
-
-/** `chunk`'s bytes in a Buffer of their own (never a slice of Node's shared pool). */
-function copyOf(chunk: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafeSlow(chunk.length);
-  out.set(chunk);
-  return out;
 }

@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { ownCopy } from '../common/own-copy.js';
 
 /**
  * How many socket reads of a frame still arriving `ws` may hold before the
@@ -47,7 +48,7 @@ export function tidyFragments(fragments: SeenFragments): number {
   for (let i = fragments[SEEN] ?? 0; i < fragments.length; i++) {
     const f = fragments[i];
     if (f.buffer.byteLength > 2 * f.length) {
-      fragments[i] = exactCopy([f], 0, f.length);
+      fragments[i] = ownCopy([f]);
       copied++;
     }
   }
@@ -71,22 +72,8 @@ export function mergeSmallRun(buffers: Buffer[], run: number): boolean {
   let bytes = 0;
   for (let i = start; i < buffers.length; i++) bytes += buffers[i].length;
   if (bytes >= run * SMALL_READ_BYTES) return false;
-  buffers.splice(start, run, exactCopy(buffers, start, bytes));
+  buffers.splice(start, run, ownCopy(buffers, start, bytes));
   return true;
-}
-
-/**
- * The bytes of `buffers` from `start` in a Buffer of its own: never a slice of
- * Node's shared 8 KiB pool, which one long-held slice would pin whole.
- */
-function exactCopy(buffers: Buffer[], start: number, bytes: number): Buffer {
-  const out = Buffer.allocUnsafeSlow(bytes);
-  let offset = 0;
-  for (let i = start; i < buffers.length; i++) {
-    out.set(buffers[i], offset);
-    offset += buffers[i].length;
-  }
-  return out;
 }
 
 /**
