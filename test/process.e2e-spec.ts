@@ -27,6 +27,16 @@ async function silentUpgrade(port: number, path: string, host = `127.0.0.1:${por
 }
 
 /** Sends `svc` SIGTERM and resolves with the milliseconds it took to exit, which must be with code 0. */
+/** While the service drains: the live relay `ws` still carries bytes; once it closes, the service exits 0. */
+async function relayCarriesThenExitIsClean(ws: WebSocket, svc: ServiceProcess): Promise<void> {
+  const got = receiveBytes(ws, 4);
+  ws.send(Buffer.from('ping'));
+  assert.equal((await got).toString(), 'ping', 'the live relay still carries bytes');
+  ws.close(1000);
+  await closed(ws);
+  assert.equal(await svc.exited, 0);
+}
+
 async function exitAfterSigterm(svc: ServiceProcess): Promise<number> {
   const started = Date.now();
   svc.child.kill('SIGTERM');
@@ -58,12 +68,7 @@ describe('the built service as a process', () => {
     assert.equal(refused.body, 'server is draining');
     const closedRefusal = await expectCloseRefusal(`ws://${base}/relay?host=127.0.0.1&port=${echo.port}&errors=close`);
     assert.deepEqual(closedRefusal, { code: 4503, reason: 'server is draining' }, 'errors=close holds while draining');
-    const got = receiveBytes(ws, 4);
-    ws.send(Buffer.from('ping'));
-    assert.equal((await got).toString(), 'ping', 'the live relay still carries bytes');
-    ws.close(1000);
-    await closed(ws);
-    assert.equal(await svc.exited, 0);
+    await relayCarriesThenExitIsClean(ws, svc);
   });
 
   it('closes live relays with 1001 when SHUTDOWN_TIMEOUT_MS passes', async () => {
@@ -127,12 +132,7 @@ describe('the built service as a process', () => {
         await new Promise((r) => setTimeout(r, 300));
         assert.equal(svc.child.exitCode, null, `the drain goes on, the live relay holds the exit:\n${svc.lines.join('\n')}`);
         assert.ok(!svc.lines.some((l) => l.includes('shutdown_forced')), svc.lines.join('\n'));
-        const got = receiveBytes(ws, 4);
-        ws.send(Buffer.from('ping'));
-        assert.equal((await got).toString(), 'ping', 'the live relay still carries bytes');
-        ws.close(1000);
-        await closed(ws);
-        assert.equal(await svc.exited, 0);
+        await relayCarriesThenExitIsClean(ws, svc);
       } finally {
         ws.terminate();
         svc.child.kill('SIGKILL');

@@ -108,19 +108,19 @@ async function readPayload(socket: Socket, n: number): Promise<Buffer> {
 const BYTES = 16 * TRICKLE_RUN_CHUNKS;
 const bound = (t: Trickled): number => TRICKLE_RUN_CHUNKS + Math.ceil(t.reads / TRICKLE_RUN_CHUNKS) + 1;
 
+// One app (tunnels on: the tunnel cases need them) and one echo target for every case of this file.
+let app: TestApp;
+let echo: TestTarget;
+before(async () => {
+  app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }));
+  echo = await echoTarget();
+});
+after(async () => {
+  await app.close();
+  await echo.close();
+});
+
 describe('a frame trickled a few bytes per read', () => {
-  let app: TestApp;
-  let echo: TestTarget;
-
-  before(async () => {
-    app = await startApp(await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }));
-    echo = await echoTarget();
-  });
-  after(async () => {
-    await app.close();
-    await echo.close();
-  });
-
   it('is held by a relay in a bounded number of Buffers, and still relayed whole', async () => {
     const accepted = nextAccepted(serverOf(app, '/relay'));
     const socket = await openRaw(app.port, `/relay?host=127.0.0.1&port=${echo.port}`);
@@ -196,18 +196,6 @@ function smallFrame(opcode: number, fin: boolean, payload: Buffer): Buffer {
 }
 
 describe('a fragmented message whose fragments come padded with control frames', () => {
-  let app: TestApp;
-  let echo: TestTarget;
-
-  before(async () => {
-    app = await startApp();
-    echo = await echoTarget();
-  });
-  after(async () => {
-    await app.close();
-    await echo.close();
-  });
-
   it('pins about its bytes in a relay, not every 64 KiB read a fragment came in, and is still relayed whole', async () => {
     const accepted = nextAccepted(serverOf(app, '/relay'));
     const socket = await openRaw(app.port, `/relay?host=127.0.0.1&port=${echo.port}`);
