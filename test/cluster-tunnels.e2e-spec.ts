@@ -28,6 +28,7 @@ import { echoTarget, randomPayload, type TestTarget } from './support/targets.js
 import { closed, expectRefusal, openWs } from './support/ws-client.js';
 import { dataFrame, httpTo, RawTunnel, startHttpService, subdomainOf, tunnelEnv, TUNNEL_DOMAIN, waitFor, type HttpResult, type HttpService } from './support/tunnel.js';
 import { expectCoalescedPongs } from './support/ping-flood.js';
+import { Opcode, clientFrame } from './support/ws-frames.js';
 import { JwksServer, makeKey, mintToken } from './support/jwks.js';
 
 const MiB = 1024 * 1024;
@@ -431,7 +432,7 @@ describe('tunnels across replicas', () => {
   });
 
   it('a requester that leaves its WebSocket upgrade at the other replica before the owner answers frees its slots at once, early bytes or not', async () => {
-    for (const early of [null, Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0x68, 0x69])]) {
+    for (const early of [null, clientFrame(Opcode.TEXT, 'hi')]) {
       const s = await dial(b.port);
       s.on('error', () => undefined);
       const path = `/hang?early=${early !== null}`;

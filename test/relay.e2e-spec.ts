@@ -12,6 +12,7 @@ import { within } from './support/within.js';
 import { UPGRADE_HEADERS, rawExchange, rawRequest, writeThenReset } from './support/raw-http.js';
 import { MAX_REQUESTS_PER_CONNECTION } from '../src/upgrade/http-server.adapter.js';
 import { FLOOD_PING_BYTES, floodPings } from './support/ping-flood.js';
+import { Opcode, clientFrame } from './support/ws-frames.js';
 import {
   echoTarget,
   randomPayload,
@@ -255,7 +256,7 @@ describe('how a relay ends its target: a FIN for a whole upload, a reset for a t
       await waitFor(() => [...target.connections].some((s) => s.bytesRead > 0), 5000, 'bytes at the target');
       const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
       const done = closed(ws);
-      raw.write(Buffer.from([0x82, 0x03, 0x61, 0x62, 0x63])); // binary, unmasked: its bytes never reach the target
+      raw.write(clientFrame(Opcode.BINARY, 'abc', { maskKey: null })); // unmasked: its bytes never reach the target
       assert.equal((await done).code, 1002);
       const { how } = await within(target.ending, 10_000, 'the target ended');
       assert.equal(how, 'ECONNRESET');
@@ -1339,8 +1340,8 @@ describe('hostile input', () => {
 
   it('closes 1002 on frames that break RFC 6455 (unmasked client frame, reserved opcode)', async () => {
     for (const [frame, expectedReason] of [
-      [Buffer.from([0x82, 0x03, 0x61, 0x62, 0x63]), 'Invalid WebSocket frame: MASK must be set'], // binary, unmasked
-      [Buffer.from([0x83, 0x80, 1, 2, 3, 4]), 'Invalid WebSocket frame: invalid opcode 3'], // reserved opcode 0x3, masked, empty
+      [clientFrame(Opcode.BINARY, 'abc', { maskKey: null }), 'Invalid WebSocket frame: MASK must be set'],
+      [clientFrame(0x3, ''), 'Invalid WebSocket frame: invalid opcode 3'], // a reserved opcode, masked, empty
     ] as const) {
       const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
       const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;

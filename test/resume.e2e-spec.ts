@@ -24,6 +24,7 @@ import { echoTarget, floodTarget, sha256, sourceTarget, startTarget, type TestTa
 import { closed, expectCloseRefusal, expectRefusal, receiveBytes, track } from './support/ws-client.js';
 import { within } from './support/within.js';
 import { waitFor } from './support/wait.js';
+import { Opcode, clientFrame } from './support/ws-frames.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -437,8 +438,8 @@ describe('resumable relays', () => {
 
     const violations: [code: number, what: string, breakIt: (client: RawResumeClient, session: SessionFrame) => void][] = [
       [1009, 'a message over the announced maxMessageBytes', (client, session) => client.send(Buffer.alloc(session.maxMessageBytes! + 1))],
-      [1007, 'a text frame that is not UTF-8', (client) => rawSocket(client.ws).write(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe]))],
-      [1002, 'an unmasked frame', (client) => rawSocket(client.ws).write(Buffer.from([0x82, 0x03, 0x61, 0x62, 0x63]))],
+      [1007, 'a text frame that is not UTF-8', (client) => rawSocket(client.ws).write(clientFrame(Opcode.TEXT, Buffer.from([0xff, 0xfe])))],
+      [1002, 'an unmasked frame', (client) => rawSocket(client.ws).write(clientFrame(Opcode.BINARY, 'abc', { maskKey: null }))],
     ];
     for (const [code, what, breakIt] of violations) {
       it(`ends the session, not detaches it, when ws closes ${code} on ${what}: target closed, slot free, reattach 404, relay_end ${code}`, async () => {

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,30 +14,8 @@ import { startApp, type TestApp } from './support/app.js';
 import { echoTarget, type TestTarget } from './support/targets.js';
 import { TUNNEL_DOMAIN, tunnelEnv } from './support/tunnel.js';
 import { attachWebSocketEchoApp } from './support/websocket-echo-app.js';
-
-/** Opens a raw WebSocket (no client library, to write frames byte by byte); resolves after the 101. */
-async function openRaw(port: number, pathAndQuery: string, host = `127.0.0.1:${port}`): Promise<Socket> {
-  const socket = connect(port, '127.0.0.1');
-  socket.setNoDelay(true);
-  await once(socket, 'connect');
-  socket.write(
-    `GET ${pathAndQuery} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-  );
-  let head = '';
-  while (!head.includes('\r\n\r\n')) head += String((await once(socket, 'data'))[0]);
-  assert.match(head, /^HTTP\/1\.1 101 /);
-  return socket;
-}
-
-/** The masked header (RFC 6455 §5.2: a client's frames are masked) of a binary frame of `len` bytes. */
-function frameHeader(len: number, mask: Buffer): Buffer {
-  const h = Buffer.alloc(10);
-  h[0] = 0x82;
-  h[1] = 0x80 | 127;
-  h.writeBigUInt64BE(BigInt(len), 2);
-  return Buffer.concat([h, mask]);
-}
+import { openRawWebSocket } from './support/raw-websocket.js';
+import { Opcode, clientFrame, frameHeader, maskPayload } from './support/ws-frames.js';
 
 /** The next WebSocket `server` accepts, once the proxy's own callback has set it up. */
 function nextAccepted(server: WebSocketServer): Promise<WebSocket> {
@@ -72,10 +50,10 @@ async function trickleFrame(socket: Socket, ws: WebSocket, payload: Buffer, decl
     maxHeld = Math.max(maxHeld, internals._receiver._buffers.length);
   };
   internals._socket.on('data', watch);
-  const mask = randomBytes(4);
-  socket.write(frameHeader(declared, mask));
-  for (let i = 0; i < payload.length; i++) {
-    socket.write(Buffer.from([payload[i] ^ mask[i % 4]]));
+  socket.write(frameHeader({ opcode: Opcode.BINARY, length: declared, lengthBits: 64 }));
+  const masked = maskPayload(payload);
+  for (let i = 0; i < masked.length; i++) {
+    socket.write(masked.subarray(i, i + 1));
     await new Promise((r) => setImmediate(r));
   }
   internals._socket.off('data', watch);
@@ -123,7 +101,7 @@ after(async () => {
 describe('a frame trickled a few bytes per read', () => {
   it('is held by a relay in a bounded number of Buffers, and still relayed whole', async () => {
     const accepted = nextAccepted(serverOf(app, '/relay'));
-    const socket = await openRaw(app.port, `/relay?host=127.0.0.1&port=${echo.port}`);
+    const socket = await openRawWebSocket(app.port, `/relay?host=127.0.0.1&port=${echo.port}`);
     try {
       const ws = await accepted;
       const payload = randomBytes(BYTES);
@@ -139,7 +117,7 @@ describe('a frame trickled a few bytes per read', () => {
 
   it('is held by a v2 tunnel in a bounded number of Buffers', async () => {
     const accepted = nextAccepted(serverOf(app, '/tunnel'));
-    const socket = await openRaw(app.port, '/tunnel?v=2');
+    const socket = await openRawWebSocket(app.port, '/tunnel?v=2');
     try {
       const ws = await accepted;
       // A frame larger than what is sent: still arriving, all of it held.
@@ -154,7 +132,7 @@ describe('a frame trickled a few bytes per read', () => {
   it('is held by a refused relay that is closed with a code (errors=close) in a bounded number of Buffers', async () => {
     const accepted = nextAccepted(serverOf(app, '/relay'));
     // A blocked target (TEST_ENV blocks 10/8): refused by the policy, nothing is dialled.
-    const socket = await openRaw(app.port, '/relay?host=10.0.0.1&port=22&errors=close');
+    const socket = await openRawWebSocket(app.port, '/relay?host=10.0.0.1&port=22&errors=close');
     try {
       const t = await trickleFrame(socket, await accepted, randomBytes(BYTES), 2 * BYTES);
       assert.ok(t.reads > 3 * TRICKLE_RUN_CHUNKS, `the frame came in ${t.reads} reads`);
@@ -171,7 +149,7 @@ describe('a frame trickled a few bytes per read', () => {
     const client = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, to: `127.0.0.1:${(origin.address() as AddressInfo).port}`, protocol: 2 });
     const front = app.app.get(TunnelWebSocketFront) as unknown as { wss: WebSocketServer };
     const accepted = nextAccepted(front.wss);
-    const socket = await openRaw(app.port, '/', `${client.subdomain}.${TUNNEL_DOMAIN}`);
+    const socket = await openRawWebSocket(app.port, '/', `${client.subdomain}.${TUNNEL_DOMAIN}`);
     try {
       const payload = randomBytes(BYTES);
       const t = await trickleFrame(socket, await accepted, payload);
@@ -188,35 +166,28 @@ describe('a frame trickled a few bytes per read', () => {
   });
 });
 
-/** A masked client frame (RFC 6455 §5.2) of a short payload. */
-function smallFrame(opcode: number, fin: boolean, payload: Buffer): Buffer {
-  const mask = randomBytes(4);
-  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
-  return Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | payload.length]), mask, masked]);
-}
-
 describe('a fragmented message whose fragments come padded with control frames', () => {
   it('pins about its bytes in a relay, not every 64 KiB read a fragment came in, and is still relayed whole', async () => {
     const accepted = nextAccepted(serverOf(app, '/relay'));
-    const socket = await openRaw(app.port, `/relay?host=127.0.0.1&port=${echo.port}`);
+    const socket = await openRawWebSocket(app.port, `/relay?host=127.0.0.1&port=${echo.port}`);
     try {
       const ws = await accepted;
       const receiver = (ws as unknown as { _receiver: { _fragments: Buffer[] } })._receiver;
       // Unsolicited pongs (RFC 6455 §5.5.3 allows them) count toward no message: 64 KiB of them a read.
-      const pong = smallFrame(0xa, true, Buffer.alloc(125, 0x70));
+      const pong = clientFrame(Opcode.PONG, Buffer.alloc(125, 0x70));
       const pad = Buffer.concat(Array.from({ length: 500 }, () => pong));
       const COUNT = 32;
       const payload = randomBytes(COUNT);
       let maxPinned = 0;
       for (let i = 0; i < COUNT; i++) {
-        socket.write(Buffer.concat([pad, smallFrame(i === 0 ? 0x2 : 0x0, false, payload.subarray(i, i + 1))]));
+        socket.write(Buffer.concat([pad, clientFrame(i === 0 ? Opcode.BINARY : Opcode.CONTINUATION, payload.subarray(i, i + 1), { fin: false })]));
         await new Promise((r) => setTimeout(r, 2));
         const pinned = [...new Set(receiver._fragments.map((f) => f.buffer))].reduce((a, b) => a + b.byteLength, 0);
         maxPinned = Math.max(maxPinned, pinned);
       }
       assert.ok(receiver._fragments.length > 0, 'the fragments were still held (else nothing was checked)');
       assert.ok(maxPinned <= 4096, `${COUNT} one-byte fragments pinned ${maxPinned} bytes`);
-      socket.write(smallFrame(0x0, true, Buffer.alloc(0)));
+      socket.write(clientFrame(Opcode.CONTINUATION, Buffer.alloc(0)));
       assert.deepEqual(await readPayload(socket, COUNT), payload);
     } finally {
       socket.destroy();

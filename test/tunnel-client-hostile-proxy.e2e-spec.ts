@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { TunnelClient, v1ClientMaxMessageBytes } from '../src/tunnel/client/tunnel-client.js';
 import { T, V2_MAX_FRAME_BYTES, encodeOpen, encodeReady } from '../src/tunnel/protocol/v2.js';
+import { Opcode, frameHeader } from './support/ws-frames.js';
 
 /** A test's teardown: the client's tunnel, then the fake `/tunnel` endpoint, then the local service and its kept-alive connections. */
 async function closeAll(tunnel: TunnelClient, fake: WebSocketServer, local: Server): Promise<void> {
@@ -383,11 +384,9 @@ describe('TunnelClient and a proxy that never answers its 1009', () => {
         const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
         socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
         const ready = encodeReady('http://0123456789abcdef.tunnel.test', 0);
-        socket.write(Buffer.concat([Buffer.from([0x82, 126, ready.length >> 8, ready.length & 0xff]), ready]));
-        const big = Buffer.alloc(10);
-        big[0] = 0x82;
-        big[1] = 127;
-        big.writeBigUInt64BE(2n * 1024n * 1024n, 2);
+        // A server's frames are unmasked.
+        socket.write(Buffer.concat([frameHeader({ opcode: Opcode.BINARY, length: ready.length, maskKey: null }), ready]));
+        const big = frameHeader({ opcode: Opcode.BINARY, length: 2 * 1024 * 1024, maskKey: null });
         setTimeout(() => socket.write(big), 50);
         socket.pause();
       });

@@ -29,6 +29,7 @@ import { expectRefusal } from './support/ws-client.js';
 import { TUNNEL_DOMAIN, httpTo, subdomainOf, tunnelEnv, waitFor } from './support/tunnel.js';
 import { RawV2Tunnel, timedGet } from './tunnel-v2-support.js';
 import { within } from './support/within.js';
+import { Opcode, clientFrame } from './support/ws-frames.js';
 import { SocketGoneSignal } from '../src/upgrade/client-gone.js';
 
 const KiB = 1024;
@@ -297,7 +298,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
         if (leave === 'resets') s.resetAndDestroy();
         else if (leave === 'half-closes') s.end();
         // A masked text frame before any 101: bytes nobody reads keep Node from reporting the FIN behind them.
-        else s.end(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0x68, 0x69]));
+        else s.end(clientFrame(Opcode.TEXT, 'hi'));
         // Before, both waited for the response timeout (60 s by default).
         await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, 'the per-IP slot back');
         await tunnel.next((f) => f.type === 'reset' && f.stream === open.stream, 3000, 'the stream reset');
@@ -881,9 +882,7 @@ describe('a tunnel requester WebSocket waiting for its answer', () => {
       await new Promise((r) => setTimeout(r, 400));
       let reads = 0;
       const payload = randomPayload(20_000);
-      const mask = Buffer.from([1, 2, 3, 4]);
-      const head = Buffer.from([0x82, 0x80 | 126, payload.length >> 8, payload.length & 0xff, ...mask]);
-      const frame = Buffer.concat([head, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))]);
+      const frame = clientFrame(Opcode.BINARY, payload);
       const proxySide = seen.signal as unknown as { socket: import('node:net').Socket };
       const countRead = (): void => void reads++;
       proxySide.socket.on('data', countRead);

@@ -19,6 +19,7 @@ import { TUNNEL_DOMAIN, httpTo, tunnelEnv, waitFor } from './support/tunnel.js';
 import { RawV2Tunnel, timedGet } from './tunnel-v2-support.js';
 import { within } from './support/within.js';
 import { expectCoalescedPongs } from './support/ping-flood.js';
+import { Opcode, clientFrame } from './support/ws-frames.js';
 import { assertEchoes, attachWebSocketEchoApp, type WebSocketEchoApp } from './support/websocket-echo-app.js';
 
 const MiB = 1024 * 1024;
@@ -272,7 +273,7 @@ describe('tunnel protocol v2 with the reference client', () => {
     const before = origin.app.closes.length;
     const ws = await openWs(`ws://127.0.0.1:${app.port}/echo-ws`, { headers: { host } });
     const done = closed(ws);
-    (ws as unknown as { _socket: Socket })._socket.write(Buffer.from([0x82, 0x03, 0x61, 0x62, 0x63])); // binary, unmasked
+    (ws as unknown as { _socket: Socket })._socket.write(clientFrame(Opcode.BINARY, 'abc', { maskKey: null }));
     assert.deepEqual(await within(done, 5000, 'the requester closed'), { code: 1002, reason: 'Invalid WebSocket frame: MASK must be set' });
     await waitFor(() => origin.app.closes.length > before, 5000, 'the local app closed');
     assert.equal(origin.app.closes.at(-1)!.code, 1002);

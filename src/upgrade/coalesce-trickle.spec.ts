@@ -1,10 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
+import { openRawWebSocket } from '../../test/support/raw-websocket.js';
+import { Opcode, ZERO_MASK_KEY, frameHeader } from '../../test/support/ws-frames.js';
 import { SMALL_READ_BYTES, TRICKLE_RUN_CHUNKS, coalesceTrickledFrames, mergeSmallRun, tidyFragments, type ReceiverInternals } from './coalesce-trickle.js';
 
 describe('mergeSmallRun', () => {
@@ -52,15 +54,6 @@ describe('tidyFragments', () => {
   });
 });
 
-/** A masked client frame header declaring `len` payload bytes (RFC 6455 §5.2), with a zero mask key. */
-function maskedHeader(len: number): Buffer {
-  const h = Buffer.alloc(14);
-  h[0] = 0x82;
-  h[1] = 0x80 | 127;
-  h.writeBigUInt64BE(BigInt(len), 2);
-  return h; // mask key 0: the payload goes as is
-}
-
 describe('coalesceTrickledFrames', () => {
   /**
    * Trickles one frame of `bytes` payload a byte per write into a `ws` server;
@@ -88,14 +81,9 @@ describe('coalesceTrickledFrames', () => {
           ws.on('message', (data: Buffer) => resolve(data));
         });
       });
-      const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
-      socket.setNoDelay(true);
-      await once(socket, 'connect');
-      socket.write(
-        `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      );
-      await once(socket, 'data');
-      socket.write(maskedHeader(bytes));
+      const socket = await openRawWebSocket((server.address() as AddressInfo).port, '/');
+      // Under a zero key the payload goes on the wire as it is.
+      socket.write(frameHeader({ opcode: Opcode.BINARY, length: bytes, lengthBits: 64, maskKey: ZERO_MASK_KEY }));
       for (let i = 0; i < bytes; i++) {
         socket.write(payload.subarray(i, i + 1));
         await new Promise((r) => setImmediate(r));

@@ -2,9 +2,13 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import { Opcode, ZERO_MASK_KEY, clientFrame } from './ws-frames.js';
+
+/** Flood ping `i`: payload `p<i>` padded with dots to 125 bytes, masked under a zero key (the proxy's `ws` then skips unmasking it). */
+const floodPing = (i: number): Buffer => clientFrame(Opcode.PING, `p${i}`.padEnd(125, '.'), { maskKey: ZERO_MASK_KEY });
 
 /** Bytes of one flood ping on the wire: a masked frame with 125 bytes of payload. */
-export const FLOOD_PING_BYTES = 131;
+export const FLOOD_PING_BYTES = floodPing(0).length;
 
 /** A client under test: its raw socket, and the pongs it has got (payloads `p<i>`). */
 export interface PingFlood {
@@ -22,9 +26,8 @@ export async function floodPings(ws: WebSocket, count: number): Promise<PingFloo
   ws.on('pong', (d: Buffer) => pongs.push(d.toString().replace(/\.+$/, '')));
   const raw = (ws as unknown as { _socket: Socket })._socket;
   raw.pause();
-  const frame = (i: number): Buffer => Buffer.concat([Buffer.from([0x89, 0x80 | 125, 0, 0, 0, 0]), Buffer.from(`p${i}`.padEnd(125, '.'))]);
   for (let i = 0; i < count; i += 1000) {
-    const batch = Buffer.concat(Array.from({ length: Math.min(1000, count - i) }, (_, k) => frame(i + k)));
+    const batch = Buffer.concat(Array.from({ length: Math.min(1000, count - i) }, (_, k) => floodPing(i + k)));
     if (!raw.write(batch)) await once(raw, 'drain');
   }
   return { raw, pongs };
