@@ -5,60 +5,19 @@ import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { WebSocket, WebSocketServer } from 'ws';
+import type { WebSocketServer } from 'ws';
 import { UpgradeRouter } from '../src/upgrade/upgrade-router.service.js';
 import { TunnelWebSocketFront } from '../src/tunnel/http/tunnel-websocket.front.js';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
-import { TRICKLE_RUN_CHUNKS } from '../src/upgrade/coalesce-trickle.js';
 import { startApp, type TestApp } from './support/app.js';
 import { echoTarget, type TestTarget } from './support/targets.js';
 import { TUNNEL_DOMAIN, tunnelEnv } from './support/tunnel.js';
 import { attachWebSocketEchoApp } from './support/websocket-echo-app.js';
 import { openRawWebSocket } from './support/raw-websocket.js';
-import { Opcode, clientFrame, frameHeader, maskPayload } from './support/ws-frames.js';
-
-/** The next WebSocket `server` accepts, once the proxy's own callback has set it up. */
-function nextAccepted(server: WebSocketServer): Promise<WebSocket> {
-  return new Promise((resolve) => {
-    const handleUpgrade = server.handleUpgrade;
-    server.handleUpgrade = function (req, socket, head, cb) {
-      server.handleUpgrade = handleUpgrade;
-      handleUpgrade.call(this, req, socket, head, (ws, r) => {
-        cb(ws, r);
-        resolve(ws);
-      });
-    };
-  });
-}
+import { Opcode, clientFrame } from './support/ws-frames.js';
+import { assertHeldBounded, nextAccepted, trickleFrame, TRICKLE_BYTES } from './support/trickle.js';
 
 const serverOf = (app: TestApp, path: string): WebSocketServer => app.app.get(UpgradeRouter).resolvePath(path)!.server;
-
-interface Trickled {
-  /** Socket reads the proxy made of the frame. */
-  readonly reads: number;
-  /** The most Buffers its receiver held for the frame at once. */
-  readonly maxHeld: number;
-}
-
-/** Writes a frame declaring `declared` bytes and then `payload` a byte per write, one per event-loop turn, watching the proxy's receiver. */
-async function trickleFrame(socket: Socket, ws: WebSocket, payload: Buffer, declared = payload.length): Promise<Trickled> {
-  const internals = ws as unknown as { _socket: Socket; _receiver: { _buffers: Buffer[] } };
-  let reads = 0;
-  let maxHeld = 0;
-  const watch = (): void => {
-    reads++;
-    maxHeld = Math.max(maxHeld, internals._receiver._buffers.length);
-  };
-  internals._socket.on('data', watch);
-  socket.write(frameHeader({ opcode: Opcode.BINARY, length: declared, lengthBits: 64 }));
-  const masked = maskPayload(payload);
-  for (let i = 0; i < masked.length; i++) {
-    socket.write(masked.subarray(i, i + 1));
-    await new Promise((r) => setImmediate(r));
-  }
-  internals._socket.off('data', watch);
-  return { reads, maxHeld };
-}
 
 /** Reads from `socket` until `n` bytes of WebSocket frames' payloads arrived (unmasked server frames). */
 async function readPayload(socket: Socket, n: number): Promise<Buffer> {
@@ -83,8 +42,7 @@ async function readPayload(socket: Socket, n: number): Promise<Buffer> {
   }
 }
 
-const BYTES = 16 * TRICKLE_RUN_CHUNKS;
-const bound = (t: Trickled): number => TRICKLE_RUN_CHUNKS + Math.ceil(t.reads / TRICKLE_RUN_CHUNKS) + 1;
+const BYTES = TRICKLE_BYTES;
 
 // One app (tunnels on: the tunnel cases need them) and one echo target for every case of this file.
 let app: TestApp;
@@ -105,10 +63,7 @@ describe('a frame trickled a few bytes per read', () => {
     try {
       const ws = await accepted;
       const payload = randomBytes(BYTES);
-      const t = await trickleFrame(socket, ws, payload);
-      // Each byte came as its own read often enough for the bound to mean something.
-      assert.ok(t.reads > 3 * TRICKLE_RUN_CHUNKS, `the frame came in ${t.reads} reads`);
-      assert.ok(t.maxHeld <= bound(t), `the relay held ${t.maxHeld} Buffers for ${t.reads} reads of one frame`);
+      assertHeldBounded(await trickleFrame(socket, ws, payload), 'the relay');
       assert.deepEqual(await readPayload(socket, BYTES), payload);
     } finally {
       socket.destroy();
@@ -121,9 +76,7 @@ describe('a frame trickled a few bytes per read', () => {
     try {
       const ws = await accepted;
       // A frame larger than what is sent: still arriving, all of it held.
-      const t = await trickleFrame(socket, ws, randomBytes(BYTES), 2 * BYTES);
-      assert.ok(t.reads > 3 * TRICKLE_RUN_CHUNKS, `the frame came in ${t.reads} reads`);
-      assert.ok(t.maxHeld <= bound(t), `the tunnel held ${t.maxHeld} Buffers for ${t.reads} reads of one frame`);
+      assertHeldBounded(await trickleFrame(socket, ws, randomBytes(BYTES), 2 * BYTES), 'the tunnel');
     } finally {
       socket.destroy();
     }
@@ -134,9 +87,7 @@ describe('a frame trickled a few bytes per read', () => {
     // A blocked target (TEST_ENV blocks 10/8): refused by the policy, nothing is dialled.
     const socket = await openRawWebSocket(app.port, '/relay?host=10.0.0.1&port=22&errors=close');
     try {
-      const t = await trickleFrame(socket, await accepted, randomBytes(BYTES), 2 * BYTES);
-      assert.ok(t.reads > 3 * TRICKLE_RUN_CHUNKS, `the frame came in ${t.reads} reads`);
-      assert.ok(t.maxHeld <= bound(t), `the refused relay held ${t.maxHeld} Buffers for ${t.reads} reads of one frame`);
+      assertHeldBounded(await trickleFrame(socket, await accepted, randomBytes(BYTES), 2 * BYTES), 'the refused relay');
     } finally {
       socket.destroy();
     }
@@ -152,9 +103,7 @@ describe('a frame trickled a few bytes per read', () => {
     const socket = await openRawWebSocket(app.port, '/', `${client.subdomain}.${TUNNEL_DOMAIN}`);
     try {
       const payload = randomBytes(BYTES);
-      const t = await trickleFrame(socket, await accepted, payload);
-      assert.ok(t.reads > 3 * TRICKLE_RUN_CHUNKS, `the frame came in ${t.reads} reads`);
-      assert.ok(t.maxHeld <= bound(t), `the requester's frame was held in ${t.maxHeld} Buffers for ${t.reads} reads`);
+      assertHeldBounded(await trickleFrame(socket, await accepted, payload), "the tunnel's requester");
       assert.deepEqual(await readPayload(socket, BYTES), payload);
     } finally {
       socket.destroy();

@@ -106,9 +106,11 @@ function coalescingWrite(this: Coalescing, chunk: Buffer, encoding: BufferEncodi
  * `TRICKLE_RUN_CHUNKS` small reads into one Buffer, so a frame is held in
  * about 1.5 times its bytes however it is cut, and the frame still arrives
  * whole. The fragments of a fragmented message are kept as copies, not as
- * views pinning whole socket reads, and runs of small ones merged (`tidyFragments`). Install it on every accepted server-side WebSocket; `ws` is pinned to
- * one version (see package.json), the spec checks the fields are where this
- * expects them. Returns false when the receiver is not there.
+ * views pinning whole socket reads, and runs of small ones merged
+ * (`tidyFragments`). `acceptingServer` installs it on every WebSocket the
+ * proxy accepts. `ws` is pinned to one version (see package.json), the spec
+ * checks the fields are where this expects them. Returns false when the
+ * receiver is not there.
  */
 export function coalesceTrickledFrames(ws: WebSocket): boolean {
   const receiver = (ws as unknown as { _receiver?: Writable & Partial<Coalescing> })._receiver;

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { INestApplication } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
 import { AbstractWsAdapter } from '@nestjs/websockets';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { selectResponseProtocol } from '../auth/token-carriers.js';
 import { ChurnSet } from '../common/churn-map.js';
 import { explainProtocolCloses } from '../common/protocol-close.js';
@@ -18,10 +18,8 @@ import { redactUrl } from '../logging/redact.js';
 import { SocketGoneSignal } from './client-gone.js';
 import { ClientIpResolver } from './client-ip.js';
 import type { QueryParams } from './query-params.js';
-import { answerPings } from './answer-pings.js';
 import { LISTENER_REFUSALS, type ListenerRefusal } from './listener-refusals.js';
-import { quietRedundantEnds } from './quiet-ends.js';
-import { coalesceTrickledFrames } from './coalesce-trickle.js';
+import { acceptingServer } from './accepting-server.js';
 import { responseInFlight, writeHttpRefusal } from './raw-response.js';
 import { frontRequestProblem, parseRequestTarget } from './request-target.js';
 import { UpgradeRouter, setAdmission } from './upgrade-router.service.js';
@@ -80,11 +78,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
 
   override create(_port: number, options: { path?: string } = {}): WebSocketServer {
     const path = options.path ?? '/';
-    const server = new WebSocketServer({
-      noServer: true,
-      perMessageDeflate: false,
-      clientTracking: false,
-      autoPong: false,
+    const server = acceptingServer({
       maxPayload: this.config.maxMessageBytes,
       // Answer a non-token protocol, as browsers require when they offered any.
       handleProtocols: (protocols) => selectResponseProtocol(protocols),
@@ -184,10 +178,7 @@ export class UpgradeAdapter extends AbstractWsAdapter {
     try {
       server.handleUpgrade(req, socket, head, (ws) => {
         accepted = true;
-        quietRedundantEnds(ws);
-        coalesceTrickledFrames(ws);
         explainProtocolCloses(ws);
-        answerPings(ws);
         server.emit('connection', ws, req);
       });
     } catch (err) {
@@ -261,8 +252,6 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       try {
         server.handleUpgrade(req, socket, head ?? Buffer.alloc(0), (ws) => {
           upgraded = true;
-          // Read on until the client answers the close (or for 5 s): a frame trickled meanwhile is held too.
-          coalesceTrickledFrames(ws);
           ws.on('error', () => ws.terminate());
           ws.close(refusal.closeCode, refusal.closeReason);
           setTimeout(() => ws.terminate(), 5000).unref();

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import type { HttpResponseSink } from '../../tunnel/core/http-exchange.js';
 import type { HeaderList, ResponseHead } from '../../tunnel/core/stream-types.js';
@@ -17,8 +17,7 @@ import { DrainService } from '../../lifecycle/drain.service.js';
 import { UpgradeRouter } from '../../upgrade/upgrade-router.service.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import type { RawUpgradeHandler } from '../../upgrade/upgrade-route.js';
-import { answerPings } from '../../upgrade/answer-pings.js';
-import { coalesceTrickledFrames } from '../../upgrade/coalesce-trickle.js';
+import { acceptingServer } from '../../upgrade/accepting-server.js';
 import { ipLimitKey } from '../../limits/ip-limit-key.js';
 import { MUX_PATH, MUX_PLAIN_HEADER, MUX_SUBDOMAIN_HEADER, channelKeepalive } from './cluster-mux.js';
 import { signedUpgrade } from './internal-upgrade.js';
@@ -34,7 +33,7 @@ import { signedUpgrade } from './internal-upgrade.js';
 @Injectable()
 export class ClusterMuxEndpoint implements OnApplicationShutdown {
   private readonly logger = new Logger('ClusterMuxEndpoint');
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, autoPong: false, maxPayload: V2_MAX_FRAME_BYTES });
+  private readonly wss = acceptingServer({ maxPayload: V2_MAX_FRAME_BYTES });
   private readonly channels = new Set<WebSocket>();
   /** Channels accepted so far (tests, diagnostics). */
   private accepted = 0;
@@ -85,11 +84,7 @@ export class ClusterMuxEndpoint implements OnApplicationShutdown {
     if (!signedUpgrade(this.config.clusterSecret, req, socket)) return;
     if (this.closed) return writeHttpRefusal(socket, 503, 'server is shutting down');
     try {
-      this.wss.handleUpgrade(req, socket, head, (ws) => {
-        coalesceTrickledFrames(ws);
-        answerPings(ws);
-        this.serveChannel(ws);
-      });
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.serveChannel(ws));
     } catch (err) {
       this.logger.warn(`cluster channel handshake failed: ${(err as Error).message}`);
       socket.destroy();

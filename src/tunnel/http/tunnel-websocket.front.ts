@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { checkHandshake } from '../../upgrade/handshake.js';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket, type WebSocketServer } from 'ws';
 import { WsproxyEvents } from '../../common/events.js';
 import { explainProtocolCloses, onWebSocketEnd } from '../../common/protocol-close.js';
 import { Utf8Stream } from '../../common/utf8-stream.js';
@@ -10,8 +10,7 @@ import { statusText } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
 import { DrainService } from '../../lifecycle/drain.service.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
-import { answerPings } from '../../upgrade/answer-pings.js';
-import { coalesceTrickledFrames } from '../../upgrade/coalesce-trickle.js';
+import { acceptingServer } from '../../upgrade/accepting-server.js';
 import { SocketGoneSignal } from '../../upgrade/client-gone.js';
 import { KeepaliveService } from '../../upgrade/keepalive.service.js';
 import { WS_SEND_HIGH_FRAMES } from '../../relay/relay-pipe.js';
@@ -79,11 +78,7 @@ export class TunnelWebSocketFront {
     private readonly events: WsproxyEvents,
     private readonly drain: DrainService,
   ) {
-    this.wss = new WebSocketServer({
-      noServer: true,
-      perMessageDeflate: false,
-      clientTracking: false,
-      autoPong: false,
+    this.wss = acceptingServer({
       maxPayload: config.maxMessageBytes,
       handleProtocols: (offered, req) => {
         const chosen = this.answers.get(req)?.protocol;
@@ -196,8 +191,6 @@ class RequesterWebSocket implements WebSocketSink {
       this.wss.handleUpgrade(this.req, this.socket, requesterHead, (ws) => {
         this.ws = ws;
         this.status = 101;
-        coalesceTrickledFrames(ws);
-        answerPings(ws);
         this.keepalive.watch(ws);
         // Drained like a relay: a requester that never answers its close frame (1001 from the drain or
         // from its tunnel ending) is dropped once the frame has had its moment, instead of holding the
