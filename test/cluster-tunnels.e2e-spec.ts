@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request, type IncomingHttpHeaders } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
-import { WebSocket } from 'ws';
+import { WebSocket, type WebSocketServer } from 'ws';
 import { TunnelTcpForwarding } from '../src/cluster/tunnels/tcp-forwarding.js';
 import { MUX_PATH } from '../src/cluster/tunnels/cluster-mux.js';
 import { ClusterMuxClient } from '../src/cluster/tunnels/cluster-mux.client.js';
@@ -29,6 +29,8 @@ import { closed, expectRefusal, openWs } from './support/ws-client.js';
 import { dataFrame, httpTo, RawTunnel, startHttpService, subdomainOf, tunnelEnv, TUNNEL_DOMAIN, waitFor, type HttpResult, type HttpService } from './support/tunnel.js';
 import { expectCoalescedPongs } from './support/ping-flood.js';
 import { Opcode, clientFrame } from './support/ws-frames.js';
+import { openRawWebSocket } from './support/raw-websocket.js';
+import { assertHeldBounded, nextAccepted, trickleFrame, TRICKLE_BYTES } from './support/trickle.js';
 import { JwksServer, makeKey, mintToken } from './support/jwks.js';
 
 const MiB = 1024 * 1024;
@@ -347,6 +349,21 @@ describe('tunnels across replicas', () => {
     // Heartbeat 200 ms here: three beats of at least a second each, checked every second.
     assert.ok(after >= 2500 && after < 6000, `dropped after ${after} ms`);
     await waitFor(() => endpoint.channelCount === before, 2000, 'the owner to forget the channel');
+  });
+
+  it('holds a frame trickled a byte per read on a channel in a bounded number of Buffers, not one per read', async () => {
+    const endpoint = a.app.get(ClusterMuxEndpoint);
+    const accepted = nextAccepted((endpoint as unknown as { wss: WebSocketServer }).wss);
+    const signed = `${CLUSTER_AUTH_HEADER}: ${signClusterRequest(TEST_CLUSTER_SECRET, 'GET', MUX_PATH)}`;
+    const socket = await openRawWebSocket(a.port, MUX_PATH, `127.0.0.1:${a.port}`, [signed]);
+    try {
+      // A frame larger than what is sent: still arriving, all of it held (a whole one would go to the channel's session).
+      // Half the usual bytes: the channel is dropped after 3 s without a whole frame or a ping.
+      const bytes = TRICKLE_BYTES / 2;
+      assertHeldBounded(await trickleFrame(socket, await accepted, randomPayload(bytes), 2 * bytes), 'the channel');
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('refuses the internal tunnel endpoints without the secret (401) or with a wrong one (403)', async () => {
