@@ -1,7 +1,5 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,32 +13,10 @@ import { TUNNEL_DOMAIN, tunnelEnv } from './support/tunnel.js';
 import { attachWebSocketEchoApp } from './support/websocket-echo-app.js';
 import { openRawWebSocket } from './support/raw-websocket.js';
 import { Opcode, clientFrame } from './support/ws-frames.js';
+import { readPayload } from './support/raw-frames.js';
 import { assertHeldBounded, nextAccepted, trickleFrame, TRICKLE_BYTES } from './support/trickle.js';
 
 const serverOf = (app: TestApp, path: string): WebSocketServer => app.app.get(UpgradeRouter).resolvePath(path)!.server;
-
-/** Reads from `socket` until `n` bytes of WebSocket frames' payloads arrived (unmasked server frames). */
-async function readPayload(socket: Socket, n: number): Promise<Buffer> {
-  let acc = Buffer.alloc(0);
-  const out: Buffer[] = [];
-  let got = 0;
-  for (;;) {
-    while (acc.length >= 2) {
-      let len = acc[1] & 0x7f;
-      let off = 2;
-      if (len === 126) [len, off] = [acc.readUInt16BE(2), 4];
-      else if (len === 127) [len, off] = [Number(acc.readBigUInt64BE(2)), 10];
-      if (acc.length < off + len) break;
-      if ((acc[0] & 0x0f) === 0x2) {
-        out.push(acc.subarray(off, off + len));
-        got += len;
-      }
-      acc = acc.subarray(off + len);
-    }
-    if (got >= n) return Buffer.concat(out);
-    acc = Buffer.concat([acc, (await once(socket, 'data'))[0] as Buffer]);
-  }
-}
 
 const BYTES = TRICKLE_BYTES;
 

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { Refusal } from '../common/refusal.js';
 import { HeldBody } from '../common/held-body.js';
+import { stopReadingWhenPaused } from '../common/socket-bounds.js';
 
 /**
  * The part of `AbortSignal` that admission uses to notice a client that went
@@ -60,6 +61,13 @@ const MAX_EARLY_BYTES = 64 * 1024;
  * `DIAL_TIMEOUT_MS`). A step that has waited `FIN_WATCH_AFTER_MS` therefore
  * starts reading the socket: its FIN destroys it, and any bytes before it are
  * kept for the handshake (`release`). Fast admissions never pay for it.
+ *
+ * Unwatched, the socket is still read by Node: the HTTP parser hands it over
+ * with its handle reading, and Node buffers reads until 16 KiB wait, a Buffer
+ * each (for an upgrade trickling a byte per TCP segment, 16 384 Buffers:
+ * 3.4 MiB of heap and ~11 MiB of RSS, for every admission a client can keep
+ * waiting). So it stops at its first read instead (for the socket's life: a
+ * paused WebSocket the same), and the kernel holds what follows.
  */
 export class SocketGoneSignal implements GoneSignal {
   private watchTimer: NodeJS.Timeout | null = null;
@@ -69,7 +77,9 @@ export class SocketGoneSignal implements GoneSignal {
   private listeners: (() => void)[] | null = null;
   private abortedByCall = false;
 
-  constructor(private readonly socket: Duplex) {}
+  constructor(private readonly socket: Duplex) {
+    stopReadingWhenPaused(socket);
+  }
 
   get aborted(): boolean {
     return this.abortedByCall || this.socket.destroyed;
