@@ -296,6 +296,80 @@ describe('V2Mux', () => {
     assert.ok(join(proxyLog, 'data', 1).equals(payload));
   });
 
+  it("holds a paused WebSocket stream's small messages in about their bytes, not a Buffer (and an event) each, and hands each on with its boundary, opcode and FIN", () => {
+    const { proxy, client, proxyLog, pump } = pair();
+    proxy.open(1, { kind: 'websocket', method: 'GET', path: '/ws', headers: [] });
+    pump();
+    client.respond(1, { status: 101, headers: [] });
+    pump();
+    proxy.pause(1);
+    // 16 000 messages and fragments of 0 to 3 bytes, each decoded from its own WebSocket message (a read of its own).
+    const sent: { data: Uint8Array; binary: boolean; fin: boolean }[] = [];
+    for (let i = 0; i < 16_000; i++) {
+      const m = { data: bytes(i % 4, i), binary: i % 3 !== 0, fin: i % 5 !== 1 || i % 4 === 0 };
+      sent.push(m);
+      proxy.receive(Uint8Array.from(encodeFrame(T.MESSAGE, (m.fin ? FLAG_FIN : 0) | (m.binary ? FLAG_BINARY : 0), 1, m.data)));
+    }
+    const held = (proxy as unknown as { streams: { get(id: number): { inbox: { length: number } } } }).streams.get(1).inbox.length;
+    assert.ok(held <= 64, `${held} events held for ${sent.length} messages`);
+    const total = sent.reduce((n, m) => n + m.data.length, 0);
+    assert.equal(proxy.buffered().inbound, total);
+    proxy.resume(1);
+    const got = proxyLog.filter((e) => e.ev === 'message' && e.id === 1);
+    assert.equal(got.length, sent.length);
+    got.forEach((e, i) => assert.deepEqual({ data: e.data, ...(e.extra as object) }, { data: sent[i].data, binary: sent[i].binary, fin: sent[i].fin }, `message ${i}`));
+    assert.equal(proxy.buffered().inbound, 0);
+  });
+
+  it('a paused stream resumed and paused again in the middle of a run of small messages hands on the rest in order later', () => {
+    const { proxy, client, pump } = pair();
+    const got: number[] = [];
+    let pauseAt = 0;
+    proxy.attach(recorder([], { message: (id, chunk) => (got.push(chunk[0]), got.length === pauseAt && proxy.pause(id)) }));
+    proxy.open(1, { kind: 'websocket', method: 'GET', path: '/ws', headers: [] });
+    pump();
+    client.respond(1, { status: 101, headers: [] });
+    pump();
+    proxy.pause(1);
+    for (let i = 0; i < 100; i++) proxy.receive(encodeFrame(T.MESSAGE, FLAG_FIN | FLAG_BINARY, 1, Uint8Array.of(i)));
+    pauseAt = 40;
+    proxy.resume(1);
+    assert.equal(got.length, 40);
+    // Messages that come while the run is half handed on wait behind it.
+    for (let i = 100; i < 150; i++) proxy.receive(encodeFrame(T.MESSAGE, FLAG_FIN | FLAG_BINARY, 1, Uint8Array.of(i)));
+    proxy.resume(1);
+    assert.deepEqual(got, Array.from({ length: 150 }, (_, i) => i));
+    assert.equal(proxy.buffered().inbound, 0);
+  });
+
+  it('a paused stream keeps a larger payload that shares its read with other frames as a copy of its bytes, not a view pinning the read', () => {
+    const { proxy, client, pump } = pair();
+    proxy.open(1, { kind: 'websocket', method: 'GET', path: '/ws', headers: [] });
+    proxy.open(3, { kind: 'tcp' });
+    pump();
+    client.respond(1, { status: 101, headers: [] });
+    pump();
+    proxy.pause(1);
+    proxy.pause(3);
+    const inbox = (id: number): { chunk?: Uint8Array }[] =>
+      [...(proxy as unknown as { streams: { get(id: number): { inbox: Iterable<{ chunk?: Uint8Array }> } } }).streams.get(id).inbox];
+    // Each frame a view of a 64 KiB read whose other bytes (frames for other streams) are long gone.
+    const inRead = (frame: Uint8Array): Uint8Array => {
+      const read = new Uint8Array(64 * 1024);
+      read.set(frame);
+      return read.subarray(0, frame.length);
+    };
+    const payload = bytes(2048, 5);
+    proxy.receive(inRead(encodeFrame(T.MESSAGE, FLAG_FIN | FLAG_BINARY, 1, payload)));
+    proxy.receive(inRead(encodeData(3, payload)));
+    for (const id of [1, 3]) {
+      const [held] = inbox(id);
+      assert.ok(held.chunk && held.chunk.buffer.byteLength <= 2 * payload.length, `stream ${id}: ${held.chunk?.buffer.byteLength} bytes pinned for ${payload.length}`);
+    }
+    proxy.resume(1);
+    proxy.resume(3);
+  });
+
   it('reports writable once credit returns', () => {
     const { proxy, proxyLog, pump } = pair();
     proxy.open(1, { kind: 'tcp' });

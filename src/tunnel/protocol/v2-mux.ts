@@ -25,6 +25,8 @@ import {
   type V2StreamKind,
 } from './v2.js';
 import { HeldBody, SMALL_BODY_CHUNK } from '../../common/held-body.js';
+import { ownCopy } from '../../common/own-copy.js';
+import { HeldMessages } from './held-messages.js';
 
 /**
  * The stream engine of protocol v2, shared by the proxy and the reference
@@ -73,11 +75,15 @@ export interface V2MuxOptions {
   readonly window?: number;
 }
 
-type InEvent =
+/** What a stream's consumer is handed, one at a time. */
+type Received =
   | { readonly t: 'data'; readonly chunk: Uint8Array; readonly small?: HeldBody }
   | { readonly t: 'end' }
   | { readonly t: 'message'; readonly chunk: Uint8Array; readonly binary: boolean; readonly fin: boolean }
   | { readonly t: 'close'; readonly code: number; readonly reason: string };
+
+/** What a paused stream holds: what it received, or a run of small messages handed on one by one. */
+type InEvent = Received | { readonly t: 'messages'; readonly run: HeldMessages };
 
 interface OutItem {
   readonly type: number;
@@ -111,7 +117,9 @@ class MuxStream {
   /** Called once this side's END is out (`whenSent`). */
   onSent: (() => void) | null = null;
   readonly inbox = new Fifo<InEvent>();
-  /** The last event of `inbox` when it gathers small DATA payloads (one event for a run of them). */
+  /** Events held in `inbox`, each message of a run counted as one. */
+  held = 0;
+  /** The last event of `inbox` when it gathers small DATA payloads or messages (one event for a run of them). */
   smallTail: InEvent | null = null;
   remoteEnd = false;
 
@@ -162,7 +170,11 @@ export class V2Mux {
     let inbound = 0;
     let outbound = 0;
     for (const s of this.streams.values()) {
-      for (const ev of s.inbox) if (ev.t === 'data' || ev.t === 'message') inbound += ev.t === 'data' && ev.small ? ev.small.bytes : ev.chunk.length;
+      for (const ev of s.inbox) {
+        if (ev.t === 'data') inbound += ev.small ? ev.small.bytes : ev.chunk.length;
+        else if (ev.t === 'message') inbound += ev.chunk.length;
+        else if (ev.t === 'messages') inbound += ev.run.bytes;
+      }
       for (const item of s.queue) outbound += item.payload.length;
     }
     return { inbound, outbound };
@@ -473,37 +485,60 @@ export class V2Mux {
     }
   }
 
-  private deliver(s: MuxStream, ev: InEvent): void {
+  private deliver(s: MuxStream, ev: Received): void {
     if (!s.paused && s.inbox.length === 0) return this.dispatch(s, ev);
-    // Each small DATA payload is a Buffer over the WebSocket read it came in (~340 bytes of process memory
-    // for a byte): a run of them waits as one event, its bytes copied into a Buffer of its own.
-    const small = ev.t === 'data' && ev.chunk.length < SMALL_BODY_CHUNK ? ev.chunk : null;
-    if (small && s.smallTail?.t === 'data' && s.smallTail.small) return s.smallTail.small.push(small);
+    // Each payload is a view of the WebSocket read it came in: a small one costs ~100 to ~340 bytes of
+    // process memory with its event, and any one pins its whole read, whatever else the read held.
+    const tail = s.smallTail;
+    const smallData = ev.t === 'data' && ev.chunk.length < SMALL_BODY_CHUNK ? ev.chunk : null;
+    // A run of small DATA payloads waits as one event, its bytes copied into a Buffer of its own.
+    if (smallData && tail?.t === 'data' && tail.small) return tail.small.push(smallData);
     // Credit bounds the bytes held, not the frames: tiny or empty frames (an
     // empty MESSAGE with FIN costs none) must not pile up without end.
-    if (s.inbox.length >= Math.max(MAX_HELD_EVENTS, s.window / 64)) {
+    if (s.held >= Math.max(MAX_HELD_EVENTS, s.window / 64)) {
       this.reset(s.id, R.FLOW_CONTROL_ERROR, 'too many frames held');
       this.handler?.malformed(s.id, 'too many frames held for a paused stream');
       return;
     }
-    if (small) {
+    s.held++;
+    const smallMessage = ev.t === 'message' && ev.chunk.length < SMALL_BODY_CHUNK ? ev : null;
+    // So does a run of small messages, each keeping its boundary and flags.
+    if (smallMessage && tail?.t === 'messages') return tail.run.push(smallMessage.chunk, smallMessage.binary, smallMessage.fin);
+    let held: InEvent = ev;
+    if (smallData) {
       const gathered = new HeldBody();
-      gathered.push(small);
-      ev = { t: 'data', chunk: EMPTY, small: gathered };
+      gathered.push(smallData);
+      held = { t: 'data', chunk: EMPTY, small: gathered };
+    } else if (smallMessage) {
+      const run = new HeldMessages();
+      run.push(smallMessage.chunk, smallMessage.binary, smallMessage.fin);
+      held = { t: 'messages', run };
+    } else if ((ev.t === 'data' || ev.t === 'message') && ev.chunk.buffer.byteLength > 2 * ev.chunk.length) {
+      // A larger payload sharing its read with other frames: only its own bytes are kept.
+      held = { ...ev, chunk: ownCopy([ev.chunk]) };
     }
-    s.smallTail = small ? ev : null;
-    s.inbox.push(ev);
+    s.smallTail = smallData || smallMessage ? held : null;
+    s.inbox.push(held);
   }
 
   private drainInbox(s: MuxStream): void {
     while (!s.paused && s.inbox.length > 0 && this.streams.get(s.id) === s) {
-      const ev = s.inbox.shift()!;
+      const ev = s.inbox.peek()!;
+      // A run being handed on takes no more messages.
       if (ev === s.smallTail) s.smallTail = null;
-      this.dispatch(s, ev);
+      s.held--;
+      if (ev.t !== 'messages') {
+        s.inbox.shift();
+        this.dispatch(s, ev);
+        continue;
+      }
+      const m = ev.run.shift()!;
+      if (ev.run.count === 0) s.inbox.shift();
+      this.dispatch(s, { t: 'message', chunk: m.chunk, binary: m.binary, fin: m.fin });
     }
   }
 
-  private dispatch(s: MuxStream, ev: InEvent): void {
+  private dispatch(s: MuxStream, ev: Received): void {
     const h = this.handler!;
     switch (ev.t) {
       case 'data': {
