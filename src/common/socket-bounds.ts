@@ -16,8 +16,17 @@ export const SOCKET_HIGH_WRITES = 256;
  * (Where a Node version has no such field, the socket keeps Node's mark: more memory, nothing broken.)
  */
 export function stopReadingWhenPaused(socket: Readable): void {
+  setReadableMark(socket, 0);
+}
+
+/** Gives `socket` back the readable mark it had (`readableHighWaterMark`) before `stopReadingWhenPaused`. */
+export function restoreReadableMark(socket: Readable, mark: number): void {
+  setReadableMark(socket, mark);
+}
+
+function setReadableMark(socket: Readable, mark: number): void {
   const readable = (socket as unknown as { _readableState?: { highWaterMark?: unknown } })._readableState;
-  if (typeof readable?.highWaterMark === 'number') readable.highWaterMark = 0;
+  if (typeof readable?.highWaterMark === 'number') readable.highWaterMark = mark;
 }
 
 /**

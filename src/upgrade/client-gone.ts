@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { Refusal } from '../common/refusal.js';
 import { HeldBody } from '../common/held-body.js';
-import { stopReadingWhenPaused } from '../common/socket-bounds.js';
+import { restoreReadableMark, stopReadingWhenPaused } from '../common/socket-bounds.js';
 
 /**
  * The part of `AbortSignal` that admission uses to notice a client that went
@@ -66,8 +66,8 @@ const MAX_EARLY_BYTES = 64 * 1024;
  * with its handle reading, and Node buffers reads until 16 KiB wait, a Buffer
  * each (for an upgrade trickling a byte per TCP segment, 16 384 Buffers:
  * 3.4 MiB of heap and ~11 MiB of RSS, for every admission a client can keep
- * waiting). So it stops at its first read instead (for the socket's life: a
- * paused WebSocket the same), and the kernel holds what follows.
+ * waiting). So until `release` it stops at its first read instead, and the
+ * kernel holds what follows.
  */
 export class SocketGoneSignal implements GoneSignal {
   private watchTimer: NodeJS.Timeout | null = null;
@@ -76,8 +76,11 @@ export class SocketGoneSignal implements GoneSignal {
   private earlyBytes = 0;
   private listeners: (() => void)[] | null = null;
   private abortedByCall = false;
+  /** The socket's readable mark, given back for the handshake. */
+  private readonly readableMark: number;
 
   constructor(private readonly socket: Duplex) {
+    this.readableMark = socket.readableHighWaterMark;
     stopReadingWhenPaused(socket);
   }
 
@@ -124,6 +127,7 @@ export class SocketGoneSignal implements GoneSignal {
    */
   release(): Buffer | null {
     this.stopWatchTimer();
+    restoreReadableMark(this.socket, this.readableMark);
     const early = this.early;
     if (early === null) return null;
     this.early = null;
