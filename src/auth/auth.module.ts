@@ -2,7 +2,8 @@ import { Module } from '@nestjs/common';
 import { AuthController } from './auth.controller.js';
 import { AuthGuard } from './auth.guard.js';
 import { AuthService } from './auth.service.js';
-import { AUTH_CLOCK, systemClock } from './clock.js';
+import { systemClock } from '../common/clock.js';
+import { AUTH_CLOCK } from './clock.js';
 import { JwksReadiness } from './jwks.readiness.js';
 import { JwksService } from './jwks.service.js';
 

@@ -6,7 +6,8 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import { base64url, SignJWT, UnsecuredJWT } from 'jose';
 import { Refusal } from '../common/refusal.js';
 import { parseConfig } from '../config/config.schema.js';
-import { JwksServer, makeKey, ManualClock, mintToken, type TestKey } from '../../test/support/jwks.js';
+import { ManualClock } from '../../test/support/clock.js';
+import { JwksServer, makeKey, mintToken, type TestKey } from '../../test/support/jwks.js';
 import { AuthService, selectResponseProtocol } from './auth.service.js';
 import { JwksService } from './jwks.service.js';
 

@@ -3,7 +3,8 @@ import { WsproxyEvents } from '../common/events.js';
 import { Refusal } from '../common/refusal.js';
 import type { WsproxyConfig } from '../config/config.schema.js';
 import { wsproxyConfig } from '../config/wsproxy.config.js';
-import { AUTH_CLOCK, systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../common/clock.js';
+import { AUTH_CLOCK } from './clock.js';
 import { parseJwks, readCappedText, type JwksKey } from './jwks-document.js';
 import { importVerificationKey, importVerificationKeys, type VerificationKey } from './jws-verifier.js';
 

@@ -1,4 +1,5 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { AppModuleOptions } from '../../src/app.module.js';
 import { parseConfig } from '../../src/config/config.schema.js';
 import { startWsproxy } from '../../src/bootstrap.js';
 import { untilClusterWarmedUp } from './cluster-warmup.js';
@@ -29,10 +30,11 @@ export const TEST_ENV: Record<string, string> = {
 /**
  * Boots the real application (same bootstrap as production) with `TEST_ENV`
  * overridden by `env`; a cluster replica once the cluster state has warmed up.
+ * `imports`: modules added to the app, as a deployment adds its own (e.g. `clockModule`).
  */
-export async function startApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startApp(env: Record<string, string> = {}, imports?: AppModuleOptions['imports']): Promise<TestApp> {
   const config = parseConfig({ ...TEST_ENV, ...env });
-  const { app, port } = await startWsproxy({ config });
+  const { app, port } = await startWsproxy({ config, imports });
   if (config.redisUrl !== '') await untilClusterWarmedUp(`http://127.0.0.1:${port}`);
   let closed = false;
   return {

@@ -1,7 +1,6 @@
 /**
  * Test fixtures for authentication: RSA signing keys made in the test, a real
- * JWKS HTTP server on loopback that counts its requests, token minting, and a
- * clock the tests move by hand.
+ * JWKS HTTP server on loopback that counts its requests, and token minting.
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -119,19 +118,4 @@ export async function unreachableJwksUrl(): Promise<string> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return `http://127.0.0.1:${port}/.well-known/jwks.json`;
-}
-
-/** A clock the test moves by hand (milliseconds). */
-export class ManualClock {
-  constructor(private t: number = Date.now()) {}
-  now(): number {
-    return this.t;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-  }
-  /** Current time in whole seconds, for token claims. */
-  seconds(): number {
-    return Math.floor(this.t / 1000);
-  }
 }

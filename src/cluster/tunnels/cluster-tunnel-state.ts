@@ -1,4 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { systemClock, type Clock } from '../../common/clock.js';
 import { CoalescedRun } from '../../common/coalesced-run.js';
 import { Refusal } from '../../common/refusal.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../../config/wsproxy.config.js';
@@ -9,6 +10,7 @@ import { ClusterRedis } from '../cluster-redis.service.js';
 import { continuityMs, livenessTtlMs } from '../cluster-settings.js';
 import { ReplicaIdentity } from '../replica-identity.js';
 import { ReplicaAddress } from './replica-address.js';
+import { ROUTE_CACHE_CLOCK, ROUTE_CACHE_MAX_MS, RouteCache } from './route-cache.js';
 import {
   PORT_PREFIX,
   PORTS_CHANNEL,
@@ -80,11 +82,6 @@ interface TunnelCommands {
   wsproxyTunnelBeat(...args: string[]): Promise<(string | number)[]>;
 }
 
-/** Longest time a forwarding route is reused without asking Redis. */
-const ROUTE_CACHE_MAX_MS = 1000;
-/** Routes kept at most (subdomains are random: a scan of made-up ones must not grow the map). */
-const ROUTE_CACHE_MAX_ENTRIES = 10_000;
-
 /** The answer of Redis being unreachable or warming up: fail closed, as admissions do. */
 function unavailable(): Refusal {
   return new Refusal(503, 'cluster state unavailable', 'cluster');
@@ -123,20 +120,20 @@ export class ClusterTunnelState {
   private allocated: AllocatedPort[] = [];
   private readonly listeners = new Set<(ports: readonly AllocatedPort[]) => void>();
   private readonly lostListeners = new Set<(port: number, subdomain: string, why: PortLossCause) => void>();
-  /** Where other replicas' tunnels are, for forwarding: subdomain → record and when it was read. */
-  private readonly routes = new Map<string, { record: ClusterTunnelRecord; at: number }>();
-  private readonly routeTtlMs: number;
+  /** Where other replicas' tunnels are, for forwarding. */
+  private readonly routes: RouteCache;
 
   constructor(
     @Inject(wsproxyConfig.KEY) config: WsproxyConfigType,
     private readonly redis: ClusterRedis,
     private readonly identity: ReplicaIdentity,
     private readonly address: ReplicaAddress,
+    @Optional() @Inject(ROUTE_CACHE_CLOCK) routeClock: Clock = systemClock,
   ) {
     this.ttlMs = livenessTtlMs(config);
     this.clockMs = String(continuityMs(config));
     this.fenceAfterMs = this.ttlMs - config.clusterHeartbeatMs;
-    this.routeTtlMs = Math.min(ROUTE_CACHE_MAX_MS, config.clusterHeartbeatMs / 2);
+    this.routes = new RouteCache(Math.min(ROUTE_CACHE_MAX_MS, config.clusterHeartbeatMs / 2), routeClock);
     this.usersKey = tunnelUsersKey(identity.id);
     this.portsKey = replicaPortsKey(identity.id);
     const c = redis.client;
@@ -237,20 +234,16 @@ export class ClusterTunnelState {
    */
   async route(subdomain: string): Promise<ClusterTunnelRecord | null> {
     const cached = this.routes.get(subdomain);
-    if (cached && Date.now() - cached.at < this.routeTtlMs) return cached.record;
+    if (cached) return cached;
     const record = await this.lookup(subdomain);
-    if (record && record.replica !== this.identity.id) {
-      if (this.routes.size >= ROUTE_CACHE_MAX_ENTRIES) this.routes.clear();
-      this.routes.set(subdomain, { record, at: Date.now() });
-    } else {
-      this.routes.delete(subdomain);
-    }
+    if (record && record.replica !== this.identity.id) this.routes.set(subdomain, record);
+    else this.routes.forget(subdomain);
     return record;
   }
 
-  /** Forgets the cached owner of `subdomain` (it could not be reached). */
+  /** Forgets the cached owner of `subdomain` (it could not be reached, or no longer holds the tunnel). */
   forgetRoute(subdomain: string): void {
-    this.routes.delete(subdomain);
+    this.routes.forget(subdomain);
   }
 
   async countForUser(user: string): Promise<number> {
