@@ -1,3 +1,4 @@
+import { CopyBlock } from './copy-block.js';
 import { ownCopy } from './own-copy.js';
 
 /** Chunks smaller than this are copied into a Buffer of the body's own; larger ones are kept as they are. */
@@ -21,8 +22,8 @@ const TAIL_MAX = 64 * 1024;
  */
 export class HeldBody {
   private readonly chunks: Uint8Array[] = [];
-  private tail: Buffer | null = null;
-  private tailUsed = 0;
+  /** Small chunks, copied. */
+  private readonly tail = new CopyBlock();
   /** Bytes held. */
   bytes = 0;
 
@@ -32,14 +33,12 @@ export class HeldBody {
       this.seal();
       this.chunks.push(chunk.buffer.byteLength > 2 * chunk.length ? ownCopy([chunk]) : chunk);
     } else {
-      if (this.tail === null || this.tailUsed + chunk.length > this.tail.length) {
+      if (!this.tail.fits(chunk.length)) {
         this.seal();
         // About as large as the body so far: what is held stays within about twice the body's bytes.
-        const size = Math.min(TAIL_MAX, Math.max(TAIL_MIN, this.bytes, chunk.length));
-        this.tail = Buffer.allocUnsafeSlow(size);
+        this.tail.start(Math.min(TAIL_MAX, Math.max(TAIL_MIN, this.bytes, chunk.length)));
       }
-      this.tail.set(chunk, this.tailUsed);
-      this.tailUsed += chunk.length;
+      this.tail.append(chunk);
     }
     this.bytes += chunk.length;
   }
@@ -57,24 +56,20 @@ export class HeldBody {
 
   /** How many Buffers hold the body (for tests). */
   get pieces(): number {
-    return this.chunks.length + (this.tailUsed > 0 ? 1 : 0);
+    return this.chunks.length + (this.tail.used > 0 ? 1 : 0);
   }
 
   /** Bytes of the ArrayBuffers the body keeps alive (for tests). */
   get pinnedBytes(): number {
-    let n = this.tail?.buffer.byteLength ?? 0;
+    let n = this.tail.size;
     for (const c of this.chunks) n += c.buffer.byteLength;
     return n;
   }
 
   /** The small chunks copied so far join the list: as they are when most of their Buffer is used, else an exact copy. */
   private seal(): void {
-    const tail = this.tail;
-    if (tail === null) return;
-    this.tail = null;
-    const used = this.tailUsed;
-    this.tailUsed = 0;
-    if (used === 0) return;
-    this.chunks.push(2 * used >= tail.length ? tail.subarray(0, used) : ownCopy([tail.subarray(0, used)]));
+    const size = this.tail.size;
+    const copied = this.tail.take();
+    if (copied !== null) this.chunks.push(2 * copied.length >= size ? copied : ownCopy([copied]));
   }
 }

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
+import { CopyBlock } from '../common/copy-block.js';
 import { Fifo } from '../common/fifo.js';
 import { onWebSocketError } from '../common/protocol-close.js';
 import { resetSocket } from '../common/reset-socket.js';
@@ -105,8 +106,7 @@ export class ResumableSession {
   private targetPaused = false;
   private wsPaused = false;
   /** Client bytes copied while the target is congested, not yet written to it (see UPLOAD_BLOCK_BYTES). */
-  private uploadBlock: Buffer | null = null;
-  private uploadUsed = 0;
+  private readonly upload = new CopyBlock();
   /** After the end was decided, a client message was dropped (UNACKED_UPLOAD_MAX already queued): every later one is too. */
   private droppingUpload = false;
   /** The client broke the protocol (its frames, or a bad control frame): its upload is cut short. */
@@ -434,9 +434,9 @@ export class ResumableSession {
     // Read on after the end was decided (shutdown's close frame) to reach the client's answer, never paused
     // again: past what a paused client would have had queued, the rest is dropped, all of it (the target gets
     // a prefix of the upload, never one with a hole).
-    if (this.end !== null && (this.droppingUpload || (this.droppingUpload = target.writableLength + this.uploadUsed > UNACKED_UPLOAD_MAX))) return;
+    if (this.end !== null && (this.droppingUpload || (this.droppingUpload = target.writableLength + this.upload.used > UNACKED_UPLOAD_MAX))) return;
     this.acks.add(payload.length);
-    if (this.uploadBlock === null && !target.writableNeedDrain) {
+    if (this.upload.used === 0 && !target.writableNeedDrain) {
       if (!target.write(payload)) this.targetCongested(ws);
       return;
     }
@@ -445,22 +445,19 @@ export class ResumableSession {
       this.flushUpload();
       target.write(payload);
     } else {
-      if (this.uploadBlock !== null && this.uploadUsed + payload.length > UPLOAD_BLOCK_BYTES) this.flushUpload();
-      this.uploadBlock ??= Buffer.allocUnsafe(UPLOAD_BLOCK_BYTES);
-      payload.copy(this.uploadBlock, this.uploadUsed);
-      this.uploadUsed += payload.length;
+      if (!this.upload.fits(payload.length)) {
+        this.flushUpload();
+        this.upload.start(UPLOAD_BLOCK_BYTES);
+      }
+      this.upload.append(payload);
     }
     this.targetCongested(ws);
   }
 
   /** Writes the block of copied client bytes, if any, to the target (after everything written before). */
   private flushUpload(): void {
-    const block = this.uploadBlock;
-    if (block === null) return;
-    this.uploadBlock = null;
-    const used = this.uploadUsed;
-    this.uploadUsed = 0;
-    if (used > 0 && !this.setup.socket.destroyed) this.setup.socket.write(block.subarray(0, used));
+    const copied = this.upload.take();
+    if (copied !== null && !this.setup.socket.destroyed) this.setup.socket.write(copied);
   }
 
   /**
@@ -474,7 +471,7 @@ export class ResumableSession {
    */
   private targetCongested(ws: WebSocket): void {
     this.acks.hold();
-    if (!this.wsPaused && this.end === null && this.setup.socket.writableLength + this.uploadUsed > UNACKED_UPLOAD_MAX) {
+    if (!this.wsPaused && this.end === null && this.setup.socket.writableLength + this.upload.used > UNACKED_UPLOAD_MAX) {
       this.wsPaused = true;
       ws.pause();
     }
