@@ -5,13 +5,13 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import type { V2Mux } from '../src/tunnel/protocol/v2-mux.js';
 import { encodeFrame, encodeMessage, encodeResponse } from '../src/tunnel/protocol/v2.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { startApp } from './support/app.js';
 import { UPGRADE_HEADERS } from './support/raw-http.js';
 import { readFrames } from './support/raw-frames.js';
+import { readResponseHead } from './support/raw-websocket.js';
 import { dial } from './support/tcp-client.js';
 import { TUNNEL_DOMAIN, subdomainOf, tunnelEnv, waitFor } from './support/tunnel.js';
 import { RawV2Tunnel } from './tunnel-v2-support.js';
@@ -86,11 +86,9 @@ describe('a v2 WebSocket stream paused for a requester that does not read', () =
 
       // The requester reads: every message arrives as it was sent, the 1-byte ones last, one frame each.
       requester.resume();
-      let head = Buffer.alloc(0);
-      while (head.indexOf('\r\n\r\n') === -1) head = Buffer.concat([head, (await once(requester, 'data'))[0] as Buffer]);
-      const end = head.indexOf('\r\n\r\n');
-      assert.match(head.subarray(0, end).toString('latin1'), /^HTTP\/1\.1 101 /);
-      const frames = await readFrames(requester, sentBig + COUNT, head.subarray(end + 4));
+      const { head, rest } = await readResponseHead(requester);
+      assert.match(head, /^HTTP\/1\.1 101 /);
+      const frames = await readFrames(requester, sentBig + COUNT, rest);
       assert.ok(frames.slice(0, sentBig).every((f) => f.opcode === 0x2 && f.payload.equals(big)));
       assert.deepEqual(
         frames.slice(sentBig).map((f) => [f.opcode, ...f.payload]),
