@@ -161,9 +161,9 @@ export class UpgradeAdapter extends AbstractWsAdapter {
       (err: unknown) => {
         this.admitting.delete(inFlight);
         if (refusedByDrain) return;
-        signal.release();
+        const early = signal.releaseInto(head);
         const refusal = isRefusal(err) ? err : this.internalError(err, req);
-        this.refuse(socket, req, path, query, clientIp, refusal, endpoint.server, head);
+        this.refuse(socket, req, path, query, clientIp, refusal, endpoint.server, early);
       },
     );
   }
