@@ -8,7 +8,7 @@ import { quietRedundantEnds } from './quiet-ends.js';
 export interface AcceptingServerOptions {
   /** Largest message a client may send, bytes (may be changed per upgrade through `server.options.maxPayload`). */
   readonly maxPayload: number;
-  /** The subprotocol to answer, as `ws`'s `handleProtocols`; without it, none is answered. */
+  /** The subprotocol to answer, as `ws`'s `handleProtocols`; without it, `ws` answers the first one the client offered. */
   readonly handleProtocols?: ServerOptions['handleProtocols'];
 }
 
