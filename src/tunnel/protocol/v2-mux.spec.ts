@@ -343,7 +343,7 @@ describe('V2Mux', () => {
   });
 
   it('a paused stream keeps a larger payload that shares its read with other frames as a copy of its bytes, not a view pinning the read', () => {
-    const { proxy, client, pump } = pair();
+    const { proxy, client, proxyLog, pump } = pair();
     proxy.open(1, { kind: 'websocket', method: 'GET', path: '/ws', headers: [] });
     proxy.open(3, { kind: 'tcp' });
     pump();
@@ -368,6 +368,11 @@ describe('V2Mux', () => {
     }
     proxy.resume(1);
     proxy.resume(3);
+    const messages = proxyLog.filter((e) => e.ev === 'message' && e.id === 1);
+    assert.equal(messages.length, 1);
+    assert.deepEqual({ data: messages[0].data, ...(messages[0].extra as object) }, { data: payload, binary: true, fin: true });
+    assert.ok(join(proxyLog, 'data', 3).equals(payload));
+    assert.equal(proxy.buffered().inbound, 0);
   });
 
   it('reports writable once credit returns', () => {
