@@ -42,4 +42,16 @@ describe('HeldBody', () => {
     assert.ok(body.pinnedBytes <= 256);
     assert.equal(body.take()!.toString(), 'a');
   });
+
+  it('forgets everything it held on clear, and holds what comes after', () => {
+    const body = new HeldBody();
+    body.push(Buffer.from('abc'));
+    body.push(Buffer.alloc(SMALL_BODY_CHUNK, 1));
+    body.clear();
+    assert.equal(body.bytes, 0);
+    assert.equal(body.pieces, 0);
+    assert.equal(body.take(), null);
+    body.push(Buffer.from('d'));
+    assert.equal(body.take()!.toString(), 'd');
+  });
 });

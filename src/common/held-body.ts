@@ -54,6 +54,13 @@ export class HeldBody {
     return Buffer.concat(chunks, bytes);
   }
 
+  /** Forgets the body. */
+  clear(): void {
+    this.tail.take();
+    this.chunks.length = 0;
+    this.bytes = 0;
+  }
+
   /** How many Buffers hold the body (for tests). */
   get pieces(): number {
     return this.chunks.length + (this.tail.used > 0 ? 1 : 0);

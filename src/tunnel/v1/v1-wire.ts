@@ -60,10 +60,8 @@ export interface V1WireOptions {
 interface HttpState {
   readonly kind: 'http';
   readonly head: HttpRequestHead;
-  /** The body so far, in about its bytes however the requester cut it. */
-  body: HeldBody;
-  /** Bytes of `body`, taken from the body budget. */
-  held: number;
+  /** The body so far, in about its bytes however the requester cut it; its bytes are taken from the body budget. */
+  readonly body: HeldBody;
   /** The `http_request` went out (or the request was refused); an `http_response` is awaited. */
   sent: boolean;
 }
@@ -123,7 +121,7 @@ export class V1Wire implements TunnelWire {
       this.pausedInbound.clear();
       this.droppingInbound.clear();
       this.truncatedInbound.clear();
-      for (const s of this.streams.values()) if (s.kind === 'http') this.dropBody(s);
+      for (const s of this.streams.values()) if (s.kind === 'http') this.giveBack(s).clear();
       this.streams.clear();
       handler.onClose(code, reason);
     });
@@ -144,7 +142,7 @@ export class V1Wire implements TunnelWire {
 
   open(streamId: string, open: StreamOpen): void {
     if (open.kind === 'http') {
-      this.streams.set(streamId, { kind: 'http', head: open.head, body: new HeldBody(), held: 0, sent: false });
+      this.streams.set(streamId, { kind: 'http', head: open.head, body: new HeldBody(), sent: false });
     } else {
       this.streams.set(streamId, { kind: 'tcp', closed: false });
       this.sendControl(encodeTcpOpen(streamId));
@@ -157,12 +155,11 @@ export class V1Wire implements TunnelWire {
     if (s.kind === 'http') {
       if (s.sent) return true;
       if (!this.options.bodyBudget.take(chunk.length, s.head.requester ?? '')) {
-        this.dropBody(s);
+        this.giveBack(s).clear();
         s.sent = true;
         queueMicrotask(() => this.handler?.onStreamEvent(streamId, { type: 'reset', reason: 'too many request bodies in transit', status: 503 }));
         return true;
       }
-      s.held += chunk.length;
       s.body.push(chunk);
       return true;
     }
@@ -178,12 +175,11 @@ export class V1Wire implements TunnelWire {
       if (s.sent) return;
       s.sent = true;
       if (this.ws.bufferedAmount > this.options.requestBacklogBytes) {
-        this.dropBody(s);
+        this.giveBack(s).clear();
         queueMicrotask(() => this.handler?.onStreamEvent(streamId, { type: 'reset', reason: 'tunnel client is not reading', status: 503 }));
         return;
       }
-      const body = s.body.take();
-      this.dropBody(s);
+      const body = this.giveBack(s).take();
       this.sendControl(encodeHttpRequest(streamId, s.head.method, s.head.path, joinHeaders(s.head.headers), body));
       return;
     }
@@ -198,18 +194,17 @@ export class V1Wire implements TunnelWire {
     const s = this.streams.get(streamId);
     if (!s) return;
     this.streams.delete(streamId);
-    if (s.kind === 'http') this.dropBody(s);
+    if (s.kind === 'http') this.giveBack(s).clear();
     this.resumeInbound(streamId);
     this.droppingInbound.delete(streamId);
     this.truncatedInbound.delete(streamId);
     if (s.kind === 'tcp' && !s.closed) this.sendControl(encodeTcpClose(streamId));
   }
 
-  /** Forgets a request's body chunks and gives their bytes back to the budget. */
-  private dropBody(s: HttpState): void {
-    s.body = new HeldBody();
-    this.options.bodyBudget.give(s.held, s.head.requester ?? '');
-    s.held = 0;
+  /** Gives the bytes of a request's body back to the budget; the caller then takes the body or clears it. */
+  private giveBack(s: HttpState): HeldBody {
+    this.options.bodyBudget.give(s.body.bytes, s.head.requester ?? '');
+    return s.body;
   }
 
   pauseInbound(streamId: string): void {
