@@ -1,7 +1,8 @@
 import { HeldBody } from '../../common/held-body.js';
 
-/** A message (or a fragment of one) as it was received. */
+/** A message (or a fragment of one) as it was received, as the stream's consumer is handed it. */
 export interface HeldMessage {
+  readonly t: 'message';
   readonly chunk: Uint8Array;
   readonly binary: boolean;
   readonly fin: boolean;
@@ -49,6 +50,6 @@ export class HeldMessages {
     const chunk = this.taken.subarray(this.offset, this.offset + length);
     this.offset += length;
     this.bytes -= length;
-    return { chunk, binary: (mark & 2) !== 0, fin: (mark & 1) !== 0 };
+    return { t: 'message', chunk, binary: (mark & 2) !== 0, fin: (mark & 1) !== 0 };
   }
 }

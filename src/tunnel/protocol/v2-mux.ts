@@ -532,9 +532,9 @@ export class V2Mux {
         this.dispatch(s, ev);
         continue;
       }
-      const m = ev.run.shift()!;
+      const message = ev.run.shift()!;
       if (ev.run.count === 0) s.inbox.shift();
-      this.dispatch(s, { t: 'message', chunk: m.chunk, binary: m.binary, fin: m.fin });
+      this.dispatch(s, message);
     }
   }
 
