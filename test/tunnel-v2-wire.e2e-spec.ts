@@ -5,6 +5,7 @@ import { WebSocket } from 'ws';
 import { request, type IncomingMessage } from 'node:http';
 import { TunnelHttpRouter } from '../src/tunnel/http/tunnel-http.router.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
+import { BODY_NOT_TAKEN_REASON } from '../src/tunnel/core/http-exchange.js';
 import {
   R,
   T,
@@ -416,28 +417,6 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     });
   });
 
-  it('sends at most the window of a request body until the client grants more; then the rest, byte-exact', async () => {
-    await withTunnel(async (tunnel, host) => {
-      const body = randomPayload(2 * MiB);
-      const pending = httpTo(app.port, host, { method: 'PUT', body });
-      const open = await tunnel.nextOpen();
-      await waitFor(() => tunnel.dataFor(open.stream).length >= V2_INITIAL_WINDOW, 5000, 'first window');
-      await new Promise((r) => setTimeout(r, 300));
-      assert.equal(tunnel.dataFor(open.stream).length, V2_INITIAL_WINDOW, 'never beyond the window');
-
-      // Another request on the same tunnel is not held up by the stalled upload.
-      const other = httpTo(app.port, host, { path: '/other' });
-      const o = await tunnel.nextOpen();
-      tunnel.send(encodeResponse(o.stream, { status: 200, headers: [] }, true));
-      assert.equal((await other).status, 200);
-
-      await tunnel.grantUntil(open.stream, () => tunnel.ended(open.stream));
-      assert.equal(sha256(tunnel.dataFor(open.stream)), sha256(body));
-      tunnel.send(encodeResponse(open.stream, { status: 204, headers: [] }, true));
-      assert.equal((await pending).status, 204);
-    });
-  });
-
   it("raises a response's credit to TUNNEL_V2_WINDOW_BYTES at its first body bytes without END; a response in one frame costs no WINDOW_UPDATE", async () => {
     await withTunnel(async (tunnel, host) => {
       const small = httpTo(app.port, host, { path: '/small' });
@@ -524,6 +503,28 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       await new Promise((r) => setTimeout(r, 800));
       tunnel.send(encodeData(open.stream, Buffer.from('slow but fine'), true));
       assert.equal((await res.done).toString(), 'slow but fine');
+    });
+  });
+
+  it('an upload the client never grants credit for (and never answers) gets 504 in time: its stream reset, its slot back, the tunnel on', async () => {
+    await withTunnel(async (tunnel, host) => {
+      const pending = httpTo(app.port, host, { method: 'PUT', body: randomPayload(2 * MiB) });
+      const open = await tunnel.nextOpen();
+      await waitFor(() => tunnel.dataFor(open.stream).length >= V2_INITIAL_WINDOW, 5000, 'the first window');
+      // No WINDOW_UPDATE and no RESPONSE, ever: only the proxy can end this.
+      const res = await within(pending, 5000, 'the answer to the requester');
+      assert.equal(res.status, 504);
+      assert.equal(res.body.toString(), `${BODY_NOT_TAKEN_REASON}\n`);
+      const reset = await tunnel.next((f) => f.type === 'reset' && f.stream === open.stream, 3000, 'the stream reset');
+      assert.equal((reset as { code: number }).code, R.CANCEL);
+      assert.equal(tunnel.dataFor(open.stream).length, V2_INITIAL_WINDOW, 'never beyond the window');
+      const router = app.app.get(TunnelHttpRouter);
+      await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, 'the per-IP slot back');
+
+      const next = httpTo(app.port, host, { path: '/next' });
+      const o = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(o.stream, { status: 200, headers: [] }, true));
+      assert.equal((await next).status, 200);
     });
   });
 
@@ -849,6 +850,34 @@ describe('a tunnel request body that stops arriving (TUNNEL_REQUESTER_STALL_MS)'
       await waitFor(() => tunnel.dataFor(open.stream).length >= V2_INITIAL_WINDOW, 5000, 'the first window');
       // Well past the stall time with the requester ready to send and the proxy not reading.
       await new Promise((r) => setTimeout(r, 2.5 * STALL_MS));
+      await tunnel.grantUntil(open.stream, () => tunnel.ended(open.stream));
+      assert.equal(sha256(tunnel.dataFor(open.stream)), sha256(body));
+      tunnel.send(encodeResponse(open.stream, { status: 204, headers: [] }, true));
+      assert.equal((await pending).status, 204);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  // Here rather than with the raw v2 client's cases: a body held back waits at most TUNNEL_RESPONSE_TIMEOUT_MS for
+  // credit, which there is 500 ms, and this case holds it back on purpose (default here: 60 s).
+  it('sends at most the window of a request body until the client grants more; then the rest, byte-exact', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const body = randomPayload(2 * MiB);
+      const pending = httpTo(app.port, host, { method: 'PUT', body });
+      const open = await tunnel.nextOpen();
+      await waitFor(() => tunnel.dataFor(open.stream).length >= V2_INITIAL_WINDOW, 5000, 'first window');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(tunnel.dataFor(open.stream).length, V2_INITIAL_WINDOW, 'never beyond the window');
+
+      // Another request on the same tunnel is not held up by the stalled upload.
+      const other = httpTo(app.port, host, { path: '/other' });
+      const o = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(o.stream, { status: 200, headers: [] }, true));
+      assert.equal((await other).status, 200);
+
       await tunnel.grantUntil(open.stream, () => tunnel.ended(open.stream));
       assert.equal(sha256(tunnel.dataFor(open.stream)), sha256(body));
       tunnel.send(encodeResponse(open.stream, { status: 204, headers: [] }, true));

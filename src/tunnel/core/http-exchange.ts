@@ -35,10 +35,15 @@ export interface HttpExchangeEnd {
   readonly status: number;
 }
 
+/** The reason of the 504 for a request body the tunnel held back (no credit) for the whole response timeout. */
+export const BODY_NOT_TAKEN_REASON = 'tunnel did not take the request body in time';
+
 /**
  * One HTTP request through a tunnel, as a stream: the request head and body go
  * out; the response head, body and end come back. The response timeout runs
- * from the end of the request until the response head (time to first byte).
+ * from the end of the request until the response head (time to first byte),
+ * and, before the head, while the wire holds the request body back: a client
+ * that never takes it (v2: grants no credit) must not hold the requester forever.
  */
 export class HttpExchange implements HttpRequestBody {
   private timer: NodeJS.Timeout | null = null;
@@ -46,6 +51,8 @@ export class HttpExchange implements HttpRequestBody {
   private done = false;
   private status = 0;
   private writableCb: (() => void) | null = null;
+  /** The wire is holding the request body back and `timer` bounds how long it may (see `write`). */
+  private bodyHeld = false;
 
   constructor(
     readonly id: string,
@@ -61,15 +68,22 @@ export class HttpExchange implements HttpRequestBody {
 
   write(chunk: Uint8Array): boolean {
     if (this.done) return true;
-    return this.wire.data(this.id, chunk);
+    const ok = this.wire.data(this.id, chunk);
+    // Held back: the body's requester is not reading on, so only the tunnel can end the wait. Once it answers,
+    // waiting for it to take the rest is the response's own flow (a streamed upload beside a streamed answer).
+    if (!ok && !this.headSeen && !this.timer) {
+      this.bodyHeld = true;
+      this.armTimer(BODY_NOT_TAKEN_REASON);
+    }
+    return ok;
   }
 
   end(): void {
     if (this.done) return;
     this.wire.end(this.id);
     if (!this.headSeen) {
-      this.timer = setTimeout(() => this.failWith(504, 'tunnel response timeout'), this.responseTimeoutMs);
-      this.timer.unref();
+      this.clearTimer();
+      this.armTimer('tunnel response timeout');
     }
   }
 
@@ -83,6 +97,7 @@ export class HttpExchange implements HttpRequestBody {
 
   /** The wire may take more request body. */
   writable(): void {
+    if (this.bodyHeld) this.clearTimer();
     this.writableCb?.();
   }
 
@@ -138,8 +153,14 @@ export class HttpExchange implements HttpRequestBody {
     this.onDone(this, { status });
   }
 
+  private armTimer(reason: string): void {
+    this.timer = setTimeout(() => this.failWith(504, reason), this.responseTimeoutMs);
+    this.timer.unref();
+  }
+
   private clearTimer(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.bodyHeld = false;
   }
 }
