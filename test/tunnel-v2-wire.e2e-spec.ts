@@ -6,6 +6,7 @@ import { request, type IncomingMessage } from 'node:http';
 import { TunnelHttpRouter } from '../src/tunnel/http/tunnel-http.router.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { BODY_NOT_TAKEN_REASON } from '../src/tunnel/core/http-exchange.js';
+import { CLIENT_BACKLOG_BYTES, CLIENT_NOT_READING_REASON } from '../src/tunnel/core/client-backlog.js';
 import {
   R,
   T,
@@ -942,6 +943,56 @@ describe('a tunnel requester WebSocket waiting for its answer', () => {
       s.destroy();
       await tunnel.close();
       await app.close();
+    }
+  });
+});
+
+describe('a v2 tunnel client that stops reading', () => {
+  let app: TestApp;
+
+  before(async () => {
+    app = await startApp(
+      await tunnelEnv({
+        TUNNEL_TCP_ENABLED: 'false',
+        TUNNEL_RESPONSE_TIMEOUT_MS: '60000',
+        MAX_TUNNEL_HTTP_PER_IP: '1000',
+        // Heads of 120 KiB: the backlog bound is reached in about 140 requests.
+        MAX_HEADER_BYTES: String(128 * KiB),
+      }),
+    );
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  it('gets no more requests or upgrades opened past a bounded backlog (OPEN is not flow-controlled): visitors get 503, the send buffer stays bounded', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const sub = subdomainOf(ready.ready.tunnelUrl);
+    const host = hostOf(ready.ready.tunnelUrl);
+    (tunnel.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const wire = app.app.get(TunnelService).find(sub)!.wire;
+    let most = 0;
+    const sample = setInterval(() => (most = Math.max(most, wire.bufferedAmount)), 5);
+    const big = 'a'.repeat(120 * KiB);
+    try {
+      const gets = Array.from({ length: 200 }, () => httpTo(app.port, host, { headers: { 'x-big': big } }).catch((e: Error) => ({ status: -1, body: Buffer.from(e.message) })));
+      const busy = await within(
+        Promise.any(gets.map(async (p) => ((await p).status === 503 ? p : Promise.reject(new Error('not 503'))))),
+        10_000,
+        'a 503',
+      );
+      assert.equal(busy.body.toString().trim(), CLIENT_NOT_READING_REASON);
+      const upgrade = await expectRefusal(`${app.wsUrl}/chat`, { headers: { host } });
+      assert.equal(upgrade.status, 503);
+      assert.equal(upgrade.body.trim(), CLIENT_NOT_READING_REASON);
+      // The bound (16 MiB) plus the one head that crossed it.
+      assert.ok(most <= CLIENT_BACKLOG_BYTES + 256 * KiB, `send buffer reached ${most} bytes`);
+      tunnel.ws.terminate();
+      const statuses = (await Promise.all(gets)).map((r) => r.status);
+      assert.ok(statuses.every((s) => s === 503 || s === 502), `every visitor answered (503, or 502 once the tunnel is gone): ${[...new Set(statuses)].join(',')}`);
+    } finally {
+      clearInterval(sample);
+      tunnel.ws.terminate();
     }
   });
 });

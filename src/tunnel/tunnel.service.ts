@@ -10,6 +10,7 @@ import { perUserLimit, type Lease } from '../limits/limits.service.js';
 import { PINO, type Pino } from '../logging/logging.module.js';
 import { KeepaliveService } from '../upgrade/keepalive.service.js';
 import type { TunnelWire } from './core/stream-types.js';
+import { CLIENT_BACKLOG_BYTES } from './core/client-backlog.js';
 import { TunnelSession, type ConnectionGate, type TunnelSessionEnd } from './core/tunnel-session.js';
 import { PORT_POOL, type PortPool } from './state/port-pool.js';
 import { newSubdomain } from './state/subdomain.js';
@@ -207,12 +208,12 @@ export class TunnelService implements OnApplicationShutdown {
 
   /** The codec of the protocol version the client negotiated (v2 adds its branch here). */
   private createWire(ws: WebSocket, params: TunnelParams): TunnelWire {
-    if (params.version === 2) return new V2Wire(ws, { window: this.config.tunnelV2WindowBytes });
+    if (params.version === 2) return new V2Wire(ws, { window: this.config.tunnelV2WindowBytes, requestBacklogBytes: CLIENT_BACKLOG_BYTES });
     return new V1Wire(ws, {
       controlBinary: params.control === 'binary',
       inboundStallMs: Math.min(30_000, this.config.pingIntervalMs),
       // Room for two of the largest requests on top of ordinary traffic.
-      requestBacklogBytes: Math.max(16 * 1024 * 1024, 2 * v1MaxMessageBytes(this.config.tunnelMaxBodyBytes)),
+      requestBacklogBytes: Math.max(CLIENT_BACKLOG_BYTES, 2 * v1MaxMessageBytes(this.config.tunnelMaxBodyBytes)),
       bodyBudget: this.v1BodyBudget,
     });
   }

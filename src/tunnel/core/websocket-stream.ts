@@ -148,7 +148,8 @@ export class WebSocketStream {
       case 'malformed':
       case 'reset':
         if (this.state === 'waiting' || this.state === 'refusing') {
-          return this.failWith(502, ev.type === 'reset' ? 'tunnel reset the request' : 'bad response from tunnel');
+          if (ev.type === 'malformed') return this.failWith(502, 'bad response from tunnel');
+          return ev.status === undefined ? this.failWith(502, 'tunnel reset the request') : this.failWith(ev.status, ev.reason);
         }
         if (this.state === 'done') return;
         this.sink.close(1011, 'tunnel reset the stream');

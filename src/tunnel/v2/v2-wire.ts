@@ -11,6 +11,7 @@ import type {
 import { R } from '../protocol/v2.js';
 import { V2Mux } from '../protocol/v2-mux.js';
 import { FrameSender } from '../core/frame-sender.js';
+import { CLIENT_NOT_READING_REASON } from '../core/client-backlog.js';
 
 /**
  * Bytes the proxy lets pile up in a v2 tunnel WebSocket's send buffer before
@@ -39,11 +40,16 @@ export class V2Wire implements WebSocketWire {
   private nextId = 1;
   private readonly mux: V2Mux;
   private readonly sender: FrameSender;
+  private handler: TunnelWireHandler | null = null;
 
-  /** `window`: the credit granted per stream (at least the protocol's initial window). */
+  /**
+   * `window`: the credit granted per stream (at least the protocol's initial window). `requestBacklogBytes`:
+   * send-buffer bytes past which a new request or upgrade is answered 503 instead of opened: OPEN frames are
+   * not flow-controlled, and a client that stops reading would otherwise collect every visitor's head.
+   */
   constructor(
     private readonly ws: WebSocket,
-    options: { readonly window?: number } = {},
+    private readonly options: { readonly window?: number; readonly requestBacklogBytes?: number } = {},
   ) {
     this.sender = new FrameSender(ws, V2_WS_HIGH_WATER, () => this.mux.transportDrained());
     this.mux = new V2Mux({ role: 'proxy', send: (f) => this.sender.send(f), transportReady: () => this.sender.ready, window: options.window });
@@ -59,6 +65,7 @@ export class V2Wire implements WebSocketWire {
   }
 
   attach(handler: TunnelWireHandler): void {
+    this.handler = handler;
     const ev = (id: number, event: InboundStreamEvent): void => handler.onStreamEvent(String(id), event);
     this.mux.attach({
       response: (id, head) => ev(id, { type: 'head', head: { status: head.status, headers: head.headers, bodyLength: head.length } }),
@@ -92,8 +99,13 @@ export class V2Wire implements WebSocketWire {
 
   open(streamId: string, open: StreamOpen): void {
     const id = Number(streamId);
-    if (open.kind === 'tcp') this.mux.open(id, { kind: 'tcp' });
-    else this.mux.open(id, { kind: open.kind, method: open.head.method, path: open.head.path, headers: open.head.headers }, open.head.bodyless === true);
+    if (open.kind === 'tcp') return this.mux.open(id, { kind: 'tcp' });
+    // Never opened in the mux, the stream takes what its requester sends and drops it until the refusal ends it.
+    if (this.ws.bufferedAmount > (this.options.requestBacklogBytes ?? Infinity)) {
+      queueMicrotask(() => this.handler?.onStreamEvent(streamId, { type: 'reset', reason: CLIENT_NOT_READING_REASON, status: 503 }));
+      return;
+    }
+    this.mux.open(id, { kind: open.kind, method: open.head.method, path: open.head.path, headers: open.head.headers }, open.head.bodyless === true);
   }
 
   data(streamId: string, chunk: Uint8Array): boolean {
