@@ -990,6 +990,8 @@ describe('a v2 tunnel client that stops reading', () => {
       tunnel.ws.terminate();
       const statuses = (await Promise.all(gets)).map((r) => r.status);
       assert.ok(statuses.every((s) => s === 503 || s === 502), `every visitor answered (503, or 502 once the tunnel is gone): ${[...new Set(statuses)].join(',')}`);
+      const router = app.app.get(TunnelHttpRouter);
+      await waitFor(() => router.inFlightFrom('127.0.0.1') === 0, 3000, 'every per-IP slot back');
     } finally {
       clearInterval(sample);
       tunnel.ws.terminate();
