@@ -217,6 +217,44 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     }
   });
 
+  it('a response whole by its framing (its declared length reached, a HEAD, a 204) ends for the requester without waiting for the END: the keep-alive connection goes on', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const s = await dial(app.port);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      let text = '';
+      s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      s.write(
+        `GET /length HTTP/1.1\r\nHost: ${host}\r\n\r\nHEAD /head HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
+          `DELETE /none HTTP/1.1\r\nHost: ${host}\r\n\r\nGET /last HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+      );
+      // None of the first three ever gets its END.
+      const length = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(length.stream, { status: 200, headers: [], length: 5 }));
+      tunnel.send(encodeData(length.stream, Buffer.from('hello')));
+      const head = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(head.stream, { status: 200, headers: [['content-length', '7']] }));
+      const none = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(none.stream, { status: 204, headers: [] }));
+      const last = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(last.stream, { status: 200, headers: [], length: 4 }, true, Buffer.from('last')));
+      await waitFor(() => text.endsWith('\r\n\r\nlast'), 5000, 'the answer to the last request');
+      const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+      assert.deepEqual(statuses, ['200', '200', '204', '200']);
+      assert.match(text, /^HTTP\/1\.1 200 [\s\S]*?\r\n\r\nhelloHTTP\/1\.1 200 [\s\S]*?content-length: 7\r\n[\s\S]*?\r\n\r\nHTTP\/1\.1 204 /i);
+      // The client's END, when it comes, ends the streams quietly: no RESET for any of them.
+      for (const id of [length.stream, head.stream, none.stream]) tunnel.send(encodeData(id, Buffer.alloc(0), true));
+      const again = httpTo(app.port, host, { path: '/again' });
+      const o = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(o.stream, { status: 200, headers: [] }, true));
+      assert.equal((await again).status, 200);
+      assert.ok(!tunnel.frames.some((f) => f.type === 'reset'), 'no stream was reset');
+    } finally {
+      s.destroy();
+      await tunnel.close();
+    }
+  });
+
   it('a request the parser refuses pipelined behind one for the tunnel: the tunnel\'s answer goes out in full, then 400, then the close', async () => {
     await withTunnel(async (tunnel, host) => {
       const s = await dial(app.port);

@@ -62,8 +62,10 @@ export class NodeResponseSink implements HttpResponseSink {
       const length = declaredLength(head.headers);
       if (length !== null) res.setHeader('content-length', length);
     }
+    // Whole by its framing already (no body, or a declared length of 0): see `data`.
+    if (bodyless || this.expected === 0) res.end();
     // A streamed body of unknown length (v2: chunked, SSE, long polls): the requester gets the head now, not with the first bytes.
-    if (head.bodyLength === undefined) res.flushHeaders();
+    else if (head.bodyLength === undefined) res.flushHeaders();
     return true;
   }
 
@@ -76,8 +78,10 @@ export class NodeResponseSink implements HttpResponseSink {
     // The write's callback once the bytes left; the response's close if the connection dies first.
     const done = flushed && once(flushed);
     if (done) res.once('close', done);
-    // More than the declared Content-Length: the declared length is sent, the rest dropped.
-    if (this.expected >= 0 && this.written + chunk.length > this.expected) {
+    // The declared Content-Length reached: the response is whole for the requester, whose keep-alive connection goes
+    // on to its next request now rather than behind the client's END, which may come late or never. More than
+    // that length: the declared length is sent, the rest dropped.
+    if (this.expected >= 0 && this.written + chunk.length >= this.expected) {
       res.end(chunk.subarray(0, this.expected - this.written), done);
       this.written = this.expected;
       return true;
