@@ -17,7 +17,7 @@ import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { dial, readBytes } from './support/tcp-client.js';
 import { startApp, type TestApp } from './support/app.js';
 import { startServiceProcess, type ServiceProcess } from './support/process.js';
-import { clusterEnv, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
+import { clusterEnv, redisCommand, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
 import { PORT_PREFIX, portKey, replicaPortsKey, tunnelKey } from '../src/cluster/tunnels/tunnel-keys.js';
 import { REPLICAS_KEY } from '../src/cluster/cluster-keys.js';
 import { livenessTtlMs } from '../src/cluster/cluster-settings.js';
@@ -1013,22 +1013,3 @@ describe('cached tunnel owners', () => {
     }
   });
 });
-
-/** One command to the test Redis over RESP; the reply as a string (bulk, simple or integer), or null. */
-async function redisCommand(redis: TestRedis, args: string[]): Promise<string | null> {
-  const { connect } = await import('node:net');
-  const port = Number(new URL(redis.url).port);
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let data = '';
-    s.on('data', (c: Buffer) => {
-      data += c.toString();
-      const m = /^(?:[+:](.*)\r\n|\$-1\r\n|\$(\d+)\r\n([\s\S]*)\r\n)$/.exec(data);
-      if (!m) return;
-      s.end();
-      resolve(data.startsWith('$-1') ? null : (m[1] ?? m[3]!.slice(0, Number(m[2]))));
-    });
-    s.on('error', reject);
-    s.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''));
-  });
-}

@@ -4,6 +4,7 @@
  * a system service). `restart()` brings it back on the same port, empty.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,4 +118,21 @@ export function clusterEnv(redis: TestRedis, extra: Record<string, string> = {})
     SHUTDOWN_TIMEOUT_MS: '0',
     ...extra,
   };
+}
+
+/** One command to the test Redis over RESP; the reply as a string (bulk, simple or integer), or null. */
+export function redisCommand(redis: TestRedis, args: string[]): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const s = connect(redis.port, '127.0.0.1');
+    let data = '';
+    s.on('data', (c: Buffer) => {
+      data += c.toString();
+      const m = /^(?:[+:](.*)\r\n|\$-1\r\n|\$(\d+)\r\n([\s\S]*)\r\n)$/.exec(data);
+      if (!m) return;
+      s.end();
+      resolve(data.startsWith('$-1') ? null : (m[1] ?? m[3]!.slice(0, Number(m[2]))));
+    });
+    s.on('error', reject);
+    s.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''));
+  });
 }

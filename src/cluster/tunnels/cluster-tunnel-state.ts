@@ -106,6 +106,12 @@ export class ClusterTunnelState {
   private readonly fenceAfterMs: number;
   /** When the last heartbeat that succeeded was sent: its claims live until then plus the TTL. */
   private renewedAt = Date.now();
+  /** A gap this long between two fence checks (one comes every beat at least) is this replica's event loop stalled. */
+  private readonly stallAfterMs: number;
+  /** When the fence was last checked. */
+  private checkedAt = Date.now();
+  /** Since when lapsed claims wait for a heartbeat to re-claim them (after a stall), or null. */
+  private verifyingSince: number | null = null;
   private readonly usersKey: string;
   private readonly portsKey: string;
   /** Tunnels whose claim Redis confirmed: subdomain → record JSON. */
@@ -133,6 +139,7 @@ export class ClusterTunnelState {
     this.ttlMs = livenessTtlMs(config);
     this.clockMs = String(continuityMs(config));
     this.fenceAfterMs = this.ttlMs - config.clusterHeartbeatMs;
+    this.stallAfterMs = Math.ceil(config.clusterHeartbeatMs * 1.5);
     this.routes = new RouteCache(Math.min(ROUTE_CACHE_MAX_MS, config.clusterHeartbeatMs / 2), routeClock);
     this.usersKey = tunnelUsersKey(identity.id);
     this.portsKey = replicaPortsKey(identity.id);
@@ -327,14 +334,33 @@ export class ClusterTunnelState {
   }
 
   /**
-   * Called on every heartbeat tick. Once the claims have gone unrenewed for
-   * the TTL less one beat (Redis unreachable), they may lapse and another
+   * Called before every tunnel heartbeat. Once the claims have gone unrenewed
+   * for the TTL less one beat (Redis unreachable), they may lapse and another
    * replica may claim the same ports: this replica gives them all up first,
    * so a port never leads to two tunnels even during a partition.
+   *
+   * Unless this replica's event loop stalled (a major GC, a throttled CPU)
+   * across that point: it served nothing meanwhile, and the heartbeat sent
+   * next re-claims, atomically, the ports no other replica took (those it
+   * took are reported lost). The ports are given up only if that heartbeat
+   * fails.
    */
   fenceIfLapsed(now = Date.now()): void {
+    const stalled = now - this.checkedAt >= this.stallAfterMs;
+    this.checkedAt = now;
     if (this.ports.size === 0 || now - this.renewedAt < this.fenceAfterMs) return;
+    if (stalled && this.verifyingSince === null) this.verifyingSince = now;
+    if (this.verifyingSince === null) this.fence();
+  }
+
+  private fence(): void {
+    this.verifyingSince = null;
     for (const port of [...this.ports.keys()]) this.portLost(port, 'unrenewed');
+  }
+
+  /** A heartbeat sent at `sentAt` failed: lapsed claims waiting for one sent since are given up. */
+  private beatFailed(sentAt: number): void {
+    if (this.verifyingSince !== null && sentAt >= this.verifyingSince) this.fence();
   }
 
   private portLost(port: number, why: PortLossCause): void {
@@ -360,9 +386,12 @@ export class ClusterTunnelState {
   }
 
   private startBeat(): Promise<AllocatedPort[]> {
-    if (!this.redis.ready) throw unavailable();
-    this.beatsSent++;
     const sentAt = Date.now();
+    if (!this.redis.ready) {
+      this.beatFailed(sentAt);
+      throw unavailable();
+    }
+    this.beatsSent++;
     const args: string[] = [String(this.tunnels.size)];
     for (const [sub, t] of this.tunnels) args.push(sub, t.json);
     args.push(String(this.users.size));
@@ -386,6 +415,7 @@ export class ClusterTunnelState {
       )
       .then((reply) => {
         this.renewedAt = sentAt;
+        if (this.verifyingSince !== null && sentAt >= this.verifyingSince) this.verifyingSince = null;
         const lostCount = Number(reply[0]) || 0;
         for (let k = 1; k <= lostCount; k++) this.portLost(Number(reply[k]), 'taken');
         const listing: AllocatedPort[] = [];
@@ -397,6 +427,10 @@ export class ClusterTunnelState {
         this.allocated = listing;
         for (const l of this.listeners) l(listing);
         return listing;
+      })
+      .catch((err: unknown) => {
+        this.beatFailed(sentAt);
+        throw err;
       });
   }
 

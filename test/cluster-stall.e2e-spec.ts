@@ -1,0 +1,125 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { TunnelTcpForwarding } from '../src/cluster/tunnels/tcp-forwarding.js';
+import { portKey, tunnelKey } from '../src/cluster/tunnels/tunnel-keys.js';
+import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
+import { startApp, type TestApp } from './support/app.js';
+import { startServiceProcess, type ServiceProcess } from './support/process.js';
+import { clusterEnv, redisCommand, TestRedis } from './support/redis.js';
+import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
+import { dial, readBytes } from './support/tcp-client.js';
+import { httpTo, startHttpService, tunnelEnv, TUNNEL_DOMAIN, waitFor, type HttpService } from './support/tunnel.js';
+import { within } from './support/within.js';
+
+const HOST_A = '127.0.0.2';
+const HOST_B = '127.0.0.3';
+
+/** A tunnel with a raw port held by a replica running as a child process, whose event loop the test stops (SIGSTOP). */
+interface StalledOwner {
+  readonly owner: ServiceProcess;
+  readonly entry: TestApp;
+  readonly client: TunnelClient;
+  readonly host: string;
+  readonly port: number;
+  /** How the tunnel client's connection closed, once it has. */
+  closedWith(): unknown;
+}
+
+/** Echoes `bytes` random bytes through `host:port`. */
+async function echoesThrough(host: string, port: number, bytes = 64 * 1024): Promise<void> {
+  const s = await dial(port, host);
+  const payload = randomPayload(bytes);
+  const got = readBytes(s, payload.length);
+  s.write(payload);
+  assert.ok((await got).equals(payload), `echoed byte-exactly through ${host}:${port}`);
+  s.destroy();
+}
+
+describe('a replica whose event loop stalls', () => {
+  let redis: TestRedis;
+  let service: HttpService;
+  let echo: TestTarget;
+
+  before(async () => {
+    redis = await TestRedis.start();
+    service = await startHttpService((_req, _body, res) => res.end('ok'));
+    echo = await echoTarget();
+  });
+  after(async () => {
+    await service.close();
+    await echo.close();
+    await redis.close();
+  });
+
+  /**
+   * Starts the owner (a child process) and an entry replica, opens a tunnel
+   * with a raw port on the owner, stops the owner's event loop and waits
+   * until its claims have expired in Redis: the stall outlasted the liveness
+   * TTL, whatever the machine's speed. `test` resumes it.
+   */
+  async function withStalledOwner(test: (s: StalledOwner) => Promise<void>): Promise<void> {
+    const env = clusterEnv(redis, await tunnelEnv({}, 4));
+    const owner = await startServiceProcess({ ...env, TUNNEL_BIND_HOST: HOST_A });
+    const entry = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
+    const client = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${owner.port}/tunnel`, to: service.target, tcpTo: `127.0.0.1:${echo.port}` });
+    let closedWith: unknown;
+    void client.closed.then((c) => (closedWith = c));
+    try {
+      const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+      const port = client.rawPort;
+      assert.ok(port > 0);
+      assert.equal((await httpTo(entry.port, host)).status, 200);
+      await waitFor(() => entry.app.get(TunnelTcpForwarding).followedPorts().includes(port), 10_000, 'the entry following the raw port');
+
+      owner.child.kill('SIGSTOP');
+      const expired = async (): Promise<boolean> =>
+        (await redisCommand(redis, ['EXISTS', tunnelKey(client.subdomain)])) === '0' && (await redisCommand(redis, ['EXISTS', portKey(port)])) === '0';
+      await waitFor(expired, 20_000, "the owner's tunnel record and port claim expiring", 100);
+      // Meanwhile the owner is dead to the cluster: its subdomain is unknown.
+      const during = await httpTo(entry.port, host);
+      assert.equal(during.status, 404);
+      assert.equal(during.body.toString(), 'tunnel not found\n');
+      await test({ owner, entry, client, host, port, closedWith: () => closedWith });
+    } finally {
+      owner.child.kill('SIGCONT');
+      await client.close().catch(() => undefined);
+      owner.child.kill('SIGKILL');
+      await owner.exited;
+      await entry.close();
+    }
+  }
+
+  it('keeps its tunnels through a stall longer than the liveness TTL: its next beat re-publishes the subdomain and re-claims the raw port, the client stays connected', async () => {
+    await withStalledOwner(async ({ owner, entry, host, port, closedWith }) => {
+      owner.child.kill('SIGCONT');
+      await waitFor(async () => (await httpTo(entry.port, host)).status === 200, 10_000, 'the subdomain answering through the entry again', 50);
+      await waitFor(() => entry.app.get(TunnelTcpForwarding).followedPorts().includes(port), 10_000, 'the entry following the raw port again');
+      await echoesThrough(HOST_B, port);
+      await echoesThrough(HOST_A, port);
+      assert.equal(closedWith(), undefined, 'before, the tunnel closed (1012 "raw port lost: reconnect") as the loop resumed');
+      assert.equal((await httpTo(owner.port, host)).status, 200);
+    });
+  });
+
+  it('closes a tunnel (1012) whose raw port another replica claimed during the stall, and leaves that claim alone', async () => {
+    await withStalledOwner(async ({ owner, client, port }) => {
+      await redisCommand(redis, ['SET', portKey(port), 'another-replica 0123456789abcdef', 'PX', '60000']);
+      owner.child.kill('SIGCONT');
+      assert.deepEqual(await within(client.closed, 10_000, 'the tunnel closed'), { code: 1012, reason: 'raw port lost: reconnect' });
+      assert.equal(await redisCommand(redis, ['GET', portKey(port)]), 'another-replica 0123456789abcdef');
+      await redisCommand(redis, ['DEL', portKey(port)]);
+    });
+  });
+
+  it('gives up its raw ports (1012) after a stall when Redis does not answer the beat that would re-claim them', async () => {
+    await withStalledOwner(async ({ owner, client }) => {
+      redis.pause();
+      try {
+        owner.child.kill('SIGCONT');
+        assert.deepEqual(await within(client.closed, 10_000, 'the tunnel closed'), { code: 1012, reason: 'raw port lost: reconnect' });
+      } finally {
+        redis.resume();
+      }
+    });
+  });
+});
