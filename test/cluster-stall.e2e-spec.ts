@@ -1,11 +1,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { REDIS_COMMAND_TIMEOUT_MS } from '../src/cluster/cluster-settings.js';
 import { TunnelTcpForwarding } from '../src/cluster/tunnels/tcp-forwarding.js';
 import { portKey, tunnelKey } from '../src/cluster/tunnels/tunnel-keys.js';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { startApp, type TestApp } from './support/app.js';
 import { startServiceProcess, type ServiceProcess } from './support/process.js';
 import { clusterEnv, redisCommand, TestRedis } from './support/redis.js';
+import { startRedisRelay } from './support/redis-relay.js';
 import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
 import { dial, readBytes } from './support/tcp-client.js';
 import { httpTo, startHttpService, tunnelEnv, TUNNEL_DOMAIN, waitFor, type HttpService } from './support/tunnel.js';
@@ -121,5 +123,54 @@ describe('a replica whose event loop stalls', () => {
         redis.resume();
       }
     });
+  });
+});
+
+describe('a replica whose event loop stalls with a Redis reply on its way', () => {
+  let redis: TestRedis;
+  let service: HttpService;
+
+  before(async () => {
+    redis = await TestRedis.start();
+    service = await startHttpService((_req, _body, res) => res.end('ok'));
+  });
+  after(async () => {
+    await service.close();
+    await redis.close();
+  });
+
+  it('takes the reply that arrived during the stall: the requester gets the tunnel, not 503 "cluster state unavailable"', async () => {
+    const relay = await startRedisRelay(redis.port);
+    const env = clusterEnv(redis, await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }, 2));
+    const entry = await startServiceProcess({ ...env, REDIS_URL: relay.url });
+    const owner = await startApp(env);
+    const client = await TunnelClient.connect({ proxy: `${owner.wsUrl}/tunnel`, to: service.target });
+    try {
+      const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
+      // The entry's lookup of the subdomain reaches Redis, and its event loop stops before the reply comes.
+      relay.hold();
+      const lookupSent = new Promise<void>((resolve) =>
+        relay.onSent(tunnelKey(client.subdomain), () => {
+          entry.child.kill('SIGSTOP');
+          resolve();
+        }),
+      );
+      const answer = httpTo(entry.port, host);
+      await lookupSent;
+      relay.release();
+      // The stall outlasts the command timeout; the reply waits in the entry's socket.
+      await new Promise((r) => setTimeout(r, 2 * REDIS_COMMAND_TIMEOUT_MS));
+      entry.child.kill('SIGCONT');
+      const r = await answer;
+      assert.equal(r.status, 200, `got ${r.status} ${r.body.toString().trim()}`);
+      assert.equal(r.body.toString(), 'ok');
+    } finally {
+      entry.child.kill('SIGCONT');
+      await client.close();
+      entry.child.kill('SIGKILL');
+      await entry.exited;
+      await owner.close();
+      await relay.close();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
+import { withDeadline } from '../common/deadline.js';
 import { WsproxyEvents, type ClusterRedisEvent } from '../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { PINO, type Pino } from '../logging/logging.module.js';
@@ -74,7 +75,6 @@ export class ClusterRedis {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
-      commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
       connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
       retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), REDIS_MAX_RECONNECT_DELAY_MS),
       connectionName: `wsproxy-${identity.id}`,
@@ -129,13 +129,18 @@ export class ClusterRedis {
     await Promise.race([connected, new Promise((r) => setTimeout(r, waitMs).unref())]);
   }
 
-  /** Runs one round trip, reporting its duration and outcome as a `cluster.redis` event. */
+  /**
+   * Runs one round trip, failing after `REDIS_COMMAND_TIMEOUT_MS`, and reports
+   * its duration and outcome as a `cluster.redis` event. Not ioredis's
+   * `commandTimeout`: after an event-loop stall its timer fires before the
+   * reply that arrived meanwhile is read (see `withDeadline`).
+   */
   async timed<T>(op: ClusterRedisEvent['op'], fn: () => Promise<T>): Promise<T> {
     const started = process.hrtime.bigint();
     const report = (ok: boolean): void =>
       void this.events.emit('cluster.redis', { op, ok, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     try {
-      const result = await fn();
+      const result = await withDeadline(fn(), REDIS_COMMAND_TIMEOUT_MS, 'Command timed out');
       report(true);
       return result;
     } catch (err) {
