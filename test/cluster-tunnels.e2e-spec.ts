@@ -1007,6 +1007,7 @@ describe('cached tunnel owners', () => {
       }
       assert.equal(lost.status, 503, 'before, 404: "tunnel not found" for a tunnel that lives');
       assert.equal(lost.body.toString(), 'cluster state unavailable\n');
+      assert.equal(lost.headers['retry-after'], '5', 'a transient refusal, as for a connection refused while the cluster state is unavailable');
       await waitFor(async () => (await httpTo(b.port, host)).status === 200, 10_000, "the owner's beat re-publishes the tunnel");
     } finally {
       await client.close();

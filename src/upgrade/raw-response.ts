@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { statusText } from '../common/refusal.js';
+import { RETRY_AFTER_S, statusText } from '../common/refusal.js';
 import { resetSocket } from '../common/reset-socket.js';
 
 /** The reason of a 408 for a request body that stopped arriving. */
@@ -36,10 +36,11 @@ export function writeHttpRefusal(socket: Duplex, status: number, reason: string,
 
 /**
  * Answers an HTTP request with a short plain-text reason (never anything from
- * a tunnel), or, when its head already went out, aborts the response with a
- * TCP reset of its connection: a response without Content-Length or chunked
- * framing (an HTTP/1.0 requester's, delimited by the close) cut short behind a
- * FIN would look complete.
+ * a tunnel; a 503 carries `Retry-After`, as every 503 refusal does), or, when
+ * its head already went out, aborts the response with a TCP reset of its
+ * connection: a response without Content-Length or chunked framing (an
+ * HTTP/1.0 requester's, delimited by the close) cut short behind a FIN would
+ * look complete.
  */
 export function answerPlain(res: ServerResponse, status: number, reason: string, close = false): void {
   if (res.headersSent) {
@@ -52,6 +53,7 @@ export function answerPlain(res: ServerResponse, status: number, reason: string,
   res.setHeader('content-type', 'text/plain; charset=utf-8');
   res.setHeader('content-length', Buffer.byteLength(body));
   res.setHeader('cache-control', 'no-store');
+  if (status === 503) res.setHeader('retry-after', RETRY_AFTER_S);
   if (close) res.setHeader('connection', 'close');
   res.end(body);
 }
