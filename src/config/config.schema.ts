@@ -480,7 +480,7 @@ export const CONFIG_VARS = {
     'CLUSTER_HEARTBEAT_MS',
     '2000',
     '100..60000',
-    'Heartbeat period, ms; a replica is dead after three missed beats (at least 3 s). The same on every replica.',
+    'Heartbeat period, ms; a replica is dead after three missed beats (at least 3 s). The same on every replica. A replica whose event loop stalls (GC, CPU throttling) for less than that TTL less one beat (4 s by default) loses nothing; after a longer stall its next beat re-publishes its tunnels (see docs/scaling.md).',
     int(100, 60000),
   ),
   resumeWindowS: spec(
