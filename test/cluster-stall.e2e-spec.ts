@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { REDIS_COMMAND_TIMEOUT_MS } from '../src/cluster/cluster-settings.js';
 import { TunnelTcpForwarding } from '../src/cluster/tunnels/tcp-forwarding.js';
-import { portKey, tunnelKey } from '../src/cluster/tunnels/tunnel-keys.js';
+import { portKey, REPLICA_PORTS_PREFIX, tunnelKey } from '../src/cluster/tunnels/tunnel-keys.js';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
 import { startApp, type TestApp } from './support/app.js';
 import { startServiceProcess, type ServiceProcess } from './support/process.js';
@@ -129,14 +129,54 @@ describe('a replica whose event loop stalls', () => {
 describe('a replica whose event loop stalls with a Redis reply on its way', () => {
   let redis: TestRedis;
   let service: HttpService;
+  let echo: TestTarget;
 
   before(async () => {
     redis = await TestRedis.start();
     service = await startHttpService((_req, _body, res) => res.end('ok'));
+    echo = await echoTarget();
   });
   after(async () => {
     await service.close();
+    await echo.close();
     await redis.close();
+  });
+
+  it('keeps its raw ports through a stall that starts as a heartbeat leaves: the reply that came meanwhile renewed them', async () => {
+    // Beats a second apart: the fence point (TTL less one beat, 2 s) comes before a gap between two beats reads as a stall (1.5 beats).
+    const relay = await startRedisRelay(redis.port);
+    const env = clusterEnv(redis, await tunnelEnv({ CLUSTER_HEARTBEAT_MS: '1000' }, 4));
+    const owner = await startServiceProcess({ ...env, REDIS_URL: relay.url, TUNNEL_BIND_HOST: HOST_A });
+    const client = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${owner.port}/tunnel`, to: service.target, tcpTo: `127.0.0.1:${echo.port}` });
+    let closedWith: unknown;
+    void client.closed.then((c) => (closedWith = c));
+    const beatSent = (): Promise<void> => new Promise((resolve) => relay.onSent(REPLICA_PORTS_PREFIX, resolve));
+    try {
+      await echoesThrough(HOST_A, client.rawPort);
+      // Its loop stops as the beat goes out; Redis answers meanwhile.
+      const stopped = new Promise<void>((resolve) =>
+        relay.onSent(REPLICA_PORTS_PREFIX, () => {
+          relay.hold();
+          owner.child.kill('SIGSTOP');
+          resolve();
+        }),
+      );
+      await stopped;
+      relay.release();
+      // Past the fence point counted from the beat before, with the next beat overdue (its timer runs first).
+      await new Promise((r) => setTimeout(r, 1250));
+      owner.child.kill('SIGCONT');
+      await beatSent();
+      await beatSent();
+      await echoesThrough(HOST_A, client.rawPort);
+      assert.equal(closedWith, undefined, 'before, the tunnel closed (1012 "raw port lost: reconnect") as the loop resumed');
+    } finally {
+      owner.child.kill('SIGCONT');
+      await client.close().catch(() => undefined);
+      owner.child.kill('SIGKILL');
+      await owner.exited;
+      await relay.close();
+    }
   });
 
   it('takes the reply that arrived during the stall: the requester gets the tunnel, not 503 "cluster state unavailable"', async () => {

@@ -54,6 +54,10 @@ export class ClusterTunnelBeat implements OnApplicationBootstrap, OnApplicationS
   /** One beat; never rejects. */
   async beat(): Promise<void> {
     if (this.stopped) return;
+    // The fence is checked once the loop has read what is waiting: after a stall of this replica the timers
+    // run first, and the reply to a heartbeat sent just before the stall has renewed the claims.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (this.stopped) return;
     this.state.fenceIfLapsed();
     try {
       await this.state.beat();
