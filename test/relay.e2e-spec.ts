@@ -143,6 +143,38 @@ describe('relay data path', () => {
     }
   });
 
+  it('holds no write per empty message for a target that has stopped reading', async () => {
+    const stalled = await stalledTarget();
+    try {
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${stalled.port}`);
+      const mine = app.app.get(RelayService).liveRelays().find((r) => r.socket.remotePort === stalled.port);
+      assert.ok(mine, 'relay is live');
+      // The proxy answers a ping once it has handled every frame before it.
+      const handled = async (): Promise<void> => {
+        const pong = once(ws, 'pong');
+        ws.ping();
+        await pong;
+      };
+      // Until the kernel's buffers towards the target are full and the proxy holds a write of its own; in steps
+      // under the socket's high-water mark, so that the proxy still reads the client.
+      const step = randomPayload(8 * 1024);
+      while (mine.socket.writableLength === 0) {
+        ws.send(step);
+        await handled();
+      }
+      // An empty frame costs the client 6 bytes: as a write, a few hundred bytes of the proxy's heap that the
+      // socket's high-water mark (it counts bytes) never sees, so nothing would ever pause the client.
+      for (let i = 0; i < 20_000; i++) ws.send(Buffer.alloc(0));
+      await handled();
+      // Node's list of the writes a stream holds (not in its types).
+      const queued = (mine.socket as typeof mine.socket & { readonly writableBuffer: readonly unknown[] }).writableBuffer.length;
+      assert.ok(queued < 100, `the proxy queued ${queued} writes for the target`);
+      ws.terminate();
+    } finally {
+      await stalled.close();
+    }
+  });
+
   it('bounds buffering towards a client that never reads', async () => {
     const flood = await startTarget((s) => {
       const chunk = randomPayload(64 * 1024);

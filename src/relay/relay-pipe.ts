@@ -152,7 +152,10 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
   });
 
   ws.on('message', (data: Buffer) => {
-    if (target.destroyed) return;
+    // An empty message carries no byte. As a write it would still wait in the queue of a target that is not
+    // reading, where the high-water mark (it counts bytes) never sees it: a flood of them, 6 bytes each on the
+    // wire, would grow that queue without bound, the client never paused.
+    if (target.destroyed || data.length === 0) return;
     // Read on after the server's close to reach the client's answer: what the target cannot take now is dropped,
     // and so is everything after it (the target gets a prefix of the upload, never one with a hole in it).
     if (closing) {
