@@ -530,6 +530,26 @@ describe('relay admission', () => {
     assert.equal(res.status, 404);
   });
 
+  it('404 for a path that only ends in /relay, however many slashes start it (RFC 9112 3.2.1: an origin-form target is a path)', async () => {
+    let dials = 0;
+    const counted = await startTarget((s) => {
+      dials++;
+      s.destroy();
+    });
+    try {
+      const key = { 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13' };
+      for (const path of ['//relay', '//evil.example/relay', '//evil.example:8080/relay', '///relay']) {
+        const res = await rawUpgrade(app.port, `${path}?host=127.0.0.1&port=${counted.port}`, key);
+        assert.match(res, /^HTTP\/1\.1 404 [^]*\r\n\r\nnot found\n$/, path);
+        // Express reads the path as it is too.
+        assert.equal((await fetch(`${app.baseUrl}${path}`)).status, 404, path);
+      }
+      assert.equal(dials, 0);
+    } finally {
+      await counted.close();
+    }
+  });
+
   it('400 for a malformed WebSocket handshake, 426 for another version', async () => {
     const res = await rawUpgrade(app.port, '/relay?host=127.0.0.1&port=22', { 'Sec-WebSocket-Key': 'short', 'Sec-WebSocket-Version': '13' });
     assert.match(res, /^HTTP\/1\.1 400 /);

@@ -30,6 +30,11 @@ describe('parseRequestTarget', () => {
     assert.deepEqual(parsed('/relay?v=1#frag=2', ['v', 'frag']), ['/relay', { v: '1', frag: null }], 'a fragment is not part of the query');
     assert.equal(parsed('http://[::1/relay', []), null);
   });
+
+  it('reads an origin-form target that starts with // as the path it is, not as a URL naming a host', () => {
+    assert.deepEqual(parsed('//evil.example/relay?v=1', ['v']), ['//evil.example/relay', { v: '1' }]);
+    assert.deepEqual(parsed('//evil.example:1/./relay', []), ['//evil.example:1/relay', {}]);
+  });
 });
 
 describe('hostLines', () => {

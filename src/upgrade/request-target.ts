@@ -5,6 +5,9 @@ import { parseQuery, type QueryParams } from './query-params.js';
 
 const PLAIN_PATH = /^\/[A-Za-z0-9/_-]*$/;
 
+/** The origin a request target is read against: only its path and query are used. */
+const TARGET_BASE = 'http://upgrade.invalid';
+
 /**
  * Path and query of an upgrade's request target. A plain origin-form path
  * (the usual `/relay?…`) is split as it is; anything else (dot segments,
@@ -17,7 +20,9 @@ export function parseRequestTarget(target: string | undefined): { path: string; 
   const path = q < 0 ? raw : raw.slice(0, q);
   if (PLAIN_PATH.test(path) && !raw.includes('#')) return { path, query: parseQuery(q < 0 ? '' : raw.slice(q + 1)) };
   try {
-    const url = new URL(raw, 'http://upgrade.invalid');
+    // Given alone, the URL parser reads a path that starts with `//` as a URL without scheme: `//evil.example/relay`
+    // would be host `evil.example` and path `/relay`. An origin-form target is a path (RFC 9112 §3.2.1), as Express reads it.
+    const url = raw.startsWith('/') ? new URL(`${TARGET_BASE}${raw}`) : new URL(raw, TARGET_BASE);
     return { path: url.pathname, query: url.searchParams };
   } catch {
     return null;
