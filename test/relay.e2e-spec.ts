@@ -2,7 +2,9 @@ import { after, before, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
+import type { Socket } from 'node:net';
 import { RelayService } from '../src/relay/relay.service.js';
+import { ResumeService } from '../src/resume/resume.service.js';
 import { DrainService } from '../src/lifecycle/drain.service.js';
 import { WsproxyEvents } from '../src/common/events.js';
 import { LimitsService } from '../src/limits/limits.service.js';
@@ -146,34 +148,44 @@ describe('relay data path', () => {
   it('holds no write per empty message for a target that has stopped reading', async () => {
     const stalled = await stalledTarget();
     try {
-      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${stalled.port}`);
-      const mine = app.app.get(RelayService).liveRelays().find((r) => r.socket.remotePort === stalled.port);
-      assert.ok(mine, 'relay is live');
-      // The proxy answers a ping once it has handled every frame before it.
-      const handled = async (): Promise<void> => {
-        const pong = once(ws, 'pong');
-        ws.ping();
-        await pong;
-      };
-      // Until the kernel's buffers towards the target are full and the proxy holds a write of its own; in steps
-      // under the socket's high-water mark, so that the proxy still reads the client.
-      const step = randomPayload(8 * 1024);
-      while (mine.socket.writableLength === 0) {
-        ws.send(step);
-        await handled();
-      }
+      const { ws, target, handled } = await congestedRelay(app, stalled.port);
       // An empty frame costs the client 6 bytes: as a write, a few hundred bytes of the proxy's heap that the
       // socket's high-water mark (it counts bytes) never sees, so nothing would ever pause the client.
       for (let i = 0; i < 20_000; i++) ws.send(Buffer.alloc(0));
       await handled();
-      // Node's list of the writes a stream holds (not in its types).
-      const queued = (mine.socket as typeof mine.socket & { readonly writableBuffer: readonly unknown[] }).writableBuffer.length;
+      const queued = queuedWrites(target).length;
       assert.ok(queued < 100, `the proxy queued ${queued} writes for the target`);
       ws.terminate();
     } finally {
       await stalled.close();
     }
   });
+
+  for (const [relay, query] of [
+    ['a relay', ''],
+    ['a resumable relay', '&resume=1'],
+  ]) {
+    it(`${relay} holds a small message for a target that has stopped reading in about its bytes, not the whole read it came in`, async () => {
+      const stalled = await stalledTarget();
+      try {
+        const { ws, target, handled } = await congestedRelay(app, stalled.port, query);
+        // A 1-byte message in each 64 KiB the client sends, the rest pongs (which the proxy reads and drops): each
+        // read the proxy makes holds about one message. The socket's high-water mark counts 1 byte for it.
+        const pad = Buffer.alloc(125);
+        for (let i = 0; i < 200; i++) {
+          ws.send(Buffer.of(i));
+          for (let j = 0; j < 500; j++) ws.pong(pad);
+        }
+        await handled();
+        const held = new Set(queuedWrites(target).map((w) => (w.chunk as Buffer).buffer));
+        const pinned = [...held].reduce((n, b) => n + b.byteLength, 0);
+        assert.ok(pinned < 1024 * 1024, `the proxy holds ${pinned} bytes of memory for the target's queue of ${target.writableLength} bytes`);
+        ws.terminate();
+      } finally {
+        await stalled.close();
+      }
+    });
+  }
 
   it('bounds buffering towards a client that never reads', async () => {
     const flood = await startTarget((s) => {
@@ -1017,6 +1029,36 @@ describe('client IP and trusted proxies', () => {
     }
   });
 });
+
+/**
+ * A relay (`query`: more of its query) to `port`, a target that has stopped reading, once the kernel's buffers towards
+ * the target are full and the proxy holds a write of its own; `target`: the proxy's socket to it; `handled` resolves
+ * once the proxy has handled every frame sent before it (it answers a ping after them). The buffers are filled in
+ * steps under the socket's high-water mark, so that the proxy still reads the client.
+ */
+async function congestedRelay(app: TestApp, port: number, query = ''): Promise<{ ws: WebSocket; target: Socket; handled: () => Promise<void> }> {
+  const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${port}${query}`);
+  const target = [...app.app.get(RelayService).liveRelays().map((r) => r.socket), ...app.app.get(ResumeService).liveSessions().map((s) => s.setup.socket)].find(
+    (s) => s.remotePort === port,
+  );
+  assert.ok(target, 'relay is live');
+  const handled = async (): Promise<void> => {
+    const pong = once(ws, 'pong');
+    ws.ping();
+    await pong;
+  };
+  const step = randomPayload(8 * 1024);
+  while (target.writableLength === 0) {
+    ws.send(step);
+    await handled();
+  }
+  return { ws, target, handled };
+}
+
+/** The writes `socket` holds, not yet handed to the kernel: Node's `writableBuffer` (not in its types). */
+function queuedWrites(socket: Socket): readonly { readonly chunk: unknown }[] {
+  return (socket as Socket & { readonly writableBuffer: readonly { readonly chunk: unknown }[] }).writableBuffer;
+}
 
 /** Opens with `errors=close` and returns the close code and reason the server sent. */
 async function closedAfterOpen(url: string, options: { origin?: string } = {}): Promise<{ code: number; reason: string }> {

@@ -1,5 +1,5 @@
 import { CopyBlock } from './copy-block.js';
-import { ownCopy } from './own-copy.js';
+import { ownCopy, unpinned } from './own-copy.js';
 
 /** Chunks smaller than this are copied into a Buffer of the body's own; larger ones are kept as they are. */
 export const SMALL_BODY_CHUNK = 1024;
@@ -31,7 +31,7 @@ export class HeldBody {
     if (chunk.length === 0) return;
     if (chunk.length >= SMALL_BODY_CHUNK) {
       this.seal();
-      this.chunks.push(chunk.buffer.byteLength > 2 * chunk.length ? ownCopy([chunk]) : chunk);
+      this.chunks.push(unpinned(chunk));
     } else {
       if (!this.tail.fits(chunk.length)) {
         this.seal();

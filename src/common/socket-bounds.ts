@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { unpinned } from './own-copy.js';
 
 /**
  * Writes that may wait in a socket's buffer before its writer is asked to stop. The socket's own mark
@@ -27,6 +28,15 @@ export function restoreReadableMark(socket: Readable, mark: number): void {
 function setReadableMark(socket: Readable, mark: number): void {
   const readable = (socket as unknown as { _readableState?: { highWaterMark?: unknown } })._readableState;
   if (typeof readable?.highWaterMark === 'number') readable.highWaterMark = mark;
+}
+
+/**
+ * `chunk` as it is to be written to `socket`: itself when the socket takes it at once, else (a write is pending, so
+ * it waits in the socket's queue) `unpinned`. A queued view holds the whole buffer it is part of, for a 1-byte
+ * WebSocket message the socket read it came in (up to 64 KiB), while the socket's high-water mark counts its bytes.
+ */
+export function queueable(socket: Writable, chunk: Buffer): Buffer {
+  return socket.writableLength === 0 ? chunk : unpinned(chunk);
 }
 
 /**

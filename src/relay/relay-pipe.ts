@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { endTarget } from './end-target.js';
 import { resetSocket } from '../common/reset-socket.js';
+import { queueable } from '../common/socket-bounds.js';
 import { Fifo } from '../common/fifo.js';
 import { onWebSocketError } from '../common/protocol-close.js';
 import type { RelayClosedEvent } from '../common/events.js';
@@ -160,10 +161,10 @@ export function pipeRelay(ws: WebSocket, target: Socket, onEnd: (end: PipeEnd) =
     // and so is everything after it (the target gets a prefix of the upload, never one with a hole in it).
     if (closing) {
       if (dropping || (dropping = target.writableNeedDrain)) return;
-      target.write(data);
+      target.write(queueable(target, data));
       return;
     }
-    if (!target.write(data) && !pausedWs) {
+    if (!target.write(queueable(target, data)) && !pausedWs) {
       pausedWs = true;
       ws.pause();
     }

@@ -4,6 +4,7 @@ import { CopyBlock } from '../common/copy-block.js';
 import { Fifo } from '../common/fifo.js';
 import { onWebSocketError } from '../common/protocol-close.js';
 import { resetSocket } from '../common/reset-socket.js';
+import { queueable } from '../common/socket-bounds.js';
 import { endTarget } from '../relay/end-target.js';
 import type { PipeEnd } from '../relay/relay-pipe.js';
 import { TARGET_END_TIMEOUT_MS, WS_SEND_HIGH_FRAMES, WS_SEND_HIGH_WATER } from '../relay/relay-pipe.js';
@@ -437,7 +438,7 @@ export class ResumableSession {
     if (this.end !== null && (this.droppingUpload || (this.droppingUpload = target.writableLength + this.upload.used > UNACKED_UPLOAD_MAX))) return;
     this.acks.add(payload.length);
     if (this.upload.used === 0 && !target.writableNeedDrain) {
-      if (!target.write(payload)) this.targetCongested(ws);
+      if (!target.write(queueable(target, payload))) this.targetCongested(ws);
       return;
     }
     // Congested: what waits in front of the target costs its bytes, not a write per message.

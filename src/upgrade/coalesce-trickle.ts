@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { ownCopy } from '../common/own-copy.js';
+import { ownCopy, unpinned } from '../common/own-copy.js';
 
 /**
  * How many socket reads of a frame still arriving `ws` may hold before the
@@ -46,9 +46,9 @@ type SeenFragments = Buffer[] & { [SEEN]?: number; [MERGED]?: number };
 export function tidyFragments(fragments: SeenFragments): number {
   let copied = 0;
   for (let i = fragments[SEEN] ?? 0; i < fragments.length; i++) {
-    const f = fragments[i];
-    if (f.buffer.byteLength > 2 * f.length) {
-      fragments[i] = ownCopy([f]);
+    const own = unpinned(fragments[i]);
+    if (own !== fragments[i]) {
+      fragments[i] = own;
       copied++;
     }
   }
