@@ -16,9 +16,10 @@ export function ownCopy(buffers: readonly Uint8Array[], start = 0, bytes?: numbe
 }
 
 /**
- * `buf`, or a copy of its bytes when it is a view of a buffer more than twice its size, which holding `buf` would pin
- * whole: `ws` hands out each message, and each fragment, as a view of the socket read it came in (up to 64 KiB).
+ * `buf`, or a copy of its bytes when it is a view of a buffer more than `ratio` times its size, which holding `buf`
+ * would pin whole: `ws` hands out each message, and each fragment, as a view of the socket read it came in (up to
+ * 64 KiB).
  */
-export function unpinned<T extends Uint8Array>(buf: T): T | Buffer {
-  return buf.buffer.byteLength > 2 * buf.length ? ownCopy([buf]) : buf;
+export function unpinned<T extends Uint8Array>(buf: T, ratio = 2): T | Buffer {
+  return buf.buffer.byteLength > ratio * buf.length ? ownCopy([buf]) : buf;
 }

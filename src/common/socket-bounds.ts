@@ -31,12 +31,19 @@ function setReadableMark(socket: Readable, mark: number): void {
 }
 
 /**
+ * A queued view pins at most this many times its bytes. The queue's high-water mark (16 KiB) then holds at most
+ * 128 KiB of reads, and a message of 8 KiB or more in a 64 KiB read (a bulk upload's) is written as it is: copying
+ * it would cost the data path a copy of each such message whenever the target is behind.
+ */
+const QUEUED_PIN_RATIO = 8;
+
+/**
  * `chunk` as it is to be written to `socket`: itself when the socket takes it at once, else (a write is pending, so
  * it waits in the socket's queue) `unpinned`. A queued view holds the whole buffer it is part of, for a 1-byte
  * WebSocket message the socket read it came in (up to 64 KiB), while the socket's high-water mark counts its bytes.
  */
 export function queueable(socket: Writable, chunk: Buffer): Buffer {
-  return socket.writableLength === 0 ? chunk : unpinned(chunk);
+  return socket.writableLength === 0 ? chunk : unpinned(chunk, QUEUED_PIN_RATIO);
 }
 
 /**
