@@ -1,6 +1,7 @@
 import { after, before, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import type { Socket } from 'node:net';
 import { RelayService } from '../src/relay/relay.service.js';
@@ -1488,6 +1489,40 @@ describe('keepalive', () => {
       const ended = new Promise<{ closeCode: number; closeReason: string }>((resolve) => app.app.get(WsproxyEvents).once('relay.closed', resolve));
       const silent = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`, { autoPong: false });
       const { code } = await within(closed(silent), 6000, 'terminated');
+      assert.equal(code, 1006);
+      const end = await within(ended, 2000, 'relay.closed');
+      assert.deepEqual([end.closeCode, end.closeReason], [1006, NO_PONG_REASON]);
+    } finally {
+      await app.close();
+      await echo.close();
+    }
+  });
+
+  it('keeps a peer whose pongs are late while its data keeps coming, and ends it once it goes silent', async () => {
+    const app = await startApp({ PING_INTERVAL_MS: '1000' });
+    const echo = await echoTarget();
+    try {
+      // Pongs that never come stand for pongs queued behind a browser's upload on a slow link: the proxy reads on.
+      const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`, { autoPong: false });
+      let unanswered = 0;
+      ws.on('ping', () => unanswered++);
+      const received: Buffer[] = [];
+      ws.on('message', (data: Buffer) => received.push(data));
+      const ended = new Promise<{ closeCode: number; closeReason: string }>((resolve) => app.app.get(WsproxyEvents).once('relay.closed', resolve));
+      const done = closed(ws);
+      const sent: Buffer[] = [];
+      // Past the third interval, where two missed pongs alone end a peer.
+      for (let i = 0; i < 14; i++) {
+        const chunk = randomPayload(512);
+        sent.push(chunk);
+        ws.send(chunk);
+        await delay(250);
+      }
+      assert.equal(ws.readyState, WebSocket.OPEN, 'a peer still sending is not cut off for late pongs');
+      assert.ok(unanswered >= 3, `the peer left ${unanswered} pings unanswered`);
+      await waitFor(() => Buffer.concat(received).length === 14 * 512, 5000, 'every byte echoed');
+      assert.ok(Buffer.concat(received).equals(Buffer.concat(sent)), 'the relayed bytes are intact');
+      const { code } = await within(done, 6000, 'the silent peer terminated');
       assert.equal(code, 1006);
       const end = await within(ended, 2000, 'relay.closed');
       assert.deepEqual([end.closeCode, end.closeReason], [1006, NO_PONG_REASON]);

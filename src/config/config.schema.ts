@@ -317,7 +317,7 @@ export const CONFIG_VARS = {
     'PING_INTERVAL_MS',
     '30000',
     '1000..600000',
-    'WebSocket keepalive ping interval; a peer missing two pongs is terminated (ten while the proxy has paused reading it), ms.',
+    'WebSocket keepalive ping interval; a peer missing two pongs, and sending nothing meanwhile, is terminated (ten while the proxy has paused reading it), ms.',
     int(1000, 600000),
   ),
   maxMessageBytes: spec(

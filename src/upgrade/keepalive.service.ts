@@ -1,4 +1,5 @@
 import { Inject, Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { ChurnSet } from '../common/churn-map.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
@@ -23,11 +24,19 @@ interface Watched {
   missed: number;
   /** Intervals without a pong while the proxy was not reading the socket. */
   stalled: number;
+  /** The connection under the WebSocket, whose bytes read since the last interval also prove the peer is there. */
+  readonly socket: Socket | undefined;
+  /** `socket.bytesRead` at the last interval. */
+  read: number;
 }
 
 /**
  * WebSocket keepalive on one timer for all connections: every interval each
  * socket is pinged; one that has missed two pongs in a row is terminated.
+ * Bytes read from a peer in an interval answer for it as a pong does: a
+ * browser uploading over a slow link sends its pong behind everything it
+ * queued before it, and the proxy, reading all the while, would otherwise cut
+ * off the upload (1006) because the pong comes late.
  * While the proxy itself has paused reading a socket (backpressure from its
  * target or tunnel stream), its pongs wait unread behind the data the peer
  * sent: those intervals count towards PAUSED_SILENT_INTERVALS instead.
@@ -54,7 +63,9 @@ export class KeepaliveService implements OnModuleInit, OnApplicationShutdown {
    * the client's own (a 1006 with no reason).
    */
   watch(ws: WebSocket, onTimeout?: (reason: string) => void): void {
-    const entry: Watched = { ws, onTimeout, missed: 0, stalled: 0 };
+    // ws keeps the connection as a private field; read once here rather than per interval.
+    const socket = (ws as unknown as { _socket?: Socket | null })._socket ?? undefined;
+    const entry: Watched = { ws, onTimeout, missed: 0, stalled: 0, socket, read: socket?.bytesRead ?? 0 };
     const handle = this.watched.add(entry);
     ws.on('pong', () => {
       entry.missed = 0;
@@ -66,6 +77,12 @@ export class KeepaliveService implements OnModuleInit, OnApplicationShutdown {
   private tick(): void {
     for (const entry of this.watched.values()) {
       const { ws } = entry;
+      const read = entry.socket?.bytesRead ?? entry.read;
+      if (read !== entry.read) {
+        entry.read = read;
+        entry.missed = 0;
+        entry.stalled = 0;
+      }
       if (entry.missed >= 2 || entry.stalled >= PAUSED_SILENT_INTERVALS) {
         // Its 'close' (which follows at once) removes it; removing it here too could, once handles wrap, remove another.
         entry.onTimeout?.(entry.missed >= 2 ? NO_PONG_REASON : PAUSED_SILENT_REASON);
