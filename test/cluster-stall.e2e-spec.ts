@@ -213,4 +213,16 @@ describe('a replica whose event loop stalls with a Redis reply on its way', () =
       await relay.close();
     }
   });
+
+  it('shuts down though Redis stopped answering: its QUIT is bounded like every command', async () => {
+    const relay = await startRedisRelay(redis.port);
+    const app = await startApp(clusterEnv(redis, { REDIS_URL: relay.url }));
+    try {
+      relay.hold();
+      // Generous: the leave commands before the QUIT each wait out the command timeout.
+      await within(app.close(), 20 * REDIS_COMMAND_TIMEOUT_MS, 'before, the shutdown waited forever for the reply to QUIT');
+    } finally {
+      await relay.close();
+    }
+  });
 });

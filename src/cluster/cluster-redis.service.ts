@@ -154,7 +154,8 @@ export class ClusterRedis {
     this.state = 'closed';
     if (this.ready) {
       try {
-        await this.client.quit();
+        // Bounded like every command: a Redis that stopped answering would otherwise hold the shutdown forever.
+        await withDeadline(this.client.quit(), REDIS_COMMAND_TIMEOUT_MS, 'Command timed out');
         return;
       } catch {
         // fall through

@@ -3,14 +3,14 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 /**
  * A loopback relay between replicas and Redis (replica → relay → Redis) that
  * calls back when a replica sends a chosen text, and can hold Redis's replies
- * (`hold`) then hand them all over at once (`release`).
+ * and its closing of a connection (`hold`) then hand them all over at once (`release`).
  */
 export interface RedisRelay {
   /** `redis://127.0.0.1:<port>` */
   readonly url: string;
   /** Calls `then` once, as soon as a replica has sent `text` (a command argument, a key). */
   onSent(text: string, then: () => void): void;
-  /** From now on Redis's replies are kept, not passed on. */
+  /** From now on Redis's replies (and connection closes) are kept, not passed on. */
   hold(): void;
   /** Writes the replies kept so far and passes the next ones on again. */
   release(): void;
@@ -19,7 +19,7 @@ export interface RedisRelay {
 
 export async function startRedisRelay(redisPort: number): Promise<RedisRelay> {
   const pairs = new Set<[Socket, Socket]>();
-  const held: [Socket, Buffer][] = [];
+  const held: [Socket, Buffer | null][] = [];
   const watches: { text: string; then: () => void }[] = [];
   let holding = false;
   const server: Server = createServer((replica) => {
@@ -31,7 +31,9 @@ export async function startRedisRelay(redisPort: number): Promise<RedisRelay> {
       replica.destroy();
       redis.destroy();
     };
-    for (const s of pair) s.on('error', drop).on('close', drop);
+    replica.on('error', drop).on('close', drop);
+    // Redis closing the connection (after QUIT) is held like a reply: a Redis that stopped answering closes nothing.
+    redis.on('error', drop).on('close', () => (holding ? held.push([replica, null]) : drop()));
     replica.on('data', (c: Buffer) => {
       redis.write(c);
       const text = c.toString('latin1');
@@ -51,7 +53,10 @@ export async function startRedisRelay(redisPort: number): Promise<RedisRelay> {
     hold: () => void (holding = true),
     release: () => {
       holding = false;
-      for (const [replica, c] of held.splice(0)) replica.write(c);
+      for (const [replica, c] of held.splice(0)) {
+        if (c) replica.write(c);
+        else replica.destroy();
+      }
     },
     close: () =>
       new Promise<void>((resolve) => {
