@@ -255,6 +255,23 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     }
   });
 
+  it('a response whole by its framing whose END never comes gives its stream back after the response timeout (reset), not at the tunnel\'s end', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const session = app.app.get(TunnelService).find(subdomainOf(ready.ready.tunnelUrl))!;
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const answer = httpTo(app.port, host, { path: '/length' });
+      const open = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(open.stream, { status: 200, headers: [], length: 5 }));
+      tunnel.send(encodeData(open.stream, Buffer.from('hello')));
+      assert.equal((await answer).body.toString(), 'hello');
+      await tunnel.next((f) => f.type === 'reset' && f.stream === open.stream, 5000, 'reset of the stream (before, it was kept until the tunnel ended)');
+      await waitFor(() => session.counts().http === 0, 3000, 'the stream gone from the tunnel');
+    } finally {
+      await tunnel.close();
+    }
+  });
+
   it('a request the parser refuses pipelined behind one for the tunnel: the tunnel\'s answer goes out in full, then 400, then the close', async () => {
     await withTunnel(async (tunnel, host) => {
       const s = await dial(app.port);

@@ -159,6 +159,8 @@ const HEAD_SLACK = V2_DATA_CHUNK + 4096;
  * end of the turn, so a response complete at once is one frame.
  */
 class ChannelResponseSink implements HttpResponseSink {
+  /** The channel carries the client's END on to the entry, whose own sink knows when its requester has it all. */
+  readonly complete = false;
   private responded = false;
   private pending: { head: ResponseHead; headers: HeaderList; chunks: Uint8Array[] } | null = null;
   private readonly flushPending = (): void => {

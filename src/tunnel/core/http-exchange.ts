@@ -15,6 +15,8 @@ export interface HttpResponseSink {
   data(chunk: Uint8Array, flushed?: () => void): boolean;
   whenDrained(cb: () => void): void;
   end(): void;
+  /** The requester has the whole response (its framing said so): nothing the tunnel sends from now on reaches it. */
+  readonly complete: boolean;
   /** Fails the exchange: an error status before the head, an aborted response after it. */
   fail(status: number, reason: string): void;
 }
@@ -44,6 +46,8 @@ export const BODY_NOT_TAKEN_REASON = 'tunnel did not take the request body in ti
  * from the end of the request until the response head (time to first byte),
  * and, before the head, while the wire holds the request body back: a client
  * that never takes it (v2: grants no credit) must not hold the requester forever.
+ * Once the requester has the whole response, the client's END gets as long
+ * again: without it, the stream is released (reset) rather than kept forever.
  */
 export class HttpExchange implements HttpRequestBody {
   private timer: NodeJS.Timeout | null = null;
@@ -112,15 +116,15 @@ export class HttpExchange implements HttpRequestBody {
         this.headSeen = true;
         this.clearTimer();
         this.status = ev.head.status;
-        if (!this.sink.head(ev.head)) this.finish(502);
-        return;
+        if (!this.sink.head(ev.head)) return this.finish(502);
+        return this.awaitEndIfComplete();
       case 'data':
         if (!this.headSeen) return void ev.flushed?.();
         if (!this.sink.data(ev.chunk, ev.flushed)) {
           this.wire.pauseInbound(this.id);
           this.sink.whenDrained(() => this.wire.resumeInbound(this.id));
         }
-        return;
+        return this.awaitEndIfComplete();
       case 'end':
       case 'close':
         if (!this.headSeen) return this.failWith(502, 'tunnel sent no response');
@@ -151,6 +155,13 @@ export class HttpExchange implements HttpRequestBody {
     this.clearTimer();
     this.wire.release(this.id);
     this.onDone(this, { status });
+  }
+
+  /** Nobody waits for the rest: a client that never sends its END must not keep the stream for the tunnel's life. */
+  private awaitEndIfComplete(): void {
+    if (this.timer || !this.sink.complete) return;
+    this.timer = setTimeout(() => this.finish(this.status), this.responseTimeoutMs);
+    this.timer.unref();
   }
 
   private armTimer(reason: string): void {

@@ -28,7 +28,7 @@ function closingWire(opened: string[]): TunnelWire {
   } as TunnelWire;
 }
 
-const sink: HttpResponseSink = { head: () => true, data: () => true, whenDrained: () => undefined, end: () => undefined, fail: () => undefined };
+const sink: HttpResponseSink = { head: () => true, data: () => true, whenDrained: () => undefined, end: () => undefined, fail: () => undefined, complete: false };
 
 describe('TunnelSession', () => {
   it('once it has closed its WebSocket, opens no new stream: a request is refused at once instead of waiting, unsent, for the close handshake', () => {

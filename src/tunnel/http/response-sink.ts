@@ -90,6 +90,10 @@ export class NodeResponseSink implements HttpResponseSink {
     return res.write(chunk, done);
   }
 
+  get complete(): boolean {
+    return this.res.writableEnded;
+  }
+
   whenDrained(cb: () => void): void {
     this.res.once('drain', cb);
   }
