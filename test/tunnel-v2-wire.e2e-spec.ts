@@ -193,6 +193,36 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     }
   });
 
+  it('an early answer whole by its framing while the upload is still coming resets the stream: the client never gets an END after the cut body', async () => {
+    const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
+    const s = await dial(app.port);
+    try {
+      const host = hostOf(ready.ready.tunnelUrl);
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      // Chunked: an END after the part the client got would read to its server as the whole body.
+      s.write(`POST /upload HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      s.write(`${(V2_INITIAL_WINDOW + 150_000).toString(16)}\r\n`);
+      s.write(randomPayload(V2_INITIAL_WINDOW + 150_000));
+      s.write('\r\n0\r\n\r\n');
+      s.write(`GET /second HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      const first = await tunnel.nextOpen();
+      // A whole answer (its declared length reached) and no END from the client.
+      tunnel.send(encodeResponse(first.stream, { status: 413, headers: [], length: 5 }));
+      tunnel.send(encodeData(first.stream, Buffer.from('early')));
+      await tunnel.next((f) => f.type === 'reset' && f.stream === first.stream, 5000, 'the upload\'s stream reset');
+      const second = await within(tunnel.nextOpen(), 5000, 'the pipelined request reaches the tunnel');
+      tunnel.send(encodeResponse(second.stream, { status: 200, headers: [], length: 6 }));
+      tunnel.send(encodeData(second.stream, Buffer.from('second'), true));
+      await within(once(s, 'close'), 5000, 'the connection closes after the second answer');
+      assert.match(Buffer.concat(chunks).toString('latin1'), /^HTTP\/1\.1 413 [\s\S]*\r\n\r\nearlyHTTP\/1\.1 200 [\s\S]*\r\n\r\nsecond$/);
+      assert.ok(!tunnel.ended(first.stream), 'no END for the cut upload');
+    } finally {
+      s.destroy();
+      await tunnel.close();
+    }
+  });
+
   it('a body shorter than its declared length ends the keep-alive connection after it: a pipelined request behind it is not answered there', async () => {
     const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
     const s = await dial(app.port);

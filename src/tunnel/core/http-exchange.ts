@@ -27,7 +27,10 @@ export interface HttpRequestBody {
   write(chunk: Uint8Array): boolean;
   /** The whole request has been forwarded; the response timer starts. */
   end(): void;
-  /** The requester went away or was refused: the stream is dropped without a response. */
+  /**
+   * The requester went away or was refused (the stream is dropped without a response), or the response came whole
+   * before the upload ended (the stream is dropped, the rest of the upload never sent).
+   */
   abort(): void;
   onWritable(cb: () => void): void;
 }
@@ -92,7 +95,8 @@ export class HttpExchange implements HttpRequestBody {
   }
 
   abort(): void {
-    this.finish(499);
+    // After a whole response (an early answer to an upload) the exchange ended as answered.
+    this.finish(this.headSeen && this.sink.complete ? this.status : 499);
   }
 
   onWritable(cb: () => void): void {

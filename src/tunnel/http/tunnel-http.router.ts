@@ -176,7 +176,7 @@ export class TunnelHttpRouter {
     req.on('end', () => {
       stall?.stop();
       joiner.flush();
-      if (!refused) body.end();
+      if (!refused && !discarding) body.end();
     });
     res.once('close', () => {
       stall?.stop();
@@ -186,10 +186,13 @@ export class TunnelHttpRouter {
     });
     // An early answer (the client responded before the upload ended): the rest
     // of the body is read and dropped, as Node does for a request nobody reads,
-    // so the connection goes on to the requester's next request.
+    // so the connection goes on to the requester's next request. The tunnel's
+    // request is aborted, not ended: an END after a cut body would hand the
+    // client's server a shorter body as if it were the whole one.
     res.once('finish', () => {
       if (req.complete || refused) return;
       discarding = true;
+      body.abort();
       req.resume();
     });
   }
