@@ -3,6 +3,7 @@
  * loopback port, persistence off, started and stopped by the test itself (never
  * a system service). `restart()` brings it back on the same port, empty.
  */
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -135,4 +136,18 @@ export function redisCommand(redis: TestRedis, args: string[]): Promise<string |
     s.on('error', reject);
     s.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''));
   });
+}
+
+/**
+ * Asserts, by Redis's clock, that `key` expires within `ttlMs` and that nothing renews it: its PTTL is at most the
+ * TTL, and two beats later lower by more than a beat (a renewal every beat would keep it within a beat of the
+ * TTL), or the key is gone (-2).
+ */
+export async function assertExpiringUnrenewed(redis: TestRedis, key: string, ttlMs: number, beatMs: number): Promise<void> {
+  const first = Number(await redisCommand(redis, ['PTTL', key]));
+  assert.ok(first === -2 || (first > 0 && first <= ttlMs), `${key}: PTTL ${first} ms, TTL ${ttlMs} ms`);
+  if (first === -2) return;
+  await new Promise((r) => setTimeout(r, 2 * beatMs));
+  const later = Number(await redisCommand(redis, ['PTTL', key]));
+  assert.ok(later === -2 || (later > 0 && later < first - beatMs), `${key}: PTTL ${first} ms, then ${later} ms two beats later: renewed`);
 }
