@@ -25,7 +25,7 @@ import {
   type V2StreamKind,
 } from './v2.js';
 import { HeldBody, SMALL_BODY_CHUNK } from '../../common/held-body.js';
-import { ownCopy } from '../../common/own-copy.js';
+import { unpinned } from '../../common/own-copy.js';
 import { HeldMessages } from './held-messages.js';
 
 /**
@@ -513,9 +513,10 @@ export class V2Mux {
       const run = new HeldMessages();
       run.push(smallMessage.chunk, smallMessage.binary, smallMessage.fin);
       held = { t: 'messages', run };
-    } else if ((ev.t === 'data' || ev.t === 'message') && ev.chunk.buffer.byteLength > 2 * ev.chunk.length) {
+    } else if (ev.t === 'data' || ev.t === 'message') {
       // A larger payload sharing its read with other frames: only its own bytes are kept.
-      held = { ...ev, chunk: ownCopy([ev.chunk]) };
+      const own = unpinned(ev.chunk);
+      if (own !== ev.chunk) held = { ...ev, chunk: own };
     }
     s.smallTail = smallData || smallMessage ? held : null;
     s.inbox.push(held);
