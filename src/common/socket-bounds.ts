@@ -42,7 +42,7 @@ const QUEUED_PIN_RATIO = 8;
  * it waits in the socket's queue) `unpinned`. A queued view holds the whole buffer it is part of, for a 1-byte
  * WebSocket message the socket read it came in (up to 64 KiB), while the socket's high-water mark counts its bytes.
  */
-export function queueable(socket: Writable, chunk: Buffer): Buffer {
+export function queueable<T extends Uint8Array>(socket: Writable, chunk: T): T | Buffer {
   return socket.writableLength === 0 ? chunk : unpinned(chunk, QUEUED_PIN_RATIO);
 }
 
@@ -50,7 +50,8 @@ export function queueable(socket: Writable, chunk: Buffer): Buffer {
  * Writes to a socket with a bound on its queued writes as well as its bytes: `write` returns false when
  * the writer must wait (16 KiB, or SOCKET_HIGH_WRITES writes waiting), and `resume` is called once it may
  * go on: at the socket's 'drain', or, when the count was reached, once that write (and so every write
- * before it) is out.
+ * before it) is out. A write that waits is `queueable`: the count bounds writes, not the reads they are
+ * views of.
  */
 export class BoundedWriter {
   /** Writes made since the socket's buffer was last seen empty. */
@@ -67,9 +68,10 @@ export class BoundedWriter {
     private readonly resume: () => void,
   ) {}
 
-  write(chunk: Uint8Array): boolean {
+  write(data: Uint8Array): boolean {
     const socket = this.socket;
     if (socket.writableLength === 0) this.queued = 0;
+    const chunk = queueable(socket, data);
     if (++this.queued < SOCKET_HIGH_WRITES) {
       if (socket.write(chunk)) return true;
       if (!this.awaitingDrain) {

@@ -298,6 +298,35 @@ describe('TcpStream writing to a requester that does not read', () => {
       close();
     }
   });
+
+  it('holds a small write that waits for the requester in about its bytes, not the whole tunnel read it is a view of', async () => {
+    const { proxySide, peer, close } = await portConnection();
+    const calls: string[] = [];
+    const wire: TunnelWire = { ...recordingWire([]), pauseInbound: () => void calls.push('pause') };
+    const stream = new TcpStream('1', proxySide, wire, 60_000, () => undefined);
+    stream.start();
+    const received: Buffer[] = [];
+    peer.on('data', (c: Buffer) => received.push(c));
+    try {
+      proxySide.cork();
+      // Each a 1-byte data frame in a 64 KiB read of the tunnel's socket, the rest of it pings (read and dropped).
+      const sent: number[] = [];
+      while (!calls.includes('pause')) {
+        const read = Buffer.alloc(64 * 1024);
+        read[100] = sent.length & 0xff;
+        sent.push(read[100]);
+        stream.onEvent({ type: 'data', chunk: read.subarray(100, 101) });
+      }
+      const queued = (proxySide as Socket & { readonly writableBuffer: readonly { readonly chunk: Uint8Array }[] }).writableBuffer;
+      const pinned = [...new Set(queued.map((w) => w.chunk.buffer))].reduce((n, b) => n + b.byteLength, 0);
+      assert.ok(pinned < 1024 * 1024, `${sent.length} queued bytes hold ${pinned} bytes of memory`);
+      proxySide.uncork();
+      await waitFor(() => Buffer.concat(received).length === sent.length, 5000, 'every byte');
+      assert.deepEqual([...Buffer.concat(received)], sent, 'every byte, in order');
+    } finally {
+      close();
+    }
+  });
 });
 
 describe('TcpStream paused and resumed for a wire that keeps stopping', () => {
