@@ -41,6 +41,12 @@ ENV NODE_ENV=production
 # the process after a burst; lower it under a tight memory limit
 # (docs/performance.md).
 ENV MALLOC_TRIM_THRESHOLD_=134217728
+# A target name lookup (getaddrinfo) holds a libuv pool thread until the system
+# resolver gives up, long after DNS_TIMEOUT_MS for a name whose servers never
+# answer. 16 threads (Node's default is 4), of which DNS_MAX_LOOKUPS (8) may be
+# lookups, leave the rest to file and crypto work. Only the environment can set
+# it: the ES module loader starts the pool before dist/main.js runs.
+ENV UV_THREADPOOL_SIZE=16
 # package.json is needed at run time: it declares "type": "module" for dist/.
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules

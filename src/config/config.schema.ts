@@ -299,6 +299,20 @@ export const CONFIG_VARS = {
   ),
   dialTimeoutMs: spec('DIAL_TIMEOUT_MS', '10000', '100..120000', 'TCP connect timeout to a target, ms.', int(100, 120000)),
   dnsTimeoutMs: spec('DNS_TIMEOUT_MS', '5000', '100..60000', 'Name resolution timeout for a target, ms.', int(100, 60000)),
+  dnsMaxLookups: spec(
+    'DNS_MAX_LOOKUPS',
+    '8',
+    '1..1024',
+    'Target name lookups in flight at once; beyond it a relay to a name (not an IP) is refused 503 `too many name lookups in progress`. A lookup holds a thread of libuv\'s pool (shared with file and crypto work) until the system resolver answers or gives up, which can be long after `DNS_TIMEOUT_MS`, so keep it below `UV_THREADPOOL_SIZE` (16 in the image, else 4).',
+    int(1, 1024),
+  ),
+  dnsMaxLookupsPerIp: spec(
+    'DNS_MAX_LOOKUPS_PER_IP',
+    '2',
+    '1..1024',
+    'Target name lookups one client IP (an IPv6 client: per `IPV6_LIMIT_PREFIX`) may have in flight, counted until the resolver answers or gives up; beyond it 429 `too many name lookups from this IP`. Relays to a name already being looked up share that lookup and are not counted again.',
+    int(1, 1024),
+  ),
   handshakeTimeoutMs: spec(
     'HANDSHAKE_TIMEOUT_MS',
     '10000',

@@ -1,6 +1,5 @@
 import { promises as dns } from 'node:dns';
-import { Inject, Injectable } from '@nestjs/common';
-import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
+import { Injectable } from '@nestjs/common';
 
 /** Name resolution took longer than `DNS_TIMEOUT_MS`. */
 export class ResolveTimeoutError extends Error {
@@ -13,31 +12,29 @@ export class ResolveTimeoutError extends Error {
 /**
  * The DNS seam of the target policy: every address a name resolves to, in the
  * resolver's order, through the system resolver (`getaddrinfo`, so `/etc/hosts`
- * and `localhost` behave as for any other program), bounded by `DNS_TIMEOUT_MS`.
+ * and `localhost` behave as for any other program). It settles when
+ * `getaddrinfo` does, which is what the policy counts lookups in flight by;
+ * the policy bounds the wait with `DNS_TIMEOUT_MS`.
  * Tests replace it with `{ provide: TargetResolver, useValue: { lookup } }`.
  */
 @Injectable()
 export class TargetResolver {
-  private readonly timeoutMs: number;
-
-  constructor(@Inject(wsproxyConfig.KEY) config: WsproxyConfigType) {
-    this.timeoutMs = config.dnsTimeoutMs;
-  }
-
-  /**
-   * Resolves a host name to IP address strings. Rejects with the resolver's
-   * error (e.g. `ENOTFOUND`) or {@link ResolveTimeoutError}.
-   */
+  /** Resolves a host name to IP address strings. Rejects with the resolver's error (e.g. `ENOTFOUND`). */
   async lookup(name: string): Promise<string[]> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ResolveTimeoutError(name, this.timeoutMs)), this.timeoutMs);
-    });
-    try {
-      const found = await Promise.race([dns.lookup(name, { all: true, verbatim: true }), timeout]);
-      return found.map((a) => a.address);
-    } finally {
-      clearTimeout(timer);
-    }
+    const found = await dns.lookup(name, { all: true, verbatim: true });
+    return found.map((a) => a.address);
+  }
+}
+
+/** `lookup`, or a {@link ResolveTimeoutError} once `timeoutMs` have passed without it settling. */
+export async function withinResolveTimeout(lookup: Promise<string[]>, name: string, timeoutMs: number): Promise<string[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ResolveTimeoutError(name, timeoutMs)), timeoutMs);
+  });
+  try {
+    return await Promise.race([lookup, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -6,7 +6,9 @@ import { matches, type AllowedTarget } from './allowed-targets.js';
 import { BlocklistService } from './blocklist.service.js';
 import { parseHost } from './host.js';
 import { canonicalAddress, parseIpLiteral, type Family } from './ip.js';
-import { ResolveTimeoutError, TargetResolver } from './resolver.js';
+import { ipLimitKey } from '../limits/ip-limit-key.js';
+import { LookupGate } from './lookup-gate.js';
+import { ResolveTimeoutError, TargetResolver, withinResolveTimeout } from './resolver.js';
 
 /** A checked target: the exact address to dial, its family and the port. */
 export interface ResolvedTarget {
@@ -36,6 +38,9 @@ const LITERAL_DECISIONS = 1024;
 export class TargetPolicyService {
   private readonly allowed: readonly AllowedTarget[];
   private readonly literalDecisions = new Map<string, Decision>();
+  private readonly lookups: LookupGate;
+  private readonly ipv6LimitPrefix: number;
+  private readonly dnsTimeoutMs: number;
 
   constructor(
     @Inject(wsproxyConfig.KEY) config: WsproxyConfigType,
@@ -43,16 +48,25 @@ export class TargetPolicyService {
     private readonly resolver: TargetResolver,
   ) {
     this.allowed = config.allowedTargets;
+    this.lookups = new LookupGate({ perClient: config.dnsMaxLookupsPerIp, total: config.dnsMaxLookups });
+    this.ipv6LimitPrefix = config.ipv6LimitPrefix;
+    this.dnsTimeoutMs = config.dnsTimeoutMs;
+  }
+
+  /** Name lookups in flight: in all, or charged to `clientIp` (its limit key). */
+  lookupsInFlight(clientIp?: string): number {
+    return this.lookups.count(clientIp === undefined ? undefined : ipLimitKey(clientIp, this.ipv6LimitPrefix));
   }
 
   /**
-   * Resolves and checks a target. Rejects with a `Refusal`: 400 malformed host
-   * or port, 502 name resolution failed, 504 name resolution timed out, 403
-   * blocked or not allowed. With `gone`, a client that leaves while a name
+   * Resolves and checks a target for a client at `clientIp`. Rejects with a
+   * `Refusal`: 400 malformed host or port, 429 / 503 too many name lookups in
+   * flight from `clientIp` / in all, 502 name resolution failed, 504 name
+   * resolution timed out, 403 blocked or not allowed. With `gone`, a client that leaves while a name
    * is being looked up is refused at once (`clientWentAway`), so its limit
    * slot is not held until the lookup settles (up to DNS_TIMEOUT_MS).
    */
-  async resolveTarget(host: string, port: number, gone?: GoneSignal): Promise<ResolvedTarget> {
+  async resolveTarget(host: string, port: number, clientIp: string, gone?: GoneSignal): Promise<ResolvedTarget> {
     const key = `${port}/${host}`;
     const known = this.literalDecisions.get(key);
     if (known) return outcome(known);
@@ -60,7 +74,7 @@ export class TargetPolicyService {
     if (parsed === null) throw new Refusal(400, 'invalid host', 'bad_request');
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Refusal(400, 'invalid port', 'bad_request');
     if (parsed.kind === 'name') {
-      const lookup = this.resolve(parsed.name);
+      const lookup = this.resolve(parsed.name, clientIp);
       return outcome(this.check(await (gone ? untilClientGone(lookup, gone) : lookup), port));
     }
     const decision = this.check([parsed.address], port);
@@ -86,9 +100,12 @@ export class TargetPolicyService {
     return { address: addresses[0].address, family: addresses[0].family, port };
   }
 
-  private async resolve(name: string): Promise<string[]> {
+  private async resolve(name: string, clientIp: string): Promise<string[]> {
+    const client = ipLimitKey(clientIp, this.ipv6LimitPrefix);
+    // Refused here (429/503) before the lookup starts; the refusal passes through as it is.
+    const lookup = this.lookups.run(name, client, (n) => this.resolver.lookup(n));
     try {
-      return await this.resolver.lookup(name);
+      return await withinResolveTimeout(lookup, name, this.dnsTimeoutMs);
     } catch (err) {
       if (err instanceof ResolveTimeoutError) throw new Refusal(504, 'name resolution timed out', 'dial');
       throw new Refusal(502, 'name resolution failed', 'dial');

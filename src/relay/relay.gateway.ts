@@ -74,7 +74,7 @@ export class RelayGateway implements OnGatewayConnection, OnModuleInit, UpgradeR
     const target = parseRelayTarget(ctx.query);
     const client = await this.admission.admitClient(ctx);
     try {
-      const resolved = await this.policy.resolveTarget(target.host, target.port, ctx.signal);
+      const resolved = await this.policy.resolveTarget(target.host, target.port, ctx.clientIp, ctx.signal);
       const dialStart = performance.now();
       const kind = resume.kind === 'plain' ? 'plain' : this.resume.enabled ? 'resumable' : 'announced-plain';
       const reader = kind === 'resumable' && DirectReader.supported ? new DirectReader() : undefined;
