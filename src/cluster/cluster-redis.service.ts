@@ -43,6 +43,9 @@ function describe(url: string): string {
   }
 }
 
+/** The error of a round trip past `REDIS_COMMAND_TIMEOUT_MS` (ioredis's own words for it). */
+const commandTimedOut = (): Error => new Error('Command timed out');
+
 /**
  * The replica's one Redis connection. Commands are never queued while Redis is
  * unreachable (`enableOfflineQueue: false`) and never retried (a command in
@@ -140,7 +143,7 @@ export class ClusterRedis {
     const report = (ok: boolean): void =>
       void this.events.emit('cluster.redis', { op, ok, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     try {
-      const result = await withDeadline(fn(), REDIS_COMMAND_TIMEOUT_MS, 'Command timed out');
+      const result = await withDeadline(fn(), REDIS_COMMAND_TIMEOUT_MS, commandTimedOut);
       report(true);
       return result;
     } catch (err) {
@@ -155,7 +158,7 @@ export class ClusterRedis {
     if (this.ready) {
       try {
         // Bounded like every command: a Redis that stopped answering would otherwise hold the shutdown forever.
-        await withDeadline(this.client.quit(), REDIS_COMMAND_TIMEOUT_MS, 'Command timed out');
+        await withDeadline(this.client.quit(), REDIS_COMMAND_TIMEOUT_MS, commandTimedOut);
         return;
       } catch {
         // fall through

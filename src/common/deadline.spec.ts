@@ -25,19 +25,19 @@ function stall(ms: number): void {
 
 describe('withDeadline', () => {
   it('settles as the work does before the deadline', async () => {
-    assert.equal(await withDeadline(Promise.resolve('reply'), 1000, 'late'), 'reply');
-    await assert.rejects(withDeadline(Promise.reject(new Error('refused')), 1000, 'late'), /refused/);
+    assert.equal(await withDeadline(Promise.resolve('reply'), 1000, () => new Error('late')), 'reply');
+    await assert.rejects(withDeadline(Promise.reject(new Error('refused')), 1000, () => new Error('late')), /refused/);
   });
 
   it('rejects with the message when nothing comes', async () => {
-    await assert.rejects(withDeadline(new Promise(() => undefined), 20, 'Command timed out'), /^Error: Command timed out$/);
+    await assert.rejects(withDeadline(new Promise(() => undefined), 20, () => new Error('Command timed out')), /^Error: Command timed out$/);
   });
 
   it('takes a reply that arrived while the event loop stalled past the deadline, though the timers run before the socket is read', async () => {
     const [client, peer] = await socketPair();
     try {
       const reply = new Promise<string>((resolve) => client.once('data', (c: Buffer) => resolve(c.toString())));
-      const answered = withDeadline(reply, 50, 'Command timed out');
+      const answered = withDeadline(reply, 50, () => new Error('Command timed out'));
       // From the check phase the loop goes to its timers, whose deadline has passed, before it polls the socket.
       setImmediate(() => {
         peer.write('reply');

@@ -1,5 +1,5 @@
 /**
- * Settles as `work` does, or rejects with `new Error(message)` once `ms` have
+ * Settles as `work` does, or rejects with `timeoutError()` once `ms` have
  * passed without it settling.
  *
  * The deadline is checked once more after the event loop has read the I/O
@@ -7,12 +7,12 @@
  * throttled CPU, SIGSTOP), its timers run before its sockets are read, and a
  * reply that arrived during the stall must not count as late.
  */
-export function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+export function withDeadline<T>(work: Promise<T>, ms: number, timeoutError: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let recheck: NodeJS.Immediate | undefined;
     const timer = setTimeout(() => {
       // Immediates run after the loop's poll phase, which reads what has arrived.
-      recheck = setImmediate(() => reject(new Error(message)));
+      recheck = setImmediate(() => reject(timeoutError()));
     }, ms);
     const settle = (): void => {
       clearTimeout(timer);

@@ -1,5 +1,6 @@
 import { promises as dns } from 'node:dns';
 import { Injectable } from '@nestjs/common';
+import { withDeadline } from '../common/deadline.js';
 
 /** Name resolution took longer than `DNS_TIMEOUT_MS`. */
 export class ResolveTimeoutError extends Error {
@@ -27,14 +28,6 @@ export class TargetResolver {
 }
 
 /** `lookup`, or a {@link ResolveTimeoutError} once `timeoutMs` have passed without it settling. */
-export async function withinResolveTimeout(lookup: Promise<string[]>, name: string, timeoutMs: number): Promise<string[]> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ResolveTimeoutError(name, timeoutMs)), timeoutMs);
-  });
-  try {
-    return await Promise.race([lookup, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+export function withinResolveTimeout(lookup: Promise<string[]>, name: string, timeoutMs: number): Promise<string[]> {
+  return withDeadline(lookup, timeoutMs, () => new ResolveTimeoutError(name, timeoutMs));
 }
