@@ -8,17 +8,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { connect as tcpConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startApp, type TestApp } from './support/app.js';
 import { JwksServer, makeKey, mintToken, type TestKey } from './support/jwks.js';
 import { randomPayload, sha256, sinkTarget, sourceTarget, startTarget, type TestTarget } from './support/targets.js';
 import { once } from 'node:events';
 import { WebSocketServer } from 'ws';
-
-/** Repository root: this file runs from .build/test/. */
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CONNECT_JS = join(REPO, 'dist/cli/connect.js');
+import { CONNECT_JS, startConnect } from './support/connect-process.js';
+import { startMiddlebox } from './support/middlebox.js';
+import { waitFor } from './support/wait.js';
 
 interface Run {
   readonly code: number | null;
@@ -216,6 +213,29 @@ describe('wsproxy-connect', () => {
       assert.equal(r.code, 255);
       assert.match(r.stderr, /^wsproxy-connect: relay closed the connection: 1011 target error: ECONNRESET\n$/);
     } finally {
+      await target.close();
+    }
+  });
+
+  // Only --resume watched the connection: a path that went dark without a reset left ssh hanging forever.
+  it('exits 255 saying so when the path goes dark (no traffic, no reset)', async () => {
+    const target = await startTarget((s) => s.write('hello'));
+    const box = await startMiddlebox(app.port);
+    try {
+      const run = startConnect([`${box.wsUrl}/relay?host=127.0.0.1&port=${target.port}`], { WSPROXY_PING_EVERY_MS: '100', WSPROXY_DEAD_AFTER_MS: '1000' });
+      try {
+        await waitFor(() => run.stdout().toString() === 'hello', 30_000, `the greeting; stderr: ${run.stderr()}`);
+        assert.equal(box.silence(), 1);
+        const guard = setTimeout(() => run.child.kill('SIGKILL'), 30_000);
+        const code = await run.exited;
+        clearTimeout(guard);
+        assert.equal(code, 255, run.stderr());
+        assert.equal(run.stderr(), 'wsproxy-connect: relay connection lost: no traffic for 1 s\n');
+      } finally {
+        run.child.kill('SIGKILL');
+      }
+    } finally {
+      await box.close();
       await target.close();
     }
   });

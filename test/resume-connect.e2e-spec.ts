@@ -5,12 +5,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseConnectArgs } from '../src/cli/connect-args.js';
 import { ResumeService } from '../src/resume/resume.service.js';
 import { startApp, type TestApp } from './support/app.js';
@@ -18,35 +15,9 @@ import { duplexTarget } from './support/duplex-target.js';
 import { startTarget } from './support/targets.js';
 import { startMiddlebox } from './support/middlebox.js';
 import { waitFor } from './support/wait.js';
+import { CONNECT_JS, startConnect } from './support/connect-process.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CONNECT_JS = join(REPO, 'dist/cli/connect.js');
 const MiB = 1024 * 1024;
-
-interface Running {
-  readonly child: ChildProcessWithoutNullStreams;
-  stdout(): Buffer;
-  stdoutBytes(): number;
-  stderr(): string;
-  readonly exited: Promise<number | null>;
-}
-
-function startConnect(args: string[]): Running {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.WSPROXY_TOKEN;
-  const child = spawn(process.execPath, [CONNECT_JS, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  let outBytes = 0;
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => {
-    out.push(c);
-    outBytes += c.length;
-  });
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-  child.stdin.on('error', () => undefined);
-  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
-  return { child, stdout: () => Buffer.concat(out), stdoutBytes: () => outBytes, stderr: () => err, exited };
-}
 
 describe('wsproxy-connect --resume', () => {
   let app: TestApp;
@@ -108,7 +79,8 @@ describe('wsproxy-connect --resume', () => {
     const target = await startTarget((s) => s.pipe(s));
     const box = await startMiddlebox(app.port);
     try {
-      const run = startConnect(['--resume', `${box.wsUrl}/relay?host=127.0.0.1&port=${target.port}`]);
+      // A fast liveness check: the dark path is found in about a second, not 30.
+      const run = startConnect(['--resume', `${box.wsUrl}/relay?host=127.0.0.1&port=${target.port}`], { WSPROXY_PING_EVERY_MS: '100', WSPROXY_DEAD_AFTER_MS: '1000' });
       run.child.stdin.write(data.subarray(0, 64 * 1024));
       await waitFor(() => run.stdoutBytes() === 64 * 1024, 30_000, 'the first echo');
       assert.equal(box.silence(), 1);

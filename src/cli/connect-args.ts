@@ -3,6 +3,7 @@
  * environment, returns options or throws `UsageError`.
  */
 import { RELAY_CLIENT_MAX_MESSAGE_BYTES } from '../common/client-message-limit.js';
+import { CLIENT_LIVENESS, durationText, type LivenessOptions } from './liveness.js';
 
 /** Where the token travels on the handshake. */
 export type TokenCarrier = 'query' | 'header';
@@ -26,6 +27,8 @@ export interface ConnectOptions {
   readonly origin: string | null;
   /** Largest message taken from the proxy (`--max-message-bytes`); a larger one ends the relay with 1009. */
   readonly maxMessageBytes: number;
+  /** How often to ping the relay, and after how long without hearing anything the connection is lost. */
+  readonly liveness: LivenessOptions;
 }
 
 /** The range `--max-message-bytes` takes: the proxy's `MAX_MESSAGE_BYTES` range. */
@@ -42,6 +45,12 @@ export class UsageError extends Error {
 /** Environment variable read for the token when `--token` is absent. */
 export const TOKEN_ENV = 'WSPROXY_TOKEN';
 
+/** Environment variables that set the liveness check (milliseconds): for tests, and for paths that need another pace. */
+export const LIVENESS_ENV = { pingEveryMs: 'WSPROXY_PING_EVERY_MS', deadAfterMs: 'WSPROXY_DEAD_AFTER_MS' } as const;
+
+/** The range the liveness variables take, in milliseconds. */
+export const LIVENESS_MS_RANGE = { min: 10, max: 3_600_000 } as const;
+
 export const USAGE = `usage: wsproxy-connect [--resume] [--token T] [--token-carrier query|header] [--origin O] [--max-message-bytes N] URL
 
 Bridges stdin/stdout to a wsproxy /relay WebSocket, for OpenSSH:
@@ -57,6 +66,9 @@ options:
   --max-message-bytes N  largest WebSocket message taken from the proxy (default ${RELAY_CLIENT_MAX_MESSAGE_BYTES},
                          the proxy's default MAX_MESSAGE_BYTES); a larger one ends the relay with 1009
   -h, --help             this text
+
+The relay is pinged every ${durationText(CLIENT_LIVENESS.pingEveryMs)}; a connection that hears nothing for ${durationText(CLIENT_LIVENESS.deadAfterMs)} is lost (without --resume:
+exit 255). ${LIVENESS_ENV.pingEveryMs} and ${LIVENESS_ENV.deadAfterMs} (milliseconds) change that.
 
 exit status: 0 when the relay closes normally (1000), 255 on any connection error, 2 for a bad command line.`;
 
@@ -119,6 +131,8 @@ export function parseConnectArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     throw new UsageError(`--max-message-bytes must be an integer from ${min} to ${max}`);
   }
 
+  const liveness = parseLiveness(env);
+
   return {
     kind: 'run',
     options: {
@@ -128,8 +142,21 @@ export function parseConnectArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       tokenCarrier: carrier as TokenCarrier,
       origin: origin === '' ? null : origin,
       maxMessageBytes,
+      liveness,
     },
   };
+}
+
+function parseLiveness(env: NodeJS.ProcessEnv): LivenessOptions {
+  const { min, max } = LIVENESS_MS_RANGE;
+  const read = (key: keyof LivenessOptions): number => {
+    const raw = env[LIVENESS_ENV[key]];
+    if (raw === undefined || raw === '') return CLIENT_LIVENESS[key];
+    const ms = Number(raw);
+    if (!/^\d+$/.test(raw) || ms < min || ms > max) throw new UsageError(`${LIVENESS_ENV[key]} must be an integer from ${min} to ${max}`);
+    return ms;
+  };
+  return { pingEveryMs: read('pingEveryMs'), deadAfterMs: read('deadAfterMs') };
 }
 
 function parseRelayUrl(raw: string): URL {

@@ -6,13 +6,15 @@
  *   ssh -o ProxyCommand='wsproxy-connect "ws://127.0.0.1:8080/relay?host=%h&port=%p"' user@host
  *
  * Exit status 0 when the relay closes normally (1000), 255 (as ssh) on any
- * connection error, 2 on a bad command line. Messages go to stderr, prefixed
+ * connection error (a connection that heard nothing for 30 s too), 2 on a bad
+ * command line. Messages go to stderr, prefixed
  * `wsproxy-connect:`; the token never appears in them.
  */
 import { handshakeRequest, parseConnectArgs, TOKEN_ENV, UsageError, USAGE, type ConnectMode, type ConnectOptions } from './connect-args.js';
 import { HandshakeRefused, openRelay } from './open-relay.js';
 import { runResumeBridge } from './resume-runner.js';
 import { bridgeStdio, type BridgeResult } from './stdio-bridge.js';
+import { durationText, watchLiveness, type Liveness } from './liveness.js';
 import { printable } from '../common/refusal-body.js';
 import { scrub } from './scrub.js';
 
@@ -43,6 +45,8 @@ async function runPlain(options: ConnectOptions, say: (message: string) => void)
     return EXIT_FAILURE;
   }
 
+  // A path that dies silently closes nothing: without this, ssh would hang on it forever.
+  const liveness = watchLiveness(ws, options.liveness);
   const bridge = bridgeStdio({ ws, input: process.stdin, output: process.stdout });
   // ssh sends SIGHUP to its ProxyCommand when it exits: end the relay cleanly
   // (close 1000) instead of dropping it.
@@ -52,11 +56,15 @@ async function runPlain(options: ConnectOptions, say: (message: string) => void)
   };
   for (const s of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.once(s, onSignal);
 
-  return report(await bridge.done, say);
+  return report(await bridge.done, liveness, options, say);
 }
 
 /** Maps how the bridge ended to an exit status, with a message for failures. */
-function report(end: BridgeResult, say: (message: string) => void): number {
+function report(end: BridgeResult, liveness: Liveness, options: ConnectOptions, say: (message: string) => void): number {
+  if (liveness.lost && end.endedBy !== 'output-error' && end.endedBy !== 'input-error') {
+    say(`relay connection lost: no traffic for ${durationText(options.liveness.deadAfterMs)}`);
+    return EXIT_FAILURE;
+  }
   switch (end.endedBy) {
     case 'output-error':
       // EPIPE: whoever read our output has gone (ssh exited); nothing to say.

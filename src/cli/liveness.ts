@@ -9,14 +9,21 @@ export interface LivenessOptions {
 /** Pings every 10 s; nothing heard for 30 s (the proxy pings every 30 s by default as well) is a dead path. */
 export const CLIENT_LIVENESS: LivenessOptions = { pingEveryMs: 10_000, deadAfterMs: 30_000 };
 
+/** What `watchLiveness` found. */
+export interface Liveness {
+  /** Whether it terminated the socket because nothing was heard for `deadAfterMs`. */
+  readonly lost: boolean;
+}
+
 /**
  * Terminates `ws` once nothing (data, ping or pong) has arrived for
  * `deadAfterMs`, pinging every `pingEveryMs` meanwhile. A path that goes dark
  * without a reset (a laptop that moved from Wi-Fi to LTE) closes nothing by
  * itself; terminating turns it into a 1006 that a resumable relay reattaches
- * after.
+ * after, and that ends a plain one instead of leaving it hanging.
  */
-export function watchLiveness(ws: WebSocket, options: LivenessOptions = CLIENT_LIVENESS): void {
+export function watchLiveness(ws: WebSocket, options: LivenessOptions = CLIENT_LIVENESS): Liveness {
+  const state = { lost: false };
   let heard = Date.now();
   const hear = (): void => void (heard = Date.now());
   ws.on('open', hear);
@@ -31,6 +38,7 @@ export function watchLiveness(ws: WebSocket, options: LivenessOptions = CLIENT_L
       return;
     }
     if (Date.now() - heard > options.deadAfterMs) {
+      state.lost = true;
       ws.terminate();
       return;
     }
@@ -38,4 +46,10 @@ export function watchLiveness(ws: WebSocket, options: LivenessOptions = CLIENT_L
   }, options.pingEveryMs);
   timer.unref();
   ws.once('close', () => clearInterval(timer));
+  return state;
+}
+
+/** `30 s`, or `1500 ms` when not whole seconds: for messages. */
+export function durationText(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }

@@ -25,7 +25,8 @@ export interface ResumeBridgeOptions {
  * both ways: stdin pauses while too much is unacknowledged; a slow stdout holds
  * the acks back, so the proxy stops reading the target. Input EOF closes the
  * relay once nothing has arrived for `INPUT_END_LINGER_MS`; a connection that
- * hears nothing for 30 s is dropped and reattached (`watchLiveness`).
+ * hears nothing for `options.liveness.deadAfterMs` (30 s) is dropped and
+ * reattached (`watchLiveness`).
  * Resolves with the exit status: 0 after a normal end (1000), 255 otherwise.
  */
 export function runResumeBridge({ options, input, output, say }: ResumeBridgeOptions): Promise<number> {
@@ -51,7 +52,7 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
       currentWs = ws;
       ws.on('error', (err: Error) => (lastError = err));
       // A path that dies silently would otherwise never be noticed, so never reattached.
-      watchLiveness(ws);
+      watchLiveness(ws, options.liveness);
       return ws as unknown as WebSocketLike;
     },
     attachTimeoutMs: HANDSHAKE_TIMEOUT_MS,
