@@ -15,15 +15,13 @@ import { HandshakeRefused, openRelay } from './open-relay.js';
 import { runResumeBridge } from './resume-runner.js';
 import { bridgeStdio, type BridgeResult } from './stdio-bridge.js';
 import { durationText, watchLiveness, type Liveness } from './liveness.js';
+import { onStopSignals } from './stop-signals.js';
 import { printable } from '../common/refusal-body.js';
 import { scrub } from './scrub.js';
 
 const EXIT_OK = 0;
 const EXIT_USAGE = 2;
 const EXIT_FAILURE = 255;
-
-/** After a signal, how long the close handshake may take before exiting anyway. */
-const STOP_GRACE_MS = 2_000;
 
 type Runner = (options: ConnectOptions, say: (message: string) => void) => Promise<number>;
 
@@ -50,13 +48,10 @@ async function runPlain(options: ConnectOptions, say: (message: string) => void)
   const bridge = bridgeStdio({ ws, input: process.stdin, output: process.stdout });
   // ssh sends SIGHUP to its ProxyCommand when it exits: end the relay cleanly
   // (close 1000) instead of dropping it.
-  const onSignal = (signal: NodeJS.Signals): void => {
-    bridge.stop(`client ${signal}`);
-    setTimeout(() => process.exit(EXIT_OK), STOP_GRACE_MS).unref();
-  };
-  for (const s of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.once(s, onSignal);
-
-  return report(await bridge.done, liveness, options, say);
+  const offSignals = onStopSignals((signal) => bridge.stop(`client ${signal}`));
+  const end = await bridge.done;
+  offSignals();
+  return report(end, liveness, options, say);
 }
 
 /** Maps how the bridge ended to an exit status, with a message for failures. */

@@ -6,10 +6,8 @@ import { HANDSHAKE_TIMEOUT_MS } from './open-relay.js';
 import { maskingFor } from '../common/frame-masking.js';
 import { watchLiveness } from './liveness.js';
 import { QuietClose } from './quiet-close.js';
+import { onStopSignals } from './stop-signals.js';
 import { INPUT_END_LINGER_MS, OUTPUT_BACKLOG } from './stdio-bridge.js';
-
-/** After a signal, how long the close handshake may take before exiting anyway. */
-const STOP_GRACE_MS = 2_000;
 
 export interface ResumeBridgeOptions {
   readonly options: ConnectOptions;
@@ -141,15 +139,14 @@ export function runResumeBridge({ options, input, output, say }: ResumeBridgeOpt
   });
   relay.on('reattach', () => say('reattached'));
 
-  const onSignal = (): void => {
+  const offSignals = onStopSignals(() => {
     stopInput();
     relay.close();
-    setTimeout(() => process.exit(0), STOP_GRACE_MS).unref();
-  };
-  for (const s of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.once(s, onSignal);
+  });
 
   return new Promise<number>((resolve) => {
     relay.on('close', (end: RelayCloseInfo) => {
+      offSignals();
       quiet.cancel();
       confirming = null;
       stopInput();

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { hostPort } from '../common/host-port.js';
 import { printable } from '../common/refusal-body.js';
 import { scrub } from './scrub.js';
+import { onStopSignals } from './stop-signals.js';
 import { TunnelClient, TunnelRefusedError, parseTarget } from '../tunnel/client/tunnel-client.js';
 
 const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port [--tcp-to host:port] [--token T] [--protocol 1|2] [--control binary] [--max-body-bytes N]
@@ -84,6 +85,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
+  // In place before the ready lines: whoever reads them may signal at once.
+  onStopSignals(() => void client.close());
   const lines = [
     `tunnel url: ${shownText(client.tunnelUrl) || '(none: the proxy has no TUNNEL_DOMAIN)'}${to ? ` -> http://${shown(to)}` : ''}`,
     `raw port: ${client.rawPort || '(none)'}${tcpTo && client.rawPort ? ` -> ${shown(tcpTo)}` : ''}`,
@@ -91,9 +94,6 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n');
   if (protocol === '2' && client.protocol !== 2) process.stderr.write(`note: the proxy speaks tunnel protocol v${client.protocol}; no WebSockets through this tunnel\n`);
 
-  const stop = (): void => void client.close();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
   const { code, reason } = await client.closed;
   process.stderr.write(`tunnel closed: ${code}${reason ? ` ${shownText(reason)}` : ''}\n`);
   process.exit(code === 1000 || code === 1005 ? 0 : 1);

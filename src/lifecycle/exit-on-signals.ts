@@ -1,6 +1,6 @@
-import { constants } from 'node:os';
 import type { INestApplication } from '@nestjs/common';
 import { PINO, type Pino } from '../logging/logging.module.js';
+import { signalExitCode } from '../common/signal-exit-code.js';
 
 /** Time after `SHUTDOWN_TIMEOUT_MS` for the close frames to flush and the servers to close. */
 export const SHUTDOWN_GRACE_MS = 5_000;
@@ -13,11 +13,6 @@ export const SHUTDOWN_GRACE_MS = 5_000;
  * A person's second Ctrl-C comes later than this.
  */
 export const REPEATED_SIGNAL_WINDOW_MS = 250;
-
-/** The shell's code for a process ended by `signal` (128 + its number: 130 for SIGINT, 143 for SIGTERM). */
-export function signalExitCode(signal: NodeJS.Signals): number {
-  return 128 + (constants.signals[signal] ?? 0);
-}
 
 /**
  * The process's shutdown, for every entry point (wsproxy's `main.ts`, a team's
