@@ -95,6 +95,27 @@ describe('wsproxy-connect --resume', () => {
     }
   });
 
+  // Its 'connection lost; reattaching' message hit the closed stderr: an unhandled EPIPE ended the process, and the
+  // session it was about to resume with it.
+  it('survives a cut with nobody reading its stderr: reattaches and exits 0', async () => {
+    const target = await startTarget((s) => s.pipe(s));
+    const box = await startMiddlebox(app.port);
+    try {
+      const run = startConnect(['--resume', `${box.wsUrl}/relay?host=127.0.0.1&port=${target.port}`]);
+      run.child.stderr.destroy();
+      run.child.stdin.write('before');
+      await waitFor(() => run.stdout().toString() === 'before', 30_000, 'the first echo');
+      assert.equal(box.cut(), 1);
+      run.child.stdin.end(' after');
+      assert.equal(await run.exited, 0);
+      assert.equal(box.accepted, 2, 'reattached once');
+      assert.equal(run.stdout().toString(), 'before after');
+    } finally {
+      await box.close();
+      await target.close();
+    }
+  });
+
   it('names the attach timeout when the upgrade succeeds but no session frame follows', async () => {
     // Accepts the upgrade, then says nothing: the message said "connection failed" although it connected.
     const server = createServer((s) => {

@@ -87,6 +87,21 @@ describe('wsproxy-tunnel speaks v2 by default', () => {
     }
   });
 
+  // Writing the ready lines to a pipe nobody reads raised an unhandled EPIPE: the tunnel died as it came up.
+  it('runs on when nobody reads its stdout, saying so on stderr', async () => {
+    const cli = run(['--proxy', `${app.wsUrl}/tunnel`, '--to', `127.0.0.1:${webPort}`]);
+    try {
+      cli.child.stdout!.destroy();
+      await waitFor(() => cli.stderr.includes('\n') || cli.child.exitCode !== null, 15_000, 'a line on stderr');
+      assert.equal(cli.stderr, 'wsproxy-tunnel: writing stdout failed: write EPIPE; the tunnel runs on\n');
+      cli.child.kill('SIGINT');
+      assert.equal(await exitCode(cli), 0, cli.stderr);
+      assert.match(cli.stderr, /^tunnel closed: 1000\b/m);
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  });
+
   it('exits 2 on an unknown --protocol', async () => {
     const cli = run(['--proxy', `${app.wsUrl}/tunnel`, '--to', `127.0.0.1:${webPort}`, '--protocol', '3']);
     assert.equal(await exitCode(cli), 2);

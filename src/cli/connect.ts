@@ -16,6 +16,7 @@ import { runResumeBridge } from './resume-runner.js';
 import { bridgeStdio, type BridgeResult } from './stdio-bridge.js';
 import { durationText, watchLiveness, type Liveness } from './liveness.js';
 import { onStopSignals } from './stop-signals.js';
+import { tolerateWriteErrors } from './tolerate-write-errors.js';
 import { printable } from '../common/refusal-body.js';
 import { scrub } from './scrub.js';
 
@@ -87,6 +88,8 @@ function describe(err: unknown): string {
 }
 
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  // The session does not need its messages read (stdout errors are the bridge's).
+  tolerateWriteErrors(process.stderr);
   let secrets: (string | null | undefined)[] = [env[TOKEN_ENV]];
   const say = (message: string): void => {
     process.stderr.write(`wsproxy-connect: ${printable(scrub(message, secrets))}\n`);

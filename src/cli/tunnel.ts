@@ -11,6 +11,7 @@ import { hostPort } from '../common/host-port.js';
 import { printable } from '../common/refusal-body.js';
 import { scrub } from './scrub.js';
 import { onStopSignals } from './stop-signals.js';
+import { tolerateWriteErrors } from './tolerate-write-errors.js';
 import { TunnelClient, TunnelRefusedError, parseTarget } from '../tunnel/client/tunnel-client.js';
 
 const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port [--tcp-to host:port] [--token T] [--protocol 1|2] [--control binary] [--max-body-bytes N]
@@ -32,6 +33,9 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
+  tolerateWriteErrors(process.stderr);
+  // The tunnel serves whether or not anyone reads its ready lines.
+  tolerateWriteErrors(process.stdout, (err) => process.stderr.write(`wsproxy-tunnel: writing stdout failed: ${shownText(err.message)}; the tunnel runs on\n`));
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
