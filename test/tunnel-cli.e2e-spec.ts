@@ -130,6 +130,20 @@ describe('wsproxy-tunnel bin against the wsproxy server process', () => {
     }
   });
 
+  // parseArgs quotes a stray argument ("Unexpected argument '<it>'") and parseTarget a bad target, and the usage
+  // errors were printed as they were: a token given without --token, or in a --to URL, reached the terminal.
+  it('never prints the token in a usage error', async () => {
+    const token = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyX2NsaSJ9.c2lnbmF0dXJlLXRoYXQtaXMtc2VjcmV0LXRvby1sb25n';
+    const proxy = ['--proxy', 'ws://127.0.0.1:1/tunnel'];
+    const stray = runCli(CLI, [...proxy, '--to', svc.target, token]);
+    assert.equal(await exitCode(stray), 2);
+    assert.match(stray.stderr, /^wsproxy-tunnel: unexpected argument: wsproxy-tunnel takes options only\n\nusage: /);
+    const inUrl = runCli(CLI, [...proxy, '--to', `http://${svc.target}/?token=${token}`]);
+    assert.equal(await exitCode(inUrl), 2);
+    assert.match(inUrl.stderr, /^wsproxy-tunnel: invalid /);
+    for (const cli of [stray, inUrl]) assert.ok(!cli.stderr.includes(token.split('.')[1]!), cli.stderr);
+  });
+
   it('exits 2 with usage on bad arguments', async () => {
     const cli = runCli(CLI, ['--to', svc.target]);
     assert.equal(await exitCode(cli), 2);

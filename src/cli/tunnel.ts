@@ -28,7 +28,7 @@ const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port 
 `;
 
 function fail(message: string): never {
-  process.stderr.write(`wsproxy-tunnel: ${message}\n\n${USAGE}`);
+  process.stderr.write(`wsproxy-tunnel: ${shownText(message)}\n\n${USAGE}`);
   process.exit(2);
 }
 
@@ -52,12 +52,17 @@ async function main(): Promise<void> {
       strict: true,
     }));
   } catch (err) {
+    // Not parseArgs's message for a stray argument: it quotes the argument, which may be a token.
+    if ((err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') fail('unexpected argument: wsproxy-tunnel takes options only');
     fail((err as Error).message);
   }
   if (values.help) {
     process.stdout.write(USAGE);
     return;
   }
+  const token = (values.token as string | undefined) ?? process.env.WSPROXY_TOKEN;
+  // What the proxy (or anything in front of it) says, or a mistyped option, may echo the token: it never reaches the terminal.
+  secrets.push(token);
   const proxy = values.proxy as string | undefined;
   const to = values.to as string | undefined;
   const tcpTo = values['tcp-to'] as string | undefined;
@@ -77,9 +82,6 @@ async function main(): Promise<void> {
     fail((err as Error).message);
   }
 
-  const token = (values.token as string | undefined) ?? process.env.WSPROXY_TOKEN;
-  // What the proxy (or anything in front of it) says may echo the token: it never reaches the terminal.
-  secrets.push(token);
   let client: TunnelClient;
   try {
     client = await TunnelClient.connect({ proxy, to, tcpTo, control, protocol: protocol === '1' ? 1 : 2, token, maxRequestBodyBytes });
