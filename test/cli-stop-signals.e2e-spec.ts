@@ -18,6 +18,7 @@ import { tunnelEnv } from './support/tunnel.js';
 import { waitFor } from './support/wait.js';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { REPEATED_SIGNAL_WINDOW_MS } from '../src/common/stop-signal-judge.js';
 
 const TUNNEL_JS = fileURLToPath(new URL('../src/cli/tunnel.js', import.meta.url));
 
@@ -34,13 +35,16 @@ async function exitOf(child: ChildProcess): Promise<number | string | null> {
 
 /**
  * Sends `first`, waits until the close it starts has gone out (a close frame is 8 bytes or more; a ping,
- * the only other thing a client sends on a dark path, 6), then sends `second`. Two signals sent at once
- * may reach the process as one: the kernel keeps one of each kind pending.
+ * the only other thing a client sends on a dark path, 6), then sends `second`: a person's second press,
+ * past the window in which the same signal is the first delivered twice, unless `repeat` (at once, as
+ * npx forwards a terminal's Ctrl-C). Two signals sent at once may reach the process as one: the kernel
+ * keeps one of each kind pending.
  */
-async function signalTwice(child: ChildProcess, box: Middlebox, [first, second]: readonly [NodeJS.Signals, NodeJS.Signals]): Promise<void> {
+async function signalTwice(child: ChildProcess, box: Middlebox, [first, second]: readonly [NodeJS.Signals, NodeJS.Signals], repeat = false): Promise<void> {
   const before = box.bytesUp;
   child.kill(first);
   await waitFor(() => box.bytesUp >= before + 8, 30_000, `the close frame ${first} starts`);
+  if (!repeat) await new Promise((r) => setTimeout(r, REPEATED_SIGNAL_WINDOW_MS + 200));
   child.kill(second);
 }
 
@@ -87,6 +91,18 @@ describe('CLI stop signals', () => {
       }
     });
   }
+
+  it('wsproxy-connect: the same signal again at once is the first delivered twice (npx): the clean close goes on until its grace ends, exit 0', async () => {
+    const run = startConnect([relayUrl()], { WSPROXY_PING_EVERY_MS: '3600000' });
+    try {
+      await waitFor(() => run.stdout().toString() === 'hello', 30_000, `the greeting; stderr: ${run.stderr()}`);
+      assert.equal(box.silence(), 1);
+      await signalTwice(run.child, box, ['SIGINT', 'SIGINT'], true);
+      assert.equal(await exitOf(run.child), 0, run.stderr());
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
 
   it('wsproxy-connect: one SIGHUP (ssh exiting) still closes the relay cleanly and exits 0', async () => {
     const ends = targetEnds.length;

@@ -11,7 +11,7 @@ import { waitFor } from './support/tunnel.js';
 import { UPGRADE_HEADERS } from './support/raw-http.js';
 import { dial } from './support/tcp-client.js';
 import { within } from './support/within.js';
-import { REPEATED_SIGNAL_WINDOW_MS } from '../src/lifecycle/exit-on-signals.js';
+import { REPEATED_SIGNAL_WINDOW_MS } from '../src/common/stop-signal-judge.js';
 
 /**
  * Upgrades `path` on a raw connection (Host `host`) and returns it with the first bytes the service

@@ -1,4 +1,5 @@
 import { signalExitCode } from '../common/signal-exit-code.js';
+import { StopSignalJudge } from '../common/stop-signal-judge.js';
 
 /**
  * The signals that ask a CLI to stop: SIGHUP (ssh sends it to its
@@ -12,17 +13,21 @@ export const STOP_GRACE_MS = 2_000;
 /**
  * A CLI's answer to stop signals: the first of them calls `stop(signal)`
  * (a clean close) and exits with 0 if the process still runs `graceMs`
- * later; any second one, the same or another, exits at once with 128 + its
- * number (130 for SIGINT): the user asked not to wait. The handlers stay in
- * place until the returned function removes them: a `process.once` handler is
- * gone after the first signal, so a second one coming in the same turn of the
- * event loop was dropped, and a later one got the default action.
+ * later; a second one, the same or another, exits at once with 128 + its
+ * number (130 for SIGINT): the user asked not to wait. The same signal again
+ * within `REPEATED_SIGNAL_WINDOW_MS` is the first one delivered twice (`npx`
+ * forwarding a terminal's Ctrl-C), as for the server, not a second stop. The
+ * handlers stay in place until the returned function removes them: a
+ * `process.once` handler is gone after the first signal, so a second one
+ * coming in the same turn of the event loop was dropped, and a later one got
+ * the default action.
  */
 export function onStopSignals(stop: (signal: NodeJS.Signals) => void, graceMs = STOP_GRACE_MS): () => void {
-  let stopping = false;
+  const judge = new StopSignalJudge();
   const handle = (signal: NodeJS.Signals): void => {
-    if (stopping) process.exit(signalExitCode(signal));
-    stopping = true;
+    const kind = judge.judge(signal);
+    if (kind === 'repeat') return;
+    if (kind === 'second') process.exit(signalExitCode(signal));
     setTimeout(() => process.exit(0), graceMs).unref();
     stop(signal);
   };
