@@ -661,18 +661,20 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
   it('502 for a malformed head, a reset before the head, or a tunnel drop; garbage is ignored and the tunnel lives on', async () => {
     const { tunnel, ready } = await RawV2Tunnel.open(app.wsUrl);
     const host = hostOf(ready.ready.tunnelUrl);
-    const answers: ((stream: number) => Uint8Array)[] = [
-      (s) => encodeFrame(T.RESPONSE, 0, s, Buffer.from('{"status":"200"}')),
-      (s) => encodeResponse(s, { status: 700, headers: [] }, true),
-      (s) => encodeResponse(s, { status: 101, headers: [] }, true),
-      (s) => encodeReset(s, R.REFUSED, 'nope'),
-      (s) => encodeData(s, Buffer.from('body before head')),
+    const answers: [answer: (stream: number) => Uint8Array, reason: string][] = [
+      [(s) => encodeFrame(T.RESPONSE, 0, s, Buffer.from('{"status":"200"}')), 'bad response from tunnel'],
+      [(s) => encodeResponse(s, { status: 700, headers: [] }, true), 'bad response status from tunnel'],
+      [(s) => encodeResponse(s, { status: 101, headers: [] }, true), 'bad response status from tunnel'],
+      [(s) => encodeReset(s, R.REFUSED, 'nope'), 'tunnel reset the request'],
+      [(s) => encodeData(s, Buffer.from('body before head')), 'bad response from tunnel'],
     ];
-    for (const answer of answers) {
+    for (const [answer, reason] of answers) {
       const pending = httpTo(app.port, host);
       const open = await tunnel.nextOpen();
       tunnel.send(answer(open.stream));
-      assert.equal((await pending).status, 502, Buffer.from(answer(open.stream)).toString('hex'));
+      const res = await pending;
+      assert.equal(res.status, 502, Buffer.from(answer(open.stream)).toString('hex'));
+      assert.equal(res.body.toString().trim(), reason, Buffer.from(answer(open.stream)).toString('hex'));
     }
     tunnel.ws.send('{"type":"http_response"}');
     for (const junk of [Buffer.from([1]), Buffer.from([0x63, 0, 0, 0, 0, 9]), encodeData(999, Buffer.from('x')), encodeFrame(T.WINDOW_UPDATE, 0, 0, Buffer.from([0, 0, 0, 1]))]) tunnel.send(junk);

@@ -1,3 +1,4 @@
+import { failureBeforeHead } from './stream-failure.js';
 import type { HttpRequestHead, InboundStreamEvent, ResponseHead, TunnelWire } from './stream-types.js';
 
 /**
@@ -136,9 +137,10 @@ export class HttpExchange implements HttpRequestBody {
         this.finish(this.status);
         return;
       case 'malformed':
-        return this.failWith(502, 'bad response from tunnel');
-      case 'reset':
-        return ev.status === undefined ? this.failWith(502, 'tunnel reset the request') : this.failWith(ev.status, ev.reason);
+      case 'reset': {
+        const { status, reason } = failureBeforeHead(ev);
+        return this.failWith(status, reason);
+      }
     }
   }
 

@@ -1,4 +1,5 @@
 import type { HttpExchangeEnd } from './http-exchange.js';
+import { failureBeforeHead } from './stream-failure.js';
 import type { HttpRequestHead, InboundStreamEvent, ResponseHead, WebSocketWire } from './stream-types.js';
 
 /** A refused upgrade's body is collected up to this size (it is an error page); beyond is dropped. */
@@ -148,8 +149,8 @@ export class WebSocketStream {
       case 'malformed':
       case 'reset':
         if (this.state === 'waiting' || this.state === 'refusing') {
-          if (ev.type === 'malformed') return this.failWith(502, 'bad response from tunnel');
-          return ev.status === undefined ? this.failWith(502, 'tunnel reset the request') : this.failWith(ev.status, ev.reason);
+          const { status, reason } = failureBeforeHead(ev);
+          return this.failWith(status, reason);
         }
         if (this.state === 'done') return;
         this.sink.close(1011, 'tunnel reset the stream');
