@@ -21,7 +21,7 @@ import type {
   TunnelWireHandler,
 } from '../core/stream-types.js';
 import { FrameSender } from '../core/frame-sender.js';
-import { CLIENT_NOT_READING_REASON } from '../core/client-backlog.js';
+import { refusedForBacklog } from '../core/client-backlog.js';
 import type { ByteBudget } from './byte-budget.js';
 import { StallBudget } from './stall-budget.js';
 import { HeldBody } from '../../common/held-body.js';
@@ -175,9 +175,8 @@ export class V1Wire implements TunnelWire {
     if (s.kind === 'http') {
       if (s.sent) return;
       s.sent = true;
-      if (this.ws.bufferedAmount > this.options.requestBacklogBytes) {
+      if (refusedForBacklog(this.ws.bufferedAmount, this.options.requestBacklogBytes, streamId, this.handler)) {
         this.giveBack(s).clear();
-        queueMicrotask(() => this.handler?.onStreamEvent(streamId, { type: 'reset', reason: CLIENT_NOT_READING_REASON, status: 503 }));
         return;
       }
       const body = this.giveBack(s).take();

@@ -11,7 +11,7 @@ import type {
 import { R } from '../protocol/v2.js';
 import { V2Mux } from '../protocol/v2-mux.js';
 import { FrameSender } from '../core/frame-sender.js';
-import { CLIENT_NOT_READING_REASON } from '../core/client-backlog.js';
+import { refusedForBacklog } from '../core/client-backlog.js';
 
 /**
  * Bytes the proxy lets pile up in a v2 tunnel WebSocket's send buffer before
@@ -101,10 +101,7 @@ export class V2Wire implements WebSocketWire {
     const id = Number(streamId);
     if (open.kind === 'tcp') return this.mux.open(id, { kind: 'tcp' });
     // Never opened in the mux, the stream takes what its requester sends and drops it until the refusal ends it.
-    if (this.ws.bufferedAmount > (this.options.requestBacklogBytes ?? Infinity)) {
-      queueMicrotask(() => this.handler?.onStreamEvent(streamId, { type: 'reset', reason: CLIENT_NOT_READING_REASON, status: 503 }));
-      return;
-    }
+    if (refusedForBacklog(this.ws.bufferedAmount, this.options.requestBacklogBytes ?? Infinity, streamId, this.handler)) return;
     this.mux.open(id, { kind: open.kind, method: open.head.method, path: open.head.path, headers: open.head.headers }, open.head.bodyless === true);
   }
 
