@@ -10,22 +10,15 @@ import { unpinned } from './own-copy.js';
 export const SOCKET_HIGH_WRITES = 256;
 
 /**
- * Paused, `socket` stops reading at the next read instead of buffering reads until 16 KiB wait (16 384
- * Buffers, ~2.5 MiB of heap, for a peer sending 1-byte segments). Flowing, each read is emitted as it
- * comes whatever the mark. Accepted sockets take no readableHighWaterMark (a server's highWaterMark sets
- * the writable one too), so it is set on the readable state, a plain field in Node 20 to 24.
+ * Sets `socket`'s readable mark: how much a paused socket reads ahead before it stops reading. 0 (what every
+ * caller here sets) makes a paused socket stop at its next read instead of buffering reads until 16 KiB wait
+ * (16 384 Buffers, ~2.5 MiB of heap, for a peer sending 1-byte segments); flowing, each read is emitted as it
+ * comes whatever the mark. A socket handed on to code that expects Node's mark gets it back the same way
+ * (its `readableHighWaterMark` from before). Accepted sockets take no readableHighWaterMark (a server's
+ * highWaterMark sets the writable one too), so it is set on the readable state, a plain field in Node 20 to 24.
  * (Where a Node version has no such field, the socket keeps Node's mark: more memory, nothing broken.)
  */
-export function stopReadingWhenPaused(socket: Readable): void {
-  setReadableMark(socket, 0);
-}
-
-/** Gives `socket` back the readable mark it had (`readableHighWaterMark`) before `stopReadingWhenPaused`. */
-export function restoreReadableMark(socket: Readable, mark: number): void {
-  setReadableMark(socket, mark);
-}
-
-function setReadableMark(socket: Readable, mark: number): void {
+export function setReadableMark(socket: Readable, mark: number): void {
   const readable = (socket as unknown as { _readableState?: { highWaterMark?: unknown } })._readableState;
   if (typeof readable?.highWaterMark === 'number') readable.highWaterMark = mark;
 }

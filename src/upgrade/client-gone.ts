@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { Refusal } from '../common/refusal.js';
 import { HeldBody } from '../common/held-body.js';
-import { restoreReadableMark, stopReadingWhenPaused } from '../common/socket-bounds.js';
+import { setReadableMark } from '../common/socket-bounds.js';
 
 /**
  * The part of `AbortSignal` that admission uses to notice a client that went
@@ -81,7 +81,7 @@ export class SocketGoneSignal implements GoneSignal {
 
   constructor(private readonly socket: Duplex) {
     this.readableMark = socket.readableHighWaterMark;
-    stopReadingWhenPaused(socket);
+    setReadableMark(socket, 0);
   }
 
   get aborted(): boolean {
@@ -127,7 +127,7 @@ export class SocketGoneSignal implements GoneSignal {
    */
   release(): Buffer | null {
     this.stopWatchTimer();
-    restoreReadableMark(this.socket, this.readableMark);
+    setReadableMark(this.socket, this.readableMark);
     const early = this.early;
     if (early === null) return null;
     this.early = null;

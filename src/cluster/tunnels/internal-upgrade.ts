@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { resetSocket } from '../../common/reset-socket.js';
-import { BoundedWriter, stopReadingWhenPaused } from '../../common/socket-bounds.js';
+import { BoundedWriter, setReadableMark } from '../../common/socket-bounds.js';
 import { writeHttpRefusal } from '../../upgrade/raw-response.js';
 import { CLUSTER_AUTH_CHALLENGE, CLUSTER_AUTH_HEADER, verifyClusterRequest } from '../internal-auth.js';
 import { replicaEndpoint } from './internal-headers.js';
@@ -80,7 +80,7 @@ export function spliceToOwner(entry: Duplex, upstream: Socket, head: Buffer): vo
  * end that came before the splice.
  */
 function pump(from: Duplex, to: Duplex): void {
-  stopReadingWhenPaused(from);
+  setReadableMark(from, 0);
   const writer = new BoundedWriter(to, () => void from.resume());
   from.on('data', (chunk: Buffer) => {
     if (!writer.write(chunk)) from.pause();

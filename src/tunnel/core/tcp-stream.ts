@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { resetSocket } from '../../common/reset-socket.js';
-import { BoundedWriter, stopReadingWhenPaused } from '../../common/socket-bounds.js';
+import { BoundedWriter, setReadableMark } from '../../common/socket-bounds.js';
 import type { InboundStreamEvent, TunnelWire } from './stream-types.js';
 
 /** A peer that never answers our FIN, or never takes what comes before it, must not hold the socket forever. */
@@ -54,7 +54,7 @@ export class TcpStream {
   start(): void {
     const { socket, wire, id } = this;
     socket.setNoDelay(true);
-    stopReadingWhenPaused(socket);
+    setReadableMark(socket, 0);
     wire.open(id, { kind: 'tcp' });
     socket.on('data', (chunk: Buffer) => {
       if (this.done) return;

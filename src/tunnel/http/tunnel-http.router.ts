@@ -26,7 +26,7 @@ import { REMOTE_TUNNEL_HTTP, REMOTE_TUNNEL_WEBSOCKET, type RemoteTunnelHttp, typ
 import { TunnelWebSocketFront, type WebSocketRequest } from './tunnel-websocket.front.js';
 import { ipLimitKey } from '../../limits/ip-limit-key.js';
 import { ChunkJoiner } from './chunk-joiner.js';
-import { stopReadingWhenPaused } from '../../common/socket-bounds.js';
+import { setReadableMark } from '../../common/socket-bounds.js';
 
 /**
  * Routes requests for `*.TUNNEL_DOMAIN` to tunnels, ahead of every other route:
@@ -148,7 +148,7 @@ export class TunnelHttpRouter {
     });
     // Paused for a tunnel without credit, the request stops taking parsed chunks at once: at Node's mark
     // (16 KiB) it would hold up to 16 384 one-byte chunks of a chunked body, a Buffer each.
-    stopReadingWhenPaused(req);
+    setReadableMark(req, 0);
     let aborted = false;
     const joiner = new ChunkJoiner((chunk) => {
       if (refused || discarding || aborted) return;
