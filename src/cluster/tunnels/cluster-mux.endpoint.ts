@@ -7,6 +7,7 @@ import type { HttpResponseSink } from '../../tunnel/core/http-exchange.js';
 import type { HeaderList, ResponseHead } from '../../tunnel/core/stream-types.js';
 import { responseHeadersForRequester } from '../../tunnel/http/header-hygiene.js';
 import { declaredLength } from '../../tunnel/http/response-sink.js';
+import { statusHasNoContent } from '../../common/response-body.js';
 import { matchTunnelHost } from '../../tunnel/http/tunnel-host.js';
 import { R, V2_DATA_CHUNK, V2_MAX_FRAME_BYTES, V2_MAX_PAYLOAD } from '../../tunnel/protocol/v2.js';
 import { TunnelService } from '../../tunnel/tunnel.service.js';
@@ -178,7 +179,7 @@ class ChannelResponseSink implements HttpResponseSink {
     // A HEAD answer carries the Content-Length a GET would have (RFC 9110 §9.3.2), which only the
     // service's own header tells: cleaning drops it, so it goes on the channel for the entry, which
     // reads it as the owner's NodeResponseSink does (and cleans it off any other answer).
-    const length = this.isHead && head.status !== 204 && head.status !== 304 ? declaredLength(head.headers) : null;
+    const length = this.isHead && !statusHasNoContent(head.status) ? declaredLength(head.headers) : null;
     const headers: HeaderList = length === null ? cleaned : [...cleaned, ['content-length', length]];
     if (!fitsOneFrame(headers)) {
       this.fail(502, 'response head too large');

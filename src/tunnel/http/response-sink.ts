@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpResponseSink } from '../core/http-exchange.js';
 import type { ResponseHead } from '../core/stream-types.js';
 import { answerPlain } from '../../upgrade/raw-response.js';
+import { statusHasNoContent } from '../../common/response-body.js';
 import { isForwardableStatus, responseHeadersForRequester } from './header-hygiene.js';
 
 /** How refusals made by another replica are told apart from a tunnel's response (cluster mode). */
@@ -52,16 +53,20 @@ export class NodeResponseSink implements HttpResponseSink {
         // A value Node still refuses is dropped like any other invalid one.
       }
     }
-    const bodyless = this.req.method === 'HEAD' || head.status === 204 || head.status === 304;
+    const noContent = statusHasNoContent(head.status);
+    const bodyless = this.req.method === 'HEAD' || noContent;
     if (head.bodyLength !== undefined && !bodyless) {
       res.setHeader('content-length', head.bodyLength);
       this.expected = head.bodyLength;
     }
     // A HEAD answer carries the length a GET would have (RFC 9110 §9.3.2), which only the service knows.
-    if (this.req.method === 'HEAD' && head.status !== 204 && head.status !== 304) {
+    if (this.req.method === 'HEAD' && !noContent) {
       const length = declaredLength(head.headers);
       if (length !== null) res.setHeader('content-length', length);
     }
+    // Node frames a 205 as it would a 200; RFC 9110 §15.3.6 has it say it has no content. What the client sends
+    // after the head is dropped (`data`), and the connection goes on to its next request.
+    if (head.status === 205) res.setHeader('content-length', 0);
     // Whole by its framing already (no body, or a declared length of 0): see `data`.
     if (bodyless || this.expected === 0) res.end();
     // A streamed body of unknown length (v2: chunked, SSE, long polls): the requester gets the head now, not with the first bytes.

@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { hostPort } from '../../common/host-port.js';
 import { resetSocket } from '../../common/reset-socket.js';
+import { statusHasNoContent } from '../../common/response-body.js';
 import { R, isSendableCloseCode, sendableCloseReason, type V2Headers } from '../protocol/v2.js';
 import type { V2ClientStream, V2ForwardedRequest, V2LocalServices } from './client-session.js';
 
@@ -183,7 +184,7 @@ function forwardHttp(target: LocalEndpoint, stream: V2ClientStream): void {
   req.on('response', (res) => {
     responded = true;
     const local = responseHead(res);
-    const bodyless = head.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304;
+    const bodyless = head.method === 'HEAD' || statusHasNoContent(res.statusCode ?? 0);
     pipeResponse(res, stream, res.statusCode ?? 502, local.headers, bodyless ? undefined : local.length);
   });
   req.on('error', () => {
