@@ -875,6 +875,7 @@ describe('owner loss and Redis restart', () => {
       const frozen = await httpTo(b.port, host);
       const waited = Date.now() - started;
       assert.equal(frozen.status, 502);
+      assert.equal(frozen.body.toString().trim(), 'tunnel owner stopped responding');
       assert.ok(waited < 10_000, `502 after ${waited} ms`);
       owner.child.kill('SIGCONT');
       await tunnel.close().catch(() => undefined);
@@ -885,6 +886,22 @@ describe('owner loss and Redis restart', () => {
       await b.close();
       b = undefined;
     }
+  });
+
+  it('answers a request waiting through the other replica 502 tunnel owner disconnected when the owner drops the channel', async () => {
+    await withReplicas({}, async (entry, owner) => {
+      const { tunnel, ready } = await RawTunnel.open(owner.wsUrl);
+      try {
+        const waiting = httpTo(entry.port, `${subdomainOf(String(ready.tunnelUrl))}.${TUNNEL_DOMAIN}`);
+        await tunnel.nextJson('http_request');
+        owner.app.get(ClusterMuxEndpoint).dropChannels();
+        const res = await waiting;
+        assert.equal(res.status, 502);
+        assert.equal(res.body.toString().trim(), 'tunnel owner disconnected');
+      } finally {
+        await tunnel.close();
+      }
+    });
   });
 
   it('keeps serving requests through the other replica while the owner drains, then closes the channel', async () => {

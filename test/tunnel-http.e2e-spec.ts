@@ -639,7 +639,7 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
     const results = await Promise.all(waiting);
     for (const r of results) {
       assert.equal(r.status, 502);
-      assert.equal(r.body.toString().trim(), 'tunnel closed');
+      assert.equal(r.body.toString().trim(), 'tunnel client disconnected');
     }
     const gone = await httpTo(app.port, h);
     assert.equal(gone.status, 404);

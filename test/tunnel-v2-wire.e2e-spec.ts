@@ -690,7 +690,7 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     tunnel.ws.terminate();
     for (const r of await Promise.all(waiting)) {
       assert.equal(r.status, 502);
-      assert.equal(r.body.toString().trim(), 'tunnel closed');
+      assert.equal(r.body.toString().trim(), 'tunnel client disconnected');
     }
   });
 

@@ -39,7 +39,8 @@ const NO_TCP = { tryAcquire: () => false, release: () => undefined };
  * have answered it. Owner unreachable → 502 (and its route is forgotten);
  * no answer within the tunnel response timeout plus a grace → 504; a channel
  * that drops, or stays silent for three heartbeats (pinged every one), fails
- * its requests in flight with 502.
+ * its requests in flight with 502 (`tunnel owner disconnected`, `tunnel owner
+ * stopped responding`).
  */
 @Injectable()
 export class ClusterMuxClient implements RemoteTunnelHttp, OnApplicationShutdown {
@@ -165,28 +166,35 @@ export class ClusterMuxClient implements RemoteTunnelHttp, OnApplicationShutdown
       ws.once('open', () => {
         ws.removeAllListeners('error');
         ws.on('error', () => ws.terminate());
-        // A channel whose owner stopped answering (a partition, a lost node) is dropped after
-        // a few silent heartbeats, and its requests fail with 502, instead of waiting for TCP.
+        const session = new TunnelSession(
+          { subdomain: '', user: '', clientIp: '', rawPort: 0, tunnelUrl: '' },
+          new V2Wire(ws, { window: this.config.tunnelV2WindowBytes }),
+          {
+            responseTimeoutMs: this.config.tunnelResponseTimeoutMs + OWNER_GRACE_MS,
+            maxTcpConns: 0,
+            tcpGate: NO_TCP,
+            halfClosedIdleMs: this.config.tunnelRequesterStallMs,
+            peer: 'tunnel owner',
+          },
+          (ended) => {
+            const current = this.channels.get(ownerUrl);
+            if (current) void current.then((s) => s === ended && this.channels.delete(ownerUrl), () => undefined);
+          },
+        );
+        // A channel whose owner stopped answering (a partition, a lost node) is dropped after a few silent
+        // heartbeats, and its requests fail with 502 `tunnel owner stopped responding`, instead of waiting for TCP.
         const { pingEveryMs, silentAfterMs } = channelKeepalive(this.config.clusterHeartbeatMs);
         let lastSeen = Date.now();
         const alive = (): void => void (lastSeen = Date.now());
         ws.on('pong', alive);
         ws.on('message', alive);
         const keepalive = setInterval(() => {
-          if (Date.now() - lastSeen > silentAfterMs) return void ws.terminate();
-          ws.ping();
+          if (Date.now() - lastSeen <= silentAfterMs) return ws.ping();
+          session.timedOut('tunnel owner silent');
+          ws.terminate();
         }, pingEveryMs);
         keepalive.unref();
         ws.once('close', () => clearInterval(keepalive));
-        const session = new TunnelSession(
-          { subdomain: '', user: '', clientIp: '', rawPort: 0, tunnelUrl: '' },
-          new V2Wire(ws, { window: this.config.tunnelV2WindowBytes }),
-          { responseTimeoutMs: this.config.tunnelResponseTimeoutMs + OWNER_GRACE_MS, maxTcpConns: 0, tcpGate: NO_TCP, halfClosedIdleMs: this.config.tunnelRequesterStallMs },
-          (ended) => {
-            const current = this.channels.get(ownerUrl);
-            if (current) void current.then((s) => s === ended && this.channels.delete(ownerUrl), () => undefined);
-          },
-        );
         session.start();
         resolve(session);
       });

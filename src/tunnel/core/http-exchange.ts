@@ -1,4 +1,4 @@
-import { failureBeforeHead } from './stream-failure.js';
+import { failureBeforeHead, type StreamFailure } from './stream-failure.js';
 import type { HttpRequestHead, InboundStreamEvent, ResponseHead, TunnelWire } from './stream-types.js';
 
 /**
@@ -144,9 +144,9 @@ export class HttpExchange implements HttpRequestBody {
     }
   }
 
-  /** The tunnel is gone: answer 502 now. */
-  tunnelGone(): void {
-    this.failWith(502, 'tunnel closed');
+  /** The tunnel is gone: answer `failure` now (a response under way is cut short). */
+  tunnelGone(failure: StreamFailure): void {
+    this.failWith(failure.status, failure.reason);
   }
 
   private failWith(status: number, reason: string): void {

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { ChurnMap } from '../../common/churn-map.js';
 import { HttpExchange, type HttpExchangeEnd, type HttpRequestBody, type HttpResponseSink } from './http-exchange.js';
+import type { StreamFailure } from './stream-failure.js';
 import { carriesWebSockets, type HttpRequestHead, type InboundStreamEvent, type TunnelWire, type TunnelWireHandler } from './stream-types.js';
 import { TcpStream } from './tcp-stream.js';
 import { WebSocketStream, type WebSocketSink } from './websocket-stream.js';
@@ -33,6 +34,11 @@ export interface TunnelSessionOptions {
   readonly halfClosedIdleMs: number;
   /** Called for every finished HTTP exchange (events, metrics). */
   readonly onHttpDone?: (end: HttpExchangeEnd) => void;
+  /**
+   * Who is at the other end of the WebSocket, as requesters waiting on it are told when it goes
+   * (`<peer> disconnected`, `<peer> stopped responding`): `tunnel client` unless said otherwise.
+   */
+  readonly peer?: string;
 }
 
 /** How a session ended. */
@@ -50,7 +56,7 @@ type Stream = HttpExchange | TcpStream | WebSocketStream;
  * One live tunnel: a WebSocket (behind a `TunnelWire` codec of any protocol
  * version) multiplexing streams — HTTP exchanges and raw TCP connections. When
  * the WebSocket ends, every stream ends with it at once: waiting HTTP requests
- * are answered 502, TCP connections are closed.
+ * are answered with why (`endFailure`), TCP connections are closed.
  */
 export class TunnelSession implements TunnelWireHandler {
   readonly startedAt = Date.now();
@@ -59,8 +65,10 @@ export class TunnelSession implements TunnelWireHandler {
   private httpTotal = 0;
   private tcpTotal = 0;
   private ended = false;
-  /** The proxy has closed the WebSocket (`close`): no new stream, as none could reach the client. */
+  /** The proxy has closed the WebSocket (`close`, `timedOut`): no new stream, as none could reach the client. */
   private closing = false;
+  /** The proxy's own close (`close`), once it has made one: what the streams still waiting are told. */
+  private closedByProxy: { readonly code: number; readonly reason: string } | null = null;
   /** Why keepalive gave up on the client, once it has: the end's reason instead of a bare 1006. */
   private timedOutReason: string | null = null;
 
@@ -153,6 +161,7 @@ export class TunnelSession implements TunnelWireHandler {
    */
   close(code: number, reason: string): void {
     this.closing = true;
+    this.closedByProxy ??= { code, reason };
     this.wire.close(code, reason);
   }
 
@@ -184,7 +193,8 @@ export class TunnelSession implements TunnelWireHandler {
   onClose(code: number, reason: string): void {
     if (this.ended) return;
     this.ended = true;
-    for (const s of this.streams.values()) s.tunnelGone();
+    const failure = this.endFailure();
+    for (const s of this.streams.values()) s.tunnelGone(failure);
     this.streams.clear();
     const timedOut = this.timedOutReason;
     this.onEnded(this, {
@@ -194,5 +204,19 @@ export class TunnelSession implements TunnelWireHandler {
       tcpConnections: this.tcpTotal,
       durationMs: Date.now() - this.startedAt,
     });
+  }
+
+  /**
+   * What requests still waiting are answered as the WebSocket ends. The proxy shutting down (1001) is 503, so
+   * a requester may retry (another replica, or this one once it is back); any other close of the proxy's own
+   * (a raw port lost, the maximum age) is 502 with its reason; else the peer went: it left, or keepalive gave up on it.
+   */
+  private endFailure(): StreamFailure {
+    const peer = this.options.peer ?? 'tunnel client';
+    const byProxy = this.closedByProxy;
+    if (byProxy?.code === 1001) return { status: 503, reason: byProxy.reason };
+    if (byProxy) return { status: 502, reason: `tunnel closed by the proxy: ${byProxy.reason}` };
+    if (this.timedOutReason !== null) return { status: 502, reason: `${peer} stopped responding` };
+    return { status: 502, reason: `${peer} disconnected` };
   }
 }

@@ -1,5 +1,5 @@
 import type { HttpExchangeEnd } from './http-exchange.js';
-import { failureBeforeHead } from './stream-failure.js';
+import { failureBeforeHead, type StreamFailure } from './stream-failure.js';
 import type { HttpRequestHead, InboundStreamEvent, ResponseHead, WebSocketWire } from './stream-types.js';
 
 /** A refused upgrade's body is collected up to this size (it is an error page); beyond is dropped. */
@@ -158,11 +158,11 @@ export class WebSocketStream {
     }
   }
 
-  /** The tunnel is gone: 502 before the handshake, 1001 after it. */
-  tunnelGone(): void {
-    if (this.state === 'waiting' || this.state === 'refusing') return this.failWith(502, 'tunnel closed');
+  /** The tunnel is gone: `failure` before the handshake, 1001 with its reason after it. */
+  tunnelGone(failure: StreamFailure): void {
+    if (this.state === 'waiting' || this.state === 'refusing') return this.failWith(failure.status, failure.reason);
     if (this.state === 'done') return;
-    this.sink.close(1001, 'tunnel closed');
+    this.sink.close(1001, failure.reason);
     this.finish(101);
   }
 
