@@ -197,10 +197,13 @@ describe('authentication end to end', () => {
       await down?.close();
     });
 
-    it('refuses /relay with 503 (4503 with errors=close), not 401', async () => {
-      const url = `${down.wsUrl}/relay?host=127.0.0.1&port=${echo.port}&token=${await token('user_x')}`;
+    it('refuses /relay with 503 and Retry-After (4503 with errors=close), not 401', async () => {
+      const query = `/relay?host=127.0.0.1&port=${echo.port}&token=${await token('user_x')}`;
+      const url = `${down.wsUrl}${query}`;
       assert.deepEqual(await expectRefusal(url), { status: 503, body: 'authentication unavailable' });
       assert.deepEqual(await expectCloseRefusal(`${url}&errors=close`), { code: 4503, reason: 'authentication unavailable' });
+      const text = await rawExchange(down.port, `GET ${query} HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE_HEADERS}\r\n`);
+      assert.match(text, /^HTTP\/1\.1 503 [^]*\r\nRetry-After: 5\r\n/);
     });
 
     it('answers 503 on GET /auth/whoami', async () => {

@@ -6,12 +6,12 @@ import { LimitsService } from '../src/limits/limits.service.js';
 import { TargetPolicyService } from '../src/policy/target-policy.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { echoTarget, type TestTarget } from './support/targets.js';
-import { closed, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
+import { closed, expectCloseRefusal, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
 import { waitFor } from './support/wait.js';
 
 // getaddrinfo cannot be steered here, so dns.lookup (the resolver's side effect) is replaced:
 // names under .hang.test answer only when released, names under .held.test resolve to 127.0.0.1
-// when released, anything else as usual. Every client is a loopback address; only loopback is dialled.
+// when released, names under .nx.test do not exist, anything else as usual. Every client is a loopback address; only loopback is dialled.
 
 const A = '127.0.0.1';
 const B = '127.0.0.2';
@@ -45,6 +45,7 @@ describe('name lookups in flight (DNS_MAX_LOOKUPS_PER_IP, DNS_MAX_LOOKUPS)', () 
     if (name.endsWith('.hang.test')) return new Promise((_, reject) => held.set(name, () => reject(Object.assign(new Error('EAI_AGAIN'), { code: 'EAI_AGAIN' }))));
     if (name.endsWith('.held.test')) return new Promise((resolve) => held.set(name, () => resolve([{ address: '127.0.0.1', family: 4 }])));
     if (name === 'echo.test') return Promise.resolve([{ address: '127.0.0.1', family: 4 }]);
+    if (name.endsWith('.nx.test')) return Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' }));
     return realLookup(name, options as { all: true });
   });
   const release = (name: string): void => held.get(name)!();
@@ -106,6 +107,16 @@ describe('name lookups in flight (DNS_MAX_LOOKUPS_PER_IP, DNS_MAX_LOOKUPS)', () 
     await waitFor(() => policy.lookupsInFlight() === 0, 5000, 'the lookups settled');
     await echoes(await openWs(url('echo.test'), { localAddress: A }));
     await echoes(await openWs(url('echo.test'), { localAddress: C }));
+    await waitFor(async () => (await slotsInUse()) === 0, 5000, 'every limit slot back');
+  });
+
+  it('refuses a name the resolver does not find 502 name resolution failed (4502 with errors=close), and a failed lookup stops counting', async () => {
+    // More failures from one address than DNS_MAX_LOOKUPS_PER_IP: each is a 502, never a 429.
+    for (const name of ['a.nx.test', 'b.nx.test', 'c.nx.test']) {
+      assert.deepEqual(await expectRefusal(url(name), { localAddress: A }), { status: 502, body: 'name resolution failed' }, name);
+    }
+    assert.deepEqual(await expectCloseRefusal(`${url('d.nx.test')}&errors=close`, { localAddress: A }), { code: 4502, reason: 'name resolution failed' });
+    assert.equal(policy.lookupsInFlight(A), 0);
     await waitFor(async () => (await slotsInUse()) === 0, 5000, 'every limit slot back');
   });
 });

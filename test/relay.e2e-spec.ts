@@ -522,6 +522,14 @@ describe('relay admission', () => {
     await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slots back to zero');
   });
 
+  it('502 target unreachable when the dial fails for another reason than a refusal, and the slot comes back', async () => {
+    // Loopback's broadcast address: Linux refuses a TCP connect to it (ENETUNREACH) without sending anything.
+    const url = `${app.wsUrl}/relay?host=127.255.255.255&port=${echo.port}`;
+    assert.deepEqual(await expectRefusal(url), { status: 502, body: 'target unreachable' });
+    assert.deepEqual(await closedAfterOpen(url + '&errors=close'), { code: 4502, reason: 'target unreachable' });
+    await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slots back to zero');
+  });
+
   it('504 when the dial times out', async () => {
     const { port, release } = await unresponsiveListener();
     try {
@@ -563,14 +571,14 @@ describe('relay admission', () => {
     }
   });
 
-  it('400 for a malformed WebSocket handshake, 426 for another version', async () => {
+  it('400 for a malformed WebSocket handshake, 426 for another version, each with its reason', async () => {
     const res = await rawUpgrade(app.port, '/relay?host=127.0.0.1&port=22', { 'Sec-WebSocket-Key': 'short', 'Sec-WebSocket-Version': '13' });
-    assert.match(res, /^HTTP\/1\.1 400 /);
+    assert.match(res, /^HTTP\/1\.1 400 [^]*\r\n\r\ninvalid Sec-WebSocket-Key\n$/);
     const res2 = await rawUpgrade(app.port, '/relay?host=127.0.0.1&port=22', {
       'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
       'Sec-WebSocket-Version': '8',
     });
-    assert.match(res2, /^HTTP\/1\.1 426 /);
+    assert.match(res2, /^HTTP\/1\.1 426 [^]*\r\n\r\nunsupported Sec-WebSocket-Version\n$/);
   });
 });
 
