@@ -15,7 +15,7 @@ import { within } from './support/within.js';
 import { UPGRADE_HEADERS, rawExchange, rawRequest, writeThenReset } from './support/raw-http.js';
 import { MAX_REQUESTS_PER_CONNECTION } from '../src/upgrade/http-server.adapter.js';
 import { FLOOD_PING_BYTES, floodPings } from './support/ping-flood.js';
-import { Opcode, clientFrame } from './support/ws-frames.js';
+import { Opcode, clientFrame, frameHeader } from './support/ws-frames.js';
 import {
   echoTarget,
   randomPayload,
@@ -1438,6 +1438,39 @@ describe('hostile input', () => {
     assert.equal(code, 1009);
     assert.equal(reason, 'Max payload size exceeded');
     assert.equal(await ended, 1009, 'relay_end says 1009, not 1006');
+    await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slot release');
+  });
+
+  /** Writes `frames` on a fresh relay's socket and returns its close and what relay_end says. */
+  async function closeAfterRawFrames(frames: Buffer[]): Promise<{ code: number; reason: string; ended: number }> {
+    const ws = await openWs(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}`);
+    const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+    const done = closed(ws);
+    const ended = nextRelayEnd();
+    raw.write(Buffer.concat(frames));
+    const { code, reason } = await done;
+    return { code, reason, ended: await ended };
+  }
+
+  it('closes 1007 on a text message that is not UTF-8, and the slot comes back', async () => {
+    const got = await closeAfterRawFrames([clientFrame(Opcode.TEXT, Buffer.from([0x61, 0xff, 0xfe]))]);
+    assert.deepEqual(got, { code: 1007, reason: 'Invalid WebSocket frame: invalid UTF-8 sequence', ended: 1007 });
+    await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slot release');
+  });
+
+  it('closes 1008 on a message split into more fragments than ws buffers (16 384), and the slot comes back', async () => {
+    const fragments = [clientFrame(Opcode.BINARY, 'a', { fin: false })];
+    for (let i = 0; i < 16_384; i++) fragments.push(clientFrame(Opcode.CONTINUATION, 'a', { fin: false }));
+    const got = await closeAfterRawFrames(fragments);
+    assert.deepEqual(got, { code: 1008, reason: 'Too many message fragments', ended: 1008 });
+    await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slot release');
+  });
+
+  it('closes 1009 on a frame whose length field is over 2^53, and the slot comes back', async () => {
+    const got = await closeAfterRawFrames([frameHeader({ opcode: Opcode.BINARY, length: 2n ** 53n })]);
+    assert.equal(got.code, 1009);
+    assert.equal(got.ended, 1009, 'relay_end says 1009, not 1006');
+    assert.match(got.reason, /2\^53/);
     await waitFor(async () => (await slotsInUse(app)) === 0, 2000, 'slot release');
   });
 
