@@ -14,6 +14,7 @@ import { DIRECT_READ_BYTES } from '../src/relay/direct-reader.js';
 import { WS_SEND_HIGH_FRAMES, WS_SEND_HIGH_WATER } from '../src/relay/relay-pipe.js';
 import { ResumableRelay } from '../src/resume/client/resumable-relay.js';
 import { ResumeService } from '../src/resume/resume.service.js';
+import { DrainService } from '../src/lifecycle/drain.service.js';
 import { UNACKED_UPLOAD_MAX, type ResumableSession } from '../src/resume/resumable-session.js';
 import { startApp, type TestApp } from './support/app.js';
 import { duplexTarget } from './support/duplex-target.js';
@@ -23,6 +24,7 @@ import { RawResumeClient, type SessionFrame } from './support/resume-client.js';
 import { echoTarget, floodTarget, sha256, sourceTarget, startTarget, type TestTarget } from './support/targets.js';
 import { closed, expectCloseRefusal, expectRefusal, receiveBytes, track } from './support/ws-client.js';
 import { within } from './support/within.js';
+import { UPGRADE_HEADERS, rawExchange } from './support/raw-http.js';
 import { waitFor } from './support/wait.js';
 import { Opcode, clientFrame } from './support/ws-frames.js';
 
@@ -183,10 +185,12 @@ describe('resumable relays', () => {
         await waitFor(() => onlySession(app).state === 'detached', 10_000, 'the proxy to detach');
 
         // Out of range: below what the client acked, or beyond what was sent.
-        assert.equal((await expectRefusal(reattachUrl(session.id!, 20_000))).status, 400);
+        const outOfRange = { status: 400, body: 'received count out of range' };
+        assert.deepEqual(await expectRefusal(reattachUrl(session.id!, 20_000)), outOfRange);
         // One byte below the ack already is: the proxy no longer holds byte 29999, and replaying from 30000 would skip it.
-        assert.equal((await expectRefusal(reattachUrl(session.id!, 29_999))).status, 400);
-        assert.equal((await expectRefusal(reattachUrl(session.id!, down.length + 1))).status, 400);
+        assert.deepEqual(await expectRefusal(reattachUrl(session.id!, 29_999)), outOfRange);
+        assert.deepEqual(await expectRefusal(reattachUrl(session.id!, down.length + 1)), outOfRange);
+        assert.deepEqual(await expectCloseRefusal(reattachUrl(session.id!, down.length + 1, '&errors=close')), { code: 4400, reason: outOfRange.body });
 
         // The client claims 60000 bytes received; the proxy says it has 5000.
         const again = await RawResumeClient.connect(reattachUrl(session.id!, 60_000));
@@ -361,15 +365,18 @@ describe('resumable relays', () => {
     });
 
     it('refuses malformed resume parameters with 400 and unknown ids with 404 (4404 with errors=close)', async () => {
-      const bad = [
-        `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}&resume=yes`,
-        `${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}&resume=1&control=morse`,
-        `${app.wsUrl}/relay?resume=${'a'.repeat(32)}`,
-        `${app.wsUrl}/relay?resume=${'a'.repeat(32)}&received=-1`,
-        `${app.wsUrl}/relay?resume=${'a'.repeat(32)}&received=0&host=127.0.0.1&port=${echo.port}`,
-        `${app.wsUrl}/relay?resume=${'A'.repeat(32)}&received=0`,
+      const bad: [url: string, reason: string][] = [
+        [`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}&resume=yes`, 'invalid resume (expected 1 or a session id)'],
+        [`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}&resume=1&control=morse`, 'invalid control (expected text or binary)'],
+        [`${app.wsUrl}/relay?resume=${'a'.repeat(32)}`, 'missing received'],
+        [`${app.wsUrl}/relay?resume=${'a'.repeat(32)}&received=-1`, 'invalid received'],
+        [`${app.wsUrl}/relay?resume=${'a'.repeat(32)}&received=0&host=127.0.0.1&port=${echo.port}`, 'a reattach takes no host or port'],
+        [`${app.wsUrl}/relay?resume=${'A'.repeat(32)}&received=0`, 'invalid resume (expected 1 or a session id)'],
       ];
-      for (const url of bad) assert.equal((await expectRefusal(url)).status, 400, url);
+      for (const [url, reason] of bad) {
+        assert.deepEqual(await expectRefusal(url), { status: 400, body: reason }, url);
+        assert.deepEqual(await expectCloseRefusal(`${url}&errors=close`), { code: 4400, reason }, url);
+      }
       const unknown = await expectRefusal(reattachUrl(randomBytes(16).toString('hex'), 0));
       assert.deepEqual(unknown, { status: 404, body: 'unknown session' });
       const viaClose = await expectCloseRefusal(reattachUrl(randomBytes(16).toString('hex'), 0, '&errors=close'));
@@ -1065,6 +1072,29 @@ describe('a resumable relay busy both ways', () => {
       const ended = new Promise<{ code: number }>((r) => relay.on('close', r));
       relay.close();
       assert.equal((await ended).code, 1000);
+    } finally {
+      await app.close();
+      await echo.close();
+    }
+  });
+});
+
+describe('a reattach while the service drains', () => {
+  it('is refused 503 server is draining with Retry-After (4503 with errors=close), before its parameters are even read', async () => {
+    const app = await startApp({ SHUTDOWN_TIMEOUT_MS: '60000' });
+    const echo = await echoTarget();
+    try {
+      // An attached session keeps the drain waiting; its id is live, its client could come back.
+      const { client, session } = await RawResumeClient.open(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}&resume=1`);
+      app.app.get(DrainService).startDraining();
+      const reattach = `/relay?resume=${session.id!}&received=0`;
+      const draining = { status: 503, body: 'server is draining' };
+      assert.deepEqual(await expectRefusal(`${app.wsUrl}${reattach}`), draining);
+      assert.deepEqual(await expectCloseRefusal(`${app.wsUrl}${reattach}&errors=close`), { code: 4503, reason: draining.body });
+      assert.match(await rawExchange(app.port, `GET ${reattach} HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 503 [^]*\r\nRetry-After: 5\r\n/);
+      // Checked before anything else: a malformed reattach is told to come back later too, not that it is malformed.
+      assert.deepEqual(await expectRefusal(`${app.wsUrl}/relay?resume=${'A'.repeat(32)}`), draining);
+      client.drop();
     } finally {
       await app.close();
       await echo.close();
