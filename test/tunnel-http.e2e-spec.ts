@@ -13,7 +13,7 @@ import { TunnelHttpRouter } from '../src/tunnel/http/tunnel-http.router.js';
 import { within } from './support/within.js';
 import { startApp, type TestApp } from './support/app.js';
 import { randomPayload } from './support/targets.js';
-import { expectRefusal } from './support/ws-client.js';
+import { expectCloseRefusal, expectRefusal } from './support/ws-client.js';
 import {
   RawTunnel,
   TUNNEL_DOMAIN,
@@ -596,6 +596,7 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
       for (let i = 0; i < 3; i++) ids.push((await tunnel.nextJson('http_request')).id as string);
       const refused = await httpTo(app.port, h);
       assert.equal(refused.status, 429);
+      assert.equal(refused.body.toString(), 'too many requests from this IP\n');
       for (const id of ids) tunnel.sendJson({ type: 'http_response', id, status: 200 });
       for (const p of held) assert.equal((await p).status, 200);
       const next = httpTo(app.port, h);
@@ -675,9 +676,12 @@ describe('tunnel HTTP limits and failures (raw protocol client)', () => {
     }
   });
 
-  it('400 for an unknown control mode', async () => {
-    const r = await expectRefusal(`${app.wsUrl}/tunnel?control=json`);
-    assert.equal(r.status, 400);
+  it('400 control must be text or binary for an unknown control mode, under v2 too (4400 with errors=close)', async () => {
+    const reason = 'control must be text or binary';
+    for (const q of ['?control=json', '?v=2&control=json']) {
+      assert.deepEqual(await expectRefusal(`${app.wsUrl}/tunnel${q}`), { status: 400, body: reason }, q);
+      assert.deepEqual(await expectCloseRefusal(`${app.wsUrl}/tunnel${q}&errors=close`), { code: 4400, reason }, q);
+    }
   });
 });
 

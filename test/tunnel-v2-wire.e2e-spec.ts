@@ -81,7 +81,13 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
       assert.equal(t.ready.ready.version, 2, q);
       await t.tunnel.close();
     }
-    assert.equal((await expectRefusal(`${app.wsUrl}/tunnel?v=two`)).status, 400);
+    // Anything but a number from 1 to 999.
+    for (const v of ['two', '0', '1000', '01', '', '2.0']) {
+      assert.deepEqual(await expectRefusal(`${app.wsUrl}/tunnel?v=${v}`), { status: 400, body: 'invalid protocol version' }, `v=${v}`);
+    }
+    const newest = await RawV2Tunnel.open(app.wsUrl, '?v=999');
+    assert.equal(newest.ready.ready.version, 2, 'v=999');
+    await newest.tunnel.close();
   });
 
   it('opens an http stream with the head as JSON (headers in order, repeated ones apart), streams the body, and answers with the client’s head and body', async () => {
