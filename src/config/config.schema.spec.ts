@@ -67,6 +67,45 @@ describe('parseConfig', () => {
     assert.equal(parseConfig({ TUNNEL_PORT_MIN: '1', TUNNEL_PORT_MAX: '65535' }).tunnelPortMax, 65535);
   });
 
+  it('holds every integer variable to the range the README documents for it, at both ends, and takes only whole numbers', () => {
+    // The README's Accepted column is generated from `accepted` (readme.e2e-spec keeps the two in sync).
+    // Neighbours a bound needs to be valid on its own: a port range of one port, a v1 buffer above a body limit of 0.
+    const companions: Record<string, Record<string, string>> = {
+      TUNNEL_PORT_MIN: { TUNNEL_PORT_MAX: '65535' },
+      TUNNEL_PORT_MAX: { TUNNEL_PORT_MIN: '1' },
+      TUNNEL_V1_BODY_BUFFER_BYTES: { TUNNEL_MAX_BODY_BYTES: '0' },
+    };
+    let checked = 0;
+    for (const v of Object.values(CONFIG_VARS)) {
+      const range = /^(\d+)\.\.(\d+)/.exec(v.accepted);
+      if (!range) continue;
+      checked++;
+      const [lo, hi] = [Number(range[1]), Number(range[2])];
+      const env = (n: number | string): Record<string, string> => ({ ...companions[v.name], [v.name]: String(n) });
+      assert.doesNotThrow(() => parseConfig(env(lo)), `${v.name}=${lo}`);
+      assert.doesNotThrow(() => parseConfig(env(hi)), `${v.name}=${hi}`);
+      assert.equal(refusal(env(hi + 1)), `${v.name} is ${hi + 1}, out of range`);
+      // A 0 the column gives a meaning to (`PORT`: any free port) is taken below the range.
+      if (/\(0[ :=]/.test(v.accepted)) assert.doesNotThrow(() => parseConfig(env(0)), `${v.name}=0`);
+      else if (lo > 0) assert.equal(refusal(env(lo - 1)), `${v.name} is ${lo - 1}, out of range`);
+      for (const raw of ['-1', '1.5', '1e3', '0x10', 'ten']) assert.equal(refusal(env(raw)), `${v.name} is "${raw}", not a whole number`);
+    }
+    assert.ok(checked >= 36, `only ${checked} integer variables found (the README lists 36)`);
+  });
+
+  it('takes true or false for TUNNEL_TCP_ENABLED, also 1/0, yes/no, on/off, in any case, and refuses anything else', () => {
+    for (const raw of ['true', '1', 'yes', 'on', 'TRUE', 'Yes', ' On ']) assert.equal(parseConfig({ TUNNEL_TCP_ENABLED: raw }).tunnelTcpEnabled, true, raw);
+    for (const raw of ['false', '0', 'no', 'off', 'FALSE', 'No', 'OFF']) assert.equal(parseConfig({ TUNNEL_TCP_ENABLED: raw }).tunnelTcpEnabled, false, raw);
+    for (const raw of ['enabled', '2', 'y']) assert.equal(refusal({ TUNNEL_TCP_ENABLED: raw }), `TUNNEL_TCP_ENABLED is "${raw}"`);
+  });
+
+  it('takes LOG_LEVEL and TUNNEL_PUBLIC_SCHEME from their lists in any case, and nothing else', () => {
+    assert.equal(parseConfig({ LOG_LEVEL: 'WARN' }).logLevel, 'warn');
+    assert.equal(parseConfig({ TUNNEL_PUBLIC_SCHEME: 'HTTP' }).tunnelPublicScheme, 'http');
+    assert.equal(refusal({ LOG_LEVEL: 'verbose' }), 'LOG_LEVEL is "verbose"');
+    assert.equal(refusal({ TUNNEL_PUBLIC_SCHEME: 'wss' }), 'TUNNEL_PUBLIC_SCHEME is "wss"');
+  });
+
   it('takes a tunnel port range of one port, and refuses one whose end is a port below its start', () => {
     assert.equal(refusal({ TUNNEL_PORT_MIN: '10001', TUNNEL_PORT_MAX: '10000' }), 'TUNNEL_PORT_MAX (10000) is below TUNNEL_PORT_MIN (10001)');
     const one = parseConfig({ TUNNEL_PORT_MIN: '10000', TUNNEL_PORT_MAX: '10000' });
