@@ -158,6 +158,8 @@ describe('Redis loss', () => {
       assert.equal(r.body, 'cluster state unavailable');
       const c = await expectCloseRefusal(relayUrl(app, '&errors=close'));
       assert.deepEqual(c, { code: 4503, reason: 'cluster state unavailable' });
+      const metrics = await (await fetch(`${app.baseUrl}/metrics`)).text();
+      assert.match(metrics, /^wsproxy_admission_refusals_total\{reason="cluster"\} 2$/m, 'both refusals counted as cluster');
     }
     await echoes(held);
     // Released while Redis is gone: only the local truth changes.

@@ -436,7 +436,7 @@ describe('refusals at the listener, before any route', () => {
 });
 
 describe('authentication refusals', () => {
-  test('an unreachable JWKS endpoint (503) counts as reason "auth"', async () => {
+  test('a token refused 401 counts as reason "auth", as an unreachable JWKS endpoint (503) does', async () => {
     const app = await startApp({ CLERK_JWKS_URL: await unreachableJwksUrl(), JWKS_REFETCH_COOLDOWN_S: '0' });
     try {
       // A well-formed token, so the refusal comes from the key lookup, not the token's shape.
@@ -444,8 +444,10 @@ describe('authentication refusals', () => {
       const refusal = await expectRefusal(`${app.wsUrl}/relay?host=127.0.0.1&port=22&token=${token}`);
       assert.equal(refusal.status, 503);
       assert.match(refusal.body, /authentication unavailable/);
+      const missing = await expectRefusal(`${app.wsUrl}/relay?host=127.0.0.1&port=22`);
+      assert.deepEqual(missing, { status: 401, body: 'token missing' });
       const s = await scrape(`${app.baseUrl}/metrics`);
-      assert.equal(s.value('wsproxy_admission_refusals_total{reason="auth"}'), 1);
+      assert.equal(s.value('wsproxy_admission_refusals_total{reason="auth"}'), 2);
       // The JWKS service's own fetches, failed ones among them (the series stayed at 0 when it got no event emitter).
       assert.ok(s.value('wsproxy_jwks_fetches_total') >= 1);
       assert.equal(s.value('wsproxy_jwks_fetch_failures_total'), s.value('wsproxy_jwks_fetches_total'));

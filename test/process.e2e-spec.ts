@@ -329,6 +329,10 @@ describe('the built service as a process', () => {
       ws.send(Buffer.from('back'));
       assert.equal((await got).toString(), 'back', 'relays work again once descriptors are free');
       ws.close(1000);
+      const metrics = await (await fetch(`http://127.0.0.1:${svc.port}/metrics`)).text();
+      const counted = Number(/^wsproxy_admission_refusals_total\{reason="resources"\} (\d+)$/m.exec(metrics)?.[1]);
+      // At least each 503 the client read (one whose answer could not be written counts too).
+      assert.ok(counted >= refusals.length, `${counted} counted under resources, ${refusals.length} refusals read`);
     } finally {
       for (const ws of held) ws.terminate();
       for (const s of idle) s.destroy();
