@@ -579,6 +579,13 @@ describe('relay admission', () => {
       'Sec-WebSocket-Version': '8',
     });
     assert.match(res2, /^HTTP\/1\.1 426 [^]*\r\n\r\nunsupported Sec-WebSocket-Version\n$/);
+    // WebSocket offered among other protocols: a handshake, but not one RFC 6455 §4.1 describes.
+    const res3 = await rawExchange(
+      app.port,
+      'GET /relay?host=127.0.0.1&port=22 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c, websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    assert.match(res3, /^HTTP\/1\.1 400 [^]*\r\n\r\nUpgrade must be websocket\n$/);
   });
 });
 
