@@ -77,6 +77,18 @@ describe('authentication end to end', () => {
       await closeWs(ws);
     });
 
+    it('reads the bearer. prefix in any case, and takes an empty token= or a bare bearer. as no token: the next carrier is read', async () => {
+      const upper = await openWs(relay, { protocols: ['wsproxy', `BEARER.${await token('user_proto_upper')}`] });
+      assert.equal(upper.protocol, 'wsproxy');
+      await echoes(upper);
+      await closeWs(upper);
+      const behindEmpty = await openWs(`${relay}&token=`, { headers: { Authorization: `Bearer ${await token('user_behind_empty')}` } });
+      await echoes(behindEmpty);
+      await closeWs(behindEmpty);
+      assert.deepEqual(await expectRefusal(`${relay}&token=`), { status: 401, body: 'token missing' });
+      assert.deepEqual(await expectRefusal(relay, { protocols: ['wsproxy', 'bearer.'] }), { status: 401, body: 'token missing' });
+    });
+
     it('answers no subprotocol when only the token protocol was offered (so clients must offer another)', async () => {
       // The server never echoes the token; a client that offered only it fails the
       // handshake itself (browsers and ws both require an answered protocol).
