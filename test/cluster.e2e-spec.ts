@@ -14,6 +14,7 @@ import { echoTarget, randomPayload, type TestTarget } from './support/targets.js
 import { httpTo, TUNNEL_DOMAIN, waitFor } from './support/tunnel.js';
 import { closed, expectCloseRefusal, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
 import { within } from './support/within.js';
+import { UPGRADE_HEADERS, rawExchange } from './support/raw-http.js';
 
 let redis: TestRedis;
 let echo: TestTarget;
@@ -158,8 +159,10 @@ describe('Redis loss', () => {
       assert.equal(r.body, 'cluster state unavailable');
       const c = await expectCloseRefusal(relayUrl(app, '&errors=close'));
       assert.deepEqual(c, { code: 4503, reason: 'cluster state unavailable' });
+      const path = relayUrl(app).slice(app.wsUrl.length);
+      assert.match(await rawExchange(app.port, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE_HEADERS}\r\n`), /^HTTP\/1\.1 503 [^]*\r\nRetry-After: 5\r\n/);
       const metrics = await (await fetch(`${app.baseUrl}/metrics`)).text();
-      assert.match(metrics, /^wsproxy_admission_refusals_total\{reason="cluster"\} 2$/m, 'both refusals counted as cluster');
+      assert.match(metrics, /^wsproxy_admission_refusals_total\{reason="cluster"\} 3$/m, 'every refusal counted as cluster');
     }
     await echoes(held);
     // Released while Redis is gone: only the local truth changes.
