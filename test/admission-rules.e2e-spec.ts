@@ -51,12 +51,14 @@ describe('admission rules that throw', () => {
     assert.equal(res.body.trim(), LONG_REASON);
   });
 
-  test('a rule that throws something else is a 500, counted as internal, not as a bad request', async () => {
+  test('a rule that throws something else is a 500 internal error (4500 with errors=close), counted as internal, not as a bad request', async () => {
     const internal = await refusalsLabelled('internal');
     const badRequest = await refusalsLabelled('bad_request');
-    const res = await expectRefusal(`${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}&rule=throw`);
-    assert.equal(res.status, 500);
-    assert.equal(await refusalsLabelled('internal'), internal + 1);
+    const url = `${app.wsUrl}/relay?host=127.0.0.1&port=${target.port}&rule=throw`;
+    // The documented reason, never the error's own message.
+    assert.deepEqual(await expectRefusal(url), { status: 500, body: 'internal error' });
+    assert.deepEqual(await expectCloseRefusal(`${url}&errors=close`), { code: 4500, reason: 'internal error' });
+    assert.equal(await refusalsLabelled('internal'), internal + 2);
     assert.equal(await refusalsLabelled('bad_request'), badRequest);
   });
 });
