@@ -1078,6 +1078,10 @@ describe('a v2 tunnel client that stops reading', () => {
       const upgrade = await expectRefusal(`${app.wsUrl}/chat`, { headers: { host } });
       assert.equal(upgrade.status, 503);
       assert.equal(upgrade.body.trim(), CLIENT_NOT_READING_REASON);
+      // Both say when to come back, as every 503 does (before, the upgrade's refusal did not).
+      assert.equal((busy as { headers?: Record<string, unknown> }).headers?.['retry-after'], '5');
+      const rawUpgrade = await rawExchange(app.port, `GET /chat HTTP/1.1\r\nHost: ${host}\r\n${UPGRADE_HEADERS}\r\n`);
+      assert.match(rawUpgrade, /^HTTP\/1\.1 503 [^]*\r\nRetry-After: 5\r\n/i);
       // The bound (16 MiB) plus the one head that crossed it.
       assert.ok(most <= CLIENT_BACKLOG_BYTES + 256 * KiB, `send buffer reached ${most} bytes`);
       tunnel.ws.terminate();

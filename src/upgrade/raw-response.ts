@@ -14,10 +14,16 @@ export function responseInFlight(socket: Duplex): ServerResponse | null {
   return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
 }
 
+/** Headers a plain-text refusal carries for its status alone: a 503 says when to come back, whichever path answers it. */
+function statusHeaders(status: number): Record<string, string> {
+  return status === 503 ? { 'Retry-After': RETRY_AFTER_S } : {};
+}
+
 /**
  * Answers an upgrade request that will not become a WebSocket with a complete
  * HTTP response and closes the socket. Used before the handshake, where no
- * framework response object exists.
+ * framework response object exists. A 503 carries `Retry-After`, as every 503
+ * refusal does.
  */
 export function writeHttpRefusal(socket: Duplex, status: number, reason: string, extraHeaders: Record<string, string> = {}): void {
   if (socket.destroyed) return;
@@ -27,7 +33,7 @@ export function writeHttpRefusal(socket: Duplex, status: number, reason: string,
     'Content-Type: text/plain; charset=utf-8',
     `Content-Length: ${Buffer.byteLength(body)}`,
     'Connection: close',
-    ...Object.entries(extraHeaders).map(([k, v]) => `${k}: ${v}`),
+    ...Object.entries({ ...statusHeaders(status), ...extraHeaders }).map(([k, v]) => `${k}: ${v}`),
   ];
   socket.end(headers.join('\r\n') + '\r\n\r\n' + body);
   // A peer that never reads must not keep the socket open.
@@ -53,7 +59,7 @@ export function answerPlain(res: ServerResponse, status: number, reason: string,
   res.setHeader('content-type', 'text/plain; charset=utf-8');
   res.setHeader('content-length', Buffer.byteLength(body));
   res.setHeader('cache-control', 'no-store');
-  if (status === 503) res.setHeader('retry-after', RETRY_AFTER_S);
+  for (const [name, value] of Object.entries(statusHeaders(status))) res.setHeader(name, value);
   if (close) res.setHeader('connection', 'close');
   res.end(body);
 }

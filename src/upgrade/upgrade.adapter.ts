@@ -10,7 +10,7 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import { selectResponseProtocol } from '../auth/token-carriers.js';
 import { ChurnSet } from '../common/churn-map.js';
 import { explainProtocolCloses } from '../common/protocol-close.js';
-import { isRefusal, Refusal, RETRY_AFTER_S } from '../common/refusal.js';
+import { isRefusal, Refusal } from '../common/refusal.js';
 import { WsproxyEvents } from '../common/events.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
 import { DrainService } from '../lifecycle/drain.service.js';
@@ -28,13 +28,13 @@ import type { Admitted, UpgradeContext } from './upgrade-route.js';
 const draining = (): Refusal => new Refusal(503, 'server is draining', 'draining');
 
 /**
- * Headers an upgrade refusal's status calls for: a 401 names the scheme to
+ * Headers an upgrade refusal's status calls for besides the `Retry-After` of a
+ * 503 (`writeHttpRefusal` adds that to every one): a 401 names the scheme to
  * authenticate with (RFC 9110 §11.6.1: a 401 MUST carry WWW-Authenticate, as
- * AuthGuard's do), a 503 when to retry, a 426 the version spoken (RFC 6455 §4.4).
+ * AuthGuard's do), a 426 the version spoken (RFC 6455 §4.4).
  */
 function refusalHeaders(status: number): Record<string, string> {
   if (status === 401) return { 'WWW-Authenticate': 'Bearer' };
-  if (status === 503) return { 'Retry-After': RETRY_AFTER_S };
   if (status === 426) return { 'Sec-WebSocket-Version': '13' };
   return {};
 }
