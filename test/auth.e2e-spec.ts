@@ -195,7 +195,8 @@ describe('authentication end to end', () => {
       for (const [t, reason] of cases) {
         const res = await fetch(`${app.baseUrl}/auth/whoami`, { headers: t === null ? {} : { authorization: `Bearer ${t}` } });
         assert.equal(res.status, 401, reason);
-        assert.equal(((await res.json()) as { message: string }).message, reason);
+        assert.equal(res.headers.get('www-authenticate'), 'Bearer', reason);
+        assert.deepEqual(await res.json(), { statusCode: 401, message: reason });
       }
     });
   });
