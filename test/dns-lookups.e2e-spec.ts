@@ -87,6 +87,7 @@ describe('name lookups in flight (DNS_MAX_LOOKUPS_PER_IP, DNS_MAX_LOOKUPS)', () 
 
     const refused = await expectRefusal(url('c.hang.test'), { localAddress: A });
     assert.deepEqual([refused.status, refused.body], [429, 'too many name lookups from this IP']);
+    assert.match(await (await fetch(`${app.baseUrl}/metrics`)).text(), /^wsproxy_admission_refusals_total\{reason="limit"\} 1$/m, 'the 429 counted as limit');
     assert.ok(!calls.includes('c.hang.test'), 'no lookup was started for it');
 
     await echoes(await openWs(url('echo.test'), { localAddress: B }));
@@ -101,6 +102,8 @@ describe('name lookups in flight (DNS_MAX_LOOKUPS_PER_IP, DNS_MAX_LOOKUPS)', () 
     const refused = await expectRefusal(url('echo.test'), { localAddress: C });
     assert.deepEqual([refused.status, refused.body], [503, 'too many name lookups in progress']);
     assert.deepEqual(await refusalHeaders(url('echo.test'), C), { status: 503, retryAfter: '5' });
+    const metrics = await (await fetch(`${app.baseUrl}/metrics`)).text();
+    assert.match(metrics, /^wsproxy_admission_refusals_total\{reason="capacity"\} 2$/m, 'both 503s counted as capacity');
     await echoes(await openWs(url('127.0.0.1'), { localAddress: C }));
 
     for (const name of ['a.hang.test', 'b.hang.test', 'd.hang.test']) release(name);
