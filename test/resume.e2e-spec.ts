@@ -1079,6 +1079,29 @@ describe('a resumable relay busy both ways', () => {
   });
 });
 
+describe('a reattach from a browser origin', () => {
+  it('is checked against ALLOWED_ORIGINS after its parameters: 403 origin not allowed (4403), a malformed one still 400; an allowed origin reattaches', async () => {
+    const app = await startApp({ ALLOWED_ORIGINS: 'https://app.example.com' });
+    const echo = await echoTarget();
+    try {
+      const { client, session } = await RawResumeClient.open(`${app.wsUrl}/relay?host=127.0.0.1&port=${echo.port}&resume=1`, { origin: 'https://app.example.com' });
+      client.drop();
+      const reattach = `${app.wsUrl}/relay?resume=${session.id!}&received=0`;
+      const evil = { origin: 'https://evil.example' };
+      assert.deepEqual(await expectRefusal(reattach, evil), { status: 403, body: 'origin not allowed' });
+      assert.deepEqual(await expectCloseRefusal(`${reattach}&errors=close`, evil), { code: 4403, reason: 'origin not allowed' });
+      assert.deepEqual(await expectRefusal(`${app.wsUrl}/relay?resume=${session.id!}`, evil), { status: 400, body: 'missing received' });
+      const again = await RawResumeClient.connect(reattach, { origin: 'https://app.example.com' });
+      assert.equal((await again.nextControl('session')).id, session.id);
+      again.ws.close(1000);
+      await again.closed();
+    } finally {
+      await app.close();
+      await echo.close();
+    }
+  });
+});
+
 describe('a reattach while the service drains', () => {
   it('is refused 503 server is draining with Retry-After (4503 with errors=close), before its parameters are even read', async () => {
     const app = await startApp({ SHUTDOWN_TIMEOUT_MS: '60000' });
