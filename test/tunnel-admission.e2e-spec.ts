@@ -9,7 +9,7 @@ import { TUNNEL_REGISTRY, type TunnelRegistry } from '../src/tunnel/state/tunnel
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { JwksServer, makeKey, mintToken, type TestKey } from './support/jwks.js';
-import { closed, expectRefusal } from './support/ws-client.js';
+import { closed, expectCloseRefusal, expectRefusal } from './support/ws-client.js';
 import { RawTunnel, TUNNEL_DOMAIN, httpTo, startHttpService, tunnelEnv, waitFor } from './support/tunnel.js';
 
 async function slotsInUse(app: TestApp): Promise<number> {
@@ -63,7 +63,7 @@ describe('tunnel registration admission', () => {
 
   it('checks Origin like /relay', async () => {
     const refused = await expectRefusal(`${app.wsUrl}/tunnel`, { headers: { origin: 'https://evil.example.com' } });
-    assert.equal(refused.status, 403);
+    assert.deepEqual(refused, { status: 403, body: 'origin not allowed' });
     const ok = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, headers: { origin: 'https://app.example.com' } });
     await ok.close();
     await waitFor(() => nothingHeld(app), 5000, 'released');
@@ -96,6 +96,9 @@ describe('tunnel registration with authentication', () => {
   it('401 without a token; counts tunnels per user (sub)', async () => {
     assert.equal((await expectRefusal(`${app.wsUrl}/tunnel`)).status, 401);
     const alice = await TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, token: await mintToken(key, { sub: 'alice' }) });
+    const second = `${app.wsUrl}/tunnel?token=${await mintToken(key, { sub: 'alice' })}`;
+    assert.deepEqual(await expectRefusal(second), { status: 429, body: 'too many tunnels for this user' });
+    assert.deepEqual(await expectCloseRefusal(`${second}&errors=close`), { code: 4429, reason: 'too many tunnels for this user' });
     await assert.rejects(
       TunnelClient.connect({ proxy: `${app.wsUrl}/tunnel`, token: await mintToken(key, { sub: 'alice' }) }),
       (err: unknown) => err instanceof TunnelRefusedError && err.status === 429,
@@ -126,6 +129,18 @@ describe('tunnel lifetime', () => {
       assert.equal(reason, 'maximum connection age reached');
       assert.equal((await waiting).status, 502);
       await waitFor(() => nothingHeld(app), 5000, 'released');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('refuses a new tunnel while draining: 503 server is draining (4503 with errors=close)', async () => {
+    const app = await startApp(await tunnelEnv({}, 2));
+    try {
+      app.app.get(DrainService).startDraining();
+      assert.deepEqual(await expectRefusal(`${app.wsUrl}/tunnel`), { status: 503, body: 'server is draining' });
+      assert.deepEqual(await expectCloseRefusal(`${app.wsUrl}/tunnel?errors=close`), { code: 4503, reason: 'server is draining' });
+      assert.ok(await nothingHeld(app), 'nothing taken');
     } finally {
       await app.close();
     }
