@@ -250,6 +250,27 @@ describe('resumable relays', () => {
       await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
     });
 
+    it('ends with 1011 target error when the target resets, after the bytes it had sent; the session and its slot are gone', async () => {
+      const down = randomBytes(10 * KiB);
+      const t = await duplexTarget();
+      try {
+        const { client, session } = await RawResumeClient.open(openUrl(t.port));
+        const s = await t.socket;
+        s.write(down);
+        await client.until(() => client.bytes === down.length, 'the bytes sent before the reset');
+        s.resetAndDestroy();
+        const end = await within(client.closed(), 10_000, 'the close');
+        assert.equal(end.code, 1011);
+        assert.match(end.reason, /^target error: /);
+        assert.ok(client.data().equals(down));
+        await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
+        assert.deepEqual(await expectRefusal(reattachUrl(session.id!, down.length)), { status: 404, body: 'unknown session' });
+        await waitFor(async () => (await slotsInUse(app)) === 0, 10_000, 'the slot back');
+      } finally {
+        await t.close();
+      }
+    });
+
     it('ends with 1000 after the last target bytes, and keeps them for a client that was away', async () => {
       const down = randomBytes(50 * KiB);
       // Attached: every byte, then 1000.
