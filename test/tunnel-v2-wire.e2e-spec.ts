@@ -431,6 +431,20 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     });
   });
 
+  it('closes an accepted requester WebSocket with 1011 tunnel reset the stream when the client resets its stream', async () => {
+    await withTunnel(async (tunnel, host) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
+      ws.on('error', () => undefined);
+      const open = await tunnel.nextOpen();
+      tunnel.send(encodeResponse(open.stream, { status: 101, headers: [] }));
+      await within(once(ws, 'open'), 5000, "the requester's WebSocket opens");
+      const closed = once(ws, 'close') as Promise<[number, Buffer]>;
+      tunnel.send(encodeReset(open.stream, R.INTERNAL_ERROR, 'local service gone'));
+      const [code, reason] = await within(closed, 5000, "the requester's close");
+      assert.deepEqual([code, reason.toString()], [1011, 'tunnel reset the stream']);
+    });
+  });
+
   it('a WebSocket upgrade with a body is refused 400 and never reaches the tunnel', async () => {
     await withTunnel(async (tunnel, host) => {
       const text = await rawExchange(app.port, `GET /chat HTTP/1.1\r\nHost: ${host}\r\n${UPGRADE_HEADERS}Content-Length: 5\r\n\r\nhello`);
