@@ -422,6 +422,33 @@ describe('JwksService', () => {
       }
     });
 
+    it('writes one bounded line per fetch however many entries it skips, and each refetch a client provokes writes no more', async () => {
+      const junk = Array.from({ length: 20_000 }, () => ({}));
+      const server = await JwksServer.start([]);
+      const lines: string[] = [];
+      const keep = (m: unknown): void => void lines.push(String(m));
+      Logger.overrideLogger({ log: keep, warn: keep, error: keep, debug() {}, verbose() {} });
+      try {
+        server.answerRaw(200, JSON.stringify({ keys: [...junk, keyA.jwk] }));
+        const r = rig(server.url, { JWKS_REFETCH_COOLDOWN_S: '10' });
+        await r.jwks.warmUp();
+        assert.equal(await r.check(await r.mint(keyA)), 'sub-of-kid-a');
+        // A client naming an unknown kid, once a cooldown, makes the proxy fetch the same JWKS again.
+        r.clock.advance(11 * S);
+        assert.ok(isRefusal(await r.check(await r.mint(keyB)), 401, 'unknown key'));
+        assert.equal(server.requests, 2);
+        const skipped = lines.filter((l) => l.includes('skipped'));
+        assert.equal(skipped.length, 2, `${lines.length} lines logged`);
+        for (const l of skipped) {
+          assert.match(l, /^JWKS: 20000 key\(s\) skipped: #0: no usable kid; .*; and 19990 more$/);
+          assert.ok(l.length < 1000, `${l.length} characters`);
+        }
+      } finally {
+        Logger.overrideLogger(quiet);
+        await server.stop();
+      }
+    });
+
     it('answers 503 when the first JWKS response is garbage', async () => {
       const server = await JwksServer.start([]);
       try {

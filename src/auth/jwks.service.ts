@@ -35,6 +35,8 @@ export interface JwksStatus {
 }
 
 const MAX_JWKS_BYTES = 512 * 1024;
+/** Entries named in one log line about a fetch (kids loaded, keys skipped); the rest are counted. */
+const MAX_LOGGED_ENTRIES = 10;
 
 const unavailable = (): Refusal => new Refusal(503, 'authentication unavailable', 'auth_unavailable');
 const refused = (reason: string): Refusal => new Refusal(401, reason, 'auth');
@@ -216,7 +218,7 @@ export class JwksService implements OnApplicationBootstrap {
       if (keys.size === 0) {
         this.logger.warn('JWKS holds no usable signing key: authentication answers 503 until it does');
       } else if (previous === null || !sameKids(previous.keys, keys)) {
-        this.logger.log(`JWKS loaded: ${keys.size} key(s), kids ${[...keys.keys()].join(', ')}`);
+        this.logger.log(`JWKS loaded: ${keys.size} key(s), kids ${listed([...keys.keys()])}`);
       }
     } catch (err) {
       this.lastAttemptOk = false;
@@ -266,7 +268,8 @@ export class JwksService implements OnApplicationBootstrap {
       imported.set(jwk, forAlgs);
       return null;
     });
-    for (const s of skipped) this.logger.warn(`JWKS key skipped: ${s}`);
+    // One line per fetch: a JWKS of 512 KiB holds 170 000 `{}` entries, and a client naming unknown kids refetches it every cooldown.
+    if (skipped.length > 0) this.logger.warn(`JWKS: ${skipped.length} key(s) skipped: ${listed(skipped, '; ')}`);
     const usable = new Map(keys.map((jwk) => [jwk.kid, { jwk, imported: imported.get(jwk)! }]));
     for (const kid of usable.keys()) unfit.delete(kid);
     return { keys: usable, unfit };
@@ -288,6 +291,12 @@ function sameKids(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknow
   if (a.size !== b.size) return false;
   for (const k of a.keys()) if (!b.has(k)) return false;
   return true;
+}
+
+/** `items` joined, the first `MAX_LOGGED_ENTRIES` of them, with how many more there are. */
+function listed(items: readonly string[], separator = ', '): string {
+  const shown = items.slice(0, MAX_LOGGED_ENTRIES).join(separator);
+  return items.length > MAX_LOGGED_ENTRIES ? `${shown}${separator}and ${items.length - MAX_LOGGED_ENTRIES} more` : shown;
 }
 
 function describeFetchError(err: unknown, timeoutMs: number): string {
