@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from './config.schema.js';
+import { DEFAULT_BLOCKED_TARGETS } from '../policy/blocklist.service.js';
 import { configWarnings, unknownVariableWarnings } from './config-warnings.js';
 
 const JWKS = 'https://clerk.example.com/.well-known/jwks.json';
@@ -25,6 +26,18 @@ describe('configWarnings', () => {
       'METRICS_PORT 10051 is inside the tunnel port pool (TUNNEL_PORT_MIN..TUNNEL_PORT_MAX): tunnels skip it',
     ]);
     assert.deepEqual(configWarnings(parseConfig({ PORT: '10050', TUNNEL_TCP_ENABLED: 'false' })), []);
+  });
+
+  it('warns about a BLOCKED_TARGETS list that leaves this host or the cloud metadata service reachable, naming what it leaves open', () => {
+    const openOf = (list: string): string | undefined => configWarnings(parseConfig({ BLOCKED_TARGETS: list })).find((w) => w.startsWith('BLOCKED_TARGETS'));
+    assert.equal(
+      openOf('10.0.0.0/8'),
+      "BLOCKED_TARGETS replaces the built-in list and leaves 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, ::/128, ::1/128, fe80::/10 open: a relay may reach this host's own services or the cloud metadata service",
+    );
+    // A range only partly listed is open; IPv4 listed in IPv4-mapped form counts as IPv4.
+    assert.match(openOf('0.0.0.0/8,127.0.0.1,169.254.169.254/32,::ffff:127.0.0.0/104,::/127,fe80::/10')!, /leaves 169\.254\.0\.0\/16 open/);
+    // The built-in list written out, a wider one, the default and none (which has its own warning at startup): nothing to say.
+    for (const list of [DEFAULT_BLOCKED_TARGETS.join(','), '0.0.0.0/0,::/1,fe80::/9', '', 'none']) assert.equal(openOf(list), undefined, list);
   });
 
   it('warns about a JWKS refetch with no cooldown, only with authentication on', () => {

@@ -1,3 +1,4 @@
+import { BlocklistService, SELF_AND_METADATA_TARGETS } from '../policy/blocklist.service.js';
 import { trustedProxyRange } from '../upgrade/client-ip.js';
 import { CONFIG_VARS, authEnabled, listenersInTunnelPool, type WsproxyConfig } from './config.schema.js';
 
@@ -14,10 +15,21 @@ export function configWarnings(config: WsproxyConfig): string[] {
   for (const [variable, port] of listenersInTunnelPool(config)) {
     warnings.push(`${variable} ${port} is inside the tunnel port pool (TUNNEL_PORT_MIN..TUNNEL_PORT_MAX): tunnels skip it`);
   }
+  const open = rangesLeftOpen(config);
+  if (open.length > 0) {
+    warnings.push(`BLOCKED_TARGETS replaces the built-in list and leaves ${open.join(', ')} open: a relay may reach this host's own services or the cloud metadata service`);
+  }
   if (authEnabled(config) && config.jwksRefetchCooldownS === 0) {
     warnings.push('JWKS_REFETCH_COOLDOWN_S is 0: every token naming an unknown kid fetches the JWKS again');
   }
   return warnings;
+}
+
+/** The ranges of `SELF_AND_METADATA_TARGETS` that a `BLOCKED_TARGETS` list does not block whole. `none` has its own warning. */
+function rangesLeftOpen(config: WsproxyConfig): string[] {
+  if (!Array.isArray(config.blockedTargets)) return [];
+  const blocklist = new BlocklistService(config);
+  return SELF_AND_METADATA_TARGETS.filter((range) => !blocklist.blocksWhole(range));
 }
 
 /** Kubernetes service links (`<SVC>_SERVICE_HOST`, `<SVC>_PORT=tcp://…`, `<SVC>_PORT_8080_TCP…`) are not the operator's typos. */

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ConfigError } from '../config/config.schema.js';
 import { wsproxyConfig, type WsproxyConfigType } from '../config/wsproxy.config.js';
-import { cidrContains, embeddedIPv4, mappedCidrToIPv4, parseCidr, parseIpLiteral, toWords, type Cidr } from './ip.js';
+import { cidrContains, cidrCovers, embeddedIPv4, mappedCidrToIPv4, parseCidr, parseIpLiteral, toWords, type Cidr } from './ip.js';
 
 /**
  * The built-in `BLOCKED_TARGETS`: every range that is not public unicast.
@@ -40,6 +40,13 @@ export const DEFAULT_BLOCKED_TARGETS: readonly string[] = [
   'fec0::/10', // deprecated site-local
   'ff00::/8', // multicast
 ];
+
+/**
+ * The ranges of the built-in list through which a relay reaches the proxy's
+ * own host (`0.0.0.0` and `::` dial it too) or the cloud metadata service:
+ * a `BLOCKED_TARGETS` list that leaves one open is warned about at boot.
+ */
+export const SELF_AND_METADATA_TARGETS: readonly string[] = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '::/128', '::1/128', 'fe80::/10'];
 
 /**
  * Decides whether a target address may never be dialled (`BLOCKED_TARGETS`).
@@ -84,6 +91,13 @@ export class BlocklistService {
     if (v4 === null) return false;
     const inner = { family: 4 as const, words: [v4] };
     return this.v4.some((c) => cidrContains(c, inner));
+  }
+
+  /** Whether every address of `range` (a CIDR in standard form) is blocked. */
+  blocksWhole(range: string): boolean {
+    if (this.none) return false;
+    const inner = parseCidr(range);
+    return (inner.family === 4 ? this.v4 : this.v6).some((c) => cidrCovers(c, inner));
   }
 
   private add(entry: string): void {

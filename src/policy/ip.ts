@@ -117,6 +117,11 @@ export function cidrContains(cidr: Cidr, ip: IpWords): boolean {
   return true;
 }
 
+/** Whether `outer` holds every address of `inner`. */
+export function cidrCovers(outer: Cidr, inner: Cidr): boolean {
+  return outer.family === inner.family && outer.bits <= inner.bits && cidrContains(outer, inner);
+}
+
 /**
  * The IPv4 address an IPv6 address carries to an IPv4 host, as one word, or null:
  * IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96`, IPv4-translated
