@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap } from '@nestjs/common';
 import { WsproxyEvents } from '../common/events.js';
-import { Refusal } from '../common/refusal.js';
 import type { WsproxyConfig } from '../config/config.schema.js';
 import { wsproxyConfig } from '../config/wsproxy.config.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import { AUTH_CLOCK } from './clock.js';
+import { authRefusal, authUnavailable } from './auth-reasons.js';
 import { parseJwks, readCappedText, type JwksKey } from './jwks-document.js';
 import { importVerificationKey, importVerificationKeys, type VerificationKey } from './jws-verifier.js';
 
@@ -37,9 +37,6 @@ export interface JwksStatus {
 const MAX_JWKS_BYTES = 512 * 1024;
 /** Entries named in one log line about a fetch (kids loaded, keys skipped); the rest are counted. */
 const MAX_LOGGED_ENTRIES = 10;
-
-const unavailable = (): Refusal => new Refusal(503, 'authentication unavailable', 'auth_unavailable');
-const refused = (reason: string): Refusal => new Refusal(401, reason, 'auth');
 
 /**
  * The issuer's signing keys (`CLERK_JWKS_URL`), fetched and cached.
@@ -148,7 +145,7 @@ export class JwksService implements OnApplicationBootstrap {
    * the key is not made for `alg`, and `Refusal(503, …)` when no keys are usable.
    */
   async getKey(kid: string, alg: string): Promise<VerificationKey> {
-    if (this.url === '') throw unavailable();
+    if (this.url === '') throw authUnavailable();
     let set = this.current;
     if (set !== null && this.isFresh(set)) {
       if (!set.keys.has(kid) && !set.unfit.has(kid)) await this.refetch('unknown-kid');
@@ -161,9 +158,9 @@ export class JwksService implements OnApplicationBootstrap {
 
     set = this.current;
     // A JWKS that answered with no usable key withdrew the old ones: nothing verifies.
-    if (set === null || !this.isUsable(set) || set.keys.size === 0) throw unavailable();
+    if (set === null || !this.isUsable(set) || set.keys.size === 0) throw authUnavailable();
     const entry = set.keys.get(kid);
-    if (entry === undefined) throw refused(set.unfit.has(kid) ? 'algorithm not allowed' : 'unknown key');
+    if (entry === undefined) throw authRefusal(set.unfit.has(kid) ? 'algorithm not allowed' : 'unknown key');
     return this.importFor(entry, alg);
   }
 
@@ -282,7 +279,7 @@ export class JwksService implements OnApplicationBootstrap {
       key = importVerificationKey(entry.jwk, alg);
       entry.imported.set(alg, key);
     }
-    if (key === null) throw refused('algorithm not allowed');
+    if (key === null) throw authRefusal('algorithm not allowed');
     return key;
   }
 }
