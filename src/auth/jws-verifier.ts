@@ -32,6 +32,9 @@ const ALGS: Readonly<Record<string, AlgSpec>> = {
   EdDSA: { hash: null, kty: 'OKP', curves: ['Ed25519', 'Ed448'] },
 };
 
+/** The JWS algorithms this verifier checks, in the order the configuration lists them. */
+export const SUPPORTED_JWT_ALGORITHMS: readonly string[] = Object.keys(ALGS);
+
 /** RSA keys shorter than this never verify (RFC 7518 §3.3 asks for 2048). */
 const MIN_RSA_BITS = 2048;
 

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
+import { SUPPORTED_JWT_ALGORITHMS } from '../auth/jws-verifier.js';
 import { parseAllowedTargets } from '../policy/allowed-targets.js';
 import { v1MaxBodyBytes } from '../tunnel/v1/v1-limits.js';
 import { isOriginEntry } from '../upgrade/origin-policy.js';
@@ -177,7 +178,7 @@ function isCidrOrIp(e: string): boolean {
   return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
-const JWT_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+const JWT_ALGS = SUPPORTED_JWT_ALGORITHMS;
 
 function jwtAlgorithms(raw: string, name: string): string[] {
   const algs = list(raw);
