@@ -27,6 +27,29 @@ interface StalledOwner {
   closedWith(): unknown;
 }
 
+/** What both suites run against: a Redis, a local HTTP service answering `ok` and a TCP echo target. */
+interface StallFixture {
+  readonly redis: TestRedis;
+  readonly service: HttpService;
+  readonly echo: TestTarget;
+}
+
+/** Starts a `StallFixture` before the tests of the calling `describe` (its fields are set then) and closes it after them. */
+function stallFixture(): StallFixture {
+  const fixture = {} as { -readonly [K in keyof StallFixture]: StallFixture[K] };
+  before(async () => {
+    fixture.redis = await TestRedis.start();
+    fixture.service = await startHttpService((_req, _body, res) => res.end('ok'));
+    fixture.echo = await echoTarget();
+  });
+  after(async () => {
+    await fixture.service.close();
+    await fixture.echo.close();
+    await fixture.redis.close();
+  });
+  return fixture;
+}
+
 /** Echoes `bytes` random bytes through `host:port`. */
 async function echoesThrough(host: string, port: number, bytes = 64 * 1024): Promise<void> {
   const s = await dial(port, host);
@@ -38,20 +61,7 @@ async function echoesThrough(host: string, port: number, bytes = 64 * 1024): Pro
 }
 
 describe('a replica whose event loop stalls', () => {
-  let redis: TestRedis;
-  let service: HttpService;
-  let echo: TestTarget;
-
-  before(async () => {
-    redis = await TestRedis.start();
-    service = await startHttpService((_req, _body, res) => res.end('ok'));
-    echo = await echoTarget();
-  });
-  after(async () => {
-    await service.close();
-    await echo.close();
-    await redis.close();
-  });
+  const fixture = stallFixture();
 
   /**
    * Starts the owner (a child process) and an entry replica, opens a tunnel
@@ -60,10 +70,10 @@ describe('a replica whose event loop stalls', () => {
    * TTL, whatever the machine's speed. `test` resumes it.
    */
   async function withStalledOwner(test: (s: StalledOwner) => Promise<void>): Promise<void> {
-    const env = clusterEnv(redis, await tunnelEnv({}, 4));
+    const env = clusterEnv(fixture.redis, await tunnelEnv({}, 4));
     const owner = await startServiceProcess({ ...env, TUNNEL_BIND_HOST: HOST_A });
     const entry = await startApp({ ...env, TUNNEL_BIND_HOST: HOST_B });
-    const client = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${owner.port}/tunnel`, to: service.target, tcpTo: `127.0.0.1:${echo.port}` });
+    const client = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${owner.port}/tunnel`, to: fixture.service.target, tcpTo: `127.0.0.1:${fixture.echo.port}` });
     let closedWith: unknown;
     void client.closed.then((c) => (closedWith = c));
     try {
@@ -75,7 +85,7 @@ describe('a replica whose event loop stalls', () => {
 
       owner.child.kill('SIGSTOP');
       const expired = async (): Promise<boolean> =>
-        (await redisCommand(redis, ['EXISTS', tunnelKey(client.subdomain)])) === '0' && (await redisCommand(redis, ['EXISTS', portKey(port)])) === '0';
+        (await redisCommand(fixture.redis, ['EXISTS', tunnelKey(client.subdomain)])) === '0' && (await redisCommand(fixture.redis, ['EXISTS', portKey(port)])) === '0';
       await waitFor(expired, 20_000, "the owner's tunnel record and port claim expiring", 100);
       // Meanwhile the owner is dead to the cluster: its subdomain is unknown.
       const during = await httpTo(entry.port, host);
@@ -105,49 +115,36 @@ describe('a replica whose event loop stalls', () => {
 
   it('closes a tunnel (1012) whose raw port another replica claimed during the stall, and leaves that claim alone', async () => {
     await withStalledOwner(async ({ owner, client, port }) => {
-      await redisCommand(redis, ['SET', portKey(port), 'another-replica 0123456789abcdef', 'PX', '60000']);
+      await redisCommand(fixture.redis, ['SET', portKey(port), 'another-replica 0123456789abcdef', 'PX', '60000']);
       owner.child.kill('SIGCONT');
       assert.deepEqual(await within(client.closed, 10_000, 'the tunnel closed'), { code: 1012, reason: 'raw port lost: reconnect' });
-      assert.equal(await redisCommand(redis, ['GET', portKey(port)]), 'another-replica 0123456789abcdef');
-      await redisCommand(redis, ['DEL', portKey(port)]);
+      assert.equal(await redisCommand(fixture.redis, ['GET', portKey(port)]), 'another-replica 0123456789abcdef');
+      await redisCommand(fixture.redis, ['DEL', portKey(port)]);
     });
   });
 
   it('gives up its raw ports (1012) after a stall when Redis does not answer the beat that would re-claim them', async () => {
     await withStalledOwner(async ({ owner, client }) => {
-      redis.pause();
+      fixture.redis.pause();
       try {
         owner.child.kill('SIGCONT');
         assert.deepEqual(await within(client.closed, 10_000, 'the tunnel closed'), { code: 1012, reason: 'raw port lost: reconnect' });
       } finally {
-        redis.resume();
+        fixture.redis.resume();
       }
     });
   });
 });
 
 describe('a replica whose event loop stalls with a Redis reply on its way', () => {
-  let redis: TestRedis;
-  let service: HttpService;
-  let echo: TestTarget;
-
-  before(async () => {
-    redis = await TestRedis.start();
-    service = await startHttpService((_req, _body, res) => res.end('ok'));
-    echo = await echoTarget();
-  });
-  after(async () => {
-    await service.close();
-    await echo.close();
-    await redis.close();
-  });
+  const fixture = stallFixture();
 
   it('keeps its raw ports through a stall that starts as a heartbeat leaves: the reply that came meanwhile renewed them', async () => {
     // Beats a second apart: the fence point (TTL less one beat, 2 s) comes before a gap between two beats reads as a stall (1.5 beats).
-    const relay = await startRedisRelay(redis.port);
-    const env = clusterEnv(redis, await tunnelEnv({ CLUSTER_HEARTBEAT_MS: '1000' }, 4));
+    const relay = await startRedisRelay(fixture.redis.port);
+    const env = clusterEnv(fixture.redis, await tunnelEnv({ CLUSTER_HEARTBEAT_MS: '1000' }, 4));
     const owner = await startServiceProcess({ ...env, REDIS_URL: relay.url, TUNNEL_BIND_HOST: HOST_A });
-    const client = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${owner.port}/tunnel`, to: service.target, tcpTo: `127.0.0.1:${echo.port}` });
+    const client = await TunnelClient.connect({ proxy: `ws://127.0.0.1:${owner.port}/tunnel`, to: fixture.service.target, tcpTo: `127.0.0.1:${fixture.echo.port}` });
     let closedWith: unknown;
     void client.closed.then((c) => (closedWith = c));
     const beatSent = (): Promise<void> => new Promise((resolve) => relay.onSent(REPLICA_PORTS_PREFIX, resolve));
@@ -180,11 +177,11 @@ describe('a replica whose event loop stalls with a Redis reply on its way', () =
   });
 
   it('takes the reply that arrived during the stall: the requester gets the tunnel, not 503 "cluster state unavailable"', async () => {
-    const relay = await startRedisRelay(redis.port);
-    const env = clusterEnv(redis, await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }, 2));
+    const relay = await startRedisRelay(fixture.redis.port);
+    const env = clusterEnv(fixture.redis, await tunnelEnv({ TUNNEL_TCP_ENABLED: 'false' }, 2));
     const entry = await startServiceProcess({ ...env, REDIS_URL: relay.url });
     const owner = await startApp(env);
-    const client = await TunnelClient.connect({ proxy: `${owner.wsUrl}/tunnel`, to: service.target });
+    const client = await TunnelClient.connect({ proxy: `${owner.wsUrl}/tunnel`, to: fixture.service.target });
     try {
       const host = `${client.subdomain}.${TUNNEL_DOMAIN}`;
       // The entry's lookup of the subdomain reaches Redis, and its event loop stops before the reply comes.
@@ -215,8 +212,8 @@ describe('a replica whose event loop stalls with a Redis reply on its way', () =
   });
 
   it('shuts down though Redis stopped answering: its QUIT is bounded like every command', async () => {
-    const relay = await startRedisRelay(redis.port);
-    const app = await startApp(clusterEnv(redis, { REDIS_URL: relay.url }));
+    const relay = await startRedisRelay(fixture.redis.port);
+    const app = await startApp(clusterEnv(fixture.redis, { REDIS_URL: relay.url }));
     try {
       relay.hold();
       // Generous: the leave commands before the QUIT each wait out the command timeout.

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { LimitsService } from '../src/limits/limits.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { JwksServer, makeKey, mintToken, type TestKey } from './support/jwks.js';
-import { clusterEnv, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
+import { clusterEnv, redisCommand, TestRedis, TEST_CLUSTER_SECRET } from './support/redis.js';
 import { echoTarget, randomPayload, type TestTarget } from './support/targets.js';
 import { httpTo, TUNNEL_DOMAIN, waitFor } from './support/tunnel.js';
 import { closed, expectCloseRefusal, expectRefusal, openWs, receiveBytes } from './support/ws-client.js';
@@ -220,13 +220,7 @@ describe('Redis loss', () => {
     const b = await replica(env);
     const held = [await relay(a), await relay(a)];
     assert.equal((await expectRefusal(relayUrl(b))).status, 429);
-    const probe = new Redis(redis.url, { lazyConnect: true });
-    try {
-      await probe.connect();
-      await probe.flushall();
-    } finally {
-      probe.disconnect();
-    }
+    await redisCommand(redis, ['FLUSHALL']);
     // Before, B counted only the shares re-published so far: none, until A's next beat.
     const r = await expectRefusal(relayUrl(b));
     assert.equal(r.status, 503);
@@ -242,13 +236,7 @@ describe('Redis loss', () => {
     // Beats a second apart: the next one is unlikely to fall between the refusal and the readiness probe.
     const a = await replica({ CLUSTER_HEARTBEAT_MS: '1000' });
     await eventuallyOpens(a).then(closeRelay);
-    const probe = new Redis(redis.url, { lazyConnect: true });
-    try {
-      await probe.connect();
-      await probe.flushall();
-    } finally {
-      probe.disconnect();
-    }
+    await redisCommand(redis, ['FLUSHALL']);
     const r = await expectRefusal(relayUrl(a));
     assert.equal(r.status, 503);
     const ready = await fetch(`${a.baseUrl}/health/ready`);

@@ -21,6 +21,27 @@ async function closeAll(tunnel: TunnelClient, fake: WebSocketServer, local: Serv
   local.close();
 }
 
+/**
+ * Listens `local` on loopback and connects the reference client (speaking `protocol`, or its default) to it through
+ * a fake `/tunnel` endpoint that sends `ready` as the client connects.
+ */
+async function connectThroughFake(local: Server, ready: string | Uint8Array, protocol?: 1 | 2): Promise<{ tunnel: TunnelClient; ws: WebSocket; fake: WebSocketServer }> {
+  await new Promise<void>((r) => local.listen(0, '127.0.0.1', () => r()));
+  const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(fake, 'listening');
+  const connected = once(fake, 'connection') as Promise<[WebSocket]>;
+  const proxy = `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`;
+  const to = `127.0.0.1:${(local.address() as AddressInfo).port}`;
+  const [tunnel, ws] = await Promise.all([
+    TunnelClient.connect(protocol === undefined ? { proxy, to } : { proxy, to, protocol }),
+    connected.then(([ws]) => {
+      ws.send(ready);
+      return ws;
+    }),
+  ]);
+  return { tunnel, ws, fake };
+}
+
 describe('v1 reference client and a proxy that declares a wrong Content-Length', () => {
   it('sends the local service the body it carries, with its own length: nothing left over to be read as a second request', async () => {
     const seen: { method: string; url: string; body: string }[] = [];
@@ -33,18 +54,7 @@ describe('v1 reference client and a proxy that declares a wrong Content-Length',
       });
     });
     local.keepAliveTimeout = 10_000;
-    await new Promise<void>((r) => local.listen(0, '127.0.0.1', () => r()));
-    const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await once(fake, 'listening');
-    const connected = once(fake, 'connection') as Promise<[WebSocket]>;
-    const client = await Promise.all([
-      TunnelClient.connect({ proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`, to: `127.0.0.1:${(local.address() as AddressInfo).port}` }),
-      connected.then(([ws]) => {
-        ws.send(JSON.stringify({ type: 'tunnel_ready', tunnelUrl: 'http://0123456789abcdef.tunnel.test', rawPort: 0 }));
-        return ws;
-      }),
-    ]);
-    const [tunnel, ws] = client;
+    const { tunnel, ws, fake } = await connectThroughFake(local, JSON.stringify({ type: 'tunnel_ready', tunnelUrl: 'http://0123456789abcdef.tunnel.test', rawPort: 0 }));
     try {
       const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: local\r\n\r\n';
       const body = 'ab' + smuggled;
@@ -116,18 +126,8 @@ describe('TunnelClient and a proxy that sends an absolute-form request target', 
       seen.push(`${req.method} ${req.url} host=${req.headers.host}`);
       res.end('ok');
     });
-    await new Promise<void>((r) => local.listen(0, '127.0.0.1', () => r()));
-    const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await once(fake, 'listening');
-    const connected = once(fake, 'connection') as Promise<[WebSocket]>;
-    const [tunnel, ws] = await Promise.all([
-      TunnelClient.connect({ proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`, to: `127.0.0.1:${(local.address() as AddressInfo).port}`, protocol }),
-      connected.then(([ws]) => {
-        if (protocol === 1) ws.send(JSON.stringify({ type: 'tunnel_ready', tunnelUrl: 'http://0123456789abcdef.tunnel.test', rawPort: 0 }));
-        else ws.send(encodeReady('http://0123456789abcdef.tunnel.test', 0));
-        return ws;
-      }),
-    ]);
+    const ready = protocol === 1 ? JSON.stringify({ type: 'tunnel_ready', tunnelUrl: 'http://0123456789abcdef.tunnel.test', rawPort: 0 }) : encodeReady('http://0123456789abcdef.tunnel.test', 0);
+    const { tunnel, ws, fake } = await connectThroughFake(local, ready, protocol);
     try {
       await run(ws, seen);
     } finally {
@@ -226,17 +226,7 @@ describe('TunnelClient and a proxy that forwards CONNECT', () => {
         connects++;
         socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       });
-      await new Promise<void>((r) => local.listen(0, '127.0.0.1', () => r()));
-      const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-      await once(fake, 'listening');
-      const connected = once(fake, 'connection') as Promise<[WebSocket]>;
-      const [tunnel, ws] = await Promise.all([
-        TunnelClient.connect({ proxy: `ws://127.0.0.1:${(fake.address() as AddressInfo).port}/tunnel`, to: `127.0.0.1:${(local.address() as AddressInfo).port}`, protocol }),
-        connected.then(([ws]) => {
-          ws.send(protocol === 1 ? JSON.stringify({ type: 'tunnel_ready', tunnelUrl: '', rawPort: 0 }) : encodeReady('', 0));
-          return ws;
-        }),
-      ]);
+      const { tunnel, ws, fake } = await connectThroughFake(local, protocol === 1 ? JSON.stringify({ type: 'tunnel_ready', tunnelUrl: '', rawPort: 0 }) : encodeReady('', 0), protocol);
       try {
         const status = new Promise<number>((resolve) =>
           ws.on('message', (m: Buffer, binary: boolean) => {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { connect, createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { TunnelClient } from '../src/tunnel/client/tunnel-client.js';
+import type { TunnelSession } from '../src/tunnel/core/tunnel-session.js';
 import { TunnelService } from '../src/tunnel/tunnel.service.js';
 import { TUNNEL_WS_HIGH_WATER } from '../src/tunnel/v1/v1-wire.js';
 import { PORT_POOL, type PortPool } from '../src/tunnel/state/port-pool.js';
@@ -23,6 +24,19 @@ function readAll(s: Socket): Promise<Buffer> {
     s.on('data', (c: Buffer) => chunks.push(c));
     s.once('close', () => resolve(Buffer.concat(chunks)));
   });
+}
+
+/** A TCP peer on the raw port `rawPort` that does not read, its `tcp_open` at the raw client, and the proxy's session of that tunnel with its WebSocket. */
+async function peerThatDoesNotRead(
+  app: TestApp,
+  tunnel: RawTunnel,
+  rawPort: number,
+): Promise<{ socket: Socket; open: { connId: string }; session: TunnelSession; wire: { ws: { isPaused: boolean } } }> {
+  const socket = await dial(rawPort);
+  socket.pause();
+  const open = await tunnel.nextJson<{ connId: string }>('tcp_open');
+  const session = [...app.app.get(TunnelService).sessions().values()].find((t) => t.info.rawPort === rawPort)!;
+  return { socket, open, session, wire: session.wire as unknown as { ws: { isPaused: boolean } } };
 }
 
 describe('raw TCP through a tunnel port (reference client)', () => {
@@ -244,11 +258,7 @@ describe('raw TCP wire format and flow control (raw protocol client)', () => {
   it('applies backpressure towards a TCP peer that does not read without stalling the tunnel for good', async () => {
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     try {
-      const s = await dial(ready.rawPort as number);
-      s.pause();
-      const open = await tunnel.nextJson<{ connId: string }>('tcp_open');
-      const session = [...app.app.get(TunnelService).sessions().values()].find((t) => t.info.rawPort === ready.rawPort)!;
-      const wire = session.wire as unknown as { ws: { isPaused: boolean } };
+      const { socket: s, open, wire } = await peerThatDoesNotRead(app, tunnel, ready.rawPort as number);
       const chunk = randomPayload(256 * 1024);
       for (let i = 0; i < 64; i++) tunnel.send(dataFrame(open.connId, chunk));
       await waitFor(() => wire.ws.isPaused, 5000, 'the proxy stops reading the tunnel while the peer does not read');
@@ -269,9 +279,7 @@ describe('a TCP peer that never reads (v1 stall guard)', () => {
     const app = await startApp(await tunnelEnv({ PING_INTERVAL_MS: '2000' }, 2));
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     try {
-      const stuck = await dial(ready.rawPort as number);
-      stuck.pause();
-      const open = await tunnel.nextJson<{ connId: string }>('tcp_open');
+      const { socket: stuck, open } = await peerThatDoesNotRead(app, tunnel, ready.rawPort as number);
       const chunk = randomPayload(1024 * 1024);
       for (let i = 0; i < 16; i++) tunnel.send(dataFrame(open.connId, chunk));
       // The proxy gives up on it: tcp_close goes out and the slot is free.
@@ -300,11 +308,7 @@ describe('a server close of a v1 tunnel paused for a TCP peer that does not read
     const app = await startApp(await tunnelEnv({ PING_INTERVAL_MS: '30000' }, 2));
     const { tunnel, ready } = await RawTunnel.open(app.wsUrl);
     try {
-      const stuck = await dial(ready.rawPort as number);
-      stuck.pause();
-      const open = await tunnel.nextJson<{ connId: string }>('tcp_open');
-      const session = [...app.app.get(TunnelService).sessions().values()].find((t) => t.info.rawPort === ready.rawPort)!;
-      const wire = session.wire as unknown as { ws: { isPaused: boolean } };
+      const { socket: stuck, open, session, wire } = await peerThatDoesNotRead(app, tunnel, ready.rawPort as number);
       const chunk = randomPayload(1024 * 1024);
       for (let i = 0; i < 16; i++) tunnel.send(dataFrame(open.connId, chunk));
       await waitFor(() => wire.ws.isPaused, 5000, 'the proxy to stop reading the tunnel');

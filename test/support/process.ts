@@ -9,6 +9,8 @@ import { untilClusterWarmedUp } from './cluster-warmup.js';
 /** The repository root (tests run from `.build/test/...`). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const MAIN_JS = `${REPO_ROOT}dist/main.js`;
+/** The built `wsproxy-connect` command. */
+export const CONNECT_JS = `${REPO_ROOT}dist/cli/connect.js`;
 
 /** A free TCP port on 127.0.0.1 (closed again; fine for tests that start a server right after). */
 export async function freePort(): Promise<number> {

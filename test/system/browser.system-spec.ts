@@ -15,8 +15,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import type { Page } from 'playwright-core';
 import { LimitsService } from '../../src/limits/limits.service.js';
 import { startApp, type TestApp } from '../support/app.js';
@@ -27,11 +26,10 @@ import { TUNNEL_DOMAIN, httpTo, portIsFree, tunnelEnv, waitFor } from '../suppor
 import { launchChromium, requireChromium, type TestBrowser } from './browser/chromium.js';
 import { callPage, openTestPage } from './browser/page-api.js';
 import { startPageServer, type PageServer } from './browser/page-server.js';
+import { REPO_ROOT } from '../support/process.js';
 
-/** Repository root: this file runs from .build/test/system/. */
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const PAGE_DIR = join(REPO, 'test/system/browser/page');
-const ARTIFACTS = join(REPO, 'test-artifacts');
+const PAGE_DIR = join(REPO_ROOT, 'test/system/browser/page');
+const ARTIFACTS = join(REPO_ROOT, 'test-artifacts');
 const SCREENSHOT = join(ARTIFACTS, 'browser-final.png');
 const OTHER_ORIGIN_SCREENSHOT = join(ARTIFACTS, 'browser-other-origin.png');
 

@@ -10,8 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { ResumeService } from '../../src/resume/resume.service.js';
 import { startApp, type TestApp } from '../support/app.js';
@@ -19,11 +18,11 @@ import { startMiddlebox, type Middlebox } from '../support/middlebox.js';
 import { echoTarget, type TestTarget } from '../support/targets.js';
 import { launchChromium, type TestBrowser } from './browser/chromium.js';
 import { startPageServer, type PageServer } from './browser/page-server.js';
+import { REPO_ROOT } from '../support/process.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const MODULE = join(REPO, 'dist/resume/client/resumable-relay.js');
-const WIRE = join(REPO, 'dist/resume/wire.js');
-const CLOSE_CODES = join(REPO, 'dist/common/ws-error-codes.js');
+const MODULE = join(REPO_ROOT, 'dist/resume/client/resumable-relay.js');
+const WIRE = join(REPO_ROOT, 'dist/resume/wire.js');
+const CLOSE_CODES = join(REPO_ROOT, 'dist/common/ws-error-codes.js');
 
 /** The page: imports the module by URL and drives one relay, exposing its progress. */
 const INDEX_HTML = `<!doctype html>

@@ -12,16 +12,14 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ResumeService } from '../../src/resume/resume.service.js';
 import { startApp, type TestApp } from '../support/app.js';
 import { startMiddlebox, type Middlebox } from '../support/middlebox.js';
 import { shellQuote, sshClientOptions, startSshd, type TestSshd } from '../support/sshd.js';
 import { waitFor } from '../support/wait.js';
+import { CONNECT_JS } from '../support/process.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CONNECT_JS = join(REPO, 'dist/cli/connect.js');
 const MiB = 1024 * 1024;
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');

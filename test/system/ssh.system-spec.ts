@@ -10,16 +10,12 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { LimitsService } from '../../src/limits/limits.service.js';
 import { startApp, type TestApp } from '../support/app.js';
 import { shellQuote, sshClientOptions, startSshd, type TestSshd } from '../support/sshd.js';
 import { waitFor } from '../support/wait.js';
-
-/** Repository root: this file runs from .build/test/system/. */
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CONNECT_JS = join(REPO, 'dist/cli/connect.js');
+import { CONNECT_JS } from '../support/process.js';
 
 interface Outcome {
   readonly code: number | null;
