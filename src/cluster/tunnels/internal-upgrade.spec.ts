@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { socketPair } from '../../../test/support/socket-pair.js';
 import { within } from '../../../test/support/within.js';
-import { corkNowAndThen, countPauses, readWithPauses, writeInPieces } from '../../../test/support/jitter.js';
+import { countPauses, jitter } from '../../../test/support/jitter.js';
 import { randomPayload, sha256 } from '../../../test/support/targets.js';
 import { SOCKET_HIGH_WRITES } from '../../common/socket-bounds.js';
 import { FLUSH_GRACE_MS, spliceToOwner } from './internal-upgrade.js';
@@ -230,26 +230,27 @@ describe('spliceToOwner: a requester and an owner that keep pausing', () => {
   it('carries every byte in order both ways, its sockets at readable mark 0 all their lives, paused and resumed hundreds of times: no resume is lost', async () => {
     const { requester, entry, upstream, owner, close } = await spliced();
     try {
+      const j = jitter();
       const up = randomPayload(24 * MiB);
       const down = randomPayload(24 * MiB);
-      const atOwner = readWithPauses(owner, 0.5);
-      const atRequester = readWithPauses(requester, 0.5);
+      const atOwner = j.readWithPauses(owner, 0.5);
+      const atRequester = j.readWithPauses(requester, 0.5);
       const pauses = [countPauses(entry), countPauses(upstream)];
       // The connections out of the splice fill now and then, so that each side's writer says wait.
-      const uncork = [corkNowAndThen(upstream), corkNowAndThen(entry)];
+      const uncork = [j.corkNowAndThen(upstream), j.corkNowAndThen(entry)];
       // Not awaited: a writer held back for good by a stall would never finish.
-      void writeInPieces(requester, up, 64 * 1024);
-      void writeInPieces(owner, down, 64 * 1024);
+      void j.writeInPieces(requester, up, 64 * 1024);
+      void j.writeInPieces(owner, down, 64 * 1024);
       const deadline = Date.now() + 20_000;
       while ((atOwner.bytes() < up.length || atRequester.bytes() < down.length) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       for (const stop of uncork) stop();
       const paused = pauses.map((p) => p());
-      assert.equal(atOwner.bytes(), up.length, `up: ${atOwner.bytes()} of ${up.length} bytes after ${paused[0]} pauses of the entry: stalled`);
-      assert.equal(atRequester.bytes(), down.length, `down: ${atRequester.bytes()} of ${down.length} bytes after ${paused[1]} pauses of the upstream: stalled`);
-      assert.equal(sha256(atOwner.received()), sha256(up), 'every byte up, in order');
-      assert.equal(sha256(atRequester.received()), sha256(down), 'every byte down, in order');
-      assert.ok(paused[0] >= 50 && paused[1] >= 50, `entry paused ${paused[0]} times, upstream ${paused[1]}`);
-      assert.deepEqual([entry.readableHighWaterMark, upstream.readableHighWaterMark], [0, 0], 'read at mark 0 throughout');
+      assert.equal(atOwner.bytes(), up.length, `up: ${atOwner.bytes()} of ${up.length} bytes after ${paused[0]} pauses of the entry: stalled (${j.replay})`);
+      assert.equal(atRequester.bytes(), down.length, `down: ${atRequester.bytes()} of ${down.length} bytes after ${paused[1]} pauses of the upstream: stalled (${j.replay})`);
+      assert.equal(sha256(atOwner.received()), sha256(up), `every byte up, in order (${j.replay})`);
+      assert.equal(sha256(atRequester.received()), sha256(down), `every byte down, in order (${j.replay})`);
+      assert.ok(paused[0] >= 50 && paused[1] >= 50, `entry paused ${paused[0]} times, upstream ${paused[1]} (${j.replay})`);
+      assert.deepEqual([entry.readableHighWaterMark, upstream.readableHighWaterMark], [0, 0], `read at mark 0 throughout (${j.replay})`);
     } finally {
       close();
     }

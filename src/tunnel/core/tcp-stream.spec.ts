@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { socketPair } from '../../../test/support/socket-pair.js';
 import { within } from '../../../test/support/within.js';
 import { waitFor } from '../../../test/support/wait.js';
-import { countPauses, soon, writeInPieces } from '../../../test/support/jitter.js';
+import { countPauses, jitter } from '../../../test/support/jitter.js';
 import { randomPayload, sha256 } from '../../../test/support/targets.js';
 import type { TunnelWire } from './stream-types.js';
 import { SOCKET_HIGH_WRITES } from '../../common/socket-bounds.js';
@@ -333,6 +333,7 @@ describe('TcpStream paused and resumed for a wire that keeps stopping', () => {
   it('delivers every byte in order through hundreds of stops, its socket at readable mark 0 all its life: no resume is lost', async () => {
     const { proxySide, peer, close } = await portConnection();
     peer.setNoDelay(true);
+    const j = jitter();
     const payload = randomPayload(8 * MiB);
     const chunks: Buffer[] = [];
     let got = 0;
@@ -343,8 +344,8 @@ describe('TcpStream paused and resumed for a wire that keeps stopping', () => {
       data: (_id: string, chunk: Uint8Array) => {
         chunks.push(chunk as Buffer);
         got += chunk.length;
-        if (Math.random() < 0.5) return true;
-        soon(() => stream?.writable());
+        if (j.random() < 0.5) return true;
+        j.soon(() => stream?.writable());
         return false;
       },
     };
@@ -353,13 +354,13 @@ describe('TcpStream paused and resumed for a wire that keeps stopping', () => {
     stream.start();
     try {
       // Not awaited: a writer held back for good by a stall would never finish.
-      void writeInPieces(peer, payload);
+      void j.writeInPieces(peer, payload);
       const deadline = Date.now() + 20_000;
       while (got < payload.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      assert.equal(got, payload.length, `${got} of ${payload.length} bytes after ${pauses()} pauses: stalled`);
-      assert.equal(sha256(Buffer.concat(chunks)), sha256(payload), 'every byte, in order');
-      assert.ok(pauses() >= 100, `paused ${pauses()} times`);
-      assert.equal(proxySide.readableHighWaterMark, 0, 'read at mark 0 throughout');
+      assert.equal(got, payload.length, `${got} of ${payload.length} bytes after ${pauses()} pauses: stalled (${j.replay})`);
+      assert.equal(sha256(Buffer.concat(chunks)), sha256(payload), `every byte, in order (${j.replay})`);
+      assert.ok(pauses() >= 100, `paused ${pauses()} times (${j.replay})`);
+      assert.equal(proxySide.readableHighWaterMark, 0, `read at mark 0 throughout (${j.replay})`);
     } finally {
       close();
     }
