@@ -700,7 +700,8 @@ describe('admission gives back what it took when the handshake cannot complete',
 describe('a client that leaves while its dial is slow', () => {
   let app: TestApp;
   before(async () => {
-    app = await startApp({ MAX_CONNS_PER_IP: '1', DIAL_TIMEOUT_MS: '8000' });
+    // A dial timeout far past the wait for the slot below: a stalled test process cannot make the timeout look like the FIN.
+    app = await startApp({ MAX_CONNS_PER_IP: '1', DIAL_TIMEOUT_MS: '60000' });
   });
   after(async () => {
     await app.close();
@@ -724,8 +725,8 @@ describe('a client that leaves while its dial is slow', () => {
       const clientClosed = once(s, 'close');
       s.end();
       s.resume();
-      await waitFor(async () => (await slotsInUse(app)) === 0, 3000, 'the slot back');
-      assert.ok(Date.now() - startedAt < 3000, 'long before the 8 s dial timeout');
+      await waitFor(async () => (await slotsInUse(app)) === 0, 30_000, 'the slot back');
+      assert.ok(Date.now() - startedAt < 30_000, 'long before the 60 s dial timeout');
       await clientClosed;
       assert.deepEqual(dials, [], 'a dial the client cut short is neither ok nor error in wsproxy_dial_duration_seconds');
     } finally {
@@ -742,7 +743,8 @@ describe('a client that leaves while its target name is being resolved', () => {
     const slow = mock.method(dns, 'lookup', (name: string, options: object) =>
       name === 'never.slow.test' ? new Promise(() => undefined) : lookup(name, options as { all: true }),
     );
-    const app = await startApp({ MAX_CONNS_PER_IP: '1', DNS_TIMEOUT_MS: '8000' });
+    // A lookup timeout (DNS_TIMEOUT_MS's largest) far past the wait for the slot below: a stalled test process cannot make it look like the FIN.
+    const app = await startApp({ MAX_CONNS_PER_IP: '1', DNS_TIMEOUT_MS: '60000' });
     try {
       const { connect } = await import('node:net');
       const s = connect(app.port, '127.0.0.1');
@@ -757,8 +759,8 @@ describe('a client that leaves while its target name is being resolved', () => {
       const clientClosed = once(s, 'close');
       s.end();
       s.resume();
-      await waitFor(async () => (await slotsInUse(app)) === 0, 3000, 'the slot back');
-      assert.ok(Date.now() - startedAt < 3000, 'long before the 8 s DNS timeout');
+      await waitFor(async () => (await slotsInUse(app)) === 0, 30_000, 'the slot back');
+      assert.ok(Date.now() - startedAt < 30_000, 'long before the 60 s DNS timeout');
       await clientClosed;
     } finally {
       slow.mock.restore();
