@@ -13,7 +13,8 @@ import { JwksServer, makeKey, mintToken, type TestKey } from './support/jwks.js'
 import { randomPayload, sha256, sinkTarget, sourceTarget, startTarget, type TestTarget } from './support/targets.js';
 import { once } from 'node:events';
 import { WebSocketServer } from 'ws';
-import { CONNECT_JS, startConnect } from './support/connect-process.js';
+import { startConnect } from './support/connect-process.js';
+import { CONNECT_JS } from './support/process.js';
 import { startMiddlebox } from './support/middlebox.js';
 import { waitFor } from './support/wait.js';
 

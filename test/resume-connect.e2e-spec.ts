@@ -15,7 +15,8 @@ import { duplexTarget } from './support/duplex-target.js';
 import { startTarget } from './support/targets.js';
 import { startMiddlebox } from './support/middlebox.js';
 import { waitFor } from './support/wait.js';
-import { CONNECT_JS, startConnect } from './support/connect-process.js';
+import { startConnect } from './support/connect-process.js';
+import { CONNECT_JS } from './support/process.js';
 
 const MiB = 1024 * 1024;
 

@@ -1,8 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { REPO_ROOT } from './process.js';
-
-/** The built `wsproxy-connect` (npm test builds it first). */
-export const CONNECT_JS = `${REPO_ROOT}dist/cli/connect.js`;
+import { CONNECT_JS } from './process.js';
 
 /** A running `wsproxy-connect`: its output as it comes, and its exit. */
 export interface RunningConnect {
