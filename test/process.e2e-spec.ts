@@ -59,9 +59,7 @@ describe('the built service as a process', () => {
     const ws = await openWs(`ws://${base}/relay?host=127.0.0.1&port=${echo.port}`);
     assert.equal((await fetch(`http://${base}/health/ready`)).status, 200);
     svc.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 300));
-    const ready = await fetch(`http://${base}/health/ready`);
-    assert.equal(ready.status, 503);
+    await waitFor(async () => (await fetch(`http://${base}/health/ready`)).status === 503, 10_000, 'readiness 503 once the drain starts');
     assert.equal((await fetch(`http://${base}/health`)).status, 200, 'liveness stays up while draining');
     const refused = await expectRefusal(`ws://${base}/relay?host=127.0.0.1&port=${echo.port}`);
     assert.equal(refused.status, 503);
@@ -150,7 +148,8 @@ describe('the built service as a process', () => {
     await new Promise((r) => setTimeout(r, 300));
     const took = await exitAfterSigterm(svc);
     for (const s of [silent, partial]) s.destroy();
-    assert.ok(took < 3000, `exited after ${took} ms`);
+    // Far below the 30 s deadline it must not wait for, with room for a loaded machine's stalls.
+    assert.ok(took < 15_000, `exited after ${took} ms`);
     assert.ok(!svc.lines.some((l) => l.includes('"event":"shutdown_deadline"')), 'no shutdown deadline');
   });
 
