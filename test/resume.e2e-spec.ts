@@ -26,6 +26,7 @@ import { closed, expectCloseRefusal, expectRefusal, receiveBytes, track } from '
 import { within } from './support/within.js';
 import { UPGRADE_HEADERS, rawExchange } from './support/raw-http.js';
 import { waitFor } from './support/wait.js';
+import { mulberry32, testSeed } from './support/seeded-random.js';
 import { Opcode, clientFrame } from './support/ws-frames.js';
 
 const KiB = 1024;
@@ -585,7 +586,9 @@ describe('resumable relays', () => {
       const up = randomBytes(SIZE);
       const target = await duplexTarget({ down });
       const box = await startMiddlebox(app.port);
-      const cutsAt = Array.from({ length: 5 }, () => Math.floor(Math.random() * SIZE * 2 * 0.9)).sort((a, b) => a - b);
+      const seed = testSeed();
+      const random = mulberry32(seed);
+      const cutsAt = Array.from({ length: 5 }, () => Math.floor(random() * SIZE * 2 * 0.9)).sort((a, b) => a - b);
       const events: string[] = [];
       try {
         const relay = new ResumableRelay({ url: `${box.wsUrl}/relay?host=127.0.0.1&port=${target.port}`, WebSocket, initialBackoffMs: 20 });
@@ -650,7 +653,7 @@ describe('resumable relays', () => {
         assert.equal(events.filter((e) => e === 'reattach').length, 5, events.join(' '));
         await waitFor(() => sessionsOf(app).length === 0, 10_000, 'the session to end');
         await waitFor(async () => (await slotsInUse(app)) === 0, 10_000, 'the slot to be released');
-        t.diagnostic(`cuts planned at ${cutsAt.join(',')} bytes of progress; ${events.join(' ')}`);
+        t.diagnostic(`cuts planned at ${cutsAt.join(',')} bytes of progress (TEST_SEED=${seed}); ${events.join(' ')}`);
       } finally {
         await box.close();
         await target.close();
