@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { parseConnectArgs } from '../src/cli/connect-args.js';
+import { INPUT_END_LINGER_MS } from '../src/cli/stdio-bridge.js';
 import { ResumeService } from '../src/resume/resume.service.js';
 import { startApp, type TestApp } from './support/app.js';
 import { duplexTarget } from './support/duplex-target.js';
@@ -80,8 +81,9 @@ describe('wsproxy-connect --resume', () => {
     const target = await startTarget((s) => s.pipe(s));
     const box = await startMiddlebox(app.port);
     try {
-      // A fast liveness check: the dark path is found in about a second, not 30.
-      const run = startConnect(['--resume', `${box.wsUrl}/relay?host=127.0.0.1&port=${target.port}`], { WSPROXY_PING_EVERY_MS: '100', WSPROXY_DEAD_AFTER_MS: '1000' });
+      // A faster liveness check (3 s, not 30), still well past the quiet close's linger (1 s): the linger must
+      // come first, on a path already dark, or the test would not see the close that cut the answer off.
+      const run = startConnect(['--resume', `${box.wsUrl}/relay?host=127.0.0.1&port=${target.port}`], { WSPROXY_PING_EVERY_MS: '100', WSPROXY_DEAD_AFTER_MS: String(3 * INPUT_END_LINGER_MS) });
       run.child.stdin.write(data.subarray(0, 64 * 1024));
       await waitFor(() => run.stdoutBytes() === 64 * 1024, 30_000, 'the first echo');
       assert.equal(box.silence(), 1);
