@@ -59,13 +59,14 @@ export function onWebSocketError(ws: WebSocket, violated: (code: number, reason:
 /**
  * Listens for the end of `ws`, dropping it on any error, and reports the end
  * once: after an error of the peer's frames, the code `ws` sent and the
- * error's message, not the 1006 of the `close` event that follows.
+ * error's message, not the 1006 of the `close` event that follows, with
+ * `forPeerFrames` true (this side closed it, for what the peer sent).
  */
-export function onWebSocketEnd(ws: WebSocket, end: (code: number, reason: string) => void): void {
+export function onWebSocketEnd(ws: WebSocket, end: (code: number, reason: string, forPeerFrames: boolean) => void): void {
   let sent: { code: number; reason: string } | null = null;
   onWebSocketError(ws, (code, reason) => (sent ??= { code, reason }));
   ws.once('close', (code: number, reason: Buffer) => {
-    if (sent !== null && code === 1006) end(sent.code, sent.reason);
-    else end(code, reason.toString());
+    if (sent !== null) end(code === 1006 ? sent.code : code, code === 1006 ? sent.reason : reason.toString() || sent.reason, true);
+    else end(code, reason.toString(), false);
   });
 }

@@ -68,8 +68,11 @@ export interface TunnelWireHandler {
   onStreamEvent(streamId: string, event: InboundStreamEvent): void;
   /** Sending may go on: for one stream, or (`null`) for every stream that was told to wait. */
   onWritable(streamId: string | null): void;
-  /** The WebSocket closed (either side); every stream is gone. */
-  onClose(code: number, reason: string): void;
+  /**
+   * The WebSocket closed (either side); every stream is gone. `forClientFrames`: the proxy closed it for
+   * frames of the client's that broke the protocol (1002, 1007, 1008, 1009).
+   */
+  onClose(code: number, reason: string, forClientFrames: boolean): void;
 }
 
 /** What the registration announces. */

@@ -190,9 +190,10 @@ export class TunnelSession implements TunnelWireHandler {
     for (const s of this.streams.values()) s.writable();
   }
 
-  onClose(code: number, reason: string): void {
+  onClose(code: number, reason: string, forClientFrames = false): void {
     if (this.ended) return;
     this.ended = true;
+    if (forClientFrames) this.closedByProxy ??= { code, reason };
     const failure = this.endFailure();
     for (const s of this.streams.values()) s.tunnelGone(failure);
     this.streams.clear();

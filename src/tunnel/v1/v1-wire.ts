@@ -117,14 +117,14 @@ export class V1Wire implements TunnelWire {
   attach(handler: TunnelWireHandler): void {
     this.handler = handler;
     this.ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
-    onWebSocketEnd(this.ws, (code, reason) => {
+    onWebSocketEnd(this.ws, (code, reason, forClientFrames) => {
       for (const timer of this.pausedInbound.values()) clearTimeout(timer);
       this.pausedInbound.clear();
       this.droppingInbound.clear();
       this.truncatedInbound.clear();
       for (const s of this.streams.values()) if (s.kind === 'http') this.giveBack(s).clear();
       this.streams.clear();
-      handler.onClose(code, reason);
+      handler.onClose(code, reason, forClientFrames);
     });
   }
 

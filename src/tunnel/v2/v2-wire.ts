@@ -81,9 +81,9 @@ export class V2Wire implements WebSocketWire {
       // v2 is binary only; a text frame is ignored like any other unusable frame.
       if (isBinary) this.mux.receive(data);
     });
-    onWebSocketEnd(this.ws, (code, reason) => {
+    onWebSocketEnd(this.ws, (code, reason, forClientFrames) => {
       this.mux.clear();
-      handler.onClose(code, reason);
+      handler.onClose(code, reason, forClientFrames);
     });
   }
 
