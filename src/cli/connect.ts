@@ -6,7 +6,7 @@
  *   ssh -o ProxyCommand='wsproxy-connect "ws://127.0.0.1:8080/relay?host=%h&port=%p"' user@host
  *
  * Exit status 0 when the relay closes normally (1000), 255 (as ssh) on any
- * connection error (a connection that heard nothing for 30 s too), 2 on a bad
+ * connection error (a connection that heard nothing for 65 s too), 2 on a bad
  * command line. Messages go to stderr, prefixed
  * `wsproxy-connect:`; the token never appears in them.
  */

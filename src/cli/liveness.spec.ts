@@ -2,7 +2,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket, WebSocketServer } from 'ws';
-import { watchLiveness } from './liveness.js';
+import { CLIENT_LIVENESS, watchLiveness } from './liveness.js';
+import { parseConfig } from '../config/config.schema.js';
 
 async function pair(): Promise<{ wss: WebSocketServer; client: WebSocket; server: WebSocket }> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
@@ -56,5 +57,11 @@ describe('watchLiveness', () => {
       server.terminate();
       await new Promise<void>((r) => wss.close(() => r()));
     }
+  });
+});
+
+describe('CLIENT_LIVENESS', () => {
+  it("outlasts two of the proxy's default ping intervals: the proxy's pings are all a client hears while its own wait behind an upload", () => {
+    assert.ok(CLIENT_LIVENESS.deadAfterMs > 2 * parseConfig({}).pingIntervalMs, `${CLIENT_LIVENESS.deadAfterMs} ms`);
   });
 });

@@ -6,8 +6,12 @@ export interface LivenessOptions {
   readonly deadAfterMs: number;
 }
 
-/** Pings every 10 s; nothing heard for 30 s (the proxy pings every 30 s by default as well) is a dead path. */
-export const CLIENT_LIVENESS: LivenessOptions = { pingEveryMs: 10_000, deadAfterMs: 30_000 };
+/**
+ * Pings every 10 s; nothing heard for 65 s is a dead path. While the client's own pings wait behind an upload
+ * the proxy reads slowly, the proxy's pings (every `PING_INTERVAL_MS`, 30 s by default) are all it hears, so
+ * the deadline spans two of them and some: at 30 s a slow upload was cut off as a dark path.
+ */
+export const CLIENT_LIVENESS: LivenessOptions = { pingEveryMs: 10_000, deadAfterMs: 65_000 };
 
 /** What `watchLiveness` found. */
 export interface Liveness {

@@ -23,7 +23,7 @@ export interface ResumeBridgeOptions {
  * both ways: stdin pauses while too much is unacknowledged; a slow stdout holds
  * the acks back, so the proxy stops reading the target. Input EOF closes the
  * relay once nothing has arrived for `INPUT_END_LINGER_MS`; a connection that
- * hears nothing for `options.liveness.deadAfterMs` (30 s) is dropped and
+ * hears nothing for `options.liveness.deadAfterMs` (65 s) is dropped and
  * reattached (`watchLiveness`).
  * Resolves with the exit status: 0 after a normal end (1000), 255 otherwise.
  */
