@@ -141,7 +141,11 @@ describe('wsproxy-tunnel bin against the wsproxy server process', () => {
     const inUrl = runCli(CLI, [...proxy, '--to', `http://${svc.target}/?token=${token}`]);
     assert.equal(await exitCode(inUrl), 2);
     assert.match(inUrl.stderr, /^wsproxy-tunnel: invalid /);
-    for (const cli of [stray, inUrl]) assert.ok(!cli.stderr.includes(token.split('.')[1]!), cli.stderr);
+    // A value typed without its space: parseArgs's message quotes the whole unknown option.
+    const glued = runCli(CLI, [...proxy, '--to', svc.target, `--token${token}`]);
+    assert.equal(await exitCode(glued), 2);
+    assert.match(glued.stderr, /^wsproxy-tunnel: unknown option --token… \(its value goes after a space or =\)\n\nusage: /);
+    for (const cli of [stray, inUrl, glued]) assert.ok(!cli.stderr.includes(token.split('.')[1]!), cli.stderr);
   });
 
   it('exits 2 with usage on bad arguments', async () => {

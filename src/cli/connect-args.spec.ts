@@ -68,6 +68,11 @@ describe('parseConnectArgs', () => {
       () => parseConnectArgs(['--tokn=s3cret', URL_ARG], {}),
       (err: unknown) => err instanceof Error && !err.message.includes('s3cret'),
     );
+    // Typed without its space or `=`, the value is part of one unknown option.
+    assert.throws(
+      () => parseConnectArgs(['--tokeneyJhbGciOiJSUzI1NiJ9.s3cret', URL_ARG], {}),
+      (err: unknown) => err instanceof UsageError && err.message === 'unknown option --token… (its value goes after a space or =)',
+    );
     assert.throws(
       () => parseConnectArgs(['ftp://h/relay?token=s3cret'], {}),
       (err: unknown) => err instanceof Error && !err.message.includes('s3cret'),

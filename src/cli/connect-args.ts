@@ -3,6 +3,7 @@
  * environment, returns options or throws `UsageError`.
  */
 import { RELAY_CLIENT_MAX_MESSAGE_BYTES } from '../common/client-message-limit.js';
+import { unknownOptionText } from './unknown-option.js';
 import { CLIENT_LIVENESS, durationText, type LivenessOptions } from './liveness.js';
 
 /** Where the token travels on the handshake. */
@@ -99,7 +100,7 @@ export function parseConnectArgs(argv: readonly string[], env: NodeJS.ProcessEnv
         flags.add(name);
         continue;
       }
-      if (!VALUED.has(name)) throw new UsageError(`unknown option ${name}`);
+      if (!VALUED.has(name)) throw new UsageError(`unknown option ${unknownOptionText(name, [...VALUED, ...FLAGS, '--help'])}`);
       let value: string;
       if (eq !== -1) value = arg.slice(eq + 1);
       else if (i + 1 < argv.length) value = argv[++i];

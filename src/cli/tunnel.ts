@@ -12,6 +12,7 @@ import { printable } from '../common/refusal-body.js';
 import { scrub } from './scrub.js';
 import { onStopSignals } from './stop-signals.js';
 import { tolerateWriteErrors } from './tolerate-write-errors.js';
+import { unknownOptionText } from './unknown-option.js';
 import { TunnelClient, TunnelRefusedError, parseTarget } from '../tunnel/client/tunnel-client.js';
 
 const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port [--tcp-to host:port] [--token T] [--protocol 1|2] [--control binary] [--max-body-bytes N]
@@ -27,6 +28,17 @@ const USAGE = `usage: wsproxy-tunnel --proxy ws(s)://host/tunnel --to host:port 
              larger than such a request body takes closes the tunnel with 1009
 `;
 
+const OPTIONS = {
+  proxy: { type: 'string' },
+  to: { type: 'string' },
+  'tcp-to': { type: 'string' },
+  token: { type: 'string' },
+  control: { type: 'string' },
+  protocol: { type: 'string' },
+  'max-body-bytes': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 function fail(message: string): never {
   process.stderr.write(`wsproxy-tunnel: ${shownText(message)}\n\n${USAGE}`);
   process.exit(2);
@@ -38,22 +50,15 @@ async function main(): Promise<void> {
   tolerateWriteErrors(process.stdout, (err) => process.stderr.write(`wsproxy-tunnel: writing stdout failed: ${shownText(err.message)}; the tunnel runs on\n`));
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({
-      options: {
-        proxy: { type: 'string' },
-        to: { type: 'string' },
-        'tcp-to': { type: 'string' },
-        token: { type: 'string' },
-        control: { type: 'string' },
-        protocol: { type: 'string' },
-        'max-body-bytes': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }));
+    ({ values } = parseArgs({ options: OPTIONS, strict: true }));
   } catch (err) {
     // Not parseArgs's message for a stray argument: it quotes the argument, which may be a token.
     if ((err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') fail('unexpected argument: wsproxy-tunnel takes options only');
+    // Nor for an unknown option: `--tokenSECRET` is one, value and all.
+    if ((err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const typed = /'([^']*)'/.exec((err as Error).message)?.[1] ?? '';
+      fail(`unknown option ${unknownOptionText(typed, Object.keys(OPTIONS).map((name) => `--${name}`))}`);
+    }
     fail((err as Error).message);
   }
   if (values.help) {
