@@ -65,12 +65,15 @@ export class TunnelSession implements TunnelWireHandler {
   private httpTotal = 0;
   private tcpTotal = 0;
   private ended = false;
-  /** The proxy has closed the WebSocket (`close`, `timedOut`): no new stream, as none could reach the client. */
-  private closing = false;
   /** The proxy's own close (`close`), once it has made one: what the streams still waiting are told. */
   private closedByProxy: { readonly code: number; readonly reason: string } | null = null;
   /** Why keepalive gave up on the client, once it has: the end's reason instead of a bare 1006. */
   private timedOutReason: string | null = null;
+
+  /** The proxy has closed the WebSocket (`close`, `timedOut`): no new stream, as none could reach the client. */
+  private get closing(): boolean {
+    return this.closedByProxy !== null || this.timedOutReason !== null;
+  }
 
   constructor(
     readonly info: TunnelInfo,
@@ -160,7 +163,6 @@ export class TunnelSession implements TunnelWireHandler {
    * to `ws`'s 30 s close timeout with a slow client, for a 502.
    */
   close(code: number, reason: string): void {
-    this.closing = true;
     this.closedByProxy ??= { code, reason };
     this.wire.close(code, reason);
   }
@@ -170,7 +172,6 @@ export class TunnelSession implements TunnelWireHandler {
    * reports 1006 with `reason`, the proxy's doing, not as a client that left.
    */
   timedOut(reason: string): void {
-    this.closing = true;
     this.timedOutReason ??= reason;
   }
 
@@ -190,7 +191,7 @@ export class TunnelSession implements TunnelWireHandler {
     for (const s of this.streams.values()) s.writable();
   }
 
-  onClose(code: number, reason: string, forClientFrames = false): void {
+  onClose(code: number, reason: string, forClientFrames: boolean): void {
     if (this.ended) return;
     this.ended = true;
     if (forClientFrames) this.closedByProxy ??= { code, reason };
