@@ -66,7 +66,8 @@ export function onWebSocketEnd(ws: WebSocket, end: (code: number, reason: string
   let sent: { code: number; reason: string } | null = null;
   onWebSocketError(ws, (code, reason) => (sent ??= { code, reason }));
   ws.once('close', (code: number, reason: Buffer) => {
-    if (sent !== null) end(code === 1006 ? sent.code : code, code === 1006 ? sent.reason : reason.toString() || sent.reason, true);
-    else end(code, reason.toString(), false);
+    if (sent === null) end(code, reason.toString(), false);
+    else if (code === 1006) end(sent.code, sent.reason, true);
+    else end(code, reason.toString() || sent.reason, true);
   });
 }
