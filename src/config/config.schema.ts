@@ -178,13 +178,11 @@ function isCidrOrIp(e: string): boolean {
   return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
-const JWT_ALGS = SUPPORTED_JWT_ALGORITHMS;
-
 function jwtAlgorithms(raw: string, name: string): string[] {
   const algs = list(raw);
-  if (algs.length === 0) fail(name, 'is empty', JWT_ALGS.join(', '));
+  if (algs.length === 0) fail(name, 'is empty', SUPPORTED_JWT_ALGORITHMS.join(', '));
   for (const a of algs) {
-    if (!JWT_ALGS.includes(a)) fail(name, `has "${a}" (never none or an HMAC algorithm)`, JWT_ALGS.join(', '));
+    if (!SUPPORTED_JWT_ALGORITHMS.includes(a)) fail(name, `has "${a}" (never none or an HMAC algorithm)`, SUPPORTED_JWT_ALGORITHMS.join(', '));
   }
   return algs;
 }
@@ -232,7 +230,7 @@ export const CONFIG_VARS = {
   jwtAudience: spec('JWT_AUDIENCE', '', 'comma-separated audiences, or empty', 'Required `aud` (one of) when set.', (raw: string, name: string) =>
     entries(raw, name, 'comma-separated audiences, or empty'),
   ),
-  jwtAlgorithms: spec('JWT_ALGORITHMS', 'RS256', JWT_ALGS.join(', '), 'Accepted JWT signature algorithms.', jwtAlgorithms),
+  jwtAlgorithms: spec('JWT_ALGORITHMS', 'RS256', SUPPORTED_JWT_ALGORITHMS.join(', '), 'Accepted JWT signature algorithms.', jwtAlgorithms),
   jwtClockToleranceS: spec('JWT_CLOCK_TOLERANCE_S', '5', '0..300', 'Clock skew allowed on exp/nbf/iat, seconds.', int(0, 300)),
   jwksCacheTtlS: spec('JWKS_CACHE_TTL_S', '900', '1..86400', 'How long fetched JWKS keys are used before a refetch, seconds.', int(1, 86400)),
   jwksRefetchCooldownS: spec(
