@@ -63,6 +63,16 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
     }
   }
 
+  /** A requester WebSocket to `/chat` on `host`, accepted by the tunnel (101) and open, with its stream id. */
+  async function acceptedRequester(tunnel: RawV2Tunnel, host: string): Promise<{ ws: WebSocket; stream: number }> {
+    const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
+    ws.on('error', () => undefined);
+    const open = await tunnel.nextOpen();
+    tunnel.send(encodeResponse(open.stream, { status: 101, headers: [] }));
+    await within(once(ws, 'open'), 5000, "the requester's WebSocket opens");
+    return { ws, stream: open.stream };
+  }
+
   it('negotiates with ?v=2: tunnel_ready (with "version":2) arrives in a READY frame, binary', async () => {
     const { tunnel, ready, readyRaw } = await RawV2Tunnel.open(app.wsUrl, '?v=2');
     try {
@@ -419,13 +429,9 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
 
   it('passes a CLOSE without a code to the requester as a close frame without one (1005), not as a dropped connection (1006)', async () => {
     await withTunnel(async (tunnel, host) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
-      ws.on('error', () => undefined);
-      const open = await tunnel.nextOpen();
-      tunnel.send(encodeResponse(open.stream, { status: 101, headers: [] }));
-      await within(once(ws, 'open'), 5000, "the requester's WebSocket opens");
+      const { ws, stream } = await acceptedRequester(tunnel, host);
       const closed = once(ws, 'close') as Promise<[number, Buffer]>;
-      tunnel.send(encodeClose(open.stream, NO_STATUS, ''));
+      tunnel.send(encodeClose(stream, NO_STATUS, ''));
       const [code] = await within(closed, 5000, "the requester's close");
       assert.equal(code, 1005);
     });
@@ -433,13 +439,9 @@ describe('tunnel protocol v2 on the wire (raw v2 client)', () => {
 
   it('closes an accepted requester WebSocket with 1011 tunnel reset the stream when the client resets its stream', async () => {
     await withTunnel(async (tunnel, host) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${app.port}/chat`, { headers: { host } });
-      ws.on('error', () => undefined);
-      const open = await tunnel.nextOpen();
-      tunnel.send(encodeResponse(open.stream, { status: 101, headers: [] }));
-      await within(once(ws, 'open'), 5000, "the requester's WebSocket opens");
+      const { ws, stream } = await acceptedRequester(tunnel, host);
       const closed = once(ws, 'close') as Promise<[number, Buffer]>;
-      tunnel.send(encodeReset(open.stream, R.INTERNAL_ERROR, 'local service gone'));
+      tunnel.send(encodeReset(stream, R.INTERNAL_ERROR, 'local service gone'));
       const [code, reason] = await within(closed, 5000, "the requester's close");
       assert.deepEqual([code, reason.toString()], [1011, 'tunnel reset the stream']);
     });
