@@ -105,6 +105,7 @@ function underCallgrind(id, args, { env, cwd }) {
 
 async function startCompetitor(id) {
   if (id === 'wsproxy' || id === 'wsproxy-against') {
+    if (id === 'wsproxy-against' && !opts.against) throw new Error('wsproxy-against needs --against DIR (a checkout with dist/ built)');
     const dir = id === 'wsproxy' ? root : resolve(opts.against);
     const port = await freePort();
     const tunnelMin = await freePortRange(8);
