@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { WebSocket } from 'ws';
+import { setup } from './client/scenarios.mjs';
 import { startAuth } from './lib/auth.mjs';
 import { firstJsonLine, freePort, freePortRange, stopChild, waitHttpOk } from './lib/proc.mjs';
 import { dockerfileEnv, wsproxyEnv } from './proxies/registry.mjs';
@@ -112,37 +112,21 @@ async function startCompetitor(id) {
     const env = wsproxyEnv({ root, auth }, port, { TUNNEL_PORT_MIN: String(tunnelMin), TUNNEL_PORT_MAX: String(tunnelMin + 7), HANDSHAKE_TIMEOUT_MS: '60000' });
     const run = underCallgrind(id, [join(dir, 'dist/main.js')], { env, cwd: dir });
     await waitHttpOk(port, '/health/ready', 180_000, run.child);
-    return { ...run, url: (token) => `ws://127.0.0.1:${port}/relay?host=127.0.0.1&port=${bannerPort}&token=${token}`, tokens: true };
+    return { ...run, endpoint: { kind: 'ws', url: `ws://127.0.0.1:${port}/relay?host=127.0.0.1&port={port}&token={token}` }, tokens: true };
   }
   const script = { plain: 'bench/proxies/plain-relay.mjs', 'pipe-only': 'bench/proxies/pipe-relay.mjs' }[id];
   if (!script) throw new Error(`unknown competitor ${id} (wsproxy, wsproxy-against, plain, pipe-only)`);
   const run = underCallgrind(id, [join(root, script)], { env: { ...process.env, ...dockerfileEnv(root), PORT: '0' }, cwd: root });
   const { port } = await firstJsonLine(run.child, 180_000, id);
-  return { ...run, url: () => `ws://127.0.0.1:${port}/relay?host=127.0.0.1&port=${bannerPort}`, tokens: false };
+  return { ...run, endpoint: { kind: 'ws', url: `ws://127.0.0.1:${port}/relay?host=127.0.0.1&port={port}` }, tokens: false };
 }
 
-function setupOnce(url) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 60_000 });
-    ws.once('message', () => {
-      ws.close(1000);
-      resolve();
-    });
-    ws.once('error', reject);
-  });
-}
-
+/** `n` setups through `c`, as the bench's setup figure makes them (`setup` of the load generator); none may fail. */
 async function setups(c, n) {
   const tokens = [];
   if (c.tokens) for (let i = 0; i < n; i++) tokens.push(await auth.mint('bench-user', `i${++minted}`));
-  let next = 0;
-  const lane = async () => {
-    while (next < n) {
-      const i = next++;
-      await setupOnce(c.url(tokens[i] ?? ''));
-    }
-  };
-  await Promise.all(Array.from({ length: INFLIGHT }, lane));
+  const done = await setup({ endpoint: c.endpoint, ports: [bannerPort], count: n, inflight: INFLIGHT, tokens: c.tokens ? tokens : undefined });
+  if (done.failures > 0) throw new Error(`${done.failures} of ${n} setups failed: ${JSON.stringify(done.errors)}`);
 }
 
 const results = {};
