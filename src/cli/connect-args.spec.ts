@@ -118,7 +118,7 @@ describe('--max-message-bytes', () => {
 });
 
 describe('liveness settings', () => {
-  it('default to a ping every 10 s and 30 s of silence, and take milliseconds from the environment', () => {
+  it('default to a ping every 10 s and 65 s of silence, and take milliseconds from the environment', () => {
     assert.deepEqual(options([URL_ARG]).liveness, { pingEveryMs: 10_000, deadAfterMs: 65_000 });
     assert.deepEqual(options([URL_ARG], { WSPROXY_PING_EVERY_MS: '100', WSPROXY_DEAD_AFTER_MS: '1000' }).liveness, { pingEveryMs: 100, deadAfterMs: 1000 });
     assert.deepEqual(options([URL_ARG], { WSPROXY_DEAD_AFTER_MS: '' }).liveness.deadAfterMs, 65_000);
